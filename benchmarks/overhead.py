@@ -1,0 +1,210 @@
+"""Per-call overhead of callmetrics against a hand-made floor and other libraries.
+
+Run: ``python benchmarks/overhead.py [--calls N] [--quick]``.  Prints figures; never
+fails on them.  Each figure is the best of several rounds (the least disturbed by
+other work on the machine); overhead is the time minus the undecorated call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import gc
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from callmetrics import Analytics
+
+ROUNDS = 7
+
+
+def best_sync(fn: Callable[[int], Any], calls: int) -> float:
+    """Return the best per-call time, in nanoseconds, of ``fn(i)`` over ``calls`` calls."""
+    best = float("inf")
+    for _ in range(ROUNDS):
+        began = time.perf_counter_ns()
+        for i in range(calls):
+            fn(i)
+        best = min(best, (time.perf_counter_ns() - began) / calls)
+    return best
+
+
+def best_async(fn: Callable[[int], Awaitable[Any]], calls: int) -> float:
+    """Return the best per-call time, in nanoseconds, of ``await fn(i)`` inside one loop."""
+
+    async def run() -> float:
+        best = float("inf")
+        for _ in range(ROUNDS):
+            began = time.perf_counter_ns()
+            for i in range(calls):
+                await fn(i)
+            best = min(best, (time.perf_counter_ns() - began) / calls)
+        return best
+
+    return asyncio.run(run())
+
+
+def work(x: int) -> int:
+    """Return ``x``: the function every contender wraps, as cheap as a call gets."""
+    return x
+
+
+async def async_work(x: int) -> int:
+    """Return ``x``: the coroutine every async contender wraps."""
+    return x
+
+
+def floor(func: Callable[[int], int]) -> Callable[[int], int]:
+    """Wrap ``func`` doing the least a timer can: two clock reads."""
+    clock = time.perf_counter_ns
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> int:
+        t0 = clock()
+        result = func(*args, **kwargs)
+        t1 = clock()
+        del t0, t1
+        return result
+
+    return wrapper
+
+
+def async_floor(func: Callable[[int], Awaitable[int]]) -> Callable[[int], Awaitable[int]]:
+    """Wrap a coroutine function like :func:`floor` does."""
+    clock = time.perf_counter_ns
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> int:
+        t0 = clock()
+        result = await func(*args, **kwargs)
+        t1 = clock()
+        del t0, t1
+        return result
+
+    return wrapper
+
+
+def contenders() -> dict[str, Callable[[int], Any] | None]:
+    """Build every sync contender; a library that is not installed maps to None."""
+    found: dict[str, Callable[[int], Any] | None] = {
+        "undecorated": work,
+        "floor (wraps + 2 perf_counter_ns)": floor(work),
+        "callmetrics": Analytics().track("bench")(work),
+        "callmetrics enabled=False": Analytics({"enabled": False}).track("bench")(work),
+    }
+    try:
+        from prometheus_client import CollectorRegistry, Histogram  # noqa: PLC0415
+
+        histogram = Histogram("bench_seconds", "bench", registry=CollectorRegistry())
+        found["prometheus_client Histogram.time()"] = histogram.time()(work)
+    except ImportError:
+        found["prometheus_client Histogram.time()"] = None
+    try:
+        from codetiming import Timer  # noqa: PLC0415
+
+        found["codetiming Timer(logger=None)"] = Timer(logger=None)(work)
+    except ImportError:
+        found["codetiming Timer(logger=None)"] = None
+    try:
+        from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+
+        tracer = TracerProvider().get_tracer("bench")
+        found["OpenTelemetry SDK span decorator"] = tracer.start_as_current_span("work")(work)
+    except ImportError:
+        found["OpenTelemetry SDK span decorator"] = None
+    found["callmetrics + OTel spans=True"] = _with_spans()
+    return found
+
+
+def _with_spans() -> Callable[[int], Any] | None:
+    try:
+        from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+
+        from callmetrics.exporters.otel import instrument  # noqa: PLC0415
+    except ImportError:
+        return None
+    analytics = Analytics()
+    instrument(analytics, spans=True, tracer_provider=TracerProvider())
+    return analytics.track("bench")(work)
+
+
+def report(rows: dict[str, float | None], floor_name: str) -> None:
+    """Print time, overhead and ratio to the floor's overhead for each row."""
+    base = rows["undecorated"]
+    assert base is not None
+    floor_time = rows[floor_name]
+    assert floor_time is not None
+    floor_overhead = floor_time - base
+    print(f"{'contender':42} {'ns/call':>9} {'overhead':>9} {'x floor':>8}")
+    for name, value in rows.items():
+        if value is None:
+            print(f"{name:42} {'(not installed)':>28}")
+            continue
+        overhead = value - base
+        ratio = overhead / floor_overhead if floor_overhead > 0 else float("nan")
+        print(f"{name:42} {value:9.1f} {overhead:9.1f} {ratio:8.2f}")
+
+
+def overhead_accuracy(calls: int, measured_ns: float) -> None:
+    """Compare ``decorator_overhead`` with the overhead the benchmark measured."""
+    analytics = Analytics()
+    tracked = analytics.track("bench")(work)
+    for i in range(calls):
+        tracked(i)
+    reported = analytics.decorator_overhead["work"] / calls * 1e9
+    print(f"decorator_overhead reports {reported:.1f} ns/call; measured {measured_ns:.1f} "
+          f"ns/call ({(reported / measured_ns - 1) * 100:+.0f}%)")
+
+
+def memory(calls: int) -> None:
+    """Heap growth over ``calls`` calls with ``max_events=10_000``."""
+    analytics = Analytics(max_events=10_000)
+    tracked = analytics.track("bench")(work)
+    gc.collect()
+    tracemalloc.start()
+    before, _ = tracemalloc.get_traced_memory()
+    for i in range(calls):
+        tracked(i)
+    analytics.get_stats()
+    after, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"memory: {calls:,} calls grow the heap by {(after - before) / 1e6:.2f} MB "
+          f"(peak {(peak - before) / 1e6:.2f} MB)")
+
+
+def main() -> None:
+    """Run every measurement and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=200_000, help="calls per round")
+    parser.add_argument("--memory-calls", type=int, default=2_000_000)
+    parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
+    args = parser.parse_args()
+    calls = 20_000 if args.quick else args.calls
+
+    sync_rows = {name: (best_sync(fn, calls) if fn else None)
+                 for name, fn in contenders().items()}
+    print("sync:")
+    report(sync_rows, "floor (wraps + 2 perf_counter_ns)")
+
+    async_rows: dict[str, float | None] = {
+        "undecorated": best_async(async_work, calls),
+        "async floor": best_async(async_floor(async_work), calls),
+        "callmetrics async": best_async(Analytics().track("bench")(async_work), calls),
+    }
+    print("\nasync:")
+    report(async_rows, "async floor")
+
+    measured = sync_rows["callmetrics"]
+    base = sync_rows["undecorated"]
+    assert measured is not None
+    assert base is not None
+    print()
+    overhead_accuracy(calls, measured - base)
+    memory(200_000 if args.quick else args.memory_calls)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""``python -m callmetrics``: the command line."""
+
+import sys
+
+from callmetrics._cli import main
+
+sys.exit(main())

@@ -1,0 +1,131 @@
+"""Per-call log lines, with the level decision cached where logging itself caches it.
+
+The hot path must not ask ``isEnabledFor`` on every call (about 100 ns).  The
+standard library caches level decisions in each logger's ``_cache`` dict and clears
+those dicts whenever a level changes (``setLevel``, ``logging.disable``,
+``dictConfig``).  We store our combined decision in the analytics logger's
+``_cache`` under a private key: a dict lookup per call, and a level changed
+through the logging API takes effect on the next call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from contextvars import ContextVar
+from typing import Any, Final
+
+from callmetrics._records import LoggerContainer
+
+__all__ = [
+    "CACHE_KEY",
+    "CONSOLE_SUPPRESSED",
+    "CallLogger",
+    "default_loggers",
+    "report_internal_error",
+]
+
+# Our entry in a logger's level cache.  logging only ever stores int keys there.
+CACHE_KEY: Final = "callmetrics.log-success"
+
+# Depth of batch_mode blocks in the current context: per-call console lines are
+# suppressed while it is above zero.  A ContextVar, so two concurrent asyncio tasks
+# (or threads) each see their own batches.
+CONSOLE_SUPPRESSED: ContextVar[int] = ContextVar("callmetrics_console_suppressed", default=0)
+
+_internal = logging.getLogger("callmetrics.internal")
+_reported: set[str] = set()
+
+
+def _library_logger(name: str) -> logging.Logger:
+    logger = logging.getLogger(name)
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    return logger
+
+
+# The library's root logger gets a NullHandler (standard practice), so that an
+# application without logging configured sees no stray "last resort" output.
+_library_logger("callmetrics")
+
+
+def default_loggers() -> LoggerContainer:
+    """Return standard-library loggers under ``callmetrics.*``."""
+    return LoggerContainer(
+        console_logger=_library_logger("callmetrics.console"),
+        error_logger=_library_logger("callmetrics.error"),
+        analytics_logger=_library_logger("callmetrics.analytics"),
+    )
+
+
+def report_internal_error(what: str, exc: BaseException) -> None:
+    """Log an internal failure of the library once per kind; never raise."""
+    if what in _reported:
+        return
+    _reported.add(what)
+    try:
+        _internal.error("callmetrics: %s failed (%s: %s); continuing", what,
+                        type(exc).__name__, exc)
+    except Exception:  # noqa: BLE001  # logging itself is broken: the last resort is stderr
+        # Nowhere left to report if even stderr fails; the caller must go on regardless.
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"callmetrics: {what} failed ({type(exc).__name__}: {exc})\n")
+
+
+class _AlwaysStale(dict[Any, Any]):
+    """Stand-in cache for loggers without ``_cache``: every lookup misses."""
+
+    def __getitem__(self, key: Any) -> Any:
+        raise KeyError(key)
+
+
+class CallLogger:
+    """Writes the per-call lines of one ``Analytics`` instance."""
+
+    __slots__ = ("analytics", "cache", "console", "error", "long_max")
+
+    def __init__(self, loggers: LoggerContainer, long_max: float) -> None:
+        """Use ``loggers``; successful calls above ``long_max`` seconds log at INFO."""
+        self.analytics = loggers.analytics
+        self.console = loggers.console
+        self.error = loggers.error
+        self.long_max = long_max
+        cache = getattr(self.analytics, "_cache", None)
+        self.cache: dict[Any, Any] = cache if isinstance(cache, dict) else _AlwaysStale()
+
+    def refresh(self) -> bool:
+        """Recompute whether successful calls may log at all, and cache the answer."""
+        verdict = (
+            self.analytics.isEnabledFor(logging.INFO)
+            or self.console.isEnabledFor(logging.INFO)
+        )
+        self.cache[CACHE_KEY] = verdict
+        return verdict
+
+    def success(self, name: str, event_type: str, duration: float) -> None:
+        """Log a successful call: DEBUG, or INFO when slower than ``long_max``."""
+        try:
+            level = logging.INFO if duration > self.long_max else logging.DEBUG
+            args = ("OK", name, event_type, duration)
+            if self.analytics.isEnabledFor(level):
+                self.analytics.log(level, "%s %s [%s] %.6fs", *args)
+            if not CONSOLE_SUPPRESSED.get() and self.console.isEnabledFor(level):
+                self.console.log(level, "%s %s [%s] %.6fs", *args)
+        except Exception as exc:  # noqa: BLE001  # a broken handler must not break the call
+            report_internal_error("per-call logging", exc)
+
+    def failure(self, name: str, event_type: str, duration: float,
+                exc: BaseException) -> None:
+        """Log a failed call: DEBUG to analytics, WARNING to console, ERROR with the exception."""
+        try:
+            status = f"FAILED ({type(exc).__name__})"
+            args = (status, name, event_type, duration)
+            if self.analytics.isEnabledFor(logging.DEBUG):
+                self.analytics.debug("%s %s [%s] %.6fs", *args)
+            if not CONSOLE_SUPPRESSED.get() and self.console.isEnabledFor(logging.WARNING):
+                self.console.warning("%s %s [%s] %.6fs", *args)
+            if self.error.isEnabledFor(logging.ERROR):
+                self.error.error("%s %s [%s] %.6fs", *args, exc_info=exc)
+        except Exception as err:  # noqa: BLE001  # a broken handler must not break the call
+            report_internal_error("per-call logging", err)

@@ -1,0 +1,346 @@
+"""The hot path: wrappers for sync, async, generator and async-generator functions.
+
+Everything that can be decided at decoration time is (the kind of callable, its
+recorded name, the buffers it appends to).  A call then costs two clock reads, one
+tuple appended to a list, a length check and one dict lookup for the cached
+logging decision.  Aggregation happens in bulk, later (``FunctionStats.drain``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncGenerator, Callable, Generator
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Protocol
+
+from callmetrics._logging import CACHE_KEY, report_internal_error
+from callmetrics._state import BUFFER_LIMIT
+
+if TYPE_CHECKING:
+    from callmetrics._logging import CallLogger
+    from callmetrics._state import FunctionStats
+
+__all__ = [
+    "CallObserver",
+    "Finisher",
+    "Runtime",
+    "callable_kind",
+    "callable_module",
+    "end_observers",
+    "finisher",
+    "recorded_name",
+    "start_observers",
+    "wrap",
+]
+
+
+class CallObserver(Protocol):
+    """Something that wants to see each tracked call (batch progress, spans).
+
+    Observers are only consulted while at least one is registered; the default
+    path pays a single truthiness check for them.
+    """
+
+    def on_start(self, stats: FunctionStats) -> object:
+        """Run just before the call; the return value is passed to ``on_end``."""
+
+    def on_end(self, token: object, stats: FunctionStats, duration: float,
+               error: BaseException | None) -> None:
+        """Run just after the call, with its duration and exception (None on success)."""
+
+
+class Runtime(Protocol):
+    """What a wrapper needs from its ``Analytics`` instance."""
+
+    @property
+    def call_logger(self) -> CallLogger:
+        """Writes the per-call log lines."""
+
+    @property
+    def observers(self) -> list[CallObserver]:
+        """Registered observers (mutated in place)."""
+
+    def drain_soon(self) -> None:
+        """Fold full buffers into the aggregates, unless another thread is doing it."""
+
+
+def recorded_name(func: object) -> str:
+    """Return the key a callable is recorded under: ``__qualname__`` without ``<locals>``."""
+    target = _unwrap(func)
+    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    if not isinstance(qualname, str):
+        qualname = type(target).__qualname__
+    parts = [part for part in qualname.split(".") if part != "<locals>"]
+    return ".".join(parts) or qualname
+
+
+def callable_module(func: object) -> str:
+    """Return the module that defines a callable (its class's module for objects)."""
+    target = _unwrap(func)
+    module = getattr(target, "__module__", None)
+    if not isinstance(module, str):
+        module = type(target).__module__
+    return module
+
+
+def _unwrap(func: object) -> object:
+    while True:
+        if isinstance(func, functools.partial):
+            func = func.func
+        elif isinstance(func, classmethod | staticmethod):
+            func = func.__func__
+        else:
+            return func
+
+
+def callable_kind(func: Callable[..., Any]) -> str:
+    """Classify a callable as ``sync``, ``async``, ``gen`` or ``agen``."""
+    probes: list[object] = [func]
+    target = _unwrap(func)
+    if not inspect.isroutine(target) and not inspect.isclass(target):
+        call = getattr(type(target), "__call__", None)  # noqa: B004  # we want the method itself
+        if call is not None:
+            probes.append(call)
+    for probe in probes:
+        if inspect.isasyncgenfunction(probe):
+            return "agen"
+        if inspect.isgeneratorfunction(probe):
+            return "gen"
+        if inspect.iscoroutinefunction(probe):
+            return "async"
+    return "sync"
+
+
+def start_observers(rt: Runtime, stats: FunctionStats) -> list[tuple[CallObserver, object]]:
+    started = []
+    for observer in list(rt.observers):
+        try:
+            started.append((observer, observer.on_start(stats)))
+        except Exception as exc:  # noqa: BLE001  # an observer must not break the call
+            report_internal_error(f"observer {type(observer).__name__}.on_start", exc)
+    return started
+
+
+def end_observers(started: list[tuple[CallObserver, object]], stats: FunctionStats,
+                   duration: float, error: BaseException | None) -> None:
+    for observer, token in reversed(started):
+        try:
+            observer.on_end(token, stats, duration, error)
+        except Exception as exc:  # noqa: BLE001  # an observer must not break the call
+            report_internal_error(f"observer {type(observer).__name__}.on_end", exc)
+
+
+Finisher = tuple[Callable[[float], float], Callable[[float, BaseException], float]]
+
+
+def finisher(stats: FunctionStats, rt: Runtime) -> Finisher:
+    """Return the ``(ok, failed)`` bookkeeping used by the slower wrapper kinds."""
+    buf = stats.buf
+    append = buf.append
+    append_error = stats.errs.append
+    log = rt.call_logger
+    cache = log.cache
+    name, event_type = stats.name, stats.event_type
+    drain_soon = rt.drain_soon
+
+    def ok(t0: float) -> float:
+        duration = perf_counter() - t0
+        append((t0, duration))
+        if len(buf) >= BUFFER_LIMIT:
+            drain_soon()
+        try:
+            if cache[CACHE_KEY]:
+                log.success(name, event_type, duration)
+        except KeyError:
+            if log.refresh():
+                log.success(name, event_type, duration)
+        return duration
+
+    def failed(t0: float, exc: BaseException) -> float:
+        duration = perf_counter() - t0
+        append_error((t0, duration, type(exc)))
+        log.failure(name, event_type, duration, exc)
+        return duration
+
+    return ok, failed
+
+
+def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
+    clock = perf_counter
+    buf = stats.buf
+    append = buf.append
+    append_error = stats.errs.append
+    log = rt.call_logger
+    cache = log.cache
+    name, event_type = stats.name, stats.event_type
+    drain_soon = rt.drain_soon
+    observers = rt.observers
+    ok, failed = finisher(stats, rt)
+
+    def observed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        started = start_observers(rt, stats)
+        t0 = clock()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            end_observers(started, stats, failed(t0, exc), exc)
+            raise
+        end_observers(started, stats, ok(t0), None)
+        return result
+
+    # The body below is the library's hot path; it repeats ok()/failed() inline on
+    # purpose, since a Python call there would add a quarter of its cost.
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if observers:
+            return observed(args, kwargs)
+        t0 = clock()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            duration = clock() - t0
+            append_error((t0, duration, type(exc)))
+            log.failure(name, event_type, duration, exc)
+            raise
+        duration = clock() - t0
+        append((t0, duration))
+        if len(buf) >= BUFFER_LIMIT:
+            drain_soon()
+        try:
+            if cache[CACHE_KEY]:
+                log.success(name, event_type, duration)
+        except KeyError:
+            if log.refresh():
+                log.success(name, event_type, duration)
+        return result
+
+    return wrapper
+
+
+def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
+    clock = perf_counter
+    buf = stats.buf
+    append = buf.append
+    log = rt.call_logger
+    cache = log.cache
+    name, event_type = stats.name, stats.event_type
+    drain_soon = rt.drain_soon
+    observers = rt.observers
+    ok, failed = finisher(stats, rt)
+
+    async def observed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        started = start_observers(rt, stats)
+        t0 = clock()
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as exc:
+            end_observers(started, stats, failed(t0, exc), exc)
+            raise
+        end_observers(started, stats, ok(t0), None)
+        return result
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if observers:
+            return await observed(args, kwargs)
+        t0 = clock()
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as exc:
+            failed(t0, exc)
+            raise
+        duration = clock() - t0
+        append((t0, duration))
+        if len(buf) >= BUFFER_LIMIT:
+            drain_soon()
+        try:
+            if cache[CACHE_KEY]:
+                log.success(name, event_type, duration)
+        except KeyError:
+            if log.refresh():
+                log.success(name, event_type, duration)
+        return result
+
+    return wrapper
+
+
+def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
+    ok, failed = finisher(stats, rt)
+    observers = rt.observers
+
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        inner = func(*args, **kwargs)
+        # This body first runs at the consumer's first next(): timing starts there.
+        started = start_observers(rt, stats) if observers else None
+        t0 = perf_counter()
+        try:
+            result = yield from inner
+        except GeneratorExit:
+            # The consumer stopped early: that is a normal, successful end.
+            duration = ok(t0)
+            if started:
+                end_observers(started, stats, duration, None)
+            raise
+        except BaseException as exc:
+            duration = failed(t0, exc)
+            if started:
+                end_observers(started, stats, duration, exc)
+            raise
+        duration = ok(t0)
+        if started:
+            end_observers(started, stats, duration, None)
+        return result
+
+    return wrapper
+
+
+def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
+    ok, failed = finisher(stats, rt)
+    observers = rt.observers
+
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        inner = func(*args, **kwargs)
+        started = start_observers(rt, stats) if observers else None
+        t0 = perf_counter()
+        try:
+            value = await inner.__anext__()
+            while True:
+                try:
+                    sent = yield value
+                except GeneratorExit:
+                    await inner.aclose()
+                    raise
+                except BaseException as thrown:  # noqa: BLE001  # pass athrow() on, as `yield from` does
+                    value = await inner.athrow(thrown)
+                else:
+                    value = await inner.asend(sent)
+        except StopAsyncIteration:
+            pass
+        except GeneratorExit:
+            duration = ok(t0)
+            if started:
+                end_observers(started, stats, duration, None)
+            raise
+        except BaseException as exc:
+            duration = failed(t0, exc)
+            if started:
+                end_observers(started, stats, duration, exc)
+            raise
+        duration = ok(t0)
+        if started:
+            end_observers(started, stats, duration, None)
+
+    return wrapper
+
+
+_BUILDERS = {"sync": _wrap_sync, "async": _wrap_async, "gen": _wrap_gen, "agen": _wrap_agen}
+
+
+def wrap(func: Callable[..., Any], kind: str, stats: FunctionStats, rt: Runtime) -> Any:
+    """Return the tracking wrapper of ``func``, with its metadata and signature kept."""
+    stats.kind = kind
+    wrapper = _BUILDERS[kind](func, stats, rt)
+    functools.update_wrapper(wrapper, func)
+    if not hasattr(func, "__name__"):  # functools.partial, callable objects
+        wrapper.__name__ = stats.name.rsplit(".", 1)[-1]
+        wrapper.__qualname__ = stats.name
+    return wrapper

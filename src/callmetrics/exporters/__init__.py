@@ -1,0 +1,1 @@
+"""Exporters to monitoring systems: ``callmetrics.exporters.prometheus`` and ``.otel``."""

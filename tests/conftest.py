@@ -1,0 +1,43 @@
+"""Shared fixtures: a fresh Analytics per test, and real parts that must exist in CI."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from callmetrics import Analytics, LoggerContainer
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_program(name: str, why: str) -> str:
+    """Return the path of a program; skip locally, fail in CI (``CI=true``) when absent."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed ({why}); `bash scripts/test` installs it"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def loggers() -> Iterator[LoggerContainer]:
+    """Three loggers private to the test, at DEBUG, that propagate to caplog."""
+    names = ("test.console", "test.error", "test.analytics")
+    made = [logging.getLogger(f"{name}.{os.getpid()}.{id(names)}") for name in names]
+    for logger in made:
+        logger.setLevel(logging.DEBUG)
+    yield LoggerContainer(*made)
+    for logger in made:
+        logger.setLevel(logging.NOTSET)
+
+
+@pytest.fixture
+def analytics() -> Analytics:
+    """A fresh instance with default settings."""
+    return Analytics()
