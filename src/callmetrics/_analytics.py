@@ -166,13 +166,20 @@ class Analytics:
         offset = time.time() - perf_counter()
         began = perf_counter()
         drained: list[tuple[FunctionStats, int]] = []
+        generation = []
         for stats in self._stats.values():
-            entries = stats.drain(offset, self.short_max, self.medium_max)
-            if entries:
-                self._ring.add(stats, offset, entries)
-                drained.append((stats, len(entries)))
+            calls = stats.drain(offset, self.short_max, self.medium_max)
+            if calls is None:
+                continue
+            flat, failed = calls
+            generation.append(self._ring.chunk(stats, offset, flat, failed))
+            drained.append((stats, len(flat) // 2 + len(failed)))
+            if self._drain_listeners:
+                entries: list[tuple[Any, ...]] = list(zip(flat[0::2], flat[1::2], strict=True))
+                entries.extend(failed)
                 for listener in self._drain_listeners:
                     listener(stats, offset, entries)
+        self._ring.add_generation(generation)
         if drained:
             # The bulk work is part of what the decorator costs: share it out by calls.
             spent = perf_counter() - began
@@ -624,7 +631,7 @@ class _Measure:
         self._stats = stats
         self._analytics = analytics
         if stats is not None:
-            self._ok, self._failed = analytics._finisher_for(stats)
+            self._ok, self._failed, _ = analytics._finisher_for(stats)
         self._t0 = 0.0
         self._started: list[tuple[CallObserver, object]] = []
 

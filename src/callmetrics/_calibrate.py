@@ -17,7 +17,7 @@ from typing import Any
 
 from callmetrics._logging import CACHE_KEY, CallLogger
 from callmetrics._records import LoggerContainer
-from callmetrics._state import FunctionStats
+from callmetrics._state import BUFFER_LIMIT, FunctionStats
 from callmetrics._wrap import CallObserver, wrap
 
 __all__ = ["per_call_overhead"]
@@ -33,7 +33,7 @@ class _QuietRuntime:
         quiet = logging.getLogger("callmetrics.calibration")
         quiet.propagate = False
         self.call_logger = CallLogger(LoggerContainer(quiet, quiet, quiet), long_max=1e9)
-        self.call_logger.cache = {CACHE_KEY: False}
+        self.call_logger.cache = {CACHE_KEY: 2 * BUFFER_LIMIT}
         self.observers: list[CallObserver] = []
         self._stats = stats
 

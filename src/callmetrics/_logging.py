@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 from callmetrics._records import LoggerContainer
+from callmetrics._state import BUFFER_LIMIT
 
 __all__ = [
     "CACHE_KEY",
@@ -26,8 +27,10 @@ __all__ = [
     "report_internal_error",
 ]
 
-# Our entry in a logger's level cache.  logging only ever stores int keys there.
-CACHE_KEY: Final = "callmetrics.log-success"
+# Our entry in a logger's level cache (logging itself only stores int keys there):
+# the buffer length at which a wrapper leaves its fast path.  0 while successful calls
+# are logged (every call leaves it), the buffer's capacity otherwise (only to drain).
+CACHE_KEY: Final = "callmetrics.success-limit"
 
 # Depth of batch_mode blocks in the current context: per-call console lines are
 # suppressed while it is above zero.  A ContextVar, so two concurrent asyncio tasks
@@ -94,14 +97,14 @@ class CallLogger:
         cache = getattr(self.analytics, "_cache", None)
         self.cache: dict[Any, Any] = cache if isinstance(cache, dict) else _AlwaysStale()
 
-    def refresh(self) -> bool:
-        """Recompute whether successful calls may log at all, and cache the answer."""
-        verdict = (
-            self.analytics.isEnabledFor(logging.INFO)
-            or self.console.isEnabledFor(logging.INFO)
+    def refresh(self) -> int:
+        """Recompute whether successful calls may log at all; cache and return the limit."""
+        logs = self.analytics.isEnabledFor(logging.INFO) or self.console.isEnabledFor(
+            logging.INFO
         )
-        self.cache[CACHE_KEY] = verdict
-        return verdict
+        limit = 0 if logs else 2 * BUFFER_LIMIT  # two floats per call
+        self.cache[CACHE_KEY] = limit
+        return limit
 
     def success(self, name: str, event_type: str, duration: float) -> None:
         """Log a successful call: DEBUG, or INFO when slower than ``long_max``."""

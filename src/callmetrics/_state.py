@@ -8,10 +8,11 @@ C-level bulk operations, which costs far less per call than doing it call by cal
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 from callmetrics._records import Event
 from callmetrics._sketch import DurationSketch
@@ -26,8 +27,17 @@ BUFFER_LIMIT = 4096
 RawEvent = tuple[float, float, str | None, "FunctionStats"]
 
 
-def _entry_error(entry: tuple[Any, ...]) -> str | None:
-    return entry[2].__name__ if len(entry) == 3 else None
+Failed = list[tuple[float, float, type[BaseException]]]
+
+
+def _find(duration: float, offset: float, flat: list[float],
+          failed: Failed) -> tuple[float, float, str | None]:
+    """Return ``(unix start, duration, error)`` of the drained call that took ``duration``."""
+    for start, took, exc_type in failed:
+        if took == duration:
+            return start + offset, duration, exc_type.__name__
+    position = flat[1::2].index(duration)
+    return flat[2 * position] + offset, duration, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +109,9 @@ class FunctionStats:
         self.module = module
         # Which wrapper records it (sync, async, gen, agen, block): its calibrated cost.
         self.kind = "sync"
-        self.buf: list[tuple[float, float]] = []
+        # Successful calls as [start, duration, start, duration, ...]: floats are not
+        # tracked by the garbage collector, tuples are (and would trigger collections).
+        self.buf: list[float] = []
         self.errs: list[tuple[float, float, type[BaseException]]] = []
         self.calls = 0
         self.successes = 0
@@ -119,7 +131,7 @@ class FunctionStats:
 
     def drain(
         self, offset: float, short_max: float, medium_max: float
-    ) -> list[tuple[Any, ...]] | None:
+    ) -> tuple[list[float], list[tuple[float, float, type[BaseException]]]] | None:
         """Fold the buffered calls into the aggregates; return them for the event ring.
 
         Must be called with the owning instance's lock held.
@@ -129,54 +141,61 @@ class FunctionStats:
             short_max: upper bound of the fast category.
             medium_max: upper bound of the medium category.
 
+        Returns:
+            ``(flat, failed)``: successful calls as ``[start, duration, start, ...]`` and
+            failed ones as ``(start, duration, exception type)``; None if there were none.
         """
         buf, errs = self.buf, self.errs
         n, m = len(buf), len(errs)
         if not n and not m:
             return None
-        # Slice-then-delete keeps calls that other threads append meanwhile.
-        entries: list[tuple[Any, ...]] = buf[:n]
+        # Slice-then-delete keeps calls that other threads append meanwhile (each call
+        # extends the buffer by one atomic C call, so a slice never splits a pair).
+        flat = buf[:n]
         del buf[:n]
-        if m:
-            failed = errs[:m]
-            del errs[:m]
-            entries.extend(failed)
-        durations = [e[1] for e in entries]
-        self.record(durations, entries, offset, short_max, medium_max, failures=m)
-        self.hot_calls += n + m
-        return entries
+        failed = errs[:m]
+        del errs[:m]
+        durations = flat[1::2]
+        if failed:
+            durations.extend([e[1] for e in failed])
+        self.calls += n // 2 + m
+        self.successes += n // 2
+        self.hot_calls += n // 2 + m
+        self.record(durations, offset, short_max, medium_max, flat, failed)
+        return flat, failed
 
     def record(
         self,
         durations: list[float],
-        entries: list[tuple[Any, ...]],
         offset: float,
         short_max: float,
         medium_max: float,
-        *,
-        failures: int,
+        flat: list[float],
+        failed: list[tuple[float, float, type[BaseException]]],
     ) -> None:
-        """Add calls (``entries[i]`` took ``durations[i]``) to the aggregates."""
+        """Add the durations of drained calls (sorted in place) to the aggregates.
+
+        ``flat`` and ``failed`` are the calls themselves, to find the extremes' events.
+        """
         count = len(durations)
-        self.calls += count
-        self.successes += count - failures
         self.total += sum(durations)
-        high, low = max(durations), min(durations)
+        # Sorting (C, fast on floats) gives the extremes, the categories and the
+        # sketch's buckets with a handful of bisections instead of per-call work.
+        durations.sort()
+        low, high = durations[0], durations[-1]
         if high <= short_max:
             self.fast += count
         else:
-            medium = sum(1 for d in durations if short_max < d <= medium_max)
-            slow = sum(1 for d in durations if d > medium_max)
-            self.fast += count - medium - slow
-            self.medium += medium
-            self.slow += slow
+            fast = bisect_right(durations, short_max)
+            medium = bisect_right(durations, medium_max, fast)
+            self.fast += fast
+            self.medium += medium - fast
+            self.slow += count - medium
         if self.slowest is None or high > self.slowest[1]:
-            e = entries[durations.index(high)]
-            self.slowest = (e[0] + offset, high, _entry_error(e))
+            self.slowest = _find(high, offset, flat, failed)
         if self.fastest is None or low < self.fastest[1]:
-            e = entries[durations.index(low)]
-            self.fastest = (e[0] + offset, low, _entry_error(e))
-        self.sketch.add_batch(durations, low, high)
+            self.fastest = _find(low, offset, flat, failed)
+        self.sketch.add_sorted(durations)
 
     def merge(self, other: FunctionStats) -> None:
         """Add another function's drained aggregates to this one."""
@@ -233,46 +252,74 @@ class FunctionStats:
         )
 
 
-class EventRing:
-    """The most recent calls, kept in drained chunks, at most ``limit`` of them when read.
+class _Chunk(NamedTuple):
+    """Calls drained together: hot-path lists of one function, or resolved events."""
 
-    ``limit == 0`` keeps everything.  Chunks are dropped whole, oldest first, once the
-    rest still holds ``limit`` calls; reading sorts by start and returns exactly the
-    newest ``limit``.
+    stats: FunctionStats | None
+    offset: float
+    flat: list[float]
+    failed: Failed
+    resolved: list[RawEvent]
+
+    @property
+    def size(self) -> int:
+        return len(self.flat) // 2 + len(self.failed) + len(self.resolved)
+
+    def events(self) -> Iterator[RawEvent]:
+        stats, offset = self.stats, self.offset
+        if stats is not None:
+            flat = self.flat
+            for start, duration in zip(flat[0::2], flat[1::2], strict=True):
+                yield start + offset, duration, None, stats
+            for start, duration, exc_type in self.failed:
+                yield start + offset, duration, exc_type.__name__, stats
+        yield from self.resolved
+
+
+class EventRing:
+    """The most recent calls, at most ``limit`` of them when read (0: no cap).
+
+    Calls arrive in generations: everything one drain pass took from every function,
+    so a generation covers one stretch of time for all functions together.  Whole
+    generations are dropped, oldest first, once the newer ones still hold ``limit``
+    calls; reading sorts by start and returns exactly the newest ``limit``.
     """
 
-    __slots__ = ("_chunks", "_size", "limit")
+    __slots__ = ("_generations", "_size", "limit")
 
     def __init__(self, limit: int) -> None:
         """Create an empty ring holding at most ``limit`` calls (0: no cap)."""
         self.limit = limit
-        # (stats, unix offset, entries); entries are hot-path tuples or RawEvents
-        self._chunks: deque[tuple[FunctionStats | None, float, list[tuple[Any, ...]]]] = deque()
+        self._generations: deque[tuple[int, list[_Chunk]]] = deque()
         self._size = 0
 
     def __len__(self) -> int:
         """Return how many calls a read would give."""
         return self._size if not self.limit else min(self._size, self.limit)
 
-    def add(self, stats: FunctionStats | None, offset: float,
-            entries: list[tuple[Any, ...]]) -> None:
-        """Append a chunk: hot-path entries of ``stats``, or RawEvents when stats is None."""
-        if not entries:
+    def add_generation(self, chunks: list[_Chunk]) -> None:
+        """Append the calls of one drain pass, then drop generations no longer needed."""
+        size = sum(chunk.size for chunk in chunks)
+        if not size:
             return
-        self._chunks.append((stats, offset, entries))
-        self._size += len(entries)
+        self._generations.append((size, chunks))
+        self._size += size
         if self.limit:
-            while len(self._chunks) > 1 and self._size - len(self._chunks[0][2]) >= self.limit:
-                self._size -= len(self._chunks.popleft()[2])
+            generations = self._generations
+            while len(generations) > 1 and self._size - generations[0][0] >= self.limit:
+                self._size -= generations.popleft()[0]
+
+    @staticmethod
+    def chunk(stats: FunctionStats, offset: float, flat: list[float], failed: Failed) -> _Chunk:
+        """Wrap calls drained from ``stats`` (see ``FunctionStats.drain``) for the ring."""
+        return _Chunk(stats, offset, flat, failed, [])
 
     def raw(self) -> list[RawEvent]:
         """Return every retained call as a RawEvent, oldest first, trimmed to the limit."""
         out: list[RawEvent] = []
-        for stats, offset, entries in self._chunks:
-            if stats is None:
-                out.extend(entries)
-            else:
-                out.extend((e[0] + offset, e[1], _entry_error(e), stats) for e in entries)
+        for _, chunks in self._generations:
+            for chunk in chunks:
+                out.extend(chunk.events())
         out.sort(key=_start_of)
         if self.limit and len(out) > self.limit:
             del out[: len(out) - self.limit]
@@ -285,11 +332,8 @@ class EventRing:
         if self.limit and len(kept) > self.limit:
             dropped = len(kept) - self.limit
             del kept[:dropped]
-        self._chunks.clear()
-        self._size = 0
-        if kept:
-            self._chunks.append((None, 0.0, kept))
-            self._size = len(kept)
+        self.clear()
+        self.add_generation([_Chunk(None, 0.0, [], [], kept)])
         return dropped
 
     def filter(self, keep: Callable[[RawEvent], bool]) -> int:
@@ -300,7 +344,7 @@ class EventRing:
 
     def clear(self) -> None:
         """Drop every retained call."""
-        self._chunks.clear()
+        self._generations.clear()
         self._size = 0
 
 

@@ -131,52 +131,65 @@ def end_observers(started: list[tuple[CallObserver, object]], stats: FunctionSta
             report_internal_error(f"observer {type(observer).__name__}.on_end", exc)
 
 
-Finisher = tuple[Callable[[float], float], Callable[[float, BaseException], float]]
+Finisher = tuple[
+    Callable[[float], float],
+    Callable[[float, BaseException], float],
+    Callable[[float, int], None],
+]
 
 
 def finisher(stats: FunctionStats, rt: Runtime) -> Finisher:
-    """Return the ``(ok, failed)`` bookkeeping used by the slower wrapper kinds."""
+    """Return the ``(ok, failed, after)`` bookkeeping shared by the wrapper kinds.
+
+    ``ok(t0)`` and ``failed(t0, exc)`` record a call that started at ``t0`` and return
+    its duration; ``after(duration, limit)`` drains a full buffer and logs a success.
+    """
     buf = stats.buf
-    append = buf.append
-    append_error = stats.errs.append
+    extend = buf.extend
+    errs = stats.errs
+    append_error = errs.append
     log = rt.call_logger
     cache = log.cache
     name, event_type = stats.name, stats.event_type
     drain_soon = rt.drain_soon
 
+    def after(duration: float, limit: int) -> None:
+        # Reached when the buffer is full or when successful calls are being logged.
+        if len(buf) >= 2 * BUFFER_LIMIT:
+            drain_soon()
+        if limit == 0:
+            log.success(name, event_type, duration)
+
     def ok(t0: float) -> float:
         duration = perf_counter() - t0
-        append((t0, duration))
-        if len(buf) >= BUFFER_LIMIT:
-            drain_soon()
+        extend((t0, duration))
         try:
-            if cache[CACHE_KEY]:
-                log.success(name, event_type, duration)
+            limit = cache[CACHE_KEY]
         except KeyError:
-            if log.refresh():
-                log.success(name, event_type, duration)
+            limit = log.refresh()
+        if len(buf) >= limit:
+            after(duration, limit)
         return duration
 
     def failed(t0: float, exc: BaseException) -> float:
         duration = perf_counter() - t0
         append_error((t0, duration, type(exc)))
+        if len(errs) >= BUFFER_LIMIT:
+            drain_soon()
         log.failure(name, event_type, duration, exc)
         return duration
 
-    return ok, failed
+    return ok, failed, after
 
 
 def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
     clock = perf_counter
     buf = stats.buf
-    append = buf.append
-    append_error = stats.errs.append
+    extend = buf.extend
     log = rt.call_logger
     cache = log.cache
-    name, event_type = stats.name, stats.event_type
-    drain_soon = rt.drain_soon
     observers = rt.observers
-    ok, failed = finisher(stats, rt)
+    ok, failed, after = finisher(stats, rt)
 
     def observed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         started = start_observers(rt, stats)
@@ -189,8 +202,8 @@ def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
         end_observers(started, stats, ok(t0), None)
         return result
 
-    # The body below is the library's hot path; it repeats ok()/failed() inline on
-    # purpose, since a Python call there would add a quarter of its cost.
+    # The body below is the library's hot path; it repeats ok() inline on purpose,
+    # since one more Python call there would add a quarter of its cost.
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if observers:
             return observed(args, kwargs)
@@ -198,20 +211,16 @@ def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            duration = clock() - t0
-            append_error((t0, duration, type(exc)))
-            log.failure(name, event_type, duration, exc)
+            failed(t0, exc)
             raise
         duration = clock() - t0
-        append((t0, duration))
-        if len(buf) >= BUFFER_LIMIT:
-            drain_soon()
+        extend((t0, duration))
         try:
-            if cache[CACHE_KEY]:
-                log.success(name, event_type, duration)
+            limit = cache[CACHE_KEY]
         except KeyError:
-            if log.refresh():
-                log.success(name, event_type, duration)
+            limit = log.refresh()
+        if len(buf) >= limit:
+            after(duration, limit)
         return result
 
     return wrapper
@@ -220,13 +229,11 @@ def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
 def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
     clock = perf_counter
     buf = stats.buf
-    append = buf.append
+    extend = buf.extend
     log = rt.call_logger
     cache = log.cache
-    name, event_type = stats.name, stats.event_type
-    drain_soon = rt.drain_soon
     observers = rt.observers
-    ok, failed = finisher(stats, rt)
+    ok, failed, after = finisher(stats, rt)
 
     async def observed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         started = start_observers(rt, stats)
@@ -249,22 +256,20 @@ def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> 
             failed(t0, exc)
             raise
         duration = clock() - t0
-        append((t0, duration))
-        if len(buf) >= BUFFER_LIMIT:
-            drain_soon()
+        extend((t0, duration))
         try:
-            if cache[CACHE_KEY]:
-                log.success(name, event_type, duration)
+            limit = cache[CACHE_KEY]
         except KeyError:
-            if log.refresh():
-                log.success(name, event_type, duration)
+            limit = log.refresh()
+        if len(buf) >= limit:
+            after(duration, limit)
         return result
 
     return wrapper
 
 
 def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    ok, failed = finisher(stats, rt)
+    ok, failed, _ = finisher(stats, rt)
     observers = rt.observers
 
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
@@ -294,7 +299,7 @@ def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Ca
 
 
 def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    ok, failed = finisher(stats, rt)
+    ok, failed, _ = finisher(stats, rt)
     observers = rt.observers
 
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
