@@ -7,9 +7,11 @@ from ``generate_reports()``.
 
 from callmetrics._analytics import Analytics
 from callmetrics._config import AnalyticsConfig, DurationThresholds
+from callmetrics._load import load
 from callmetrics._records import CallInfo, Event, LoggerContainer, TimingInfo
 from callmetrics._sketch import DurationSketch
 from callmetrics._state import FunctionSnapshot
+from callmetrics._store import StoreError
 
 __all__ = [
     "Analytics",
@@ -20,7 +22,9 @@ __all__ = [
     "Event",
     "FunctionSnapshot",
     "LoggerContainer",
+    "StoreError",
     "TimingInfo",
+    "load",
 ]
 
 __version__ = "0.1.0"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from callmetrics._calibrate import per_call_overhead
 from callmetrics._config import AnalyticsConfig, coerce_config
-from callmetrics._logging import CallLogger, default_loggers
+from callmetrics._logging import CallLogger, default_loggers, report_internal_error
 from callmetrics._records import Event, LoggerContainer
 from callmetrics._sketch import DurationSketch
 from callmetrics._state import EventRing, FunctionSnapshot, FunctionStats, RawEvent
@@ -178,7 +178,11 @@ class Analytics:
                 entries: list[tuple[Any, ...]] = list(zip(flat[0::2], flat[1::2], strict=True))
                 entries.extend(failed)
                 for listener in self._drain_listeners:
-                    listener(stats, offset, entries)
+                    try:
+                        listener(stats, offset, entries)
+                    except Exception as exc:  # noqa: BLE001  # drains run inside user calls
+                        kind = getattr(listener, "__qualname__", type(listener).__qualname__)
+                        report_internal_error(f"drain listener {kind}", exc)
         self._ring.add_generation(generation)
         if drained:
             # The bulk work is part of what the decorator costs: share it out by calls.

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from callmetrics import __version__
+from callmetrics._cli_metrics import add_commands as _add_metrics
+from callmetrics._cli_store import add_commands as _add_store
+from callmetrics._cli_store import finish_demo_store
 
 __all__ = ["CliError", "main"]
 
@@ -29,31 +33,56 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415  # imports stay local like the others here
+
     from callmetrics._analytics import Analytics  # noqa: PLC0415  # keep --help fast
+    from callmetrics._console import logging_to_console  # noqa: PLC0415  # loads rich
     from callmetrics._demo import run_demo  # noqa: PLC0415
 
-    analytics = Analytics()
-    print("Running the callmetrics demo workload...")
-    run_demo(analytics, scale=args.scale)
-    stats = analytics.get_stats()
-    print(f"{stats['total_calls']} calls, {stats['success_rate']:.1f}% success, "
-          f"p50 {stats['p50'] * 1e3:.2f} ms, p95 {stats['p95'] * 1e3:.2f} ms, "
-          f"p99 {stats['p99'] * 1e3:.2f} ms")
-    for name, count in sorted(analytics.call_counts.items()):
-        print(f"  {name:20} {count:6} calls")
+    analytics = Analytics(store=args.store)
+    report = Path(analytics.config.report_dir) / "analytics_full.html"
+    with logging_to_console(analytics.console_logger):
+        with analytics.batch_mode("Running the callmetrics demo workload..."):
+            run_demo(analytics, scale=args.scale)
+        analytics.print_summary()
+        try:
+            written = analytics.generate_reports(force_mode=True, path=report)
+        except OSError as exc:
+            raise CliError(str(exc)) from exc
+    if written is not None:
+        print(f"HTML report: {written.resolve()}")
+    if args.store is not None:
+        finish_demo_store(analytics, Path(args.store))
     return 0
+
+
+def _scale(text: str) -> float:
+    """Parse --scale: a finite number >= 0 (argparse reports anything else in one line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
 
 
 def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
     demo = commands.add_parser("demo", help="run a short built-in workload and show its numbers",
                                description="Run a short built-in workload and show its numbers.")
-    demo.add_argument("--scale", type=float, default=1.0,
+    demo.add_argument("--scale", type=_scale, default=1.0,
                       help="multiply the workload's sleeps (0 for an instant run)")
+    demo.add_argument("--store", metavar="PATH",
+                      help="also record the run into this SQLite store")
     demo.set_defaults(handler=_demo)
 
 
 # Each entry adds its sub-commands; features add theirs here.
-_COMMANDS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [_add_demo]
+_COMMANDS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
+    _add_demo,
+    _add_metrics,
+    _add_store,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

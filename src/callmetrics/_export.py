@@ -1,15 +1,120 @@
-"""The documented JSON shape of an instance's statistics. Placeholder until it lands."""
+"""The documented JSON shape of an instance's statistics (``to_dict``, ``stats --json``).
+
+Shape, schema version 1 (durations in seconds, times as Unix seconds)::
+
+    {
+      "schema": "callmetrics.stats",
+      "schema_version": 1,
+      "generated_at": "2026-11-27T23:05:00Z",        # UTC, ISO 8601
+      "totals": {                                    # over every call of every function
+        "calls", "successes", "failures", "success_rate" (percent), "total_time",
+        "avg_duration", "min_duration", "max_duration", "p50", "p90", "p95", "p99",
+        "duration_counts": {"fast", "medium", "slow"},
+        "function_count", "event_count" (retained events),
+        "slowest", "fastest"                         # event objects or null
+      },
+      "functions": [                                 # sorted by total_time, largest first
+        {"name", "event_type", "module", the same keys as totals except function_count
+         and event_count, and "overhead" (seconds the wrapper added in total)}
+      ]
+    }
+
+An event object is ``{"function", "event_type", "start", "end", "duration",
+"success", "error"}`` (``error``: the exception type's name or null).  Percentiles,
+``slowest`` and ``fastest`` are null when there were no calls.  New keys may be added
+within a schema version; renamed or removed keys raise it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import math
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from callmetrics._records import Event
+from callmetrics._sketch import DurationSketch
+from callmetrics._state import FunctionSnapshot
 
 if TYPE_CHECKING:
     from callmetrics._analytics import Analytics
 
-__all__ = ["to_dict"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "event_dict", "to_dict"]
+
+SCHEMA: Final = "callmetrics.stats"
+SCHEMA_VERSION: Final = 1
+
+
+def event_dict(event: Event | None) -> dict[str, Any] | None:
+    """Return the JSON form of one call (None stays None)."""
+    if event is None:
+        return None
+    return {
+        "function": event.function,
+        "event_type": event.event_type,
+        "start": event.start,
+        "end": event.end,
+        "duration": event.duration,
+        "success": event.success,
+        "error": event.error,
+    }
+
+
+def _figures(calls: int, successes: int, total: float, sketch: DurationSketch,
+             counts: tuple[int, int, int]) -> dict[str, Any]:
+    return {
+        "calls": calls,
+        "successes": successes,
+        "failures": calls - successes,
+        "success_rate": successes / calls * 100 if calls else 0.0,
+        "total_time": total,
+        "avg_duration": total / calls if calls else 0.0,
+        "min_duration": sketch.min or 0.0,
+        "max_duration": sketch.max or 0.0,
+        "p50": sketch.quantile(0.50),
+        "p90": sketch.quantile(0.90),
+        "p95": sketch.quantile(0.95),
+        "p99": sketch.quantile(0.99),
+        "duration_counts": {"fast": counts[0], "medium": counts[1], "slow": counts[2]},
+    }
+
+
+def _function(snap: FunctionSnapshot) -> dict[str, Any]:
+    return {
+        "name": snap.name,
+        "event_type": snap.event_type,
+        "module": snap.module,
+        **_figures(snap.calls, snap.successes, snap.total, snap.sketch,
+                   (snap.fast, snap.medium, snap.slow)),
+        "overhead": snap.overhead,
+        "slowest": event_dict(snap.slowest),
+        "fastest": event_dict(snap.fastest),
+    }
 
 
 def to_dict(analytics: Analytics) -> dict[str, Any]:
-    """Return the JSON-ready statistics of ``analytics``."""
-    raise NotImplementedError
+    """Return the JSON-ready statistics of ``analytics`` in the shape documented above."""
+    snaps = analytics.snapshot()
+    sketch = DurationSketch()
+    for snap in snaps:
+        sketch.merge(snap.sketch)
+    calls = sum(s.calls for s in snaps)
+    slowest = max((s.slowest for s in snaps if s.slowest), key=lambda e: e.duration,
+                  default=None)
+    fastest = min((s.fastest for s in snaps if s.fastest), key=lambda e: e.duration,
+                  default=None)
+    totals = {
+        **_figures(calls, sum(s.successes for s in snaps), math.fsum(s.total for s in snaps),
+                   sketch, (sum(s.fast for s in snaps), sum(s.medium for s in snaps),
+                            sum(s.slow for s in snaps))),
+        "function_count": len(snaps),
+        "event_count": len(analytics.raw_events()),
+        "slowest": event_dict(slowest),
+        "fastest": event_dict(fastest),
+    }
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "totals": totals,
+        "functions": [_function(s) for s in sorted(snaps, key=lambda s: (-s.total, s.name))],
+    }

@@ -94,7 +94,16 @@ class CallLogger:
         self.console = loggers.console
         self.error = loggers.error
         self.long_max = long_max
-        cache = getattr(self.analytics, "_cache", None)
+        # The cached decision depends on both the analytics and the console logger, so it
+        # lives in a private logger's level cache, one per pair: logging clears every
+        # registered logger's cache on any level change, and two instances sharing an
+        # analytics logger with different console loggers must not share the decision.
+        pair = ".".join(
+            name.replace("%", "%25").replace(".", "%2E")
+            for name in (self.analytics.name, self.console.name)
+        )
+        manager = getattr(self.analytics, "manager", logging.Logger.manager)
+        cache = getattr(manager.getLogger(f"callmetrics.levels.{pair}"), "_cache", None)
         self.cache: dict[Any, Any] = cache if isinstance(cache, dict) else _AlwaysStale()
 
     def refresh(self) -> int:
@@ -122,13 +131,19 @@ class CallLogger:
                 exc: BaseException) -> None:
         """Log a failed call: DEBUG to analytics, WARNING to console, ERROR with the exception."""
         try:
-            status = f"FAILED ({type(exc).__name__})"
-            args = (status, name, event_type, duration)
-            if self.analytics.isEnabledFor(logging.DEBUG):
+            to_analytics = self.analytics.isEnabledFor(logging.DEBUG)
+            to_console = not CONSOLE_SUPPRESSED.get() and self.console.isEnabledFor(
+                logging.WARNING
+            )
+            to_error = self.error.isEnabledFor(logging.ERROR)
+            if not (to_analytics or to_console or to_error):
+                return  # build no part of a message nobody will see
+            args = (f"FAILED ({type(exc).__name__})", name, event_type, duration)
+            if to_analytics:
                 self.analytics.debug("%s %s [%s] %.6fs", *args)
-            if not CONSOLE_SUPPRESSED.get() and self.console.isEnabledFor(logging.WARNING):
+            if to_console:
                 self.console.warning("%s %s [%s] %.6fs", *args)
-            if self.error.isEnabledFor(logging.ERROR):
+            if to_error:
                 self.error.error("%s %s [%s] %.6fs", *args, exc_info=exc)
         except Exception as err:  # noqa: BLE001  # a broken handler must not break the call
             report_internal_error("per-call logging", err)

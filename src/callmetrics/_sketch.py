@@ -121,9 +121,12 @@ class DurationSketch:
             seconds: a finite, non-negative number of seconds.
 
         Raises:
+            TypeError: for something that is not a number.
             ValueError: for a negative, infinite or NaN value.
 
         """
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise TypeError(f"seconds must be a number, got {type(seconds).__name__}")
         value = float(seconds)
         if not 0.0 <= value <= _MAX_F32:
             raise ValueError(f"seconds must be finite and >= 0, got {seconds!r}")
@@ -241,10 +244,13 @@ class DurationSketch:
         if not isinstance(raw, Mapping):
             raise TypeError("sketch data needs a 'buckets' mapping")
         for key, n in raw.items():
-            k, c = int(key), int(n)
-            if not 0 <= k < 1 << 16 or c <= 0:
+            try:
+                k = int(key)
+            except (TypeError, ValueError):
+                raise ValueError(f"bad sketch bucket key {key!r}") from None
+            if isinstance(n, bool) or not isinstance(n, int) or not 0 <= k < 1 << 16 or n <= 0:
                 raise ValueError(f"bad sketch bucket {key!r}: {n!r}")
-            sketch._buckets[k] = c
+            sketch._buckets[k] = n
         sketch._count = sum(sketch._buckets.values())
         if sketch._count != data.get("count"):
             raise ValueError("sketch count does not match its buckets")
@@ -252,6 +258,9 @@ class DurationSketch:
             low, high = data.get("min"), data.get("max")
             if not isinstance(low, int | float) or not isinstance(high, int | float):
                 raise ValueError("sketch data needs numeric 'min' and 'max'")
+            if not 0.0 <= low <= high <= _MAX_F32:  # also rejects NaN
+                raise ValueError(f"sketch min and max must satisfy 0 <= min <= max, got "
+                                 f"{low!r} and {high!r}")
             sketch._min, sketch._max = float(low), float(high)
         return sketch
 

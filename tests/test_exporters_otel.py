@@ -1,0 +1,304 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from callmetrics import Analytics
+from callmetrics.exporters.otel import QUANTILES, instrument
+
+
+class Sdk(NamedTuple):
+    """A meter provider and the in-memory reader it feeds."""
+
+    provider: MeterProvider
+    reader: InMemoryMetricReader
+
+
+@pytest.fixture
+def sdk() -> Iterator[Sdk]:
+    """An in-memory reader on its own meter provider."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    yield Sdk(provider, reader)
+    provider.shutdown()
+
+
+@pytest.fixture
+def spans() -> tuple[TracerProvider, InMemorySpanExporter]:
+    """A tracer provider exporting every finished span to memory at once."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def points(reader: InMemoryMetricReader) -> dict[str, dict[tuple[tuple[str, Any], ...], Any]]:
+    """Map each callmetrics metric to {sorted attributes: value}."""
+    found: dict[str, dict[tuple[tuple[str, Any], ...], Any]] = {}
+    data = reader.get_metrics_data()
+    if data is None:  # nothing was observed
+        return found
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            if scope.scope.name != "callmetrics":
+                continue
+            for metric in scope.metrics:
+                into = found.setdefault(metric.name, {})
+                for point in metric.data.data_points:
+                    assert isinstance(point, NumberDataPoint)
+                    into[tuple(sorted((point.attributes or {}).items()))] = point.value
+    return found
+
+
+def attrs(function: str, event_type: str, **more: str) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted({"function": function, "event_type": event_type, **more}.items()))
+
+
+def make_calls(analytics: Analytics, ok: int, failing: int) -> None:
+    @analytics.track("unit", name="work")
+    def work(fail: bool) -> None:
+        if fail:
+            raise ValueError("bad input")
+
+    for _ in range(ok):
+        work(False)
+    for _ in range(failing):
+        with pytest.raises(ValueError, match="bad input"):
+            work(True)
+
+
+def test_counts_equal_the_calls_made(sdk: Sdk) -> None:
+    """Calls and failures read back through the SDK equal the calls made, exactly."""
+    analytics = Analytics()
+    instrument(analytics, sdk.provider)
+    make_calls(analytics, ok=5000, failing=37)  # more than a drain chunk
+    got = points(sdk.reader)
+    key = attrs("work", "unit")
+    assert got["callmetrics.calls"] == {key: 5037}
+    assert got["callmetrics.failures"] == {key: 37}
+    assert got["callmetrics.call.duration.bucket"][attrs("work", "unit", le="+Inf")] == 5037
+    assert got["callmetrics.call.time"][key] == pytest.approx(
+        analytics.get_stats()["total_time"])
+    assert got["callmetrics.decorator.overhead"][key] > 0
+
+
+def test_counters_follow_later_calls(sdk: Sdk) -> None:
+    """Each collection reports the cumulative count at that moment."""
+    analytics = Analytics()
+    instrument(analytics, sdk.provider)
+    make_calls(analytics, ok=3, failing=0)
+    assert points(sdk.reader)["callmetrics.calls"] == {attrs("work", "unit"): 3}
+    make_calls(analytics, ok=4, failing=1)
+    assert points(sdk.reader)["callmetrics.calls"] == {attrs("work", "unit"): 8}
+
+
+def test_buckets_and_quantiles_follow_the_sketch(sdk: Sdk) -> None:
+    """Bucket counters are cumulative sketch counts; the gauge reports the sketch's percentiles."""
+    analytics = Analytics()
+    instrument(analytics, sdk.provider, buckets=[0.5, 60.0])
+    make_calls(analytics, ok=10, failing=0)
+    got = points(sdk.reader)
+    buckets = got["callmetrics.call.duration.bucket"]
+    assert buckets == {attrs("work", "unit", le="0.5"): 10, attrs("work", "unit", le="60.0"): 10,
+                       attrs("work", "unit", le="+Inf"): 10}
+    quantiles = got["callmetrics.call.duration"]
+    stats = analytics.get_stats()
+    assert quantiles[attrs("work", "unit", quantile="0.95")] == stats["p95"]
+    assert quantiles[attrs("work", "unit", quantile="0")] == stats["min_duration"]
+    assert quantiles[attrs("work", "unit", quantile="1")] == stats["max_duration"]
+    assert len(quantiles) == len(QUANTILES)
+
+
+def test_functions_are_reported_separately(sdk: Sdk) -> None:
+    """Each function and event type gets its own series."""
+    analytics = Analytics()
+    instrument(analytics, sdk.provider)
+
+    @analytics.track("db")
+    def query() -> None:
+        """Stand in for a query."""
+
+    @analytics.track("api")
+    async def fetch() -> None:
+        """Stand in for a request."""
+
+    for _ in range(3):
+        query()
+    asyncio.run(fetch())
+    calls = points(sdk.reader)["callmetrics.calls"]
+    assert calls == {attrs("test_functions_are_reported_separately.query", "db"): 3,
+                     attrs("test_functions_are_reported_separately.fetch", "api"): 1}
+
+
+def test_two_instances_on_one_provider_add_up(sdk: Sdk) -> None:
+    """Two instances instrumented on one provider both report; the same function adds up."""
+    first, second = Analytics(), Analytics()
+    instrument(first, sdk.provider)
+    instrument(second, sdk.provider)
+    make_calls(first, ok=2, failing=0)
+    make_calls(second, ok=5, failing=1)
+    assert points(sdk.reader)["callmetrics.calls"] == {attrs("work", "unit"): 8}
+
+
+def test_instrumenting_twice_does_not_double_count(sdk: Sdk) -> None:
+    """Instrumenting the same instance again replaces its registration."""
+    analytics = Analytics()
+    instrument(analytics, sdk.provider)
+    instrument(analytics, sdk.provider)
+    make_calls(analytics, ok=4, failing=0)
+    assert points(sdk.reader)["callmetrics.calls"] == {attrs("work", "unit"): 4}
+
+
+def test_instrumenting_twice_makes_one_span_per_call(
+        spans: tuple[TracerProvider, InMemorySpanExporter]) -> None:
+    """Instrumenting the same instance with spans again does not double the spans."""
+    tracer_provider, exporter = spans
+    analytics = Analytics()
+    instrument(analytics, MeterProvider(), spans=True, tracer_provider=tracer_provider)
+    instrument(analytics, MeterProvider(), spans=True, tracer_provider=tracer_provider)
+    make_calls(analytics, ok=3, failing=0)
+    assert len(exporter.get_finished_spans()) == 3
+
+
+def test_uninstrument_stops_reporting(sdk: Sdk,
+                                      spans: tuple[TracerProvider, InMemorySpanExporter]) -> None:
+    """After uninstrument() the instance is no longer reported and makes no spans."""
+    tracer_provider, exporter = spans
+    analytics = Analytics()
+    with instrument(analytics, sdk.provider, spans=True,
+                    tracer_provider=tracer_provider) as handle:
+        assert handle.spans
+        make_calls(analytics, ok=2, failing=0)
+    assert analytics.observers == []
+    make_calls(analytics, ok=2, failing=0)
+    assert points(sdk.reader).get("callmetrics.calls", {}) == {}
+    assert len(exporter.get_finished_spans()) == 2
+    handle.uninstrument()  # a second call is harmless
+
+
+GLOBAL_SCRIPT = """
+import json, sys
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from callmetrics import Analytics
+from callmetrics.exporters.otel import instrument
+
+analytics = Analytics()
+instrument(analytics)  # before the global provider is set: the API's proxy forwards later
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+work = analytics.track("unit", name="work")(lambda: None)
+for _ in range(7):
+    work()
+out = {}
+for rm in reader.get_metrics_data().resource_metrics:
+    for sm in rm.scope_metrics:
+        for m in sm.metrics:
+            if m.name == "callmetrics.calls":
+                out["calls"] = [p.value for p in m.data.data_points]
+                out["service"] = rm.resource.attributes["service.name"]
+print(json.dumps(out))
+"""
+
+
+def test_global_provider_and_otel_env_are_honoured() -> None:
+    """Without a provider the global one is used, and the SDK reads OTEL_* variables."""
+    env = {**os.environ, "OTEL_SERVICE_NAME": "checkout"}
+    done = subprocess.run([sys.executable, "-c", GLOBAL_SCRIPT], capture_output=True,
+                          text=True, env=env, timeout=60, check=True)
+    assert json.loads(done.stdout) == {"calls": [7], "service": "checkout"}
+
+
+def test_spans_carry_function_event_type_and_outcome(
+        spans: tuple[TracerProvider, InMemorySpanExporter]) -> None:
+    """With spans=True every call becomes a span with its function, event type and outcome."""
+    tracer_provider, exporter = spans
+    analytics = Analytics()
+    instrument(analytics, MeterProvider(), spans=True, tracer_provider=tracer_provider)
+    make_calls(analytics, ok=3, failing=2)
+    finished = exporter.get_finished_spans()
+    assert len(finished) == 5
+    assert {s.name for s in finished} == {"work"}
+    outcomes = [s.attributes["callmetrics.outcome"] for s in finished if s.attributes]
+    assert outcomes == ["success"] * 3 + ["failure"] * 2
+    failed = finished[-1]
+    assert failed.attributes is not None
+    assert failed.attributes["callmetrics.event_type"] == "unit"
+    assert failed.attributes["callmetrics.function"] == "work"
+    assert failed.attributes["error.type"] == "ValueError"
+    assert failed.status.status_code is StatusCode.ERROR
+    assert [e.name for e in failed.events] == ["exception"]
+    assert finished[0].status.status_code is StatusCode.UNSET
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent else None
+
+
+def test_spans_nest_under_the_current_span(
+        spans: tuple[TracerProvider, InMemorySpanExporter]) -> None:
+    """A tracked call's span is a child of the current span, and calls inside nest under it."""
+    tracer_provider, exporter = spans
+    analytics = Analytics()
+    instrument(analytics, MeterProvider(), spans=True, tracer_provider=tracer_provider)
+
+    @analytics.track("db")
+    def inner() -> None:
+        """Stand in for a query."""
+
+    @analytics.track("api")
+    async def outer() -> None:
+        inner()
+        await asyncio.sleep(0)
+
+    tracer = tracer_provider.get_tracer("test")
+    with tracer.start_as_current_span("request") as request:
+        asyncio.run(outer())
+        assert trace.get_current_span() is request  # the context was restored
+    by_name = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(by_name) == {"request", "test_spans_nest_under_the_current_span.outer",
+                            "test_spans_nest_under_the_current_span.inner"}
+    outer_span = by_name["test_spans_nest_under_the_current_span.outer"]
+    inner_span = by_name["test_spans_nest_under_the_current_span.inner"]
+    assert parent_of(outer_span) == request.get_span_context().span_id
+    assert parent_of(inner_span) == outer_span.context.span_id
+    assert outer_span.context.trace_id == request.get_span_context().trace_id
+
+
+def test_generator_spans_do_not_leak_into_the_caller(
+        spans: tuple[TracerProvider, InMemorySpanExporter]) -> None:
+    """A generator's span is not made current while the caller iterates it."""
+    tracer_provider, exporter = spans
+    analytics = Analytics()
+    instrument(analytics, MeterProvider(), spans=True, tracer_provider=tracer_provider)
+
+    @analytics.track("stream", name="rows")
+    def rows() -> Iterator[int]:
+        yield from range(3)
+
+    seen = [(row, trace.get_current_span().get_span_context().is_valid) for row in rows()]
+    assert seen == [(0, False), (1, False), (2, False)]
+    assert [s.name for s in exporter.get_finished_spans()] == ["rows"]
+
+
+def test_bad_arguments_fail_early() -> None:
+    """A wrong analytics or bucket list fails at once, naming the field."""
+    with pytest.raises(TypeError, match="analytics"):
+        instrument("not analytics", MeterProvider())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="buckets"):
+        instrument(Analytics(), MeterProvider(), buckets=[1.0, 0.5])

@@ -1,0 +1,253 @@
+from __future__ import annotations
+
+import logging
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from callmetrics import Analytics, DurationSketch, FunctionSnapshot
+from callmetrics.exporters import DEFAULT_BUCKETS
+from callmetrics.exporters.prometheus import CallmetricsCollector, push_metrics, serve_metrics
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples_of(text: str) -> Samples:
+    """Map (sample name, sorted labels) to value for an exposition text."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def scrape(collector: CallmetricsCollector) -> str:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return generate_latest(registry).decode()
+
+
+def labels(function: str, event_type: str, **more: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({"function": function, "event_type": event_type, **more}.items()))
+
+
+def make_calls(analytics: Analytics, ok: int, failing: int, name: str = "work") -> None:
+    @analytics.track("unit", name=name)
+    def work(fail: bool) -> None:
+        if fail:
+            raise ValueError("bad input")
+
+    for _ in range(ok):
+        work(False)
+    for _ in range(failing):
+        with pytest.raises(ValueError, match="bad input"):
+            work(True)
+
+
+def test_counts_are_exact(analytics: Analytics) -> None:
+    """Calls, failures, histogram count and +Inf bucket equal the calls made."""
+    make_calls(analytics, ok=5000, failing=21)
+    got = samples_of(scrape(CallmetricsCollector(analytics)))
+    key = labels("work", "unit")
+    assert got["callmetrics_calls_total", key] == 5021
+    assert got["callmetrics_failures_total", key] == 21
+    assert got["callmetrics_call_duration_seconds_count", key] == 5021
+    assert got["callmetrics_call_duration_seconds_bucket", labels("work", "unit", le="+Inf")] \
+        == 5021
+    assert got["callmetrics_call_duration_seconds_sum", key] == pytest.approx(
+        analytics.get_stats()["total_time"])
+    assert got["callmetrics_decorator_overhead_seconds_total", key] > 0
+    assert got["callmetrics_source_up", ()] == 1
+
+
+def test_every_scrape_reads_afresh(analytics: Analytics) -> None:
+    """A later scrape shows the calls made since the previous one."""
+    collector = CallmetricsCollector(analytics)
+    make_calls(analytics, ok=2, failing=0)
+    assert samples_of(scrape(collector))["callmetrics_calls_total", labels("work", "unit")] == 2
+    make_calls(analytics, ok=3, failing=0)
+    assert samples_of(scrape(collector))["callmetrics_calls_total", labels("work", "unit")] == 5
+
+
+def sketch_of(values: list[float]) -> DurationSketch:
+    sketch = DurationSketch()
+    for value in values:
+        sketch.add(value)
+    return sketch
+
+
+def restored(durations: list[float], name: str = "job") -> Analytics:
+    """An instance holding calls of known durations (as a store load gives them)."""
+    analytics = Analytics()
+    sketch = sketch_of(durations)
+    analytics.restore([FunctionSnapshot(
+        name=name, event_type="batch", module="m", calls=len(durations),
+        successes=len(durations), total=sum(durations), fast=len(durations), medium=0, slow=0,
+        overhead=0.0, sketch=sketch, slowest=None, fastest=None)], [])
+    return analytics
+
+
+def test_buckets_are_cumulative_counts_from_the_sketch() -> None:
+    """Each le bucket counts the calls that took at most that long."""
+    analytics = restored([0.001] * 90 + [0.2] * 9 + [3.0])
+    got = samples_of(scrape(CallmetricsCollector(analytics, buckets=[0.01, 0.1, 1, 10])))
+    buckets = {dict(key)["le"]: value for (name, key), value in got.items()
+               if name == "callmetrics_call_duration_seconds_bucket"}
+    assert buckets == {"0.01": 90, "0.1": 90, "1.0": 99, "10.0": 100, "+Inf": 100}
+    assert got["callmetrics_call_duration_seconds_sum", labels("job", "batch")] == \
+        pytest.approx(0.09 + 1.8 + 3.0)
+
+
+def test_default_buckets_are_prometheus_defaults() -> None:
+    """Without buckets the histogram uses prometheus_client's default bounds."""
+    text = scrape(CallmetricsCollector(restored([0.3])))
+    bounds = [float(dict(key)["le"]) for (name, key), _ in samples_of(text).items()
+              if name == "callmetrics_call_duration_seconds_bucket"]
+    assert sorted(bounds) == [*DEFAULT_BUCKETS, float("inf")]
+
+
+def test_label_values_are_escaped_by_the_library(analytics: Analytics) -> None:
+    """Quotes, backslashes and newlines in names survive the exposition format."""
+    odd = 'say "hi"\\ to\nnewline'
+    make_calls(analytics, ok=2, failing=0, name=odd)
+    text = scrape(CallmetricsCollector(analytics))
+    assert 'function="say \\"hi\\"\\\\ to\\nnewline"' in text
+    assert samples_of(text)["callmetrics_calls_total", labels(odd, "unit")] == 2
+
+
+def test_no_calls_exposes_only_up(analytics: Analytics) -> None:
+    """An instance without calls exposes no per-function series."""
+    assert samples_of(scrape(CallmetricsCollector(analytics))) == {("callmetrics_source_up", ()): 1}
+
+
+def test_unreadable_store_reports_source_down(tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A broken store gives callmetrics_source_up 0 and a logged error, not a failed scrape."""
+    broken = tmp_path / "broken.sqlite"
+    broken.write_bytes(b"this is not a database" * 100)
+    collector = CallmetricsCollector(broken)
+    with caplog.at_level(logging.ERROR, logger="callmetrics.internal"):
+        got = samples_of(scrape(collector))
+    assert got == {("callmetrics_source_up", ()): 0}
+    assert str(broken) in caplog.text
+
+
+def test_registering_reads_nothing(tmp_path: Path) -> None:
+    """Registering describes the metrics without reading the source."""
+    registry = CollectorRegistry(auto_describe=True)
+    collector = CallmetricsCollector(tmp_path / "not-yet-written.sqlite")
+    registry.register(collector)
+    assert [m.name for m in collector.describe()] == [
+        "callmetrics_calls", "callmetrics_failures", "callmetrics_call_duration_seconds",
+        "callmetrics_decorator_overhead_seconds", "callmetrics_source_up"]
+    assert all(not m.samples for m in collector.describe())
+
+
+@pytest.mark.parametrize(("buckets", "error", "match"), [
+    ([0.5, 0.1], ValueError, "strictly increasing"),
+    ([-1.0], ValueError, ">= 0"),
+    ([float("nan")], ValueError, ">= 0"),
+    (["1"], TypeError, "numbers"),
+    ("0.1,1", TypeError, "iterable"),
+])
+def test_bad_buckets_fail_early(analytics: Analytics, buckets: object, error: type[Exception],
+                                match: str) -> None:
+    """Bad bucket bounds raise at once, naming buckets."""
+    with pytest.raises(error, match=f"buckets.*{match}|{match}.*buckets|buckets must"):
+        CallmetricsCollector(analytics, buckets=buckets)  # type: ignore[arg-type]
+
+
+def test_infinity_may_be_spelled_out(analytics: Analytics) -> None:
+    """A trailing +Inf bound is accepted and not doubled."""
+    assert CallmetricsCollector(analytics, buckets=[1, float("inf")]).buckets == (1.0,)
+
+
+def test_bad_source_fails_early() -> None:
+    """A source that is neither an instance nor a path raises TypeError naming source."""
+    with pytest.raises(TypeError, match="source"):
+        CallmetricsCollector(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="source"):
+        CallmetricsCollector("")
+
+
+def test_serve_metrics_serves_and_stops(analytics: Analytics) -> None:
+    """serve_metrics answers on /metrics and frees the port when closed."""
+    make_calls(analytics, ok=4, failing=1)
+    with serve_metrics(analytics, 0) as server:
+        assert server.url == f"http://127.0.0.1:{server.port}/metrics"
+        with urllib.request.urlopen(server.url, timeout=10) as response:  # noqa: S310  # loopback
+            text = response.read().decode()
+    assert samples_of(text)["callmetrics_calls_total", labels("work", "unit")] == 5
+    with pytest.raises(OSError, match="refused"):
+        urllib.request.urlopen(server.url, timeout=10)  # noqa: S310  # loopback
+    server.close()  # a second close is harmless
+
+
+@pytest.mark.parametrize(("port", "addr", "error", "match"), [
+    (-1, "127.0.0.1", ValueError, "port"),
+    (70000, "127.0.0.1", ValueError, "port"),
+    ("80", "127.0.0.1", TypeError, "port"),
+    (True, "127.0.0.1", TypeError, "port"),
+    (0, "", ValueError, "addr"),
+    (0, None, TypeError, "addr"),
+])
+def test_serve_metrics_rejects_bad_arguments(analytics: Analytics, port: object, addr: object,
+                                             error: type[Exception], match: str) -> None:
+    """A bad port or address raises at once, naming it."""
+    with pytest.raises(error, match=match):
+        serve_metrics(analytics, port, addr)  # type: ignore[arg-type]
+
+
+def test_push_metrics_rejects_bad_arguments(analytics: Analytics) -> None:
+    """An empty gateway or job raises at once, naming it."""
+    with pytest.raises(ValueError, match="gateway"):
+        push_metrics(analytics, "", "job")
+    with pytest.raises(ValueError, match="job"):
+        push_metrics(analytics, "127.0.0.1:9", " ")
+
+
+def test_push_to_nowhere_raises_oserror(analytics: Analytics) -> None:
+    """A gateway that is not there gives an OSError the batch job can handle."""
+    with serve_metrics(analytics, 0) as server:
+        port = server.port  # a port known to be free once the server is closed
+    with pytest.raises(OSError, match="refused"):
+        push_metrics(analytics, f"127.0.0.1:{port}", "job", timeout=10)
+
+
+def write_run(store: Path, calls: int, failing: int = 0) -> None:
+    """Record calls in one run of a store, as one worker process does."""
+    with Analytics(store=store) as worker:
+        make_calls(worker, ok=calls, failing=failing)
+
+
+def test_store_source_counts_every_run_once(tmp_path: Path) -> None:
+    """A store written by several runs exposes their sum, each counted once."""
+    store = tmp_path / "runs.sqlite"
+    write_run(store, 3000)
+    write_run(store, 5000, failing=3)
+    write_run(store, 7)
+    got = samples_of(scrape(CallmetricsCollector(store)))
+    key = labels("work", "unit")
+    assert got["callmetrics_calls_total", key] == 8010
+    assert got["callmetrics_failures_total", key] == 3
+    assert got["callmetrics_call_duration_seconds_count", key] == 8010
+    assert got["callmetrics_source_up", ()] == 1
+
+
+def test_store_source_is_reread_on_every_scrape(tmp_path: Path) -> None:
+    """Runs written after the collector was made show in the next scrape."""
+    store = tmp_path / "runs.sqlite"
+    write_run(store, 2)
+    collector = CallmetricsCollector(str(store))
+    assert samples_of(scrape(collector))["callmetrics_calls_total", labels("work", "unit")] == 2
+    write_run(store, 5)
+    assert samples_of(scrape(collector))["callmetrics_calls_total", labels("work", "unit")] == 7
+
+
+def test_missing_store_reports_source_down(tmp_path: Path) -> None:
+    """A store that does not exist (yet) is reported down rather than failing the scrape."""
+    got = samples_of(scrape(CallmetricsCollector(tmp_path / "none.sqlite")))
+    assert got == {("callmetrics_source_up", ()): 0}

@@ -1,0 +1,295 @@
+"""End to end against Debian's prometheus and prometheus-pushgateway, on the loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from callmetrics import Analytics
+from callmetrics._cli import main
+from callmetrics.exporters.prometheus import push_metrics, serve_metrics
+from conftest import require_program
+
+T = TypeVar("T")
+
+# Bounds chosen so that a trivial call lands below the first one even on a loaded
+# machine, and a call sleeping SLOW seconds lands, for sure, in the second bucket.
+BUCKETS = (0.02, 5.0)
+SLOW = 0.03
+STARTUP_DEADLINE = 60.0  # seconds for a server to start and a first scrape to land
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # loopback http
+        return str(response.read().decode())
+
+
+@dataclass
+class Server:
+    """A server process started for one test, with its log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    base_url: str
+
+    def wait_for(self, what: str, probe: Callable[[], T | None],
+                 deadline: float = STARTUP_DEADLINE) -> T:
+        """Poll ``probe`` until it returns a value, failing at the deadline or if we exit."""
+        until = time.monotonic() + deadline
+        last_error: Exception | None = None
+        while time.monotonic() < until:
+            if self.process.poll() is not None:
+                pytest.fail(f"{self.name} exited with {self.process.returncode} while waiting "
+                            f"for {what}:\n{self.log.read_text()[-3000:]}")
+            try:
+                found = probe()
+            except OSError as exc:  # not listening yet
+                last_error = exc
+            else:
+                if found is not None:
+                    return found
+            time.sleep(0.2)  # poll interval, not a tuned wait: the deadline bounds it
+        pytest.fail(f"{self.name}: no {what} within {deadline:.0f} s (last error: {last_error})"
+                    f"\n{self.log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[[str, list[str], str], Server]]:
+    """Start server processes that are always terminated when the test ends."""
+    started: list[Server] = []
+
+    def start(name: str, argv: list[str], base_url: str) -> Server:
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                       cwd=tmp_path)
+        server = Server(name, process, log, base_url)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.process.terminate()
+    for server in started:
+        try:
+            server.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture
+def start_prometheus(tmp_path: Path, launch: Callable[[str, list[str], str], Server],
+                     ) -> Callable[[list[str]], Server]:
+    """Start Debian's prometheus scraping the given targets every second."""
+    binary = require_program("prometheus", "the Prometheus end-to-end tests scrape with it")
+
+    def start(targets: list[str]) -> Server:
+        config = tmp_path / "prometheus.yml"
+        config.write_text(json.dumps({  # JSON is YAML
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+            "scrape_configs": [{"job_name": "callmetrics",
+                                "static_configs": [{"targets": targets}]}],
+        }))
+        port = free_port()
+        return launch("prometheus", [
+            binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ], f"http://127.0.0.1:{port}")
+
+    return start
+
+
+def query(prometheus: Server, promql: str) -> list[dict[str, Any]]:
+    """Run an instant PromQL query and return its result vector."""
+    url = f"{prometheus.base_url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    answer = json.loads(get(url))
+    assert answer["status"] == "success", answer
+    result: list[dict[str, Any]] = answer["data"]["result"]
+    return result
+
+
+def scraped_total(prometheus: Server, expected_series: int) -> Callable[[], float | None]:
+    """Probe: the summed call counter once a scrape holding every series has landed."""
+
+    def probe() -> float | None:
+        found = query(prometheus, "callmetrics_calls_total")
+        if len(found) < expected_series:
+            return None
+        return sum(float(item["value"][1]) for item in found)
+
+    return probe
+
+
+def make_workload(analytics: Analytics) -> tuple[int, str]:
+    """Make 90 trivial calls (5 failing) and 10 slow ones; return the count and an odd name."""
+    odd = 'odd "name"\\ with\nnewline'
+
+    @analytics.track("unit", name="fast")
+    def fast(fail: bool) -> None:
+        if fail:
+            raise ValueError("failing on purpose")
+
+    @analytics.track("unit", name=odd)
+    def slow() -> None:
+        time.sleep(SLOW)
+
+    for i in range(90):
+        with contextlib.suppress(ValueError):
+            fast(i % 18 == 0)
+    for _ in range(10):
+        slow()
+    return 100, odd
+
+
+@pytest.mark.servers
+def test_prometheus_scrapes_exact_counts_and_quantiles(
+        start_prometheus: Callable[[list[str]], Server]) -> None:
+    """A real Prometheus scrapes exact counts, and its p95 lands in the right bucket."""
+    analytics = Analytics()
+    calls, odd = make_workload(analytics)
+    with serve_metrics(analytics, 0, buckets=BUCKETS) as endpoint:
+        prometheus = start_prometheus([f"127.0.0.1:{endpoint.port}"])
+        total = prometheus.wait_for("scrape", scraped_total(prometheus, 2))
+        assert total == calls
+        failures = query(prometheus, 'callmetrics_failures_total{function="fast"}')
+        assert float(failures[0]["value"][1]) == 5
+        by_function = {item["metric"]["function"]: float(item["value"][1])
+                       for item in query(prometheus, "callmetrics_calls_total")}
+        assert by_function == {"fast": 90, odd: 10}  # the odd name came back unescaped
+        p95 = query(prometheus, "histogram_quantile(0.95, sum by (le) "
+                                "(callmetrics_call_duration_seconds_bucket))")
+        assert BUCKETS[0] < float(p95[0]["value"][1]) <= BUCKETS[1]
+        assert BUCKETS[0] < analytics.get_stats()["p95"] <= BUCKETS[1]
+        count = query(prometheus, "sum(callmetrics_call_duration_seconds_count)")
+        assert float(count[0]["value"][1]) == calls
+
+
+@pytest.mark.servers
+def test_pushgateway_receives_a_batch_job(
+        launch: Callable[[str, list[str], str], Server]) -> None:
+    """Metrics pushed to a real Pushgateway read back exactly, and a second push replaces them."""
+    binary = require_program("prometheus-pushgateway", "the push test pushes to it")
+    port = free_port()
+    gateway = launch("pushgateway", [binary, f"--web.listen-address=127.0.0.1:{port}"],
+                     f"http://127.0.0.1:{port}")
+    gateway.wait_for("readiness", lambda: get(f"{gateway.base_url}/-/ready") or None)
+    analytics = Analytics()
+    _, odd = make_workload(analytics)
+
+    def pushed() -> dict[tuple[str, str], float]:
+        found = {}
+        for family in text_string_to_metric_families(get(f"{gateway.base_url}/metrics")):
+            for sample in family.samples:
+                if sample.labels.get("job") == "nightly":
+                    assert sample.labels["instance"] == "worker-1"
+                    found[sample.name, sample.labels.get("function", "")] = sample.value
+        return found
+
+    push_metrics(analytics, f"127.0.0.1:{port}", "nightly",
+                 grouping_key={"instance": "worker-1"}, buckets=BUCKETS)
+    first = pushed()
+    assert first["callmetrics_calls_total", "fast"] == 90
+    assert first["callmetrics_calls_total", odd] == 10
+    assert first["callmetrics_failures_total", "fast"] == 5
+    assert first["callmetrics_call_duration_seconds_count", odd] == 10
+    make_workload(analytics)
+    push_metrics(analytics, f"http://127.0.0.1:{port}", "nightly",
+                 grouping_key={"instance": "worker-1"}, buckets=BUCKETS)
+    assert pushed()["callmetrics_calls_total", "fast"] == 180
+
+
+WORKER = """
+import sys
+from callmetrics import Analytics
+
+with Analytics(store=sys.argv[1]) as analytics:
+    work = analytics.track("job", name="work")(lambda: None)
+    for _ in range(int(sys.argv[2])):
+        work()
+"""
+
+
+@pytest.mark.servers
+def test_store_of_many_processes_is_scraped_once_each(
+        tmp_path: Path, launch: Callable[[str, list[str], str], Server],
+        start_prometheus: Callable[[list[str]], Server]) -> None:
+    """Workers write one store; `callmetrics serve-metrics` serves it; Prometheus sees each once."""
+    store = tmp_path / "runs.sqlite"
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(store), str(n)])
+               for n in (3000, 5000, 7)]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0, 0]
+    port = free_port()
+    launch("serve-metrics", [sys.executable, "-m", "callmetrics", "serve-metrics", str(store),
+                             "--port", str(port)], f"http://127.0.0.1:{port}")
+    prometheus = start_prometheus([f"127.0.0.1:{port}"])
+    assert prometheus.wait_for("scrape", scraped_total(prometheus, 1)) == 8007
+
+
+def test_serve_metrics_command_serves_a_store_until_terminated(
+        tmp_path: Path, launch: Callable[[str, list[str], str], Server]) -> None:
+    """`callmetrics serve-metrics STORE --port 0` prints its URL, serves, and exits 0 on SIGTERM."""
+    store = tmp_path / "runs.sqlite"
+    with Analytics(store=store) as worker:
+        work = worker.track("job", name="work")(lambda: None)
+        for _ in range(12):
+            work()
+    served = launch("serve-metrics", [sys.executable, "-m", "callmetrics", "serve-metrics",
+                                      str(store), "--port", "0"], "")
+
+    def printed_url() -> str | None:
+        match = re.search(r"at (http://\S+/metrics)", served.log.read_text())
+        return match.group(1) if match else None
+
+    url = served.wait_for("its URL", printed_url)
+    assert url.startswith("http://127.0.0.1:")
+    families = {f.name: f for f in text_string_to_metric_families(get(url))}
+    assert [s.value for s in families["callmetrics_calls"].samples] == [12]
+    served.process.terminate()
+    assert served.process.wait(timeout=20) == 0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["serve-metrics", "{tmp}/missing.sqlite", "--port", "0"], "no store at"),
+    (["serve-metrics", "{tmp}", "--port", "0"], "no store at"),
+    (["serve-metrics", "{store}", "--port", "70000"], "--port must be between 0 and 65535"),
+    (["serve-metrics", "{store}", "--port", "http"], "--port must be a number"),
+    (["serve-metrics", "{store}", "--port", "0", "--buckets", "1,x"], "--buckets must be"),
+    (["serve-metrics", "{store}", "--port", "0", "--buckets", "2,1"], "strictly increasing"),
+])
+def test_serve_metrics_command_rejects_bad_arguments(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+        message: str) -> None:
+    """Bad arguments to serve-metrics exit with code 2 and one line naming the problem."""
+    store = tmp_path / "runs.sqlite"
+    store.write_bytes(b"")
+    try:
+        code = main([arg.format(tmp=tmp_path, store=store) for arg in argv])
+    except SystemExit as exit_:  # argparse rejects bad values itself
+        code = int(exit_.code or 0)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1

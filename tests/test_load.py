@@ -1,0 +1,169 @@
+"""Reading stores back: choosing runs, the merged view, and the run list."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from callmetrics import Analytics, DurationSketch, FunctionSnapshot, StoreError, load
+from callmetrics._load import list_runs, since_to_unix
+from callmetrics._store import attach_store
+
+
+def snapshot(name: str, durations: list[float], *, failures: int = 0) -> FunctionSnapshot:
+    """A function's aggregates holding exactly ``durations``."""
+    sketch = DurationSketch()
+    for duration in durations:
+        sketch.add(duration)
+    return FunctionSnapshot(name=name, event_type="unit", module="tests", calls=len(durations),
+                            successes=len(durations) - failures, total=sum(durations),
+                            fast=len(durations), medium=0, slow=0, overhead=0.0, sketch=sketch,
+                            slowest=None, fastest=None)
+
+
+def write_run(store: Path, functions: dict[str, list[float]], *,
+              label: str | None = None) -> None:
+    """Write one run holding the given durations per function, through the real writer."""
+    analytics = Analytics()
+    writer = attach_store(analytics, store, label=label)
+    analytics.restore([snapshot(name, durations) for name, durations in functions.items()], [])
+    writer.close()
+
+
+def record_calls(store: Path, name: str, calls: int, *, label: str | None = None) -> None:
+    """Write one run of ``calls`` real tracked calls (events included)."""
+    analytics = Analytics()
+    writer = attach_store(analytics, store, label=label)
+    work = analytics.track("unit", name=name)(lambda i: i)
+    for i in range(calls):
+        work(i)
+    writer.close()
+
+
+def test_load_merges_every_run_by_default(tmp_path: Path) -> None:
+    """Without filters the view adds up every run's calls, events and sketches."""
+    store = tmp_path / "runs.db"
+    record_calls(store, "a", 10)
+    record_calls(store, "a", 5)
+    record_calls(store, "b", 3)
+    view = load(store)
+    assert view.call_counts == {"a": 15, "b": 3}
+    assert len(view.events) == 18
+    assert view.get_stats()["event_count"] == 18
+    assert view.get_stats("b")["total_calls"] == 3
+    assert [e.start for e in view.events] == sorted(e.start for e in view.events)
+
+
+def test_load_chooses_runs_by_id_label_and_time(tmp_path: Path) -> None:
+    """runs=, label= and since= pick runs, and combine as AND."""
+    store = tmp_path / "runs.db"
+    write_run(store, {"a": [0.1]}, label="old")
+    middle = time.time()
+    write_run(store, {"a": [0.2, 0.2]}, label="new")
+    write_run(store, {"a": [0.3] * 3}, label="new")
+    ids = sorted(r.id for r in list_runs(store))
+    assert load(store, runs=[ids[0], ids[2]]).call_counts == {"a": 4}
+    assert load(store, label="new").call_counts == {"a": 5}
+    assert load(store, since=middle).call_counts == {"a": 5}
+    assert load(store, since=datetime.fromtimestamp(middle)).call_counts == {"a": 5}
+    assert load(store, since=timedelta(days=1)).call_counts == {"a": 6}
+    assert load(store, label="new", runs=[ids[0], ids[1]]).call_counts == {"a": 2}
+    assert load(store, label="none such").call_counts == {}
+    assert load(store, since=time.time() + 60).get_stats()["total_calls"] == 0
+
+
+def test_unknown_run_ids_and_bad_filters_are_errors(tmp_path: Path) -> None:
+    """A run id not in the store is a StoreError naming it; wrong types are TypeErrors."""
+    store = tmp_path / "runs.db"
+    write_run(store, {"a": [0.1]})
+    with pytest.raises(StoreError, match="no run 41, 42"):
+        load(store, runs=[42, 41, 1])
+    with pytest.raises(TypeError, match="since"):
+        load(store, since="2d")  # type: ignore[arg-type]  # the mistake under test
+    with pytest.raises(TypeError, match="runs"):
+        load(store, runs=["1"])  # type: ignore[list-item]  # the mistake under test
+    with pytest.raises(TypeError, match="label"):
+        load(store, label=3)  # type: ignore[arg-type]  # the mistake under test
+
+
+def test_view_percentiles_merge_runs_exactly(tmp_path: Path) -> None:
+    """Percentiles of a merged view equal those of one sketch holding every duration."""
+    store = tmp_path / "runs.db"
+    first = [0.001 * (i + 1) for i in range(100)]
+    second = [0.5 + 0.01 * i for i in range(50)]
+    write_run(store, {"a": first})
+    write_run(store, {"a": second})
+    whole = snapshot("a", first + second).sketch
+    stats = load(store).get_stats()
+    for key, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
+        assert stats[key] == whole.quantile(q)
+    assert stats["min_duration"] == 0.001
+    assert stats["max_duration"] == second[-1]
+
+
+def test_view_prints_a_summary_and_writes_a_report(tmp_path: Path) -> None:
+    """print_summary and generate_reports work on a loaded view as on a live instance."""
+    store = tmp_path / "runs.db"
+    record_calls(store, "fetch_user", 20)
+    view = load(store)
+    out = io.StringIO()
+    view.print_summary(Console(file=out, width=160))
+    assert "fetch_user" in out.getvalue()
+    report = view.generate_reports(path=tmp_path / "report.html")
+    assert report is not None
+    assert "fetch_user" in report.read_text(encoding="utf-8")
+
+
+def test_loading_never_changes_the_store(tmp_path: Path) -> None:
+    """Reading a store, and tracking on the view, leaves the file's bytes as they were."""
+    store = tmp_path / "runs.db"
+    record_calls(store, "a", 5)
+    before = store.read_bytes()
+    view = load(store)
+    view.track("unit", name="a")(lambda: None)()
+    list_runs(store)
+    assert view.call_counts == {"a": 6}
+    assert store.read_bytes() == before
+    assert load(store).call_counts == {"a": 5}
+
+
+def test_runs_are_listed_newest_first_with_their_totals(tmp_path: Path) -> None:
+    """list_runs gives each run's label, process, state and counts, newest first."""
+    store = tmp_path / "runs.db"
+    record_calls(store, "a", 4, label="first")
+    record_calls(store, "b", 7, label="second")
+    runs = list_runs(store)
+    assert [(r.label, r.calls, r.functions, r.events, r.closed) for r in runs] == [
+        ("second", 7, 1, 7, True), ("first", 4, 1, 4, True)]
+    assert runs[0].started >= runs[1].started
+    assert runs[0].host
+    assert runs[0].program
+
+
+def test_a_view_of_an_open_run_shows_what_was_flushed(tmp_path: Path) -> None:
+    """A run still being written reads back as of its last flush."""
+    store = tmp_path / "runs.db"
+    with Analytics(store=store) as live:
+        work = live.track("unit", name="a")(lambda: None)
+        for _ in range(3):
+            work()
+        live.flush()
+        work()
+        assert load(store).call_counts == {"a": 3}
+        assert [r.closed for r in list_runs(store)] == [False]
+    assert load(store).call_counts == {"a": 4}
+
+
+def test_since_accepts_unix_time_datetime_and_timedelta() -> None:
+    """since_to_unix turns each accepted form into Unix seconds."""
+    assert since_to_unix(1_000.5) == 1_000.5
+    moment = datetime(2026, 1, 2, 3, 4, 5)
+    assert since_to_unix(moment) == moment.timestamp()
+    assert since_to_unix(timedelta(hours=1)) == pytest.approx(time.time() - 3600, abs=5)
+    with pytest.raises(TypeError):
+        since_to_unix(True)
