@@ -199,6 +199,29 @@ def test_demo_with_store_writes_it_and_says_what_next(tmp_path: Path,
     assert run.calls > 0
 
 
+def test_demo_refuses_a_store_that_is_not_one(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`demo --store` with a foreign file exits 2 in one line before running, file intact."""
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--scale", "0", "--store", str(other)])
+    assert exit_info.value.code == 2
+    assert "not a callmetrics store" in _error_line(capsys)
+    assert other.read_text() == "hello"
+
+
+def test_demo_says_when_the_store_could_not_be_written(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`demo --store` under a path that cannot be created runs, then exits 2 saying so."""
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["demo", "--scale", "0", "--store", str(blocker / "demo.db")]) == 2
+    assert "could not write the store" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------- user errors
 def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err.strip()

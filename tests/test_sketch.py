@@ -164,9 +164,9 @@ def test_add_rejects_bad_values(bad: float) -> None:
         DurationSketch().add(bad)
 
 
-@pytest.mark.parametrize("bad", ["1.0s", "1.0", None, [1.0]])
+@pytest.mark.parametrize("bad", ["1.0s", "1.0", None, [1.0], True])
 def test_add_rejects_non_numbers(bad: Any) -> None:
-    """A value that is not a number (a numeric string included) is a TypeError."""
+    """A value that is not a number (numeric strings and bools included) is a TypeError."""
     with pytest.raises(TypeError):
         DurationSketch().add(bad)
 

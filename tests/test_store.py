@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -110,6 +111,14 @@ def test_each_instance_is_one_run_and_flushes_replace_aggregates(tmp_path: Path)
     assert load(store).call_counts == {"work": 35}
 
 
+def test_store_path_in_the_config_works_like_store(tmp_path: Path) -> None:
+    """The store_path config field attaches a store as store= does."""
+    store = tmp_path / "runs.db"
+    with Analytics({"store_path": str(store), "flush_interval": 60}) as analytics:
+        _record(analytics, 3)
+    assert load(store).call_counts == {"work": 3}
+
+
 def test_an_instance_without_calls_leaves_no_run(tmp_path: Path) -> None:
     """A process that records nothing adds no empty run to the store."""
     store = tmp_path / "runs.db"
@@ -189,6 +198,56 @@ def test_prune_deletes_old_runs_and_old_events(tmp_path: Path) -> None:
     assert list_runs(store) == []
 
 
+def test_a_write_waits_for_another_writers_lock(tmp_path: Path) -> None:
+    """flush() waits while another connection holds the write lock, then writes."""
+    store = tmp_path / "runs.db"
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        other = sqlite3.connect(store, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(30)
+        other.execute("COMMIT")
+        other.close()
+
+    with Analytics(store=store) as analytics:
+        _record(analytics, 3)
+        analytics.flush()
+        holder = threading.Thread(target=hold_the_lock)
+        holder.start()
+        assert locked.wait(30)
+        _record(analytics, 4)
+        threading.Timer(0.2, release.set).start()
+        analytics.flush()  # blocks until the other connection commits
+        assert release.is_set()
+        holder.join(30)
+        assert load(store).call_counts == {"work": 7}
+
+
+def test_threads_recording_and_flushing_at_once_store_every_call_once(tmp_path: Path) -> None:
+    """Threads calling and flushing concurrently leave exact counts and no duplicate events."""
+    store = tmp_path / "runs.db"
+    with Analytics(store=store, max_events=0, config={"flush_interval": 0.01}) as analytics:
+        work = analytics.track("unit", name="work")(_spin)
+
+        def worker() -> None:
+            for i in range(5_000):
+                work(i % 7)
+                if i % 500 == 0:
+                    analytics.flush()
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    view = load(store)
+    assert view.call_counts == {"work": 20_000}
+    starts = [(e.start, e.duration) for e in view.events]
+    assert len(starts) == len(set(starts)) == 20_000
+
+
 def test_a_live_run_pruned_by_another_process_is_written_again_whole(tmp_path: Path) -> None:
     """A quiet run pruned while its process lives reappears, complete, on the next write."""
     store = tmp_path / "runs.db"
@@ -204,7 +263,7 @@ def test_a_live_run_pruned_by_another_process_is_written_again_whole(tmp_path: P
 
 
 def test_merged_instances_sharing_a_store_count_each_call_once(tmp_path: Path) -> None:
-    """After merge_with, the emptied instance's run drops its rows: totals stay exact."""
+    """After merge_with, the emptied instance's run drops its rows: nothing counts twice."""
     store = tmp_path / "runs.db"
     first, second = Analytics(store=store), Analytics(store=store)
     _record(first, 10)
@@ -213,7 +272,9 @@ def test_merged_instances_sharing_a_store_count_each_call_once(tmp_path: Path) -
     first.merge_with(second)
     first.close()
     second.close()
-    assert load(store).call_counts == {"work": 14}
+    view = load(store)
+    assert view.call_counts == {"work": 14}
+    assert len(view.events) == 14
 
 
 # ---------------------------------------------------------------------- bad files

@@ -119,9 +119,6 @@ class Analytics:
         self._ring = EventRing(cfg.max_events)
         self._call_logger = CallLogger(loggers, self.long_max)
         self._observers: list[CallObserver] = []
-        # Called with (stats, unix offset, entries) for every drained chunk (the store).
-        self._drain_listeners: list[Callable[[FunctionStats, float, list[tuple[Any, ...]]],
-                                             None]] = []
         self._adhoc: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Callable[..., Any]]]
         self._adhoc = weakref.WeakKeyDictionary()
         self._finishers: dict[int, Finisher] = {}
@@ -130,7 +127,10 @@ class Analytics:
             from callmetrics._store import attach_store  # noqa: PLC0415  # optional feature
 
             self._store = attach_store(self, Path(cfg.store_path))
-        self.console_logger.debug("Analytics #%s initialized", self.instance_id)
+        try:
+            self.console_logger.debug("Analytics #%s initialized", self.instance_id)
+        except Exception as exc:  # noqa: BLE001  # a broken handler must not break start-up
+            report_internal_error("logging", exc)
 
     # ----------------------------------------------------------------- runtime
     @property
@@ -174,15 +174,6 @@ class Analytics:
             flat, failed = calls
             generation.append(self._ring.chunk(stats, offset, flat, failed))
             drained.append((stats, len(flat) // 2 + len(failed)))
-            if self._drain_listeners:
-                entries: list[tuple[Any, ...]] = list(zip(flat[0::2], flat[1::2], strict=True))
-                entries.extend(failed)
-                for listener in self._drain_listeners:
-                    try:
-                        listener(stats, offset, entries)
-                    except Exception as exc:  # noqa: BLE001  # drains run inside user calls
-                        kind = getattr(listener, "__qualname__", type(listener).__qualname__)
-                        report_internal_error(f"drain listener {kind}", exc)
         self._ring.add_generation(generation)
         if drained:
             # The bulk work is part of what the decorator costs: share it out by calls.

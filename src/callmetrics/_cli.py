@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -11,7 +12,7 @@ from typing import NoReturn
 from callmetrics import __version__
 from callmetrics._cli_metrics import add_commands as _add_metrics
 from callmetrics._cli_store import add_commands as _add_store
-from callmetrics._cli_store import finish_demo_store
+from callmetrics._cli_store import demo_store, finish_demo_store
 
 __all__ = ["CliError", "main"]
 
@@ -72,7 +73,7 @@ def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
                                description="Run a short built-in workload and show its numbers.")
     demo.add_argument("--scale", type=_scale, default=1.0,
                       help="multiply the workload's sleeps (0 for an instant run)")
-    demo.add_argument("--store", metavar="PATH",
+    demo.add_argument("--store", metavar="PATH", type=demo_store,
                       help="also record the run into this SQLite store")
     demo.set_defaults(handler=_demo)
 
@@ -109,3 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"callmetrics: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`callmetrics runs STORE | head`): stop quietly, and keep
+        # the interpreter from complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

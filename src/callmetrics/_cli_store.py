@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from callmetrics._cli import _Parser
     from callmetrics._load import RunInfo
 
-__all__ = ["add_commands", "finish_demo_store", "parse_span"]
+__all__ = ["add_commands", "demo_store", "finish_demo_store", "parse_span"]
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -325,9 +325,27 @@ def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     prune.set_defaults(handler=_prune)
 
 
+def demo_store(text: str) -> str:
+    """Check ``demo --store PATH`` before the demo runs: absent, or a usable store."""
+    from callmetrics._store import StoreError, connect_readonly  # noqa: PLC0415  # keep --help fast
+
+    path = Path(text).expanduser()
+    try:
+        if path.exists():
+            connect_readonly(path).close()
+    except StoreError as exc:
+        if not path.is_file() or path.stat().st_size:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return text
+
+
 def finish_demo_store(analytics: Analytics, store: Path) -> None:
     """Close the demo's store and print where it is and what to try next."""
     analytics.close()
+    if not store.is_file():
+        _fail(f"could not write the store {store}")
     where = shlex.quote(str(store))
     print(f"Store: {store.resolve()}")
     print("Try next:")

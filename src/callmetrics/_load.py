@@ -15,7 +15,7 @@ from callmetrics._analytics import Analytics
 from callmetrics._records import Event
 from callmetrics._sketch import DurationSketch
 from callmetrics._state import FunctionSnapshot
-from callmetrics._store import StoreError, connect_readonly
+from callmetrics._store import StoreError, connect_readonly, read_error
 
 __all__ = ["RunInfo", "list_runs", "load", "read_view", "since_to_unix"]
 
@@ -68,8 +68,8 @@ def list_runs(path: str | Path) -> list[RunInfo]:
             "(SELECT count(*) FROM functions f WHERE f.run_id = r.id), "
             "(SELECT count(*) FROM events e WHERE e.run_id = r.id) "
             "FROM runs r ORDER BY r.started DESC, r.id DESC").fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path} is corrupt ({exc})") from exc
+    except sqlite3.Error as exc:
+        raise read_error(Path(path), exc) from exc
     finally:
         conn.close()
     return [RunInfo(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]),
@@ -164,8 +164,8 @@ def read_view(path: str | Path, *, runs: Iterable[int] | None = None,
             "WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY start",
             ids).fetchall() if events else []
         conn.execute("COMMIT")
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path} is corrupt ({exc})") from exc
+    except sqlite3.Error as exc:
+        raise read_error(path, exc) from exc
     finally:
         conn.close()
     try:

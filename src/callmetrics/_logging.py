@@ -3,9 +3,10 @@
 The hot path must not ask ``isEnabledFor`` on every call (about 100 ns).  The
 standard library caches level decisions in each logger's ``_cache`` dict and clears
 those dicts whenever a level changes (``setLevel``, ``logging.disable``,
-``dictConfig``).  We store our combined decision in the analytics logger's
-``_cache`` under a private key: a dict lookup per call, and a level changed
-through the logging API takes effect on the next call.
+``dictConfig``).  We store our combined decision under a private key in the
+``_cache`` of a private logger, one per (analytics, console) logger pair: a dict
+lookup per call, and a level changed through the logging API takes effect on the
+next call.
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ __all__ = [
     "connect_readonly",
     "connect_writable",
     "prune",
+    "read_error",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -178,6 +179,8 @@ def _validate(conn: sqlite3.Connection, path: Path) -> None:
             row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
             fmt = row[0] if row else None
     except sqlite3.DatabaseError as exc:
+        if _is_busy(exc):
+            raise  # held by another process for longer than the timeout: not the file's fault
         raise StoreError(f"{path} is corrupt or not a callmetrics store ({exc})") from exc
     if app_id != APPLICATION_ID or fmt != FORMAT_NAME:
         raise StoreError(f"{path} is not a callmetrics store (a SQLite database of "
@@ -191,12 +194,38 @@ def _validate(conn: sqlite3.Connection, path: Path) -> None:
                          f"tables {', '.join(sorted(tables)) or 'none'})")
 
 
+def read_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """Describe a failed read of ``path``: locked by another process, or corrupt."""
+    if _is_busy(exc):
+        return StoreError(f"{path} is locked by another process ({exc}); try again")
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return StoreError(f"{path} is corrupt ({exc})")
+    return StoreError(f"cannot read {path} ({exc})")
+
+
+def _open_checked(path: Path) -> sqlite3.Connection:
+    """Open an existing, non-empty file read-only and check it is a usable store.
+
+    Raises:
+        StoreError: when the file is not a usable callmetrics store.
+        sqlite3.Error: when it cannot be opened or stays locked.
+
+    """
+    conn = _connect(path, "ro")
+    try:
+        _validate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def connect_readonly(path: str | Path) -> sqlite3.Connection:
     """Open an existing store for reading, after checking it (the file is never changed).
 
     Raises:
         FileNotFoundError: when there is no file at ``path``.
-        StoreError: when the file is not a usable callmetrics store.
+        StoreError: when the file is not a usable callmetrics store, or cannot be read.
 
     """
     path = Path(path).expanduser()
@@ -205,15 +234,9 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
             raise FileNotFoundError(f"no such store: {path}")
         raise StoreError(f"{path} is empty, not a callmetrics store")
     try:
-        conn = _connect(path, "ro")
+        return _open_checked(path)
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open {path}: {exc}") from exc
-    try:
-        _validate(conn, path)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+        raise read_error(path, exc) from exc
 
 
 def connect_writable(path: str | Path, *, create: bool) -> sqlite3.Connection:
@@ -230,7 +253,7 @@ def connect_writable(path: str | Path, *, create: bool) -> sqlite3.Connection:
     """
     path = Path(path).expanduser()
     if _has_content(path):
-        connect_readonly(path).close()
+        _open_checked(path).close()
         conn = _connect(path, "rw")
     else:
         if not create:
@@ -274,7 +297,8 @@ def _initialise(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
 
 
@@ -290,11 +314,12 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        if conn.in_transaction:  # a failed COMMIT too: the next try needs a clean slate
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 def _retrying(conn: sqlite3.Connection, work: Any) -> Any:
@@ -320,10 +345,14 @@ def prune(path: str | Path, cutoff: float, *, vacuum: bool = False) -> tuple[int
         ``(runs deleted, events deleted)``, the events counted apart from whole runs'.
 
     Raises:
-        FileNotFoundError, StoreError: as :func:`connect_writable` (never creates a file).
+        FileNotFoundError: when there is no file at ``path`` (none is created).
+        StoreError: when the file is not a usable store, or cannot be written.
 
     """
-    conn = connect_writable(path, create=False)
+    try:
+        conn = connect_writable(path, create=False)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot prune {path}: {exc}") from exc
     try:
         def work(db: sqlite3.Connection) -> tuple[int, int]:
             old = [row[0] for row in db.execute("SELECT id FROM runs WHERE ended < ?",
@@ -449,6 +478,8 @@ class StoreWriter:
         analytics = self._analytics
         with analytics._lock:  # one drain for both: events and counts agree
             snaps = analytics.snapshot()
+            if {snap.name: snap.calls for snap in snaps} == self._written:
+                return snaps, [], self._stored  # no call since: no new event either
             ring = analytics.raw_events()
         keys = [hash((start, duration, stats.name)) for start, duration, _, stats in ring]
         stored = self._stored
@@ -508,10 +539,13 @@ class StoreWriter:
         else:
             db.execute("UPDATE runs SET ended = ?, closed = ? WHERE id = ?",
                        (run[5], run[6], run_id))
-        # Cumulative rows replace the previous ones, for the functions that changed.
+        # Cumulative rows replace the previous ones, for the functions that changed.  A
+        # function gone from the instance (merge_with moved it to another) takes its
+        # events along: the instance it moved to stores them.
         current = {snap.name for snap in snaps}
-        db.executemany("DELETE FROM functions WHERE run_id = ? AND name = ?",
-                       [(run_id, name) for name in before if name not in current])
+        gone = [(run_id, name) for name in before if name not in current]
+        db.executemany("DELETE FROM functions WHERE run_id = ? AND name = ?", gone)
+        db.executemany("DELETE FROM events WHERE run_id = ? AND function = ?", gone)
         db.executemany(_UPSERT_FUNCTION, [_function_row(run_id, snap) for snap in snaps
                                           if before.get(snap.name) != snap.calls])
         db.executemany("INSERT INTO events(run_id, start, duration, error, function) "

@@ -43,8 +43,8 @@ except ImportError as exc:
         "pip install 'callmetrics[prometheus]'"
     ) from exc
 
-from callmetrics import load
 from callmetrics._analytics import Analytics
+from callmetrics._load import read_view
 from callmetrics._logging import report_internal_error
 from callmetrics.exporters import DEFAULT_BUCKETS, _check_buckets
 
@@ -85,7 +85,8 @@ def _check_source(source: object) -> Analytics | Path:
 def _read(source: Analytics | Path) -> list[FunctionSnapshot]:
     if isinstance(source, Analytics):
         return source.snapshot()
-    return load(source).snapshot()
+    # Aggregates only: a scrape must not read every stored event.
+    return read_view(source, events=False).snapshot()
 
 
 class CallmetricsCollector:
@@ -100,7 +101,7 @@ class CallmetricsCollector:
 
         Args:
             source: an ``Analytics`` instance, or the path of a store (read through
-                ``callmetrics.load`` on each scrape, so every process that wrote to
+                its aggregates on each scrape, so every process that wrote to
                 it is counted once).
             buckets: upper bounds in seconds of the duration histogram's buckets,
                 strictly increasing; ``+Inf`` is added.  Defaults to
