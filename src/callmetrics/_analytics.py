@@ -159,6 +159,8 @@ class Analytics:
         if self._lock.acquire(blocking=False):
             try:
                 self._drain_locked()
+            except Exception as exc:  # noqa: BLE001  # runs inside a user's call: never break it
+                report_internal_error("draining buffered calls", exc)
             finally:
                 self._lock.release()
 
@@ -434,12 +436,7 @@ class Analytics:
                 },
                 "function_count": len(selected),
                 "event_count": event_count,
-                "min_duration": sketch.min or 0.0,
-                "max_duration": sketch.max or 0.0,
-                "p50": sketch.quantile(0.50),
-                "p90": sketch.quantile(0.90),
-                "p95": sketch.quantile(0.95),
-                "p99": sketch.quantile(0.99),
+                **sketch.summary(),
             }
 
     def log_summary(self) -> None:

@@ -68,12 +68,7 @@ def _figures(calls: int, successes: int, total: float, sketch: DurationSketch,
         "success_rate": successes / calls * 100 if calls else 0.0,
         "total_time": total,
         "avg_duration": total / calls if calls else 0.0,
-        "min_duration": sketch.min or 0.0,
-        "max_duration": sketch.max or 0.0,
-        "p50": sketch.quantile(0.50),
-        "p90": sketch.quantile(0.90),
-        "p95": sketch.quantile(0.95),
-        "p99": sketch.quantile(0.99),
+        **sketch.summary(),
         "duration_counts": {"fast": counts[0], "medium": counts[1], "slow": counts[2]},
     }
 

@@ -202,6 +202,20 @@ class DurationSketch:
                 return min(max(_representative(key), self._min), self._max)
         return self._max  # unreachable while counts are consistent
 
+    def summary(self) -> dict[str, float | None]:
+        """Return ``min_duration``, ``max_duration`` (0.0 when empty) and ``p50`` to ``p99``.
+
+        These are the sketch-derived keys shared by ``get_stats()`` and ``to_dict()``.
+        """
+        return {
+            "min_duration": self.min or 0.0,
+            "max_duration": self.max or 0.0,
+            "p50": self.quantile(0.50),
+            "p90": self.quantile(0.90),
+            "p95": self.quantile(0.95),
+            "p99": self.quantile(0.99),
+        }
+
     def quantiles(self, qs: Iterable[float]) -> list[float | None]:
         """Return several quantiles at once (one pass over the buckets)."""
         return [self.quantile(q) for q in qs]

@@ -150,11 +150,13 @@ def finisher(stats: FunctionStats, rt: Runtime) -> Finisher:
     append_error = errs.append
     log = rt.call_logger
     cache = log.cache
+    key = CACHE_KEY
     name, event_type = stats.name, stats.event_type
     drain_soon = rt.drain_soon
 
     def after(duration: float, limit: int) -> None:
-        # Reached when the buffer is full or when successful calls are being logged.
+        # Reached when the buffer is full or when successful calls are being logged
+        # (the cached limit is then 0).
         if len(buf) >= 2 * BUFFER_LIMIT:
             drain_soon()
         if limit == 0:
@@ -164,11 +166,10 @@ def finisher(stats: FunctionStats, rt: Runtime) -> Finisher:
         duration = perf_counter() - t0
         extend((t0, duration))
         try:
-            limit = cache[CACHE_KEY]
-        except KeyError:
-            limit = log.refresh()
-        if len(buf) >= limit:
-            after(duration, limit)
+            if len(buf) >= cache[key]:
+                after(duration, cache[key])
+        except KeyError:  # logging changed a level and cleared its caches: decide again
+            after(duration, log.refresh())
         return duration
 
     def failed(t0: float, exc: BaseException) -> float:
@@ -188,6 +189,7 @@ def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
     extend = buf.extend
     log = rt.call_logger
     cache = log.cache
+    key = CACHE_KEY
     observers = rt.observers
     ok, failed, after = finisher(stats, rt)
 
@@ -216,11 +218,10 @@ def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
         duration = clock() - t0
         extend((t0, duration))
         try:
-            limit = cache[CACHE_KEY]
-        except KeyError:
-            limit = log.refresh()
-        if len(buf) >= limit:
-            after(duration, limit)
+            if len(buf) >= cache[key]:
+                after(duration, cache[key])
+        except KeyError:  # logging changed a level and cleared its caches: decide again
+            after(duration, log.refresh())
         return result
 
     return wrapper
@@ -232,6 +233,7 @@ def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> 
     extend = buf.extend
     log = rt.call_logger
     cache = log.cache
+    key = CACHE_KEY
     observers = rt.observers
     ok, failed, after = finisher(stats, rt)
 
@@ -258,11 +260,10 @@ def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> 
         duration = clock() - t0
         extend((t0, duration))
         try:
-            limit = cache[CACHE_KEY]
-        except KeyError:
-            limit = log.refresh()
-        if len(buf) >= limit:
-            after(duration, limit)
+            if len(buf) >= cache[key]:
+                after(duration, cache[key])
+        except KeyError:  # logging changed a level and cleared its caches: decide again
+            after(duration, log.refresh())
         return result
 
     return wrapper
