@@ -115,22 +115,25 @@ def contenders() -> dict[str, Callable[[int], Any] | None]:
         found["OpenTelemetry SDK span decorator"] = tracer.start_as_current_span("work")(work)
     except ImportError:
         found["OpenTelemetry SDK span decorator"] = None
-    found["callmetrics + OTel spans=True"] = _with_spans()
+    found["callmetrics + exporters (no spans)"] = _exported(spans=False)
+    found["callmetrics + OTel spans=True"] = _exported(spans=True)
     return found
 
 
-def _with_spans() -> Callable[[int], Any] | None:
+def _exported(*, spans: bool) -> Callable[[int], Any] | None:
+    """Track ``work`` on an instance exported to OpenTelemetry and Prometheus."""
     try:
+        from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
         from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+        from prometheus_client import CollectorRegistry  # noqa: PLC0415
 
         from callmetrics.exporters.otel import instrument  # noqa: PLC0415
+        from callmetrics.exporters.prometheus import CallmetricsCollector  # noqa: PLC0415
     except ImportError:
         return None
     analytics = Analytics()
-    try:
-        instrument(analytics, spans=True, tracer_provider=TracerProvider())
-    except NotImplementedError:
-        return None
+    instrument(analytics, MeterProvider(), spans=spans, tracer_provider=TracerProvider())
+    CollectorRegistry().register(CallmetricsCollector(analytics))
     return analytics.track("bench")(work)
 
 

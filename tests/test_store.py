@@ -8,6 +8,7 @@ import math
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
@@ -380,19 +382,36 @@ def test_unwritable_store_logs_once_and_tracking_goes_on(tmp_path: Path,
     assert "writing the store" in lines[0].getMessage()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories")
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """Make ``folder`` unwritable, even for root (which ignores permission bits)."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    # Root needs the immutable attribute (e2fsprogs' chattr, on ext2/3/4 file systems).
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(folder)], check=False,
+                                        capture_output=True).returncode != 0:
+        pytest.skip("running as root and chattr +i is not available to make a folder read-only")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], check=True)
+
+
 def test_read_only_directory_keeps_tracking_in_memory(tmp_path: Path) -> None:
     """A store in a read-only directory is logged, not raised, and calls still count."""
     folder = tmp_path / "ro"
     folder.mkdir()
-    folder.chmod(0o555)
-    try:
+    with _read_only(folder):
         with Analytics(store=folder / "runs.db") as analytics:
             _record(analytics, 10)
         assert analytics.call_counts == {"work": 10}
         assert not (folder / "runs.db").exists()
-    finally:
-        folder.chmod(0o755)
 
 
 def test_disk_full_mid_run_never_raises_into_the_program(tmp_path: Path) -> None:

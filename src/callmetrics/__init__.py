@@ -14,6 +14,7 @@ from callmetrics._sketch import DurationSketch
 from callmetrics._state import FunctionSnapshot
 
 if TYPE_CHECKING:
+    from callmetrics._console import get_console, logging_handler
     from callmetrics._load import load
     from callmetrics._store import StoreError
 
@@ -28,14 +29,19 @@ __all__ = [
     "LoggerContainer",
     "StoreError",
     "TimingInfo",
+    "get_console",
     "load",
+    "logging_handler",
 ]
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    """Import the store's names on first use, so that programs not using it skip sqlite3."""
+    """Import the store's and the console's names on first use.
+
+    Programs that only track calls then load neither sqlite3 nor rich.
+    """
     if name == "load":
         from callmetrics._load import load  # noqa: PLC0415  # lazy on purpose
 
@@ -44,4 +50,8 @@ def __getattr__(name: str) -> Any:
         from callmetrics._store import StoreError  # noqa: PLC0415  # lazy on purpose
 
         return StoreError
+    if name in ("get_console", "logging_handler"):
+        from callmetrics import _console  # noqa: PLC0415  # lazy on purpose
+
+        return getattr(_console, name)
     raise AttributeError(f"module 'callmetrics' has no attribute {name!r}")
