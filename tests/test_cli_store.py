@@ -155,6 +155,41 @@ def test_diff_fails_ci_when_p95_regresses(tmp_path: Path,
     assert main([*args, "--max-ratio", "3.5"]) == 0
 
 
+def test_diff_shows_a_zero_ratio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A head whose percentiles dropped to zero shows 0.00x, not a missing ratio."""
+    store = tmp_path / "runs.db"
+    write_run(store, {"a": [0.010] * 10}, label="base")
+    write_run(store, {"a": [0.0] * 10}, label="head")
+    assert main(["diff", str(store), "--base", "base", "--head", "head"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("a "))
+    assert row.split().count("0.00x") == 3
+
+
+def test_diff_takes_numeric_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A label made of digits (a build number) is a label when no run has that id."""
+    store = tmp_path / "runs.db"
+    write_run(store, {"a": [0.010] * 10}, label="1041")
+    write_run(store, {"a": [0.010] * 10}, label="1042")
+    write_run(store, {"a": [0.030] * 10}, label="1042")
+    assert main(["diff", str(store), "--base", "1041", "--head", "1042"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("Base: label '1041', head: label '1042'")
+    assert next(line for line in out.splitlines() if line.startswith("a ")).split()[1:3] == [
+        "10", "20"]
+
+
+def test_diff_refuses_a_side_that_is_both_a_run_id_and_a_label(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A side naming a run id and another run's label is an error, not a silent guess."""
+    store = tmp_path / "runs.db"
+    write_run(store, {"a": [0.010]}, label="2")
+    write_run(store, {"a": [0.020]}, label="1")
+    first, second = sorted(r.id for r in list_runs(store))
+    assert (first, second) == (1, 2)
+    assert main(["diff", str(store), "--base", "1", "--head", "2"]) == 2
+    assert "both a run id and a label" in _error_line(capsys)
+
+
 def test_prune_deletes_by_age(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`prune --older-than` keeps recent runs and deletes runs older than the span."""
     store = tmp_path / "runs.db"
@@ -180,6 +215,10 @@ def test_report_selects_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "only_in_first" not in html
     first = min(r.id for r in list_runs(store))
     assert main(["report", str(store), "-o", str(target), "--run", str(first)]) == 0
+    assert "only_in_first" in target.read_text(encoding="utf-8")
+    both = [str(r.id) for r in list_runs(store)]
+    assert main(["report", str(store), "-o", str(target), "--run", *both]) == 0  # --run ID ...
+    assert "only_in_second" in target.read_text(encoding="utf-8")
     assert "only_in_first" in target.read_text(encoding="utf-8")
 
 
@@ -255,6 +294,8 @@ def test_a_foreign_file_is_one_line_and_exit_2(tmp_path: Path,
 
 @pytest.mark.parametrize(("args", "message"), [
     (["prune", "S", "--older-than", "soon"], "expected a span like 30d"),
+    (["prune", "S", "--older-than", "999999999999w"], "too long"),
+    (["report", "S", "--since", "9999999999d"], "expected a span like 2d"),
     (["prune", "S"], "--older-than"),
     (["diff", "S", "--base", "1", "--head", "2", "--max-ratio", "-1"], "positive number"),
     (["diff", "S", "--base", "1"], "--head"),

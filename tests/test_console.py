@@ -3,6 +3,7 @@ import contextlib
 import io
 import logging
 import re
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -359,3 +360,54 @@ def test_summary_on_a_narrow_terminal_keeps_every_number() -> None:
     assert re.search(r"Function +Calls +Success +p50 +p95 +p99 +Max +Total", output)
     assert "Type" not in output
     assert all(len(line) <= 80 for line in output.splitlines())
+
+
+def test_invalid_markup_in_a_message_shows_literally(tracked: Analytics) -> None:
+    """A message or status that is not valid Rich markup is shown as written, never raised."""
+    work = make_work(tracked)
+    console, buffer = terminal_console()
+    stdout = sys.stdout
+    with tracked.batch_mode("files [/] here", console) as batch:
+        work(1)
+        batch.update("now [/x] there")
+        batch.update("[cyan]styled[/cyan]")
+    output = buffer.getvalue()
+    assert "files [/] here" in output
+    assert "now [/x] there" in output
+    assert "[cyan]" not in output
+    assert "styled" in output
+    assert sys.stdout is stdout
+    assert CONSOLE_SUPPRESSED.get() == 0
+    assert tracked.observers == []
+
+
+def test_summary_on_a_very_narrow_terminal_keeps_names_and_whole_numbers() -> None:
+    """At 60 columns some percentile columns give way so names and figures show whole."""
+    analytics = summary_analytics()
+    console, buffer = terminal_console(width=60)
+    print_summary(analytics, console)
+    output = buffer.getvalue()
+    assert "[bold]fetch" in output  # the long name may fold onto a second line
+    assert "compute" in output
+    assert re.search(r"Function +Calls +Success +p50 .*Total", output)
+    assert all(len(line) <= 60 for line in output.splitlines())
+    for snap in analytics.snapshot():
+        assert format_seconds(snap.total) in output
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_summary_shows_control_characters_in_names_as_escapes(terminal: bool) -> None:
+    """A name carrying terminal escape codes or a newline is printed visibly, never obeyed."""
+    analytics = Analytics()
+
+    @analytics.track("net\nwork", name="\x1b[31mred\x1b[0m")
+    def painted() -> None:
+        pass
+
+    painted()
+    console, buffer = terminal_console() if terminal else plain_console()
+    print_summary(analytics, console)
+    output = buffer.getvalue()
+    assert ESCAPE not in output
+    assert "\\x1b[31mred\\x1b[0m" in output
+    assert "net\\nwork" in output

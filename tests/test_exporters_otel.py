@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from callmetrics import Analytics
+from callmetrics import Analytics, DurationSketch, FunctionSnapshot
 from callmetrics.exporters.otel import QUANTILES, instrument
 
 
@@ -123,6 +123,27 @@ def test_buckets_and_quantiles_follow_the_sketch(sdk: Sdk) -> None:
     assert len(quantiles) == len(QUANTILES)
 
 
+def add_call(analytics: Analytics, duration: float) -> None:
+    """Add one successful call of ``duration`` seconds to function "job" (as a store load does)."""
+    sketch = DurationSketch()
+    sketch.add(duration)
+    analytics.restore([FunctionSnapshot(
+        name="job", event_type="batch", module="m", calls=1, successes=1, total=duration,
+        fast=1, medium=0, slow=0, overhead=0.0, sketch=sketch, slowest=None, fastest=None)], [])
+
+
+def test_bucket_counters_never_decrease_when_slower_calls_arrive(sdk: Sdk) -> None:
+    """A call counted under an le stays counted after slower calls come (monotonic counters)."""
+    analytics = Analytics()
+    instrument(analytics, sdk.provider)
+    add_call(analytics, 1.0)  # exactly a default bound, and for now the slowest call
+    before = points(sdk.reader)["callmetrics.call.duration.bucket"]
+    add_call(analytics, 2.0)
+    after = points(sdk.reader)["callmetrics.call.duration.bucket"]
+    assert after[attrs("job", "batch", le="+Inf")] == 2
+    assert {key: (before[key], after[key]) for key in before if after[key] < before[key]} == {}
+
+
 def test_functions_are_reported_separately(sdk: Sdk) -> None:
     """Each function and event type gets its own series."""
     analytics = Analytics()
@@ -174,6 +195,20 @@ def test_instrumenting_twice_makes_one_span_per_call(
     assert len(exporter.get_finished_spans()) == 3
 
 
+def test_instrumenting_again_without_spans_stops_the_spans(
+        sdk: Sdk, spans: tuple[TracerProvider, InMemorySpanExporter]) -> None:
+    """Instrumenting again with spans=False stops the spans; uninstrument leaves no observer."""
+    tracer_provider, exporter = spans
+    analytics = Analytics()
+    instrument(analytics, sdk.provider, spans=True, tracer_provider=tracer_provider)
+    handle = instrument(analytics, sdk.provider)
+    assert not handle.spans
+    make_calls(analytics, ok=3, failing=0)
+    assert exporter.get_finished_spans() == ()
+    handle.uninstrument()
+    assert analytics.observers == []
+
+
 def test_uninstrument_stops_reporting(sdk: Sdk,
                                       spans: tuple[TracerProvider, InMemorySpanExporter]) -> None:
     """After uninstrument() the instance is no longer reported and makes no spans."""
@@ -195,7 +230,7 @@ import json, sys
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
-from callmetrics import Analytics
+from callmetrics import Analytics, DurationSketch, FunctionSnapshot
 from callmetrics.exporters.otel import instrument
 
 analytics = Analytics()
@@ -222,6 +257,44 @@ def test_global_provider_and_otel_env_are_honoured() -> None:
     done = subprocess.run([sys.executable, "-c", GLOBAL_SCRIPT], capture_output=True,
                           text=True, env=env, timeout=60, check=True)
     assert json.loads(done.stdout) == {"calls": [7], "service": "checkout"}
+
+
+BEFORE_AND_AFTER_SCRIPT = """
+import json
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from callmetrics import Analytics
+from callmetrics.exporters.otel import instrument
+
+early, late, explicit = Analytics(), Analytics(), Analytics()
+instrument(early)  # through the API's proxy, before the global provider is set
+reader = InMemoryMetricReader()
+provider = MeterProvider(metric_readers=[reader])
+metrics.set_meter_provider(provider)
+instrument(late)  # the global provider itself, now
+instrument(explicit, provider)  # the same provider, passed in
+for analytics, name, calls in ((early, "early", 3), (late, "late", 5), (explicit, "explicit", 2)):
+    work = analytics.track("unit", name=name)(lambda: None)
+    for _ in range(calls):
+        work()
+found = {}
+for rm in reader.get_metrics_data().resource_metrics:
+    for sm in rm.scope_metrics:
+        for m in sm.metrics:
+            if m.name == "callmetrics.calls":
+                for p in m.data.data_points:
+                    found[p.attributes["function"]] = found.get(p.attributes["function"], 0) \
+                        + p.value
+print(json.dumps(found, sort_keys=True))
+"""
+
+
+def test_instances_instrumented_before_and_after_the_global_provider_is_set() -> None:
+    """Instances instrumented before and after the global provider is set are each reported."""
+    done = subprocess.run([sys.executable, "-c", BEFORE_AND_AFTER_SCRIPT], capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert json.loads(done.stdout) == {"early": 3, "explicit": 2, "late": 5}
 
 
 def test_spans_carry_function_event_type_and_outcome(

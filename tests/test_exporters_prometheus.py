@@ -5,12 +5,19 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from callmetrics import Analytics, DurationSketch, FunctionSnapshot
 from callmetrics.exporters import DEFAULT_BUCKETS
-from callmetrics.exporters.prometheus import CallmetricsCollector, push_metrics, serve_metrics
+from callmetrics.exporters.prometheus import (
+    CallmetricsCollector,
+    _go_float,
+    push_metrics,
+    serve_metrics,
+)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -79,15 +86,25 @@ def sketch_of(values: list[float]) -> DurationSketch:
     return sketch
 
 
+def snapshot_of(durations: list[float], name: str = "job") -> FunctionSnapshot:
+    """Aggregates of successful calls of known durations, as a store load gives them."""
+    return FunctionSnapshot(
+        name=name, event_type="batch", module="m", calls=len(durations),
+        successes=len(durations), total=sum(durations), fast=len(durations), medium=0, slow=0,
+        overhead=0.0, sketch=sketch_of(durations), slowest=None, fastest=None)
+
+
 def restored(durations: list[float], name: str = "job") -> Analytics:
     """An instance holding calls of known durations (as a store load gives them)."""
     analytics = Analytics()
-    sketch = sketch_of(durations)
-    analytics.restore([FunctionSnapshot(
-        name=name, event_type="batch", module="m", calls=len(durations),
-        successes=len(durations), total=sum(durations), fast=len(durations), medium=0, slow=0,
-        overhead=0.0, sketch=sketch, slowest=None, fastest=None)], [])
+    analytics.restore([snapshot_of(durations, name)], [])
     return analytics
+
+
+def buckets_of(text: str) -> dict[str, float]:
+    """Map each le of the duration histogram to its count, for a one-function exposition."""
+    return {dict(key)["le"]: value for (name, key), value in samples_of(text).items()
+            if name == "callmetrics_call_duration_seconds_bucket"}
 
 
 def test_buckets_are_cumulative_counts_from_the_sketch() -> None:
@@ -99,6 +116,34 @@ def test_buckets_are_cumulative_counts_from_the_sketch() -> None:
     assert buckets == {"0.01": 90, "0.1": 90, "1.0": 99, "10.0": 100, "+Inf": 100}
     assert got["callmetrics_call_duration_seconds_sum", labels("job", "batch")] == \
         pytest.approx(0.09 + 1.8 + 3.0)
+
+
+def test_buckets_never_decrease_when_slower_calls_arrive() -> None:
+    """A call counted in a bucket stays counted there after slower calls come (a counter)."""
+    analytics = restored([0.75])  # exactly a default bound, and for now the slowest call
+    collector = CallmetricsCollector(analytics)
+    before = buckets_of(scrape(collector))
+    analytics.restore([snapshot_of([2.0])], [])
+    after = buckets_of(scrape(collector))
+    assert after["+Inf"] == 2
+    assert {le: after[le] - before[le] for le in before if after[le] < before[le]} == {}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.floats(0.0, 12.0), min_size=1, max_size=5), min_size=2,
+                max_size=4))
+def test_buckets_are_monotone_in_le_and_over_time(batches: list[list[float]]) -> None:
+    """Across scrapes no bucket decreases; within one, counts grow with le up to +Inf."""
+    analytics = Analytics()
+    collector = CallmetricsCollector(analytics)
+    previous: dict[str, float] = {}
+    for batch in batches:
+        analytics.restore([snapshot_of(batch)], [])
+        now = buckets_of(scrape(collector))
+        counts = [now[le] for le in [*map(_go_float, DEFAULT_BUCKETS), "+Inf"]]
+        assert counts == sorted(counts)
+        assert all(now[le] >= count for le, count in previous.items())
+        previous = now
 
 
 def test_default_buckets_are_prometheus_defaults() -> None:
@@ -245,6 +290,19 @@ def test_store_source_is_reread_on_every_scrape(tmp_path: Path) -> None:
     assert samples_of(scrape(collector))["callmetrics_calls_total", labels("work", "unit")] == 2
     write_run(store, 5)
     assert samples_of(scrape(collector))["callmetrics_calls_total", labels("work", "unit")] == 7
+
+
+def test_clearing_old_events_keeps_the_store_counters(tmp_path: Path) -> None:
+    """clear_old_events() deletes stored events only: the exposed counters keep every call."""
+    store = tmp_path / "runs.sqlite"
+    write_run(store, 5)
+    with Analytics(store=store) as worker:
+        make_calls(worker, ok=2, failing=1)
+        worker.flush()
+        worker.clear_old_events(0)
+    got = samples_of(scrape(CallmetricsCollector(store)))
+    assert got["callmetrics_calls_total", labels("work", "unit")] == 8
+    assert got["callmetrics_failures_total", labels("work", "unit")] == 1
 
 
 def test_missing_store_reports_source_down(tmp_path: Path) -> None:

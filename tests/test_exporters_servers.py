@@ -240,7 +240,14 @@ def test_store_of_many_processes_is_scraped_once_each(
     store = tmp_path / "runs.sqlite"
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(store), str(n)])
                for n in (3000, 5000, 7)]
-    assert [w.wait(timeout=120) for w in workers] == [0, 0, 0]
+    try:
+        codes = [w.wait(timeout=120) for w in workers]
+    finally:  # a worker that hangs must not outlive the test
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    assert codes == [0, 0, 0]
     port = free_port()
     launch("serve-metrics", [sys.executable, "-m", "callmetrics", "serve-metrics", str(store),
                              "--port", str(port)], f"http://127.0.0.1:{port}")
@@ -293,3 +300,19 @@ def test_serve_metrics_command_rejects_bad_arguments(
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_serve_metrics_command_on_a_busy_port_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """serve-metrics on a port already taken exits with code 2 and one line naming the address."""
+    store = tmp_path / "runs.sqlite"
+    with Analytics(store=store) as worker:
+        worker.track("job", name="work")(lambda: None)()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve-metrics", str(store), "--port", str(port)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == f"callmetrics: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"

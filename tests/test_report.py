@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from callmetrics import Analytics, AnalyticsConfig
+from callmetrics import Analytics, AnalyticsConfig, DurationSketch, FunctionSnapshot
 from callmetrics._report import build_report
 
 HOSTILE = "<script>alert(1)</script>"
@@ -282,3 +282,28 @@ def test_report_dir_is_created_when_missing(tmp_path: Path) -> None:
     written = analytics.generate_reports()
     assert written is not None
     assert written.parent == tmp_path / "a" / "b"
+
+
+def test_a_name_that_is_not_valid_unicode_still_writes_a_utf8_report(tmp_path: Path) -> None:
+    """A lone surrogate in a name cannot break the write: the file is valid UTF-8."""
+    analytics = make(tmp_path)
+    record(analytics, name="half\ud800pair")
+    written = analytics.generate_reports()
+    assert written is not None
+    html = written.read_bytes().decode("utf-8")
+    assert "half\\ud800pair" in html
+
+
+def test_latency_section_says_so_when_no_call_took_measurable_time(tmp_path: Path) -> None:
+    """Functions whose every call took zero time leave a note instead of an empty section."""
+    analytics = make(tmp_path)
+    sketch = DurationSketch()
+    sketch.add(0.0)
+    analytics.restore([FunctionSnapshot(
+        name="instant", event_type="t", module="m", calls=1, successes=1, total=0.0, fast=1,
+        medium=0, slow=0, overhead=0.0, sketch=sketch, slowest=None, fastest=None)],
+        [(1.7e9, 0.0, None, "instant")])
+    html = analytics.render_report()
+    latency = html[html.index('id="latency"'):html.index('id="timeline-section"')]
+    assert 'class="empty"' in latency
+    assert "No call took a measurable time" in latency

@@ -279,12 +279,38 @@ def test_merged_instances_sharing_a_store_count_each_call_once(tmp_path: Path) -
     assert len(view.events) == 14
 
 
+def test_a_merged_instance_that_records_on_stores_each_event_once(tmp_path: Path) -> None:
+    """Calls recorded after merge_with by the emptied instance do not bring back its old events."""
+    store = tmp_path / "runs.db"
+    first, second = Analytics(store=store), Analytics(store=store)
+    _record(first, 10)
+    _record(second, 4)
+    second.flush()
+    first.merge_with(second)
+    _record(second, 4)  # as many calls as before the merge: counts alone can't tell
+    first.close()
+    second.close()
+    view = load(store)
+    assert view.call_counts == {"work": 18}
+    assert sorted(e.start for e in view.events) == sorted(
+        e.start for e in first.events + second.events)
+    assert view.get_stats()["total_time"] == pytest.approx(
+        first.get_stats()["total_time"] + second.get_stats()["total_time"])
+
+
 # ---------------------------------------------------------------------- bad files
 def _foreign_sqlite(path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE notes (body TEXT)")
         db.execute("INSERT INTO notes VALUES ('keep me')")
     # The context manager commits but does not close the connection.
+    db.close()
+
+
+def _foreign_wal_sqlite(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = WAL")  # as many applications' databases are
+    db.execute("CREATE TABLE notes (body TEXT)")
     db.close()
 
 
@@ -317,6 +343,7 @@ def _empty_sqlite(path: Path) -> None:
 @pytest.mark.parametrize(("make", "message"), [
     (_text_file, "not a SQLite database"),
     (_foreign_sqlite, "another application"),
+    (_foreign_wal_sqlite, "another application"),
     (_empty_sqlite, "another application"),
     (_newer_store, "newer than this callmetrics"),
     (_corrupt_store, "corrupt"),
@@ -335,7 +362,11 @@ def test_a_file_that_is_not_a_usable_store_is_refused_and_left_untouched(
     with pytest.raises(StoreError, match=message):
         prune(path, time.time())
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".db")) == ["file.db"]
+    # No -wal or -shm beside it either (a corrupt store of ours is opened by SQLite, which
+    # may add them: only a full read tells it is corrupt).
+    left = sorted(p.name for p in tmp_path.iterdir() if make is not _corrupt_store
+                  or p.name.endswith(".db"))
+    assert left == ["file.db"]
 
 
 def test_a_directory_is_not_a_store(tmp_path: Path) -> None:
@@ -412,6 +443,44 @@ def test_read_only_directory_keeps_tracking_in_memory(tmp_path: Path) -> None:
             _record(analytics, 10)
         assert analytics.call_counts == {"work": 10}
         assert not (folder / "runs.db").exists()
+
+
+def test_a_store_in_a_read_only_directory_can_still_be_read(tmp_path: Path) -> None:
+    """load() and list_runs() read a closed store whose directory the reader cannot write."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    store = folder / "runs.db"
+    with Analytics(store=store) as analytics:
+        _record(analytics, 7)
+    with _read_only(folder):
+        assert load(store).call_counts == {"work": 7}
+        assert [r.calls for r in list_runs(store)] == [7]
+    assert sorted(p.name for p in folder.iterdir()) == ["runs.db"]
+
+
+def test_a_store_that_cannot_be_opened_is_logged_not_called_corrupt(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A sound store SQLite can't open (WAL left, folder read-only) is no 'corrupt' StoreError."""
+    source, folder = tmp_path / "source", tmp_path / "ro"
+    folder.mkdir()
+    with Analytics(store=source / "runs.db") as analytics:
+        _record(analytics, 3)
+    reader = sqlite3.connect(source / "runs.db")  # while open, the -wal file exists
+    reader.execute("SELECT count(*) FROM runs").fetchone()
+    for name in ("runs.db", "runs.db-wal"):  # as a copy taken mid-run, without the -shm
+        shutil.copyfile(source / name, folder / name)
+    reader.close()
+    store = folder / "runs.db"
+    with _read_only(folder):
+        with pytest.raises(StoreError, match="cannot read") as raised:
+            load(store)
+        assert "corrupt" not in str(raised.value)
+        with caplog.at_level(logging.ERROR, logger="callmetrics.internal"):
+            analytics = Analytics(store=store)  # can't be written: logged, not raised
+            _record(analytics, 2)
+            analytics.close()
+        assert analytics.call_counts == {"work": 2}
+        assert any(str(store) in r.getMessage() for r in caplog.records)
 
 
 def test_disk_full_mid_run_never_raises_into_the_program(tmp_path: Path) -> None:
@@ -541,6 +610,40 @@ def test_forked_copy_with_inherited_calls_stays_quiet(tmp_path: Path) -> None:
         parent.close()
         del _INHERITED[str(store)]
     assert [(r.calls, r.pid) for r in list_runs(store)] == [(5, os.getpid())]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork needs a POSIX system")
+def test_a_fork_while_another_thread_reads_the_instance_still_writes_the_childs_run(
+        tmp_path: Path) -> None:
+    """A fork while the flush thread holds the instance lock neither hangs nor mutes the child."""
+    store = tmp_path / "runs.db"
+    parent = _INHERITED[str(store)] = Analytics(store=store)
+    held, release = threading.Event(), threading.Event()
+
+    def read_slowly() -> None:  # as the background flush does, only longer
+        with parent._lock:
+            held.set()
+            release.wait(30)
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    try:
+        assert held.wait(30)
+        threading.Timer(0.2, release.set).start()
+        worker = multiprocessing.get_context("fork").Process(target=_fork_child,
+                                                             args=(str(store), 50))
+        worker.start()
+        worker.join(60)
+        if worker.exitcode is None:
+            worker.kill()
+            worker.join()
+        assert worker.exitcode == 0
+    finally:
+        release.set()
+        reader.join(30)
+        parent.close()
+        del _INHERITED[str(store)]
+    assert [(r.calls, r.closed) for r in list_runs(store)] == [(50, True)]
 
 
 POOL_PROGRAM = """

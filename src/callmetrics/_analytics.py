@@ -278,9 +278,10 @@ class Analytics:
             per_func = {}
         wrapper = per_func.get(key)
         if wrapper is None:
-            wrapper = self._decorate(func, event_type, None)
             if kind == "async" and callable_kind(func) == "sync":
                 wrapper = self._awaiting_wrapper(func, event_type)
+            else:
+                wrapper = self._decorate(func, event_type, None)
             per_func[key] = wrapper
         return wrapper
 
@@ -293,10 +294,10 @@ class Analytics:
                 result = await result
             return result
 
-        call_and_await.__qualname__ = recorded_name(func)
-        call_and_await.__module__ = callable_module(func)
-        stats = self._stats_for(recorded_name(func), event_type, callable_module(func),
-                                explicit=False)
+        name, module = recorded_name(func), callable_module(func)
+        call_and_await.__qualname__ = name
+        call_and_await.__module__ = module
+        stats = self._stats_for(name, event_type, module, explicit=False)
         return wrap(call_and_await, "async", stats, self)  # type: ignore[no-any-return]
 
     def execute_sync_wrapped_call(
@@ -504,6 +505,7 @@ class Analytics:
             incoming = [(s, d, e, mapping[id(st)]) for s, d, e, st in other._ring.raw()]
             dropped = self._ring.replace(self._ring.raw() + incoming)
             other._ring.clear()
+        other.flush()  # its run drops the moved rows now, before it records again
         if dropped:
             self.console_logger.warning(
                 "Dropped %s events during merge due to max_events=%s limit", dropped,

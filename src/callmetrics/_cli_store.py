@@ -36,7 +36,10 @@ def parse_span(text: str) -> timedelta:
     if match is None:
         raise argparse.ArgumentTypeError(
             f"expected a span like 30d, 12h, 90m, 45s or 2w, got {text!r}")
-    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    try:
+        return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"span {text!r} is too long") from None
 
 
 def _since(text: str) -> float | timedelta:
@@ -134,8 +137,8 @@ def _selected(args: argparse.Namespace) -> Analytics:
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", metavar="ID", type=_run_id, action="append",
-                        help="include this run (repeat for several; default: all runs)")
+    parser.add_argument("--run", metavar="ID", type=_run_id, action="extend", nargs="+",
+                        help="include these runs (default: all runs)")
     parser.add_argument("--since", metavar="WHEN", type=_since,
                         help="only runs written since then: a span back from now (2d, 12h) "
                              "or a date (2026-11-01)")
@@ -206,9 +209,17 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _side(store: Path, spec: str) -> tuple[str, Analytics]:
     """Load one side of a diff: a run id, or every run carrying a label."""
-    if spec.isdigit():
+    runs = _list_runs(store)
+    # Labels may be all digits too (a build number): never guess between the two.
+    run_id = int(spec) if spec.isascii() and spec.isdigit() else None
+    by_id = any(run.id == run_id for run in runs)
+    by_label = any(run.label == spec for run in runs)
+    if by_id and by_label:
+        _fail(f"{spec!r} is both a run id and a label in {store}; give the runs labels "
+              "that are not numbers")
+    if by_id:
         return f"run {spec}", _load(store, runs=[int(spec)], events=False)
-    if not any(run.label == spec for run in _list_runs(store)):
+    if not by_label:
         _fail(f"no run with id or label {spec!r} in {store}")
     return f"label {spec!r}", _load(store, label=spec, events=False)
 
@@ -229,7 +240,7 @@ def _diff(args: argparse.Namespace) -> int:
             p_old = old.sketch.quantile(q) if old else None
             p_new = new.sketch.quantile(q) if new else None
             ratio = _ratio_of(p_old, p_new)
-            row += [_seconds(p_old), _seconds(p_new), f"{ratio:.2f}x" if ratio else "-"]
+            row += [_seconds(p_old), _seconds(p_new), "-" if ratio is None else f"{ratio:.2f}x"]
             if q == 0.95 and ratio is not None and ratio > args.max_ratio:
                 regressed.append((name, ratio))
         row.append("REGRESSED" if regressed and regressed[-1][0] == name else "")

@@ -17,8 +17,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
+from rich.errors import MarkupError
 from rich.logging import RichHandler
+from rich.markup import escape, render
 from rich.progress import (
     BarColumn,
     Progress,
@@ -263,6 +266,15 @@ def _check_total(total: object) -> int | None:
     return total
 
 
+def _displayable(message: str) -> str:
+    """Return ``message`` as Rich markup: itself when valid, else escaped to show as written."""
+    try:
+        render(message)
+    except MarkupError:
+        return escape(message)
+    return message
+
+
 def _seconds(value: float) -> str:
     return f"{value:.2f}" if value >= 0.01 else f"{value:.6f}"
 
@@ -358,8 +370,8 @@ class BatchMode:
         try:
             # A new text is drawn at once; counts wait for the next frame (10 per second).
             display.progress.update(task, completed=self._completed, calls=self._calls,
-                                    description=self.message, total=self.total,
-                                    refresh=description)
+                                    description=_displayable(self.message) if description
+                                    else None, total=self.total, refresh=description)
         except Exception as exc:  # noqa: BLE001  # a drawing problem must not break the call
             report_internal_error("batch progress display", exc)
 
@@ -382,8 +394,8 @@ class BatchMode:
                 report_internal_error("batch progress display", exc)
             else:
                 self._display = display
-                self._task = display.progress.add_task(self.message, total=self.total,
-                                                       calls=0)
+                self._task = display.progress.add_task(_displayable(self.message),
+                                                       total=self.total, calls=0)
         self._began = perf_counter()
         return self
 
@@ -456,10 +468,15 @@ def summary_rows(analytics: Analytics) -> list[tuple[FunctionSnapshot, str]]:
     return rows
 
 
+def _printable(text: str) -> str:
+    r"""Return ``text`` with control characters shown as escapes (``\x1b``), never obeyed."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _cells(snap: FunctionSnapshot) -> list[str]:
     p50, p95, p99 = snap.sketch.quantiles((0.5, 0.95, 0.99))
     return [
-        snap.name, snap.event_type, f"{snap.calls:,}",
+        _printable(snap.name), _printable(snap.event_type), f"{snap.calls:,}",
         f"{snap.successes / snap.calls * 100:.1f}%", format_seconds(p50), format_seconds(p95),
         format_seconds(p99), format_seconds(snap.max), format_seconds(snap.total),
     ]
@@ -486,14 +503,22 @@ def print_summary(analytics: Analytics, console: Console | None = None) -> None:
                       padding=(0, 1), pad_edge=False, collapse_padding=True)
         # On a narrow terminal the event type gives its room to the names.
         shown = [i for i in range(len(_HEADERS)) if i != 1 or out.width >= 96]
+        cells = [list(_HEADERS), *(_cells(snap) for snap, _ in rows)]
+        # Narrower still, p95, Max and p99 give way until the whole numbers and 12
+        # columns of names fit (each column takes two more for padding and rule).
+        for dropped in (5, 7, 6):
+            need = sum(min(max(cell_len(c[i]) for c in cells), 12) if i == 0
+                       else max(cell_len(c[i]) for c in cells) for i in shown)
+            if need + 2 * len(shown) <= out.width:
+                break
+            shown.remove(dropped)
         for i in shown:
             # The numbers never wrap; names fold when they must.
             table.add_column(_HEADERS[i], justify="left" if i < 2 else "right",
                              overflow="fold", no_wrap=i >= 2)
-        for snap, flag in rows:
+        for (_, flag), row in zip(rows, cells[1:], strict=True):
             style = {"failing": "red", "slow": "yellow"}.get(flag)
-            cells = _cells(snap)
-            table.add_row(*(Text(cells[i]) for i in shown), style=style)
+            table.add_row(*(Text(row[i]) for i in shown), style=style)
         out.print(table)
         return
     lines = [[*_HEADERS, "Note"]]

@@ -399,7 +399,9 @@ def _write_atomically(target: Path, text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        # A name may hold a lone surrogate (valid str, not UTF-8): write it as \udXXX text.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace",
+                       newline="\n") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -226,15 +226,6 @@ class DurationSketch:
             low, high = bucket_bounds(key)
             yield low, high, self._buckets[key]
 
-    def count_at_most(self, bound: float) -> int:
-        """Return how many values are at most ``bound`` (to bucket precision).
-
-        A bucket straddling ``bound`` counts when its midpoint is at most ``bound``.
-        """
-        if self._count and bound >= self._max:
-            return self._count
-        return sum(n for key, n in self._buckets.items() if _representative(key) <= bound)
-
     def to_dict(self) -> dict[str, object]:
         """Return a JSON-ready form that :meth:`from_dict` reads back."""
         return {

@@ -26,7 +26,7 @@ BUFFER_LIMIT = 4096
 # (unix start, duration, exception type name or None, stats it belongs to)
 RawEvent = tuple[float, float, str | None, "FunctionStats"]
 
-
+# Failed calls as the hot path records them: (perf_counter start, duration, exception type)
 Failed = list[tuple[float, float, type[BaseException]]]
 
 
@@ -112,7 +112,7 @@ class FunctionStats:
         # Successful calls as [start, duration, start, duration, ...]: floats are not
         # tracked by the garbage collector, tuples are (and would trigger collections).
         self.buf: list[float] = []
-        self.errs: list[tuple[float, float, type[BaseException]]] = []
+        self.errs: Failed = []
         self.calls = 0
         self.successes = 0
         self.total = 0.0
@@ -131,7 +131,7 @@ class FunctionStats:
 
     def drain(
         self, offset: float, short_max: float, medium_max: float
-    ) -> tuple[list[float], list[tuple[float, float, type[BaseException]]]] | None:
+    ) -> tuple[list[float], Failed] | None:
         """Fold the buffered calls into the aggregates; return them for the event ring.
 
         Must be called with the owning instance's lock held.
@@ -171,7 +171,7 @@ class FunctionStats:
         short_max: float,
         medium_max: float,
         flat: list[float],
-        failed: list[tuple[float, float, type[BaseException]]],
+        failed: Failed,
     ) -> None:
         """Add the durations of drained calls (sorted in place) to the aggregates.
 

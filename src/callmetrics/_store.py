@@ -64,7 +64,7 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 # Seconds SQLite itself waits on a lock, then whole-transaction retries on top.
 _BUSY_TIMEOUT = 10.0
 _RETRIES = 5
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_CANTOPEN = 5, 6, 8, 14
 
 _log = logging.getLogger("callmetrics.store")
 
@@ -157,14 +157,28 @@ def _has_content(path: Path) -> bool:
         raise StoreError(f"{path} is a directory, not a callmetrics store")
     try:
         with path.open("rb") as handle:
-            header = handle.read(len(_SQLITE_HEADER))
+            data = handle.read(100)  # the database header
     except FileNotFoundError:
         return False
-    if not header:
+    if not data:
         return False
-    if header != _SQLITE_HEADER:
+    if data[:len(_SQLITE_HEADER)] != _SQLITE_HEADER:
         raise StoreError(f"{path} is not a callmetrics store (not a SQLite database)")
+    # Refuse other applications' and newer files before SQLite opens them: opening a
+    # WAL database, even read-only, adds -wal and -shm files beside it.
+    if len(data) == 100:
+        _check_ids(path, int.from_bytes(data[68:72], "big"), int.from_bytes(data[60:64], "big"))
     return True
+
+
+def _check_ids(path: Path, app_id: int | None, version: int) -> None:
+    if app_id != APPLICATION_ID:
+        raise StoreError(f"{path} is not a callmetrics store (a SQLite database of "
+                         "another application)")
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{path} has store schema version {version}, newer than this "
+                         f"callmetrics {_version()} reads ({SCHEMA_VERSION}); upgrade "
+                         "callmetrics")
 
 
 def _validate(conn: sqlite3.Connection, path: Path) -> None:
@@ -179,16 +193,11 @@ def _validate(conn: sqlite3.Connection, path: Path) -> None:
             row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
             fmt = row[0] if row else None
     except sqlite3.DatabaseError as exc:
-        if _is_busy(exc):
-            raise  # held by another process for longer than the timeout: not the file's fault
+        if isinstance(exc, sqlite3.OperationalError):
+            # Locked, unreadable, no room for the -shm file...: not the file's fault.
+            raise
         raise StoreError(f"{path} is corrupt or not a callmetrics store ({exc})") from exc
-    if app_id != APPLICATION_ID or fmt != FORMAT_NAME:
-        raise StoreError(f"{path} is not a callmetrics store (a SQLite database of "
-                         "another application)")
-    if version > SCHEMA_VERSION:
-        raise StoreError(f"{path} has store schema version {version}, newer than this "
-                         f"callmetrics {_version()} reads ({SCHEMA_VERSION}); upgrade "
-                         "callmetrics")
+    _check_ids(path, app_id if fmt == FORMAT_NAME else None, version)
     if version < 1 or not tables >= _TABLES:
         raise StoreError(f"{path} is a damaged callmetrics store (schema version {version}, "
                          f"tables {', '.join(sorted(tables)) or 'none'})")
@@ -214,10 +223,29 @@ def _open_checked(path: Path) -> sqlite3.Connection:
     conn = _connect(path, "ro")
     try:
         _validate(conn, path)
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if not _unshareable(exc, path):
+            raise
+        # No writer has the file open (it would keep a -wal file), and SQLite can't
+        # create the -shm file that sharing takes: read the file as it stands.
+        conn = _connect(path, "ro&immutable=1")
+        try:
+            _validate(conn, path)
+        except BaseException:
+            conn.close()
+            raise
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _unshareable(exc: sqlite3.OperationalError, path: Path) -> bool:
+    """Tell whether ``exc`` says a WAL store can't be opened for want of a writable folder."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (isinstance(code, int) and code & 0xFF in (_SQLITE_READONLY, _SQLITE_CANTOPEN)
+            and not path.with_name(path.name + "-wal").exists())
 
 
 def connect_readonly(path: str | Path) -> sqlite3.Connection:
@@ -658,7 +686,30 @@ def _close_all() -> None:
             report_internal_error("closing the store at exit", exc)
 
 
+# Instance locks held by the forking thread across a fork (see _before_fork).
+_FORK_HELD: list[Any] = []
+
+
+def _before_fork() -> None:
+    """Take the written instances' locks, so no fork happens while the flush thread holds one.
+
+    A child inheriting a lock held by a thread it does not have would hang on its first
+    read, and its writer, unable to count the inherited calls, would never write.
+    """
+    instances = {id(w._analytics): w._analytics for w in list(_OPEN) if not w._inactive}
+    # The order merge_with takes two instances' locks in, so the two can't deadlock.
+    for analytics in sorted(instances.values(), key=lambda a: a.instance_id):
+        analytics._lock.acquire()
+        _FORK_HELD.append(analytics._lock)
+
+
+def _release_fork_locks() -> None:
+    while _FORK_HELD:
+        _FORK_HELD.pop().release()
+
+
 def _after_fork_in_child() -> None:
+    _release_fork_locks()  # the child's one thread is the one that took them
     if not _OPEN:
         return
     for writer in list(_OPEN):
@@ -708,7 +759,8 @@ def _install_exit_hooks() -> None:
         return
     _hooks_installed = True
     atexit.register(_close_all)
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_release_fork_locks,
+                        after_in_child=_after_fork_in_child)
 
 
 def attach_store(analytics: Analytics, path: Path, *, label: str | None = None) -> StoreWriter:

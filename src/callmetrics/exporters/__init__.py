@@ -8,6 +8,8 @@ callmetrics`` works without them.
 import math
 from collections.abc import Iterable
 
+from callmetrics._sketch import DurationSketch
+
 __all__ = ["DEFAULT_BUCKETS"]
 
 # Upper bounds (seconds) of the duration histogram's buckets, +Inf excluded:
@@ -37,3 +39,25 @@ def _check_buckets(buckets: Iterable[float] | None) -> tuple[float, ...]:
     if bounds and math.isinf(bounds[-1]):
         bounds.pop()  # +Inf is always the last bucket; accept it spelled out
     return tuple(bounds)
+
+
+def _cumulative_counts(sketch: DurationSketch, bounds: tuple[float, ...],
+                       calls: int) -> list[int]:
+    """Return, for each bound, how many calls took at most that long (from the sketch).
+
+    A sketch bucket counts under a bound when its midpoint is at most the bound,
+    whatever else the sketch holds (no shortcut through the slowest call, which a
+    later, slower call would undo): so each count only grows as calls are added, as
+    a Prometheus bucket or an OpenTelemetry counter must.
+    """
+    counts: list[int] = []
+    seen = 0
+    pending = iter(sketch.buckets())  # increasing, so one pass serves every bound
+    bucket = next(pending, None)
+    for bound in bounds:
+        while bucket is not None and (
+                0.0 if bucket[0] == 0.0 else (bucket[0] + bucket[1]) / 2) <= bound:
+            seen += bucket[2]
+            bucket = next(pending, None)
+        counts.append(min(seen, calls))
+    return counts

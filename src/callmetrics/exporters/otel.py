@@ -30,6 +30,10 @@ status), started as a child of the current span and made current while the call 
 so spans the function opens nest under it.  That costs one span per call, in the
 caller's thread.
 
+The counters only grow, with one exception: an instance emptied by ``merge_with``, or
+uninstrumented, no longer counts, so the series it fed drop (or vanish) and a backend
+takes that for a counter reset, as after a process restart.
+
 Configuration is OpenTelemetry's: pass providers, or configure the global ones (the
 SDK honours the standard ``OTEL_*`` environment variables, e.g. under
 ``opentelemetry-instrument``).  Configure the global providers before calling
@@ -60,7 +64,7 @@ from callmetrics import __version__
 from callmetrics._analytics import Analytics
 from callmetrics._logging import report_internal_error
 from callmetrics._sketch import DurationSketch
-from callmetrics.exporters import _check_buckets
+from callmetrics.exporters import _check_buckets, _cumulative_counts
 
 if TYPE_CHECKING:
     from callmetrics._state import FunctionStats
@@ -189,10 +193,9 @@ class _Instruments:
         counts: dict[tuple[str, str, str], int] = {}
         for analytics, bounds in sources:
             for snap in analytics.snapshot():
-                for bound in bounds:
-                    le = repr(bound)
-                    count = min(snap.sketch.count_at_most(bound), snap.calls)
-                    slot = (snap.name, snap.event_type, le)
+                cumulative = _cumulative_counts(snap.sketch, bounds, snap.calls)
+                for bound, count in zip(bounds, cumulative, strict=True):
+                    slot = (snap.name, snap.event_type, repr(bound))
                     counts[slot] = counts.get(slot, 0) + count
                 slot = (snap.name, snap.event_type, "+Inf")
                 counts[slot] = counts.get(slot, 0) + snap.calls
@@ -202,15 +205,26 @@ class _Instruments:
 
 # One instrument set per meter provider (weakly held: a dropped provider is forgotten).
 _by_provider: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
+# The set first made on the global provider, even when that was still the API's proxy.
+_on_global: dict[str, _Instruments] = {}
 _registry_lock = threading.Lock()
 
 
-def _instruments_for(provider: MeterProvider) -> _Instruments:
+def _instruments_for(meter_provider: MeterProvider | None) -> _Instruments:
     with _registry_lock:
+        global_provider = metrics.get_meter_provider()
+        provider = meter_provider if meter_provider is not None else global_provider
         found = _by_provider.get(provider)
+        if found is None and provider is global_provider:
+            # Instruments made on the proxy before the global provider was set forward
+            # to it; a second set of the same names there would be ignored by the SDK,
+            # and the instances registered on it never reported.
+            found = _on_global.get("set")
         if found is None:
             found = _Instruments(provider.get_meter(SCOPE, __version__))
-            _by_provider[provider] = found
+        _by_provider[provider] = found
+        if provider is global_provider:
+            _on_global.setdefault("set", found)
         return found
 
 
@@ -291,7 +305,8 @@ def instrument(analytics: Analytics, meter_provider: MeterProvider | None = None
     Args:
         analytics: the instance to report.
         meter_provider: where the metrics go; None uses the global provider.
-        spans: also make a span of every tracked call.
+        spans: also make a span of every tracked call.  Instrumenting an instance
+            again replaces its span observer: spans=False then stops the spans.
         tracer_provider: where spans go when ``spans``; None uses the global provider.
         buckets: upper bounds in seconds for ``callmetrics.call.duration.bucket``;
             defaults to ``callmetrics.exporters.DEFAULT_BUCKETS``.
@@ -307,14 +322,14 @@ def instrument(analytics: Analytics, meter_provider: MeterProvider | None = None
         raise TypeError(f"analytics must be an Analytics instance, got "
                         f"{type(analytics).__name__}")
     bounds = _check_buckets(buckets)
-    provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
-    instruments = _instruments_for(provider)
+    instruments = _instruments_for(meter_provider)
     instruments.add(analytics, bounds)
     observer = None
+    # Like the metrics, instrumenting again replaces: one span per call, not two, and
+    # none when spans are no longer asked for.
+    for previous in [o for o in analytics.observers if isinstance(o, _SpanObserver)]:
+        analytics.remove_observer(previous)
     if spans:
-        # Like the metrics, instrumenting again replaces: one span per call, not two.
-        for previous in [o for o in analytics.observers if isinstance(o, _SpanObserver)]:
-            analytics.remove_observer(previous)
         observer = _SpanObserver(trace.get_tracer(SCOPE, __version__,
                                                   tracer_provider=tracer_provider))
         analytics.add_observer(observer)

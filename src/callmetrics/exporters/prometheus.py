@@ -17,6 +17,11 @@ For a server with several worker processes, let every worker write one store
 (``Analytics(store=PATH)``) and serve that store from one process
 (``callmetrics serve-metrics PATH --port N``): each worker's calls are counted once,
 without prometheus_client's multiprocess directory.
+
+Counters only grow, with two exceptions an operator sees as counter resets: an
+instance emptied by ``merge_with`` (its series restart from zero, as after a process
+restart), and store runs deleted by ``callmetrics prune`` (the totals drop by
+those runs' calls; ``rate()`` over a window spanning the prune then overstates once).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ except ImportError as exc:
 from callmetrics._analytics import Analytics
 from callmetrics._load import read_view
 from callmetrics._logging import report_internal_error
-from callmetrics.exporters import DEFAULT_BUCKETS, _check_buckets
+from callmetrics.exporters import DEFAULT_BUCKETS, _check_buckets, _cumulative_counts
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -149,7 +154,7 @@ class CallmetricsCollector:
 
     def _histogram(self, snap: FunctionSnapshot) -> list[tuple[str, float]]:
         # Cumulative counts; +Inf (hence _count) is the exact call count.
-        counts = [min(snap.sketch.count_at_most(b), snap.calls) for b in self.buckets]
+        counts = _cumulative_counts(snap.sketch, self.buckets, snap.calls)
         return [*zip(self._le, counts, strict=True), ("+Inf", snap.calls)]
 
     @staticmethod
