@@ -25,6 +25,21 @@ def require_program(name: str, why: str) -> str:
     return path
 
 
+def make_calls(analytics: Analytics, ok: int, failing: int, name: str = "work") -> None:
+    """Make ``ok`` successful and ``failing`` failing calls of a function recorded as ``name``."""
+
+    @analytics.track("unit", name=name)
+    def work(fail: bool) -> None:
+        if fail:
+            raise ValueError("bad input")
+
+    for _ in range(ok):
+        work(False)
+    for _ in range(failing):
+        with pytest.raises(ValueError, match="bad input"):
+            work(True)
+
+
 @pytest.fixture
 def loggers() -> Iterator[LoggerContainer]:
     """Three loggers private to the test, at DEBUG, that propagate to caplog."""

@@ -19,6 +19,7 @@ from opentelemetry.trace import StatusCode
 
 from callmetrics import Analytics, DurationSketch, FunctionSnapshot
 from callmetrics.exporters.otel import QUANTILES, instrument
+from conftest import make_calls
 
 
 class Sdk(NamedTuple):
@@ -66,19 +67,6 @@ def points(reader: InMemoryMetricReader) -> dict[str, dict[tuple[tuple[str, Any]
 
 def attrs(function: str, event_type: str, **more: str) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted({"function": function, "event_type": event_type, **more}.items()))
-
-
-def make_calls(analytics: Analytics, ok: int, failing: int) -> None:
-    @analytics.track("unit", name="work")
-    def work(fail: bool) -> None:
-        if fail:
-            raise ValueError("bad input")
-
-    for _ in range(ok):
-        work(False)
-    for _ in range(failing):
-        with pytest.raises(ValueError, match="bad input"):
-            work(True)
 
 
 def test_counts_equal_the_calls_made(sdk: Sdk) -> None:

@@ -18,6 +18,7 @@ from callmetrics.exporters.prometheus import (
     push_metrics,
     serve_metrics,
 )
+from conftest import make_calls
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -39,19 +40,6 @@ def scrape(collector: CallmetricsCollector) -> str:
 
 def labels(function: str, event_type: str, **more: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted({"function": function, "event_type": event_type, **more}.items()))
-
-
-def make_calls(analytics: Analytics, ok: int, failing: int, name: str = "work") -> None:
-    @analytics.track("unit", name=name)
-    def work(fail: bool) -> None:
-        if fail:
-            raise ValueError("bad input")
-
-    for _ in range(ok):
-        work(False)
-    for _ in range(failing):
-        with pytest.raises(ValueError, match="bad input"):
-            work(True)
 
 
 def test_counts_are_exact(analytics: Analytics) -> None:
