@@ -108,11 +108,11 @@ class _Instruments:
         self._lock = threading.Lock()
         self._sources: list[tuple[Analytics, tuple[float, ...]]] = []
         counter = meter.create_observable_counter
-        counter("callmetrics.calls", [self._observer(self._calls)], unit="{call}",
+        counter("callmetrics.calls", [self._observer(self._sum_of("calls"))], unit="{call}",
                 description="Calls of each tracked function, exact.")
-        counter("callmetrics.failures", [self._observer(self._failures)], unit="{call}",
+        counter("callmetrics.failures", [self._observer(self._sum_of("failures"))], unit="{call}",
                 description="Calls that raised, exact.")
-        counter("callmetrics.call.time", [self._observer(self._time)], unit="s",
+        counter("callmetrics.call.time", [self._observer(self._sum_of("total"))], unit="s",
                 description="Total seconds spent in the calls, exact.")
         counter("callmetrics.call.duration.bucket", [self._observer(self._buckets)],
                 unit="{call}",
@@ -121,8 +121,8 @@ class _Instruments:
         meter.create_observable_gauge(
             "callmetrics.call.duration", [self._observer(self._quantiles)], unit="s",
             description="This process's duration percentiles (`quantile`) from the sketch.")
-        counter("callmetrics.decorator.overhead", [self._observer(self._overhead)], unit="s",
-                description="Seconds the callmetrics decorator added to the calls.")
+        counter("callmetrics.decorator.overhead", [self._observer(self._sum_of("overhead"))],
+                unit="s", description="Seconds the callmetrics decorator added to the calls.")
 
     def add(self, analytics: Analytics, bounds: tuple[float, ...]) -> None:
         with self._lock:
@@ -164,21 +164,15 @@ class _Instruments:
                 totals.sketch.merge(snap.sketch)
         return merged
 
-    def _calls(self) -> Iterator[Observation]:
-        for key, totals in self._totals().items():
-            yield Observation(totals.calls, _attributes(key))
+    def _sum_of(self, name: str) -> Callable[[], Iterator[Observation]]:
+        """Return a producer of one summed field (calls, failures, ...) per function."""
 
-    def _failures(self) -> Iterator[Observation]:
-        for key, totals in self._totals().items():
-            yield Observation(totals.failures, _attributes(key))
+        def produce() -> Iterator[Observation]:
+            for key, totals in self._totals().items():
+                yield Observation(getattr(totals, name), _attributes(key))
 
-    def _time(self) -> Iterator[Observation]:
-        for key, totals in self._totals().items():
-            yield Observation(totals.total, _attributes(key))
-
-    def _overhead(self) -> Iterator[Observation]:
-        for key, totals in self._totals().items():
-            yield Observation(totals.overhead, _attributes(key))
+        produce.__name__ = f"_{name}"
+        return produce
 
     def _quantiles(self) -> Iterator[Observation]:
         for key, totals in self._totals().items():
