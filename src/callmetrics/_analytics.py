@@ -20,6 +20,7 @@ from callmetrics._logging import CallLogger, default_loggers, report_internal_er
 from callmetrics._records import Event, LoggerContainer
 from callmetrics._sketch import DurationSketch
 from callmetrics._state import EventRing, FunctionSnapshot, FunctionStats, RawEvent
+from callmetrics._view import Reading, RetainedCall
 from callmetrics._wrap import (
     CallObserver,
     Finisher,
@@ -346,6 +347,21 @@ class Analytics:
         with self._lock:
             self._drain_locked()
             return self._ring.raw()
+
+    @property
+    def settings(self) -> AnalyticsConfig:
+        """The validated settings in force (part of the read-only ``Source`` interface)."""
+        return self.config
+
+    def retained(self) -> list[RetainedCall]:
+        """Return the retained calls, oldest first (part of the ``Source`` interface)."""
+        return [RetainedCall(start, duration, stats.name, stats.event_type, error)
+                for start, duration, error, stats in self.raw_events()]
+
+    def read(self) -> Reading:
+        """Return aggregates and retained calls taken together, so that they agree."""
+        with self._lock:
+            return Reading(self.snapshot(), self.retained())
 
     def _event(self, raw: RawEvent) -> Event:
         start, duration, error, stats = raw
