@@ -6,6 +6,8 @@ import itertools
 import json
 import math
 import random
+import sys
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -183,39 +185,239 @@ def test_merge_rejects_other_types() -> None:
         DurationSketch().merge(other)
 
 
-@pytest.mark.parametrize(
-    ("data", "error"),
-    [
-        ({}, TypeError),
-        ({"buckets": [1, 2], "count": 2}, TypeError),
-        ({"buckets": {"16000": 2}, "count": 3, "min": 0.1, "max": 0.1}, ValueError),
-        ({"buckets": {"16000": 0}, "count": 0}, ValueError),
-        ({"buckets": {"16000": -1}, "count": -1}, ValueError),
-        ({"buckets": {"70000": 1}, "count": 1, "min": 1.0, "max": 1.0}, ValueError),
-        ({"buckets": {"x": 1}, "count": 1, "min": 1.0, "max": 1.0}, ValueError),
-        ({"buckets": {"16000": 1}, "count": 1}, ValueError),
-        ({"buckets": {"16000": 1}, "count": 1, "min": "a", "max": 1.0}, ValueError),
-        # Values that no sketch can hold: a negative or NaN minimum, an infinite maximum,
-        # a minimum above the maximum, and a count that is not a whole number.
-        ({"buckets": {"16256": 1}, "count": 1, "min": -5.0, "max": 1.0}, ValueError),
-        ({"buckets": {"16256": 1}, "count": 1, "min": math.nan, "max": 1.0}, ValueError),
-        ({"buckets": {"16256": 1}, "count": 1, "min": 1.0, "max": math.inf}, ValueError),
-        ({"buckets": {"16256": 2}, "count": 2, "min": 2.0, "max": 1.0}, ValueError),
-        ({"buckets": {"16256": 1.7}, "count": 1, "min": 1.0, "max": 1.0}, ValueError),
-    ],
-    ids=["no-buckets", "buckets-list", "count-mismatch", "zero-count", "negative-count",
-         "key-too-big", "key-not-int", "no-min-max", "min-not-number", "negative-min",
-         "nan-min", "infinite-max", "min-above-max", "fractional-count"],
-)
-def test_from_dict_rejects_bad_data(data: dict[str, Any], error: type[Exception]) -> None:
-    """Malformed or inconsistent sketch data is rejected."""
-    with pytest.raises(error):
-        DurationSketch.from_dict(data)
-
-
 def test_sketch_is_unhashable_and_compares_by_content() -> None:
     """Sketches compare by content and, being mutable, are not hashable."""
     assert sketch_of([1.0, 2.0]) == sketch_of([2.0, 1.0])
     assert sketch_of([1.0]) != sketch_of([2.0])
     with pytest.raises(TypeError):
         hash(DurationSketch())
+
+
+# -- quantiles at once, extremes and counts ------------------------------------------------
+
+wide = st.one_of(st.just(0.0), st.floats(min_value=1e-30, max_value=1e6))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(wide, min_size=1, max_size=400), st.lists(quantiles, max_size=6))
+def test_quantiles_at_once_match_one_by_one(values: list[float], qs: list[float]) -> None:
+    """quantiles(qs) answers exactly what quantile(q) does for each q, zeros included."""
+    sketch = DurationSketch()
+    sketch.add_sorted(sorted(values))
+    assert sketch.quantiles(qs + QS) == [sketch.quantile(q) for q in qs + QS]
+    for q in QS:
+        got = sketch.quantile(q)
+        want = exact(values, q)
+        assert got is not None
+        if want == 0.0:
+            assert got == 0.0
+        else:
+            assert got == pytest.approx(want, rel=0.01), q
+
+
+def test_quantiles_of_empty_sketch_are_none() -> None:
+    """An empty sketch answers None for every q, and still checks each q."""
+    assert DurationSketch().quantiles([0.0, 0.5, 1.0]) == [None, None, None]
+    with pytest.raises(ValueError, match="q"):
+        DurationSketch().quantiles([0.5, 2.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1e-6, 1e-3, 0.5, 0.0]), st.integers(1, 400)),
+                min_size=1, max_size=4))
+def test_counts_above_one_byte_add_up_exactly(groups: list[tuple[float, int]]) -> None:
+    """Bucket counts stay exact as they outgrow their storage, by add, bulk add and merge."""
+    merged = DurationSketch()
+    for value, n in groups:
+        part = DurationSketch()
+        part.add_sorted([value] * n)
+        part.add(value)
+        merged.merge(part)
+    expected: dict[float, int] = {}
+    for value, n in groups:
+        expected[value] = expected.get(value, 0) + n + 1
+    assert merged.count == sum(expected.values())
+    got = {low: n for low, _, n in merged.buckets()}
+    assert sorted(got.values()) == sorted(expected.values())
+
+
+def test_merge_never_carries_between_neighbouring_buckets() -> None:
+    """Counts near a storage boundary (2**8, 2**16, 2**32) add without touching neighbours."""
+    for big in (255, 65_535, 2**32 - 1):
+        data = {"version": 2, "count": big + 2, "min": 1.0, "max": 1.025, "zeros": 0,
+                "offset": 16256, "counts": [1, big, 0, 1]}
+        sketch = DurationSketch.from_dict(data)
+        sketch.merge(DurationSketch.from_dict(data))
+        assert [n for _, _, n in sketch.buckets()] == [2, 2 * big, 2]
+        assert sketch.count == 2 * big + 4
+
+
+def test_len_counts_non_empty_buckets() -> None:
+    """len() is the number of non-empty buckets, the zero bucket included."""
+    assert len(DurationSketch()) == 0
+    assert len(sketch_of([0.0, 1.0, 1.0, 4.0])) == 3
+
+
+# -- memory --------------------------------------------------------------------------------
+
+
+def held_bytes(make: Any) -> int:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = make()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert kept is not None
+    return after - before
+
+
+def test_memory_is_small_for_one_value_and_for_many() -> None:
+    """One value costs a few hundred bytes; 100,000 spread values a few kilobytes."""
+    one = held_bytes(lambda: sketch_of([0.0125]))
+    assert one < 600
+    rng = random.Random(5)
+    values = sorted(rng.lognormvariate(math.log(1e-3), 1.0) for _ in range(100_000))
+
+    def build() -> DurationSketch:
+        sketch = DurationSketch()
+        for start in range(0, len(values), 4096):
+            sketch.add_sorted(values[start:start + 4096])
+        return sketch
+
+    many = held_bytes(build)
+    # 128 buckets per power of two over the ~13 powers of two the samples span, at
+    # 4 bytes each, with room to spare (the sparse form took 70 KB).
+    assert many < 16_000
+    assert sys.getsizeof(build()) >= 128 * 13 * 4
+
+
+# -- serialisation: today's form, the first version, and bad data ----------------------------
+
+
+def test_to_dict_writes_version_two_and_reads_it_back() -> None:
+    """The written form carries its version and rebuilds an equal sketch through JSON."""
+    sketch = sketch_of([0.0, 0.001, 0.0011, 2.0])
+    data = json.loads(json.dumps(sketch.to_dict()))
+    assert data["version"] == 2
+    assert DurationSketch.from_dict(data) == sketch
+
+
+# Written by the first version of the sketch (callmetrics before the dense store), for
+# [0.0, 2.5e-7, 0.00123, 0.00125, 0.0013, 0.0013, 0.0042, 0.017, 0.5, 1.0, 3600.0].
+FIRST_VERSION = {
+    "count": 11, "min": 0.0, "max": 3600.0,
+    "buckets": {"0": 1, "13446": 1, "15009": 1, "15011": 1, "15018": 2, "15241": 1,
+                "15499": 1, "16128": 1, "16256": 1, "17761": 1},
+}
+
+
+def test_reads_the_first_version_exactly() -> None:
+    """Stores written before the version field load with the same buckets and answers."""
+    sketch = DurationSketch.from_dict(json.loads(json.dumps(FIRST_VERSION)))
+    # The answers the first version gave for this data.
+    assert sketch.quantiles([0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1]) == [
+        0.0, 2.505257725715637e-07, 0.001232147216796875, 0.001300811767578125,
+        0.01702880859375, 1.00390625, 1.00390625, 3600.0]
+    assert [n for _, _, n in sketch.buckets()] == [1, 1, 1, 1, 2, 1, 1, 1, 1, 1]
+    assert list(sketch.buckets())[4][:2] == (0.0012969970703125, 0.00130462646484375)
+    assert (sketch.count, sketch.min, sketch.max) == (11, 0.0, 3600.0)
+    values = [0.0, 2.5e-7, 0.00123, 0.00125, 0.0013, 0.0013, 0.0042, 0.017, 0.5, 1.0, 3600.0]
+    assert sketch == sketch_of(values)
+    assert DurationSketch.from_dict(sketch.to_dict()) == sketch
+
+
+def test_reads_an_empty_first_version() -> None:
+    """An empty sketch of the first version (min and max None) loads empty."""
+    data: dict[str, Any] = {"count": 0, "min": None, "max": None, "buckets": {}}
+    assert DurationSketch.from_dict(data) == DurationSketch()
+
+
+def test_trailing_and_leading_empty_buckets_are_ignored() -> None:
+    """Version 2 counts padded with empty buckets read as the trimmed sketch."""
+    padded = {"version": 2, "count": 2, "min": 1.0, "max": 1.0, "zeros": 0,
+              "offset": 16254, "counts": [0, 0, 2, 0]}
+    assert DurationSketch.from_dict(padded) == sketch_of([1.0, 1.0])
+
+
+GOOD = {"version": 2, "count": 3, "min": 0.0, "max": 1.0, "zeros": 1, "offset": 16255,
+        "counts": [1, 1]}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"version": 3}, "version"),
+        ({"version": "2"}, "version"),
+        ({"version": True}, "version"),
+        ({"count": 4}, "count"),
+        ({"count": -3}, "count"),
+        ({"count": 3.0}, "count"),
+        ({"count": True}, "count"),
+        ({"count": 2**64, "zeros": 2**64 - 2}, "count"),
+        ({"zeros": -1, "count": 1}, "zeros"),
+        ({"zeros": None}, "zeros"),
+        ({"counts": [1, -1], "count": 1}, "counts"),
+        ({"counts": [1, 1.0]}, "counts"),
+        ({"counts": [1, math.nan]}, "counts"),
+        ({"counts": [True, 1]}, "counts"),
+        ({"counts": {"16255": 1}}, "counts"),
+        ({"counts": None}, "counts"),
+        ({"offset": -5}, "offset"),
+        ({"offset": 0}, "offset"),
+        ({"offset": 0x7F7F}, "offset"),
+        ({"offset": "16255"}, "offset"),
+        ({"min": math.nan}, "min"),
+        ({"min": -1.0}, "min"),
+        ({"min": "0"}, "min"),
+        ({"min": None}, "min"),
+        ({"max": math.inf}, "max"),
+        ({"max": True}, "max"),
+        ({"min": 1.0}, "min"),  # not in the first non-empty bucket (the zeros)
+        ({"max": 9.0}, "max"),  # not in the last non-empty bucket
+    ],
+    ids=lambda value: repr(value)[:40],
+)
+def test_from_dict_rejects_bad_data(change: dict[str, Any], field: str) -> None:
+    """Malformed or tampered version 2 data is a ValueError naming the field."""
+    with pytest.raises(ValueError, match=field):
+        DurationSketch.from_dict({**GOOD, **change})
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({}, "buckets"),
+        ({"buckets": [1, 2], "count": 2}, "buckets"),
+        ({"buckets": {"16000": 2}, "count": 3, "min": 0.1, "max": 0.1}, "count"),
+        ({"buckets": {"16000": 0}, "count": 0}, "buckets"),
+        ({"buckets": {"16000": -1}, "count": -1}, "buckets"),
+        ({"buckets": {"70000": 1}, "count": 1, "min": 1.0, "max": 1.0}, "buckets"),
+        ({"buckets": {"32640": 1}, "count": 1, "min": 1.0, "max": 1.0}, "buckets"),  # +inf
+        ({"buckets": {"x": 1}, "count": 1, "min": 1.0, "max": 1.0}, "buckets"),
+        ({"buckets": {"16256": 1.7}, "count": 1, "min": 1.0, "max": 1.0}, "buckets"),
+        ({"buckets": {"16256": 1}, "count": 1}, "min"),
+        ({"buckets": {"16256": 1}, "count": 1, "min": "a", "max": 1.0}, "min"),
+        ({"buckets": {"16256": 1}, "count": 1, "min": -5.0, "max": 1.0}, "min"),
+        ({"buckets": {"16256": 1}, "count": 1, "min": math.nan, "max": 1.0}, "min"),
+        ({"buckets": {"16256": 1}, "count": 1, "min": 1.0, "max": math.inf}, "max"),
+        ({"buckets": {"16256": 2}, "count": 2, "min": 2.0, "max": 1.0}, "min"),
+        ({"buckets": {"16256": 1}, "count": 1, "min": 0.5, "max": 1.0}, "min"),
+    ],
+    ids=["no-buckets", "buckets-list", "count-mismatch", "zero-count", "negative-count",
+         "key-too-big", "key-of-infinity", "key-not-int", "fractional-count", "no-min-max",
+         "min-not-number", "negative-min", "nan-min", "infinite-max", "min-above-max",
+         "min-outside-its-bucket"],
+)
+def test_from_dict_rejects_bad_first_version(data: dict[str, Any], field: str) -> None:
+    """Malformed or tampered first-version data is a ValueError naming the field."""
+    with pytest.raises(ValueError, match=field):
+        DurationSketch.from_dict(data)
+
+
+@pytest.mark.parametrize("data", [None, [1, 2], "sketch", 3])
+def test_from_dict_rejects_what_is_not_a_mapping(data: Any) -> None:
+    """JSON that is not an object (a damaged store row) is a ValueError, not a crash."""
+    with pytest.raises(ValueError, match="mapping"):
+        DurationSketch.from_dict(data)
