@@ -1,11 +1,7 @@
 """A bounded, mergeable quantile sketch for durations.
 
-Each value is put in the bucket named by the top 16 bits of its IEEE-754
-single-precision form: 8 exponent bits and 7 mantissa bits, i.e. 128 log-linear
-buckets per power of two.  A bucket's upper bound is at most 1/128 above its lower
-bound, so answering with the bucket's midpoint is within 1/256 (0.4 %) of any value
-in it.  Bucket 0 holds zero (and values below 2**-133 s, which float32 cannot tell
-from it).
+Values are counted in log-linear buckets, 128 per power of two, so that a bucket's
+midpoint is within 0.4 % of any value in it (see :mod:`callmetrics._sketch_keys`).
 
 The counts live in one dense ``array`` covering the buckets from the smallest
 value's to the largest's, grown on demand, whose item size grows with the number
@@ -15,104 +11,42 @@ Positive float32 values have at most 2**15 buckets, so memory is bounded whateve
 the input; real durations (nanoseconds to hours) span at most about 5,400.
 
 Counting, merging and quantiles run over the arrays with C-level iterators
-(``map``, ``accumulate``, ``bisect``) instead of a Python loop per value or bucket:
-see :meth:`DurationSketch.add_sorted`, which is what the tracker calls when it
-drains a buffer.  A sketch is not thread-safe: its owner serialises changes.
+(``map``, ``accumulate``, ``bisect``) and big-integer additions instead of a Python
+loop per value or bucket: see :meth:`DurationSketch.add_sorted`, which is what the
+tracker calls when it drains a buffer.  A sketch is not thread-safe: its owner
+serialises changes.
 """
 
 from __future__ import annotations
 
 import math
-import struct
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from itertools import accumulate, chain, compress, count, repeat
-from operator import add, gt, mul, sub
-from typing import Literal
+from operator import gt, sub
+
+from callmetrics._sketch_keys import (
+    ABOVE_ZERO,
+    CAPACITY,
+    MAX_F32,
+    bucket_bounds,
+    bucket_keys,
+    code_for,
+    key_of,
+    read,
+    representative,
+    splits,
+)
 
 __all__ = ["DurationSketch", "bucket_bounds", "bucket_keys"]
-
-_F32 = struct.Struct("=f")
-_U32 = struct.Struct("=I")
-# In a native-order array('H') view of float32 values, the high half comes second on
-# little-endian machines.
-_HIGH = 1 if sys.byteorder == "little" else 0
-_MAX_F32 = 3.4028234663852886e38
-_MAX_KEY = 0x7F7F  # the bucket of the largest finite float32
-_WORD: Literal["I", "L"] = "I" if array("I").itemsize == 4 else "L"
-
-_Code = Literal["B", "H", "I", "L", "Q"]
-# Count arrays by item size: the smallest whose items hold a sketch's whole count
-# can hold any of its buckets.
-_CODES: tuple[tuple[int, _Code], ...] = (
-    (0xFF, "B"), (0xFFFF, "H"), (0xFFFF_FFFF, _WORD), (0xFFFF_FFFF_FFFF_FFFF, "Q"))
-_MAX_COUNT = _CODES[-1][0]
-_CAPACITY = {array(code).itemsize: most for most, code in _CODES}
 
 # A batch spanning fewer buckets than its values / _PER_BUCKET is counted by one
 # bisection per bucket; a wider one value by value (both in C).  Measured with
 # benchmarks/sketch.py: a bisection costs about as much as counting 2 values.
 _PER_BUCKET = 2
-
-
-def _key(value: float) -> int:
-    return int(_U32.unpack(_F32.pack(value))[0]) >> 16
-
-
-def bucket_keys(values: Iterable[float]) -> array[int]:
-    """Return the bucket key of every value, computed in bulk.
-
-    Args:
-        values: non-negative finite durations in seconds.
-
-    """
-    halves = array("H")
-    halves.frombytes(array("f", values).tobytes())
-    return halves[_HIGH::2]
-
-
-def _bound(key: int) -> float:
-    return float(_F32.unpack(_U32.pack(key << 16))[0])
-
-
-def bucket_bounds(key: int) -> tuple[float, float]:
-    """Return the ``[low, high)`` range of seconds that a bucket key covers."""
-    return _bound(key), _bound(key + 1)
-
-
-def _representative(key: int) -> float:
-    if key == 0:
-        return 0.0
-    low, high = bucket_bounds(key)
-    return (low + high) / 2
-
-
-def _splits(low: int, high: int) -> Iterator[float]:
-    """Yield, for each key from ``low`` up to ``high`` excluded, the smallest double above it.
-
-    That is the midpoint between the next bucket's lower bound and the float32 just
-    below it: ties round to the bound, whose low mantissa bits are even.  Both are
-    float32 values of one binade, so their sum and its half are exact in a double.
-    """
-    step = 1 << 16
-    tops = array("f")
-    tops.frombytes(array(_WORD, range((low + 1) << 16, (high << 16) + 1, step)).tobytes())
-    belows = array("f")
-    belows.frombytes(array(_WORD, range(((low + 1) << 16) - 1, high << 16, step)).tobytes())
-    return map(mul, map(add, tops, belows), repeat(0.5))
-
-
-_ABOVE_ZERO = next(_splits(0, 1))  # the smallest double outside bucket 0
-
-
-def _code_for(total: int) -> _Code:
-    for most, code in _CODES:
-        if total <= most:
-            return code
-    raise OverflowError(f"a sketch holds at most {_MAX_COUNT} values")
 
 
 class DurationSketch:
@@ -156,8 +90,8 @@ class DurationSketch:
 
     def _reserve(self, total: int) -> None:
         """Widen the count array's items so that they can hold ``total``."""
-        if total > _CAPACITY[self._counts.itemsize]:
-            self._counts = array(_code_for(total), self._counts)
+        if total > CAPACITY[self._counts.itemsize]:
+            self._counts = array(code_for(total), self._counts)
 
     def _cover(self, low: int, high: int) -> None:
         """Grow the count array to cover the keys from ``low`` to ``high`` (both >= 1)."""
@@ -190,9 +124,9 @@ class DurationSketch:
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
             raise TypeError(f"seconds must be a number, got {type(seconds).__name__}")
         value = float(seconds)
-        if not 0.0 <= value <= _MAX_F32:
+        if not 0.0 <= value <= MAX_F32:
             raise ValueError(f"seconds must be finite and >= 0, got {seconds!r}")
-        key = _key(value)
+        key = key_of(value)
         self._reserve(self._count + 1)
         if key:
             self._cover(key, key)
@@ -215,10 +149,10 @@ class DurationSketch:
             return
         low, high = values[0], values[-1]
         self._reserve(self._count + n)
-        start = bisect_left(values, _ABOVE_ZERO) if low < _ABOVE_ZERO else 0
+        start = bisect_left(values, ABOVE_ZERO) if low < ABOVE_ZERO else 0
         self._zeros += start
         if start < n:
-            first, last = _key(values[start]), _key(high)
+            first, last = key_of(values[start]), key_of(high)
             self._cover(first, last)
             if first == last:
                 self._counts[first - self._offset] += n - start
@@ -249,7 +183,7 @@ class DurationSketch:
 
     def _count_by_bucket(self, values: list[float], start: int, first: int, last: int) -> None:
         """Count ``values[start:]`` (keys ``first`` to ``last``) by bisecting at each bound."""
-        cuts = list(map(bisect_left, repeat(values), _splits(first, last), repeat(start)))
+        cuts = list(map(bisect_left, repeat(values), splits(first, last), repeat(start)))
         cuts.append(len(values))
         tallies = map(sub, cuts, chain((start,), cuts))  # the gaps between the cuts
         self._add_counts(first - self._offset, array(self._counts.typecode, tallies))
@@ -294,7 +228,7 @@ class DurationSketch:
         return math.floor(q * (self._count - 1))
 
     def _answer(self, key: int) -> float:
-        return min(max(_representative(key), self._min), self._max)
+        return min(max(representative(key), self._min), self._max)
 
     def quantile(self, q: float) -> float | None:
         """Return the ``q``-quantile in seconds, or None when the sketch is empty.
@@ -406,9 +340,9 @@ class DurationSketch:
 
         """
         sketch = cls()
-        count_, zeros, offset, counts, low, high = _read(data)
+        count_, zeros, offset, counts, low, high = read(data)
         sketch._count, sketch._zeros, sketch._offset = count_, zeros, offset
-        sketch._counts = array(_code_for(count_), counts)
+        sketch._counts = array(code_for(count_), counts)
         if count_:
             sketch._min, sketch._max = low, high
         return sketch
@@ -441,99 +375,3 @@ class DurationSketch:
     def __repr__(self) -> str:
         """Show the count and the median."""
         return f"DurationSketch(count={self._count}, p50={self.quantile(0.5)})"
-
-
-# -- reading serialised sketches ---------------------------------------------------------
-
-
-def _whole(data: Mapping[str, object], field: str, low: int = 0, high: int = _MAX_COUNT) -> int:
-    value = data.get(field)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"sketch field {field!r} must be a whole number from {low} to {high}, "
-                         f"got {value!r}")
-    return value
-
-
-def _number(data: Mapping[str, object], field: str) -> float:
-    value = data.get(field)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            0.0 <= value <= _MAX_F32):  # also rejects NaN
-        raise ValueError(f"sketch field {field!r} must be a number from 0 to {_MAX_F32}, "
-                         f"got {value!r}")
-    return float(value)
-
-
-def _counts_of(field: str, raw: object) -> list[int]:
-    if not isinstance(raw, list):
-        raise ValueError(  # noqa: TRY004  # bad data from disk is a ValueError naming the field
-            f"sketch field {field!r} must be a list, got {type(raw).__name__}")
-    for n in raw:
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= _MAX_COUNT:
-            raise ValueError(f"sketch field {field!r} must hold whole numbers >= 0, got {n!r}")
-    return raw
-
-
-def _first_version(data: Mapping[str, object]) -> tuple[int, int, list[int]]:
-    """Return ``zeros``, ``offset`` and dense counts from version 1's sparse buckets."""
-    raw = data.get("buckets")
-    if not isinstance(raw, Mapping):
-        raise ValueError(  # noqa: TRY004  # bad data from disk is a ValueError naming the field
-            f"sketch field 'buckets' must be a mapping, got {type(raw).__name__}")
-    sparse: dict[int, int] = {}
-    for key, n in raw.items():
-        try:
-            k = int(key)
-        except (TypeError, ValueError):
-            raise ValueError(f"sketch field 'buckets' has a bad key {key!r}") from None
-        if not 0 <= k <= _MAX_KEY:
-            raise ValueError(f"sketch field 'buckets' has a key out of range: {key!r}")
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= _MAX_COUNT:
-            raise ValueError(f"sketch field 'buckets' must hold counts > 0, got {key!r}: {n!r}")
-        sparse[k] = n
-    zeros = sparse.pop(0, 0)
-    if not sparse:
-        return zeros, 0, []
-    offset = min(sparse)
-    dense = [0] * (max(sparse) - offset + 1)
-    for k, n in sparse.items():
-        dense[k - offset] = n
-    return zeros, offset, dense
-
-
-def _read(data: object) -> tuple[int, int, int, list[int], float, float]:
-    """Validate serialised sketch data; return count, zeros, offset, counts, min and max."""
-    if not isinstance(data, Mapping):
-        raise ValueError(  # noqa: TRY004  # bad data from disk is a ValueError naming the field
-            f"sketch data must be a mapping, got {type(data).__name__}")
-    if "version" not in data:
-        zeros, offset, counts = _first_version(data)
-    else:
-        version = data["version"]
-        if version != 2 or isinstance(version, bool):
-            raise ValueError(f"sketch field 'version' must be 2 or absent, got {version!r}")
-        zeros = _whole(data, "zeros")
-        counts = _counts_of("counts", data.get("counts"))
-        while counts and not counts[-1]:
-            counts = counts[:-1]
-        offset = _whole(data, "offset", 0, _MAX_KEY)
-        skip = next((at for at, n in enumerate(counts) if n), 0)
-        counts, offset = counts[skip:], offset + skip
-        if counts and (offset == 0 or offset + len(counts) - 1 > _MAX_KEY):
-            raise ValueError(f"sketch field 'offset' puts buckets out of range: {offset!r}")
-    total = _whole(data, "count")
-    if zeros + sum(counts) != total:
-        raise ValueError(f"sketch field 'count' is {total!r} but its buckets hold "
-                         f"{zeros + sum(counts)}")
-    if not total:
-        return 0, 0, 0, [], math.inf, 0.0
-    low, high = _number(data, "min"), _number(data, "max")
-    # min and max were added too, so they lie in the first and last non-empty buckets.
-    if not low <= high:
-        raise ValueError(f"sketch field 'min' must be at most 'max', got {low!r} > {high!r}")
-    first = 0 if zeros else offset
-    last = offset + len(counts) - 1 if counts else 0
-    for field, value, key in (("min", low, first), ("max", high, last)):
-        if _key(value) != key:
-            raise ValueError(f"sketch field {field!r} ({value!r}) is not in the "
-                             f"{'first' if field == 'min' else 'last'} non-empty bucket")
-    return total, zeros, offset, counts, low, high
