@@ -252,6 +252,23 @@ def test_merge_never_carries_between_neighbouring_buckets() -> None:
         assert sketch.count == 2 * big + 4
 
 
+@pytest.mark.parametrize("big", [300, 70_000, 2**32 + 5])
+def test_merges_between_small_and_large_counts_are_exact(big: int) -> None:
+    """Whichever side holds the larger counts, a merge keeps every bucket exact."""
+    large = DurationSketch.from_dict({"version": 2, "count": big + 1, "min": 0.001,
+                                      "max": 2.0, "zeros": 0, "offset": 14979,
+                                      "counts": [big] + [0] * 1404 + [1]})
+    small = sketch_of([0.001, 0.5, 2.0, 2.0])
+    one_way = large.copy()
+    one_way.merge(small)
+    other_way = small.copy()
+    other_way.merge(large)
+    assert one_way == other_way
+    assert [n for _, _, n in one_way.buckets()] == [big + 1, 1, 3]
+    assert one_way.count == big + 5
+    assert other_way.quantile(0.5) == pytest.approx(0.001, rel=0.01)
+
+
 def test_len_counts_non_empty_buckets() -> None:
     """len() is the number of non-empty buckets, the zero bucket included."""
     assert len(DurationSketch()) == 0

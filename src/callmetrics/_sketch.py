@@ -39,6 +39,7 @@ from callmetrics._sketch_keys import (
     read,
     representative,
     splits,
+    widen,
 )
 
 __all__ = ["DurationSketch", "bucket_bounds", "bucket_keys"]
@@ -91,7 +92,7 @@ class DurationSketch:
     def _reserve(self, total: int) -> None:
         """Widen the count array's items so that they can hold ``total``."""
         if total > CAPACITY[self._counts.itemsize]:
-            self._counts = array(code_for(total), self._counts)
+            self._counts = widen(self._counts, code_for(total))
 
     def _cover(self, low: int, high: int) -> None:
         """Grow the count array to cover the keys from ``low`` to ``high`` (both >= 1)."""
@@ -173,7 +174,7 @@ class DurationSketch:
         """
         counts = self._counts
         if theirs.itemsize != counts.itemsize:
-            theirs = array(counts.typecode, theirs)
+            theirs = widen(theirs, code_for(CAPACITY[counts.itemsize]))
         width = counts.itemsize
         order = sys.byteorder
         with memoryview(counts) as view, view.cast("B") as raw:

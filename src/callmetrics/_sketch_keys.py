@@ -25,7 +25,7 @@ from typing import Literal
 
 __all__ = [
     "ABOVE_ZERO", "CAPACITY", "MAX_COUNT", "MAX_F32", "bucket_bounds", "bucket_keys", "code_for",
-    "key_of", "read", "representative", "splits",
+    "key_of", "read", "representative", "splits", "widen",
 ]
 
 _F32 = struct.Struct("=f")
@@ -104,6 +104,24 @@ def code_for(total: int) -> _Code:
         if total <= most:
             return code
     raise OverflowError(f"a sketch holds at most {MAX_COUNT} values")
+
+
+def widen(counts: array[int], code: _Code) -> array[int]:
+    """Return a copy of ``counts`` with the items of ``code``, at least as wide.
+
+    Copies bytes with strided slices (C loops), not item by item.
+    """
+    wide = array(code)
+    narrow, width = counts.itemsize, wide.itemsize
+    if narrow == width:
+        return array(code, counts.tobytes())
+    raw = counts.tobytes()
+    out = bytearray(len(counts) * width)
+    low = 0 if sys.byteorder == "little" else width - narrow  # where the value's bytes go
+    for at in range(narrow):
+        out[low + at::width] = raw[at::narrow]
+    wide.frombytes(out)
+    return wide
 
 
 # -- reading serialised sketches ---------------------------------------------------------
