@@ -269,6 +269,16 @@ def test_merges_between_small_and_large_counts_are_exact(big: int) -> None:
     assert other_way.quantile(0.5) == pytest.approx(0.001, rel=0.01)
 
 
+def test_merging_a_sketch_into_itself_doubles_it() -> None:
+    """sketch.merge(sketch) counts every value twice, as merging a copy would."""
+    sketch = sketch_of([0.0, 0.001] + [0.25] * 200)
+    twin = sketch.copy()
+    twin.merge(sketch.copy())
+    sketch.merge(sketch)
+    assert sketch == twin
+    assert sketch.count == 404
+
+
 def test_len_counts_non_empty_buckets() -> None:
     """len() is the number of non-empty buckets, the zero bucket included."""
     assert len(DurationSketch()) == 0
