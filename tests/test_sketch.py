@@ -76,6 +76,17 @@ def test_bulk_add_equals_adding_one_by_one(values: list[float]) -> None:
 
 
 @settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(samples, clustered, st.lists(st.one_of(st.just(0.0), durations))),
+                min_size=1, max_size=6))
+def test_batches_of_any_shape_equal_adding_one_by_one(batches: list[list[float]]) -> None:
+    """Successive bulk adds (zeros, one bucket, clustered, spread) count like add()."""
+    bulk = DurationSketch()
+    for batch in batches:
+        bulk.add_sorted(sorted(batch))
+    assert bulk == sketch_of([value for batch in batches for value in batch])
+
+
+@settings(max_examples=100, deadline=None)
 @given(st.lists(durations, max_size=300), st.lists(durations, max_size=300))
 def test_merge_equals_sketch_of_union(first: list[float], second: list[float]) -> None:
     """Merging two sketches gives exactly the sketch of the union of their samples."""

@@ -23,7 +23,7 @@ import math
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from itertools import accumulate, chain, compress, count, repeat
 from operator import gt, sub
@@ -192,8 +192,10 @@ class DurationSketch:
     def _count_by_value(self, values: list[float], start: int, first: int, last: int) -> None:
         """Count ``values[start:]`` (keys ``first`` to ``last``) key by key, in C."""
         tally = Counter(bucket_keys(values[start:] if start else values))
-        dense = map(tally.get, range(first, last + 1), repeat(0))
-        self._add_counts(first - self._offset, array(self._counts.typecode, dense))
+        code = self._counts.typecode
+        dense = array(code, bytes((last - first + 1) * self._counts.itemsize))
+        deque(map(dense.__setitem__, map(sub, tally, repeat(first)), tally.values()), maxlen=0)
+        self._add_counts(first - self._offset, dense)
 
     def merge(self, other: DurationSketch) -> None:
         """Add every value of ``other`` to this sketch."""
