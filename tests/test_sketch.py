@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import random
+import struct
 import sys
 import tracemalloc
 from typing import Any
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callmetrics import DurationSketch
+from callmetrics._sketch import bucket_bounds
 
 durations = st.floats(min_value=1e-9, max_value=1e4, allow_nan=False, allow_infinity=False)
 samples = st.lists(durations, min_size=1, max_size=600)
@@ -84,6 +86,20 @@ def test_batches_of_any_shape_equal_adding_one_by_one(batches: list[list[float]]
     for batch in batches:
         bulk.add_sorted(sorted(batch))
     assert bulk == sketch_of([value for batch in batches for value in batch])
+
+
+def test_bulk_add_splits_buckets_where_float32_rounding_does() -> None:
+    """Values at and just below the rounding midpoint of a bucket bound land like add()."""
+    low, high = bucket_bounds(16256)  # [1.0, 1.0078125)
+    below = struct.unpack("=f", struct.pack("=I", struct.unpack("=I", struct.pack("=f", high))[0]
+                                            - 1))[0]
+    tie = (high + below) / 2  # rounds to the even neighbour: high, the next bucket
+    edge = [math.nextafter(tie, 0.0), tie, math.nextafter(tie, 2.0), low, high]
+    values = sorted(edge * 8)
+    bulk = DurationSketch()
+    bulk.add_sorted(values)  # 40 values over 2 buckets: counted by bisection
+    assert bulk == sketch_of(values)
+    assert [n for _, _, n in bulk.buckets()] == [16, 24]
 
 
 @settings(max_examples=100, deadline=None)
