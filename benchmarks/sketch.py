@@ -1,57 +1,117 @@
 """Memory, speed and accuracy of ``DurationSketch``, beside DDSketch at 1% when installed.
 
-Run: ``python benchmarks/sketch.py [--samples N] [--quick]``.  Prints figures; never
-fails on them.  Timings are the best of several rounds (the least disturbed by other
-work on the machine).  Only the public API is used, so the same script measures any
-version of the sketch: put another checkout's ``src`` first on ``PYTHONPATH`` to
-compare.  ``pip install ddsketch`` adds the DDSketch column (a benchmark-only
-dependency, not one of the project's).
+Run: ``python benchmarks/sketch.py [--samples N] [--quick] [--baseline FILE]``.  Prints
+figures; never fails on them.  ``--baseline`` adds a column for another version of the
+sketch, loaded from a self-contained ``_sketch.py`` file, e.g. the one on main::
 
-Timings are CPU time of this process (``time.process_time_ns``), which other work on a
-shared machine disturbs less than wall-clock time.
+    git show main:src/callmetrics/_sketch.py > /tmp/main_sketch.py
+    python benchmarks/sketch.py --baseline /tmp/main_sketch.py
+
+``pip install ddsketch`` adds the DDSketch column (a benchmark-only dependency, not one
+of the project's).  Timings are the best of several rounds, the columns' rounds taking
+turns so that a busy machine disturbs them alike, in CPU time of this process
+(``time.process_time_ns``).
 
 Figures:
 
-- heap: bytes the sketch of ``--samples`` lognormal durations holds (tracemalloc),
-  and of a sketch holding one value;
+- heap: bytes the sketch of ``--samples`` lognormal durations holds (tracemalloc), and
+  of a sketch holding one value, and none;
 - quantile / quantiles(3): one p99, and p50, p95 and p99 together, in microseconds;
-- merge: merging one half of the samples' sketch into the other half's, and a
-  100-value sketch into the big one, in microseconds (the copy made before each
-  round is not timed);
+- merge: merging one half of the samples' sketch into the other half's, and a 100-value
+  sketch into the big one, in microseconds (the copy made before each round untimed);
 - add_sorted: nanoseconds per value for batches of 1,024 to 8,192 sorted durations,
-  spread (lognormal) or clustered (within 20 % of one value), the drain's pattern;
-- error: the largest relative error at p50, p90, p99 and p99.9 over several data
-  sets, against the exact sample at rank ``floor(q * (n - 1))``.
+  spread (lognormal) or clustered (within 20 % of one value), the drain's pattern
+  (DDSketch has no bulk add: its figure is ``add`` called per value);
+- error: the largest relative error at p50, p90, p99 and p99.9 over several data sets,
+  against the exact sample at rank ``floor(q * (n - 1))``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import gc
 import importlib
+import importlib.util
 import math
 import random
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from callmetrics._sketch import DurationSketch
+from callmetrics import DurationSketch
 
-ROUNDS = 7
+ROUNDS = 9
 BATCH = 4096
 QS = (0.5, 0.9, 0.99, 0.999)
+THREE = (0.5, 0.95, 0.99)
 
 
-def load_ddsketch() -> Callable[[], Any] | None:
-    """Return a factory of DDSketch at 1% relative accuracy, or None when not installed."""
+class Subject:
+    """A sketch under test, seen through the operations the benchmark times."""
+
+    def __init__(self, label: str, make: Callable[[], Any], *, bulk: bool) -> None:
+        """Name the subject, give its constructor, and say which API it has."""
+        self.label = label
+        self.make = make
+        self.bulk = bulk  # has add_sorted, quantile and quantiles (else: DDSketch's API)
+
+    def add_batches(self, sketch: Any, batches: list[list[float]]) -> None:
+        """Add sorted batches: in bulk where the sketch can, else value by value."""
+        if self.bulk:
+            for batch in batches:
+                sketch.add_sorted(batch)
+        else:
+            add = sketch.add
+            for batch in batches:
+                for value in batch:
+                    add(value)
+
+    def build(self, values: list[float]) -> Any:
+        """Build a sketch the way the engine does: sorted batches."""
+        sketch = self.make()
+        self.add_batches(sketch, [sorted(values[i:i + BATCH])
+                                  for i in range(0, len(values), BATCH)])
+        return sketch
+
+    def quantile(self, sketch: Any, q: float) -> float:
+        """Return one quantile."""
+        value = sketch.quantile(q) if self.bulk else sketch.get_quantile_value(q)
+        assert value is not None
+        return float(value)
+
+    def quantiles(self, sketch: Any, qs: tuple[float, ...]) -> list[Any]:
+        """Return several quantiles, at once where the sketch can."""
+        if self.bulk:
+            return list(sketch.quantiles(qs))
+        return [sketch.get_quantile_value(q) for q in qs]
+
+    def duplicate(self, sketch: Any) -> Any:
+        """Return an independent copy."""
+        return sketch.copy() if self.bulk else copy.deepcopy(sketch)
+
+
+def subjects(baseline: str | None) -> list[Subject]:
+    found = [Subject("DurationSketch", DurationSketch, bulk=True)]
+    if baseline:
+        spec = importlib.util.spec_from_file_location("baseline_sketch", baseline)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        found.insert(0, Subject(f"baseline ({Path(baseline).name})", module.DurationSketch,
+                                bulk=True))
     try:
-        module = importlib.import_module("ddsketch")
+        dd = importlib.import_module("ddsketch")
     except ImportError:
-        return None
-    factory: Callable[[], Any] = lambda: module.DDSketch(relative_accuracy=0.01)  # noqa: E731
-    return factory
+        print("ddsketch is not installed: no DDSketch column (pip install ddsketch)")
+    else:
+        found.append(Subject("DDSketch 1%", lambda: dd.DDSketch(relative_accuracy=0.01),
+                             bulk=False))
+    return found
 
 
 def lognormal(n: int, seed: int) -> list[float]:
@@ -78,21 +138,6 @@ def pareto(n: int, seed: int) -> list[float]:
     return [100e-6 * rng.paretovariate(1.2) for _ in range(n)]
 
 
-def build(values: list[float]) -> DurationSketch:
-    """Build a sketch the way the engine does: sorted batches through add_sorted."""
-    sketch = DurationSketch()
-    for start in range(0, len(values), BATCH):
-        sketch.add_sorted(sorted(values[start:start + BATCH]))
-    return sketch
-
-
-def build_dd(factory: Callable[[], Any], values: list[float]) -> Any:
-    sketch = factory()
-    for value in values:
-        sketch.add(value)
-    return sketch
-
-
 def heap_bytes(make: Callable[[], object]) -> int:
     """Return the bytes still allocated by what ``make`` returns, once it has returned."""
     gc.collect()
@@ -108,67 +153,59 @@ def heap_bytes(make: Callable[[], object]) -> int:
     return after - before
 
 
-def best_us(fn: Callable[[], object], repeat: int) -> float:
-    """Return the best time per call of ``fn``, in microseconds."""
-    best = math.inf
-    for _ in range(ROUNDS):
+def taking_turns(rounds: Callable[[Subject], Callable[[], float]], each: list[Subject],
+                 times: int = ROUNDS) -> list[float]:
+    """Return each subject's best figure; ``rounds(subject)()`` runs one round, returns it."""
+    runs = [rounds(subject) for subject in each]
+    best = [math.inf] * len(runs)
+    for _ in range(times):
+        for at, run in enumerate(runs):
+            best[at] = min(best[at], run())
+    return best
+
+
+def per_call_us(fn: Callable[[], object], calls: int) -> Callable[[], float]:
+    def one_round() -> float:
         began = time.process_time_ns()
-        for _ in range(repeat):
+        for _ in range(calls):
             fn()
-        best = min(best, (time.process_time_ns() - began) / repeat)
-    return best / 1e3
+        return (time.process_time_ns() - began) / calls / 1e3
+
+    return one_round
 
 
-def best_merge_us(base: object, other: object, duplicate: Callable[[Any], Any],
-                  rounds: int = 21) -> float:
-    """Return the best time of ``duplicate(base).merge(other)``, the copy untimed."""
-    best = math.inf
-    for _ in range(rounds):
-        target = duplicate(base)
+def merge_us(subject: Subject, base: Any, other: Any) -> Callable[[], float]:
+    def one_round() -> float:
+        target = subject.duplicate(base)
         began = time.process_time_ns()
         target.merge(other)
-        best = min(best, time.process_time_ns() - began)
-    return best / 1e3
+        return (time.process_time_ns() - began) / 1e3
+
+    return one_round
 
 
-def add_sorted_ns(batches: list[list[float]]) -> float:
-    """Return the best nanoseconds per value to add ``batches`` (each sorted) to a sketch."""
-    count = sum(len(batch) for batch in batches)
-    best = math.inf
-    for _ in range(ROUNDS):
-        sketch = DurationSketch()
-        copies = [list(batch) for batch in batches]  # add_sorted may keep nothing, but be fair
+def adding(batches: list[list[float]], subject: Subject) -> Callable[[], float]:
+    count = sum(map(len, batches))
+
+    def one_round() -> float:
+        sketch = subject.make()
+        copies = [list(batch) for batch in batches]
         began = time.process_time_ns()
-        for batch in copies:
-            sketch.add_sorted(batch)
-        best = min(best, (time.process_time_ns() - began) / count)
-    return best
+        subject.add_batches(sketch, copies)
+        return (time.process_time_ns() - began) / count
+
+    return one_round
 
 
-def add_ns_dd(factory: Callable[[], Any], values: list[float]) -> float:
-    best = math.inf
-    for _ in range(3):
-        sketch = factory()
-        add = sketch.add
-        began = time.process_time_ns()
-        for value in values:
-            add(value)
-        best = min(best, (time.process_time_ns() - began) / len(values))
-    return best
-
-
-def worst_errors(quantile_of: Callable[[list[float]], Callable[[float], float | None]],
-                 datasets: list[list[float]]) -> dict[float, float]:
+def worst_errors(subject: Subject, datasets: list[list[float]]) -> dict[float, float]:
     """Return, per q in QS, the largest relative error over the data sets."""
     worst = dict.fromkeys(QS, 0.0)
     for values in datasets:
         ordered = sorted(values)
-        answer = quantile_of(values)
+        sketch = subject.build(values)
         for q in QS:
             exact = ordered[math.floor(q * (len(ordered) - 1))]
-            got = answer(q)
-            assert got is not None
-            worst[q] = max(worst[q], abs(got - exact) / exact)
+            worst[q] = max(worst[q], abs(subject.quantile(sketch, q) - exact) / exact)
     return worst
 
 
@@ -180,66 +217,52 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
+    parser.add_argument("--baseline", help="another version's self-contained _sketch.py")
     args = parser.parse_args()
     n = 100_000 if args.quick else args.samples
-    dd = load_ddsketch()
+    each = subjects(args.baseline)
     values = lognormal(n, 1)
     half = n // 2
     small = lognormal(100, 2)
+    rows: list[tuple[str, list[float]]] = []
 
-    rows: list[tuple[str, str, str]] = []
+    full = {s.label: s.build(values) for s in each}  # also warms any module-level cache
+    rows.append((f"heap, {n:,} lognormal (bytes)",
+                 [heap_bytes(functools.partial(s.build, values)) for s in each]))
+    rows.append(("heap, one value (bytes)",
+                 [heap_bytes(functools.partial(s.build, [1e-3])) for s in each]))
+    rows.append(("heap, empty (bytes)", [heap_bytes(s.make) for s in each]))
 
-    def row(label: str, ours: float, theirs: float | None, unit: str) -> None:
-        rows.append((label + f" ({unit})", f"{ours:,.1f}" if ours < 1000 else f"{ours:,.0f}",
-                     "-" if theirs is None else
-                     (f"{theirs:,.1f}" if theirs < 1000 else f"{theirs:,.0f}")))
+    rows.append(("quantile(0.99) (µs)", taking_turns(
+        lambda s: per_call_us(lambda: s.quantile(full[s.label], 0.99), 100), each)))
+    rows.append(("quantiles(p50, p95, p99) (µs)", taking_turns(
+        lambda s: per_call_us(lambda: s.quantiles(full[s.label], THREE), 100), each)))
 
-    sketch = build(values)
-    dd_sketch: Any = build_dd(dd, values) if dd else None
-    row(f"heap, {n:,} lognormal", heap_bytes(lambda: build(values)),
-        heap_bytes(lambda: build_dd(dd, values)) if dd else None, "bytes")
-    row("heap, one value", heap_bytes(lambda: build([1e-3])),
-        heap_bytes(lambda: build_dd(dd, [1e-3])) if dd else None, "bytes")
-    row("heap, empty", heap_bytes(DurationSketch), heap_bytes(dd) if dd else None, "bytes")
+    first = {s.label: s.build(values[:half]) for s in each}
+    second = {s.label: s.build(values[half:]) for s in each}
+    little = {s.label: s.build(small) for s in each}
+    rows.append(("merge half into half (µs)", taking_turns(
+        lambda s: merge_us(s, first[s.label], second[s.label]), each, 25)))
+    rows.append(("merge 100 values into big (µs)", taking_turns(
+        lambda s: merge_us(s, first[s.label], little[s.label]), each, 25)))
 
-    row("quantile(0.99)", best_us(lambda: sketch.quantile(0.99), 200),
-        best_us(lambda: dd_sketch.get_quantile_value(0.99), 200) if dd else None, "µs")
-    row("quantiles(p50, p95, p99)", best_us(lambda: sketch.quantiles((0.5, 0.95, 0.99)), 200),
-        best_us(lambda: [dd_sketch.get_quantile_value(q) for q in (0.5, 0.95, 0.99)], 200)
-        if dd else None, "µs")
-
-    first, second = build(values[:half]), build(values[half:])
-    little = build(small)
-    row("merge half into half", best_merge_us(first, second, DurationSketch.copy),
-        best_merge_us(build_dd(dd, values[:half]), build_dd(dd, values[half:]), copy.deepcopy)
-        if dd else None, "µs")
-    row("merge 100 values into big", best_merge_us(first, little, DurationSketch.copy),
-        best_merge_us(build_dd(dd, values[:half]), build_dd(dd, small), copy.deepcopy)
-        if dd else None, "µs")
-
-    spread = values[:200_000]
-    steady = clustered(200_000, 3)
-    dd_add = add_ns_dd(dd, spread) if dd else None
+    spread, steady = values[:200_000], clustered(200_000, 3)
     for size in (1024, 4096, 8192):
-        row(f"add_sorted, batches of {size:,}, spread", add_sorted_ns(batches_of(spread, size)),
-            dd_add, "ns/value")
-        row(f"add_sorted, batches of {size:,}, clustered",
-            add_sorted_ns(batches_of(steady, size)), dd_add, "ns/value")
+        for label, data in (("spread", spread), ("clustered", steady)):
+            batches = batches_of(data, size)
+            rows.append((f"add_sorted, batches of {size:,}, {label} (ns/value)",
+                         taking_turns(functools.partial(adding, batches), each, 5)))
 
     datasets = [values, clustered(n // 5, 4), log_uniform(n // 5, 5), pareto(n // 5, 6),
                 lognormal(1000, 7), log_uniform(37, 8)]
-    ours = worst_errors(lambda data: build(data).quantile, datasets)
-    theirs = (worst_errors(lambda data: build_dd(dd, data).get_quantile_value, datasets)
-              if dd else None)
-    for q in QS:
-        row(f"max error at p{q * 100:g}", ours[q] * 100, theirs[q] * 100 if theirs else None, "%")
+    errors = [worst_errors(s, datasets) for s in each]
+    rows.extend((f"max error at p{q * 100:g} (%)", [e[q] * 100 for e in errors]) for q in QS)
 
-    print(f"DurationSketch from {DurationSketch.__module__} "
-          f"({importlib.import_module(DurationSketch.__module__).__file__})")
-    width = max(len(label) for label, _, _ in rows)
-    print(f"{'':{width}}  {'DurationSketch':>15}  {'DDSketch 1%':>12}")
-    for label, mine, other in rows:
-        print(f"{label:{width}}  {mine:>15}  {other:>12}")
+    width = max(len(label) for label, _ in rows)
+    print(f"{'':{width}}" + "".join(f"  {s.label:>16}" for s in each))
+    for label, figures in rows:
+        cells = (f"{x:,.1f}" if x < 1000 else f"{x:,.0f}" for x in figures)
+        print(f"{label:{width}}" + "".join(f"  {cell:>16}" for cell in cells))
 
 
 if __name__ == "__main__":
