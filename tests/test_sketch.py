@@ -418,6 +418,7 @@ GOOD = {"version": 2, "count": 3, "min": 0.0, "max": 1.0, "zeros": 1, "offset": 
         ({"counts": [True, 1]}, "counts"),
         ({"counts": {"16255": 1}}, "counts"),
         ({"counts": None}, "counts"),
+        ({"counts": [0] * 10**6 + [1, 1]}, "counts"),
         ({"offset": -5}, "offset"),
         ({"offset": 0}, "offset"),
         ({"offset": 0x7F7F}, "offset"),

@@ -148,6 +148,8 @@ def _counts_of(field: str, raw: object) -> list[int]:
     if not isinstance(raw, list):
         raise ValueError(  # noqa: TRY004  # bad data from disk is a ValueError naming the field
             f"sketch field {field!r} must be a list, got {type(raw).__name__}")
+    if len(raw) > _MAX_KEY:
+        raise ValueError(f"sketch field {field!r} holds {len(raw)} buckets, more than there are")
     for n in raw:
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_COUNT:
             raise ValueError(f"sketch field {field!r} must hold whole numbers >= 0, got {n!r}")
@@ -194,11 +196,10 @@ def read(data: object) -> tuple[int, int, int, list[int], float, float]:
             raise ValueError(f"sketch field 'version' must be 2 or absent, got {version!r}")
         zeros = _whole(data, "zeros")
         counts = _counts_of("counts", data.get("counts"))
-        while counts and not counts[-1]:
-            counts = counts[:-1]
         offset = _whole(data, "offset", 0, _MAX_KEY)
-        skip = next((at for at, n in enumerate(counts) if n), 0)
-        counts, offset = counts[skip:], offset + skip
+        used = [at for at, n in enumerate(counts) if n]  # trim empty buckets at either end
+        counts = counts[used[0]:used[-1] + 1] if used else []
+        offset += used[0] if used else 0
         if counts and (offset == 0 or offset + len(counts) - 1 > _MAX_KEY):
             raise ValueError(f"sketch field 'offset' puts buckets out of range: {offset!r}")
     total = _whole(data, "count")
