@@ -408,9 +408,14 @@ def test_unwritable_store_logs_once_and_tracking_goes_on(tmp_path: Path,
         assert analytics.clear_old_events(days=1) == 0
         analytics.close()
     assert analytics.call_counts == {"work": 30}
-    lines = [r for r in caplog.records if str(store) in r.getMessage()]
+    lines = [r for r in caplog.records if str(store) in r.getMessage()
+             and r.name == "callmetrics.internal"]
     assert len(lines) == 1
     assert "writing the store" in lines[0].getMessage()
+    # close() says, in one line, what could not be written, and why.
+    [lost] = [r.getMessage() for r in caplog.records if r.name == "callmetrics.store"]
+    assert lost.startswith("30 calls recorded since the last write were not written")
+    assert "NotADirectoryError" in lost
 
 
 @contextlib.contextmanager

@@ -1,0 +1,545 @@
+"""The store's writer: one run per recorder, written in the background with bounded waits.
+
+The hot path never touches the disk, and pays nothing for the store: a daemon
+thread reads the recorder through :meth:`Source.read` (aggregates and retained calls
+taken together, the only moment the recorder's lock is held) every
+``flush_interval`` seconds and writes what changed in one ``BEGIN IMMEDIATE``
+transaction, outside any lock of the recorder; ``flush()``, ``close()`` and the end of
+the interpreter do the same.  Readers never see half a write.
+
+Waits are bounded: ``flush()`` and ``close()`` wait at most ``store_timeout`` seconds
+for the file (another process may hold its lock), and the interpreter's exit at most
+that long for all its stores together; what could not be written is said in one line.
+A hard kill loses the calls made since the last completed write: at most one
+``flush_interval`` plus the time one write takes.
+
+Before each write the writer checks that the path still names the file it has open
+(device and inode): a store deleted or replaced meanwhile is created again, and the
+whole run written to it, with a warning.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import socket
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from callmetrics._logging import report_internal_error
+from callmetrics._store_db import connect_writable, file_identity, write_transaction
+
+if TYPE_CHECKING:
+    from callmetrics._state import FunctionSnapshot
+    from callmetrics._view import RetainedCall, Source
+
+__all__ = ["LABEL_ENV", "StoreWriter", "attach_store"]
+
+# The run label comes from this environment variable (CI: the commit or branch).
+LABEL_ENV: Final = "CALLMETRICS_RUN_LABEL"
+# Used when a source's settings predate the store_timeout field.
+_DEFAULT_TIMEOUT = 3.0
+
+_log = logging.getLogger("callmetrics.store")
+
+
+def _say(level: int, message: str, *args: object) -> None:
+    """Log ``message``; also print it on stderr when no handler would show it.
+
+    The library's loggers carry a NullHandler: without this, a program that never
+    configured logging would lose calls without a word.
+    """
+    _log.log(level, message, *args)
+    logger: logging.Logger | None = _log
+    while logger is not None:
+        if any(not isinstance(h, logging.NullHandler) and level >= h.level
+               for h in logger.handlers):
+            return
+        logger = logger.parent if logger.propagate else None
+    with contextlib.suppress(Exception):  # stderr closed: nowhere left to say it
+        sys.stderr.write("callmetrics: " + (message % args) + "\n")
+
+
+def _function_row(run_id: int, snap: FunctionSnapshot) -> tuple[Any, ...]:
+    def extreme(event: Any) -> tuple[Any, ...]:
+        if event is None:
+            return None, None, None, None, None
+        return (event.start, event.duration, event.error, getattr(event, "message", None),
+                getattr(event, "location", None))
+
+    slowest, fastest = extreme(snap.slowest), extreme(snap.fastest)
+    return (
+        run_id, snap.name, snap.event_type, snap.module, snap.calls, snap.successes,
+        snap.failures, snap.total, snap.min, snap.max, snap.fast, snap.medium, snap.slow,
+        snap.overhead, _sketch_json(snap), *slowest[:3], *fastest[:3], *slowest[3:],
+        *fastest[3:],
+    )
+
+
+def _sketch_json(snap: FunctionSnapshot) -> str:
+    import json  # noqa: PLC0415  # only writers need it
+
+    return json.dumps(snap.sketch.to_dict(), separators=(",", ":"))
+
+
+_UPSERT_FUNCTION = (
+    "INSERT OR REPLACE INTO functions(run_id, name, event_type, module, calls, successes, "
+    "failures, total, min, max, fast, medium, slow, overhead, sketch, slowest_start, "
+    "slowest_duration, slowest_error, fastest_start, fastest_duration, fastest_error, "
+    "slowest_message, slowest_location, fastest_message, fastest_location) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT = ("INSERT INTO events(run_id, start, duration, error, function, message, "
+                 "location) VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+class StoreWriter:
+    """Persists one recorder (any :class:`~callmetrics._view.Source`) as one run of a store.
+
+    Created by :func:`attach_store`; ``Analytics.flush()``, ``close()`` and
+    ``clear_old_events()`` call into it.  No method raises because the store cannot
+    be written: the failure is logged once and the recorder goes on in memory.
+
+    Each write stores the retained calls not stored yet, told apart by a hash of
+    (start, duration, function) kept for the previous write's calls: one pass over
+    the retained calls per write, nothing per call.
+    """
+
+    def __init__(self, source: Source, path: Path, *, label: str | None = None) -> None:
+        """Open (or create) the store and start the background flush.
+
+        Raises:
+            StoreError: when ``path`` holds a file that is not a usable store.
+            TypeError: when ``label`` is not a str or None.
+
+        """
+        from callmetrics._store_db import StoreError  # noqa: PLC0415  # re-raised as is
+
+        if label is not None and not isinstance(label, str):
+            raise TypeError(f"label must be a str or None, got {type(label).__name__}")
+        self.path = Path(path).expanduser()
+        self.label = label if label is not None else (os.environ.get(LABEL_ENV) or None)
+        self._source = source
+        settings = source.settings
+        self._interval = settings.flush_interval
+        self.timeout = float(getattr(settings, "store_timeout", _DEFAULT_TIMEOUT))
+        self._max_events = settings.max_events
+        self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+        self._closed = False
+        self._inactive = False  # inherited by a forked child that must not write
+        self._fork_calls: int | None = None  # calls recorded when this process forked
+        self._reset_run()
+        try:
+            self._open()
+        except StoreError:
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            self._report(exc)
+        _OPEN.add(self)
+        _install_exit_hooks()
+        self._start_thread()
+
+    def _reset_run(self) -> None:
+        self._write_lock = threading.Lock()  # one write at a time on the connection
+        self._run_id: int | None = None
+        self._pid = os.getpid()
+        self._started = time.time()
+        self._host = socket.gethostname()
+        self._program = _program()
+        self._forget_written()
+        self._stop = threading.Event()
+
+    def _forget_written(self) -> None:
+        self._written: dict[str, int] = {}  # calls per function as last committed
+        self._stored: set[int] = set()  # keys of the retained calls already stored
+        self._unwritten = 0  # calls recorded but not in the file, as last seen
+        self._why = ""  # why the last write failed
+
+    def _open(self) -> None:
+        self._conn = connect_writable(self.path, create=True, timeout=self.timeout)
+        self._identity = file_identity(self.path)
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="callmetrics-store-flush",
+                                        daemon=True)
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        """Name the file and the run."""
+        return f"StoreWriter({str(self.path)!r}, run={self._run_id}, label={self.label!r})"
+
+    @property
+    def run_id(self) -> int | None:
+        """The id of this recorder's run, once it has been written."""
+        return self._run_id
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            # A locked file is tried until the next interval at most, and given up at
+            # once when close() takes over.
+            self._flush(final=False, deadline=time.monotonic() + max(self.timeout,
+                                                                     self._interval),
+                        cancelled=self._stop.is_set)
+
+    # ----------------------------------------------------------------- writing
+    def flush(self) -> bool:
+        """Write the run, its aggregates and the retained calls not stored yet.
+
+        Waits at most ``store_timeout`` seconds (for a write under way and for the
+        file's lock); what could not be written is tried again by the next write.
+
+        Returns:
+            Whether everything recorded so far is now in the file.
+
+        """
+        if self._closed:
+            return False
+        return self._flush(final=False, deadline=time.monotonic() + self.timeout)
+
+    def _read(self) -> tuple[Sequence[FunctionSnapshot], list[RetainedCall], set[int]]:
+        """Read aggregates and the retained calls not stored yet (the only locked moment)."""
+        source = self._source
+        snaps = source.snapshot()
+        if {snap.name: snap.calls for snap in snaps} == self._written:
+            return snaps, [], self._stored  # no call since: no new retained call either
+        reading = source.read()  # aggregates and calls that agree
+        keys = [hash((call.start, call.duration, call.name)) for call in reading.calls]
+        stored = self._stored
+        new = [call for call, key in zip(reading.calls, keys, strict=True)
+               if key not in stored]
+        return reading.functions, new, set(keys)
+
+    def _flush(self, *, final: bool, deadline: float,
+               cancelled: Callable[[], bool] | None = None) -> bool:
+        """Write what changed, waiting until ``deadline`` at most; return whether all is in."""
+        if self._inactive:
+            return True
+        if not self._write_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            # A write under way still waits for the file: what it holds stays pending.
+            self._why = "another write to it did not finish in time"
+            return False
+        try:
+            if self._closed and not final:
+                return True  # close() has already written the last of it
+            return self._flush_locked(final, deadline, cancelled)
+        finally:
+            self._write_lock.release()
+
+    def _flush_locked(self, final: bool, deadline: float,
+                      cancelled: Callable[[], bool] | None) -> bool:
+        try:
+            snaps, calls, retained = self._read()
+        except Exception as exc:  # noqa: BLE001  # never raise into the caller's code
+            report_internal_error("reading aggregates for the store", exc)
+            return False
+        written = {snap.name: snap.calls for snap in snaps}
+        self._unwritten = sum(max(0, n - self._written.get(name, 0))
+                              for name, n in written.items())
+        try:
+            self._check_file()
+            # Calls only grow, so a function whose count is unchanged needs no rewrite.
+            unchanged = not calls and written == self._written
+            if (unchanged and not (final and self._run_id)) or (
+                    self._run_id is None and not snaps and not calls):
+                return True  # nothing new; nothing recorded leaves no empty run behind
+            if self._conn is None:
+                self._open()
+            assert self._conn is not None  # noqa: S101  # set by _open
+            # The id sticks only once the transaction that inserted it committed.
+            self._run_id = write_transaction(
+                self._conn, lambda db: self._write(db, snaps, calls, final),
+                deadline=deadline, cancelled=cancelled)
+        except Exception as exc:  # noqa: BLE001  # disk full, read-only, locked...
+            # Nothing is marked written: the next write tries the same calls again.
+            self._report(exc)
+            return False
+        self._written = written
+        self._stored = retained
+        self._unwritten = 0
+        self._why = ""
+        return True
+
+    def _check_file(self) -> None:
+        """Notice a store deleted or replaced since it was opened, and start it again."""
+        if self._conn is None or file_identity(self.path) == self._identity:
+            return
+        conn, self._conn = self._conn, None
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()  # the unlinked file's: its last connection removes its -wal
+        _say(logging.WARNING, "the store %s was deleted or replaced while this process "
+             "wrote to it; writing run again, whole, to a new file there", self.path)
+        self._run_id = None
+        self._forget_written()
+        self._open()
+
+    def _write(self, db: sqlite3.Connection, snaps: Sequence[FunctionSnapshot],
+               calls: Sequence[RetainedCall], final: bool) -> int:
+        """Write one flush inside the caller's transaction; return the run id."""
+        run = (self.label, self._pid, self._host, self._program, self._started, time.time(),
+               int(final))
+        before = self._written
+        run_id = self._run_id
+        if run_id is not None and db.execute("SELECT 1 FROM runs WHERE id = ?",
+                                              (run_id,)).fetchone() is None:
+            # Pruned by another process while quiet: write it again, whole, same id
+            # (AUTOINCREMENT never hands a deleted id to another run).
+            db.execute("DELETE FROM functions WHERE run_id = ?", (run_id,))
+            db.execute("INSERT INTO runs(id, label, pid, host, program, started, ended, closed) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (run_id, *run))
+            before = {}
+        elif run_id is None:
+            cursor = db.execute("INSERT INTO runs(label, pid, host, program, started, ended, "
+                                "closed) VALUES (?, ?, ?, ?, ?, ?, ?)", run)
+            assert cursor.lastrowid is not None  # noqa: S101  # set by every INSERT
+            run_id = cursor.lastrowid
+        else:
+            db.execute("UPDATE runs SET ended = ?, closed = ? WHERE id = ?",
+                       (run[5], run[6], run_id))
+        # Cumulative rows replace the previous ones, for the functions that changed.  A
+        # function gone from the recorder (merge_with moved it to another) takes its
+        # calls along: the recorder it moved to stores them.
+        current = {snap.name for snap in snaps}
+        gone = [(run_id, name) for name in before if name not in current]
+        db.executemany("DELETE FROM functions WHERE run_id = ? AND name = ?", gone)
+        db.executemany("DELETE FROM events WHERE run_id = ? AND function = ?", gone)
+        db.executemany(_UPSERT_FUNCTION, [_function_row(run_id, snap) for snap in snaps
+                                          if before.get(snap.name) != snap.calls])
+        db.executemany(_INSERT_EVENT, [
+            (run_id, call.start, call.duration, call.error, call.name, call.message,
+             call.location) for call in calls])
+        limit = self._max_events
+        if limit and calls:
+            db.execute("DELETE FROM events WHERE rowid IN (SELECT rowid FROM events "
+                       "WHERE run_id = ? ORDER BY start DESC LIMIT -1 OFFSET ?)",
+                       (run_id, limit))
+        return run_id
+
+    def _report(self, exc: BaseException) -> None:
+        self._why = f"{type(exc).__name__}: {exc}"
+        report_internal_error(f"writing the store {self.path}", exc)
+
+    # ------------------------------------------------------------- maintenance
+    def prune_events(self, cutoff: float) -> int:
+        """Delete this store's events (every run's) that started before ``cutoff``.
+
+        Waits at most ``store_timeout`` seconds.
+
+        Returns:
+            How many stored events were deleted (0 when the store can't be written).
+
+        """
+        if self._inactive or self._closed:
+            return 0
+        deadline = time.monotonic() + self.timeout
+        if not self._write_lock.acquire(timeout=self.timeout):
+            return 0
+        try:
+            if self._closed:
+                return 0
+            try:
+                self._check_file()
+                if self._conn is None:
+                    self._open()
+                assert self._conn is not None  # noqa: S101  # set by _open
+                deleted: int = write_transaction(self._conn, lambda db: db.execute(
+                    "DELETE FROM events WHERE start < ?", (cutoff,)).rowcount, deadline=deadline)
+            except Exception as exc:  # noqa: BLE001  # never raise into the caller's code
+                self._report(exc)
+                return 0
+        finally:
+            self._write_lock.release()
+        return deleted
+
+    def close(self, deadline: float | None = None) -> bool:
+        """Stop the background flush, write everything left, and close the file.
+
+        Waits at most ``store_timeout`` seconds (or until ``deadline``, a
+        ``time.monotonic()`` time); calls that could not be written are counted in one
+        logged line (also on stderr when logging is not configured).
+
+        Returns:
+            Whether everything recorded was written.
+
+        """
+        if self._closed:
+            return True
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
+        self._closed = True
+        _OPEN.discard(self)
+        if self._inactive:
+            return True  # a forked child's copy: its locks may be held by vanished threads
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        done = self._flush(final=True, deadline=deadline)
+        if not done:
+            _say(logging.ERROR, "%s calls recorded since the last write were not written to "
+                 "the store %s (%s; waited at most store_timeout=%s s)",
+                 self._unwritten or "the", self.path, self._why or "no reason given",
+                 self.timeout)
+        if self._write_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            try:
+                if self._conn is not None:
+                    conn, self._conn = self._conn, None
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.close()
+            finally:
+                self._write_lock.release()
+        return done
+
+    # ---------------------------------------------------------------- fork
+    def _before_fork(self) -> None:
+        """Hold the write lock across a fork and count the calls the child inherits."""
+        self._write_lock.acquire()
+        _FORK_HELD.append(self._write_lock)
+        try:
+            self._fork_calls = sum(snap.calls for snap in self._source.snapshot())
+        except Exception:  # noqa: BLE001  # unknown: the child stays quiet, as if inherited
+            self._fork_calls = None
+
+    def _after_fork_in_child(self) -> None:
+        """Start a fresh run in a forked child, or go quiet if it inherited calls."""
+        # The parent's connection may be mid-transaction: never use or close it here
+        # (closing could checkpoint the parent's WAL), just keep it from being freed.
+        if self._conn is not None:
+            _ORPHANS.append(self._conn)
+            self._conn = None
+        self._inactive = True  # until decided below
+        if self._fork_calls != 0:
+            _log.warning(
+                "callmetrics: the store %s is not written from forked process %s: it "
+                "inherited calls recorded before the fork; create the Analytics in the "
+                "worker (pool initializer) instead", self.path, os.getpid())
+            return
+        self._inactive = False
+        self._reset_run()
+        self._start_thread()
+
+
+def _program() -> str:
+    """Return the program's name (``python -m x`` gives ``x``), never its arguments.
+
+    Arguments are left out on purpose: command lines can carry secrets.
+    """
+    if not sys.argv or not sys.argv[0] or sys.argv[0] == "-c":
+        return Path(sys.executable).name
+    program = Path(sys.argv[0])
+    return program.parent.name if program.name == "__main__.py" else program.name
+
+
+# Writers still open, closed at interpreter exit (and at a multiprocessing child's exit).
+_OPEN: set[StoreWriter] = set()
+# Connections inherited across fork, kept alive so they are never closed in the child.
+_ORPHANS: list[sqlite3.Connection] = []
+# Writers' locks held by the forking thread across a fork (see _before_fork).
+_FORK_HELD: list[threading.Lock] = []
+_hooks_installed = False
+
+
+def _close_all() -> None:
+    """Close every open writer, all within the longest of their ``store_timeout``s."""
+    writers = list(_OPEN)
+    if not writers:
+        return
+    deadline = time.monotonic() + max(w.timeout for w in writers)
+    for writer in writers:
+        try:
+            writer.close(deadline)
+        except Exception as exc:  # noqa: BLE001  # exit must go on for the other writers
+            report_internal_error("closing the store at exit", exc)
+
+
+def _before_fork() -> None:
+    """Keep every writer's flush out of the way across a fork.
+
+    A child inheriting a lock held by a thread it does not have would hang; holding
+    the write locks also means no flush is reading the recorder at the fork.
+    """
+    for writer in sorted((w for w in list(_OPEN) if not w._inactive), key=id):
+        writer._before_fork()
+
+
+def _release_fork_locks() -> None:
+    while _FORK_HELD:
+        _FORK_HELD.pop().release()
+
+
+def _after_fork_in_child() -> None:
+    _release_fork_locks()  # the child's one thread is the one that took them
+    if not _OPEN:
+        return
+    for writer in list(_OPEN):
+        writer._after_fork_in_child()
+    _hook_multiprocessing()
+
+
+class _Anchor:
+    """A weak-referenceable object for multiprocessing's after-fork registry."""
+
+
+_ANCHOR = _Anchor()
+_finalizer: Any = None
+_hooked_pid = 0
+
+
+def _finalize_at_process_exit(_anchor: object = None) -> None:
+    """Have multiprocessing close the writers when this process ends (idempotent)."""
+    global _finalizer  # noqa: PLW0603  # one finalizer per process
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None and (_finalizer is None or not _finalizer.still_active()):
+        _finalizer = util.Finalize(None, _close_all, exitpriority=100)
+
+
+def _hook_multiprocessing() -> None:
+    """Close the writers at the end of multiprocessing children too.
+
+    Those end with ``os._exit`` (fork, forkserver), so ``atexit`` never runs there,
+    but multiprocessing's finalizers do.  A child clears the finalizers it inherited,
+    and those registered while its main module was imported, before it runs its
+    after-fork callbacks: register the finalizer again from one of those.
+    """
+    global _hooked_pid  # noqa: PLW0603  # once per process
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+    _finalize_at_process_exit()
+    if _hooked_pid != os.getpid():
+        _hooked_pid = os.getpid()
+        util.register_after_fork(_ANCHOR, _finalize_at_process_exit)
+
+
+def _install_exit_hooks() -> None:
+    global _hooks_installed  # noqa: PLW0603  # installed once per process
+    _hook_multiprocessing()
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_close_all)
+    os.register_at_fork(before=_before_fork, after_in_parent=_release_fork_locks,
+                        after_in_child=_after_fork_in_child)
+
+
+def attach_store(source: Source, path: Path, *, label: str | None = None) -> StoreWriter:
+    """Persist ``source`` (an ``Analytics``, or any ``Source``) to the store at ``path``.
+
+    Args:
+        source: the recorder to persist, read only through ``snapshot()``/``read()``.
+        path: the SQLite file; created (with its directory) when missing.
+        label: the run's label; defaults to the ``CALLMETRICS_RUN_LABEL`` environment
+            variable, else none.
+
+    Raises:
+        StoreError: when ``path`` holds a file that is not a usable store (it is left
+            untouched).  A store that merely cannot be written is logged once instead.
+
+    """
+    return StoreWriter(source, path, label=label)
