@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -145,6 +146,22 @@ def test_coerce_config_accepts_each_shape() -> None:
         ({"report_max_detail_rows": -2}, ValueError, "report_max_detail_rows"),
         ({"store_path": 3}, TypeError, "store_path"),
         ({"flush_interval": 0}, ValueError, "flush_interval"),
+        # Extremes that passed validation and broke later (issue 12, item 6).
+        ({"flush_interval": 1e300}, ValueError, "flush_interval"),
+        ({"flush_interval": 1e-300}, ValueError, "flush_interval"),
+        ({"flush_interval": 0.001}, ValueError, "flush_interval"),
+        ({"flush_interval": 86_401}, ValueError, "flush_interval"),
+        ({"max_events": 2 ** 63}, ValueError, "max_events"),
+        ({"max_events": 10 ** 8 + 1}, ValueError, "max_events"),
+        ({"report_max_detail_rows": 10 ** 30}, ValueError, "report_max_detail_rows"),
+        ({"store_path": "runs\x00.db"}, ValueError, "store_path"),
+        ({"report_dir": "out\x00put"}, ValueError, "report_dir"),
+        ({"time_format": "%Y\x00"}, ValueError, "time_format"),
+        ({"duration_thresholds": {"long_max": 1e300}}, ValueError, "long_max"),
+        ({"store_timeout": -1}, ValueError, "store_timeout"),
+        ({"store_timeout": 601}, ValueError, "store_timeout"),
+        ({"store_timeout": math.nan}, ValueError, "store_timeout"),
+        ({"store_timeout": "3"}, TypeError, "store_timeout"),
     ],
 )
 def test_bad_values_name_their_field(
@@ -217,3 +234,54 @@ def test_bad_loggers() -> None:
     bad: Any = "error"
     with pytest.raises(TypeError, match="error_logger"):
         LoggerContainer(logging.getLogger("a"), bad, logging.getLogger("b"))
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("flush_interval", 0.01), ("flush_interval", 86_400), ("max_events", 10 ** 8),
+    ("report_max_detail_rows", 10 ** 6), ("store_timeout", 0), ("store_timeout", 600),
+])
+def test_each_range_includes_its_ends(field: str, value: float) -> None:
+    """The documented bounds themselves are accepted."""
+    assert getattr(AnalyticsConfig().replace(**{field: value}), field) == value
+
+
+def test_a_typo_in_an_attribute_style_config_is_named() -> None:
+    """``config.analytics.max_event = 5`` (a typo) is an error, not silently ignored."""
+    typo = SimpleNamespace(analytics=SimpleNamespace(max_event=5, enabled=True))
+    with pytest.raises(ValueError, match="max_event;"):
+        Analytics(typo)
+    nested = SimpleNamespace(analytics=SimpleNamespace(
+        duration_thresholds=SimpleNamespace(short_max=1.0, shortmax=2.0)))
+    with pytest.raises(ValueError, match=r"duration_thresholds field.*shortmax"):
+        Analytics(nested)
+
+
+def test_attribute_style_configs_of_every_shape_are_checked() -> None:
+    """Slotted objects, dataclasses and classes used as namespaces are read and checked."""
+
+    class Slotted:
+        __slots__ = ("max_events", "max_evnts")
+
+        def __init__(self) -> None:
+            self.max_events = 5
+            self.max_evnts = 6
+
+    @dataclass
+    class Settings:
+        max_events: int = 7
+        colour: str = "red"
+
+    class Namespace:
+        max_events = 8
+        compact_time = True
+
+        def helper(self) -> int:  # methods are not config fields
+            return 1
+
+    with pytest.raises(ValueError, match="max_evnts"):
+        Analytics(SimpleNamespace(analytics=Slotted()))
+    with pytest.raises(ValueError, match="colour"):
+        Analytics(SimpleNamespace(analytics=Settings()))
+    assert Analytics(SimpleNamespace(analytics=Namespace)).max_events == 8
+    private = SimpleNamespace(max_events=9, _cache={})
+    assert Analytics(SimpleNamespace(analytics=private)).max_events == 9
