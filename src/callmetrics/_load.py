@@ -297,11 +297,14 @@ def read_stored(path: str | Path, *, runs: Iterable[int] | None = None,
     if label is not None and not isinstance(label, str):
         raise TypeError(f"label must be a str, got {type(label).__name__}")
 
-    def work(conn: sqlite3.Connection, where: Path) -> tuple[list[Any], list[Any]]:
+    def work(conn: sqlite3.Connection, where: Path) -> tuple[list[Any], list[Any], list[Any]]:
         chosen = _chosen_runs(conn, where, wanted, cutoff, label)
         if not chosen:
-            return [], []
+            return [], [], []
         ids = (json.dumps(chosen),)
+        runs_read = conn.execute(
+            "SELECT id, label, pid, host, program, started, ended, closed FROM runs "
+            "WHERE id IN (SELECT value FROM json_each(?))", ids).fetchall()
         details = has_failure_details(conn)
         extra = (", slowest_message, slowest_location, fastest_message, fastest_location"
                  if details else "")
@@ -316,9 +319,11 @@ def read_stored(path: str | Path, *, runs: Iterable[int] | None = None,
             f"SELECT run_id, start, duration, error, function, {columns} FROM events "  # noqa: S608  # fixed columns
             "WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY start",
             ids).fetchall() if events else []
-        return functions, calls
+        return runs_read, functions, calls
 
-    functions, calls = read_store(checked, work)
+    chosen_runs, functions, calls = read_store(checked, work)
+    for row in chosen_runs:
+        _check_run(checked, row)
     snapshots = [_check_function(checked, row, time_format, compact) for row in functions]
     retained = [_check_call(checked, row) for row in calls]
     types = {snap.name: snap.event_type for snap in snapshots}
