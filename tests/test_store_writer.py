@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import operator
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from callmetrics import Analytics, AnalyticsConfig, load
 from callmetrics._load import list_runs, read_stored
@@ -194,3 +198,39 @@ def test_failed_calls_are_stored_with_their_message_and_location(tmp_path: Path)
         ("ValueError", "bad input #4", "app.py:4 in work")]
     assert {c.event_type for c in calls} == {"unit"}
     assert [c.message for c in calls if not c.error] == [None] * 3
+
+
+class _FixedSource(_DetailedSource):
+    """A Source retaining the given calls (its aggregates: one call of 'work')."""
+
+    def __init__(self, analytics: Analytics, calls: list[RetainedCall]) -> None:
+        super().__init__(analytics)
+        self._calls = calls
+
+    def retained(self) -> list[RetainedCall]:
+        return self._calls
+
+
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.floats(0, 1e11), st.floats(0, 1e9), _TEXT.filter(bool),
+                          st.none() | _TEXT, st.none() | _TEXT, st.none() | _TEXT),
+                min_size=1, max_size=20))
+@example([(1.0, 0.5, "a\x00b", "E\x00", "\x1b[2J\u202e😀", None)])
+@example([(1e-7, 5e-324, "f", None, None, None), (1.7e9, 1e9, "\\u0000", "e", "m", "l")])
+def test_retained_calls_are_stored_exactly(tmp_path: Path, rows: list[tuple[
+        float, float, str, str | None, str | None, str | None]]) -> None:
+    """Times, names and messages (NUL, emoji, escapes, bidi marks) come back bit for bit."""
+    analytics = Analytics()
+    make_calls(analytics, 1, 0)
+    calls = [RetainedCall(start, duration, name, "unit", error, message, location)
+             for start, duration, name, error, message, location in rows]
+    with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
+        path = Path(folder) / "runs.db"
+        attach_store(_FixedSource(analytics, calls), path).close()
+        _, stored = read_stored(path)
+    key = operator.attrgetter("start", "duration", "name", "error", "message", "location")
+    assert sorted(map(key, stored), key=repr) == sorted(map(key, calls), key=repr)
