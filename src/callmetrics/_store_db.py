@@ -233,7 +233,8 @@ def read_error(path: Path, exc: sqlite3.Error) -> StoreError:
     return StoreError(f"cannot read {path} ({exc})")
 
 
-def _open_checked(path: Path, *, immutable: bool = False) -> sqlite3.Connection:
+def _open_checked(path: Path, *, immutable: bool = False,
+                  timeout: float = _BUSY_TIMEOUT) -> sqlite3.Connection:
     """Open an existing, non-empty file read-only and check it is a usable store.
 
     ``immutable`` opens it without locks or side files (no writer may have it open).
@@ -243,7 +244,7 @@ def _open_checked(path: Path, *, immutable: bool = False) -> sqlite3.Connection:
         sqlite3.Error: when it cannot be opened or stays locked.
 
     """
-    conn = _connect(path, "ro&immutable=1" if immutable else "ro")
+    conn = _connect(path, "ro&immutable=1" if immutable else "ro", timeout)
     try:
         _validate(conn, path)
     except sqlite3.OperationalError as exc:
@@ -390,7 +391,7 @@ def connect_writable(path: str | Path, *, create: bool,
     """
     path = Path(path).expanduser()
     if _has_content(path):
-        _open_checked(path, immutable=not _wal(path).exists()).close()
+        _open_checked(path, immutable=not _wal(path).exists(), timeout=timeout).close()
         conn = _connect(path, "rw", timeout)
     else:
         if not create:
