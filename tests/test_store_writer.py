@@ -43,7 +43,9 @@ def test_a_store_deleted_while_running_is_written_again_whole(
     with caplog.at_level(logging.WARNING, logger="callmetrics.store"):
         analytics.close()
     assert [run.calls for run in list_runs(path)] == [1000]
-    assert load(path).call_counts == {"work": 1000}
+    view = load(path)
+    assert view.call_counts == {"work": 1000}
+    assert len(view.events) == 1000  # the retained calls stored before, written again
     [warning] = [r.getMessage() for r in caplog.records if r.name == "callmetrics.store"]
     assert "deleted or replaced" in warning
     assert str(path) in warning

@@ -250,6 +250,11 @@ class StoreWriter:
     def _flush_locked(self, final: bool, deadline: float,
                       cancelled: Callable[[], bool] | None) -> bool:
         try:
+            self._check_file()  # before reading: a new file needs every retained call
+        except Exception as exc:  # noqa: BLE001  # never raise into the caller's code
+            self._report(exc)
+            return False
+        try:
             snaps, calls, retained = self._read()
         except Exception as exc:  # noqa: BLE001  # never raise into the caller's code
             report_internal_error("reading aggregates for the store", exc)
@@ -258,7 +263,6 @@ class StoreWriter:
         self._unwritten = sum(max(0, n - self._written.get(name, 0))
                               for name, n in written.items())
         try:
-            self._check_file()
             # Calls only grow, so a function whose count is unchanged needs no rewrite.
             unchanged = not calls and written == self._written
             if (unchanged and not (final and self._run_id)) or (
