@@ -8,8 +8,10 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -176,6 +178,7 @@ def test_since_accepts_unix_time_datetime_and_timedelta() -> None:
 
 
 # ------------------------------------------------------------- any tampered value
+_T = TypeVar("_T")
 _COLUMNS = {
     "runs": ["label", "pid", "host", "program", "started", "ended", "closed"],
     "functions": ["name", "event_type", "module", "calls", "successes", "failures", "total",
@@ -187,6 +190,13 @@ _COLUMNS = {
 _VALUES = (st.none() | st.integers(-2 ** 63, 2 ** 63 - 1) | st.floats()
            | st.text(max_size=30) | st.binary(max_size=8)
            | st.sampled_from(["NaN", "lots", "1e300", "{}", '{"count": 1}']))
+
+
+def _outcome(read: Callable[[Path], _T], path: Path) -> _T | StoreError:
+    try:
+        return read(path)
+    except StoreError as exc:
+        return exc
 
 
 @pytest.fixture(scope="module")
@@ -222,16 +232,14 @@ def test_any_tampered_value_loads_correctly_or_is_a_store_error(
             assume(False)  # NOT NULL: the schema itself refuses the value
         finally:
             conn.close()
-        try:
-            runs = list_runs(path)
-        except StoreError as exc:
-            assert "run 1" in str(exc)
+        runs = _outcome(list_runs, path)
+        if isinstance(runs, StoreError):
+            assert "run 1: " in str(runs)
         else:
             assert [run.id for run in runs] == [1]
-        try:
-            view = load(path)
-        except StoreError as exc:
-            assert f"run 1: {table}." in str(exc)
+        view = _outcome(load, path)
+        if isinstance(view, StoreError):
+            assert f"run 1: {table}." in str(view)
             return
         view.get_stats()
         view.to_dict()
