@@ -115,9 +115,9 @@ class StoreWriter:
     ``clear_old_events()`` call into it.  No method raises because the store cannot
     be written: the failure is logged once and the recorder goes on in memory.
 
-    Each write stores the retained calls not stored yet, told apart by a hash of
-    (start, duration, function) kept for the previous write's calls: one pass over
-    the retained calls per write, nothing per call.
+    Each write stores the retained calls not stored yet, told apart from the set of
+    those the previous write held: one pass over the retained calls per write,
+    nothing per call.
     """
 
     def __init__(self, source: Source, path: Path, *, label: str | None = None) -> None:
@@ -167,7 +167,7 @@ class StoreWriter:
 
     def _forget_written(self) -> None:
         self._written: dict[str, int] = {}  # calls per function as last committed
-        self._stored: set[int] = set()  # keys of the retained calls already stored
+        self._stored: set[RetainedCall] = set()  # the retained calls already stored
         self._unwritten = 0  # calls recorded but not in the file, as last seen
         self._why = ""  # why the last write failed
         self._busy = False  # whether the last read found new calls
@@ -213,7 +213,8 @@ class StoreWriter:
             return False
         return self._flush(final=False, deadline=time.monotonic() + self.timeout)
 
-    def _read(self) -> tuple[Sequence[FunctionSnapshot], list[RetainedCall], set[int]]:
+    def _read(self) -> tuple[Sequence[FunctionSnapshot], list[RetainedCall],
+                             set[RetainedCall]]:
         """Read aggregates and the retained calls not stored yet (the only locked moment)."""
         source = self._source
         if not self._busy:
@@ -225,11 +226,11 @@ class StoreWriter:
         reading = source.read()  # aggregates and calls that agree
         self._busy = any(self._written.get(snap.name) != snap.calls
                          for snap in reading.functions)
-        keys = [hash((call.start, call.duration, call.name)) for call in reading.calls]
+        # The calls themselves are the keys (tuples of floats and cached-hash strings):
+        # the set is built and probed in C, with no Python-level work per call.
         stored = self._stored
-        new = [call for call, key in zip(reading.calls, keys, strict=True)
-               if key not in stored]
-        return reading.functions, new, set(keys)
+        new = [call for call in reading.calls if call not in stored]
+        return reading.functions, new, set(reading.calls)
 
     def _flush(self, *, final: bool, deadline: float,
                cancelled: Callable[[], bool] | None = None) -> bool:
