@@ -14,7 +14,12 @@ import pytest
 
 from callmetrics import Analytics, StoreError, load
 from callmetrics._load import list_runs, read_stored, read_view
-from callmetrics._store_db import SCHEMA_VERSION, connect_readonly, connect_writable
+from callmetrics._store_db import (
+    SCHEMA_VERSION,
+    connect_readonly,
+    connect_writable,
+    read_store,
+)
 from conftest import make_calls
 
 FIXTURE_V1 = Path(__file__).parent / "data" / "store_v1.db"
@@ -191,3 +196,23 @@ def test_migration_happens_once_when_two_writers_open_an_old_store(old_store: Pa
     for conn in (first, second):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         conn.close()
+
+
+def test_a_writer_starting_during_an_immutable_read_makes_the_read_start_again(
+        store: Path) -> None:
+    """A file changed under an immutable read is read again, sharing the writer's WAL."""
+    attempts: list[bool] = []
+
+    def work(conn: sqlite3.Connection, path: Path) -> int:
+        attempts.append(Path(f"{path}-wal").exists())
+        if len(attempts) == 1:  # another process writes, and checkpoints, meanwhile
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("UPDATE runs SET label = 'changed'")
+            other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            other.close()
+        return int(conn.execute("SELECT count(*) FROM runs WHERE label = 'changed'")
+                   .fetchone()[0])
+
+    assert read_store(store, work) == 1
+    assert attempts == [False, False]
+    assert sorted(p.name for p in store.parent.iterdir()) == ["runs.db"]

@@ -125,3 +125,64 @@ def test_sigkilled_writers_leave_a_consistent_store_within_the_loss_bound(
             if before:
                 assert stored >= before[-1], f"round {round_no}: lost more than the bound"
             assert killed_at[k] - runs[proc.pid].ended <= INTERVAL + WRITE_ALLOWANCE
+
+
+FINITE_WRITER = """
+import sys
+from callmetrics import Analytics
+
+analytics = Analytics(store=sys.argv[1], config={"flush_interval": 0.05})
+
+@analytics.track("job", name="finite")
+def job(i):
+    return sum(range(i % 300))
+
+for i in range(int(sys.argv[2])):
+    job(i)
+print("done", flush=True)
+# the interpreter's exit writes the rest
+"""
+
+
+def test_writers_killed_around_their_exit_never_lose_a_clean_exits_calls(
+        tmp_path: Path) -> None:
+    """Writers making N calls and exiting, some killed at random moments near the end.
+
+    A writer that exited cleanly stored exactly its N calls; one killed stored at most N.
+    """
+    store = tmp_path / "runs.db"
+    rng = random.Random(int(os.environ.get("CALLMETRICS_KILL_SEED", "7")))
+    calls = 20_000
+    outcomes: dict[int, int | None] = {}
+    for _ in range(3):
+        procs = [subprocess.Popen([sys.executable, "-c", FINITE_WRITER, str(store),
+                                   str(calls)], stdout=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+        try:
+            for proc in procs:
+                assert proc.stdout is not None
+                if rng.random() < 0.5:
+                    assert proc.stdout.readline().strip() == "done"  # now exiting
+                    time.sleep(rng.uniform(0, 0.05))
+                    proc.send_signal(signal.SIGKILL)
+        finally:
+            for proc in procs:
+                proc.wait(timeout=120)
+                if proc.stdout is not None:
+                    proc.stdout.close()
+        outcomes.update({proc.pid: proc.returncode for proc in procs})
+    conn = sqlite3.connect(store)
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
+    runs = {run.pid: run for run in list_runs(store)}
+    clean = [pid for pid, code in outcomes.items() if code == 0]
+    assert clean, "no writer exited cleanly"
+    for pid, code in outcomes.items():
+        stored = runs[pid].calls if pid in runs else 0
+        if code == 0:
+            assert stored == calls
+            assert runs[pid].closed
+        else:
+            assert code == -signal.SIGKILL
+            assert stored <= calls
+    assert sum(load(store).call_counts.values()) == sum(run.calls for run in runs.values())
