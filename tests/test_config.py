@@ -11,6 +11,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callmetrics import Analytics, AnalyticsConfig, DurationThresholds, LoggerContainer
 from callmetrics._config import coerce_config
@@ -285,3 +287,32 @@ def test_attribute_style_configs_of_every_shape_are_checked() -> None:
     assert Analytics(SimpleNamespace(analytics=Namespace)).max_events == 8
     private = SimpleNamespace(max_events=9, _cache={})
     assert Analytics(SimpleNamespace(analytics=private)).max_events == 9
+
+
+_ANY = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+        | st.binary(max_size=4) | st.lists(st.integers(), max_size=2))
+_FIELDS = [f.name for f in dataclasses.fields(AnalyticsConfig)]
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.sampled_from([*_FIELDS, "max_event", "flushinterval"]), _ANY,
+                       max_size=3))
+def test_any_config_is_accepted_within_range_or_refused_naming_a_field(
+        values: dict[str, object]) -> None:
+    """Whatever the values, the config is built within its ranges or refused naming a field."""
+    try:
+        config = coerce_config(values)
+    except (TypeError, ValueError) as exc:
+        assert any(name in str(exc) for name in values)
+        return
+    assert 0 <= config.max_events <= 10 ** 8
+    assert 0 <= config.report_max_detail_rows <= 10 ** 6
+    assert 0.01 <= config.flush_interval <= 86_400
+    assert 0 <= config.store_timeout <= 600
+    assert all("\x00" not in str(path) for path in (config.report_dir, config.store_path))
+
+
+def test_a_nul_in_the_store_argument_names_store_path() -> None:
+    """``Analytics(store=...)`` is checked like the field it overrides."""
+    with pytest.raises(ValueError, match="store_path"):
+        Analytics(store="runs\x00.db")

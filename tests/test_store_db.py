@@ -216,3 +216,19 @@ def test_a_writer_starting_during_an_immutable_read_makes_the_read_start_again(
     assert read_store(store, work) == 1
     assert attempts == [False, False]
     assert sorted(p.name for p in store.parent.iterdir()) == ["runs.db"]
+
+
+@pytest.mark.parametrize("command", ["stats", "runs", "report"])
+def test_the_cli_refuses_a_tampered_store_in_one_line(store: Path, tmp_path: Path,
+                                                      command: str) -> None:
+    """`stats`, `runs` and `report` exit 2 with one line naming the field, no traceback."""
+    _tamper(store, "UPDATE functions SET calls = 'lots'")
+    before = _fingerprint(store)
+    extra = ["-o", str(tmp_path / "r.html")] if command == "report" else []
+    done = _cli(command, str(store), *extra)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "functions.calls" in lines[0]
+    assert _fingerprint(store) == before
