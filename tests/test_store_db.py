@@ -14,12 +14,9 @@ import pytest
 
 from callmetrics import Analytics, StoreError, load
 from callmetrics._load import list_runs, read_stored, read_view
-from callmetrics._store_db import (
-    SCHEMA_VERSION,
-    connect_readonly,
-    connect_writable,
-    read_store,
-)
+from callmetrics._store_db import connect_writable
+from callmetrics._store_read import connect_readonly, read_store
+from callmetrics._store_schema import SCHEMA_VERSION
 from conftest import make_calls
 
 FIXTURE_V1 = Path(__file__).parent / "data" / "store_v1.db"

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Final
 from callmetrics._records import Event
 from callmetrics._sketch import DurationSketch
 from callmetrics._state import FunctionSnapshot
-from callmetrics._store_db import StoreError, has_failure_details, read_store
+from callmetrics._store_read import read_store
+from callmetrics._store_schema import StoreError, has_failure_details
 from callmetrics._view import RetainedCall
 
 if TYPE_CHECKING:

@@ -1,22 +1,21 @@
 """The SQLite store: one run per recorder, written in the background.
 
-Two modules do the work: :mod:`callmetrics._store_db` (the file: schema, opening,
-checking, migrating, reading, pruning) and :mod:`callmetrics._store_writer` (the
-background writer and the exit and fork hooks).  This module gathers the names
-that the rest of the package imports.
+The work is done by five modules, arrows pointing down:
+
+- :mod:`callmetrics._store_writer`: the background writer (reads a ``Source``);
+- :mod:`callmetrics._store_hooks`: closing writers at exit and across forks;
+- :mod:`callmetrics._store_read`: reading without changing the file or leaving files;
+- :mod:`callmetrics._store_db`: opening, creating, migrating, write transactions, pruning;
+- :mod:`callmetrics._store_schema`: the tables, versions and file checks.
+
+This module gathers the names the rest of the package imports.
 """
 
 from __future__ import annotations
 
-from callmetrics._store_db import (
-    SCHEMA_VERSION,
-    StoreError,
-    connect_readonly,
-    connect_writable,
-    prune,
-    read_error,
-    read_store,
-)
+from callmetrics._store_db import connect_writable, prune
+from callmetrics._store_read import connect_readonly, read_error, read_store
+from callmetrics._store_schema import SCHEMA_VERSION, StoreError
 from callmetrics._store_writer import LABEL_ENV, StoreWriter, attach_store
 
 __all__ = [

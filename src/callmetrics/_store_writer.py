@@ -20,22 +20,29 @@ whole run written to it, with a warning.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import logging
 import os
 import socket
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from callmetrics._logging import report_internal_error
 from callmetrics._store_db import connect_writable, file_identity, write_transaction
+from callmetrics._store_hooks import (
+    FORK_HELD,
+    OPEN,
+    ORPHANS,
+    install_exit_hooks,
+    program_name,
+    say,
+)
+from callmetrics._store_schema import INSERT_EVENT, INSERT_EVENTS, UPSERT_FUNCTION, function_row
 
 if TYPE_CHECKING:
     from callmetrics._state import FunctionSnapshot
@@ -49,63 +56,6 @@ LABEL_ENV: Final = "CALLMETRICS_RUN_LABEL"
 _DEFAULT_TIMEOUT = 3.0
 
 _log = logging.getLogger("callmetrics.store")
-
-
-def _say(level: int, message: str, *args: object) -> None:
-    """Log ``message``; also print it on stderr when no handler would show it.
-
-    The library's loggers carry a NullHandler: without this, a program that never
-    configured logging would lose calls without a word.
-    """
-    _log.log(level, message, *args)
-    logger: logging.Logger | None = _log
-    while logger is not None:
-        if any(not isinstance(h, logging.NullHandler) and level >= h.level
-               for h in logger.handlers):
-            return
-        logger = logger.parent if logger.propagate else None
-    with contextlib.suppress(Exception):  # stderr closed: nowhere left to say it
-        sys.stderr.write("callmetrics: " + (message % args) + "\n")
-
-
-def _function_row(run_id: int, snap: FunctionSnapshot) -> tuple[Any, ...]:
-    def extreme(event: Any) -> tuple[Any, ...]:
-        if event is None:
-            return None, None, None, None, None
-        return (event.start, event.duration, event.error, getattr(event, "message", None),
-                getattr(event, "location", None))
-
-    slowest, fastest = extreme(snap.slowest), extreme(snap.fastest)
-    return (
-        run_id, snap.name, snap.event_type, snap.module, snap.calls, snap.successes,
-        snap.failures, snap.total, snap.min, snap.max, snap.fast, snap.medium, snap.slow,
-        snap.overhead, _sketch_json(snap), *slowest[:3], *fastest[:3], *slowest[3:],
-        *fastest[3:],
-    )
-
-
-def _sketch_json(snap: FunctionSnapshot) -> str:
-    return json.dumps(snap.sketch.to_dict(), separators=(",", ":"))
-
-
-_UPSERT_FUNCTION = (
-    "INSERT OR REPLACE INTO functions(run_id, name, event_type, module, calls, successes, "
-    "failures, total, min, max, fast, medium, slow, overhead, sketch, slowest_start, "
-    "slowest_duration, slowest_error, fastest_start, fastest_duration, fastest_error, "
-    "slowest_message, slowest_location, fastest_message, fastest_location) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_EVENT = ("INSERT INTO events(run_id, start, duration, error, function, message, "
-                 "location) VALUES (?, ?, ?, ?, ?, ?, ?)")
-# All of a write's calls in one statement: the thread leaves and retakes the GIL once
-# for them, where a row at a time it waits for it again at every row while the
-# program's threads compute (measured: the write takes about half as long under a
-# CPU-bound main thread).  JSON carries floats exactly (repr in, the same double out).
-_INSERT_EVENTS = (
-    "INSERT INTO events(run_id, start, duration, error, function, message, location) "
-    "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-    "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), "
-    "json_extract(value, '$[5]') FROM json_each(?)")
 
 
 class StoreWriter:
@@ -128,7 +78,7 @@ class StoreWriter:
             TypeError: when ``label`` is not a str or None.
 
         """
-        from callmetrics._store_db import StoreError  # noqa: PLC0415  # re-raised as is
+        from callmetrics._store_schema import StoreError  # noqa: PLC0415  # re-raised as is
 
         if label is not None and not isinstance(label, str):
             raise TypeError(f"label must be a str or None, got {type(label).__name__}")
@@ -151,8 +101,8 @@ class StoreWriter:
             raise
         except (OSError, sqlite3.Error) as exc:
             self._report(exc)
-        _OPEN.add(self)
-        _install_exit_hooks()
+        OPEN.add(self)
+        install_exit_hooks()
         self._start_thread()
 
     def _reset_run(self) -> None:
@@ -161,7 +111,7 @@ class StoreWriter:
         self._pid = os.getpid()
         self._started = time.time()
         self._host = socket.gethostname()
-        self._program = _program()
+        self._program = program_name()
         self._forget_written()
         self._stop = threading.Event()
 
@@ -184,6 +134,11 @@ class StoreWriter:
     def __repr__(self) -> str:
         """Name the file and the run."""
         return f"StoreWriter({str(self.path)!r}, run={self._run_id}, label={self.label!r})"
+
+    @property
+    def inactive(self) -> bool:
+        """Whether this is a forked child's copy that must not write."""
+        return self._inactive
 
     @property
     def run_id(self) -> int | None:
@@ -293,7 +248,7 @@ class StoreWriter:
         conn, self._conn = self._conn, None
         with contextlib.suppress(sqlite3.Error):
             conn.close()  # the unlinked file's: its last connection removes its -wal
-        _say(logging.WARNING, "the store %s was deleted or replaced while this process "
+        say(logging.WARNING, "the store %s was deleted or replaced while this process "
              "wrote to it; writing run again, whole, to a new file there", self.path)
         self._run_id = None
         self._forget_written()
@@ -329,7 +284,7 @@ class StoreWriter:
         gone = [(run_id, name) for name in before if name not in current]
         db.executemany("DELETE FROM functions WHERE run_id = ? AND name = ?", gone)
         db.executemany("DELETE FROM events WHERE run_id = ? AND function = ?", gone)
-        db.executemany(_UPSERT_FUNCTION, [_function_row(run_id, snap) for snap in snaps
+        db.executemany(UPSERT_FUNCTION, [function_row(run_id, snap) for snap in snaps
                                           if before.get(snap.name) != snap.calls])
         rows = [(run_id, call.start, call.duration, call.error, call.name, call.message,
                  call.location) for call in calls]
@@ -337,9 +292,9 @@ class StoreWriter:
             batch = json.dumps([row[1:] for row in rows], ensure_ascii=False,
                                separators=(",", ":"))
             if "\\u0000" in batch:  # SQLite's JSON text stops at a NUL: row by row then
-                db.executemany(_INSERT_EVENT, rows)
+                db.executemany(INSERT_EVENT, rows)
             else:
-                db.execute(_INSERT_EVENTS, (run_id, batch))
+                db.execute(INSERT_EVENTS, (run_id, batch))
         limit = self._max_events
         if limit and calls:
             db.execute("DELETE FROM events WHERE rowid IN (SELECT rowid FROM events "
@@ -399,7 +354,7 @@ class StoreWriter:
         if deadline is None:
             deadline = time.monotonic() + self.timeout
         self._closed = True
-        _OPEN.discard(self)
+        OPEN.discard(self)
         if self._inactive:
             return True  # a forked child's copy: its locks may be held by vanished threads
         self._stop.set()
@@ -407,7 +362,7 @@ class StoreWriter:
             self._thread.join(max(0.0, deadline - time.monotonic()))
         done = self._flush(final=True, deadline=deadline)
         if not done:
-            _say(logging.ERROR, "%s calls recorded since the last write were not written to "
+            say(logging.ERROR, "%s calls recorded since the last write were not written to "
                  "the store %s (%s; waited at most store_timeout=%s s)",
                  self._unwritten or "the", self.path, self._why or "no reason given",
                  self.timeout)
@@ -422,21 +377,21 @@ class StoreWriter:
         return done
 
     # ---------------------------------------------------------------- fork
-    def _before_fork(self) -> None:
+    def before_fork(self) -> None:
         """Hold the write lock across a fork and count the calls the child inherits."""
         self._write_lock.acquire()
-        _FORK_HELD.append(self._write_lock)
+        FORK_HELD.append(self._write_lock)
         try:
             self._fork_calls = sum(snap.calls for snap in self._source.snapshot())
         except Exception:  # noqa: BLE001  # unknown: the child stays quiet, as if inherited
             self._fork_calls = None
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
         """Start a fresh run in a forked child, or go quiet if it inherited calls."""
         # The parent's connection may be mid-transaction: never use or close it here
         # (closing could checkpoint the parent's WAL), just keep it from being freed.
         if self._conn is not None:
-            _ORPHANS.append(self._conn)
+            ORPHANS.append(self._conn)
             self._conn = None
         self._inactive = True  # until decided below
         if self._fork_calls != 0:
@@ -448,109 +403,6 @@ class StoreWriter:
         self._inactive = False
         self._reset_run()
         self._start_thread()
-
-
-def _program() -> str:
-    """Return the program's name (``python -m x`` gives ``x``), never its arguments.
-
-    Arguments are left out on purpose: command lines can carry secrets.
-    """
-    if not sys.argv or not sys.argv[0] or sys.argv[0] == "-c":
-        return Path(sys.executable).name
-    program = Path(sys.argv[0])
-    return program.parent.name if program.name == "__main__.py" else program.name
-
-
-# Writers still open, closed at interpreter exit (and at a multiprocessing child's exit).
-_OPEN: set[StoreWriter] = set()
-# Connections inherited across fork, kept alive so they are never closed in the child.
-_ORPHANS: list[sqlite3.Connection] = []
-# Writers' locks held by the forking thread across a fork (see _before_fork).
-_FORK_HELD: list[threading.Lock] = []
-_hooks_installed = False
-
-
-def _close_all() -> None:
-    """Close every open writer, all within the longest of their ``store_timeout``s."""
-    writers = list(_OPEN)
-    if not writers:
-        return
-    deadline = time.monotonic() + max(w.timeout for w in writers)
-    for writer in writers:
-        try:
-            writer.close(deadline)
-        except Exception as exc:  # noqa: BLE001  # exit must go on for the other writers
-            report_internal_error("closing the store at exit", exc)
-
-
-def _before_fork() -> None:
-    """Keep every writer's flush out of the way across a fork.
-
-    A child inheriting a lock held by a thread it does not have would hang; holding
-    the write locks also means no flush is reading the recorder at the fork.
-    """
-    for writer in sorted((w for w in list(_OPEN) if not w._inactive), key=id):
-        writer._before_fork()
-
-
-def _release_fork_locks() -> None:
-    while _FORK_HELD:
-        _FORK_HELD.pop().release()
-
-
-def _after_fork_in_child() -> None:
-    _release_fork_locks()  # the child's one thread is the one that took them
-    if not _OPEN:
-        return
-    for writer in list(_OPEN):
-        writer._after_fork_in_child()
-    _hook_multiprocessing()
-
-
-class _Anchor:
-    """A weak-referenceable object for multiprocessing's after-fork registry."""
-
-
-_ANCHOR = _Anchor()
-_finalizer: Any = None
-_hooked_pid = 0
-
-
-def _finalize_at_process_exit(_anchor: object = None) -> None:
-    """Have multiprocessing close the writers when this process ends (idempotent)."""
-    global _finalizer  # noqa: PLW0603  # one finalizer per process
-    util = sys.modules.get("multiprocessing.util")
-    if util is not None and (_finalizer is None or not _finalizer.still_active()):
-        _finalizer = util.Finalize(None, _close_all, exitpriority=100)
-
-
-def _hook_multiprocessing() -> None:
-    """Close the writers at the end of multiprocessing children too.
-
-    Those end with ``os._exit`` (fork, forkserver), so ``atexit`` never runs there,
-    but multiprocessing's finalizers do.  A child clears the finalizers it inherited,
-    and those registered while its main module was imported, before it runs its
-    after-fork callbacks: register the finalizer again from one of those.
-    """
-    global _hooked_pid  # noqa: PLW0603  # once per process
-    util = sys.modules.get("multiprocessing.util")
-    if util is None:
-        return
-    _finalize_at_process_exit()
-    if _hooked_pid != os.getpid():
-        _hooked_pid = os.getpid()
-        util.register_after_fork(_ANCHOR, _finalize_at_process_exit)
-
-
-def _install_exit_hooks() -> None:
-    global _hooks_installed  # noqa: PLW0603  # installed once per process
-    _hook_multiprocessing()
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    atexit.register(_close_all)
-    os.register_at_fork(before=_before_fork, after_in_parent=_release_fork_locks,
-                        after_in_child=_after_fork_in_child)
 
 
 def attach_store(source: Source, path: Path, *, label: str | None = None) -> StoreWriter:
