@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callmetrics import Analytics, AnalyticsConfig, DurationThresholds, LoggerContainer
 from callmetrics._config import coerce_config
@@ -145,6 +148,22 @@ def test_coerce_config_accepts_each_shape() -> None:
         ({"report_max_detail_rows": -2}, ValueError, "report_max_detail_rows"),
         ({"store_path": 3}, TypeError, "store_path"),
         ({"flush_interval": 0}, ValueError, "flush_interval"),
+        # Extremes that passed validation and broke later (issue 12, item 6).
+        ({"flush_interval": 1e300}, ValueError, "flush_interval"),
+        ({"flush_interval": 1e-300}, ValueError, "flush_interval"),
+        ({"flush_interval": 0.001}, ValueError, "flush_interval"),
+        ({"flush_interval": 86_401}, ValueError, "flush_interval"),
+        ({"max_events": 2 ** 63}, ValueError, "max_events"),
+        ({"max_events": 10 ** 8 + 1}, ValueError, "max_events"),
+        ({"report_max_detail_rows": 10 ** 30}, ValueError, "report_max_detail_rows"),
+        ({"store_path": "runs\x00.db"}, ValueError, "store_path"),
+        ({"report_dir": "out\x00put"}, ValueError, "report_dir"),
+        ({"time_format": "%Y\x00"}, ValueError, "time_format"),
+        ({"duration_thresholds": {"long_max": 1e300}}, ValueError, "long_max"),
+        ({"store_timeout": -1}, ValueError, "store_timeout"),
+        ({"store_timeout": 601}, ValueError, "store_timeout"),
+        ({"store_timeout": math.nan}, ValueError, "store_timeout"),
+        ({"store_timeout": "3"}, TypeError, "store_timeout"),
     ],
 )
 def test_bad_values_name_their_field(
@@ -217,3 +236,86 @@ def test_bad_loggers() -> None:
     bad: Any = "error"
     with pytest.raises(TypeError, match="error_logger"):
         LoggerContainer(logging.getLogger("a"), bad, logging.getLogger("b"))
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("flush_interval", 0.01), ("flush_interval", 86_400), ("max_events", 10 ** 8),
+    ("report_max_detail_rows", 10 ** 6), ("store_timeout", 0), ("store_timeout", 600),
+])
+def test_each_range_includes_its_ends(field: str, value: float) -> None:
+    """The documented bounds themselves are accepted."""
+    assert getattr(AnalyticsConfig().replace(**{field: value}), field) == value
+
+
+def test_a_typo_in_an_attribute_style_config_is_named() -> None:
+    """``config.analytics.max_event = 5`` (a typo) is an error, not silently ignored."""
+    typo = SimpleNamespace(analytics=SimpleNamespace(max_event=5, enabled=True))
+    with pytest.raises(ValueError, match="max_event;"):
+        Analytics(typo)
+    nested = SimpleNamespace(analytics=SimpleNamespace(
+        duration_thresholds=SimpleNamespace(short_max=1.0, shortmax=2.0)))
+    with pytest.raises(ValueError, match=r"duration_thresholds field.*shortmax"):
+        Analytics(nested)
+
+
+def test_attribute_style_configs_of_every_shape_are_checked() -> None:
+    """Slotted objects, dataclasses and classes used as namespaces are read and checked."""
+
+    class Slotted:
+        __slots__ = ("max_events", "max_evnts")
+
+        def __init__(self) -> None:
+            self.max_events = 5
+            self.max_evnts = 6
+
+    @dataclass
+    class Settings:
+        max_events: int = 7
+        colour: str = "red"
+
+    class Namespace:
+        max_events = 8
+        compact_time = True
+
+        def helper(self) -> int:  # methods are not config fields
+            return 1
+
+    with pytest.raises(ValueError, match="max_evnts"):
+        Analytics(SimpleNamespace(analytics=Slotted()))
+    with pytest.raises(ValueError, match="colour"):
+        Analytics(SimpleNamespace(analytics=Settings()))
+    assert Analytics(SimpleNamespace(analytics=Namespace)).max_events == 8
+    private = SimpleNamespace(max_events=9, _cache={})
+    assert Analytics(SimpleNamespace(analytics=private)).max_events == 9
+
+
+_ANY = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+        | st.binary(max_size=4) | st.lists(st.integers(), max_size=2))
+_FIELDS = [f.name for f in dataclasses.fields(AnalyticsConfig)]
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.sampled_from([*_FIELDS, "max_event", "flushinterval"]), _ANY,
+                       max_size=3))
+def test_any_config_is_accepted_within_range_or_refused_naming_a_field(
+        values: dict[str, object]) -> None:
+    """Whatever the values, the config is built within its ranges or refused naming a field."""
+    message = None
+    try:
+        config = coerce_config(values)
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+    if message is not None:
+        assert any(name in message for name in values)
+        return
+    assert 0 <= config.max_events <= 10 ** 8
+    assert 0 <= config.report_max_detail_rows <= 10 ** 6
+    assert 0.01 <= config.flush_interval <= 86_400
+    assert 0 <= config.store_timeout <= 600
+    assert all("\x00" not in str(path) for path in (config.report_dir, config.store_path))
+
+
+def test_a_nul_in_the_store_argument_names_store_path() -> None:
+    """``Analytics(store=...)`` is checked like the field it overrides."""
+    with pytest.raises(ValueError, match="store_path"):
+        Analytics(store="runs\x00.db")

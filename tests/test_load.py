@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import shutil
+import sqlite3
+import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from callmetrics import Analytics, DurationSketch, FunctionSnapshot, StoreError, load
@@ -167,3 +175,73 @@ def test_since_accepts_unix_time_datetime_and_timedelta() -> None:
     assert since_to_unix(timedelta(hours=1)) == pytest.approx(time.time() - 3600, abs=5)
     with pytest.raises(TypeError):
         since_to_unix(True)
+
+
+# ------------------------------------------------------------- any tampered value
+_T = TypeVar("_T")
+_COLUMNS = {
+    "runs": ["label", "pid", "host", "program", "started", "ended", "closed"],
+    "functions": ["name", "event_type", "module", "calls", "successes", "failures", "total",
+                  "min", "max", "fast", "medium", "slow", "overhead", "sketch",
+                  "slowest_start", "slowest_duration", "slowest_error", "fastest_start",
+                  "fastest_duration", "fastest_error", "slowest_message"],
+    "events": ["start", "duration", "error", "function", "message", "location"],
+}
+_VALUES = (st.none() | st.integers(-2 ** 63, 2 ** 63 - 1) | st.floats()
+           | st.text(max_size=30) | st.binary(max_size=8)
+           | st.sampled_from(["NaN", "lots", "1e300", "{}", '{"count": 1}']))
+
+
+def _outcome(read: Callable[[Path], _T], path: Path) -> _T | StoreError:
+    try:
+        return read(path)
+    except StoreError as exc:
+        return exc
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed store of one run with successes and failures."""
+    path = tmp_path_factory.mktemp("template") / "runs.db"
+    analytics = Analytics()
+    writer = attach_store(analytics, path)
+    work = analytics.track("unit", name="work")(lambda i: 1 // (i % 5))
+    for i in range(50):
+        with contextlib.suppress(ZeroDivisionError):
+            work(i)
+    writer.close()
+    return path
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(table=st.sampled_from(sorted(_COLUMNS)), data=st.data())
+def test_any_tampered_value_loads_correctly_or_is_a_store_error(
+        template: Path, tmp_path: Path, table: str, data: st.DataObject) -> None:
+    """Whatever one stored value becomes, readers give a usable view or a StoreError."""
+    column = data.draw(st.sampled_from(_COLUMNS[table]))
+    value = data.draw(_VALUES)
+    with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
+        path = Path(folder) / "runs.db"
+        shutil.copyfile(template, path)
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute(f"UPDATE {table} SET {column} = ?", (value,))  # noqa: S608  # test's own names
+            conn.commit()
+        except sqlite3.IntegrityError:
+            assume(False)  # NOT NULL: the schema itself refuses the value
+        finally:
+            conn.close()
+        runs = _outcome(list_runs, path)
+        if isinstance(runs, StoreError):
+            assert "run 1: " in str(runs)
+        else:
+            assert [run.id for run in runs] == [1]
+        view = _outcome(load, path)
+        if isinstance(view, StoreError):
+            assert f"run 1: {table}." in str(view)
+            return
+        view.get_stats()
+        view.to_dict()
+        assert sum(view.call_counts.values()) == 50
+        view.print_summary(Console(file=io.StringIO(), width=120))

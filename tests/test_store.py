@@ -22,9 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from callmetrics import Analytics, DurationSketch, StoreError, load
+from callmetrics import Analytics, AnalyticsConfig, DurationSketch, StoreError, load
 from callmetrics._load import list_runs
+from callmetrics._state import FunctionSnapshot
 from callmetrics._store import LABEL_ENV, SCHEMA_VERSION, attach_store, prune
+from callmetrics._view import Reading, RetainedCall
 
 
 def _spin(n: int) -> int:
@@ -408,9 +410,14 @@ def test_unwritable_store_logs_once_and_tracking_goes_on(tmp_path: Path,
         assert analytics.clear_old_events(days=1) == 0
         analytics.close()
     assert analytics.call_counts == {"work": 30}
-    lines = [r for r in caplog.records if str(store) in r.getMessage()]
+    lines = [r for r in caplog.records if str(store) in r.getMessage()
+             and r.name == "callmetrics.internal"]
     assert len(lines) == 1
     assert "writing the store" in lines[0].getMessage()
+    # close() says, in one line, what could not be written, and why.
+    [lost] = [r.getMessage() for r in caplog.records if r.name == "callmetrics.store"]
+    assert lost.startswith("30 calls recorded since the last write were not written")
+    assert "NotADirectoryError" in lost
 
 
 @contextlib.contextmanager
@@ -612,24 +619,41 @@ def test_forked_copy_with_inherited_calls_stays_quiet(tmp_path: Path) -> None:
     assert [(r.calls, r.pid) for r in list_runs(store)] == [(5, os.getpid())]
 
 
+class _SlowFirstRead:
+    """A Source over an Analytics whose first snapshot() waits to be released."""
+
+    def __init__(self, analytics: Analytics) -> None:
+        self.analytics = analytics
+        self.held, self.release = threading.Event(), threading.Event()
+
+    @property
+    def settings(self) -> AnalyticsConfig:
+        return self.analytics.settings
+
+    def snapshot(self) -> list[FunctionSnapshot]:
+        if not self.held.is_set():
+            self.held.set()
+            self.release.wait(30)
+        return self.analytics.snapshot()
+
+    def retained(self) -> list[RetainedCall]:
+        return self.analytics.retained()
+
+    def read(self) -> Reading:
+        return Reading(self.snapshot(), self.retained())
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="fork needs a POSIX system")
-def test_a_fork_while_another_thread_reads_the_instance_still_writes_the_childs_run(
+def test_a_fork_while_the_flush_thread_reads_still_writes_the_childs_run(
         tmp_path: Path) -> None:
-    """A fork while the flush thread holds the instance lock neither hangs nor mutes the child."""
+    """A fork while the flush thread is reading the recorder neither hangs nor mutes the child."""
     store = tmp_path / "runs.db"
-    parent = _INHERITED[str(store)] = Analytics(store=store)
-    held, release = threading.Event(), threading.Event()
-
-    def read_slowly() -> None:  # as the background flush does, only longer
-        with parent._lock:
-            held.set()
-            release.wait(30)
-
-    reader = threading.Thread(target=read_slowly)
-    reader.start()
+    parent = _INHERITED[str(store)] = Analytics(config={"flush_interval": 0.01})
+    source = _SlowFirstRead(parent)
+    writer = attach_store(source, store)
     try:
-        assert held.wait(30)
-        threading.Timer(0.2, release.set).start()
+        assert source.held.wait(30)  # the flush thread is inside the read
+        threading.Timer(0.2, source.release.set).start()
         worker = multiprocessing.get_context("fork").Process(target=_fork_child,
                                                              args=(str(store), 50))
         worker.start()
@@ -639,9 +663,8 @@ def test_a_fork_while_another_thread_reads_the_instance_still_writes_the_childs_
             worker.join()
         assert worker.exitcode == 0
     finally:
-        release.set()
-        reader.join(30)
-        parent.close()
+        source.release.set()
+        writer.close()
         del _INHERITED[str(store)]
     assert [(r.calls, r.closed) for r in list_runs(store)] == [(50, True)]
 

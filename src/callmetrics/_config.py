@@ -1,33 +1,57 @@
-"""Configuration: validated, immutable settings for an ``Analytics`` instance."""
+"""Configuration: validated, immutable settings for an ``Analytics`` instance.
+
+Every field has a documented range (the README's Configuration table); a value out
+of it, of the wrong type, or an unknown field raises when the config is built, with
+a message naming the field.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 __all__ = ["AnalyticsConfig", "DurationThresholds", "coerce_config"]
 
 _T = TypeVar("_T")
 
+# Ranges (inclusive).  Counts stay far inside SQLite's 64-bit INTEGER.
+MAX_EVENTS: Final = 10 ** 8  # retained calls: about 10 GB of memory at the limit
+MAX_DETAIL_ROWS: Final = 10 ** 6  # rows of the report's detailed table
+MAX_THRESHOLD: Final = 1e9  # seconds (31 years)
+FLUSH_INTERVAL: Final = (0.01, 86_400.0)  # seconds: 10 ms to a day
+STORE_TIMEOUT: Final = (0.0, 600.0)  # seconds a flush, close or exit waits for the store
 
-def _number(owner: str, name: str, value: object) -> float:
+
+def _number(owner: str, name: str, value: object, low: float | None = None,
+            high: float = MAX_THRESHOLD) -> float:
+    """Check a number from ``low`` to ``high``; no ``low``: positive (0 excluded)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{owner}.{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{owner}.{name} must be a positive finite number, got {value!r}")
+    if low is None:
+        if not 0 < value <= high:  # also rejects NaN
+            raise ValueError(f"{owner}.{name} must be a positive number of at most "
+                             f"{high:g}, got {value!r}")
+    elif not low <= value <= high:
+        raise ValueError(f"{owner}.{name} must be from {low:g} to {high:g}, got {value!r}")
     return float(value)
 
 
-def _integer(owner: str, name: str, value: object) -> int:
+def _integer(owner: str, name: str, value: object, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{owner}.{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{owner}.{name} must be >= 0, got {value!r}")
+    if not 0 <= value <= high:
+        raise ValueError(f"{owner}.{name} must be from 0 to {high:_}, got {value!r}")
     return value
+
+
+def _path(owner: str, name: str, value: object) -> None:
+    if not isinstance(value, str | Path) or not str(value):
+        raise TypeError(f"{owner}.{name} must be a non-empty path, got {value!r}")
+    if "\x00" in str(value):
+        raise ValueError(f"{owner}.{name} must not contain a NUL character, got {value!r}")
 
 
 def _flag(owner: str, name: str, value: object) -> bool:
@@ -39,6 +63,8 @@ def _flag(owner: str, name: str, value: object) -> bool:
 def _text(owner: str, name: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise TypeError(f"{owner}.{name} must be a non-empty str, got {value!r}")
+    if "\x00" in value:
+        raise ValueError(f"{owner}.{name} must not contain a NUL character, got {value!r}")
     return value
 
 
@@ -78,12 +104,13 @@ class AnalyticsConfig:
     report_max_detail_rows: int = 1_000
     store_path: str | Path | None = None
     flush_interval: float = 5.0
+    store_timeout: float = 3.0
 
     def __post_init__(self) -> None:
         """Validate every field, naming the one at fault."""
         owner = "AnalyticsConfig"
         _flag(owner, "enabled", self.enabled)
-        _integer(owner, "max_events", self.max_events)
+        _integer(owner, "max_events", self.max_events, MAX_EVENTS)
         if isinstance(self.duration_thresholds, Mapping):
             object.__setattr__(
                 self, "duration_thresholds", _from_mapping(DurationThresholds,
@@ -98,16 +125,14 @@ class AnalyticsConfig:
         _text(owner, "time_format", self.time_format)
         _flag(owner, "compact_time", self.compact_time)
         _flag(owner, "enable_gc_collect", self.enable_gc_collect)
-        if not isinstance(self.report_dir, str | Path) or not str(self.report_dir):
-            raise TypeError(f"{owner}.report_dir must be a path, got {self.report_dir!r}")
-        _integer(owner, "report_max_detail_rows", self.report_max_detail_rows)
-        if self.store_path is not None and (
-            not isinstance(self.store_path, str | Path) or not str(self.store_path)
-        ):
-            raise TypeError(f"{owner}.store_path must be a path or None, got {self.store_path!r}")
-        object.__setattr__(
-            self, "flush_interval", _number(owner, "flush_interval", self.flush_interval)
-        )
+        _path(owner, "report_dir", self.report_dir)
+        _integer(owner, "report_max_detail_rows", self.report_max_detail_rows, MAX_DETAIL_ROWS)
+        if self.store_path is not None:
+            _path(owner, "store_path", self.store_path)
+        object.__setattr__(self, "flush_interval", _number(
+            owner, "flush_interval", self.flush_interval, *FLUSH_INTERVAL))
+        object.__setattr__(self, "store_timeout", _number(
+            owner, "store_timeout", self.store_timeout, *STORE_TIMEOUT))
 
     def replace(self, **changes: Any) -> AnalyticsConfig:
         """Return a copy with some fields changed (validated again)."""
@@ -148,17 +173,47 @@ def coerce_config(config: object) -> AnalyticsConfig:
     )
 
 
+def _attributes(obj: object) -> set[str]:
+    """Return the public data attributes an attribute-style config object sets.
+
+    Read from its dataclass fields, its instance ``__dict__`` (``vars()``) and its
+    ``__slots__``; for a class used as a namespace, from its class attributes that are
+    not methods.  Names starting with ``_`` are the object's own business.
+    """
+    names: set[str] = set()
+    if dataclasses.is_dataclass(obj):
+        names.update(f.name for f in dataclasses.fields(obj))
+    if isinstance(obj, type):
+        names.update(key for key, value in vars(obj).items()
+                     if not callable(value) and not isinstance(value, classmethod
+                                                               | staticmethod | property))
+    else:
+        names.update(getattr(obj, "__dict__", {}))
+        for klass in type(obj).__mro__:
+            slots = vars(klass).get("__slots__", ())
+            names.update((slots,) if isinstance(slots, str) else slots)
+    return {name for name in names if not name.startswith("_")}
+
+
+def _read_object(cls: type[_T], obj: object, where: str) -> dict[str, Any]:
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(_attributes(obj) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown {where} field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return {name: getattr(obj, name) for name in sorted(known) if hasattr(obj, name)}
+
+
 def _from_object(obj: object) -> AnalyticsConfig:
-    """Read the seed's attribute-style config (``config.analytics.max_events`` ...)."""
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(AnalyticsConfig):
-        if hasattr(obj, f.name):
-            values[f.name] = getattr(obj, f.name)
+    """Read the seed's attribute-style config (``config.analytics.max_events`` ...).
+
+    An attribute that is not a field (a typo such as ``max_event``) is an error, as an
+    unknown key of a mapping is.
+    """
+    values = _read_object(AnalyticsConfig, obj, "AnalyticsConfig")
     thresholds = values.get("duration_thresholds")
     if thresholds is not None and not isinstance(thresholds, DurationThresholds | Mapping):
-        values["duration_thresholds"] = {
-            f.name: getattr(thresholds, f.name)
-            for f in dataclasses.fields(DurationThresholds)
-            if hasattr(thresholds, f.name)
-        }
+        values["duration_thresholds"] = _read_object(DurationThresholds, thresholds,
+                                                     "duration_thresholds")
     return AnalyticsConfig(**values)
