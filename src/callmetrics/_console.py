@@ -8,6 +8,7 @@ line is printed above a running spinner instead of tearing it.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.cells import cell_len
-from rich.console import Console
+from rich.console import Console, ConsoleRenderable
 from rich.errors import MarkupError
 from rich.logging import RichHandler
 from rich.markup import escape, render
@@ -36,11 +37,14 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from callmetrics._format import count, duration, percent, printable
 from callmetrics._logging import CONSOLE_SUPPRESSED, report_internal_error
-from callmetrics._state import FunctionSnapshot, FunctionStats
+from callmetrics._sketch import DurationSketch
+from callmetrics._state import FunctionSnapshot
 
 if TYPE_CHECKING:
     from callmetrics._analytics import Analytics
+    from callmetrics._view import Source
 
 __all__ = [
     "BatchMode",
@@ -77,8 +81,18 @@ def logging_handler(console: Console | None = None, *,
         level: the handler's level.
 
     """
-    return RichHandler(level, console or get_console(), show_path=False, markup=False,
-                       rich_tracebacks=False)
+    return _SafeRichHandler(level, console or get_console(), show_path=False, markup=False,
+                            rich_tracebacks=False)
+
+
+class _SafeRichHandler(RichHandler):
+    """A RichHandler that shows control characters in messages as escapes, never obeyed."""
+
+    def render_message(self, record: logging.LogRecord, message: str) -> ConsoleRenderable:
+        """Return the message with every control or bidi character made visible."""
+        # Keep the line breaks of multi-line messages (tracebacks); escape the rest.
+        safe = "\n".join(printable(line) for line in message.split("\n"))
+        return super().render_message(record, safe)
 
 
 @contextmanager
@@ -101,24 +115,8 @@ def logging_to_console(logger: logging.Logger, console: Console | None = None, *
         logger.setLevel(previous)
 
 
-def format_seconds(seconds: float | None) -> str:
-    """Format seconds for people: ``812 ns``, ``12.3 µs``, ``4.56 ms``, ``1.23 s``, ``2m 03s``."""
-    if seconds is None:
-        return "-"
-    if seconds <= 0:
-        return "0 s"
-    if seconds >= 3600:
-        hours, rest = divmod(round(seconds), 3600)
-        return f"{hours}h {rest // 60:02d}m"
-    if seconds >= 60:
-        minutes, rest = divmod(round(seconds), 60)
-        return f"{minutes}m {rest:02d}s"
-    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
-        if seconds >= scale:
-            value = seconds / scale
-            digits = 0 if value >= 100 else 1 if value >= 10 else 2
-            return f"{value:.{digits}f} {unit}"
-    return f"{seconds * 1e9:.0f} ns"
+# Kept for modules that imported it from here: the one formatter is ``_format.duration``.
+format_seconds = duration
 
 
 # ----------------------------------------------------------------- batch mode
@@ -138,7 +136,7 @@ class _BatchObserver:
         self.depth: ContextVar[int] = ContextVar(
             f"callmetrics_depth_{analytics.instance_id}", default=0)
 
-    def on_start(self, stats: FunctionStats) -> object:  # noqa: ARG002  # observer protocol
+    def on_start(self, stats: object) -> object:  # noqa: ARG002  # observer protocol
         mine = tuple(b for b in _ACTIVE.get() if b.analytics is self.analytics)
         if not mine:
             return None
@@ -146,8 +144,8 @@ class _BatchObserver:
         self.depth.set(depth + 1)
         return mine, depth
 
-    def on_end(self, token: object, stats: FunctionStats,  # noqa: ARG002  # observer protocol
-               duration: float, error: BaseException | None) -> None:  # noqa: ARG002
+    def on_end(self, token: object, stats: object,  # noqa: ARG002  # observer protocol
+               took: float, error: BaseException | None) -> None:
         if not isinstance(token, tuple):
             return
         batches: tuple[BatchMode, ...] = token[0]
@@ -155,7 +153,7 @@ class _BatchObserver:
         # set(), not reset(): a generator may finish in another context than it started.
         self.depth.set(depth)
         for batch in batches:
-            batch._record(duration, own_item=depth == batch._depth)
+            batch._record(took, failed=error is not None, own_item=depth == batch._depth)
 
 
 _observers_lock = threading.Lock()
@@ -267,16 +265,16 @@ def _check_total(total: object) -> int | None:
 
 
 def _displayable(message: str) -> str:
-    """Return ``message`` as Rich markup: itself when valid, else escaped to show as written."""
+    """Return ``message`` as Rich markup: itself when valid, else escaped to show as written.
+
+    Control characters are shown as escapes first: markup may style, never command.
+    """
+    message = printable(message)
     try:
         render(message)
     except MarkupError:
         return escape(message)
     return message
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.2f}" if value >= 0.01 else f"{value:.6f}"
 
 
 class BatchMode:
@@ -285,7 +283,9 @@ class BatchMode:
     While open it suppresses the per-call console lines in its context, shows a
     spinner (a progress bar with ``total=``) when the console is a terminal, and
     counts the tracked calls made inside it.  On exit it logs
-    ``Batch completed: N calls in X s (avg Y s/call)`` on the console logger.
+    ``Batch completed: N calls in <wall time> (p50 <median> per call, F failed)`` on the
+    console logger: the wall time of the whole batch, and the median duration of its
+    calls (an average of overlapping calls' durations would not add up to the wall time).
 
     With ``total=``, each tracked call made directly inside the batch (not the
     tracked calls those make) advances the bar, until the first explicit
@@ -312,7 +312,8 @@ class BatchMode:
         self._console = console
         self._lock = threading.Lock()
         self._calls = 0
-        self._busy = 0.0
+        self._failed = 0
+        self._durations = DurationSketch()
         self._completed = 0
         self._manual = False
         self._open = False
@@ -355,10 +356,11 @@ class BatchMode:
             self._completed += amount
         self._refresh()
 
-    def _record(self, duration: float, *, own_item: bool) -> None:
+    def _record(self, took: float, *, failed: bool, own_item: bool) -> None:
         with self._lock:
             self._calls += 1
-            self._busy += duration
+            self._failed += failed
+            self._durations.add(took)
             if own_item and not self._manual:
                 self._completed += 1
         self._refresh()
@@ -381,7 +383,8 @@ class BatchMode:
         if self._open:
             raise RuntimeError("this batch_mode block is already open")
         self._open = True
-        self._calls, self._busy, self._completed, self._manual = 0, 0.0, 0, False
+        self._calls, self._failed, self._completed, self._manual = 0, 0, 0, False
+        self._durations = DurationSketch()
         self._suppress_token = CONSOLE_SUPPRESSED.set(CONSOLE_SUPPRESSED.get() + 1)
         self._observer = _acquire_observer(self.analytics)
         self._depth = self._observer.depth.get()
@@ -405,9 +408,11 @@ class BatchMode:
         elapsed = perf_counter() - self._began
         self._leave()
         if self._calls:
+            failed = f", {count(self._failed)} failed" if self._failed else ""
             self.analytics.console_logger.info(
-                "Batch completed: %d calls in %ss (avg %ss/call)",
-                self._calls, _seconds(elapsed), _seconds(self._busy / self._calls),
+                "Batch completed: %s calls in %s (p50 %s per call%s)",
+                count(self._calls), duration(elapsed),
+                duration(self._durations.quantile(0.5)), failed,
             )
 
     async def __aenter__(self) -> BatchMode:
@@ -452,61 +457,61 @@ class BatchMode:
 
 
 # -------------------------------------------------------------------- summary
-_HEADERS = ("Function", "Type", "Calls", "Success", "p50", "p95", "p99", "Max", "Total")
+_HEADERS = ("Function", "Type", "Calls", "Failed", "Success", "p50", "p95", "p99", "Max",
+            "Total")
+# Columns given up, in this order, on a narrow terminal: p95, Max, p99.
+_DROPPABLE = (6, 8, 7)
 
 
-def summary_rows(analytics: Analytics) -> list[tuple[FunctionSnapshot, str]]:
+def summary_rows(source: Source) -> list[tuple[FunctionSnapshot, str]]:
     """Return each function's snapshot with its flag, sorted by total time, largest first.
 
     The flag is ``"failing"`` (some call raised), ``"slow"`` (some call took longer
     than ``short_max``) or ``""``.
     """
     rows = []
-    for snap in sorted(analytics.snapshot(), key=lambda s: (-s.total, s.name)):
+    for snap in sorted(source.snapshot(), key=lambda s: (-s.total, s.name)):
         flag = "failing" if snap.failures else "slow" if snap.medium or snap.slow else ""
         rows.append((snap, flag))
     return rows
 
 
-def _printable(text: str) -> str:
-    r"""Return ``text`` with control characters shown as escapes (``\x1b``), never obeyed."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-
-
 def _cells(snap: FunctionSnapshot) -> list[str]:
     p50, p95, p99 = snap.sketch.quantiles((0.5, 0.95, 0.99))
     return [
-        _printable(snap.name), _printable(snap.event_type), f"{snap.calls:,}",
-        f"{snap.successes / snap.calls * 100:.1f}%", format_seconds(p50), format_seconds(p95),
-        format_seconds(p99), format_seconds(snap.max), format_seconds(snap.total),
+        printable(snap.name), printable(snap.event_type), count(snap.calls),
+        count(snap.failures), percent(snap.successes, snap.calls), duration(p50),
+        duration(p95), duration(p99), duration(snap.max), duration(snap.total),
     ]
 
 
-def print_summary(analytics: Analytics, console: Console | None = None) -> None:
+def print_summary(source: Source, console: Console | None = None) -> None:
     """Print the per-function statistics, sorted by total time; slow and failing rows marked.
 
     On a terminal this is a Rich table (failing rows red, slow rows yellow);
-    otherwise plain text with a ``Note`` column, without escape codes.
+    otherwise plain text with a ``Note`` column, without escape codes.  Names and
+    event types are shown with control characters escaped (see ``_format.printable``).
     """
     out = console or get_console()
-    rows = summary_rows(analytics)
+    rows = summary_rows(source)
     if not rows:
         out.print("callmetrics: no calls recorded", markup=False, highlight=False)
         return
     calls = sum(s.calls for s, _ in rows)
     successes = sum(s.successes for s, _ in rows)
-    caption = (f"{len(rows)} functions, {calls:,} calls, {successes / calls * 100:.1f}% success, "
-               f"{format_seconds(sum(s.total for s, _ in rows))} in total")
+    caption = (f"{len(rows)} functions, {count(calls)} calls, {count(calls - successes)} "
+               f"failed, {percent(successes, calls)} success, "
+               f"{duration(math.fsum(s.total for s, _ in rows))} in total")
     if out.is_terminal:
         table = Table(title="callmetrics summary", caption=caption, title_justify="left",
                       caption_justify="left", box=box.SIMPLE_HEAD,
                       padding=(0, 1), pad_edge=False, collapse_padding=True)
         # On a narrow terminal the event type gives its room to the names.
-        shown = [i for i in range(len(_HEADERS)) if i != 1 or out.width >= 96]
+        shown = [i for i in range(len(_HEADERS)) if i != 1 or out.width >= 106]
         cells = [list(_HEADERS), *(_cells(snap) for snap, _ in rows)]
         # Narrower still, p95, Max and p99 give way until the whole numbers and 12
         # columns of names fit (each column takes two more for padding and rule).
-        for dropped in (5, 7, 6):
+        for dropped in _DROPPABLE:
             need = sum(min(max(cell_len(c[i]) for c in cells), 12) if i == 0
                        else max(cell_len(c[i]) for c in cells) for i in shown)
             if need + 2 * len(shown) <= out.width:
