@@ -1,0 +1,124 @@
+"""The statistics of `diff`: the Mann-Whitney U test and the median's interval."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callmetrics._compare import Thresholds, compare, mann_whitney, median_interval
+from callmetrics._view import Reading, RetainedCall
+from test_load import snapshot
+
+samples = st.lists(st.floats(min_value=1e-7, max_value=10.0), min_size=1, max_size=60)
+
+
+def test_a_textbook_value() -> None:
+    """Two fully separated samples of 5: U = 0, z = 2.5067, p = 0.0122 (normal approximation)."""
+    p, z = mann_whitney([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
+    assert z == pytest.approx(2.5067, abs=1e-4)
+    assert p == pytest.approx(0.01219, abs=1e-5)
+
+
+def test_ties_are_corrected() -> None:
+    """With ties the variance shrinks: the same ranks give a smaller p than without the correction."""
+    p, z = mann_whitney([1, 1, 1, 2, 2, 2] * 5, [2, 2, 2, 3, 3, 3] * 5)
+    # By hand: n1 = n2 = 30, ties of 15, 30 and 15 values.
+    n1 = n2 = 30
+    ties = 2 * (15 ** 3 - 15) + (30 ** 3 - 30)
+    variance = n1 * n2 / 12 * (61 - ties / (60 * 59))
+    u_head = (15 * 30.5 + 15 * 53) - n2 * (n2 + 1) / 2
+    expected_z = (u_head - n1 * n2 / 2 - 0.5) / math.sqrt(variance)
+    assert z == pytest.approx(expected_z)
+    assert p == pytest.approx(math.erfc(expected_z / math.sqrt(2)))
+
+
+def test_all_equal_is_no_evidence() -> None:
+    """Every value equal: p = 1, z = 0 (no division by a zero variance)."""
+    assert mann_whitney([1e-6] * 40, [1e-6] * 50) == (1.0, 0.0)
+
+
+@given(samples, samples)
+def test_swapping_the_sides_negates_z_and_keeps_p(base: list[float], head: list[float]) -> None:
+    """The test is symmetric: swapping base and head flips the sign only."""
+    p, z = mann_whitney(base, head)
+    q, y = mann_whitney(head, base)
+    assert 0.0 <= p <= 1.0
+    assert p == pytest.approx(q)
+    assert z == pytest.approx(-y, abs=1e-9)
+
+
+@given(samples, st.floats(min_value=11.0, max_value=100.0))
+def test_a_larger_head_has_a_positive_z(base: list[float], shift: float) -> None:
+    """Every head value above every base value gives z > 0 (head slower)."""
+    head = [v + shift for v in base]
+    _p, z = mann_whitney(base, head)
+    assert z >= 0
+
+
+def test_p_values_are_roughly_uniform_under_the_null() -> None:
+    """Same distribution on both sides: about 5 % of p-values fall below 0.05."""
+    rng = random.Random(11)
+    below = sum(
+        mann_whitney([rng.lognormvariate(0, 1) for _ in range(60)],
+                     [rng.lognormvariate(0, 1) for _ in range(60)])[0] < 0.05
+        for _ in range(400))
+    assert 8 <= below <= 36  # 20 expected; binomial(400, 0.05) lies here > 99.9 % of the time
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e3), min_size=1, max_size=200))
+def test_the_median_interval_brackets_the_median(values: list[float]) -> None:
+    """low <= median <= high, and the median is the textbook one."""
+    low, median, high = median_interval(sorted(values))
+    assert low <= median <= high
+    assert median == pytest.approx(statistics.median(values))
+
+
+def test_the_median_interval_covers_the_true_median_about_as_promised() -> None:
+    """At 97.5 % per median, the interval of 100 lognormal values misses exp(0) = 1 rarely."""
+    rng = random.Random(12)
+    misses = 0
+    for _ in range(400):
+        low, _m, high = median_interval(sorted(rng.lognormvariate(0, 1) for _ in range(100)))
+        misses += not low <= 1.0 <= high
+    assert misses <= 25  # 10 expected
+
+
+def reading(durations: dict[str, list[float]]) -> Reading:
+    return Reading([snapshot(name, values) for name, values in sorted(durations.items())],
+                   [RetainedCall(float(i), d, name, "unit", None)
+                    for name, values in durations.items() for i, d in enumerate(values)])
+
+
+def test_compare_gives_each_verdict() -> None:
+    """slower (regressed), faster, same, new and gone, most significant first."""
+    rng = random.Random(13)
+
+    def draw(scale: float, n: int = 200) -> list[float]:
+        return [rng.gauss(0.01, 0.001) * scale for _ in range(n)]
+
+    base = reading({"up": draw(1), "down": draw(1.5), "flat": draw(1), "gone": draw(1),
+                    "few": draw(1, 5)})
+    head = reading({"up": draw(1.5), "down": draw(1), "flat": draw(1), "new": draw(1),
+                    "few": draw(3, 5)})
+    found = {c.name: c for c in compare(base, head, Thresholds())}
+    assert found["up"].verdict == "slower"
+    assert found["up"].regressed
+    assert found["down"].verdict == "faster"
+    assert not found["down"].regressed
+    assert found["flat"].verdict == "same"
+    assert found["new"].verdict == "new"
+    assert found["gone"].verdict == "gone"
+    assert found["few"].verdict == "same"
+    assert not found["few"].tested
+    order = [c.name for c in compare(base, head, Thresholds())]
+    assert order.index("flat") > max(order.index("up"), order.index("down"))
+    assert order.index("few") > order.index("flat")
+    up = found["up"]
+    assert up.ratio_low is not None
+    assert up.ratio_high is not None
+    assert up.ratio_low <= 1.5 <= up.ratio_high
