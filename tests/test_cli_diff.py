@@ -88,7 +88,7 @@ def test_a_one_and_a_half_times_slowdown_fails_naming_it(
         caught += code == 1
         verdict = out.splitlines()[-1]
         assert verdict.startswith("REGRESSED"), out
-        assert re.search(r"render \(1\.[45]\d×, p=", verdict), verdict
+        assert re.search(r"render \(1\.[45]\d\u00d7, p=", verdict), verdict
         assert "api" not in verdict
         rows = {line.split()[0]: line for line in out.splitlines()[2:-1]}
         assert rows["render"].split()[1] == "slower"

@@ -15,7 +15,7 @@ from callmetrics import Analytics, load
 from callmetrics._cli import main
 from callmetrics._cli_store import parse_span
 from callmetrics._load import list_runs
-from test_load import record_calls, write_run
+from test_load import record_calls
 
 WRITER = textwrap.dedent("""
     import sys

@@ -25,7 +25,7 @@ def test_a_textbook_value() -> None:
 
 
 def test_ties_are_corrected() -> None:
-    """With ties the variance shrinks: the same ranks give a smaller p than without the correction."""
+    """Ties get averaged ranks and the tie-corrected variance, as computed by hand."""
     p, z = mann_whitney([1, 1, 1, 2, 2, 2] * 5, [2, 2, 2, 3, 3, 3] * 5)
     # By hand: n1 = n2 = 30, ties of 15, 30 and 15 values.
     n1 = n2 = 30
@@ -72,7 +72,7 @@ def test_p_values_are_roughly_uniform_under_the_null() -> None:
 
 @given(st.lists(st.floats(min_value=0, max_value=1e3), min_size=1, max_size=200))
 def test_the_median_interval_brackets_the_median(values: list[float]) -> None:
-    """low <= median <= high, and the median is the textbook one."""
+    """The interval holds the median, which is the textbook one."""
     low, median, high = median_interval(sorted(values))
     assert low <= median <= high
     assert median == pytest.approx(statistics.median(values))
@@ -95,7 +95,7 @@ def reading(durations: dict[str, list[float]]) -> Reading:
 
 
 def test_compare_gives_each_verdict() -> None:
-    """slower (regressed), faster, same, new and gone, most significant first."""
+    """Each verdict (slower, faster, same, new, gone), most significant first."""
     rng = random.Random(13)
 
     def draw(scale: float, n: int = 200) -> list[float]:

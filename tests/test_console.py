@@ -80,7 +80,8 @@ def test_batch_suppresses_per_call_lines_and_logs_the_batch_line(
     assert per_call_lines(caplog, loggers) == []
     lines = console_lines(caplog, loggers)
     assert len(lines) == 1
-    assert re.fullmatch(r"Batch completed: 3 calls in [\d.]+s \(avg [\d.]+s/call\)", lines[0])
+    unit = r"[\d.]+ [nµm]?s"
+    assert re.fullmatch(rf"Batch completed: 3 calls in {unit} \(p50 {unit} per call\)", lines[0])
     work(9)
     assert len(per_call_lines(caplog, loggers)) == 1
     assert CONSOLE_SUPPRESSED.get() == 0
@@ -110,7 +111,9 @@ def test_batch_counts_failures_and_restores_lines_after_an_exception(
     with pytest.raises(KeyError), tracked.batch_mode("Failing", plain_console()[0]):
         boom()
     assert per_call_lines(caplog, loggers) == []
-    assert console_lines(caplog, loggers)[0].startswith("Batch completed: 1 calls")
+    line = console_lines(caplog, loggers)[0]
+    assert line.startswith("Batch completed: 1 calls")
+    assert line.endswith("per call, 1 failed)")
     assert CONSOLE_SUPPRESSED.get() == 0
 
 
@@ -302,13 +305,13 @@ def test_summary_is_plain_text_when_not_a_terminal() -> None:
     output = buffer.getvalue()
     assert ESCAPE not in output
     lines = output.splitlines()
-    assert lines[0].split() == ["Function", "Type", "Calls", "Success", "p50", "p95", "p99",
-                                "Max", "Total", "Note"]
+    assert lines[0].split() == ["Function", "Type", "Calls", "Failed", "Success", "p50", "p95",
+                                "p99", "Max", "Total", "Note"]
     rows = {line.split()[0]: line for line in lines[2:-1]}
-    assert rows["[bold]fetch[/bold]"].split()[2:4] == ["4", "75.0%"]
+    assert rows["[bold]fetch[/bold]"].split()[2:5] == ["4", "1", "75.0%"]
     assert rows["[bold]fetch[/bold]"].endswith("failing")
-    assert rows["compute"].split()[2:4] == ["1", "100.0%"]
-    assert lines[-1].startswith("2 functions, 5 calls, 80.0% success")
+    assert rows["compute"].split()[2:5] == ["1", "0", "100.0%"]
+    assert lines[-1].startswith("2 functions, 5 calls, 1 failed, 80.0% success")
 
 
 def snapshot(name: str, duration: float, *, slow: int = 0) -> FunctionSnapshot:
@@ -338,7 +341,8 @@ def test_summary_on_a_terminal_is_a_table() -> None:
     print_summary(analytics, console)
     output = buffer.getvalue()
     assert "callmetrics summary" in output
-    assert re.search(r"Function +Type +Calls +Success +p50 +p95 +p99 +Max +Total", output)
+    assert re.search(r"Function +Type +Calls +Failed +Success +p50 +p95 +p99 +Max +Total",
+                     output)
     assert "─" in output  # a drawn rule under the header: Rich's table, not the plain text
     assert "[bold]fetch[/bold]" in output
     assert output.index("[bold]fetch") < output.index("compute")
@@ -357,7 +361,9 @@ def test_summary_on_a_narrow_terminal_keeps_every_number() -> None:
     console, buffer = terminal_console(width=80)
     print_summary(analytics, console)
     output = buffer.getvalue()
-    assert re.search(r"Function +Calls +Success +p50 +p95 +p99 +Max +Total", output)
+    assert re.search(r"Function +Calls +Failed +Success +p50 .*Total", output)
+    for snap in analytics.snapshot():
+        assert format_seconds(snap.total) in output
     assert "Type" not in output
     assert all(len(line) <= 80 for line in output.splitlines())
 
@@ -389,7 +395,7 @@ def test_summary_on_a_very_narrow_terminal_keeps_names_and_whole_numbers() -> No
     output = buffer.getvalue()
     assert "[bold]fetch" in output  # the long name may fold onto a second line
     assert "compute" in output
-    assert re.search(r"Function +Calls +Success +p50 .*Total", output)
+    assert re.search(r"Function +Calls +Failed +Success +p50 .*Total", output)
     assert all(len(line) <= 60 for line in output.splitlines())
     for snap in analytics.snapshot():
         assert format_seconds(snap.total) in output

@@ -80,13 +80,15 @@ def count(value: int) -> str:
 # controls (ESC, BEL, NUL...), and Unicode format characters such as the bidi
 # overrides (U+202E) and zero-width joiners.
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def printable(text: str) -> str:
     r"""Return ``text`` with every control or format character shown as an escape.
 
     ``"\x1b[2J"`` becomes ``"\\x1b[2J"`` and U+202E becomes ``"\\u202e"``: visible,
-    never obeyed.  Ordinary text, including non-ASCII letters, is unchanged.
+    never obeyed; a newline, tab or carriage return reads ``\\n``, ``\\t``, ``\\r``.
+    Ordinary text, including non-ASCII letters, is unchanged.
     """
     if text.isprintable():
         return text
@@ -94,6 +96,8 @@ def printable(text: str) -> str:
     for ch in text:
         if ch == " " or (ch.isprintable() and unicodedata.category(ch) not in _UNSAFE_CATEGORIES):
             out.append(ch)
+        elif ch in _SHORT:
+            out.append(_SHORT[ch])
         else:
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else
