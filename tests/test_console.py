@@ -417,3 +417,31 @@ def test_summary_shows_control_characters_in_names_as_escapes(terminal: bool) ->
     assert ESCAPE not in output
     assert "\\x1b[31mred\\x1b[0m" in output
     assert "net\\nwork" in output
+
+
+def test_log_lines_through_the_handler_show_control_characters_as_escapes(
+        tracked: Analytics) -> None:
+    """Per-call lines of a hostile function, and any logged text, print escaped, not obeyed."""
+    console, buffer = terminal_console()
+    hostile = tracked.track("net\x1b[2J", name="\x1b]0;pwned\x07evil\u202eexe\x00")(
+        lambda: None)
+    with logging_to_console(tracked.console_logger, console, level=logging.DEBUG):
+        hostile()
+        tracked.console_logger.warning("label %s", "\x1b[31mred\x9b")
+    output = buffer.getvalue()
+    for char in ("\x07", "\x00", "\u202e", "\x9b", "\x1b]", "\x1b[2J", "\x1b[31m"):
+        assert char not in output
+    assert "\\x1b]0;pwned\\x07evil\\u202eexe\\x00" in output
+    assert "\\x1b[31mred\\x9b" in output
+
+
+def test_batch_text_shows_control_characters_as_escapes(tracked: Analytics) -> None:
+    """A batch message with escape codes is drawn with them visible."""
+    work = make_work(tracked)
+    console, buffer = terminal_console()
+    with tracked.batch_mode("load \x1b]0;pwned\x07 [bold]x[/bold]", console):
+        work(1)
+    output = buffer.getvalue()
+    assert "\x1b]0;" not in output
+    assert "\x07" not in output
+    assert "\\x1b]0;pwned\\x07" in output
