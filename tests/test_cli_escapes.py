@@ -1,9 +1,9 @@
-"""Hostile names never reach the terminal raw: every command escapes what it prints.
+r"""Hostile names never reach the terminal raw: every command escapes what it prints.
 
 A store anyone can write to may carry run labels, function names, event types and
 paths made of terminal escape sequences (clear the screen, set the window title),
 NUL bytes or bidi overrides that reorder what is shown.  Each command must show them
-as visible escapes (``\\x1b``, ``\\u202e``), never pass them through.
+as visible escapes (``\x1b``, ``\u202e``), never pass them through.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def test_prune(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
-    """argparse's own messages quote hostile arguments escaped too."""
+    """The parser's own messages quote hostile arguments escaped too."""
     with pytest.raises(SystemExit):
         main(["stats", "S", "--since", CLEAR])
     assert_clean(capsys.readouterr().err)
@@ -157,7 +157,7 @@ def test_missing_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 def test_serve_metrics_output(store: Path) -> None:
     """`serve-metrics` prints its start line with the hostile store path escaped."""
     pytest.importorskip("prometheus_client")
-    process = subprocess.Popen(  # noqa: S603  # our own CLI, fixed arguments
+    process = subprocess.Popen(
         [sys.executable, "-m", "callmetrics", "serve-metrics", str(store), "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -176,7 +176,7 @@ def test_serve_metrics_error(tmp_path: Path) -> None:
     """`serve-metrics` refusing a hostile, foreign file words the error escaped."""
     foreign = tmp_path / f"{TITLE}.txt"
     foreign.write_text("hello")
-    done = subprocess.run(  # noqa: S603  # our own CLI, fixed arguments
+    done = subprocess.run(
         [sys.executable, "-m", "callmetrics", "serve-metrics", str(foreign), "--port", "0"],
         capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ, "COLUMNS": "200"})

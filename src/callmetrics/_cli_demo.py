@@ -29,14 +29,17 @@ REPORT_NAME = "analytics_full.html"
 """The file the demo writes its report to, in its folder (a full, not incremental, report)."""
 
 
-def _shown(path: Path) -> str:
-    """``path`` relative to the working folder when inside it, else absolute; shell-quoted."""
+def _shown(path: Path, *, program: bool = False) -> str:
+    """``path`` relative to the working folder when inside it, else absolute; shell-quoted.
+
+    A ``program`` gets a ``./`` when it would otherwise be looked up on PATH.
+    """
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive on Windows
         relative = str(path)
     text = str(path) if relative.startswith("..") else relative
-    if os.sep not in text:
+    if program and os.sep not in text:
         text = f".{os.sep}{text}"
     return shlex.quote(text)
 
@@ -54,8 +57,8 @@ def command_prefix() -> str:
     if script.is_file():
         if found is not None and Path(found).resolve() == script.resolve():
             return "callmetrics"
-        return _shown(script)
-    return f"{_shown(interpreter)} -m callmetrics"
+        return _shown(script, program=True)
+    return f"{_shown(interpreter, program=True)} -m callmetrics"
 
 
 def demo_store(text: str) -> str:
@@ -122,11 +125,13 @@ def _demo(args: argparse.Namespace) -> int:
     if not store.is_file():
         _fail(f"could not write the store {store}")
     print(f"Store: {printable(str(store.resolve()))}")
-    _lead_on(folder, store, explicit_dir=args.dir is not None)
+    again = [*(["--dir", _shown(folder)] if args.dir is not None or args.store is None else []),
+             *(["--store", _shown(store)] if args.store is not None else [])]
+    _lead_on(folder, store, " ".join(again))
     return 0
 
 
-def _lead_on(folder: Path, store: Path, *, explicit_dir: bool) -> None:
+def _lead_on(folder: Path, store: Path, again: str) -> None:
     """Print the commands to try next, runnable as printed."""
     cli = command_prefix()
     where = _shown(store)
@@ -139,8 +144,6 @@ def _lead_on(folder: Path, store: Path, *, explicit_dir: bool) -> None:
         print(f"  {printable(cli)} diff {printable(where)} --base {runs[1].id} "
               f"--head {runs[0].id}")
     else:
-        again = (f"--dir {_shown(folder)}" if explicit_dir or store.parent == folder
-                 else f"--store {where}")
         print(f"  {printable(cli)} demo {printable(again)}   "
               "# a second run into the same store, then `diff` the two")
 
