@@ -3,7 +3,9 @@
 Per function, the two runs' retained call durations are compared with a two-sided
 Mann-Whitney U test (ranks with ties averaged, the tie-corrected normal
 approximation with a continuity correction), written here so that no statistics
-package is needed at run time.  The effect is the ratio of the two medians, with a
+package is needed at run time, and kept from over-confidence when a run's calls
+drift together (machine load, warm-up) by a batch-means variance (see
+:func:`rank_test`).  The effect is the ratio of the two medians, with a
 distribution-free confidence interval built from each median's order-statistic
 interval.  A function is ``slower`` or ``faster`` only when the test is significant
 *and* the medians differ by at least an absolute noise floor; it *regresses* (the
@@ -13,6 +15,7 @@ CI gate fails) only when it is slower by more than the accepted ratio.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -27,6 +30,7 @@ __all__ = [
     "compare",
     "mann_whitney",
     "median_interval",
+    "rank_test",
 ]
 
 Verdict = Literal["slower", "faster", "same", "new", "gone"]
@@ -91,21 +95,11 @@ class Comparison:
         return snap.sketch.quantile(0.95) if snap else None
 
 
-def mann_whitney(base: Sequence[float], head: Sequence[float]) -> tuple[float, float]:
-    """Return the two-sided p-value and the z score of the Mann-Whitney U test.
-
-    ``z`` is positive when ``head`` tends to be larger than ``base``.  Ties get the
-    average of their ranks and the variance their correction; the normal
-    approximation (with a continuity correction) is accurate from about 20 values a
-    side.  Identical samples (or all values equal) give ``(1.0, 0.0)``.
-    """
-    n1, n2 = len(base), len(head)
-    if not n1 or not n2:
-        raise ValueError("both samples need at least one value")
-    values = [*base, *head]
-    total = n1 + n2
+def _average_ranks(values: Sequence[float]) -> tuple[list[float], float]:
+    """Return each value's rank (1-based, ties averaged) and the tie term sum(t^3 - t)."""
+    total = len(values)
     order = sorted(range(total), key=values.__getitem__)
-    head_rank_sum = 0.0
+    ranks = [0.0] * total
     ties = 0.0
     i = 0
     while i < total:
@@ -117,9 +111,44 @@ def mann_whitney(base: Sequence[float], head: Sequence[float]) -> tuple[float, f
         if run > 1:
             ties += run ** 3 - run
         rank = (i + j) / 2 + 1
-        head_rank_sum += rank * sum(1 for k in range(i, j + 1) if order[k] >= n1)
+        for k in range(i, j + 1):
+            ranks[order[k]] = rank
         i = j + 1
-    u_head = head_rank_sum - n2 * (n2 + 1) / 2
+    return ranks, ties
+
+
+def _normal_p(z: float) -> float:
+    return min(1.0, math.erfc(abs(z) / math.sqrt(2)))
+
+
+def _t_p(t: float, df: float) -> float:
+    """Two-sided p-value of Student's t, by a normal approximation good from df ~ 5.
+
+    ``z = t (1 - 1/(4 df)) / sqrt(1 + t^2 / (2 df))`` follows the standard normal
+    closely enough for a significance gate (Abramowitz & Stegun 26.7.8).
+    """
+    z = t * (1 - 1 / (4 * df)) / math.sqrt(1 + t * t / (2 * df))
+    return _normal_p(z)
+
+
+def mann_whitney(base: Sequence[float], head: Sequence[float]) -> tuple[float, float]:
+    """Return the two-sided p-value and the z score of the Mann-Whitney U test.
+
+    ``z`` is positive when ``head`` tends to be larger than ``base``.  Ties get the
+    average of their ranks and the variance their correction; the normal
+    approximation (with a continuity correction) is accurate from about 20 values a
+    side.  Identical samples (or all values equal) give ``(1.0, 0.0)``.
+    """
+    n1, n2 = len(base), len(head)
+    if not n1 or not n2:
+        raise ValueError("both samples need at least one value")
+    ranks, ties = _average_ranks([*base, *head])
+    return _mw(ranks, ties, n1, n2)
+
+
+def _mw(ranks: list[float], ties: float, n1: int, n2: int) -> tuple[float, float]:
+    total = n1 + n2
+    u_head = math.fsum(ranks[n1:]) - n2 * (n2 + 1) / 2
     mean = n1 * n2 / 2
     variance = n1 * n2 / 12 * ((total + 1) - ties / (total * (total - 1)))
     if variance <= 0:
@@ -127,7 +156,49 @@ def mann_whitney(base: Sequence[float], head: Sequence[float]) -> tuple[float, f
     shift = u_head - mean
     shift -= math.copysign(min(0.5, abs(shift)), shift)
     z = shift / math.sqrt(variance)
-    return min(1.0, math.erfc(abs(z) / math.sqrt(2))), z
+    return _normal_p(z), z
+
+
+def _block_means(ranks: Sequence[float], blocks: int) -> list[float]:
+    n = len(ranks)
+    return [math.fsum(ranks[b * n // blocks:(b + 1) * n // blocks])
+            / ((b + 1) * n // blocks - b * n // blocks) for b in range(blocks)]
+
+
+def rank_test(base: Sequence[float], head: Sequence[float],
+              blocks: int = 10) -> tuple[float, float]:
+    """Mann-Whitney, kept honest when calls within a run are not independent.
+
+    Calls of one run share the machine's state (load, frequency, caches, a busy event
+    loop), so their durations drift together and a plain rank test takes a slower
+    stretch of one run for a slower run.  Given each run's durations *in time order*,
+    this also computes the mean-rank difference's variance by batch means (the runs
+    cut into up to ``blocks`` consecutive blocks of at least 5 calls) and tests with
+    the larger of the two variances (Welch's t on the blocks when that one is
+    larger).  Returns the two-sided p-value and the z (or t) score, positive when
+    ``head`` is slower; never more significant than :func:`mann_whitney`.
+    """
+    n1, n2 = len(base), len(head)
+    if not n1 or not n2:
+        raise ValueError("both samples need at least one value")
+    ranks, ties = _average_ranks([*base, *head])
+    p_value, z = _mw(ranks, ties, n1, n2)
+    b1, b2 = min(blocks, n1 // 5), min(blocks, n2 // 5)
+    if b1 < 2 or b2 < 2 or z == 0:
+        return p_value, z
+    means = (_block_means(ranks[:n1], b1), _block_means(ranks[n1:], b2))
+    var_base = statistics.variance(means[0]) / b1
+    var_head = statistics.variance(means[1]) / b2
+    total = n1 + n2
+    independent = ((total / (n1 * n2)) ** 2 * n1 * n2 / 12
+                   * ((total + 1) - ties / (total * (total - 1))))
+    drift = var_base + var_head
+    if drift <= independent:
+        return p_value, z
+    diff = math.fsum(ranks[n1:]) / n2 - math.fsum(ranks[:n1]) / n1
+    t = diff / math.sqrt(drift)
+    df = drift ** 2 / (var_base ** 2 / (b1 - 1) + var_head ** 2 / (b2 - 1))
+    return max(p_value, _t_p(t, df)), t
 
 
 def median_interval(ordered: Sequence[float], z: float = _Z_EACH) -> tuple[float, float, float]:
@@ -154,8 +225,9 @@ def _ratio(new: float | None, old: float | None) -> float | None:
 
 
 def _durations(reading: Reading) -> dict[str, list[float]]:
+    """Each function's retained durations, in the order the calls started."""
     found: dict[str, list[float]] = {}
-    for call in reading.calls:
+    for call in sorted(reading.calls, key=lambda c: c.start):
         found.setdefault(call.name, []).append(call.duration)
     return found
 
@@ -169,9 +241,8 @@ def compare(base: Reading, head: Reading, limits: Thresholds) -> list[Comparison
     before = {s.name: s for s in base.functions}
     after = {s.name: s for s in head.functions}
     samples_before, samples_after = _durations(base), _durations(head)
-    found = [_one(name, before.get(name), after.get(name),
-                  sorted(samples_before.get(name, ())), sorted(samples_after.get(name, ())),
-                  limits)
+    found = [_one(name, before.get(name), after.get(name), samples_before.get(name, []),
+                  samples_after.get(name, []), limits)
              for name in before.keys() | after.keys()]
     return sorted(found, key=lambda c: (c.p_value if c.p_value is not None else 2.0,
                                         -c.total, c.name))
@@ -191,9 +262,9 @@ def _one(name: str, old: FunctionSnapshot | None, new: FunctionSnapshot | None,
         m_old, m_new = old.sketch.quantile(0.5), new.sketch.quantile(0.5)
         return Comparison(name, event_type, old, new, len(xs), len(ys), m_old, m_new,
                           _ratio(m_new, m_old), None, None, None, "same", regressed=False)
-    p_value, _z = mann_whitney(xs, ys)
-    lo_old, m_old, hi_old = median_interval(xs)
-    lo_new, m_new, hi_new = median_interval(ys)
+    p_value, _z = rank_test(xs, ys)
+    lo_old, m_old, hi_old = median_interval(sorted(xs))
+    lo_new, m_new, hi_new = median_interval(sorted(ys))
     ratio = _ratio(m_new, m_old)
     low = _ratio(lo_new, hi_old)
     high = _ratio(hi_new, lo_old)
