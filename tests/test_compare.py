@@ -161,3 +161,28 @@ def test_independent_calls_keep_their_power() -> None:
     p, z = rank_test(base, head)
     assert p < 1e-6
     assert z > 0
+
+
+def test_runs_side_by_side_are_compared_window_by_window() -> None:
+    """Interleaved runs share their drift: paired windows cancel it and keep the power."""
+    rng = random.Random(16)
+    found_paired = found_unpaired = 0
+    for _ in range(20):
+        levels = [rng.uniform(1, 3) for _ in range(8)]
+        base = drifting(rng, 400, levels)
+        head = [v * 1.1 for v in drifting(rng, 400, levels)]
+        starts = [i * 1e-3 for i in range(400)]
+        found_paired += rank_test(base, head, starts=(starts, starts))[0] < 0.002
+        found_unpaired += rank_test(base, head)[0] < 0.002
+    assert found_paired >= 19
+    assert found_unpaired <= 5  # drift alone hides a 10 % change from the unpaired blocks
+
+
+def test_runs_one_after_the_other_are_not_paired() -> None:
+    """Sequential runs (no overlap in time) fall back to the unpaired blocks."""
+    rng = random.Random(17)
+    base = drifting(rng, 240, [rng.uniform(1, 2) for _ in range(6)])
+    head = drifting(rng, 240, [rng.uniform(1, 2) for _ in range(6)])
+    before = [i * 1e-3 for i in range(240)]
+    after = [10 + i * 1e-3 for i in range(240)]
+    assert rank_test(base, head, starts=(before, after)) == rank_test(base, head)

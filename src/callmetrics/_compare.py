@@ -165,8 +165,32 @@ def _block_means(ranks: Sequence[float], blocks: int) -> list[float]:
             / ((b + 1) * n // blocks - b * n // blocks) for b in range(blocks)]
 
 
-def rank_test(base: Sequence[float], head: Sequence[float],
-              blocks: int = 10) -> tuple[float, float]:
+def _paired_windows(base: Sequence[float], head: Sequence[float], base_starts: Sequence[float],
+                    head_starts: Sequence[float], blocks: int) -> list[float] | None:
+    """Per time window both runs cover, head's mean rank minus base's (None: not paired).
+
+    Runs made side by side (interleaved calls, or two processes at once) share the
+    machine's drift; comparing them window by window cancels it.  They count as side by
+    side when their time spans overlap over at least half of their union.
+    """
+    lows, highs = (min(base_starts), min(head_starts)), (max(base_starts), max(head_starts))
+    first, last = max(lows), min(highs)
+    if last <= first or last - first < 0.5 * (max(highs) - min(lows)):
+        return None
+    width = (last - first) / blocks
+    windows: list[tuple[list[float], list[float]]] = [([], []) for _ in range(blocks)]
+    for side, ranks, starts in ((0, base, base_starts), (1, head, head_starts)):
+        for rank, start in zip(ranks, starts, strict=True):
+            if first <= start <= last:
+                windows[min(int((start - first) / width), blocks - 1)][side].append(rank)
+    diffs = [statistics.fmean(h) - statistics.fmean(b) for b, h in windows
+             if len(b) >= 3 and len(h) >= 3]
+    return diffs if len(diffs) >= 4 else None
+
+
+def rank_test(base: Sequence[float], head: Sequence[float], blocks: int = 10, *,
+              starts: tuple[Sequence[float], Sequence[float]] | None = None,
+              ) -> tuple[float, float]:
     """Mann-Whitney, kept honest when calls within a run are not independent.
 
     Calls of one run share the machine's state (load, frequency, caches, a busy event
@@ -175,23 +199,36 @@ def rank_test(base: Sequence[float], head: Sequence[float],
     this also computes the mean-rank difference's variance by batch means (the runs
     cut into up to ``blocks`` consecutive blocks of at least 5 calls) and tests with
     the larger of the two variances (Welch's t on the blocks when that one is
-    larger).  Returns the two-sided p-value and the z (or t) score, positive when
-    ``head`` is slower; never more significant than :func:`mann_whitney`.
+    larger).  With the calls' start times (``starts``, in the same order) and runs
+    made side by side, the blocks are instead common time windows compared pairwise
+    (a paired t on the windows), so that drift both runs shared cancels out.
+    Returns the two-sided p-value and the z (or t) score, positive when ``head`` is
+    slower; never more significant than :func:`mann_whitney`.
     """
     n1, n2 = len(base), len(head)
     if not n1 or not n2:
         raise ValueError("both samples need at least one value")
     ranks, ties = _average_ranks([*base, *head])
     p_value, z = _mw(ranks, ties, n1, n2)
+    total = n1 + n2
+    independent = ((total / (n1 * n2)) ** 2 * n1 * n2 / 12
+                   * ((total + 1) - ties / (total * (total - 1))))
+    if z == 0:
+        return p_value, z
+    paired = (None if starts is None else
+              _paired_windows(ranks[:n1], ranks[n1:], starts[0], starts[1], blocks))
+    if paired is not None:
+        shared = statistics.variance(paired) / len(paired)
+        if shared <= independent:
+            return p_value, z
+        t = statistics.fmean(paired) / math.sqrt(shared)
+        return max(p_value, _t_p(t, len(paired) - 1)), t
     b1, b2 = min(blocks, n1 // 5), min(blocks, n2 // 5)
-    if b1 < 2 or b2 < 2 or z == 0:
+    if b1 < 2 or b2 < 2:
         return p_value, z
     means = (_block_means(ranks[:n1], b1), _block_means(ranks[n1:], b2))
     var_base = statistics.variance(means[0]) / b1
     var_head = statistics.variance(means[1]) / b2
-    total = n1 + n2
-    independent = ((total / (n1 * n2)) ** 2 * n1 * n2 / 12
-                   * ((total + 1) - ties / (total * (total - 1))))
     drift = var_base + var_head
     if drift <= independent:
         return p_value, z
@@ -224,11 +261,13 @@ def _ratio(new: float | None, old: float | None) -> float | None:
     return new / old
 
 
-def _durations(reading: Reading) -> dict[str, list[float]]:
-    """Each function's retained durations, in the order the calls started."""
-    found: dict[str, list[float]] = {}
+def _durations(reading: Reading) -> dict[str, tuple[list[float], list[float]]]:
+    """Each function's retained (start times, durations), in the order the calls started."""
+    found: dict[str, tuple[list[float], list[float]]] = {}
     for call in sorted(reading.calls, key=lambda c: c.start):
-        found.setdefault(call.name, []).append(call.duration)
+        starts, durations = found.setdefault(call.name, ([], []))
+        starts.append(call.start)
+        durations.append(call.duration)
     return found
 
 
@@ -241,15 +280,18 @@ def compare(base: Reading, head: Reading, limits: Thresholds) -> list[Comparison
     before = {s.name: s for s in base.functions}
     after = {s.name: s for s in head.functions}
     samples_before, samples_after = _durations(base), _durations(head)
-    found = [_one(name, before.get(name), after.get(name), samples_before.get(name, []),
-                  samples_after.get(name, []), limits)
+    empty: tuple[list[float], list[float]] = ([], [])
+    found = [_one(name, before.get(name), after.get(name), samples_before.get(name, empty),
+                  samples_after.get(name, empty), limits)
              for name in before.keys() | after.keys()]
     return sorted(found, key=lambda c: (c.p_value if c.p_value is not None else 2.0,
                                         -c.total, c.name))
 
 
 def _one(name: str, old: FunctionSnapshot | None, new: FunctionSnapshot | None,
-         xs: list[float], ys: list[float], limits: Thresholds) -> Comparison:
+         before: tuple[list[float], list[float]], after: tuple[list[float], list[float]],
+         limits: Thresholds) -> Comparison:
+    (x_starts, xs), (y_starts, ys) = before, after
     either = new or old
     event_type = either.event_type if either else ""
     if old is None or new is None:
@@ -262,7 +304,7 @@ def _one(name: str, old: FunctionSnapshot | None, new: FunctionSnapshot | None,
         m_old, m_new = old.sketch.quantile(0.5), new.sketch.quantile(0.5)
         return Comparison(name, event_type, old, new, len(xs), len(ys), m_old, m_new,
                           _ratio(m_new, m_old), None, None, None, "same", regressed=False)
-    p_value, _z = rank_test(xs, ys)
+    p_value, _z = rank_test(xs, ys, starts=(x_starts, y_starts))
     lo_old, m_old, hi_old = median_interval(sorted(xs))
     lo_new, m_new, hi_new = median_interval(sorted(ys))
     ratio = _ratio(m_new, m_old)
