@@ -171,7 +171,8 @@ def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     diff = commands.add_parser(
         "diff", help="compare two runs per function; exit 1 on a significant slowdown",
         description="Compare two runs of a store per function: a Mann-Whitney U test on "
-                    "their retained calls, the ratio of the medians with a 95%% confidence "
+                    "their retained calls (kept honest when a run's calls drift together, "
+                    "e.g. with machine load), the ratio of the medians with a 95% confidence "
                     "interval, and each run's p95. A function is 'slower' or 'faster' when "
                     "the test is significant (p < --alpha) and the medians differ by at "
                     "least --min-delta; 'same' otherwise, or with fewer than --min-calls "
