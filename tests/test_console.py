@@ -445,3 +445,17 @@ def test_batch_text_shows_control_characters_as_escapes(tracked: Analytics) -> N
     assert "\x1b]0;" not in output
     assert "\x07" not in output
     assert "\\x1b]0;pwned\\x07" in output
+
+
+def test_batch_line_p50_is_the_median_of_its_calls(
+        tracked: Analytics, loggers: LoggerContainer, caplog: pytest.LogCaptureFixture) -> None:
+    """Over more calls than the fold buffer holds, the line's p50 is their median (1 %)."""
+    caplog.set_level(logging.DEBUG)
+    with tracked.batch_mode("Known", plain_console()[0]) as batch:
+        for i in range(1, 10_001):
+            batch._record(i * 1e-4, failed=i % 1000 == 0, own_item=False)
+    (line,) = console_lines(caplog, loggers)
+    match = re.fullmatch(r"Batch completed: 10,000 calls in .+ \(p50 ([\d.]+) ms per call, "
+                         r"10 failed\)", line)
+    assert match, line
+    assert float(match[1]) == pytest.approx(500.0, rel=0.01)
