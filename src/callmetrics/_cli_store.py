@@ -143,7 +143,7 @@ def _list_runs(store: Path) -> list[RunInfo]:
         _fail(_os_error(f"cannot read {store}", exc))
 
 
-def _selected(args: argparse.Namespace) -> Analytics:
+def _selected(args: argparse.Namespace, *, events: bool = True) -> Analytics:
     """Load the runs the selection options chose; choosing none is an error (exit 2).
 
     ``--run 99`` (no such run), ``--label nope`` and ``--since`` past every run are
@@ -166,7 +166,7 @@ def _selected(args: argparse.Namespace) -> Analytics:
                 f"written since {_when(cutoff)}" if cutoff is not None else "",
                 f"id {', '.join(map(str, args.run))}" if args.run else ""]
         _fail(f"no run of {store} has {' and '.join(w for w in what if w)}")
-    return _load(store, runs=args.run, since=args.since, label=args.label)
+    return _load(store, runs=args.run, since=args.since, label=args.label, events=events)
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -229,7 +229,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    view: Source = _selected(args)
+    # The table needs aggregates only; JSON also groups the retained failures.
+    view: Source = _selected(args, events=args.json)
     if args.function:
         view = _subset(view, args.function)
     if args.json:
