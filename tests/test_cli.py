@@ -19,7 +19,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_demo_runs_and_prints_the_summary(tmp_path: Path) -> None:
     """`demo --scale 0` exits 0 and prints the per-function summary of its workload."""
-    result = run_cli("demo", "--scale", "0", cwd=tmp_path)
+    result = run_cli("demo", "--scale", "0", "--dir", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for name in ("run_demo.fetch_user", "run_demo.query_orders", "run_demo.render_page",
@@ -27,6 +27,7 @@ def test_demo_runs_and_prints_the_summary(tmp_path: Path) -> None:
         assert name in out
     assert "calls" in out
     assert "success" in out
+    assert "Failed" in out
     assert "Traceback" not in result.stderr
 
 

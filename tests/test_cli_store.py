@@ -1,4 +1,4 @@
-"""The store commands: report, stats, runs, diff, prune, and demo --store."""
+"""The store commands: report, stats, runs and prune (diff and demo have their own files)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from callmetrics import Analytics, load
 from callmetrics._cli import main
 from callmetrics._cli_store import parse_span
 from callmetrics._load import list_runs
-from test_load import record_calls, write_run
+from test_load import record_calls
 
 WRITER = textwrap.dedent("""
     import sys
@@ -60,6 +60,7 @@ def written(tmp_path: Path) -> Path:
 # -------------------------------------------------------------- other processes
 def test_report_of_a_store_written_by_another_process(written: Path, tmp_path: Path) -> None:
     """`python -m callmetrics report` writes the HTML report of another process's run."""
+    (tmp_path / "out").mkdir()
     target = tmp_path / "out" / "report.html"
     result = _cli("report", str(written), "-o", str(target))
     assert result.returncode == 0, result.stderr
@@ -126,70 +127,6 @@ def test_runs_of_an_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().out.startswith("No runs recorded")
 
 
-def test_diff_passes_when_p95_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`diff` exits 0 and shows ratios when no p95 grew past --max-ratio."""
-    store = tmp_path / "runs.db"
-    write_run(store, {"a": [0.010] * 100, "b": [0.001] * 10}, label="main")
-    write_run(store, {"a": [0.011] * 100, "c": [0.5]}, label="branch")
-    assert main(["diff", str(store), "--base", "main", "--head", "branch"]) == 0
-    out = capsys.readouterr().out
-    row = next(line for line in out.splitlines() if line.startswith("a "))
-    assert row.split()[1:3] == ["100", "100"]
-    assert "1.10x" in row
-    assert "OK" in out.splitlines()[-1]
-
-
-def test_diff_fails_ci_when_p95_regresses(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    """`diff` exits 1 and names the function whose p95 grew past the ratio."""
-    store = tmp_path / "runs.db"
-    write_run(store, {"a": [0.010] * 100, "b": [0.002] * 100})
-    write_run(store, {"a": [0.010] * 90 + [0.030] * 10, "b": [0.002] * 100})
-    base, head = sorted(r.id for r in list_runs(store))
-    args = ["diff", str(store), "--base", str(base), "--head", str(head)]
-    assert main(args) == 1
-    out = capsys.readouterr().out
-    assert "REGRESSED" in next(line for line in out.splitlines() if line.startswith("a "))
-    assert "REGRESSED" not in next(line for line in out.splitlines() if line.startswith("b "))
-    assert "a (3.00x)" in out.splitlines()[-1]
-    assert main([*args, "--max-ratio", "3.5"]) == 0
-
-
-def test_diff_shows_a_zero_ratio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A head whose percentiles dropped to zero shows 0.00x, not a missing ratio."""
-    store = tmp_path / "runs.db"
-    write_run(store, {"a": [0.010] * 10}, label="base")
-    write_run(store, {"a": [0.0] * 10}, label="head")
-    assert main(["diff", str(store), "--base", "base", "--head", "head"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("a "))
-    assert row.split().count("0.00x") == 3
-
-
-def test_diff_takes_numeric_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A label made of digits (a build number) is a label when no run has that id."""
-    store = tmp_path / "runs.db"
-    write_run(store, {"a": [0.010] * 10}, label="1041")
-    write_run(store, {"a": [0.010] * 10}, label="1042")
-    write_run(store, {"a": [0.030] * 10}, label="1042")
-    assert main(["diff", str(store), "--base", "1041", "--head", "1042"]) == 1
-    out = capsys.readouterr().out
-    assert out.startswith("Base: label '1041', head: label '1042'")
-    assert next(line for line in out.splitlines() if line.startswith("a ")).split()[1:3] == [
-        "10", "20"]
-
-
-def test_diff_refuses_a_side_that_is_both_a_run_id_and_a_label(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A side naming a run id and another run's label is an error, not a silent guess."""
-    store = tmp_path / "runs.db"
-    write_run(store, {"a": [0.010]}, label="2")
-    write_run(store, {"a": [0.020]}, label="1")
-    first, second = sorted(r.id for r in list_runs(store))
-    assert (first, second) == (1, 2)
-    assert main(["diff", str(store), "--base", "1", "--head", "2"]) == 2
-    assert "both a run id and a label" in _error_line(capsys)
-
-
 def test_prune_deletes_by_age(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`prune --older-than` keeps recent runs and deletes runs older than the span."""
     store = tmp_path / "runs.db"
@@ -220,45 +157,6 @@ def test_report_selects_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["report", str(store), "-o", str(target), "--run", *both]) == 0  # --run ID ...
     assert "only_in_second" in target.read_text(encoding="utf-8")
     assert "only_in_first" in target.read_text(encoding="utf-8")
-
-
-def test_demo_with_store_writes_it_and_says_what_next(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """`demo --store` records the run, prints the store's path and the commands to try."""
-    monkeypatch.chdir(tmp_path)
-    store = tmp_path / "demo.db"
-    assert main(["demo", "--scale", "0", "--store", str(store)]) == 0
-    out = capsys.readouterr().out
-    assert f"Store: {store}" in out
-    assert f"callmetrics report {store}" in out
-    assert ".html" in out
-    (run,) = list_runs(store)
-    assert run.closed
-    assert run.calls > 0
-
-
-def test_demo_refuses_a_store_that_is_not_one(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    """`demo --store` with a foreign file exits 2 in one line before running, file intact."""
-    other = tmp_path / "notes.txt"
-    other.write_text("hello")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--scale", "0", "--store", str(other)])
-    assert exit_info.value.code == 2
-    assert "not a callmetrics store" in _error_line(capsys)
-    assert other.read_text() == "hello"
-
-
-def test_demo_says_when_the_store_could_not_be_written(tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """`demo --store` under a path that cannot be created runs, then exits 2 saying so."""
-    monkeypatch.chdir(tmp_path)
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    assert main(["demo", "--scale", "0", "--store", str(blocker / "demo.db")]) == 2
-    assert "could not write the store" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------- user errors
@@ -297,8 +195,6 @@ def test_a_foreign_file_is_one_line_and_exit_2(tmp_path: Path,
     (["prune", "S", "--older-than", "999999999999w"], "too long"),
     (["report", "S", "--since", "9999999999d"], "expected a span like 2d"),
     (["prune", "S"], "--older-than"),
-    (["diff", "S", "--base", "1", "--head", "2", "--max-ratio", "-1"], "positive number"),
-    (["diff", "S", "--base", "1"], "--head"),
     (["report", "S", "--run", "x"], "expected a run id"),
     (["report", "S", "--since", "yesterday"], "expected a span like 2d"),
     (["stats"], "STORE"),
@@ -324,10 +220,76 @@ def test_selection_errors_are_one_line_and_exit_2(tmp_path: Path,
     assert main(["stats", str(store), "--function", "b"]) == 2
     assert "no function 'b'" in _error_line(capsys)
     assert main(["report", str(store), "--label", "y", "-o", str(tmp_path / "r.html")]) == 2
-    assert "recorded no calls" in _error_line(capsys)
+    assert "no run of" in _error_line(capsys)
 
 
-@pytest.mark.parametrize("command", ["report", "stats", "runs", "diff", "prune"])
+@pytest.mark.parametrize("selection", [
+    ["--run", "99"], ["--label", "nope"], ["--since", "2000-01-01", "--label", "nope"],
+    ["--run", "1", "--label", "nope"],
+])
+@pytest.mark.parametrize("command", ["stats", "report"])
+def test_an_empty_selection_is_exit_2_whatever_chose_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str,
+        selection: list[str]) -> None:
+    """A selection matching no run exits 2 with one line, by id, label or date alike."""
+    store = tmp_path / "runs.db"
+    record_calls(store, "a", 2, label="x")
+    assert main([command, str(store), *selection, *(
+        ["-o", str(tmp_path / "r.html")] if command == "report" else [])]) == 2
+    line = _error_line(capsys)
+    assert "no run" in line
+    assert str(store) in line
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_selection_past_every_run_says_what_it_asked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--since after the last write names the date and the label it could not match."""
+    store = tmp_path / "runs.db"
+    record_calls(store, "a", 2, label="x")
+    assert main(["stats", str(store), "--since", "2999-01-01", "--label", "x"]) == 2
+    line = _error_line(capsys)
+    assert "label 'x'" in line
+    assert "written since 2999-01-01" in line
+
+
+def test_stats_of_a_store_without_runs_succeeds(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """No runs at all (and no filter) is not an error: the summary says no calls."""
+    store = tmp_path / "runs.db"
+    Analytics(store=store).close()
+    assert main(["stats", str(store)]) == 0
+    assert "no calls recorded" in capsys.readouterr().out
+
+
+def test_report_never_creates_folders(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`report -o missing/dir/r.html` exits 2 in one line and creates nothing."""
+    store = tmp_path / "runs.db"
+    record_calls(store, "a", 2)
+    target = tmp_path / "nonexistent" / "dir" / "r.html"
+    assert main(["report", str(store), "-o", str(target)]) == 2
+    line = _error_line(capsys)
+    assert line.count("cannot write") == 1
+    assert f"no folder {target.parent}" in line
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_an_unwritable_report_is_worded_once(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A report that cannot be written says "cannot write" once, with the reason."""
+    store = tmp_path / "runs.db"
+    record_calls(store, "a", 2)
+    target = tmp_path / "taken"
+    target.mkdir()  # a folder where the file should go: renaming over it fails
+    assert main(["report", str(store), "-o", str(target)]) == 2
+    line = _error_line(capsys)
+    assert line.count("cannot write") == 1, line
+    assert str(target) in line
+
+
+@pytest.mark.parametrize("command", ["report", "stats", "runs", "diff", "prune",
+                                     "serve-metrics"])
 def test_each_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     """`callmetrics COMMAND --help` describes the command and exits 0."""
     with pytest.raises(SystemExit) as exit_info:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import http.client
 import logging
 import urllib.request
 from pathlib import Path
@@ -217,6 +218,37 @@ def test_serve_metrics_serves_and_stops(analytics: Analytics) -> None:
     with pytest.raises(OSError, match="refused"):
         urllib.request.urlopen(server.url, timeout=10)  # noqa: S310  # loopback
     server.close()  # a second close is harmless
+
+
+def _get(port: int, path: str) -> tuple[int, str, str]:
+    """GET ``path`` as written (no client-side normalisation); return status, type, body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type") or "", \
+            response.read().decode()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("path", ["/anything", "/../../etc/passwd", "/metrics/x",
+                                  "/metricsx", "/favicon.ico", "/index.html"])
+def test_serve_metrics_answers_only_metrics(analytics: Analytics, path: str) -> None:
+    """Only /metrics serves the metrics; / links to it; any other path is 404 without them."""
+    make_calls(analytics, ok=2, failing=0)
+    with serve_metrics(analytics, 0) as server:
+        status, kind, body = _get(server.port, "/metrics")
+        assert status == 200
+        assert "callmetrics_calls_total" in body
+        assert kind.startswith("text/plain")
+        status, kind, body = _get(server.port, "/")
+        assert (status, kind) == (200, "text/html; charset=utf-8")
+        assert 'href="/metrics"' in body
+        status, _kind, body = _get(server.port, path)
+        assert status == 404
+        assert "callmetrics_" not in body
+        assert "root:" not in body
 
 
 @pytest.mark.parametrize(("port", "addr", "error", "match"), [

@@ -279,8 +279,9 @@ def test_serve_metrics_command_serves_a_store_until_terminated(
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["serve-metrics", "{tmp}/missing.sqlite", "--port", "0"], "no store at"),
-    (["serve-metrics", "{tmp}", "--port", "0"], "no store at"),
+    (["serve-metrics", "{tmp}/missing.sqlite", "--port", "0"], "no such store: "),
+    (["serve-metrics", "{tmp}", "--port", "0"], "is a folder"),
+    (["serve-metrics", "{tmp}/notes.txt", "--port", "0"], "not a callmetrics store"),
     (["serve-metrics", "{store}", "--port", "70000"], "--port must be between 0 and 65535"),
     (["serve-metrics", "{store}", "--port", "http"], "--port must be a number"),
     (["serve-metrics", "{store}", "--port", "0", "--buckets", "1,x"], "--buckets must be"),
@@ -292,6 +293,7 @@ def test_serve_metrics_command_rejects_bad_arguments(
     """Bad arguments to serve-metrics exit with code 2 and one line naming the problem."""
     store = tmp_path / "runs.sqlite"
     store.write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("hello")
     try:
         code = main([arg.format(tmp=tmp_path, store=store) for arg in argv])
     except SystemExit as exit_:  # argparse rejects bad values itself

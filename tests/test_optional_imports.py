@@ -51,9 +51,10 @@ def test_callmetrics_imports_without_the_extras() -> None:
 @pytest.mark.parametrize(("module", "message"), [
     ("callmetrics.exporters.prometheus",
      ("callmetrics.exporters.prometheus needs prometheus-client: "
-      "pip install 'callmetrics[prometheus]'")),
+      "pip install 'callmetrics[prometheus]' (from a checkout: pip install '.[prometheus]')")),
     ("callmetrics.exporters.otel",
-     "callmetrics.exporters.otel needs opentelemetry-api: pip install 'callmetrics[otel]'"),
+     ("callmetrics.exporters.otel needs opentelemetry-api: pip install 'callmetrics[otel]' "
+      "(from a checkout: pip install '.[otel]')")),
 ])
 def test_exporter_without_its_extra_names_the_extra(module: str, message: str) -> None:
     """Importing an exporter without its extra raises one ImportError naming the extra."""
@@ -79,4 +80,4 @@ def test_serve_metrics_command_without_the_extra_says_so(tmp_path: Path) -> None
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "callmetrics: error: callmetrics.exporters.prometheus needs prometheus-client: "
-        "pip install 'callmetrics[prometheus]'")
+        "pip install 'callmetrics[prometheus]' (from a checkout: pip install '.[prometheus]')")

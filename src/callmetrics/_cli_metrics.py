@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from callmetrics._format import printable
 
 __all__ = ["add_commands"]
 
@@ -23,23 +24,34 @@ def _port(text: str) -> int:
 
 
 def _buckets(text: str) -> list[float]:
+    from callmetrics.exporters import _check_buckets  # noqa: PLC0415  # keep --help fast
+
     try:
-        return [float(part) for part in text.split(",") if part.strip()]
+        bounds = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"--buckets must be comma-separated seconds, got {text!r}") from None
+    try:
+        _check_buckets(bounds)  # checked before the store is opened
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--{exc}") from None
+    return bounds
 
 
 def _serve(args: argparse.Namespace) -> int:
     from callmetrics._cli import CliError  # noqa: PLC0415  # _cli imports this module
+    from callmetrics._cli_store import _list_runs, _store  # noqa: PLC0415  # keep --help fast
 
-    store = Path(args.store)
-    if not store.is_file():
-        raise CliError(f"no store at {store}")
     try:
         from callmetrics.exporters.prometheus import serve_metrics  # noqa: PLC0415  # optional extra
     except ImportError as exc:
         raise CliError(str(exc)) from None
+    # Checked like every other command (same words, exit 2): a missing file, a folder or
+    # a file that is not a store never gets served as "callmetrics_source_up 0".
+    store = _store(args)
+    if not store.is_file():
+        raise CliError(f"not a callmetrics store: {store} is a folder")
+    _list_runs(store)
     try:
         server = serve_metrics(store, args.port, args.addr, buckets=args.buckets)
     except ValueError as exc:
@@ -54,7 +66,8 @@ def _serve(args: argparse.Namespace) -> int:
     previous: dict[int, Any] = {sig: signal.signal(sig, on_signal)
                                 for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        print(f"Serving the metrics of {store} at {server.url} (Ctrl-C stops)", flush=True)
+        print(f"Serving the metrics of {printable(str(store))} at {printable(server.url)} "
+              "(Ctrl-C stops)", flush=True)
         # A timed wait, so that signals are handled promptly on every platform.
         while not stop.wait(1.0):
             pass

@@ -1,23 +1,33 @@
-"""Store commands: ``report``, ``stats``, ``runs``, ``diff`` and ``prune``."""
+"""Store commands: ``report``, ``stats``, ``runs`` and ``prune`` (``diff`` is in ``_cli_diff``).
+
+Every string that came from disk or from the command line (labels, function names,
+paths, error messages) is printed through ``_format.printable``: control characters
+show as escapes and are never obeyed by the terminal.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import re
-import shlex
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from callmetrics._format import count, printable
+from callmetrics._view import Reading
+
 if TYPE_CHECKING:
     from callmetrics._analytics import Analytics
     from callmetrics._cli import _Parser
+    from callmetrics._config import AnalyticsConfig
     from callmetrics._load import RunInfo
+    from callmetrics._state import FunctionSnapshot
+    from callmetrics._view import RetainedCall, Source
 
-__all__ = ["add_commands", "demo_store", "finish_demo_store", "parse_span"]
+__all__ = ["add_commands", "parse_span", "positive_arg"]
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -56,12 +66,13 @@ def _since(text: str) -> float | timedelta:
 
 
 def _run_id(text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"expected a run id (a number), got {text!r}")
     return int(text)
 
 
-def _ratio(text: str) -> float:
+def positive_arg(text: str) -> float:
+    """Parse a finite number > 0 (argparse reports anything else in one line)."""
     try:
         value = float(text)
     except ValueError:
@@ -72,27 +83,27 @@ def _ratio(text: str) -> float:
 
 
 # --------------------------------------------------------------------- formatting
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value * 1e9:.3g} ns"
-
-
 def _when(unix: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unix))
 
 
 def _table(header: list[str], rows: Iterable[list[str]], align: str) -> None:
-    """Print aligned columns; ``align`` holds ``l`` or ``r`` for each column."""
-    body = [header, *rows]
+    """Print aligned columns; ``align`` holds ``l`` or ``r`` for each column.
+
+    Cells are made printable here, so no caller can forget it.
+    """
+    body = [header, *([printable(cell) for cell in row] for row in rows)]
     widths = [max(len(row[i]) for row in body) for i in range(len(header))]
     for row in body:
         cells = [cell.ljust(w) if side == "l" else cell.rjust(w)
                  for cell, w, side in zip(row, widths, align, strict=True)]
         print("  ".join(cells).rstrip())
+
+
+def _os_error(what: str, exc: OSError) -> str:
+    """Word an OSError once: ``cannot write X: reason``, never the reason twice."""
+    reason = str(exc.strerror or exc)
+    return reason if reason.startswith(what) else f"{what}: {reason}"
 
 
 # ---------------------------------------------------------------------- loading
@@ -115,7 +126,7 @@ def _load(path: Path, *, runs: list[int] | None = None, since: float | timedelta
     except StoreError as exc:
         _fail(str(exc))
     except OSError as exc:
-        _fail(f"cannot read {path}: {exc.strerror or exc}")
+        _fail(_os_error(f"cannot read {path}", exc))
 
 
 def _list_runs(store: Path) -> list[RunInfo]:
@@ -129,11 +140,33 @@ def _list_runs(store: Path) -> list[RunInfo]:
     except StoreError as exc:
         _fail(str(exc))
     except OSError as exc:
-        _fail(f"cannot read {store}: {exc.strerror or exc}")
+        _fail(_os_error(f"cannot read {store}", exc))
 
 
-def _selected(args: argparse.Namespace) -> Analytics:
-    return _load(_store(args), runs=args.run, since=args.since, label=args.label)
+def _selected(args: argparse.Namespace, *, events: bool = True) -> Analytics:
+    """Load the runs the selection options chose; choosing none is an error (exit 2).
+
+    ``--run 99`` (no such run), ``--label nope`` and ``--since`` past every run are
+    worded alike, so that scripts see the same exit code for an empty selection.
+    """
+    from callmetrics._load import since_to_unix  # noqa: PLC0415  # keep --help fast
+
+    store = _store(args)
+    runs = _list_runs(store)
+    missing = sorted(set(args.run or ()) - {run.id for run in runs})
+    if missing:
+        _fail(f"{store} has no run {', '.join(map(str, missing))}")
+    cutoff = since_to_unix(args.since) if args.since is not None else None
+    chosen = [run for run in runs
+              if (args.run is None or run.id in args.run)
+              and (cutoff is None or run.ended >= cutoff)
+              and (args.label is None or run.label == args.label)]
+    if runs and not chosen:
+        what = [f"label {args.label!r}" if args.label is not None else "",
+                f"written since {_when(cutoff)}" if cutoff is not None else "",
+                f"id {', '.join(map(str, args.run))}" if args.run else ""]
+        _fail(f"no run of {store} has {' and '.join(w for w in what if w)}")
+    return _load(store, runs=args.run, since=args.since, label=args.label, events=events)
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -145,40 +178,59 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", metavar="LABEL", help="only runs with this label")
 
 
-def _subset(view: Analytics, names: list[str]) -> Analytics:
-    from callmetrics._analytics import Analytics  # noqa: PLC0415  # keep --help fast
+class _Only:
+    """A ``Source`` showing only some functions of another one (``stats --function``)."""
 
-    known = set(view.call_counts)
+    def __init__(self, source: Source, names: set[str]) -> None:
+        self._source = source
+        self._names = names
+
+    @property
+    def settings(self) -> AnalyticsConfig:
+        return self._source.settings
+
+    def snapshot(self) -> list[FunctionSnapshot]:
+        return [s for s in self._source.snapshot() if s.name in self._names]
+
+    def retained(self) -> list[RetainedCall]:
+        return [c for c in self._source.retained() if c.name in self._names]
+
+    def read(self) -> Reading:
+        reading = self._source.read()
+        return Reading([s for s in reading.functions if s.name in self._names],
+                       [c for c in reading.calls if c.name in self._names])
+
+
+def _subset(view: Source, names: list[str]) -> Source:
+    known = {s.name for s in view.snapshot()}
     missing = [name for name in names if name not in known]
     if missing:
         _fail(f"no function {', '.join(map(repr, missing))} in the chosen runs "
               f"(known: {', '.join(sorted(known)) or 'none'})")
-    wanted = set(names)
-    part = Analytics(max_events=0)
-    part.restore([s for s in view.snapshot() if s.name in wanted],
-                 [(start, duration, error, stats.name)
-                  for start, duration, error, stats in view.raw_events()
-                  if stats.name in wanted])
-    return part
+    return _Only(view, set(names))
 
 
 # --------------------------------------------------------------------- commands
 def _report(args: argparse.Namespace) -> int:
     store = _store(args)
+    target: Path = args.output or Path(f"{store.stem}-report.html")
+    # Never create folders behind the user's back: a typo in -o fails here, in one line.
+    if not target.parent.is_dir():
+        _fail(f"cannot write {target}: no folder {target.parent} (create it first)")
     view = _selected(args)
-    target = args.output or Path(f"{store.stem}-report.html")
     try:
         written = view.generate_reports(force_mode=True, path=target)
     except OSError as exc:
-        _fail(f"cannot write {target}: {exc.strerror or exc}")
+        _fail(_os_error(f"cannot write the report to {target}", exc))
     if written is None:
         _fail(f"the chosen runs of {store} recorded no calls")
-    print(f"HTML report: {written.resolve()}")
+    print(f"HTML report: {printable(str(written.resolve()))}")
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
-    view = _selected(args)
+    # The table needs aggregates only; JSON also groups the retained failures.
+    view: Source = _selected(args, events=args.json)
     if args.function:
         view = _subset(view, args.function)
     if args.json:
@@ -186,7 +238,9 @@ def _stats(args: argparse.Namespace) -> int:
 
         print(json.dumps(to_dict(view), indent=2))
     else:
-        view.print_summary()
+        from callmetrics._console import print_summary  # noqa: PLC0415  # loads rich
+
+        print_summary(view)
     return 0
 
 
@@ -194,74 +248,17 @@ def _runs(args: argparse.Namespace) -> int:
     store = _store(args)
     runs = _list_runs(store)
     if not runs:
-        print(f"No runs recorded in {store} yet.")
+        print(f"No runs recorded in {printable(str(store))} yet.")
         return 0
     _table(
         ["ID", "LABEL", "STARTED", "LAST WRITE", "STATE", "HOST", "PID", "CALLS", "FUNCS",
          "EVENTS", "PROGRAM"],
         ([str(run.id), run.label or "-", _when(run.started), _when(run.ended),
-          "closed" if run.closed else "open", run.host, str(run.pid), f"{run.calls:,}",
-          str(run.functions), f"{run.events:,}", run.program] for run in runs),
+          "closed" if run.closed else "open", run.host, str(run.pid), count(run.calls),
+          count(run.functions), count(run.events), run.program] for run in runs),
         "rlllllrrrrl",
     )
     return 0
-
-
-def _side(store: Path, spec: str) -> tuple[str, Analytics]:
-    """Load one side of a diff: a run id, or every run carrying a label."""
-    runs = _list_runs(store)
-    # Labels may be all digits too (a build number): never guess between the two.
-    run_id = int(spec) if spec.isascii() and spec.isdigit() else None
-    by_id = any(run.id == run_id for run in runs)
-    by_label = any(run.label == spec for run in runs)
-    if by_id and by_label:
-        _fail(f"{spec!r} is both a run id and a label in {store}; give the runs labels "
-              "that are not numbers")
-    if by_id:
-        return f"run {spec}", _load(store, runs=[int(spec)], events=False)
-    if not by_label:
-        _fail(f"no run with id or label {spec!r} in {store}")
-    return f"label {spec!r}", _load(store, label=spec, events=False)
-
-
-def _diff(args: argparse.Namespace) -> int:
-    store = _store(args)
-    base_name, base = _side(store, args.base)
-    head_name, head = _side(store, args.head)
-    qs = (0.50, 0.95, 0.99)
-    before = {s.name: s for s in base.snapshot()}
-    after = {s.name: s for s in head.snapshot()}
-    rows: list[list[str]] = []
-    regressed: list[tuple[str, float]] = []
-    for name in sorted(before.keys() | after.keys()):
-        old, new = before.get(name), after.get(name)
-        row = [name, f"{old.calls:,}" if old else "-", f"{new.calls:,}" if new else "-"]
-        for q in qs:
-            p_old = old.sketch.quantile(q) if old else None
-            p_new = new.sketch.quantile(q) if new else None
-            ratio = _ratio_of(p_old, p_new)
-            row += [_seconds(p_old), _seconds(p_new), "-" if ratio is None else f"{ratio:.2f}x"]
-            if q == 0.95 and ratio is not None and ratio > args.max_ratio:
-                regressed.append((name, ratio))
-        row.append("REGRESSED" if regressed and regressed[-1][0] == name else "")
-        rows.append(row)
-    print(f"Base: {base_name}, head: {head_name}, in {store}")
-    _table(["FUNCTION", "CALLS", "(HEAD)", "P50", "(HEAD)", "RATIO", "P95", "(HEAD)", "RATIO",
-            "P99", "(HEAD)", "RATIO", ""], rows, "lrrrrrrrrrrrl")
-    if regressed:
-        worst = ", ".join(f"{name} ({ratio:.2f}x)" for name, ratio in regressed)
-        print(f"p95 grew past {args.max_ratio:g}x: {worst}")
-        return 1
-    print(f"OK: no function's p95 grew past {args.max_ratio:g}x")
-    return 0
-
-
-def _ratio_of(old: float | None, new: float | None) -> float | None:
-    if old is None or new is None:
-        return None
-    if old == 0:
-        return 1.0 if new == 0 else float("inf")
-    return new / old
 
 
 def _prune(args: argparse.Namespace) -> int:
@@ -276,9 +273,9 @@ def _prune(args: argparse.Namespace) -> int:
     except StoreError as exc:
         _fail(str(exc))
     except OSError as exc:
-        _fail(f"cannot write {store}: {exc.strerror or exc}")
-    print(f"Pruned {runs} run(s) last written before {_when(cutoff)} and {events:,} other "
-          f"event(s) from {store}")
+        _fail(_os_error(f"cannot write {store}", exc))
+    print(f"Pruned {count(runs)} run(s) last written before {_when(cutoff)} and "
+          f"{count(events)} other event(s) from {printable(str(store))}")
     return 0
 
 
@@ -311,19 +308,6 @@ def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     runs.add_argument("store", metavar="STORE", help="the store file")
     runs.set_defaults(handler=_runs)
 
-    diff = commands.add_parser(
-        "diff", help="compare two runs' percentiles; exit 1 on a p95 regression",
-        description="Compare calls and p50/p95/p99 per function between two runs. Exits 1 "
-                    "when any function's p95 grew by more than --max-ratio (for CI).")
-    diff.add_argument("store", metavar="STORE", help="the store file")
-    diff.add_argument("--base", metavar="RUN", required=True,
-                      help="the reference: a run id, or a label (its runs merged)")
-    diff.add_argument("--head", metavar="RUN", required=True,
-                      help="the run to check: a run id, or a label (its runs merged)")
-    diff.add_argument("--max-ratio", metavar="R", type=_ratio, default=1.2,
-                      help="largest accepted head/base p95 ratio (default 1.2)")
-    diff.set_defaults(handler=_diff)
-
     prune = commands.add_parser(
         "prune", help="delete old runs and events from a store",
         description="Delete runs last written before the span (with their aggregates and "
@@ -334,36 +318,3 @@ def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     prune.add_argument("--vacuum", action="store_true",
                        help="also give the freed space back to the file system")
     prune.set_defaults(handler=_prune)
-
-
-def demo_store(text: str) -> str:
-    """Check ``demo --store PATH`` before the demo runs: absent, or a usable store."""
-    from callmetrics._store import StoreError, connect_readonly  # noqa: PLC0415  # keep --help fast
-
-    path = Path(text).expanduser()
-    try:
-        if path.exists():
-            connect_readonly(path).close()
-    except StoreError as exc:
-        if not path.is_file() or path.stat().st_size:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return text
-
-
-def finish_demo_store(analytics: Analytics, store: Path) -> None:
-    """Close the demo's store and print where it is and what to try next."""
-    analytics.close()
-    if not store.is_file():
-        _fail(f"could not write the store {store}")
-    where = shlex.quote(str(store))
-    print(f"Store: {store.resolve()}")
-    print("Try next:")
-    for command in (f"runs {where}", f"stats {where}", f"report {where} -o report.html"):
-        print(f"  callmetrics {command}")
-    runs = _list_runs(store)
-    if len(runs) >= 2:
-        print(f"  callmetrics diff {where} --base {runs[1].id} --head {runs[0].id}")
-    else:
-        print(f"  callmetrics demo --store {where}   (again, then `callmetrics diff` the runs)")

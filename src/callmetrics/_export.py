@@ -16,13 +16,29 @@ Shape, schema version 1 (durations in seconds, times as Unix seconds)::
       "functions": [                                 # sorted by total_time, largest first
         {"name", "event_type", "module", the same keys as totals except function_count
          and event_count, and "overhead" (seconds the wrapper added in total)}
+      ],
+      "errors": [                                    # retained failed calls, grouped
+        {"function", "event_type", "error", "message", "location",
+         "count", "first", "last"}                   # newest group first
       ]
     }
 
 An event object is ``{"function", "event_type", "start", "end", "duration",
 "success", "error"}`` (``error``: the exception type's name or null).  Percentiles,
-``slowest`` and ``fastest`` are null when there were no calls.  New keys may be added
-within a schema version; renamed or removed keys raise it.
+``slowest`` and ``fastest`` are null when there were no calls.
+
+``errors`` groups the *retained* failed calls (the newest ``max_events`` calls) by
+function, exception type and message: ``message`` is the exception's message (one
+line, at most 500 characters) and ``location`` where it was raised
+(``file:line in function``), each null when unknown (stores written before they were
+recorded); ``count`` is how many retained calls share the group, ``first`` and
+``last`` the Unix start times of the oldest and newest.  The exact number of failures
+is ``failures`` in ``totals`` and in each function.
+
+The keys differ from ``get_stats()`` on purpose: ``get_stats()`` keeps the seed's
+``total_calls`` and ``total_success``; this shape says ``calls``, ``successes`` and
+``failures`` throughout.  New keys may be added within a schema version; renamed or
+removed keys raise it.
 """
 
 from __future__ import annotations
@@ -36,9 +52,9 @@ from callmetrics._sketch import DurationSketch
 from callmetrics._state import FunctionSnapshot
 
 if TYPE_CHECKING:
-    from callmetrics._analytics import Analytics
+    from callmetrics._view import RetainedCall, Source
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "event_dict", "to_dict"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "error_groups", "event_dict", "to_dict"]
 
 SCHEMA: Final = "callmetrics.stats"
 SCHEMA_VERSION: Final = 1
@@ -86,9 +102,33 @@ def _function(snap: FunctionSnapshot) -> dict[str, Any]:
     }
 
 
-def to_dict(analytics: Analytics) -> dict[str, Any]:
-    """Return the JSON-ready statistics of ``analytics`` in the shape documented above."""
-    snaps = analytics.snapshot()
+def error_groups(calls: list[RetainedCall]) -> list[dict[str, Any]]:
+    """Group the failed calls among ``calls`` by function, type and message, newest first."""
+    groups: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+    for call in calls:
+        if call.error is None:
+            continue
+        key = (call.name, call.error, call.message)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = {"function": call.name, "event_type": call.event_type,
+                           "error": call.error, "message": call.message,
+                           "location": call.location, "count": 1, "first": call.start,
+                           "last": call.start}
+            continue
+        group["count"] += 1
+        group["first"] = min(group["first"], call.start)
+        if call.start >= group["last"]:
+            group["last"] = call.start
+            # The newest example's location stands for the group.
+            group["location"] = call.location or group["location"]
+    return sorted(groups.values(), key=lambda g: (-g["last"], g["function"]))
+
+
+def to_dict(source: Source) -> dict[str, Any]:
+    """Return the JSON-ready statistics of ``source`` in the shape documented above."""
+    reading = source.read()
+    snaps = reading.functions
     sketch = DurationSketch()
     for snap in snaps:
         sketch.merge(snap.sketch)
@@ -102,7 +142,7 @@ def to_dict(analytics: Analytics) -> dict[str, Any]:
                    sketch, (sum(s.fast for s in snaps), sum(s.medium for s in snaps),
                             sum(s.slow for s in snaps))),
         "function_count": len(snaps),
-        "event_count": len(analytics.raw_events()),
+        "event_count": len(reading.calls),
         "slowest": event_dict(slowest),
         "fastest": event_dict(fastest),
     }
@@ -112,4 +152,5 @@ def to_dict(analytics: Analytics) -> dict[str, Any]:
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "totals": totals,
         "functions": [_function(s) for s in sorted(snaps, key=lambda s: (-s.total, s.name))],
+        "errors": error_groups(reading.calls),
     }

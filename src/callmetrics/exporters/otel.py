@@ -57,7 +57,8 @@ try:
     from opentelemetry.trace import Span, Status, StatusCode, Tracer, TracerProvider
 except ImportError as exc:
     raise ImportError(
-        "callmetrics.exporters.otel needs opentelemetry-api: pip install 'callmetrics[otel]'"
+        "callmetrics.exporters.otel needs opentelemetry-api: pip install 'callmetrics[otel]' "
+        "(from a checkout: pip install '.[otel]')"
     ) from exc
 
 from callmetrics import __version__

@@ -27,13 +27,16 @@ those runs' calls; ``rate()`` over a window spanning the prune then overstates o
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 try:
-    from prometheus_client import CollectorRegistry, push_to_gateway, start_http_server
+    from prometheus_client import CollectorRegistry, make_wsgi_app, push_to_gateway
     from prometheus_client.exposition import default_handler
     from prometheus_client.metrics_core import (
         CounterMetricFamily,
@@ -45,7 +48,7 @@ try:
 except ImportError as exc:
     raise ImportError(
         "callmetrics.exporters.prometheus needs prometheus-client: "
-        "pip install 'callmetrics[prometheus]'"
+        "pip install 'callmetrics[prometheus]' (from a checkout: pip install '.[prometheus]')"
     ) from exc
 
 from callmetrics._analytics import Analytics
@@ -54,7 +57,8 @@ from callmetrics._logging import report_internal_error
 from callmetrics.exporters import DEFAULT_BUCKETS, _check_buckets, _cumulative_counts
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
+    from collections.abc import Iterator
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
     from callmetrics._state import FunctionSnapshot
 
@@ -183,12 +187,65 @@ def _registry(source: Source, buckets: Iterable[float] | None) -> CollectorRegis
     return registry
 
 
+_INDEX = (b'<!doctype html><meta charset="utf-8"><title>callmetrics</title>'
+          b'<p>callmetrics: the metrics are at <a href="/metrics">/metrics</a>.</p>\n')
+_NOT_FOUND = b"Not found: callmetrics serves its metrics at /metrics only.\n"
+
+
+def _routed(registry: CollectorRegistry) -> WSGIApplication:
+    """Answer ``/metrics`` with the registry, ``/`` with a link to it, anything else 404."""
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if path == "/metrics":
+            yield from metrics(environ, start_response)
+            return
+        found = path == "/"
+        body = _INDEX if found else _NOT_FOUND
+        kind = "text/html" if found else "text/plain"
+        start_response("200 OK" if found else "404 Not Found",
+                       [("Content-Type", f"{kind}; charset=utf-8"),
+                        ("Content-Length", str(len(body)))])
+        yield body
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Serves requests without printing a line for each on stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
+        """Say nothing: a scrape every few seconds must not fill the terminal."""
+
+
+def _start(registry: CollectorRegistry, addr: str, port: int) -> tuple[WSGIServer,
+                                                                        threading.Thread]:
+    family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM,
+                                flags=socket.AI_PASSIVE)[0][0]
+
+    class Server(ThreadingMixIn, WSGIServer):
+        """One thread per request (a slow scrape never blocks the next), IPv4 or IPv6."""
+
+        daemon_threads = True
+        address_family = family
+
+    server = make_server(addr, port, _routed(registry), Server, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="callmetrics-metrics",
+                              daemon=True)
+    thread.start()
+    return server, thread
+
+
 class MetricsServer:
-    """A running ``/metrics`` endpoint; ``close()`` (or leaving ``with``) stops it."""
+    """A running ``/metrics`` endpoint; ``close()`` (or leaving ``with``) stops it.
+
+    It answers ``/metrics`` only (``/`` links to it; any other path is 404).
+    """
 
     def __init__(self, server: WSGIServer, thread: threading.Thread,
                  registry: CollectorRegistry) -> None:
-        """Wrap what ``prometheus_client.start_http_server`` returned."""
+        """Wrap the running server, its thread and the registry it serves."""
         self._server = server
         self._thread = thread
         self.registry = registry
@@ -232,6 +289,9 @@ def serve_metrics(source: Source, port: int, addr: str = "127.0.0.1", *,
                   buckets: Iterable[float] | None = None) -> MetricsServer:
     """Serve ``source`` on the standard ``/metrics`` endpoint, in a background thread.
 
+    Only ``/metrics`` answers with the metrics; ``/`` links to it and every other path
+    is 404, so a scanner probing paths learns nothing more.
+
     Args:
         source: an ``Analytics`` instance or a store path.
         port: the TCP port (0 picks a free one; see ``MetricsServer.port``).
@@ -252,7 +312,7 @@ def serve_metrics(source: Source, port: int, addr: str = "127.0.0.1", *,
     if not addr.strip():
         raise ValueError("addr must not be empty")
     registry = _registry(source, buckets)
-    server, thread = start_http_server(port, addr=addr, registry=registry)
+    server, thread = _start(registry, addr, port)
     return MetricsServer(server, thread, registry)
 
 
