@@ -30,11 +30,16 @@ __all__ = [
     "StoreError",
     "TimingInfo",
     "get_console",
+    "implementation",
     "load",
     "logging_handler",
 ]
 
 __version__ = "0.1.0"
+
+# --- accel: which hot path runs, "c" (the optional accelerator) or "python" ---
+from callmetrics._accel import IMPLEMENTATION as implementation  # noqa: E402, N812
+# --- end accel ---
 
 
 def __getattr__(name: str) -> Any:
