@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 __all__ = ["AnalyticsConfig", "DurationThresholds", "coerce_config"]
 
 _T = TypeVar("_T")
+_MAX_FUNCTIONS = 10_000_000
 
 
 def _number(owner: str, name: str, value: object) -> float:
@@ -78,6 +79,7 @@ class AnalyticsConfig:
     report_max_detail_rows: int = 1_000
     store_path: str | Path | None = None
     flush_interval: float = 5.0
+    max_functions: int = 10_000
 
     def __post_init__(self) -> None:
         """Validate every field, naming the one at fault."""
@@ -108,6 +110,11 @@ class AnalyticsConfig:
         object.__setattr__(
             self, "flush_interval", _number(owner, "flush_interval", self.flush_interval)
         )
+        # Distinct names recorded before new ones fold into one "<other functions>"
+        # entry (0: no cap).
+        if _integer(owner, "max_functions", self.max_functions) > _MAX_FUNCTIONS:
+            raise ValueError(f"{owner}.max_functions must be at most {_MAX_FUNCTIONS:,}, "
+                             f"got {self.max_functions!r}")
 
     def replace(self, **changes: Any) -> AnalyticsConfig:
         """Return a copy with some fields changed (validated again)."""

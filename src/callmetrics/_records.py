@@ -1,12 +1,14 @@
-"""Small record types: the seed's containers and the read-only event view."""
+"""Small record types: the seed's containers and the events read back."""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from callmetrics._format import duration as format_duration
 
 __all__ = ["EVENT_KEYS", "CallInfo", "Event", "LoggerContainer", "TimingInfo", "format_time"]
 
@@ -66,9 +68,24 @@ class LoggerContainer:
         )
 
 
+_time_cache: dict[tuple[str, int], str] = {}
+_TIME_CACHE_SIZE = 4096
+
+
 def format_time(timestamp: float, time_format: str, *, compact: bool) -> str:
-    """Format a Unix timestamp in local time, as the seed displays it."""
-    return time.strftime("%H:%M:%S" if compact else time_format, time.localtime(timestamp))
+    """Format a Unix timestamp in local time, as the seed displays it.
+
+    ``time.strftime`` has no unit below the second, so each second is formatted once
+    and cached (a read of 10,000 events formats a handful of seconds).
+    """
+    fmt = "%H:%M:%S" if compact else time_format
+    key = (fmt, math.floor(timestamp))
+    text = _time_cache.get(key)
+    if text is None:
+        if len(_time_cache) >= _TIME_CACHE_SIZE:
+            _time_cache.clear()
+        text = _time_cache[key] = time.strftime(fmt, time.localtime(key[1]))
+    return text
 
 
 EVENT_KEYS = (
@@ -79,20 +96,26 @@ EVENT_KEYS = (
     "Duration (s)",
     "Success",
     "Error",
+    "Message",
+    "Location",
 )
 
 
-class Event(Mapping[str, Any]):
-    """One recorded call, readable as a mapping with the seed's keys.
+class Event(dict[str, Any]):
+    """One recorded call: a plain dict with the seed's keys, plus failure details.
 
-    Timestamps are kept as Unix times (``start``, ``end``) and only formatted when
-    ``"Start Time"`` or ``"End Time"`` is read.
+    ``json.dumps`` takes it as it is.  The seed's keys are ``Function``, ``Event
+    Type``, ``Start Time``, ``End Time`` (formatted local times), ``Duration (s)``,
+    ``Success`` and ``Error`` (the exception type's name or None); ``Message`` (one
+    line, at most 500 characters) and ``Location`` (``file:line in function``) are
+    None for successful calls.  The Unix times are also attributes (``start``,
+    ``end``), with ``duration``, ``function``, ``event_type``, ``error``,
+    ``message``, ``location`` and ``success``.
     """
 
-    __slots__ = ("_compact", "_time_format", "duration", "error", "event_type",
-                 "function", "start")
+    __slots__ = ("duration", "error", "event_type", "function", "location", "message", "start")
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  # the seed's fields plus the failure's details
         self,
         function: str,
         event_type: str,
@@ -102,6 +125,8 @@ class Event(Mapping[str, Any]):
         time_format: str = "%Y-%m-%d %H:%M:%S",
         *,
         compact: bool = False,
+        message: str | None = None,
+        location: str | None = None,
     ) -> None:
         """Describe one call; ``error`` is the exception type's name or None."""
         self.function = function
@@ -109,8 +134,19 @@ class Event(Mapping[str, Any]):
         self.start = start
         self.duration = duration
         self.error = error
-        self._time_format = time_format
-        self._compact = compact
+        self.message = message
+        self.location = location
+        super().__init__((
+            ("Function", function),
+            ("Event Type", event_type),
+            ("Start Time", format_time(start, time_format, compact=compact)),
+            ("End Time", format_time(start + duration, time_format, compact=compact)),
+            ("Duration (s)", duration),
+            ("Success", error is None),
+            ("Error", error),
+            ("Message", message),
+            ("Location", location),
+        ))
 
     @property
     def end(self) -> float:
@@ -122,33 +158,8 @@ class Event(Mapping[str, Any]):
         """Whether the call returned without raising."""
         return self.error is None
 
-    def __getitem__(self, key: str) -> Any:  # noqa: PLR0911  # one return per seed key
-        """Read a field by the seed's key."""
-        if key == "Function":
-            return self.function
-        if key == "Event Type":
-            return self.event_type
-        if key == "Start Time":
-            return format_time(self.start, self._time_format, compact=self._compact)
-        if key == "End Time":
-            return format_time(self.end, self._time_format, compact=self._compact)
-        if key == "Duration (s)":
-            return self.duration
-        if key == "Success":
-            return self.error is None
-        if key == "Error":
-            return self.error
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        """Iterate over the seed's keys."""
-        return iter(EVENT_KEYS)
-
-    def __len__(self) -> int:
-        """Return the number of keys."""
-        return len(EVENT_KEYS)
-
     def __repr__(self) -> str:
         """Show the function, duration and outcome."""
         outcome = "ok" if self.error is None else self.error
-        return f"Event({self.function!r}, {self.event_type!r}, {self.duration:.6f}s, {outcome})"
+        return (f"Event({self.function!r}, {self.event_type!r}, {format_duration(self.duration)}, "
+                f"{outcome})")

@@ -1,27 +1,36 @@
 """The hot path: wrappers for sync, async, generator and async-generator functions.
 
 Everything that can be decided at decoration time is (the kind of callable, its
-recorded name, the buffers it appends to).  A call then costs two clock reads, one
-tuple appended to a list, a length check and one dict lookup for the cached
-logging decision.  Aggregation happens in bulk, later (``FunctionStats.drain``).
+recorded name, the buffer it appends to).  A successful call then costs two clock
+reads, one ``buffer.extend((stats, start, end))`` (one atomic C call: see
+``_recorder.py``), a length check and one dict lookup for the cached logging
+decision.  Aggregation happens in bulk, later (``Recorder._fold``).  A failed call
+also describes its exception (``_aggregate.failure_of``) and buffers that
+description in place of the stats.
+
+``SystemExit`` with code 0 or None is a normal end, recorded as a success; every
+other exception, ``KeyboardInterrupt`` and ``asyncio.CancelledError`` included, is a
+failure (the call did not return), and always propagates untouched.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import AsyncGenerator, Callable, Generator
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
+from callmetrics._aggregate import failure_of
 from callmetrics._logging import CACHE_KEY, report_internal_error
-from callmetrics._state import BUFFER_LIMIT
 
 if TYPE_CHECKING:
+    from callmetrics._aggregate import FunctionStats
     from callmetrics._logging import CallLogger
-    from callmetrics._state import FunctionStats
 
 __all__ = [
+    "OWNER_ATTRIBUTE",
     "CallObserver",
     "Finisher",
     "Runtime",
@@ -29,6 +38,7 @@ __all__ = [
     "callable_module",
     "end_observers",
     "finisher",
+    "binds",
     "recorded_name",
     "start_observers",
     "wrap",
@@ -61,8 +71,12 @@ class Runtime(Protocol):
     def observers(self) -> list[CallObserver]:
         """Registered observers (mutated in place)."""
 
+    @property
+    def buffer(self) -> list[Any]:
+        """The instance's call buffer (flat ``stats, start, end`` triples)."""
+
     def drain_soon(self) -> None:
-        """Fold full buffers into the aggregates, unless another thread is doing it."""
+        """Fold one chunk of a full buffer, unless a drain is already under way."""
 
 
 def recorded_name(func: object) -> str:
@@ -134,58 +148,70 @@ def end_observers(started: list[tuple[CallObserver, object]], stats: FunctionSta
 Finisher = tuple[
     Callable[[float], float],
     Callable[[float, BaseException], float],
-    Callable[[float, int], None],
+    Callable[[float, float, int], None],
 ]
+
+
+def _normal_exit(exc: BaseException) -> bool:
+    """Whether ``exc`` ends a call normally: ``SystemExit`` with code 0 or None."""
+    return type(exc) is SystemExit and exc.code in (0, None)
 
 
 def finisher(stats: FunctionStats, rt: Runtime) -> Finisher:
     """Return the ``(ok, failed, after)`` bookkeeping shared by the wrapper kinds.
 
     ``ok(t0)`` and ``failed(t0, exc)`` record a call that started at ``t0`` and return
-    its duration; ``after(duration, limit)`` drains a full buffer and logs a success.
+    its duration; ``after(t0, t1, limit)`` drains a full buffer and logs a success.
     """
-    buf = stats.buf
+    buf = rt.buffer
     extend = buf.extend
-    errs = stats.errs
-    append_error = errs.append
     log = rt.call_logger
     cache = log.cache
     key = CACHE_KEY
     name, event_type = stats.name, stats.event_type
     drain_soon = rt.drain_soon
+    capacity = log.capacity
 
-    def after(duration: float, limit: int) -> None:
+    def after(t0: float, t1: float, limit: int) -> None:
         # Reached when the buffer is full or when successful calls are being logged
         # (the cached limit is then 0).
-        if len(buf) >= 2 * BUFFER_LIMIT:
+        if len(buf) >= capacity:
             drain_soon()
         if limit == 0:
-            log.success(name, event_type, duration)
+            log.success(name, event_type, t1 - t0)
 
     def ok(t0: float) -> float:
-        duration = perf_counter() - t0
-        extend((t0, duration))
+        t1 = perf_counter()
+        extend((stats, t0, t1))
         try:
             if len(buf) >= cache[key]:
-                after(duration, cache[key])
+                after(t0, t1, cache[key])
         except KeyError:  # logging changed a level and cleared its caches: decide again
-            after(duration, log.refresh())
-        return duration
+            after(t0, t1, log.refresh())
+        return t1 - t0
 
     def failed(t0: float, exc: BaseException) -> float:
-        duration = perf_counter() - t0
-        append_error((t0, duration, type(exc)))
-        if len(errs) >= BUFFER_LIMIT:
+        t1 = perf_counter()
+        if _normal_exit(exc):
+            extend((stats, t0, t1))
+            return t1 - t0
+        try:
+            described: object = failure_of(stats, exc)
+        except Exception as err:  # noqa: BLE001  # never let describing it break the call
+            report_internal_error("describing a failure", err)
+            described = stats
+        extend((described, t0, t1))
+        if len(buf) >= capacity:
             drain_soon()
-        log.failure(name, event_type, duration, exc)
-        return duration
+        log.failure(name, event_type, t1 - t0, exc)
+        return t1 - t0
 
     return ok, failed, after
 
 
 def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
     clock = perf_counter
-    buf = stats.buf
+    buf = rt.buffer
     extend = buf.extend
     log = rt.call_logger
     cache = log.cache
@@ -215,13 +241,13 @@ def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
         except BaseException as exc:
             failed(t0, exc)
             raise
-        duration = clock() - t0
-        extend((t0, duration))
+        t1 = clock()
+        extend((stats, t0, t1))
         try:
             if len(buf) >= cache[key]:
-                after(duration, cache[key])
+                after(t0, t1, cache[key])
         except KeyError:  # logging changed a level and cleared its caches: decide again
-            after(duration, log.refresh())
+            after(t0, t1, log.refresh())
         return result
 
     return wrapper
@@ -229,7 +255,7 @@ def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
 
 def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
     clock = perf_counter
-    buf = stats.buf
+    buf = rt.buffer
     extend = buf.extend
     log = rt.call_logger
     cache = log.cache
@@ -257,13 +283,13 @@ def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> 
         except BaseException as exc:
             failed(t0, exc)
             raise
-        duration = clock() - t0
-        extend((t0, duration))
+        t1 = clock()
+        extend((stats, t0, t1))
         try:
             if len(buf) >= cache[key]:
-                after(duration, cache[key])
+                after(t0, t1, cache[key])
         except KeyError:  # logging changed a level and cleared its caches: decide again
-            after(duration, log.refresh())
+            after(t0, t1, log.refresh())
         return result
 
     return wrapper
@@ -341,12 +367,40 @@ def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
 _BUILDERS = {"sync": _wrap_sync, "async": _wrap_async, "gen": _wrap_gen, "agen": _wrap_agen}
 
 
+# Set on every wrapper: the instance that made it (decorating it again is a no-op).
+OWNER_ATTRIBUTE = "__callmetrics_owner__"
+
+
+def binds(func: object) -> bool:
+    """Whether ``func`` becomes a bound method when stored as a class attribute.
+
+    Functions and method descriptors (``str.upper``) bind; a bound method is
+    already bound (its ``__get__`` returns it unchanged); partials, builtins,
+    callable objects and classes have no ``__get__`` at all.
+    """
+    if isinstance(func, types.MethodType):
+        return False
+    return hasattr(type(func), "__get__")
+
+
 def wrap(func: Callable[..., Any], kind: str, stats: FunctionStats, rt: Runtime) -> Any:
-    """Return the tracking wrapper of ``func``, with its metadata and signature kept."""
+    """Return the tracking wrapper of ``func``, with its metadata and signature kept.
+
+    The wrapper binds as ``func`` binds: a plain function wrapper becomes a method
+    when stored on a class, so a sync callable that does not bind (a
+    ``functools.partial``, a builtin such as ``len``, a callable object, a class) gets
+    a ``staticmethod`` around its wrapper, which is callable and never binds.  Async
+    and generator wrappers stay functions, so that ``inspect.iscoroutinefunction``
+    and friends keep recognising them.
+    """
     stats.kind = kind
     wrapper = _BUILDERS[kind](func, stats, rt)
     functools.update_wrapper(wrapper, func)
     if not hasattr(func, "__name__"):  # functools.partial, callable objects
         wrapper.__name__ = stats.name.rsplit(".", 1)[-1]
         wrapper.__qualname__ = stats.name
-    return wrapper
+    result: Any = wrapper
+    if kind == "sync" and not binds(func):
+        result = staticmethod(wrapper)
+    setattr(result, OWNER_ATTRIBUTE, rt)
+    return result

@@ -1,0 +1,108 @@
+"""``Analytics.measure("name")``: time a block, recorded like a call of a function.
+
+Users write ``with analytics.measure("x"):`` with a fresh object each time, so what
+the name resolves to (its aggregates, the buffer, the logging decision) is resolved
+once and cached in a ``BlockKind``; each ``measure()`` then costs one dict lookup
+and one small object, and the block's end does what a tracked call does.
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from callmetrics._logging import CACHE_KEY
+from callmetrics._wrap import CallObserver, end_observers, finisher, start_observers
+
+if TYPE_CHECKING:
+    from callmetrics._aggregate import FunctionStats
+    from callmetrics._wrap import Runtime
+
+__all__ = ["BlockKind", "Measure", "NoMeasure"]
+
+
+class BlockKind:
+    """Everything a block named ``stats.name`` needs at its end, resolved once."""
+
+    __slots__ = ("after", "buffer", "cache", "event_type", "failed", "ok", "refresh", "rt",
+                 "stats")
+
+    def __init__(self, stats: FunctionStats, event_type: str, rt: Runtime) -> None:
+        """Resolve the buffer, the finisher and the logging cache of ``stats``."""
+        self.stats = stats
+        self.event_type = event_type  # as asked by measure(), to find it again
+        self.rt = rt
+        self.buffer = rt.buffer
+        self.cache = rt.call_logger.cache
+        self.refresh = rt.call_logger.refresh
+        self.ok, self.failed, self.after = finisher(stats, rt)
+
+
+class Measure:
+    """The context manager ``measure()`` returns (sync and async)."""
+
+    __slots__ = ("_kind", "_started", "_t0")
+
+    def __init__(self, kind: BlockKind) -> None:
+        """Measure one block of ``kind``; timing starts on entry."""
+        self._kind = kind
+        self._started: list[tuple[CallObserver, object]] | None = None
+
+    def __enter__(self) -> Measure:
+        """Start timing (after the observers, if any, have seen the start)."""
+        kind = self._kind
+        if kind.rt.observers:
+            self._started = start_observers(kind.rt, kind.stats)
+        self._t0 = perf_counter()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Record the block: a success, or a failure when an exception leaves it."""
+        t1 = perf_counter()
+        kind = self._kind
+        t0 = self._t0
+        if exc is not None:
+            duration = kind.failed(t0, exc)
+        else:
+            buffer = kind.buffer
+            buffer.extend((kind.stats, t0, t1))
+            cache = kind.cache
+            try:
+                if len(buffer) >= cache[CACHE_KEY]:
+                    kind.after(t0, t1, cache[CACHE_KEY])
+            except KeyError:  # logging changed a level and cleared its caches
+                kind.after(t0, t1, kind.refresh())
+            duration = t1 - t0
+        if self._started:
+            end_observers(self._started, kind.stats, duration, exc)
+
+    async def __aenter__(self) -> Measure:
+        """Start timing, as ``__enter__``."""
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        """Record the block, as ``__exit__``."""
+        self.__exit__(exc_type, exc, tb)
+
+
+class NoMeasure:
+    """What ``measure()`` returns on a disabled instance: does nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> NoMeasure:
+        """Do nothing."""
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        """Do nothing; an exception propagates."""
+
+    async def __aenter__(self) -> NoMeasure:
+        """Do nothing."""
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        """Do nothing; an exception propagates."""
