@@ -9,33 +9,34 @@ provides the sync wrapper and the ``measure()`` block in C.  It is used unless
 
 ``IMPLEMENTATION`` says which (``"c"`` or ``"python"``), ``REASON`` why Python.
 
-The C types know nothing of the engine: a ``Sink`` holds a ``Buffer`` of
-``(key, start, duration)`` calls and the engine's callbacks for the rare cases (a
-failure, a full buffer, success logging, observers).  The functions below build
-them from the engine's parts; the engine takes calls out with ``Buffer.take()``.
+The C types follow the engine's seam (``docs/engine.md``): a ``Sink`` appends
+``stats, start, end`` to the instance's call buffer and calls the engine's Python
+``after``/``failed`` (from ``_wrap.finisher``) exactly where the Python wrapper does.
+This module builds them from the engine's parts.
 """
 
 from __future__ import annotations
 
 import os
 import sysconfig
-import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from callmetrics._logging import CACHE_KEY
 
 if TYPE_CHECKING:
-    from callmetrics._state import FunctionStats
-    from callmetrics._wrap import Runtime
+    from callmetrics._aggregate import FunctionStats
+    from callmetrics._measure import BlockKind
+    from callmetrics._wrap import Finisher, Runtime
 
 __all__ = [
     "IMPLEMENTATION",
     "REASON",
     "measure_factory",
-    "pull",
-    "wrap_sync",
+    "sync_builder",
 ]
+
+Builder = Callable[[Callable[..., Any], "FunctionStats", "Runtime"], Callable[..., Any]]
 
 
 def _load() -> tuple[Any, str]:
@@ -53,127 +54,46 @@ def _load() -> tuple[Any, str]:
 _speedups, REASON = _load()
 IMPLEMENTATION: Final[str] = "python" if _speedups is None else "c"
 
-# Calls a function's C buffer holds before it asks the engine to drain: the same
-# bound as the pure-Python buffer (BUFFER_LIMIT calls).
-_LIMIT_CALLS = 4096
 
+def sync_builder(python_builder: Builder,
+                 finisher: Callable[[FunctionStats, Runtime], Finisher]) -> Builder:
+    """Return the builder of sync wrappers: the C one when built, else ``python_builder``.
 
-# ------------------------------------------------------------------------------
-# Engine seam.  This is written against main's engine: every FunctionStats owns its
-# buffers (``stats.buf`` of [start, duration, ...] floats, ``stats.errs``) and the
-# instance drains them all at once.  Each tracked function gets one C Buffer (in
-# ``_Sinks``); ``pull(rt)`` moves their calls into ``stats.buf`` before a drain.
-# ------------------------------------------------------------------------------
-
-
-class _Sinks:
-    """The C sinks of one runtime (an ``Analytics``), one per tracked function."""
-
-    __slots__ = ("by_stats", "sites")
-
-    def __init__(self) -> None:
-        self.by_stats: dict[int, tuple[FunctionStats, Any]] = {}
-        self.sites: dict[str, Any] = {}
-
-
-_registry: weakref.WeakKeyDictionary[Any, _Sinks] = weakref.WeakKeyDictionary()
-
-
-def _sinks(rt: object) -> _Sinks:
-    found = _registry.get(rt)
-    if found is None:
-        found = _registry[rt] = _Sinks()
-    return found
-
-
-def _sink(stats: FunctionStats, rt: Runtime) -> Any:
-    """Return the one C sink the calls of ``stats`` go to (created on first use)."""
-    from callmetrics._wrap import finisher  # noqa: PLC0415  # _wrap imports this module
-
-    sinks = _sinks(rt)
-    found = sinks.by_stats.get(id(stats))
-    if found is not None:
-        return found[1]
-    log = rt.call_logger
-    name, event_type = stats.name, stats.event_type
-    _, failed, _ = finisher(stats, rt)
-
-    def on_success(duration: float) -> None:
-        log.success(name, event_type, duration)
-
-    sink = _speedups.Sink(
-        buffer=_speedups.Buffer(_LIMIT_CALLS),
-        key=stats,
-        observers=rt.observers,
-        cache=log.cache,
-        cache_key=CACHE_KEY,
-        refresh=log.refresh,
-        on_success=on_success,
-        on_failure=failed,
-        on_full=rt.drain_soon,
-    )
-    sinks.by_stats[id(stats)] = (stats, sink)
-    return sink
-
-
-def pull(rt: object) -> None:
-    """Move the calls buffered in C for ``rt`` into the engine's buffers.
-
-    Call it at the start of every drain, holding the instance's lock.
+    The C wrapper keeps the Python one and calls it while observers are registered.
     """
-    sinks = _registry.get(rt)
-    if sinks is None:
-        return
-    for stats, sink in sinks.by_stats.values():
-        buffer = sink.buffer
-        if len(buffer):
-            _, starts, durations = buffer.take()
-            flat: list[float] = [0.0] * (2 * len(starts))
-            flat[0::2] = starts
-            flat[1::2] = durations
-            stats.buf.extend(flat)
+    if _speedups is None:
+        return python_builder
+    track, sink = _speedups.track, _speedups.Sink
+
+    def build(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Any:
+        observed = python_builder(func, stats, rt)
+        _, failed, after = finisher(stats, rt)
+        log = rt.call_logger
+        return track(func, sink(rt.buffer, stats, rt.observers, log.cache, CACHE_KEY,
+                                log.refresh, after, failed), observed)
+
+    return build
 
 
-# ------------------------------------------------------------------------------
-# What the wrappers and ``measure()`` ask for.
-# ------------------------------------------------------------------------------
+def measure_factory(measure: Callable[..., Any], blocks: Mapping[str, BlockKind]) -> Any:
+    """Return ``measure`` with a C fast path for names it has resolved (None: no C path).
 
-
-def wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime,
-              observed: Callable[..., Any]) -> Any:
-    """Return the C wrapper of a sync ``func``, or None when the C path is off.
-
-    ``observed`` is the pure-Python wrapper, which the C one calls while observers
-    are registered (they are rare and need Python anyway).
+    ``blocks`` is where ``measure`` caches what a name resolves to; a name found
+    there with the default event type is answered in C from then on (a ``Measure``
+    recording exactly what the Python one records), anything else by ``measure``.
     """
     if _speedups is None:
         return None
-    return _speedups.track(func, _sink(stats, rt), observed)
-
-
-def measure_factory(owner: Any, measure: Callable[..., Any],
-                    resolve: Callable[[str], FunctionStats | None]) -> Any:
-    """Return ``measure`` with a C fast path for names seen before, or ``measure`` itself.
-
-    Args:
-        owner: the ``Analytics`` instance; its ``enabled`` is read on every call.
-        measure: the pure-Python ``measure(name, *, event_type="block")``.
-        resolve: returns the stats a block ``name`` records into when a cached C
-            path gives exactly what ``measure(name)`` gives (no warning, enabled),
-            None otherwise.
-
-    """
-    if _speedups is None:
-        return measure
-    sinks = _sinks(owner)
-    sites = sinks.sites
+    sites: dict[str, Any] = {}
+    sink = _speedups.Sink
 
     def fallback(name: str, *args: Any, **kwargs: Any) -> Any:
         made = measure(name, *args, **kwargs)
-        if not args and not kwargs and isinstance(name, str) and name not in sites:
-            stats = resolve(name)
-            if stats is not None:
-                sites[name] = _sink(stats, owner)
+        if not args and not kwargs and type(name) is str and name not in sites:
+            kind = blocks.get(name)
+            if kind is not None and kind.event_type == "block":
+                sites[name] = sink(kind.buffer, kind.stats, kind.rt.observers, kind.cache,
+                                   CACHE_KEY, kind.refresh, kind.after, kind.failed)
         return made
 
-    return _speedups.MeasureFactory(owner, sites, fallback)
+    return _speedups.MeasureFactory(sites, fallback)

@@ -1,26 +1,26 @@
 /*
- * callmetrics._speedups: the optional C hot path.
+ * callmetrics._speedups: the optional C hot path (see callmetrics._accel and
+ * docs/engine.md, the seam it plugs into).
  *
- * Three small types, no Python-level call on the common path and no allocation
- * per call once a buffer has grown to its working size:
- *
- *   Buffer   successful calls as (start, duration) doubles in one C array;
- *            the engine takes them out in bulk with take().
- *   Sink     where a call goes: a Buffer plus the engine's Python callbacks for
- *            what is rare (a failure, a full buffer, success logging, observers).
- *   Tracked  the sync wrapper: a vectorcall type that reads CLOCK_MONOTONIC
- *            around PyObject_Vectorcall and appends to its Sink's Buffer.
+ *   Sink     where a function's calls go: the instance's call buffer (a list that
+ *            receives `stats, start, end` triples) and the engine's Python
+ *            callbacks for what is rare (a failure, a full buffer, success
+ *            logging).
+ *   Tracked  the sync wrapper: a vectorcall type that reads the perf_counter clock
+ *            around PyObject_Vectorcall and appends the triple, calling no Python
+ *            code on the common path.
  *   Measure  the `with analytics.measure(name):` block, made by a MeasureFactory
- *            that caches what each name resolves to.
+ *            that resolves names seen before with one dict lookup.
  *
- * Times are seconds of CLOCK_MONOTONIC, converted exactly as time.perf_counter()
- * converts them (an int64 of nanoseconds divided by 1e9), so starts and durations
- * from the C and the Python hot paths mix.
+ * Times are time.perf_counter() readings: PyTime_PerfCounterRaw() on 3.13+, and
+ * before that CLOCK_MONOTONIC (what perf_counter reads on Linux) converted exactly
+ * as perf_counter converts it, so starts and ends from the C and the Python hot
+ * paths mix.
  *
- * Thread safety: every state change happens while holding the GIL, with no call
- * into Python between reading and updating a buffer.  The module does not declare
- * itself free-threading safe; callmetrics._accel does not load it on a
- * free-threaded build.
+ * Thread safety: relies on the GIL.  The three appends of a call run with no
+ * Python code in between (float creation and list growth run none), so a drain in
+ * another thread never sees half a call.  callmetrics._accel does not load this
+ * module on a free-threaded build.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -28,290 +28,76 @@
 #include <stdint.h>
 #include <time.h>
 
-#define INITIAL_CALLS 16
-
 static PyObject *str_enter;   /* "__enter__" */
 static PyObject *str_exit;    /* "__exit__" */
 static PyObject *str_qualname;
-static PyObject *str_enabled;
 
 static inline double
 monotonic_seconds(void)
 {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t;
+    (void)PyTime_PerfCounterRaw(&t);
+    return PyTime_AsSecondsDouble(t);
+#elif defined(__linux__)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t ns = (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
-    return (double)ns / 1e9;
+    return (double)ns / 1e9;   /* as _PyTime_AsSecondsDouble does */
+#else
+    return _PyTime_AsSecondsDouble(_PyTime_GetPerfCounter());
+#endif
 }
 
-/* ------------------------------------------------------------------ Buffer */
-
-typedef struct {
-    PyObject *key;       /* strong reference: what the call is recorded under */
-    double start;
-    double duration;
-} Entry;
-
-typedef struct {
-    PyObject_HEAD
-    Entry *data;
-    Py_ssize_t len;      /* calls held */
-    Py_ssize_t cap;      /* calls allocated */
-    Py_ssize_t limit;    /* calls at which the engine is asked to drain */
-    Py_ssize_t lost;     /* calls dropped because memory ran out */
-} BufferObject;
-
-static PyTypeObject Buffer_Type;
-
-static PyObject *
-Buffer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+/* PyErr_GetRaisedException / PyErr_SetRaisedException (3.12+) on 3.11 too. */
+static inline PyObject *
+PyErr_GetRaisedException_compat(void)
 {
-    static char *kwlist[] = {"limit", NULL};
-    Py_ssize_t limit;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n:Buffer", kwlist, &limit)) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
         return NULL;
     }
-    if (limit < 1) {
-        PyErr_SetString(PyExc_ValueError, "limit must be >= 1");
-        return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
     }
-    BufferObject *self = (BufferObject *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->data = NULL;
-    self->len = self->cap = self->lost = 0;
-    self->limit = limit;
-    return (PyObject *)self;
-}
-
-static int
-Buffer_traverse(BufferObject *self, visitproc visit, void *arg)
-{
-    for (Py_ssize_t i = 0; i < self->len; i++) {
-        Py_VISIT(self->data[i].key);
-    }
-    return 0;
-}
-
-static int
-Buffer_clear(BufferObject *self)
-{
-    Py_ssize_t n = self->len;
-    self->len = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_CLEAR(self->data[i].key);
-    }
-    return 0;
-}
-
-static void
-Buffer_dealloc(BufferObject *self)
-{
-    PyObject_GC_UnTrack(self);
-    Buffer_clear(self);
-    PyMem_Free(self->data);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-/* Room for one more call; -1 (no exception set) when memory ran out.  The array
-   grows geometrically up to `limit` calls, so a rarely called function costs
-   little and a busy one stops allocating once it reaches its working size. */
-static int
-buffer_reserve(BufferObject *self)
-{
-    if (self->len < self->cap) {
-        return 0;
-    }
-    Py_ssize_t cap = self->cap ? self->cap * 2 : INITIAL_CALLS;
-    if (self->cap < self->limit && cap > self->limit) {
-        cap = self->limit;
-    }
-    if ((size_t)cap > PY_SSIZE_T_MAX / sizeof(Entry)) {
-        return -1;
-    }
-    Entry *grown = PyMem_Realloc(self->data, (size_t)cap * sizeof(Entry));
-    if (grown == NULL) {
-        return -1;
-    }
-    self->data = grown;
-    self->cap = cap;
-    return 0;
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
 }
 
 static inline void
-buffer_push(BufferObject *self, PyObject *key, double start, double duration)
+PyErr_SetRaisedException_compat(PyObject *exc)
 {
-    if (self->len == self->cap && buffer_reserve(self) < 0) {
-        self->lost++;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    if (exc == NULL) {
         return;
     }
-    Entry *slot = self->data + self->len;
-    slot->key = Py_NewRef(key);
-    slot->start = start;
-    slot->duration = duration;
-    self->len++;
+    PyObject *type = Py_NewRef((PyObject *)Py_TYPE(exc));
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyErr_Restore(type, exc, tb);
+#endif
 }
-
-static PyObject *
-Buffer_take(BufferObject *self, PyObject *Py_UNUSED(ignored))
-{
-    /* Move the calls out and empty the buffer before allocating anything: building
-       the lists may run the garbage collector, whose finalizers may call tracked
-       functions that append again. */
-    Py_ssize_t n = self->len;
-    Entry *taken = NULL;
-    if (n) {
-        taken = PyMem_Malloc((size_t)n * sizeof(Entry));
-        if (taken == NULL) {
-            return PyErr_NoMemory();
-        }
-        memcpy(taken, self->data, (size_t)n * sizeof(Entry));
-    }
-    self->len = 0;
-    PyObject *keys = PyList_New(n);
-    PyObject *starts = PyList_New(n);
-    PyObject *durations = PyList_New(n);
-    PyObject *out = NULL;
-    if (keys == NULL || starts == NULL || durations == NULL) {
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyList_SET_ITEM(keys, i, taken[i].key);   /* the reference moves to the list */
-        taken[i].key = NULL;
-        PyObject *start = PyFloat_FromDouble(taken[i].start);
-        if (start == NULL) {
-            goto done;
-        }
-        PyList_SET_ITEM(starts, i, start);
-        PyObject *duration = PyFloat_FromDouble(taken[i].duration);
-        if (duration == NULL) {
-            goto done;
-        }
-        PyList_SET_ITEM(durations, i, duration);
-    }
-    out = PyTuple_Pack(3, keys, starts, durations);
-done:
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_XDECREF(taken[i].key);   /* only those not yet moved (after an error) */
-    }
-    PyMem_Free(taken);
-    Py_XDECREF(keys);
-    Py_XDECREF(starts);
-    Py_XDECREF(durations);
-    return out;
-}
-
-static PyObject *
-Buffer_push_py(BufferObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "push(key, start, duration) takes 3 arguments");
-        return NULL;
-    }
-    double start = PyFloat_AsDouble(args[1]);
-    if (start == -1.0 && PyErr_Occurred()) {
-        return NULL;
-    }
-    double duration = PyFloat_AsDouble(args[2]);
-    if (duration == -1.0 && PyErr_Occurred()) {
-        return NULL;
-    }
-    buffer_push(self, args[0], start, duration);
-    return PyLong_FromSsize_t(self->len);
-}
-
-static Py_ssize_t
-Buffer_length(BufferObject *self)
-{
-    return self->len;
-}
-
-static PyObject *
-Buffer_get_limit(BufferObject *self, void *Py_UNUSED(closure))
-{
-    return PyLong_FromSsize_t(self->limit);
-}
-
-static int
-Buffer_set_limit(BufferObject *self, PyObject *value, void *Py_UNUSED(closure))
-{
-    if (value == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete limit");
-        return -1;
-    }
-    Py_ssize_t limit = PyLong_AsSsize_t(value);
-    if (limit == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (limit < 1) {
-        PyErr_SetString(PyExc_ValueError, "limit must be >= 1");
-        return -1;
-    }
-    self->limit = limit;
-    return 0;
-}
-
-static PyObject *
-Buffer_get_capacity(BufferObject *self, void *Py_UNUSED(closure))
-{
-    return PyLong_FromSsize_t(self->cap);
-}
-
-static PyObject *
-Buffer_get_lost(BufferObject *self, void *Py_UNUSED(closure))
-{
-    return PyLong_FromSsize_t(self->lost);
-}
-
-static PyMethodDef Buffer_methods[] = {
-    {"take", (PyCFunction)Buffer_take, METH_NOARGS,
-     "Return the buffered calls as (keys, starts, durations) lists and empty the buffer."},
-    {"push", (PyCFunction)(void (*)(void))Buffer_push_py, METH_FASTCALL,
-     "push(key, start, duration): append one call; return how many calls are held."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyGetSetDef Buffer_getset[] = {
-    {"limit", (getter)Buffer_get_limit, (setter)Buffer_set_limit,
-     "Calls held at which the engine is asked to drain.", NULL},
-    {"capacity", (getter)Buffer_get_capacity, NULL, "Calls the memory allocated holds.", NULL},
-    {"lost", (getter)Buffer_get_lost, NULL, "Calls dropped because memory ran out.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PySequenceMethods Buffer_as_sequence = {
-    .sq_length = (lenfunc)Buffer_length,
-};
-
-static PyTypeObject Buffer_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "callmetrics._speedups.Buffer",
-    .tp_basicsize = sizeof(BufferObject),
-    .tp_dealloc = (destructor)Buffer_dealloc,
-    .tp_as_sequence = &Buffer_as_sequence,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Buffer(limit): successful calls as (key, start, duration) in one C array.",
-    .tp_traverse = (traverseproc)Buffer_traverse,
-    .tp_clear = (inquiry)Buffer_clear,
-    .tp_methods = Buffer_methods,
-    .tp_getset = Buffer_getset,
-    .tp_new = Buffer_new,
-};
 
 /* -------------------------------------------------------------------- Sink */
 
 typedef struct {
     PyObject_HEAD
-    BufferObject *buffer;
-    PyObject *key;         /* what successful calls are recorded under in the buffer */
+    PyObject *buffer;      /* list: the instance's calls, `key, start, end` triples */
+    PyObject *key;         /* what successful calls are recorded under (FunctionStats) */
     PyObject *observers;   /* list: non-empty means take the observed (Python) path */
-    PyObject *cache;       /* dict holding the cached success-logging limit */
+    PyObject *cache;       /* dict holding the cached limit (see docs/engine.md) */
     PyObject *cache_key;   /* its key */
     PyObject *refresh;     /* () -> int: recompute the limit after a cache clear */
-    PyObject *on_success;  /* (duration) -> None: log a successful call */
-    PyObject *on_failure;  /* (start, exc) -> object: record and log a failed call */
-    PyObject *on_full;     /* () -> None: drain soon */
+    PyObject *after;       /* (start, end, limit) -> None: drain soon, log a success */
+    PyObject *failed;      /* (start, exc) -> float: record and log a failed call */
 } SinkObject;
 
 static PyTypeObject Sink_Type;
@@ -320,28 +106,26 @@ static PyObject *
 Sink_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"buffer", "key", "observers", "cache", "cache_key", "refresh",
-                             "on_success", "on_failure", "on_full", NULL};
-    PyObject *buffer, *key, *observers, *cache, *cache_key, *refresh, *on_success,
-        *on_failure, *on_full;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!O!OOOOO:Sink", kwlist,
-                                     &Buffer_Type, &buffer, &key, &PyList_Type, &observers,
-                                     &PyDict_Type, &cache, &cache_key, &refresh, &on_success,
-                                     &on_failure, &on_full)) {
+                             "after", "failed", NULL};
+    PyObject *buffer, *key, *observers, *cache, *cache_key, *refresh, *after, *failed;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!O!OOOO:Sink", kwlist,
+                                     &PyList_Type, &buffer, &key, &PyList_Type, &observers,
+                                     &PyDict_Type, &cache, &cache_key, &refresh, &after,
+                                     &failed)) {
         return NULL;
     }
     SinkObject *self = (SinkObject *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
-    self->buffer = (BufferObject *)Py_NewRef(buffer);
+    self->buffer = Py_NewRef(buffer);
+    self->key = Py_NewRef(key);
     self->observers = Py_NewRef(observers);
     self->cache = Py_NewRef(cache);
-    self->key = Py_NewRef(key);
     self->cache_key = Py_NewRef(cache_key);
     self->refresh = Py_NewRef(refresh);
-    self->on_success = Py_NewRef(on_success);
-    self->on_failure = Py_NewRef(on_failure);
-    self->on_full = Py_NewRef(on_full);
+    self->after = Py_NewRef(after);
+    self->failed = Py_NewRef(failed);
     return (PyObject *)self;
 }
 
@@ -349,14 +133,13 @@ static int
 Sink_traverse(SinkObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->buffer);
+    Py_VISIT(self->key);
     Py_VISIT(self->observers);
     Py_VISIT(self->cache);
-    Py_VISIT(self->key);
     Py_VISIT(self->cache_key);
     Py_VISIT(self->refresh);
-    Py_VISIT(self->on_success);
-    Py_VISIT(self->on_failure);
-    Py_VISIT(self->on_full);
+    Py_VISIT(self->after);
+    Py_VISIT(self->failed);
     return 0;
 }
 
@@ -364,14 +147,13 @@ static int
 Sink_clear(SinkObject *self)
 {
     Py_CLEAR(self->buffer);
+    Py_CLEAR(self->key);
     Py_CLEAR(self->observers);
     Py_CLEAR(self->cache);
-    Py_CLEAR(self->key);
     Py_CLEAR(self->cache_key);
     Py_CLEAR(self->refresh);
-    Py_CLEAR(self->on_success);
-    Py_CLEAR(self->on_failure);
-    Py_CLEAR(self->on_full);
+    Py_CLEAR(self->after);
+    Py_CLEAR(self->failed);
     return 0;
 }
 
@@ -384,134 +166,124 @@ Sink_dealloc(SinkObject *self)
 }
 
 static inline int
+sink_ready(SinkObject *sink)
+{
+    if (sink->buffer == NULL || sink->failed == NULL) {   /* cleared by the collector */
+        PyErr_SetString(PyExc_RuntimeError, "callmetrics: tracking state was cleared");
+        return 0;
+    }
+    return 1;
+}
+
+static inline int
 sink_observed(SinkObject *sink)
 {
     return sink->observers != NULL && PyList_GET_SIZE(sink->observers) > 0;
 }
 
-/* Record a successful call; -1 with an exception set if a callback raised. */
+/* Append one successful call; -1 with an exception set if that or a callback failed. */
 static int
-sink_success(SinkObject *sink, double start, double duration)
+sink_success(SinkObject *sink, double start, double end)
 {
-    if (sink->buffer == NULL || sink->key == NULL) {   /* cleared by the collector */
-        return 0;
+    PyObject *buf = sink->buffer;
+    PyObject *t0 = PyFloat_FromDouble(start);
+    PyObject *t1 = PyFloat_FromDouble(end);
+    if (t0 == NULL || t1 == NULL) {
+        Py_XDECREF(t0);
+        Py_XDECREF(t1);
+        return -1;
     }
-    BufferObject *buf = sink->buffer;
-    buffer_push(buf, sink->key, start, duration);
-    long limit;
-    PyObject *cached;
+    /* The three appends run no Python code: no other thread sees half a call. */
+    Py_ssize_t before = PyList_GET_SIZE(buf);
+    if (PyList_Append(buf, sink->key) < 0 || PyList_Append(buf, t0) < 0
+        || PyList_Append(buf, t1) < 0) {
+        PyObject *exc = PyErr_GetRaisedException_compat();
+        (void)PyList_SetSlice(buf, before, PyList_GET_SIZE(buf), NULL);
+        PyErr_SetRaisedException_compat(exc);
+        Py_DECREF(t0);
+        Py_DECREF(t1);
+        return -1;
+    }
+    PyObject *limit;
     if (PyDict_CheckExact(sink->cache)) {
-        cached = PyDict_GetItemWithError(sink->cache, sink->cache_key);   /* borrowed */
-        if (cached == NULL && PyErr_Occurred()) {
-            return -1;
+        limit = PyDict_GetItemWithError(sink->cache, sink->cache_key);   /* borrowed */
+        if (limit == NULL && PyErr_Occurred()) {
+            goto fail;
         }
-        Py_XINCREF(cached);
+        Py_XINCREF(limit);
     }
     else {   /* a dict subclass may refuse lookups (no level cache): ask it */
-        cached = PyObject_GetItem(sink->cache, sink->cache_key);
-        if (cached == NULL) {
+        limit = PyObject_GetItem(sink->cache, sink->cache_key);
+        if (limit == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
-                return -1;
+                goto fail;
             }
             PyErr_Clear();
         }
     }
-    if (cached == NULL) {   /* logging changed a level and cleared its caches */
-        cached = PyObject_CallNoArgs(sink->refresh);
-        if (cached == NULL) {
-            return -1;
+    if (limit == NULL) {   /* logging changed a level and cleared its caches */
+        limit = PyObject_CallNoArgs(sink->refresh);
+        if (limit == NULL) {
+            goto fail;
         }
     }
-    limit = PyLong_AsLong(cached);
-    Py_DECREF(cached);
-    if (limit == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (buf->len >= buf->limit) {
-        PyObject *r = PyObject_CallNoArgs(sink->on_full);
-        if (r == NULL) {
-            return -1;
+    else {
+        Py_ssize_t bound = PyLong_AsSsize_t(limit);
+        if (bound == -1 && PyErr_Occurred()) {
+            Py_DECREF(limit);
+            goto fail;
         }
-        Py_DECREF(r);
-    }
-    if (limit == 0) {
-        PyObject *d = PyFloat_FromDouble(duration);
-        if (d == NULL) {
-            return -1;
+        if (PyList_GET_SIZE(buf) < bound) {
+            Py_DECREF(limit);
+            Py_DECREF(t0);
+            Py_DECREF(t1);
+            return 0;
         }
-        PyObject *r = PyObject_CallOneArg(sink->on_success, d);
-        Py_DECREF(d);
-        if (r == NULL) {
-            return -1;
-        }
-        Py_DECREF(r);
     }
+    PyObject *argv[3] = {t0, t1, limit};
+    PyObject *r = PyObject_Vectorcall(sink->after, argv, 3, NULL);
+    Py_DECREF(limit);
+    if (r == NULL) {
+        goto fail;
+    }
+    Py_DECREF(r);
+    Py_DECREF(t0);
+    Py_DECREF(t1);
     return 0;
+fail:
+    Py_DECREF(t0);
+    Py_DECREF(t1);
+    return -1;
 }
 
-/* Record the failed call whose exception is set; leaves an exception set. */
+/* Record the failed call whose exception is set; leaves an exception set: the
+   call's own, or (like an exception raised in an `except` block) one raised by
+   the bookkeeping, with the call's as its context. */
 static void
 sink_failure(SinkObject *sink, double start)
 {
-    if (sink->on_failure == NULL) {
-        return;
-    }
-#if PY_VERSION_HEX >= 0x030C0000
-    PyObject *exc = PyErr_GetRaisedException();
-#else
-    PyObject *type, *exc, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    PyErr_NormalizeException(&type, &exc, &tb);
-    if (tb != NULL && exc != NULL) {
-        PyException_SetTraceback(exc, tb);
-    }
-#endif
+    PyObject *exc = PyErr_GetRaisedException_compat();
     PyObject *t0 = PyFloat_FromDouble(start);
     PyObject *r = NULL;
     if (t0 != NULL && exc != NULL) {
         PyObject *argv[2] = {t0, exc};
-        r = PyObject_Vectorcall(sink->on_failure, argv, 2, NULL);
+        r = PyObject_Vectorcall(sink->failed, argv, 2, NULL);
     }
     Py_XDECREF(t0);
     if (r != NULL) {
         Py_DECREF(r);
-#if PY_VERSION_HEX >= 0x030C0000
-        PyErr_SetRaisedException(exc);
-#else
-        PyErr_Restore(type, exc, tb);
-#endif
+        PyErr_SetRaisedException_compat(exc);
         return;
     }
-    /* The bookkeeping itself raised: like an exception raised in an `except`
-       block, the new one propagates with the call's exception as its context. */
-    if (PyErr_Occurred()) {
-#if PY_VERSION_HEX >= 0x030C0000
-        PyObject *raised = PyErr_GetRaisedException();
-        if (exc != NULL) {
-            PyException_SetContext(raised, exc);   /* steals exc */
-        }
-        PyErr_SetRaisedException(raised);
-#else
-        PyObject *rtype, *raised, *rtb;
-        PyErr_Fetch(&rtype, &raised, &rtb);
-        PyErr_NormalizeException(&rtype, &raised, &rtb);
-        if (rtb != NULL) {
-            PyException_SetTraceback(raised, rtb);
-        }
-        if (exc != NULL) {
-            PyException_SetContext(raised, exc);   /* steals exc */
-        }
-        Py_XDECREF(type);
-        Py_XDECREF(tb);
-        PyErr_Restore(rtype, raised, rtb);
-#endif
+    PyObject *raised = PyErr_GetRaisedException_compat();
+    if (raised == NULL) {
+        PyErr_SetRaisedException_compat(exc);
         return;
     }
-#if PY_VERSION_HEX >= 0x030C0000
-    PyErr_SetRaisedException(exc);
-#else
-    PyErr_Restore(type, exc, tb);
-#endif
+    if (exc != NULL) {
+        PyException_SetContext(raised, exc);   /* steals exc */
+    }
+    PyErr_SetRaisedException_compat(raised);
 }
 
 static PyObject *
@@ -524,7 +296,7 @@ Sink_get_buffer(SinkObject *self, void *Py_UNUSED(closure))
 }
 
 static PyGetSetDef Sink_getset[] = {
-    {"buffer", (getter)Sink_get_buffer, NULL, "The Buffer successful calls go to.", NULL},
+    {"buffer", (getter)Sink_get_buffer, NULL, "The list calls are appended to.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -534,8 +306,7 @@ static PyTypeObject Sink_Type = {
     .tp_basicsize = sizeof(SinkObject),
     .tp_dealloc = (destructor)Sink_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Sink(buffer, key, observers, cache, cache_key, refresh, on_success, "
-              "on_failure, on_full)",
+    .tp_doc = "Sink(buffer, key, observers, cache, cache_key, refresh, after, failed)",
     .tp_traverse = (traverseproc)Sink_traverse,
     .tp_clear = (inquiry)Sink_clear,
     .tp_getset = Sink_getset,
@@ -561,8 +332,10 @@ Tracked_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
 {
     TrackedObject *self = (TrackedObject *)op;
     SinkObject *sink = self->sink;
-    if (sink == NULL || self->func == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "callmetrics wrapper used after being cleared");
+    if (sink == NULL || self->func == NULL || self->observed == NULL || !sink_ready(sink)) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "callmetrics: tracking state was cleared");
+        }
         return NULL;
     }
     if (sink_observed(sink)) {
@@ -570,22 +343,20 @@ Tracked_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
     }
     double start = monotonic_seconds();
     PyObject *result = PyObject_Vectorcall(self->func, args, nargsf, kwnames);
-    double duration = monotonic_seconds() - start;
     if (result == NULL) {
         sink_failure(sink, start);
         return NULL;
     }
-    if (sink_success(sink, start, duration) < 0) {
+    if (sink_success(sink, start, monotonic_seconds()) < 0) {
         Py_DECREF(result);
         return NULL;
     }
     return result;
 }
 
-static PyTypeObject Unbound_Type;
-
-/* track(func, sink, observed): a Tracked (binds like a function) when func has
-   __get__, an UnboundTracked (never binds) otherwise. */
+/* track(func, sink, observed): the C wrapper of a sync callable.  It binds like a
+   function; _wrap.wrap() puts a staticmethod around it for callables that do not
+   bind (partials, builtins, callable objects, classes). */
 static PyObject *
 speedups_track(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds)
 {
@@ -599,8 +370,7 @@ speedups_track(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "func and observed must be callable");
         return NULL;
     }
-    PyTypeObject *type = Py_TYPE(func)->tp_descr_get != NULL ? &Tracked_Type : &Unbound_Type;
-    TrackedObject *self = (TrackedObject *)type->tp_alloc(type, 0);
+    TrackedObject *self = (TrackedObject *)Tracked_Type.tp_alloc(&Tracked_Type, 0);
     if (self == NULL) {
         return NULL;
     }
@@ -646,10 +416,7 @@ Tracked_dealloc(TrackedObject *self)
     tp->tp_free((PyObject *)self);
 }
 
-/* Bind as the wrapped object binds: like a function when it has __get__
-   (functions, method descriptors); UnboundTracked, for partials, builtins and
-   callable instances, has no __get__, so a tracked attribute behaves as the
-   untracked one. */
+/* Bind like a function: a bound method on an instance, itself on the class. */
 static PyObject *
 Tracked_descr_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
 {
@@ -730,23 +497,6 @@ static PyTypeObject Tracked_Type = {
     .tp_dictoffset = offsetof(TrackedObject, dict),
 };
 
-static PyTypeObject Unbound_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "callmetrics._speedups.UnboundTracked",
-    .tp_basicsize = sizeof(TrackedObject),
-    .tp_dealloc = (destructor)Tracked_dealloc,
-    .tp_vectorcall_offset = offsetof(TrackedObject, vectorcall),
-    .tp_repr = (reprfunc)Tracked_repr,
-    .tp_call = PyVectorcall_Call,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "A tracked sync callable that, like what it wraps, does not bind as a method.",
-    .tp_traverse = (traverseproc)Tracked_traverse,
-    .tp_clear = (inquiry)Tracked_clear,
-    .tp_weaklistoffset = offsetof(TrackedObject, weakreflist),
-    .tp_methods = Tracked_methods,
-    .tp_getset = Tracked_getset,
-    .tp_dictoffset = offsetof(TrackedObject, dict),
-};
 
 /* ----------------------------------------------------------------- Measure */
 
@@ -854,9 +604,12 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (self->sink == NULL) {
         Py_RETURN_NONE;
     }
+    if (!sink_ready(self->sink)) {
+        return NULL;
+    }
     PyObject *exc = args[1];
     if (exc == Py_None) {
-        if (sink_success(self->sink, self->start, end - self->start) < 0) {
+        if (sink_success(self->sink, self->start, end) < 0) {
             return NULL;
         }
         Py_RETURN_NONE;
@@ -867,7 +620,7 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (argv[0] == NULL) {
         return NULL;
     }
-    PyObject *r = PyObject_Vectorcall(self->sink->on_failure, argv, 2, NULL);
+    PyObject *r = PyObject_Vectorcall(self->sink->failed, argv, 2, NULL);
     Py_DECREF(argv[0]);
     if (r == NULL) {
         return NULL;
@@ -999,13 +752,12 @@ static PyTypeObject Measure_Type = {
 
 /* ---------------------------------------------------------- MeasureFactory */
 
-/* factory(name) -> Measure.  Names seen before (and only with the default event
-   type) resolve through a dict; everything else goes to the pure-Python measure,
-   which decides, validates and may add the name to the dict. */
+/* factory(name) -> Measure.  Names resolved before (with the default event type)
+   are found with one dict lookup; everything else goes to the pure-Python measure,
+   which validates, resolves, and may add the name to the dict. */
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
-    PyObject *owner;      /* object whose `enabled` attribute is checked per call */
     PyObject *sites;      /* dict: name -> Sink */
     PyObject *fallback;   /* the pure-Python measure(name, *, event_type=...) */
 } FactoryObject;
@@ -1018,26 +770,15 @@ Factory_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
     FactoryObject *self = (FactoryObject *)op;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (self->sites == NULL || self->fallback == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "callmetrics measure factory used after clearing");
+        PyErr_SetString(PyExc_RuntimeError, "callmetrics: tracking state was cleared");
         return NULL;
     }
     if (nargs == 1 && kwnames == NULL && PyUnicode_CheckExact(args[0])) {
         PyObject *sink = PyDict_GetItemWithError(self->sites, args[0]);   /* borrowed */
         if (sink != NULL && Py_IS_TYPE(sink, &Sink_Type)) {
-            PyObject *enabled = PyObject_GetAttr(self->owner, str_enabled);
-            if (enabled == NULL) {
-                return NULL;
-            }
-            int on = PyObject_IsTrue(enabled);
-            Py_DECREF(enabled);
-            if (on < 0) {
-                return NULL;
-            }
-            if (on) {
-                return (PyObject *)measure_make((SinkObject *)sink, args[0], self->fallback);
-            }
+            return (PyObject *)measure_make((SinkObject *)sink, args[0], self->fallback);
         }
-        else if (PyErr_Occurred()) {
+        if (sink == NULL && PyErr_Occurred()) {
             return NULL;
         }
     }
@@ -1047,9 +788,9 @@ Factory_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
 static PyObject *
 Factory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"owner", "sites", "fallback", NULL};
-    PyObject *owner, *sites, *fallback;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O:MeasureFactory", kwlist, &owner,
+    static char *kwlist[] = {"sites", "fallback", NULL};
+    PyObject *sites, *fallback;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O:MeasureFactory", kwlist,
                                      &PyDict_Type, &sites, &fallback)) {
         return NULL;
     }
@@ -1058,7 +799,6 @@ Factory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->vectorcall = Factory_vectorcall;
-    self->owner = Py_NewRef(owner);
     self->sites = Py_NewRef(sites);
     self->fallback = Py_NewRef(fallback);
     return (PyObject *)self;
@@ -1067,7 +807,6 @@ Factory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int
 Factory_traverse(FactoryObject *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->owner);
     Py_VISIT(self->sites);
     Py_VISIT(self->fallback);
     return 0;
@@ -1076,7 +815,6 @@ Factory_traverse(FactoryObject *self, visitproc visit, void *arg)
 static int
 Factory_clear(FactoryObject *self)
 {
-    Py_CLEAR(self->owner);
     Py_CLEAR(self->sites);
     Py_CLEAR(self->fallback);
     return 0;
@@ -1098,7 +836,7 @@ static PyTypeObject Factory_Type = {
     .tp_vectorcall_offset = offsetof(FactoryObject, vectorcall),
     .tp_call = PyVectorcall_Call,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "MeasureFactory(owner, sites, fallback): analytics.measure in C.",
+    .tp_doc = "MeasureFactory(sites, fallback): analytics.measure in C.",
     .tp_traverse = (traverseproc)Factory_traverse,
     .tp_clear = (inquiry)Factory_clear,
     .tp_new = Factory_new,
@@ -1131,8 +869,8 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    PyTypeObject *types[] = {&Buffer_Type, &Sink_Type, &Tracked_Type, &Unbound_Type,
-                             &Measure_Type, &Ready_Type, &Factory_Type};
+    PyTypeObject *types[] = {&Sink_Type, &Tracked_Type, &Measure_Type, &Ready_Type,
+                             &Factory_Type};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         if (PyType_Ready(types[i]) < 0) {
             return NULL;
@@ -1141,18 +879,15 @@ PyInit__speedups(void)
     str_enter = PyUnicode_InternFromString("__enter__");
     str_exit = PyUnicode_InternFromString("__exit__");
     str_qualname = PyUnicode_InternFromString("__qualname__");
-    str_enabled = PyUnicode_InternFromString("enabled");
-    if (!str_enter || !str_exit || !str_qualname || !str_enabled) {
+    if (!str_enter || !str_exit || !str_qualname) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "Buffer", (PyObject *)&Buffer_Type) < 0
-        || PyModule_AddObjectRef(module, "Sink", (PyObject *)&Sink_Type) < 0
+    if (PyModule_AddObjectRef(module, "Sink", (PyObject *)&Sink_Type) < 0
         || PyModule_AddObjectRef(module, "Tracked", (PyObject *)&Tracked_Type) < 0
-        || PyModule_AddObjectRef(module, "UnboundTracked", (PyObject *)&Unbound_Type) < 0
         || PyModule_AddObjectRef(module, "Measure", (PyObject *)&Measure_Type) < 0
         || PyModule_AddObjectRef(module, "MeasureFactory", (PyObject *)&Factory_Type) < 0) {
         Py_DECREF(module);

@@ -22,6 +22,7 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
+from callmetrics import _accel
 from callmetrics._aggregate import failure_of
 from callmetrics._logging import CACHE_KEY, report_internal_error
 
@@ -365,6 +366,8 @@ def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
 
 
 _BUILDERS = {"sync": _wrap_sync, "async": _wrap_async, "gen": _wrap_gen, "agen": _wrap_agen}
+# accel: sync calls run through the C wrapper when the accelerator is built.
+_BUILDERS["sync"] = _accel.sync_builder(_wrap_sync, finisher)
 
 
 # Set on every wrapper: the instance that made it (decorating it again is a no-op).
