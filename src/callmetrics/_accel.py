@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sysconfig
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from callmetrics._logging import CACHE_KEY
 
@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 Builder = Callable[[Callable[..., Any], "FunctionStats", "Runtime"], Callable[..., Any]]
+B = TypeVar("B", bound=Builder)
 
 
 def _load() -> tuple[Any, str]:
@@ -55,8 +56,8 @@ _speedups, REASON = _load()
 IMPLEMENTATION: Final[str] = "python" if _speedups is None else "c"
 
 
-def sync_builder(python_builder: Builder,
-                 finisher: Callable[[FunctionStats, Runtime], Finisher]) -> Builder:
+def sync_builder(python_builder: B,
+                 finisher: Callable[[FunctionStats, Runtime], Finisher]) -> B:
     """Return the builder of sync wrappers: the C one when built, else ``python_builder``.
 
     The C wrapper keeps the Python one and calls it while observers are registered.
@@ -72,7 +73,7 @@ def sync_builder(python_builder: Builder,
         return track(func, sink(rt.buffer, stats, rt.observers, log.cache, CACHE_KEY,
                                 log.refresh, after, failed), observed)
 
-    return build
+    return cast("B", build)
 
 
 def measure_factory(measure: Callable[..., Any], blocks: Mapping[str, BlockKind]) -> Any:

@@ -18,15 +18,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from callmetrics import _accel
 from callmetrics._aggregate import FailedCall, FunctionStats
 from callmetrics._calibrate import per_call_overhead
 from callmetrics._config import AnalyticsConfig, coerce_config
 from callmetrics._format import duration, percent
 from callmetrics._logging import CallLogger, default_loggers, report_internal_error
-from callmetrics import _accel
 from callmetrics._measure import BlockKind, Measure, NoMeasure
-from callmetrics._records import Event, LoggerContainer
 from callmetrics._recorder import BUFFER_LIMIT, Recorder
+from callmetrics._records import Event, LoggerContainer
 from callmetrics._sketch import DurationSketch
 from callmetrics._state import FunctionSnapshot
 from callmetrics._transfer import merge_into, restore_into
