@@ -24,7 +24,7 @@ from callmetrics._config import AnalyticsConfig, coerce_config
 from callmetrics._format import duration, percent
 from callmetrics._logging import CallLogger, default_loggers, report_internal_error
 from callmetrics._measure import BlockKind, Measure, NoMeasure
-from callmetrics._records import Event, LoggerContainer
+from callmetrics._records import Event, LoggerContainer, make_event
 from callmetrics._recorder import BUFFER_LIMIT, Recorder
 from callmetrics._sketch import DurationSketch
 from callmetrics._state import FunctionSnapshot
@@ -33,6 +33,7 @@ from callmetrics._view import Reading, RetainedCall
 from callmetrics._wrap import (
     OWNER_ATTRIBUTE,
     CallObserver,
+    Ends,
     callable_kind,
     callable_module,
     recorded_name,
@@ -131,6 +132,7 @@ class Analytics:
         self.drain_soon = self._recorder.drain_soon
         self._call_logger = CallLogger(loggers, self.long_max, 3 * BUFFER_LIMIT)
         self._observers: list[CallObserver] = []
+        self.ends = Ends(self)
         self._adhoc: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Callable[..., Any]]]
         self._adhoc = weakref.WeakKeyDictionary()
         self._blocks: dict[str, BlockKind] = {}
@@ -350,18 +352,17 @@ class Analytics:
     @property
     def events(self) -> list[Event]:
         """The most recent calls (at most ``max_events``), oldest first, as plain dicts."""
-        fmt, compact = self.time_format, self.compact_time
+        fmt = "%H:%M:%S" if self.compact_time else self.time_format
         with self._recorder.reading():
             calls = self._recorder.ring.calls()
         out = []
         for start, took, key in calls:
             if type(key) is FailedCall:
                 stats = key.stats
-                out.append(Event(stats.name, stats.event_type, start, took, key.error, fmt,
-                                 compact=compact, message=key.message, location=key.location))
+                out.append(make_event(stats.name, stats.event_type, start, took, key.error, fmt,
+                                      key.message, key.location))
             else:
-                out.append(Event(key.name, key.event_type, start, took, None, fmt,
-                                 compact=compact))
+                out.append(make_event(key.name, key.event_type, start, took, None, fmt))
         return out
 
     @property

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from callmetrics._logging import CACHE_KEY
-from callmetrics._wrap import CallObserver, end_observers, finisher, start_observers
+from callmetrics._wrap import CallObserver, end_observers, start_observers
 
 if TYPE_CHECKING:
     from callmetrics._aggregate import FunctionStats
@@ -25,18 +25,18 @@ __all__ = ["BlockKind", "Measure", "NoMeasure"]
 class BlockKind:
     """Everything a block named ``stats.name`` needs at its end, resolved once."""
 
-    __slots__ = ("after", "buffer", "cache", "event_type", "failed", "ok", "refresh", "rt",
-                 "stats")
+    __slots__ = ("after", "buffer", "cache", "event_type", "failed", "refresh", "rt", "stats")
 
     def __init__(self, stats: FunctionStats, event_type: str, rt: Runtime) -> None:
-        """Resolve the buffer, the finisher and the logging cache of ``stats``."""
+        """Resolve the buffer, the call ends and the logging cache of ``stats``."""
         self.stats = stats
         self.event_type = event_type  # as asked by measure(), to find it again
         self.rt = rt
         self.buffer = rt.buffer
-        self.cache = rt.call_logger.cache
-        self.refresh = rt.call_logger.refresh
-        self.ok, self.failed, self.after = finisher(stats, rt)
+        self.cache = rt.ends.cache
+        self.refresh = rt.ends.log.refresh
+        self.failed = rt.ends.failed
+        self.after = rt.ends.after
 
 
 class Measure:
@@ -64,16 +64,16 @@ class Measure:
         kind = self._kind
         t0 = self._t0
         if exc is not None:
-            duration = kind.failed(t0, exc)
+            duration = kind.failed(kind.stats, t0, exc)
         else:
             buffer = kind.buffer
             buffer.extend((kind.stats, t0, t1))
             cache = kind.cache
             try:
                 if len(buffer) >= cache[CACHE_KEY]:
-                    kind.after(t0, t1, cache[CACHE_KEY])
+                    kind.after(kind.stats, t0, t1, cache[CACHE_KEY])
             except KeyError:  # logging changed a level and cleared its caches
-                kind.after(t0, t1, kind.refresh())
+                kind.after(kind.stats, t0, t1, kind.refresh())
             duration = t1 - t0
         if self._started:
             end_observers(self._started, kind.stats, duration, exc)

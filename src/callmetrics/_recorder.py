@@ -237,6 +237,9 @@ class Recorder:
             failed = key if type(key) is FailedCall else None
             stats.slowest = (flat[3 * at + 1] + offset, high, failed)
         if stats.fastest is None or low < stats.fastest[1]:
+            if low == high and stats.slowest[1] == high:
+                stats.fastest = stats.slowest  # one call (or equal ones): share the record
+                return
             at = _locate(keys, durations, key, low)
             failed = key if type(key) is FailedCall else None
             stats.fastest = (flat[3 * at + 1] + offset, low, failed)
