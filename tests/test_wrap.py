@@ -616,3 +616,118 @@ def test_sync_function_inside_running_loop_is_tracked(analytics: Analytics) -> N
 
 
 # ------------------------------------------------------- execute_*_wrapped_call
+
+
+# -------------------------------------------------------------- binding (issue 8)
+
+
+class Doubler:
+    """A callable object."""
+
+    def __call__(self, x: int) -> int:
+        """Return twice ``x``."""
+        return 2 * x
+
+
+def test_tracked_callables_bind_as_the_originals_do(analytics: Analytics) -> None:
+    """A tracked partial, builtin, callable object or bound method on a class never gets self."""
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    class Helper:
+        def triple(self, x: int) -> int:
+            return 3 * x
+
+    helper = Helper()
+
+    class Holder:
+        partial = analytics.track("unit", name="partial")(functools.partial(add, 1))
+        length = analytics.track("unit", name="len")(len)
+        doubler = analytics.track("unit", name="doubler")(Doubler())
+        bound = analytics.track("unit", name="bound")(helper.triple)
+
+        @analytics.track("unit", name="method")
+        def method(self, x: int) -> int:
+            return x
+
+    holder = Holder()
+    assert holder.partial(2) == 3
+    assert Holder.partial(2) == 3
+    assert holder.length([1, 2, 3]) == 3
+    assert holder.doubler(4) == 8
+    assert holder.bound(5) == 15
+    assert holder.method(6) == 6  # a plain function still becomes a method
+    assert analytics.call_counts == {"partial": 2, "len": 1, "doubler": 1, "bound": 1,
+                                     "method": 1}
+
+
+def test_tracked_partial_keeps_its_signature_and_name(analytics: Analytics) -> None:
+    """The non-binding wrapper is still introspectable like the original."""
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    tracked = analytics.track("unit")(functools.partial(add, 1))
+    assert tracked(1) == 2
+    assert list(inspect.signature(tracked).parameters) == ["b"]
+
+
+def test_decorating_a_wrapper_again_warns_and_returns_it(
+    loggers: LoggerContainer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Decorating this instance's wrapper again returns it: each call counts once."""
+    analytics = Analytics(loggers=loggers)
+
+    @analytics.track("unit", name="twice")
+    def work() -> int:
+        return 1
+
+    with caplog.at_level(logging.WARNING):
+        again = analytics.track("unit", name="twice")(work)
+        other_name = analytics.track("unit", name="other")(work)
+    assert again is work
+    assert other_name is work
+    assert sum("already tracked by this instance" in r.getMessage()
+               for r in caplog.records) == 2
+    work()
+    assert analytics.call_counts == {"twice": 1}
+    # Another instance may track it too: it is its own wrapper around the first.
+    second = Analytics()
+    both = second.track("unit", name="outer")(work)
+    assert both is not work
+    both()
+    assert analytics.call_counts == {"twice": 2}
+    assert second.call_counts == {"outer": 1}
+
+
+# ------------------------------------------------- what counts as a failure (issue 12)
+
+
+@pytest.mark.parametrize("code", [0, None])
+def test_system_exit_with_success_code_is_a_success(analytics: Analytics,
+                                                     code: int | None) -> None:
+    """SystemExit(0) and SystemExit(None) end a call normally: propagated, counted as success."""
+
+    @analytics.track("unit", name="main")
+    def main() -> None:
+        raise SystemExit(code)
+
+    with pytest.raises(SystemExit):
+        main()
+    assert analytics.success_counts == {"main": 1}
+    assert only_event(analytics)["Error"] is None
+
+
+@pytest.mark.parametrize("code", [1, 2, "fatal"])
+def test_system_exit_with_error_code_is_a_failure(analytics: Analytics, code: object) -> None:
+    """SystemExit with any other code is a failure."""
+
+    @analytics.track("unit", name="main")
+    def main() -> None:
+        raise SystemExit(code)
+
+    with pytest.raises(SystemExit):
+        main()
+    assert analytics.success_counts == {"main": 0}
+    assert only_event(analytics)["Error"] == "SystemExit"
