@@ -657,6 +657,7 @@ def test_merge_with_rejects_non_analytics(analytics: Analytics) -> None:
 def test_config_object_is_kept(analytics: Analytics) -> None:
     """The instance exposes its AnalyticsConfig and the seed's attributes."""
     assert isinstance(analytics.config, AnalyticsConfig)
+    assert analytics.config is analytics.settings
     assert analytics.enabled is True
     assert analytics.max_events == 10_000
     assert (analytics.short_max, analytics.medium_max, analytics.long_max) == (2.0, 5.0, 10.0)
@@ -665,3 +666,32 @@ def test_config_object_is_kept(analytics: Analytics) -> None:
     assert analytics.enable_gc_collect is True
     assert analytics.GC_COLLECTION_THRESHOLD == 5000
     assert re.search(r"Analytics\(#\d+", repr(analytics))
+
+
+def test_config_is_the_object_the_caller_passed() -> None:
+    """analytics.config is the caller's own object (seed); the validated one is settings."""
+
+    class AnalyticsSection:
+        max_events = 7
+
+    class AppConfig:
+        analytics = AnalyticsSection()
+        database_url = "sqlite://"
+
+    app = AppConfig()
+    analytics = Analytics(app)
+    assert analytics.config is app
+    assert analytics.config.database_url == "sqlite://"
+    assert isinstance(analytics.settings, AnalyticsConfig)
+    assert analytics.settings.max_events == 7
+    mapping = {"max_events": 3}
+    assert Analytics(mapping).config is mapping
+
+
+def test_notebook_display_delegates_to_the_notebook_module(analytics: Analytics) -> None:
+    """_repr_html_() and report() come from callmetrics._notebook (another part's module)."""
+    notebook = pytest.importorskip("callmetrics._notebook",
+                                   reason="callmetrics._notebook is written by the report part")
+    analytics.track("unit", name="f")(lambda: None)()
+    assert analytics._repr_html_() == notebook.summary_html(analytics)
+    assert isinstance(analytics.report(), notebook.InlineReport)

@@ -13,7 +13,7 @@ def chunk(stats: FunctionStats, starts: list[float], duration: float = 0.5) -> l
     """Return calls of ``stats`` as the hot path buffers them."""
     flat: list[object] = []
     for start in starts:
-        flat += (stats, start, start + duration)
+        flat += (stats, start, duration)
     return flat
 
 
@@ -41,8 +41,8 @@ def test_no_limit_keeps_everything() -> None:
     assert len(ring) == 1000
 
 
-def test_replace_keeps_durations_precise_at_unix_times() -> None:
-    """Restored calls keep sub-microsecond durations though their starts are Unix times."""
+def test_replace_keeps_durations_exact_at_unix_times() -> None:
+    """Restored calls keep their exact durations though their starts are Unix times."""
     stats = FunctionStats("f", "unit", "m")
     ring = EventRing(10)
     calls = [(1_796_000_000.0 + i, 1.5e-7 * (i + 1), stats) for i in range(15)]
@@ -50,7 +50,7 @@ def test_replace_keeps_durations_precise_at_unix_times() -> None:
     kept = ring.calls()
     assert [start for start, _, _ in kept] == [c[0] for c in calls[5:]]
     for (_, took, _), (_, wanted, _) in zip(kept, calls[5:], strict=True):
-        assert abs(took - wanted) < 1e-11
+        assert took == wanted
 
 
 def test_filter_drops_and_counts() -> None:

@@ -8,6 +8,7 @@ interface (``settings``, ``snapshot()``, ``retained()``, ``read()``), loaded laz
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import itertools
 import math
@@ -24,8 +25,8 @@ from callmetrics._config import AnalyticsConfig, coerce_config
 from callmetrics._format import duration, percent
 from callmetrics._logging import CallLogger, default_loggers, report_internal_error
 from callmetrics._measure import BlockKind, Measure, NoMeasure
-from callmetrics._records import Event, LoggerContainer, make_event
 from callmetrics._recorder import BUFFER_LIMIT, Recorder
+from callmetrics._records import Event, LoggerContainer, make_event
 from callmetrics._sketch import DurationSketch
 from callmetrics._state import FunctionSnapshot
 from callmetrics._transfer import merge_into, restore_into
@@ -62,8 +63,8 @@ def _check_text(what: str, value: object) -> str:
     return value
 
 
-def _owner(key: object) -> FunctionStats:
-    return key.stats if type(key) is FailedCall else key  # type: ignore[return-value,attr-defined]
+def _owner(key: FunctionStats | FailedCall) -> FunctionStats:
+    return key.stats if type(key) is FailedCall else key  # type: ignore[return-value]  # narrowed by type()
 
 
 class Analytics:
@@ -232,7 +233,7 @@ class Analytics:
         failure and propagates.  What ``name`` resolves to is cached: a fresh
         ``measure("x")`` per block costs about as much as a tracked call.
         """
-        kind = self._blocks.get(name)  # type: ignore[arg-type]  # a bad name misses
+        kind = self._blocks.get(name)  # a name of a bad type misses, then fails below
         if kind is not None and kind.event_type == event_type:
             return Measure(kind)
         _check_text("name", name)
@@ -536,15 +537,13 @@ class Analytics:
 
     def _repr_html_(self) -> str:
         """Show a summary table when the instance is displayed in a notebook."""
-        from callmetrics import _notebook  # type: ignore[attr-defined,unused-ignore]  # noqa: PLC0415  # written by another part; lazy
-
-        return str(_notebook.summary_html(self))
+        notebook = importlib.import_module("callmetrics._notebook")  # another part's; lazy
+        return str(notebook.summary_html(self))
 
     def report(self) -> Any:
         """Return the HTML report as an object a notebook displays inline."""
-        from callmetrics import _notebook  # type: ignore[attr-defined,unused-ignore]  # noqa: PLC0415  # written by another part; lazy
-
-        return _notebook.InlineReport(_notebook.report_html(self))
+        notebook = importlib.import_module("callmetrics._notebook")  # another part's; lazy
+        return notebook.InlineReport(notebook.report_html(self))
 
     def batch_mode(
         self, message: str = "Processing...", console: Console | None = None, *,

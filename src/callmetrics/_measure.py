@@ -60,21 +60,20 @@ class Measure:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         """Record the block: a success, or a failure when an exception leaves it."""
-        t1 = perf_counter()
         kind = self._kind
-        t0 = self._t0
         if exc is not None:
-            duration = kind.failed(kind.stats, t0, exc)
+            duration = kind.failed(kind.stats, self._t0, exc)
         else:
+            t0 = self._t0
+            duration = perf_counter() - t0
             buffer = kind.buffer
-            buffer.extend((kind.stats, t0, t1))
+            buffer.extend((kind.stats, t0, duration))
             cache = kind.cache
             try:
                 if len(buffer) >= cache[CACHE_KEY]:
-                    kind.after(kind.stats, t0, t1, cache[CACHE_KEY])
+                    kind.after(kind.stats, duration, cache[CACHE_KEY])
             except KeyError:  # logging changed a level and cleared its caches
-                kind.after(kind.stats, t0, t1, kind.refresh())
-            duration = t1 - t0
+                kind.after(kind.stats, duration, kind.refresh())
         if self._started:
             end_observers(self._started, kind.stats, duration, exc)
 

@@ -1,11 +1,12 @@
 """The recorder: one call buffer per instance, bounded drains, aggregates and the ring.
 
 The hot path appends each finished call to ``Recorder.buffer`` as three flat items,
-``buffer.extend((key, start, end))``: ``key`` is the function's ``FunctionStats``
-(a ``FailedCall`` when the call raised), ``start``/``end`` are ``perf_counter``
-readings.  ``extend`` with a tuple is one C call that holds the list for its whole
-length, under the GIL and under free-threading's per-list lock alike, so the
-buffer is always a whole number of calls and no call is ever split.
+``buffer.extend((key, start, duration))``: ``key`` is the function's
+``FunctionStats`` (a ``FailedCall`` when the call raised), ``start`` a
+``perf_counter`` reading, ``duration`` seconds.  ``extend`` with a tuple is one C
+call that holds the list for its whole length, under the GIL and under
+free-threading's per-list lock alike, so the buffer is always a whole number of
+calls and no call is ever split.
 
 When the buffer holds ``BUFFER_LIMIT`` calls, the call that sees it drains one
 chunk of at most ``BUFFER_LIMIT`` calls (``drain_soon``): it takes the chunk off the
@@ -28,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from operator import add, sub
 from time import perf_counter
 from typing import Any
 
@@ -170,7 +170,7 @@ class Recorder:
         flat: list[Any] = [None] * (3 * n)
         flat[0::3] = keys
         flat[1::3] = starts
-        flat[2::3] = list(map(add, starts, durations))
+        flat[2::3] = durations
         with self.lock:
             self._fold(flat)
 
@@ -194,7 +194,7 @@ class Recorder:
         began = perf_counter()
         offset = time.time() - began
         keys = flat[0::3]
-        durations = list(map(sub, flat[2::3], flat[1::3]))
+        durations = flat[2::3]
         short_max, medium_max = self.short_max, self.medium_max
         first = keys[0]
         spent: list[tuple[FunctionStats, int]] = []

@@ -119,7 +119,7 @@ class Event(dict[str, Any]):
 
     __slots__ = ("start",)
 
-    def __init__(  # noqa: PLR0913  # the seed's fields plus the failure's details
+    def __init__(  # the seed's fields plus the failure's details
         self,
         function: str,
         event_type: str,
@@ -185,7 +185,7 @@ class Event(dict[str, Any]):
                 f"{outcome})")
 
 
-def _fields(function: str, event_type: str, start: float, duration: float,  # noqa: PLR0913
+def _fields(function: str, event_type: str, start: float, duration: float,
             error: str | None, fmt: str, message: str | None,
             location: str | None) -> dict[str, Any]:
     return {
@@ -205,7 +205,7 @@ _new_dict = dict.__new__
 _fill = dict.update
 
 
-def make_event(function: str, event_type: str, start: float, duration: float,  # noqa: PLR0913
+def make_event(function: str, event_type: str, start: float, duration: float,
                error: str | None, fmt: str, message: str | None = None,
                location: str | None = None) -> Event:
     """Build an ``Event`` without running Python ``__init__`` (reads build thousands).

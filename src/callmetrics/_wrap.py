@@ -2,7 +2,7 @@
 
 Everything that can be decided at decoration time is (the kind of callable, its
 recorded name, the buffer it appends to).  A successful call then costs two clock
-reads, one ``buffer.extend((stats, start, end))`` (one atomic C call: see
+reads, one ``buffer.extend((stats, start, duration))`` (one atomic C call: see
 ``_recorder.py``), a length check and one dict lookup for the cached logging
 decision.  Aggregation happens in bulk, later (``Recorder._fold``).  A failed call
 also describes its exception (``_aggregate.failure_of``) and buffers that
@@ -34,10 +34,10 @@ __all__ = [
     "CallObserver",
     "Ends",
     "Runtime",
+    "binds",
     "callable_kind",
     "callable_module",
     "end_observers",
-    "binds",
     "recorded_name",
     "start_observers",
     "wrap",
@@ -72,7 +72,7 @@ class Runtime(Protocol):
 
     @property
     def buffer(self) -> list[Any]:
-        """The instance's call buffer (flat ``stats, start, end`` triples)."""
+        """The instance's call buffer (flat ``stats, start, duration`` triples)."""
 
     @property
     def ends(self) -> Ends:
@@ -157,7 +157,7 @@ class Ends:
     """How calls end, shared by every wrapper of one instance (one object, no closures).
 
     ``ok(stats, t0)`` and ``failed(stats, t0, exc)`` record a call that started at
-    ``t0`` and return its duration; ``after(stats, t0, t1, limit)`` drains a full
+    ``t0`` and return its duration; ``after(stats, duration, limit)`` drains a full
     buffer and logs a success.  Wrappers inline ``ok`` on their hot path.
     """
 
@@ -174,43 +174,43 @@ class Ends:
         # Bound once: every wrapper holds these same objects (memory per function).
         self.hooks = (self.after, self.failed, self.log.refresh)
 
-    def after(self, stats: FunctionStats, t0: float, t1: float, limit: int) -> None:
+    def after(self, stats: FunctionStats, duration: float, limit: int) -> None:
         """Drain a full buffer; log the success while successful calls are logged."""
         # Reached when the buffer is full or when successful calls are being logged
         # (the cached limit is then 0).
         if len(self.buffer) >= self.capacity:
             self.drain_soon()
         if limit == 0:
-            self.log.success(stats.name, stats.event_type, t1 - t0)
+            self.log.success(stats.name, stats.event_type, duration)
 
     def ok(self, stats: FunctionStats, t0: float) -> float:
         """Record a successful call that started at ``t0``; return its duration."""
-        t1 = perf_counter()
-        self.extend((stats, t0, t1))
+        duration = perf_counter() - t0
+        self.extend((stats, t0, duration))
         try:
             limit = self.cache[CACHE_KEY]
         except KeyError:  # logging changed a level and cleared its caches: decide again
             limit = self.log.refresh()
         if len(self.buffer) >= limit:
-            self.after(stats, t0, t1, limit)
-        return t1 - t0
+            self.after(stats, duration, limit)
+        return duration
 
     def failed(self, stats: FunctionStats, t0: float, exc: BaseException) -> float:
         """Record a call that raised ``exc``; return its duration.  Never raises."""
-        t1 = perf_counter()
+        duration = perf_counter() - t0
         if _normal_exit(exc):
-            self.extend((stats, t0, t1))
-            return t1 - t0
+            self.extend((stats, t0, duration))
+            return duration
         try:
             described: object = failure_of(stats, exc)
         except Exception as err:  # noqa: BLE001  # never let describing it break the call
             report_internal_error("describing a failure", err)
             described = stats
-        self.extend((described, t0, t1))
+        self.extend((described, t0, duration))
         if len(self.buffer) >= self.capacity:
             self.drain_soon()
-        self.log.failure(stats.name, stats.event_type, t1 - t0, exc)
-        return t1 - t0
+        self.log.failure(stats.name, stats.event_type, duration, exc)
+        return duration
 
 
 def _observed_sync(rt: Runtime, func: Callable[..., Any], stats: FunctionStats,
@@ -258,13 +258,13 @@ def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
         except BaseException as exc:
             failed(stats, t0, exc)
             raise
-        t1 = perf_counter()
-        extend((stats, t0, t1))
+        duration = perf_counter() - t0
+        extend((stats, t0, duration))
         try:
             if len(buf) >= cache[CACHE_KEY]:
-                after(stats, t0, t1, cache[CACHE_KEY])
+                after(stats, duration, cache[CACHE_KEY])
         except KeyError:  # logging changed a level and cleared its caches: decide again
-            after(stats, t0, t1, refresh())
+            after(stats, duration, refresh())
         return result
 
     return wrapper
@@ -287,13 +287,13 @@ def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> 
         except BaseException as exc:
             failed(stats, t0, exc)
             raise
-        t1 = perf_counter()
-        extend((stats, t0, t1))
+        duration = perf_counter() - t0
+        extend((stats, t0, duration))
         try:
             if len(buf) >= cache[CACHE_KEY]:
-                after(stats, t0, t1, cache[CACHE_KEY])
+                after(stats, duration, cache[CACHE_KEY])
         except KeyError:  # logging changed a level and cleared its caches: decide again
-            after(stats, t0, t1, refresh())
+            after(stats, duration, refresh())
         return result
 
     return wrapper
