@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from callmetrics._config import AnalyticsConfig, coerce_config
 from callmetrics._logging import CallLogger, default_loggers, report_internal_error
-from callmetrics._measure import BlockKind, Measure, NoMeasure
+from callmetrics._measure import BlockKind, Measure, NoMeasure, new_measure
 from callmetrics._outputs import Outputs
 from callmetrics._readback import ReadBack
 from callmetrics._recorder import BUFFER_LIMIT, Recorder
@@ -221,7 +221,7 @@ class Analytics(ReadBack, Outputs):
         """
         kind = self._blocks.get(name)  # a name of a bad type misses, then fails below
         if kind is not None and kind.event_type == event_type:
-            return Measure(kind)
+            return new_measure(kind)
         _check_text("name", name)
         _check_text("event_type", event_type)
         if not self.enabled:
@@ -231,7 +231,7 @@ class Analytics(ReadBack, Outputs):
         kind = BlockKind(stats, event_type, self)
         if len(self._blocks) < 4 * max(self.settings.max_functions, 1):
             self._blocks[name] = kind
-        return Measure(kind)
+        return new_measure(kind)
 
     def _adhoc_wrapper(self, func: Callable[..., Any], event_type: str,
                        kind: str | None = None) -> Callable[..., Any]:
