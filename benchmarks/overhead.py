@@ -115,9 +115,21 @@ def contenders() -> dict[str, Callable[[int], Any] | None]:
         found["OpenTelemetry SDK span decorator"] = tracer.start_as_current_span("work")(work)
     except ImportError:
         found["OpenTelemetry SDK span decorator"] = None
+    found["callmetrics measure() block, fresh each time"] = _measured()
     found["callmetrics + exporters (no spans)"] = _exported(spans=False)
     found["callmetrics + OTel spans=True"] = _exported(spans=True)
     return found
+
+
+def _measured() -> Callable[[int], Any]:
+    """Time ``work`` inside ``with analytics.measure("bench"):``, a new object per call."""
+    measure = Analytics().measure
+
+    def block(x: int) -> int:
+        with measure("bench"):
+            return work(x)
+
+    return block
 
 
 def _exported(*, spans: bool) -> Callable[[int], Any] | None:

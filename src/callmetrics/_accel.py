@@ -10,8 +10,8 @@ provides the sync wrapper and the ``measure()`` block in C.  It is used unless
 ``IMPLEMENTATION`` says which (``"c"`` or ``"python"``), ``REASON`` why Python.
 
 The C types follow the engine's seam (``docs/engine.md``): a ``Sink`` appends
-``stats, start, end`` to the instance's call buffer and calls the engine's Python
-``after``/``failed`` (from ``_wrap.finisher``) exactly where the Python wrapper does.
+``stats, start, duration`` to the instance's call buffer and calls the engine's
+Python ``after``/``failed`` (``_wrap.Ends``) exactly where the Python wrapper does.
 This module builds them from the engine's parts.
 """
 
@@ -27,7 +27,7 @@ from callmetrics._logging import CACHE_KEY
 if TYPE_CHECKING:
     from callmetrics._aggregate import FunctionStats
     from callmetrics._measure import BlockKind
-    from callmetrics._wrap import Finisher, Runtime
+    from callmetrics._wrap import Runtime
 
 __all__ = [
     "IMPLEMENTATION",
@@ -56,8 +56,7 @@ _speedups, REASON = _load()
 IMPLEMENTATION: Final[str] = "python" if _speedups is None else "c"
 
 
-def sync_builder(python_builder: B,
-                 finisher: Callable[[FunctionStats, Runtime], Finisher]) -> B:
+def sync_builder(python_builder: B) -> B:
     """Return the builder of sync wrappers: the C one when built, else ``python_builder``.
 
     The C wrapper keeps the Python one and calls it while observers are registered.
@@ -68,10 +67,9 @@ def sync_builder(python_builder: B,
 
     def build(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Any:
         observed = python_builder(func, stats, rt)
-        _, failed, after = finisher(stats, rt)
-        log = rt.call_logger
-        return track(func, sink(rt.buffer, stats, rt.observers, log.cache, CACHE_KEY,
-                                log.refresh, after, failed), observed)
+        ends = rt.ends
+        return track(func, sink(ends.buffer, stats, rt.observers, ends.cache, CACHE_KEY,
+                                ends.log.refresh, ends.after, ends.failed), observed)
 
     return cast("B", build)
 

@@ -104,6 +104,7 @@ class FunctionStats:
     """
 
     __slots__ = (
+        "__weakref__",
         "calls",
         "drain_seconds",
         "event_type",
@@ -119,7 +120,6 @@ class FunctionStats:
         "slowest",
         "successes",
         "total",
-        "__weakref__",
     )
 
     def __init__(self, name: str, event_type: str, module: str) -> None:

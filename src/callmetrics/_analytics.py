@@ -10,40 +10,32 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import math
 import time
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from callmetrics import _accel
-from callmetrics._aggregate import FailedCall, FunctionStats
-from callmetrics._calibrate import per_call_overhead
 from callmetrics._config import AnalyticsConfig, coerce_config
-from callmetrics._format import duration, percent
 from callmetrics._logging import CallLogger, default_loggers, report_internal_error
-from callmetrics._measure import BlockKind, Measure, NoMeasure
+from callmetrics._measure import BlockKind, Measure, NoMeasure, new_measure
+from callmetrics._outputs import Outputs
+from callmetrics._readback import ReadBack
 from callmetrics._recorder import BUFFER_LIMIT, Recorder
-from callmetrics._records import Event, LoggerContainer
-from callmetrics._sketch import DurationSketch
+from callmetrics._records import LoggerContainer
 from callmetrics._state import FunctionSnapshot
 from callmetrics._transfer import merge_into, restore_into
-from callmetrics._view import Reading, RetainedCall
 from callmetrics._wrap import (
     OWNER_ATTRIBUTE,
     CallObserver,
+    Ends,
     callable_kind,
     callable_module,
     recorded_name,
     wrap,
 )
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from callmetrics._console import BatchMode
 
 __all__ = ["Analytics"]
 
@@ -62,11 +54,7 @@ def _check_text(what: str, value: object) -> str:
     return value
 
 
-def _owner(key: object) -> FunctionStats:
-    return key.stats if type(key) is FailedCall else key  # type: ignore[return-value,attr-defined]
-
-
-class Analytics:
+class Analytics(ReadBack, Outputs):
     """Tracks function performance, success rates, and execution patterns.
 
     Decorate functions with :meth:`track`; read exact statistics with
@@ -132,6 +120,7 @@ class Analytics:
         self.drain_soon = self._recorder.drain_soon
         self._call_logger = CallLogger(loggers, self.long_max, 3 * BUFFER_LIMIT)
         self._observers: list[CallObserver] = []
+        self.ends = Ends(self)
         self._adhoc: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Callable[..., Any]]]
         self._adhoc = weakref.WeakKeyDictionary()
         self._blocks: dict[str, BlockKind] = {}
@@ -236,9 +225,9 @@ class Analytics:
         failure and propagates.  What ``name`` resolves to is cached: a fresh
         ``measure("x")`` per block costs about as much as a tracked call.
         """
-        kind = self._blocks.get(name)  # type: ignore[arg-type]  # a bad name misses
+        kind = self._blocks.get(name)  # a name of a bad type misses, then fails below
         if kind is not None and kind.event_type == event_type:
-            return Measure(kind)
+            return new_measure(kind)
         _check_text("name", name)
         _check_text("event_type", event_type)
         if not self.enabled:
@@ -248,7 +237,7 @@ class Analytics:
         kind = BlockKind(stats, event_type, self)
         if len(self._blocks) < 4 * max(self.settings.max_functions, 1):
             self._blocks[name] = kind
-        return Measure(kind)
+        return new_measure(kind)
 
     def _adhoc_wrapper(self, func: Callable[..., Any], event_type: str,
                        kind: str | None = None) -> Callable[..., Any]:
@@ -313,158 +302,6 @@ class Analytics:
             return await self.execute_async_wrapped_call(func, event_type, *args, **kwargs)
         return self.execute_sync_wrapped_call(func, event_type, *args, **kwargs)
 
-    # ---------------------------------------------------------------- read-back
-    def _snapshots(self, per_call: dict[str, float]) -> list[FunctionSnapshot]:
-        fmt, compact = self.time_format, self.compact_time
-        return [stats.snapshot(per_call, fmt, compact=compact)
-                for _, stats in sorted(self._recorder.stats.items()) if stats.calls]
-
-    def _retained(self) -> list[RetainedCall]:
-        out = []
-        for start, took, key in self._recorder.ring.calls():
-            if type(key) is FailedCall:
-                stats = key.stats
-                out.append(RetainedCall(start, took, stats.name, stats.event_type, key.error,
-                                        key.message, key.location))
-            else:
-                out.append(RetainedCall(start, took, key.name, key.event_type, None))
-        return out
-
-    def snapshot(self) -> list[FunctionSnapshot]:
-        """Return a consistent copy of every function's aggregates, in name order."""
-        per_call = per_call_overhead()  # calibrated once, outside the lock
-        with self._recorder.reading():
-            return self._snapshots(per_call)
-
-    def retained(self) -> list[RetainedCall]:
-        """Return the retained calls, oldest first (part of the ``Source`` interface)."""
-        with self._recorder.reading():
-            return self._retained()
-
-    def read(self) -> Reading:
-        """Return aggregates and retained calls taken together, so that they agree."""
-        per_call = per_call_overhead()
-        with self._recorder.reading():
-            return Reading(self._snapshots(per_call), self._retained())
-
-    def raw_events(self) -> list[tuple[float, float, str | None, FunctionStats]]:
-        """Return retained calls as ``(start, duration, error, stats)``.  # removed at merge."""
-        with self._recorder.reading():
-            return [(start, took, key.error if type(key) is FailedCall else None, _owner(key))
-                    for start, took, key in self._recorder.ring.calls()]
-
-    @property
-    def events(self) -> list[Event]:
-        """The most recent calls (at most ``max_events``), oldest first, as plain dicts."""
-        fmt, compact = self.time_format, self.compact_time
-        with self._recorder.reading():
-            calls = self._recorder.ring.calls()
-        out = []
-        for start, took, key in calls:
-            if type(key) is FailedCall:
-                stats = key.stats
-                out.append(Event(stats.name, stats.event_type, start, took, key.error, fmt,
-                                 compact=compact, message=key.message, location=key.location))
-            else:
-                out.append(Event(key.name, key.event_type, start, took, None, fmt,
-                                 compact=compact))
-        return out
-
-    @property
-    def call_counts(self) -> dict[str, int]:
-        """Calls per function, exact over every call ever made (a snapshot)."""
-        with self._recorder.reading():
-            return {name: s.calls for name, s in self._recorder.stats.items() if s.calls}
-
-    @property
-    def success_counts(self) -> dict[str, int]:
-        """Successful calls per function, exact over every call ever made (a snapshot)."""
-        with self._recorder.reading():
-            return {name: s.successes for name, s in self._recorder.stats.items() if s.calls}
-
-    @property
-    def decorator_overhead(self) -> dict[str, float]:
-        """Seconds the wrapper added to each function's calls in total (a snapshot)."""
-        return {snap.name: snap.overhead for snap in self.snapshot()}
-
-    def _select(self, function_filter: str | Iterable[str] | None) -> list[FunctionStats]:
-        every = self._recorder.stats
-        if not function_filter:  # None, "" or an empty collection: every function (seed)
-            return [s for s in every.values() if s.calls]
-        if isinstance(function_filter, str):
-            names = {function_filter}
-        elif isinstance(function_filter, Iterable):
-            names = set(function_filter)
-            if not all(isinstance(n, str) for n in names):
-                raise TypeError("function_filter must hold only str names")
-        else:
-            raise TypeError(
-                f"function_filter must be a str, an iterable of str or None, "
-                f"got {type(function_filter).__name__}"
-            )
-        return [s for n in sorted(names) if (s := every.get(n)) is not None and s.calls]
-
-    def get_stats(self, function_filter: str | Iterable[str] | None = None) -> dict[str, Any]:
-        """Return statistics over every call of the selected functions.
-
-        Everything except ``event_count`` covers every call ever made, not just the
-        retained events.  Durations and percentiles are in seconds.  The result is
-        plain data (``json.dumps`` takes it).
-
-        Args:
-            function_filter: a function name, several names, or None (or anything
-                falsy, as in the seed) for all.
-
-        """
-        with self._recorder.reading():
-            selected = self._select(function_filter)
-            chosen = {id(s) for s in selected}
-            event_count = sum(n for key, n in self._recorder.ring.counts().items()
-                              if id(_owner(key)) in chosen)
-            sketch = DurationSketch()
-            for stats in selected:
-                sketch.merge(stats.sketch)
-            total_calls = sum(s.calls for s in selected)
-            total_success = sum(s.successes for s in selected)
-            total_time = math.fsum(s.total for s in selected)
-            slowest = max(((s, s.slowest) for s in selected if s.slowest),
-                          key=lambda p: p[1][1], default=None)
-            fastest = min(((s, s.fastest) for s in selected if s.fastest),
-                          key=lambda p: p[1][1], default=None)
-            fmt, compact = self.time_format, self.compact_time
-            return {
-                "total_calls": total_calls,
-                "total_success": total_success,
-                "success_rate": total_success / total_calls * 100 if total_calls else 0.0,
-                "total_time": total_time,
-                "avg_duration": total_time / total_calls if total_calls else 0.0,
-                "slowest": slowest[0].event(slowest[1], fmt, compact=compact) if slowest else None,
-                "fastest": fastest[0].event(fastest[1], fmt, compact=compact) if fastest else None,
-                "duration_counts": {
-                    "fast": sum(s.fast for s in selected),
-                    "medium": sum(s.medium for s in selected),
-                    "slow": sum(s.slow for s in selected),
-                },
-                "function_count": len(selected),
-                "event_count": event_count,
-                **sketch.summary(),
-            }
-
-    def log_summary(self) -> None:
-        """Log the two summary lines (calls, success, average; speed mix) to the console logger."""
-        if not self.enabled:
-            return
-        stats = self.get_stats()
-        calls = stats["total_calls"]
-        self.console_logger.info(
-            "Analytics Summary: %s calls | %s success | avg %s", f"{calls:,}",
-            percent(stats["total_success"], calls), duration(stats["avg_duration"]))
-        counts = stats["duration_counts"]
-        total = sum(counts.values())
-        self.console_logger.info(
-            "Performance: fast %s | medium %s | slow %s", percent(counts["fast"], total, 0),
-            percent(counts["medium"], total, 0), percent(counts["slow"], total, 0))
-
     # -------------------------------------------------------------- maintenance
     def clear_old_events(self, days: float = 7) -> int:
         """Remove retained events that started more than ``days`` days ago.
@@ -516,64 +353,6 @@ class Analytics:
         """
         with self._recorder.reading():
             restore_into(self._recorder, functions, events)
-
-    # ------------------------------------------- report, console, store, notebook
-    def render_report(self, *, force_mode: bool = False) -> str:
-        """Render the HTML report to a string without writing it."""
-        from callmetrics._report import render_report  # noqa: PLC0415  # load jinja2 on use
-
-        return render_report(self, force_mode=force_mode)
-
-    def generate_reports(self, force_mode: bool = False, *,  # seed API
-                         path: str | Path | None = None) -> Path | None:
-        """Write the HTML report and return its path (None when nothing was recorded).
-
-        Args:
-            force_mode: write the full report (``analytics_full.html``) rather than the
-                incremental one.
-            path: where to write; defaults to ``report_dir``.  An explicit path that
-                cannot be written raises ``OSError``.
-
-        """
-        from callmetrics._report import generate_reports  # noqa: PLC0415  # load jinja2 on use
-
-        return generate_reports(self, force_mode=force_mode, path=path)
-
-    def _repr_html_(self) -> str:
-        """Show a summary table when the instance is displayed in a notebook."""
-        from callmetrics import _notebook  # type: ignore[attr-defined,unused-ignore]  # noqa: PLC0415  # written by another part; lazy
-
-        return str(_notebook.summary_html(self))
-
-    def report(self) -> Any:
-        """Return the HTML report as an object a notebook displays inline."""
-        from callmetrics import _notebook  # type: ignore[attr-defined,unused-ignore]  # noqa: PLC0415  # written by another part; lazy
-
-        return _notebook.InlineReport(_notebook.report_html(self))
-
-    def batch_mode(
-        self, message: str = "Processing...", console: Console | None = None, *,
-        total: int | None = None,
-    ) -> BatchMode:
-        """Suppress per-call console lines and show a spinner (or a progress bar).
-
-        Usable as ``with`` and ``async with``; see :mod:`callmetrics._console`.
-        """
-        from callmetrics._console import BatchMode  # noqa: PLC0415  # load rich on use
-
-        return BatchMode(self, message, console, total=total)
-
-    def print_summary(self, console: Console | None = None) -> None:
-        """Print a table of per-function statistics, sorted by total time."""
-        from callmetrics._console import print_summary  # noqa: PLC0415  # load rich on use
-
-        print_summary(self, console)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the documented JSON-ready form of this instance's statistics."""
-        from callmetrics._export import to_dict  # noqa: PLC0415
-
-        return to_dict(self)
 
     def flush(self) -> None:
         """Write everything recorded so far to the store, if one is attached."""

@@ -18,7 +18,7 @@ from typing import Any
 from callmetrics._aggregate import FunctionStats
 from callmetrics._logging import CACHE_KEY, CallLogger
 from callmetrics._records import LoggerContainer
-from callmetrics._wrap import CallObserver, wrap
+from callmetrics._wrap import CallObserver, Ends, wrap
 
 # Drain once the buffer holds this many calls, as the recorder does (3 items per call).
 _CAPACITY = 3 * 1024
@@ -40,6 +40,7 @@ class _QuietRuntime:
         self.call_logger.cache = {CACHE_KEY: _CAPACITY}
         self.observers: list[CallObserver] = []
         self.buffer: list[Any] = []
+        self.ends = Ends(self)
 
     def drain_soon(self) -> None:
         self.buffer.clear()

@@ -13,68 +13,70 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from callmetrics._logging import CACHE_KEY
-from callmetrics._wrap import CallObserver, end_observers, finisher, start_observers
+from callmetrics._wrap import CallObserver, end_observers, start_observers
 
 if TYPE_CHECKING:
     from callmetrics._aggregate import FunctionStats
     from callmetrics._wrap import Runtime
 
-__all__ = ["BlockKind", "Measure", "NoMeasure"]
+__all__ = ["BlockKind", "Measure", "NoMeasure", "new_measure"]
 
 
 class BlockKind:
     """Everything a block named ``stats.name`` needs at its end, resolved once."""
 
-    __slots__ = ("after", "buffer", "cache", "event_type", "failed", "ok", "refresh", "rt",
-                 "stats")
+    __slots__ = ("after", "buffer", "cache", "event_type", "failed", "refresh", "rt", "stats")
 
     def __init__(self, stats: FunctionStats, event_type: str, rt: Runtime) -> None:
-        """Resolve the buffer, the finisher and the logging cache of ``stats``."""
+        """Resolve the buffer, the call ends and the logging cache of ``stats``."""
         self.stats = stats
         self.event_type = event_type  # as asked by measure(), to find it again
         self.rt = rt
         self.buffer = rt.buffer
-        self.cache = rt.call_logger.cache
-        self.refresh = rt.call_logger.refresh
-        self.ok, self.failed, self.after = finisher(stats, rt)
+        self.cache = rt.ends.cache
+        self.refresh = rt.ends.log.refresh
+        self.failed = rt.ends.failed
+        self.after = rt.ends.after
 
 
 class Measure:
-    """The context manager ``measure()`` returns (sync and async)."""
+    """The context manager ``measure()`` returns (sync and async).
+
+    Made by :func:`new_measure` without a Python ``__init__`` (a fresh one per block
+    is the common use, so its creation is part of the hot path).
+    """
 
     __slots__ = ("_kind", "_started", "_t0")
 
-    def __init__(self, kind: BlockKind) -> None:
-        """Measure one block of ``kind``; timing starts on entry."""
-        self._kind = kind
-        self._started: list[tuple[CallObserver, object]] | None = None
+    _kind: BlockKind
+    _started: list[tuple[CallObserver, object]] | None
+    _t0: float
 
     def __enter__(self) -> Measure:
         """Start timing (after the observers, if any, have seen the start)."""
         kind = self._kind
-        if kind.rt.observers:
-            self._started = start_observers(kind.rt, kind.stats)
+        observers = kind.rt.observers
+        self._started = start_observers(kind.rt, kind.stats) if observers else None
         self._t0 = perf_counter()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         """Record the block: a success, or a failure when an exception leaves it."""
-        t1 = perf_counter()
         kind = self._kind
-        t0 = self._t0
         if exc is not None:
-            duration = kind.failed(t0, exc)
+            duration = kind.failed(kind.stats, self._t0, exc)
         else:
+            t0 = self._t0
+            duration = perf_counter() - t0
             buffer = kind.buffer
-            buffer.extend((kind.stats, t0, t1))
+            buffer.extend((kind.stats, t0, duration))
             cache = kind.cache
             try:
                 if len(buffer) >= cache[CACHE_KEY]:
-                    kind.after(t0, t1, cache[CACHE_KEY])
+                    kind.after(kind.stats, duration, cache[CACHE_KEY])
             except KeyError:  # logging changed a level and cleared its caches
-                kind.after(t0, t1, kind.refresh())
-            duration = t1 - t0
+                kind.after(kind.stats, duration, kind.refresh())
         if self._started:
             end_observers(self._started, kind.stats, duration, exc)
 
@@ -86,6 +88,16 @@ class Measure:
                         tb: TracebackType | None) -> None:
         """Record the block, as ``__exit__``."""
         self.__exit__(exc_type, exc, tb)
+
+
+_new = object.__new__
+
+
+def new_measure(kind: BlockKind) -> Measure:
+    """Return a fresh ``Measure`` of ``kind`` (one C allocation, no Python frame)."""
+    measure: Measure = _new(Measure)
+    measure._kind = kind
+    return measure
 
 
 class NoMeasure:

@@ -1,11 +1,12 @@
 """The recorder: one call buffer per instance, bounded drains, aggregates and the ring.
 
 The hot path appends each finished call to ``Recorder.buffer`` as three flat items,
-``buffer.extend((key, start, end))``: ``key`` is the function's ``FunctionStats``
-(a ``FailedCall`` when the call raised), ``start``/``end`` are ``perf_counter``
-readings.  ``extend`` with a tuple is one C call that holds the list for its whole
-length, under the GIL and under free-threading's per-list lock alike, so the
-buffer is always a whole number of calls and no call is ever split.
+``buffer.extend((key, start, duration))``: ``key`` is the function's
+``FunctionStats`` (a ``FailedCall`` when the call raised), ``start`` a
+``perf_counter`` reading, ``duration`` seconds.  ``extend`` with a tuple is one C
+call that holds the list for its whole length, under the GIL and under
+free-threading's per-list lock alike, so the buffer is always a whole number of
+calls and no call is ever split.
 
 When the buffer holds ``BUFFER_LIMIT`` calls, the call that sees it drains one
 chunk of at most ``BUFFER_LIMIT`` calls (``drain_soon``): it takes the chunk off the
@@ -28,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from operator import add, sub
 from time import perf_counter
 from typing import Any
 
@@ -46,12 +46,14 @@ BUFFER_LIMIT = 1024
 OVERFLOW_NAME = "<other functions>"
 
 
-def _locate(keys: list[Any], durations: list[float], key: object, value: float,
-            position: int = 0) -> int:
-    """Return the index of a call of ``key`` that took ``value`` seconds."""
+def _locate(keys: list[Any], durations: list[float], stats: FunctionStats,
+            value: float) -> int:
+    """Return the index of a call of ``stats`` (or a failure of it) that took ``value`` s."""
+    position = 0
     while True:
         position = durations.index(value, position)
-        if keys[position] is key:
+        key = keys[position]
+        if key is stats or (type(key) is FailedCall and key.stats is stats):
             return position
         position += 1
 
@@ -170,7 +172,7 @@ class Recorder:
         flat: list[Any] = [None] * (3 * n)
         flat[0::3] = keys
         flat[1::3] = starts
-        flat[2::3] = list(map(add, starts, durations))
+        flat[2::3] = durations
         with self.lock:
             self._fold(flat)
 
@@ -194,7 +196,7 @@ class Recorder:
         began = perf_counter()
         offset = time.time() - began
         keys = flat[0::3]
-        durations = list(map(sub, flat[2::3], flat[1::3]))
+        durations = flat[2::3]
         short_max, medium_max = self.short_max, self.medium_max
         first = keys[0]
         spent: list[tuple[FunctionStats, int]] = []
@@ -205,22 +207,28 @@ class Recorder:
             self._extremes(first, keys, durations, flat, offset, low, high)
             spent.append((first, len(keys)))
         else:
-            groups: dict[Any, list[float]] = {}
+            groups: dict[FunctionStats, list[float]] = {}
+            failures: dict[FunctionStats, int] = {}
             for key, duration in zip(keys, durations, strict=True):
                 group = groups.get(key)
-                if group is None:
-                    groups[key] = [duration]
-                else:
+                if group is not None:
                     group.append(duration)
-            for key, group in groups.items():
-                if type(key) is FailedCall:
-                    stats = key.stats
-                    low, high = stats.add(group, 0, short_max, medium_max)
+                elif type(key) is FailedCall:  # never a key of groups: goes to its owner's
+                    owner = key.stats
+                    failures[owner] = failures.get(owner, 0) + 1
+                    group = groups.get(owner)
+                    if group is None:
+                        groups[owner] = [duration]
+                    else:
+                        group.append(duration)
                 else:
-                    stats = key
-                    low, high = stats.add(group, len(group), short_max, medium_max)
-                self._extremes(stats, keys, durations, flat, offset, low, high, key)
-                spent.append((stats, len(group)))
+                    groups[key] = [duration]
+            for stats, group in groups.items():
+                count = len(group)
+                low, high = stats.add(group, count - failures.get(stats, 0), short_max,
+                                      medium_max)
+                self._extremes(stats, keys, durations, flat, offset, low, high)
+                spent.append((stats, count))
         self.ring.append(flat, offset)
         # The bulk work is part of what the decorator costs: share it out by calls.
         per_call = (perf_counter() - began) / len(keys)
@@ -229,14 +237,17 @@ class Recorder:
 
     @staticmethod
     def _extremes(stats: FunctionStats, keys: list[Any], durations: list[float],
-                  flat: list[Any], offset: float, low: float, high: float,
-                  key: object = None) -> None:
-        key = stats if key is None else key
+                  flat: list[Any], offset: float, low: float, high: float) -> None:
         if stats.slowest is None or high > stats.slowest[1]:
-            at = _locate(keys, durations, key, high)
-            failed = key if type(key) is FailedCall else None
-            stats.slowest = (flat[3 * at + 1] + offset, high, failed)
+            at = _locate(keys, durations, stats, high)
+            key = keys[at]
+            stats.slowest = (flat[3 * at + 1] + offset, high,
+                             key if type(key) is FailedCall else None)
         if stats.fastest is None or low < stats.fastest[1]:
-            at = _locate(keys, durations, key, low)
-            failed = key if type(key) is FailedCall else None
-            stats.fastest = (flat[3 * at + 1] + offset, low, failed)
+            if low == high and stats.slowest[1] == high:
+                stats.fastest = stats.slowest  # one call (or equal ones): share the record
+                return
+            at = _locate(keys, durations, stats, low)
+            key = keys[at]
+            stats.fastest = (flat[3 * at + 1] + offset, low,
+                             key if type(key) is FailedCall else None)

@@ -1,10 +1,10 @@
 """The bounded ring of retained calls: exactly the newest ``limit`` calls drained.
 
 Calls arrive as the chunks a drain took from the buffer, flat as the hot path
-wrote them: ``[key, start, end, key, start, end, ...]`` where ``key`` is the
-function's ``FunctionStats`` (or a ``FailedCall`` for a call that raised) and
-``start``/``end`` are ``perf_counter`` readings; each chunk carries the offset that
-turns those readings into Unix times.  The ring keeps the chunks as they are (no
+wrote them: ``[key, start, duration, key, start, duration, ...]`` where ``key`` is
+the function's ``FunctionStats`` (or a ``FailedCall`` for a call that raised) and
+``start`` is a ``perf_counter`` reading; each chunk carries the offset that turns
+those readings into Unix times.  The ring keeps the chunks as they are (no
 per-call object is built until a read asks for one) and trims the oldest chunk
 exactly, so it never holds more than ``limit`` calls between two drains.
 """
@@ -64,10 +64,9 @@ class EventRing:
         """Return every retained call, oldest start first."""
         out: list[Retained] = []
         for offset, flat in list(self._chunks):
-            keys, starts, ends = flat[0::3], flat[1::3], flat[2::3]
             out.extend(
-                (start + offset, end - start, key)
-                for key, start, end in zip(keys, starts, ends, strict=True)
+                (start + offset, duration, key)
+                for key, start, duration in zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
             )
         out.sort(key=_by_start)
         return out
@@ -86,15 +85,11 @@ class EventRing:
         if self.limit and len(kept) > self.limit:
             dropped = len(kept) - self.limit
             del kept[:dropped]
-        # Kept relative to the first start: Unix times are large, and an end stored as a
-        # Unix time would round a microsecond's duration to a quarter of one.
-        base = kept[0][0] if kept else 0.0
         flat: list[Any] = []
         for start, duration, key in kept:
-            relative = start - base
-            flat += (key, relative, relative + duration)
+            flat += (key, start, duration)
         self.clear()
-        self.append(flat, base)
+        self.append(flat, 0.0)
         return dropped
 
     def filter(self, keep: Callable[[Retained], bool]) -> int:

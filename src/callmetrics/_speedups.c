@@ -3,7 +3,7 @@
  * docs/engine.md, the seam it plugs into).
  *
  *   Sink     where a function's calls go: the instance's call buffer (a list that
- *            receives `stats, start, end` triples) and the engine's Python
+ *            receives `stats, start, duration` triples) and the engine's Python
  *            callbacks for what is rare (a failure, a full buffer, success
  *            logging).
  *   Tracked  the sync wrapper: a vectorcall type that reads the perf_counter clock
@@ -90,14 +90,14 @@ PyErr_SetRaisedException_compat(PyObject *exc)
 
 typedef struct {
     PyObject_HEAD
-    PyObject *buffer;      /* list: the instance's calls, `key, start, end` triples */
+    PyObject *buffer;      /* list: the instance's calls, `key, start, duration` triples */
     PyObject *key;         /* what successful calls are recorded under (FunctionStats) */
     PyObject *observers;   /* list: non-empty means take the observed (Python) path */
     PyObject *cache;       /* dict holding the cached limit (see docs/engine.md) */
     PyObject *cache_key;   /* its key */
     PyObject *refresh;     /* () -> int: recompute the limit after a cache clear */
-    PyObject *after;       /* (start, end, limit) -> None: drain soon, log a success */
-    PyObject *failed;      /* (start, exc) -> float: record and log a failed call */
+    PyObject *after;       /* (stats, duration, limit) -> None: drain soon, log a success */
+    PyObject *failed;      /* (stats, start, exc) -> float: record, log a failed call */
 } SinkObject;
 
 static PyTypeObject Sink_Type;
@@ -187,7 +187,7 @@ sink_success(SinkObject *sink, double start, double end)
 {
     PyObject *buf = sink->buffer;
     PyObject *t0 = PyFloat_FromDouble(start);
-    PyObject *t1 = PyFloat_FromDouble(end);
+    PyObject *t1 = PyFloat_FromDouble(end - start);   /* the duration */
     if (t0 == NULL || t1 == NULL) {
         Py_XDECREF(t0);
         Py_XDECREF(t1);
@@ -240,7 +240,7 @@ sink_success(SinkObject *sink, double start, double end)
             return 0;
         }
     }
-    PyObject *argv[3] = {t0, t1, limit};
+    PyObject *argv[3] = {sink->key, t1, limit};
     PyObject *r = PyObject_Vectorcall(sink->after, argv, 3, NULL);
     Py_DECREF(limit);
     if (r == NULL) {
@@ -266,8 +266,8 @@ sink_failure(SinkObject *sink, double start)
     PyObject *t0 = PyFloat_FromDouble(start);
     PyObject *r = NULL;
     if (t0 != NULL && exc != NULL) {
-        PyObject *argv[2] = {t0, exc};
-        r = PyObject_Vectorcall(sink->failed, argv, 2, NULL);
+        PyObject *argv[3] = {sink->key, t0, exc};
+        r = PyObject_Vectorcall(sink->failed, argv, 3, NULL);
     }
     Py_XDECREF(t0);
     if (r != NULL) {
@@ -615,13 +615,13 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     /* Record the failure with the block's exception; let it propagate (return None). */
-    PyObject *argv[2] = {NULL, exc};
-    argv[0] = PyFloat_FromDouble(self->start);
-    if (argv[0] == NULL) {
+    PyObject *argv[3] = {self->sink->key, NULL, exc};
+    argv[1] = PyFloat_FromDouble(self->start);
+    if (argv[1] == NULL) {
         return NULL;
     }
-    PyObject *r = PyObject_Vectorcall(self->sink->failed, argv, 2, NULL);
-    Py_DECREF(argv[0]);
+    PyObject *r = PyObject_Vectorcall(self->sink->failed, argv, 3, NULL);
+    Py_DECREF(argv[1]);
     if (r == NULL) {
         return NULL;
     }

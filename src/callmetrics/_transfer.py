@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from callmetrics._aggregate import Extreme, FailedCall, FunctionStats
-from callmetrics._records import Event
 from callmetrics._recorder import Recorder
+from callmetrics._records import Event
 from callmetrics._ring import Retained
 from callmetrics._state import FunctionSnapshot
 
@@ -67,12 +67,12 @@ def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
         stats.merge(loaded)
     restored: list[Retained] = []
     for start, took, error, name, *details in events:
-        stats = recorder.stats.get(name)
-        if stats is None:
-            stats = recorder.stats[name] = FunctionStats(name, "unknown", "<store>")
-        key: object = stats
+        owner = recorder.stats.get(name)
+        if owner is None:
+            owner = recorder.stats[name] = FunctionStats(name, "unknown", "<store>")
+        key: object = owner
         if error is not None:
-            message, location = (details + [None, None])[:2]
-            key = FailedCall(stats, error, message, location)
+            message, location = [*details, None, None][:2]
+            key = FailedCall(owner, error, message, location)
         restored.append((start, took, key))
     recorder.ring.replace(recorder.ring.calls() + restored)

@@ -2,7 +2,7 @@
 
 Everything that can be decided at decoration time is (the kind of callable, its
 recorded name, the buffer it appends to).  A successful call then costs two clock
-reads, one ``buffer.extend((stats, start, end))`` (one atomic C call: see
+reads, one ``buffer.extend((stats, start, duration))`` (one atomic C call: see
 ``_recorder.py``), a length check and one dict lookup for the cached logging
 decision.  Aggregation happens in bulk, later (``Recorder._fold``).  A failed call
 also describes its exception (``_aggregate.failure_of``) and buffers that
@@ -33,13 +33,12 @@ if TYPE_CHECKING:
 __all__ = [
     "OWNER_ATTRIBUTE",
     "CallObserver",
-    "Finisher",
+    "Ends",
     "Runtime",
+    "binds",
     "callable_kind",
     "callable_module",
     "end_observers",
-    "finisher",
-    "binds",
     "recorded_name",
     "start_observers",
     "wrap",
@@ -74,7 +73,11 @@ class Runtime(Protocol):
 
     @property
     def buffer(self) -> list[Any]:
-        """The instance's call buffer (flat ``stats, start, end`` triples)."""
+        """The instance's call buffer (flat ``stats, start, duration`` triples)."""
+
+    @property
+    def ends(self) -> Ends:
+        """How calls end (shared by the instance's wrappers)."""
 
     def drain_soon(self) -> None:
         """Fold one chunk of a full buffer, unless a drain is already under way."""
@@ -146,158 +149,159 @@ def end_observers(started: list[tuple[CallObserver, object]], stats: FunctionSta
             report_internal_error(f"observer {type(observer).__name__}.on_end", exc)
 
 
-Finisher = tuple[
-    Callable[[float], float],
-    Callable[[float, BaseException], float],
-    Callable[[float, float, int], None],
-]
-
-
 def _normal_exit(exc: BaseException) -> bool:
     """Whether ``exc`` ends a call normally: ``SystemExit`` with code 0 or None."""
     return type(exc) is SystemExit and exc.code in (0, None)
 
 
-def finisher(stats: FunctionStats, rt: Runtime) -> Finisher:
-    """Return the ``(ok, failed, after)`` bookkeeping shared by the wrapper kinds.
+class Ends:
+    """How calls end, shared by every wrapper of one instance (one object, no closures).
 
-    ``ok(t0)`` and ``failed(t0, exc)`` record a call that started at ``t0`` and return
-    its duration; ``after(t0, t1, limit)`` drains a full buffer and logs a success.
+    ``ok(stats, t0)`` and ``failed(stats, t0, exc)`` record a call that started at
+    ``t0`` and return its duration; ``after(stats, duration, limit)`` drains a full
+    buffer and logs a success.  Wrappers inline ``ok`` on their hot path.
     """
-    buf = rt.buffer
-    extend = buf.extend
-    log = rt.call_logger
-    cache = log.cache
-    key = CACHE_KEY
-    name, event_type = stats.name, stats.event_type
-    drain_soon = rt.drain_soon
-    capacity = log.capacity
 
-    def after(t0: float, t1: float, limit: int) -> None:
+    __slots__ = ("buffer", "cache", "capacity", "drain_soon", "extend", "hooks", "log")
+
+    def __init__(self, rt: Runtime) -> None:
+        """Resolve the runtime's buffer, drain and logging cache once."""
+        self.buffer = rt.buffer
+        self.extend = rt.buffer.extend
+        self.log = rt.call_logger
+        self.cache = self.log.cache
+        self.capacity = self.log.capacity
+        self.drain_soon = rt.drain_soon
+        # Bound once: every wrapper holds these same objects (memory per function).
+        self.hooks = (self.after, self.failed, self.log.refresh)
+
+    def after(self, stats: FunctionStats, duration: float, limit: int) -> None:
+        """Drain a full buffer; log the success while successful calls are logged."""
         # Reached when the buffer is full or when successful calls are being logged
         # (the cached limit is then 0).
-        if len(buf) >= capacity:
-            drain_soon()
+        if len(self.buffer) >= self.capacity:
+            self.drain_soon()
         if limit == 0:
-            log.success(name, event_type, t1 - t0)
+            self.log.success(stats.name, stats.event_type, duration)
 
-    def ok(t0: float) -> float:
-        t1 = perf_counter()
-        extend((stats, t0, t1))
+    def ok(self, stats: FunctionStats, t0: float) -> float:
+        """Record a successful call that started at ``t0``; return its duration."""
+        duration = perf_counter() - t0
+        self.extend((stats, t0, duration))
         try:
-            if len(buf) >= cache[key]:
-                after(t0, t1, cache[key])
+            limit = self.cache[CACHE_KEY]
         except KeyError:  # logging changed a level and cleared its caches: decide again
-            after(t0, t1, log.refresh())
-        return t1 - t0
+            limit = self.log.refresh()
+        if len(self.buffer) >= limit:
+            self.after(stats, duration, limit)
+        return duration
 
-    def failed(t0: float, exc: BaseException) -> float:
-        t1 = perf_counter()
+    def failed(self, stats: FunctionStats, t0: float, exc: BaseException) -> float:
+        """Record a call that raised ``exc``; return its duration.  Never raises."""
+        duration = perf_counter() - t0
         if _normal_exit(exc):
-            extend((stats, t0, t1))
-            return t1 - t0
+            self.extend((stats, t0, duration))
+            return duration
         try:
             described: object = failure_of(stats, exc)
         except Exception as err:  # noqa: BLE001  # never let describing it break the call
             report_internal_error("describing a failure", err)
             described = stats
-        extend((described, t0, t1))
-        if len(buf) >= capacity:
-            drain_soon()
-        log.failure(name, event_type, t1 - t0, exc)
-        return t1 - t0
+        self.extend((described, t0, duration))
+        if len(self.buffer) >= self.capacity:
+            self.drain_soon()
+        self.log.failure(stats.name, stats.event_type, duration, exc)
+        return duration
 
-    return ok, failed, after
+
+def _observed_sync(rt: Runtime, func: Callable[..., Any], stats: FunctionStats,
+                   args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    started = start_observers(rt, stats)
+    t0 = perf_counter()
+    try:
+        result = func(*args, **kwargs)
+    except BaseException as exc:
+        end_observers(started, stats, rt.ends.failed(stats, t0, exc), exc)
+        raise
+    end_observers(started, stats, rt.ends.ok(stats, t0), None)
+    return result
+
+
+async def _observed_async(rt: Runtime, func: Callable[..., Any], stats: FunctionStats,
+                          args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    started = start_observers(rt, stats)
+    t0 = perf_counter()
+    try:
+        result = await func(*args, **kwargs)
+    except BaseException as exc:
+        end_observers(started, stats, rt.ends.failed(stats, t0, exc), exc)
+        raise
+    end_observers(started, stats, rt.ends.ok(stats, t0), None)
+    return result
 
 
 def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    clock = perf_counter
-    buf = rt.buffer
-    extend = buf.extend
-    log = rt.call_logger
-    cache = log.cache
-    key = CACHE_KEY
+    # Every name below is a closure cell of the wrapper (40 bytes each per function);
+    # the clock and the cache key are module globals, as fast to load in 3.11+.
+    ends = rt.ends
+    buf, extend, cache = ends.buffer, ends.extend, ends.cache
+    after, failed, refresh = ends.hooks
     observers = rt.observers
-    ok, failed, after = finisher(stats, rt)
 
-    def observed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        started = start_observers(rt, stats)
-        t0 = clock()
-        try:
-            result = func(*args, **kwargs)
-        except BaseException as exc:
-            end_observers(started, stats, failed(t0, exc), exc)
-            raise
-        end_observers(started, stats, ok(t0), None)
-        return result
-
-    # The body below is the library's hot path; it repeats ok() inline on purpose,
-    # since one more Python call there would add a quarter of its cost.
+    # The body below is the library's hot path; it repeats Ends.ok() inline on
+    # purpose, since one more Python call there would add a quarter of its cost.
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if observers:
-            return observed(args, kwargs)
-        t0 = clock()
+            return _observed_sync(rt, func, stats, args, kwargs)
+        t0 = perf_counter()
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            failed(t0, exc)
+            failed(stats, t0, exc)
             raise
-        t1 = clock()
-        extend((stats, t0, t1))
+        duration = perf_counter() - t0
+        extend((stats, t0, duration))
         try:
-            if len(buf) >= cache[key]:
-                after(t0, t1, cache[key])
+            if len(buf) >= cache[CACHE_KEY]:
+                after(stats, duration, cache[CACHE_KEY])
         except KeyError:  # logging changed a level and cleared its caches: decide again
-            after(t0, t1, log.refresh())
+            after(stats, duration, refresh())
         return result
 
     return wrapper
 
 
 def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    clock = perf_counter
-    buf = rt.buffer
-    extend = buf.extend
-    log = rt.call_logger
-    cache = log.cache
-    key = CACHE_KEY
+    # Every name below is a closure cell of the wrapper (40 bytes each per function);
+    # the clock and the cache key are module globals, as fast to load in 3.11+.
+    ends = rt.ends
+    buf, extend, cache = ends.buffer, ends.extend, ends.cache
+    after, failed, refresh = ends.hooks
     observers = rt.observers
-    ok, failed, after = finisher(stats, rt)
-
-    async def observed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        started = start_observers(rt, stats)
-        t0 = clock()
-        try:
-            result = await func(*args, **kwargs)
-        except BaseException as exc:
-            end_observers(started, stats, failed(t0, exc), exc)
-            raise
-        end_observers(started, stats, ok(t0), None)
-        return result
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         if observers:
-            return await observed(args, kwargs)
-        t0 = clock()
+            return await _observed_async(rt, func, stats, args, kwargs)
+        t0 = perf_counter()
         try:
             result = await func(*args, **kwargs)
         except BaseException as exc:
-            failed(t0, exc)
+            failed(stats, t0, exc)
             raise
-        t1 = clock()
-        extend((stats, t0, t1))
+        duration = perf_counter() - t0
+        extend((stats, t0, duration))
         try:
-            if len(buf) >= cache[key]:
-                after(t0, t1, cache[key])
+            if len(buf) >= cache[CACHE_KEY]:
+                after(stats, duration, cache[CACHE_KEY])
         except KeyError:  # logging changed a level and cleared its caches: decide again
-            after(t0, t1, log.refresh())
+            after(stats, duration, refresh())
         return result
 
     return wrapper
 
 
 def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    ok, failed, _ = finisher(stats, rt)
+    ok, failed = rt.ends.ok, rt.ends.failed
     observers = rt.observers
 
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
@@ -309,16 +313,16 @@ def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Ca
             result = yield from inner
         except GeneratorExit:
             # The consumer stopped early: that is a normal, successful end.
-            duration = ok(t0)
+            duration = ok(stats, t0)
             if started:
                 end_observers(started, stats, duration, None)
             raise
         except BaseException as exc:
-            duration = failed(t0, exc)
+            duration = failed(stats, t0, exc)
             if started:
                 end_observers(started, stats, duration, exc)
             raise
-        duration = ok(t0)
+        duration = ok(stats, t0)
         if started:
             end_observers(started, stats, duration, None)
         return result
@@ -327,7 +331,7 @@ def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Ca
 
 
 def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    ok, failed, _ = finisher(stats, rt)
+    ok, failed = rt.ends.ok, rt.ends.failed
     observers = rt.observers
 
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
@@ -349,16 +353,16 @@ def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
         except StopAsyncIteration:
             pass
         except GeneratorExit:
-            duration = ok(t0)
+            duration = ok(stats, t0)
             if started:
                 end_observers(started, stats, duration, None)
             raise
         except BaseException as exc:
-            duration = failed(t0, exc)
+            duration = failed(stats, t0, exc)
             if started:
                 end_observers(started, stats, duration, exc)
             raise
-        duration = ok(t0)
+        duration = ok(stats, t0)
         if started:
             end_observers(started, stats, duration, None)
 
@@ -367,7 +371,7 @@ def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
 
 _BUILDERS = {"sync": _wrap_sync, "async": _wrap_async, "gen": _wrap_gen, "agen": _wrap_agen}
 # accel: sync calls run through the C wrapper when the accelerator is built.
-_BUILDERS["sync"] = _accel.sync_builder(_wrap_sync, finisher)
+_BUILDERS["sync"] = _accel.sync_builder(_wrap_sync)
 
 
 # Set on every wrapper: the instance that made it (decorating it again is a no-op).
