@@ -36,8 +36,8 @@ ERRORS: dict[str, type[Exception]] = {"value": ValueError, "key": KeyError,
 Op = tuple[str, int, str, list[Any]]
 
 outcomes = st.sampled_from(["ok", "ok", "ok", *ERRORS])
-leaf: st.SearchStrategy[Op] = st.tuples(st.sampled_from(["call", "block"]), st.integers(0, 2), outcomes,
-                 st.just([]))
+leaf: st.SearchStrategy[Op] = st.tuples(
+    st.sampled_from(["call", "block"]), st.integers(0, 2), outcomes, st.just([]))
 operations = st.recursive(
     st.lists(leaf, max_size=6),
     lambda inner: st.lists(
