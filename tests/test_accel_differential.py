@@ -12,6 +12,7 @@ time at the resolution of a Unix timestamp, in an order that depends on speed).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -129,7 +130,8 @@ def players(monkeypatch: pytest.MonkeyPatch) -> Callable[[], tuple[Player, Playe
     return make
 
 
-@settings(max_examples=60, deadline=None,
+# Fewer examples under valgrind (.ci/run sets CALLMETRICS_EXAMPLES), where calls are slow.
+@settings(max_examples=int(os.environ.get("CALLMETRICS_EXAMPLES", "60")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations)
 def test_both_hot_paths_record_the_same(players: Callable[[], tuple[Player, Player]],
