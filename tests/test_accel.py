@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import functools
 import gc
+import importlib.util
 import inspect
 import logging
 import os
 import pickle
 import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -421,3 +423,17 @@ def test_memory_does_not_grow_with_calls(quiet_gc: None) -> None:
     assert heap_after - heap_before < 1_000_000
     assert rss_after - rss_before < 30_000
     assert analytics.call_counts["work"] == warm + calls + calls // 10
+
+
+@pytest.mark.parametrize("pure", [True, False])
+def test_version_line_names_the_hot_path(pure: bool) -> None:
+    """``callmetrics --version`` says which hot path runs, and why Python when it does."""
+    env = {**os.environ, "CALLMETRICS_PURE_PYTHON": "1" if pure else "0"}
+    done = subprocess.run([sys.executable, "-m", "callmetrics", "--version"], env=env,
+                          capture_output=True, text=True, check=True, timeout=120)
+    if pure:
+        assert "hot path: pure Python; CALLMETRICS_PURE_PYTHON=1 is set" in done.stdout
+    else:
+        built = importlib.util.find_spec("callmetrics._speedups") is not None
+        expected = "C accelerator" if built else "pure Python; the C accelerator was not built"
+        assert f"hot path: {expected}" in done.stdout

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from callmetrics import __version__
+from callmetrics._accel import IMPLEMENTATION, REASON
 from callmetrics._cli_metrics import add_commands as _add_metrics
 from callmetrics._cli_store import add_commands as _add_store
 from callmetrics._cli_store import demo_store, finish_demo_store
@@ -32,6 +33,13 @@ class _Parser(argparse.ArgumentParser):
         """Print one line naming the problem and exit with code 2."""
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
+
+
+def _hot_path() -> str:
+    """Say which hot path runs (accel): the C accelerator, or pure Python and why."""
+    if IMPLEMENTATION == "c":
+        return "hot path: C accelerator"
+    return f"hot path: pure Python; {REASON}"
 
 def _demo(args: argparse.Namespace) -> int:
     from pathlib import Path  # noqa: PLC0415  # imports stay local like the others here
@@ -90,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every ``callmetrics`` command."""
     parser = _Parser(prog="callmetrics",
                      description="Exact, low-overhead performance analytics for Python functions.")
-    parser.add_argument("--version", action="version", version=f"callmetrics {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"callmetrics {__version__} ({_hot_path()})")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     for add in _COMMANDS:
         add(commands)
