@@ -386,7 +386,6 @@ speedups_track(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds)
 static int
 Tracked_traverse(TrackedObject *self, visitproc visit, void *arg)
 {
-    Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->func);
     Py_VISIT(self->sink);
     Py_VISIT(self->observed);
