@@ -1,7 +1,11 @@
 """Per-call overhead of callmetrics against a hand-made floor and other libraries.
 
-Run: ``python benchmarks/overhead.py [--calls N] [--quick]``.  Prints figures; never
-fails on them.  Each figure is the best of several rounds (the least disturbed by
+Run: ``python benchmarks/overhead.py [--calls N] [--quick] [--callgrind]``.  Prints
+figures; never fails on them.  The hot path in use (``callmetrics.implementation``:
+the C accelerator, or pure Python) is timed next to the pure-Python wrappers, built
+in the same process, so both appear side by side; ``--callgrind`` also counts
+instructions per call under ``valgrind --tool=callgrind`` (deterministic, unlike
+times on a shared machine).  Each figure is the best of several rounds (the least disturbed by
 other work on the machine); overhead is the time minus the undecorated call.
 """
 
@@ -11,12 +15,17 @@ import argparse
 import asyncio
 import functools
 import gc
+import re
+import shutil
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from callmetrics import Analytics
+import callmetrics
+from callmetrics import Analytics, _wrap
 
 ROUNDS = 7
 
@@ -93,6 +102,7 @@ def contenders() -> dict[str, Callable[[int], Any] | None]:
         "undecorated": work,
         "floor (wraps + 2 perf_counter_ns)": floor(work),
         "callmetrics": Analytics().track("bench")(work),
+        "callmetrics, pure Python": _pure_python_tracked(Analytics()),
         "callmetrics enabled=False": Analytics({"enabled": False}).track("bench")(work),
     }
     try:
@@ -115,9 +125,43 @@ def contenders() -> dict[str, Callable[[int], Any] | None]:
         found["OpenTelemetry SDK span decorator"] = tracer.start_as_current_span("work")(work)
     except ImportError:
         found["OpenTelemetry SDK span decorator"] = None
+    found["a function calling work (block baseline)"] = _calling
+    found["callmetrics measure() block, fresh each time"] = _measured()
+    found["callmetrics measure() block, pure Python"] = _measured(python=True)
     found["callmetrics + exporters (no spans)"] = _exported(spans=False)
     found["callmetrics + OTel spans=True"] = _exported(spans=True)
     return found
+
+
+def _calling(x: int) -> int:
+    """Call ``work``: what a measured block costs without the ``with`` statement."""
+    return work(x)
+
+
+def _pure_python_tracked(analytics: Analytics) -> Callable[[int], Any]:
+    """Track ``work`` with the pure-Python sync wrapper, whatever the hot path in use."""
+    saved = _wrap._BUILDERS["sync"]
+    _wrap._BUILDERS["sync"] = _wrap._wrap_sync
+    try:
+        return analytics.track("bench")(work)
+    finally:
+        _wrap._BUILDERS["sync"] = saved
+
+
+def _measured(*, python: bool = False) -> Callable[[int], Any]:
+    """Time ``work`` inside ``with analytics.measure("bench"):``, a new object per call.
+
+    ``python``: use the pure-Python ``measure`` (the method itself) even when the C
+    accelerator answers ``analytics.measure``.
+    """
+    analytics = Analytics()
+    measure = Analytics.measure.__get__(analytics) if python else analytics.measure
+
+    def block(x: int) -> int:
+        with measure("bench"):
+            return work(x)
+
+    return block
 
 
 def _exported(*, spans: bool) -> Callable[[int], Any] | None:
@@ -181,18 +225,76 @@ def memory(calls: int) -> None:
           f"(peak {(peak - before) / 1e6:.2f} MB)")
 
 
+_COUNTED: dict[str, Callable[[], Callable[[int], Any]]] = {
+    "floor": lambda: floor(work),
+    "pure Python": lambda: _pure_python_tracked(Analytics()),
+    "C accelerator": lambda: Analytics().track("bench")(work),
+    "measure() block, pure Python": lambda: _measured(python=True),
+    "measure() block, C accelerator": _measured,
+}
+
+
+def _count_only(contender: str, calls: int) -> None:
+    """Make ``calls`` calls of one contender (``undecorated`` or a key of ``_COUNTED``)."""
+    fn = work if contender == "undecorated" else _COUNTED[contender]()
+    for i in range(calls):
+        fn(i)
+
+
+def _instructions(contender: str, calls: int) -> int:
+    """Instructions callgrind counts for the whole process making ``calls`` calls."""
+    valgrind = shutil.which("valgrind")
+    assert valgrind is not None
+    done = subprocess.run(  # noqa: S603  # our own fixed command line
+        [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         __file__, "--count-only", contender, str(calls)],
+        capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    assert found is not None, done.stderr
+    return int(found.group(1))
+
+
+def instruction_counts(small: int = 10_000, large: int = 60_000) -> None:
+    """Print instructions per call (the difference of two runs), minus the plain call's."""
+    if shutil.which("valgrind") is None:
+        print("instructions: valgrind is not installed (apt-get install valgrind)")
+        return
+    if callmetrics.implementation != "c":
+        print("instructions: the C accelerator is not in use; counting pure Python only")
+
+    def per_call(contender: str) -> float:
+        return (_instructions(contender, large) - _instructions(contender, small)) / (
+            large - small)
+
+    base = per_call("undecorated")
+    print(f"{'instructions per call (callgrind)':42} {'total':>9} {'overhead':>9}")
+    print(f"{'undecorated':42} {base:9.0f} {0:9.0f}")
+    for contender in _COUNTED:
+        if "C accelerator" in contender and callmetrics.implementation != "c":
+            continue
+        value = per_call(contender)
+        print(f"{contender:42} {value:9.0f} {value - base:9.0f}")
+
+
 def main() -> None:
     """Run every measurement and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=200_000, help="calls per round")
     parser.add_argument("--memory-calls", type=int, default=2_000_000)
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="also count instructions per call with valgrind's callgrind")
+    parser.add_argument("--count-only", nargs=2, metavar=("CONTENDER", "CALLS"),
+                        help=argparse.SUPPRESS)  # the workload callgrind runs
     args = parser.parse_args()
+    if args.count_only:
+        _count_only(args.count_only[0], int(args.count_only[1]))
+        return
     calls = 20_000 if args.quick else args.calls
 
     sync_rows = {name: (best_sync(fn, calls) if fn else None)
                  for name, fn in contenders().items()}
-    print("sync:")
+    print(f"sync (hot path in use: {callmetrics.implementation}):")
     report(sync_rows, "floor (wraps + 2 perf_counter_ns)")
 
     async_rows: dict[str, float | None] = {
@@ -210,6 +312,9 @@ def main() -> None:
     print()
     overhead_accuracy(calls, measured - base)
     memory(200_000 if args.quick else args.memory_calls)
+    if args.callgrind:
+        print()
+        instruction_counts()
 
 
 if __name__ == "__main__":

@@ -56,3 +56,11 @@ def loggers() -> Iterator[LoggerContainer]:
 def analytics() -> Analytics:
     """A fresh instance with default settings."""
     return Analytics()
+
+
+def pytest_report_header() -> str:
+    """Say which hot path the suite runs against (``CALLMETRICS_PURE_PYTHON=1`` forces Python)."""
+    from callmetrics import _accel  # noqa: PLC0415  # after pytest has set up paths
+
+    reason = f" ({_accel.REASON})" if _accel.REASON else ""
+    return f"callmetrics hot path: {_accel.IMPLEMENTATION}{reason}"

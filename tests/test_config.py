@@ -67,7 +67,7 @@ def test_mapping_with_nested_thresholds() -> None:
     })
     assert analytics.max_events == 50
     assert (analytics.short_max, analytics.medium_max, analytics.long_max) == (0.5, 1.0, 4.0)
-    assert isinstance(analytics.config.duration_thresholds, DurationThresholds)
+    assert isinstance(analytics.settings.duration_thresholds, DurationThresholds)
     assert analytics.time_format == "%H:%M"
     assert analytics.compact_time is True
     assert analytics.enable_gc_collect is False
@@ -105,7 +105,7 @@ def test_max_events_argument_overrides_config() -> None:
     """max_events given to Analytics wins over the config's value, 0 included."""
     assert Analytics({"max_events": 5}, max_events=9).max_events == 9
     assert Analytics(AnalyticsConfig(max_events=5), max_events=0).max_events == 0
-    assert Analytics({"max_events": 5}, max_events=9).config.max_events == 9
+    assert Analytics({"max_events": 5}, max_events=9).settings.max_events == 9
 
 
 def test_disabled_flag() -> None:

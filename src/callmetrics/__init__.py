@@ -7,6 +7,7 @@ from ``generate_reports()``.
 
 from typing import TYPE_CHECKING, Any
 
+from callmetrics._accel import IMPLEMENTATION
 from callmetrics._analytics import Analytics
 from callmetrics._config import AnalyticsConfig, DurationThresholds
 from callmetrics._records import CallInfo, Event, LoggerContainer, TimingInfo
@@ -30,11 +31,15 @@ __all__ = [
     "StoreError",
     "TimingInfo",
     "get_console",
+    "implementation",
     "load",
     "logging_handler",
 ]
 
 __version__ = "0.1.0"
+
+# accel: which hot path runs, "c" (the optional C accelerator) or "python".
+implementation: str = IMPLEMENTATION
 
 
 def __getattr__(name: str) -> Any:

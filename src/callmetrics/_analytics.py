@@ -1,42 +1,41 @@
-"""The ``Analytics`` class: decorators, exact aggregates, events and their read-back."""
+"""``Analytics``: the seed-compatible façade over the recorder.
+
+Decorators and ``measure()`` record into a ``Recorder`` (``_recorder.py``); the
+read-back (``get_stats``, ``events``, ``snapshot``...) reads it under its lock, and
+the outputs (report, console, store, exporters) read through the ``Source``
+interface (``settings``, ``snapshot()``, ``retained()``, ``read()``), loaded lazily.
+"""
 
 from __future__ import annotations
 
 import inspect
 import itertools
-import math
-import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from time import perf_counter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
-from callmetrics._calibrate import per_call_overhead
+from callmetrics import _accel
 from callmetrics._config import AnalyticsConfig, coerce_config
 from callmetrics._logging import CallLogger, default_loggers, report_internal_error
-from callmetrics._records import Event, LoggerContainer
-from callmetrics._sketch import DurationSketch
-from callmetrics._state import EventRing, FunctionSnapshot, FunctionStats, RawEvent
-from callmetrics._view import Reading, RetainedCall
+from callmetrics._measure import BlockKind, Measure, NoMeasure, new_measure
+from callmetrics._outputs import Outputs
+from callmetrics._readback import ReadBack
+from callmetrics._recorder import BUFFER_LIMIT, Recorder
+from callmetrics._records import LoggerContainer
+from callmetrics._state import FunctionSnapshot
+from callmetrics._transfer import merge_into, restore_into
 from callmetrics._wrap import (
+    OWNER_ATTRIBUTE,
     CallObserver,
-    Finisher,
+    Ends,
     callable_kind,
     callable_module,
-    end_observers,
-    finisher,
     recorded_name,
-    start_observers,
     wrap,
 )
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from callmetrics._console import BatchMode
 
 __all__ = ["Analytics"]
 
@@ -55,7 +54,7 @@ def _check_text(what: str, value: object) -> str:
     return value
 
 
-class Analytics:
+class Analytics(ReadBack, Outputs):
     """Tracks function performance, success rates, and execution patterns.
 
     Decorate functions with :meth:`track`; read exact statistics with
@@ -66,19 +65,15 @@ class Analytics:
     _ids = itertools.count(1)
     GC_COLLECTION_THRESHOLD = _GC_THRESHOLD
 
-    def __init__(
-        self,
-        config: object = None,
-        loggers: LoggerContainer | None = None,
-        max_events: int | None = None,
-        *,
-        store: str | Path | None = None,
-    ) -> None:
+    def __init__(self, config: object = None, loggers: LoggerContainer | None = None,
+                 max_events: int | None = None, *, store: str | Path | None = None) -> None:
         """Create an instance.
 
         Args:
             config: None (defaults), an ``AnalyticsConfig``, a mapping of its fields,
-                or an object with an ``analytics`` attribute holding one of those.
+                or an object with an ``analytics`` attribute holding one of those.  It
+                stays available, as passed, as ``config``; the validated settings in
+                force are ``settings``.
             loggers: the console, error and analytics loggers; None gives
                 ``callmetrics.*`` standard-library loggers.
             max_events: overrides ``config.max_events`` (0 keeps every event).
@@ -100,7 +95,8 @@ class Analytics:
             raise TypeError(f"loggers must be a LoggerContainer, got {type(loggers).__name__}")
 
         self.instance_id = next(Analytics._ids)
-        self.config: AnalyticsConfig = cfg
+        self.config: Any = cfg if config is None else config
+        self.settings: AnalyticsConfig = cfg
         self.enabled = cfg.enabled
         self.max_events = cfg.max_events
         thresholds = cfg.duration_thresholds
@@ -115,14 +111,24 @@ class Analytics:
         self.error_logger = loggers.error
         self.analytics_logger = loggers.analytics
 
-        self._lock = threading.RLock()
-        self._stats: dict[str, FunctionStats] = {}
-        self._ring = EventRing(cfg.max_events)
-        self._call_logger = CallLogger(loggers, self.long_max)
+        self._recorder = Recorder(max_events=cfg.max_events, max_functions=cfg.max_functions,
+                                  short_max=self.short_max, medium_max=self.medium_max,
+                                  warn=self._warn)
+        self._lock = self._recorder.lock  # the store's fork hooks hold it across fork()
+        # The wrappers' runtime (see _wrap.Runtime): the buffer and the bounded drain.
+        self.buffer = self._recorder.buffer
+        self.drain_soon = self._recorder.drain_soon
+        self._call_logger = CallLogger(loggers, self.long_max, 3 * BUFFER_LIMIT)
         self._observers: list[CallObserver] = []
+        self.ends = Ends(self)
         self._adhoc: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Callable[..., Any]]]
         self._adhoc = weakref.WeakKeyDictionary()
-        self._finishers: dict[int, Finisher] = {}
+        self._blocks: dict[str, BlockKind] = {}
+        # accel: names measured before are answered in C (the same Measure as the
+        # method's); the instance attribute shadows the method.
+        fast_measure = _accel.measure_factory(self.measure, self._blocks)
+        if fast_measure is not None:
+            self.__dict__["measure"] = fast_measure
         self._store: Any = None
         if cfg.store_path is not None and self.enabled:
             from callmetrics._store import attach_store  # noqa: PLC0415  # optional feature
@@ -131,6 +137,12 @@ class Analytics:
         try:
             self.console_logger.debug("Analytics #%s initialized", self.instance_id)
         except Exception as exc:  # noqa: BLE001  # a broken handler must not break start-up
+            report_internal_error("logging", exc)
+
+    def _warn(self, message: str) -> None:
+        try:
+            self.console_logger.warning("%s", message)
+        except Exception as exc:  # noqa: BLE001  # a broken handler must not break tracking
             report_internal_error("logging", exc)
 
     # ----------------------------------------------------------------- runtime
@@ -155,66 +167,6 @@ class Analytics:
             if observer in self._observers:
                 self._observers.remove(observer)
 
-    def drain_soon(self) -> None:
-        """Fold buffered calls into the aggregates, unless another thread already is."""
-        if self._lock.acquire(blocking=False):
-            try:
-                self._drain_locked()
-            except Exception as exc:  # noqa: BLE001  # runs inside a user's call: never break it
-                report_internal_error("draining buffered calls", exc)
-            finally:
-                self._lock.release()
-
-    def _drain_locked(self) -> None:
-        offset = time.time() - perf_counter()
-        began = perf_counter()
-        drained: list[tuple[FunctionStats, int]] = []
-        generation = []
-        for stats in self._stats.values():
-            calls = stats.drain(offset, self.short_max, self.medium_max)
-            if calls is None:
-                continue
-            flat, failed = calls
-            generation.append(self._ring.chunk(stats, offset, flat, failed))
-            drained.append((stats, len(flat) // 2 + len(failed)))
-        self._ring.add_generation(generation)
-        if drained:
-            # The bulk work is part of what the decorator costs: share it out by calls.
-            spent = perf_counter() - began
-            total = sum(n for _, n in drained)
-            for stats, n in drained:
-                stats.drain_seconds += spent * n / total
-
-    def _finisher_for(self, stats: FunctionStats) -> Finisher:
-        found = self._finishers.get(id(stats))
-        if found is None:
-            found = self._finishers[id(stats)] = finisher(stats, self)
-        return found
-
-    def _drain(self) -> None:
-        with self._lock:
-            self._drain_locked()
-
-    def _stats_for(self, name: str, event_type: str, module: str, *, explicit: bool,
-                   warn: bool = True) -> FunctionStats:
-        with self._lock:
-            stats = self._stats.get(name)
-            if stats is None:
-                stats = self._stats[name] = FunctionStats(name, event_type, module)
-                return stats
-            if explicit or stats.module == module:
-                if stats.event_type != event_type and warn:
-                    self.console_logger.warning(
-                        "callmetrics: %s is already tracked as event type %r; keeping it "
-                        "(asked for %r)", name, stats.event_type, event_type)
-                return stats
-            qualified = f"{module}.{name}"
-            if warn:
-                self.console_logger.warning(
-                    "callmetrics: %s in module %s has the same name as one in %s; recording "
-                    "it as %s", name, module, stats.module, qualified)
-            return self._stats_for(qualified, event_type, module, explicit=True, warn=warn)
-
     # -------------------------------------------------------------- decorators
     def track(
         self, event_type: str, *, name: str | None = None
@@ -222,7 +174,10 @@ class Analytics:
         """Return a decorator that records every call of the function it decorates.
 
         Works on functions, coroutines, generators, async generators, methods,
-        classmethods, staticmethods and other callables.
+        classmethods, staticmethods and other callables.  A tracked object binds as
+        the original does (a tracked ``functools.partial`` stored on a class does not
+        become a method).  Decorating this instance's own wrapper again warns and
+        returns it unchanged.
 
         Args:
             event_type: the category shown next to the function (e.g. "API call").
@@ -244,28 +199,45 @@ class Analytics:
 
     def _decorate(self, func: Any, event_type: str, name: str | None) -> Any:
         if isinstance(func, classmethod | staticmethod):
+            if getattr(func, OWNER_ATTRIBUTE, None) is self:
+                return self._already(func)
             return type(func)(self._decorate(func.__func__, event_type, name))
         if not callable(func):
             raise TypeError(f"track() needs a callable, got {type(func).__name__}")
         if not self.enabled:
             return func
+        if getattr(func, OWNER_ATTRIBUTE, None) is self:
+            return self._already(func)
         key = name if name is not None else recorded_name(func)
-        stats = self._stats_for(key, event_type, callable_module(func), explicit=name is not None)
+        stats = self._recorder.stats_for(key, event_type, callable_module(func),
+                                         explicit=name is not None)
         return wrap(func, callable_kind(func), stats, self)
 
-    def measure(self, name: str, *, event_type: str = "block") -> _Measure:
+    def _already(self, wrapper: Any) -> Any:
+        self._warn(f"callmetrics: {recorded_name(wrapper)} is already tracked by this "
+                   "instance; returning the existing wrapper (each call counts once)")
+        return wrapper
+
+    def measure(self, name: str, *, event_type: str = "block") -> Measure | NoMeasure:
         """Time a block of code, recorded like a call of a function called ``name``.
 
         Usable as ``with`` and ``async with``; an exception leaving the block is a
-        failure and propagates.
+        failure and propagates.  What ``name`` resolves to is cached: a fresh
+        ``measure("x")`` per block costs about as much as a tracked call.
         """
+        kind = self._blocks.get(name)  # a name of a bad type misses, then fails below
+        if kind is not None and kind.event_type == event_type:
+            return new_measure(kind)
         _check_text("name", name)
         _check_text("event_type", event_type)
         if not self.enabled:
-            return _Measure(None, self)
-        stats = self._stats_for(name, event_type, "<block>", explicit=True)
+            return NoMeasure()
+        stats = self._recorder.stats_for(name, event_type, "<block>", explicit=True)
         stats.kind = "block"
-        return _Measure(stats, self)
+        kind = BlockKind(stats, event_type, self)
+        if len(self._blocks) < 4 * max(self.settings.max_functions, 1):
+            self._blocks[name] = kind
+        return new_measure(kind)
 
     def _adhoc_wrapper(self, func: Callable[..., Any], event_type: str,
                        kind: str | None = None) -> Callable[..., Any]:
@@ -298,7 +270,7 @@ class Analytics:
         name, module = recorded_name(func), callable_module(func)
         call_and_await.__qualname__ = name
         call_and_await.__module__ = module
-        stats = self._stats_for(name, event_type, module, explicit=False)
+        stats = self._recorder.stats_for(name, event_type, module, explicit=False)
         return wrap(call_and_await, "async", stats, self)  # type: ignore[no-any-return]
 
     def execute_sync_wrapped_call(
@@ -330,149 +302,6 @@ class Analytics:
             return await self.execute_async_wrapped_call(func, event_type, *args, **kwargs)
         return self.execute_sync_wrapped_call(func, event_type, *args, **kwargs)
 
-    # ---------------------------------------------------------------- read-back
-    def snapshot(self) -> list[FunctionSnapshot]:
-        """Return a consistent copy of every function's aggregates, in name order."""
-        per_call = per_call_overhead()
-        with self._lock:
-            self._drain_locked()
-            return [
-                stats.snapshot(per_call, self.time_format, compact=self.compact_time)
-                for _, stats in sorted(self._stats.items())
-                if stats.calls
-            ]
-
-    def raw_events(self) -> list[RawEvent]:
-        """Return the retained calls as ``(start, duration, error, stats)``, oldest first."""
-        with self._lock:
-            self._drain_locked()
-            return self._ring.raw()
-
-    @property
-    def settings(self) -> AnalyticsConfig:
-        """The validated settings in force (part of the read-only ``Source`` interface)."""
-        return self.config
-
-    def retained(self) -> list[RetainedCall]:
-        """Return the retained calls, oldest first (part of the ``Source`` interface)."""
-        return [RetainedCall(start, duration, stats.name, stats.event_type, error)
-                for start, duration, error, stats in self.raw_events()]
-
-    def read(self) -> Reading:
-        """Return aggregates and retained calls taken together, so that they agree."""
-        with self._lock:
-            return Reading(self.snapshot(), self.retained())
-
-    def _event(self, raw: RawEvent) -> Event:
-        start, duration, error, stats = raw
-        return Event(stats.name, stats.event_type, start, duration, error, self.time_format,
-                     compact=self.compact_time)
-
-    @property
-    def events(self) -> list[Event]:
-        """The most recent calls (at most ``max_events``), oldest first, as mappings."""
-        return [self._event(raw) for raw in self.raw_events()]
-
-    @property
-    def call_counts(self) -> dict[str, int]:
-        """Calls per function, exact over every call ever made (a snapshot)."""
-        with self._lock:
-            self._drain_locked()
-            return {name: s.calls for name, s in self._stats.items() if s.calls}
-
-    @property
-    def success_counts(self) -> dict[str, int]:
-        """Successful calls per function, exact over every call ever made (a snapshot)."""
-        with self._lock:
-            self._drain_locked()
-            return {name: s.successes for name, s in self._stats.items() if s.calls}
-
-    @property
-    def decorator_overhead(self) -> dict[str, float]:
-        """Seconds the wrapper added to each function's calls in total (a snapshot)."""
-        return {snap.name: snap.overhead for snap in self.snapshot()}
-
-    def _select(self, function_filter: str | Iterable[str] | None) -> list[FunctionStats]:
-        if function_filter is None:
-            return [s for s in self._stats.values() if s.calls]
-        if isinstance(function_filter, str):
-            names = {function_filter}
-        elif isinstance(function_filter, Iterable):
-            names = set(function_filter)
-            if not all(isinstance(n, str) for n in names):
-                raise TypeError("function_filter must hold only str names")
-        else:
-            raise TypeError(
-                f"function_filter must be a str, an iterable of str or None, "
-                f"got {type(function_filter).__name__}"
-            )
-        return [s for n in sorted(names) if (s := self._stats.get(n)) is not None and s.calls]
-
-    def get_stats(self, function_filter: str | Iterable[str] | None = None) -> dict[str, Any]:
-        """Return statistics over every call of the selected functions.
-
-        Everything except ``event_count`` covers every call ever made, not just the
-        retained events.  Durations and percentiles are in seconds.
-
-        Args:
-            function_filter: a function name, several names, or None for all.
-
-        """
-        with self._lock:
-            self._drain_locked()
-            selected = self._select(function_filter)
-            chosen = {id(s) for s in selected}
-            event_count = sum(1 for raw in self._ring.raw() if id(raw[3]) in chosen)
-            sketch = DurationSketch()
-            for stats in selected:
-                sketch.merge(stats.sketch)
-            total_calls = sum(s.calls for s in selected)
-            total_success = sum(s.successes for s in selected)
-            total_time = math.fsum(s.total for s in selected)
-            slowest = max(
-                ((s, s.slowest) for s in selected if s.slowest), key=lambda p: p[1][1],
-                default=None,
-            )
-            fastest = min(
-                ((s, s.fastest) for s in selected if s.fastest), key=lambda p: p[1][1],
-                default=None,
-            )
-            fmt, compact = self.time_format, self.compact_time
-            return {
-                "total_calls": total_calls,
-                "total_success": total_success,
-                "success_rate": total_success / total_calls * 100 if total_calls else 0.0,
-                "total_time": total_time,
-                "avg_duration": total_time / total_calls if total_calls else 0.0,
-                "slowest": slowest[0].event(slowest[1], fmt, compact=compact) if slowest else None,
-                "fastest": fastest[0].event(fastest[1], fmt, compact=compact) if fastest else None,
-                "duration_counts": {
-                    "fast": sum(s.fast for s in selected),
-                    "medium": sum(s.medium for s in selected),
-                    "slow": sum(s.slow for s in selected),
-                },
-                "function_count": len(selected),
-                "event_count": event_count,
-                **sketch.summary(),
-            }
-
-    def log_summary(self) -> None:
-        """Log the two summary lines (calls, success, average; speed mix) to the console logger."""
-        if not self.enabled:
-            return
-        stats = self.get_stats()
-        self.console_logger.info(
-            "Analytics Summary: %s calls | %.1f%% success | avg %.3fs",
-            stats["total_calls"], stats["success_rate"], stats["avg_duration"],
-        )
-        counts = stats["duration_counts"]
-        total = sum(counts.values()) or 1
-        self.console_logger.info(
-            "Performance: fast %.0f%% | medium %.0f%% | slow %.0f%%",
-            counts["fast"] / total * 100, counts["medium"] / total * 100,
-            counts["slow"] / total * 100,
-        )
-
     # -------------------------------------------------------------- maintenance
     def clear_old_events(self, days: float = 7) -> int:
         """Remove retained events that started more than ``days`` days ago.
@@ -488,9 +317,8 @@ class Analytics:
         if not days >= 0:  # also rejects NaN
             raise ValueError(f"days must be >= 0, got {days!r}")
         cutoff = time.time() - days * _SECONDS_PER_DAY
-        with self._lock:
-            self._drain_locked()
-            removed = self._ring.filter(lambda raw: raw[0] >= cutoff)
+        with self._recorder.reading():
+            removed = self._recorder.ring.filter(lambda call: call[0] >= cutoff)
         if self._store is not None:
             self._store.prune_events(cutoff)
         return removed
@@ -506,21 +334,8 @@ class Analytics:
         if not isinstance(other, Analytics):
             raise TypeError(f"can only merge another Analytics, got {type(other).__name__}")
         first, second = sorted((self, other), key=lambda a: a.instance_id)
-        with first._lock, second._lock:
-            self._drain_locked()
-            other._drain_locked()
-            mapping: dict[int, FunctionStats] = {}
-            for name, theirs in other._stats.items():
-                mine = self._stats.get(name)
-                if mine is None:
-                    mine = self._stats[name] = FunctionStats(name, theirs.event_type,
-                                                             theirs.module)
-                mine.merge(theirs)
-                mapping[id(theirs)] = mine
-                theirs.reset()
-            incoming = [(s, d, e, mapping[id(st)]) for s, d, e, st in other._ring.raw()]
-            dropped = self._ring.replace(self._ring.raw() + incoming)
-            other._ring.clear()
+        with first._recorder.reading(), second._recorder.reading():
+            dropped = merge_into(self._recorder, other._recorder)
         other.flush()  # its run drops the moved rows now, before it records again
         if dropped:
             self.console_logger.warning(
@@ -529,82 +344,15 @@ class Analytics:
             )
 
     def restore(self, functions: Iterable[FunctionSnapshot],
-                events: Iterable[tuple[float, float, str | None, str]]) -> None:
-        """Add stored aggregates and events (``(start, duration, error, name)``) to this instance.
+                events: Iterable[tuple[Any, ...]]) -> None:
+        """Add stored aggregates and events to this instance.
 
-        Used to rebuild a view from a store; the functions' totals are added to any
-        already here.
+        ``events`` are ``(start, duration, error, name)``, optionally followed by the
+        failure's ``message`` and ``location``.  Used to rebuild a view from a store;
+        the functions' totals are added to any already here.
         """
-        with self._lock:
-            self._drain_locked()
-            for snap in functions:
-                stats = self._stats.get(snap.name)
-                if stats is None:
-                    stats = self._stats[snap.name] = FunctionStats(snap.name, snap.event_type,
-                                                                   snap.module)
-                loaded = FunctionStats(snap.name, snap.event_type, snap.module)
-                loaded.calls, loaded.successes, loaded.total = snap.calls, snap.successes, \
-                    snap.total
-                loaded.fast, loaded.medium, loaded.slow = snap.fast, snap.medium, snap.slow
-                loaded.sketch = snap.sketch.copy()
-                loaded.drain_seconds = snap.overhead
-                for attr, event in (("slowest", snap.slowest), ("fastest", snap.fastest)):
-                    if event is not None:
-                        setattr(loaded, attr, (event.start, event.duration, event.error))
-                stats.merge(loaded)
-            raw: list[RawEvent] = []
-            for start, duration, error, name in events:
-                stats = self._stats.get(name)
-                if stats is None:
-                    stats = self._stats[name] = FunctionStats(name, "unknown", "<store>")
-                raw.append((start, duration, error, stats))
-            self._ring.replace(self._ring.raw() + raw)
-
-    # ------------------------------------------------- report, console, store
-    def render_report(self, *, force_mode: bool = False) -> str:
-        """Render the HTML report to a string without writing it."""
-        from callmetrics._report import render_report  # noqa: PLC0415  # load jinja2 on use
-
-        return render_report(self, force_mode=force_mode)
-
-    def generate_reports(self, force_mode: bool = False, *,  # seed API
-                         path: str | Path | None = None) -> Path | None:
-        """Write the HTML report and return its path (None when nothing was recorded).
-
-        Args:
-            force_mode: write the full report (``analytics_full.html``) rather than the
-                incremental one.
-            path: where to write; defaults to ``report_dir``.  An explicit path that
-                cannot be written raises ``OSError``.
-
-        """
-        from callmetrics._report import generate_reports  # noqa: PLC0415  # load jinja2 on use
-
-        return generate_reports(self, force_mode=force_mode, path=path)
-
-    def batch_mode(
-        self, message: str = "Processing...", console: Console | None = None, *,
-        total: int | None = None,
-    ) -> BatchMode:
-        """Suppress per-call console lines and show a spinner (or a progress bar).
-
-        Usable as ``with`` and ``async with``; see :mod:`callmetrics._console`.
-        """
-        from callmetrics._console import BatchMode  # noqa: PLC0415  # load rich on use
-
-        return BatchMode(self, message, console, total=total)
-
-    def print_summary(self, console: Console | None = None) -> None:
-        """Print a table of per-function statistics, sorted by total time."""
-        from callmetrics._console import print_summary  # noqa: PLC0415  # load rich on use
-
-        print_summary(self, console)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the documented JSON-ready form of this instance's statistics."""
-        from callmetrics._export import to_dict  # noqa: PLC0415
-
-        return to_dict(self)
+        with self._recorder.reading():
+            restore_into(self._recorder, functions, events)
 
     def flush(self) -> None:
         """Write everything recorded so far to the store, if one is attached."""
@@ -629,40 +377,4 @@ class Analytics:
     def __repr__(self) -> str:
         """Identify the instance and how many functions it tracks."""
         return (f"Analytics(#{self.instance_id}, enabled={self.enabled}, "
-                f"functions={len(self._stats)}, max_events={self.max_events})")
-
-
-class _Measure:
-    """Context manager behind :meth:`Analytics.measure` (sync and async)."""
-
-    __slots__ = ("_analytics", "_failed", "_ok", "_started", "_stats", "_t0")
-
-    def __init__(self, stats: FunctionStats | None, analytics: Analytics) -> None:
-        self._stats = stats
-        self._analytics = analytics
-        if stats is not None:
-            self._ok, self._failed, _ = analytics._finisher_for(stats)
-        self._t0 = 0.0
-        self._started: list[tuple[CallObserver, object]] = []
-
-    def __enter__(self) -> _Measure:
-        if self._stats is not None:
-            if self._analytics.observers:
-                self._started = start_observers(self._analytics, self._stats)
-            self._t0 = perf_counter()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self._stats is None:
-            return
-        duration = self._ok(self._t0) if exc is None else self._failed(self._t0, exc)
-        if self._started:
-            end_observers(self._started, self._stats, duration, exc)
-
-    async def __aenter__(self) -> _Measure:
-        return self.__enter__()
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        self.__exit__(exc_type, exc, tb)
+                f"functions={len(self._recorder.stats)}, max_events={self.max_events})")

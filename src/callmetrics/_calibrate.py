@@ -15,10 +15,13 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+from callmetrics._aggregate import FunctionStats
 from callmetrics._logging import CACHE_KEY, CallLogger
 from callmetrics._records import LoggerContainer
-from callmetrics._state import BUFFER_LIMIT, FunctionStats
-from callmetrics._wrap import CallObserver, wrap
+from callmetrics._wrap import CallObserver, Ends, wrap
+
+# Drain once the buffer holds this many calls, as the recorder does (3 items per call).
+_CAPACITY = 3 * 1024
 
 __all__ = ["per_call_overhead"]
 
@@ -29,17 +32,18 @@ _CALLS = 2_000
 class _QuietRuntime:
     """A runtime whose logging is off and whose drains just empty the buffer."""
 
-    def __init__(self, stats: FunctionStats) -> None:
+    def __init__(self) -> None:
         quiet = logging.getLogger("callmetrics.calibration")
         quiet.propagate = False
-        self.call_logger = CallLogger(LoggerContainer(quiet, quiet, quiet), long_max=1e9)
-        self.call_logger.cache = {CACHE_KEY: 2 * BUFFER_LIMIT}
+        self.call_logger = CallLogger(LoggerContainer(quiet, quiet, quiet), long_max=1e9,
+                                      capacity=_CAPACITY)
+        self.call_logger.cache = {CACHE_KEY: _CAPACITY}
         self.observers: list[CallObserver] = []
-        self._stats = stats
+        self.buffer: list[Any] = []
+        self.ends = Ends(self)
 
     def drain_soon(self) -> None:
-        self._stats.buf.clear()
-        self._stats.errs.clear()
+        self.buffer.clear()
 
 
 def _best_loop(run: Callable[[], None]) -> float:
@@ -56,7 +60,7 @@ def _sync_cost() -> float:
         return x
 
     stats = FunctionStats("calibration", "calibration", __name__)
-    tracked = wrap(noop, "sync", stats, _QuietRuntime(stats))
+    tracked = wrap(noop, "sync", stats, _QuietRuntime())
 
     def run_tracked() -> None:
         for i in range(_CALLS):
@@ -74,7 +78,7 @@ def _async_cost() -> float:
         return x
 
     stats = FunctionStats("calibration", "calibration", __name__)
-    tracked = wrap(noop, "async", stats, _QuietRuntime(stats))
+    tracked = wrap(noop, "async", stats, _QuietRuntime())
 
     def drive(factory: Callable[[int], Any]) -> Callable[[], None]:
         def run() -> None:

@@ -11,6 +11,7 @@ from typing import NoReturn
 from callmetrics import __version__
 from callmetrics._cli_demo import add_commands as _add_demo
 from callmetrics._cli_diff import add_commands as _add_diff
+from callmetrics._accel import IMPLEMENTATION, REASON
 from callmetrics._cli_metrics import add_commands as _add_metrics
 from callmetrics._cli_store import add_commands as _add_store
 from callmetrics._format import printable
@@ -34,6 +35,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{printable(self.prog)}: error: {printable(message)} (see --help)\n")
 
 
+def _hot_path() -> str:
+    """Say which hot path runs: the C accelerator, or pure Python and why."""
+    if IMPLEMENTATION == "c":
+        return "hot path: C accelerator"
+    return f"hot path: pure Python; {REASON}"
+
+
 # Each entry adds its sub-commands; features add theirs here.
 _COMMANDS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
     _add_demo,
@@ -47,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every ``callmetrics`` command."""
     parser = _Parser(prog="callmetrics",
                      description="Exact, low-overhead performance analytics for Python functions.")
-    parser.add_argument("--version", action="version", version=f"callmetrics {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"callmetrics {__version__} ({_hot_path()})")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     for add in _COMMANDS:
         add(commands)

@@ -23,6 +23,7 @@ MAX_DETAIL_ROWS: Final = 10 ** 6  # rows of the report's detailed table
 MAX_THRESHOLD: Final = 1e9  # seconds (31 years)
 FLUSH_INTERVAL: Final = (0.01, 86_400.0)  # seconds: 10 ms to a day
 STORE_TIMEOUT: Final = (0.0, 600.0)  # seconds a flush, close or exit waits for the store
+MAX_FUNCTIONS: Final = 10_000_000  # distinct names before new ones share one entry
 
 
 def _number(owner: str, name: str, value: object, low: float | None = None,
@@ -105,6 +106,7 @@ class AnalyticsConfig:
     store_path: str | Path | None = None
     flush_interval: float = 5.0
     store_timeout: float = 3.0
+    max_functions: int = 10_000
 
     def __post_init__(self) -> None:
         """Validate every field, naming the one at fault."""
@@ -133,6 +135,9 @@ class AnalyticsConfig:
             owner, "flush_interval", self.flush_interval, *FLUSH_INTERVAL))
         object.__setattr__(self, "store_timeout", _number(
             owner, "store_timeout", self.store_timeout, *STORE_TIMEOUT))
+        # Distinct names recorded before new ones fold into one "<other functions>"
+        # entry (0: no cap).
+        _integer(owner, "max_functions", self.max_functions, MAX_FUNCTIONS)
 
     def replace(self, **changes: Any) -> AnalyticsConfig:
         """Return a copy with some fields changed (validated again)."""

@@ -18,7 +18,6 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 from callmetrics._records import LoggerContainer
-from callmetrics._state import BUFFER_LIMIT
 
 __all__ = [
     "CACHE_KEY",
@@ -31,6 +30,7 @@ __all__ = [
 # Our entry in a logger's level cache (logging itself only stores int keys there):
 # the buffer length at which a wrapper leaves its fast path.  0 while successful calls
 # are logged (every call leaves it), the buffer's capacity otherwise (only to drain).
+# Shared by instances whose logger pair is the same: they all use the same capacity.
 CACHE_KEY: Final = "callmetrics.success-limit"
 
 # Depth of batch_mode blocks in the current context: per-call console lines are
@@ -87,10 +87,15 @@ class _AlwaysStale(dict[Any, Any]):
 class CallLogger:
     """Writes the per-call lines of one ``Analytics`` instance."""
 
-    __slots__ = ("analytics", "cache", "console", "error", "long_max")
+    __slots__ = ("analytics", "cache", "capacity", "console", "error", "long_max")
 
-    def __init__(self, loggers: LoggerContainer, long_max: float) -> None:
-        """Use ``loggers``; successful calls above ``long_max`` seconds log at INFO."""
+    def __init__(self, loggers: LoggerContainer, long_max: float, capacity: int) -> None:
+        """Use ``loggers``; successful calls above ``long_max`` seconds log at INFO.
+
+        ``capacity`` is the buffer length at which a wrapper drains when successful
+        calls are not logged (the cached limit; 0 while they are).
+        """
+        self.capacity = capacity
         self.analytics = loggers.analytics
         self.console = loggers.console
         self.error = loggers.error
@@ -112,7 +117,7 @@ class CallLogger:
         logs = self.analytics.isEnabledFor(logging.INFO) or self.console.isEnabledFor(
             logging.INFO
         )
-        limit = 0 if logs else 2 * BUFFER_LIMIT  # two floats per call
+        limit = 0 if logs else self.capacity
         self.cache[CACHE_KEY] = limit
         return limit
 

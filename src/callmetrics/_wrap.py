@@ -1,34 +1,44 @@
 """The hot path: wrappers for sync, async, generator and async-generator functions.
 
 Everything that can be decided at decoration time is (the kind of callable, its
-recorded name, the buffers it appends to).  A call then costs two clock reads, one
-tuple appended to a list, a length check and one dict lookup for the cached
-logging decision.  Aggregation happens in bulk, later (``FunctionStats.drain``).
+recorded name, the buffer it appends to).  A successful call then costs two clock
+reads, one ``buffer.extend((stats, start, duration))`` (one atomic C call: see
+``_recorder.py``), a length check and one dict lookup for the cached logging
+decision.  Aggregation happens in bulk, later (``Recorder._fold``).  A failed call
+also describes its exception (``_aggregate.failure_of``) and buffers that
+description in place of the stats.
+
+``SystemExit`` with code 0 or None is a normal end, recorded as a success; every
+other exception, ``KeyboardInterrupt`` and ``asyncio.CancelledError`` included, is a
+failure (the call did not return), and always propagates untouched.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import AsyncGenerator, Callable, Generator
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
+from callmetrics import _accel
+from callmetrics._aggregate import failure_of
 from callmetrics._logging import CACHE_KEY, report_internal_error
-from callmetrics._state import BUFFER_LIMIT
 
 if TYPE_CHECKING:
+    from callmetrics._aggregate import FunctionStats
     from callmetrics._logging import CallLogger
-    from callmetrics._state import FunctionStats
 
 __all__ = [
+    "OWNER_ATTRIBUTE",
     "CallObserver",
-    "Finisher",
+    "Ends",
     "Runtime",
+    "binds",
     "callable_kind",
     "callable_module",
     "end_observers",
-    "finisher",
     "recorded_name",
     "start_observers",
     "wrap",
@@ -61,8 +71,16 @@ class Runtime(Protocol):
     def observers(self) -> list[CallObserver]:
         """Registered observers (mutated in place)."""
 
+    @property
+    def buffer(self) -> list[Any]:
+        """The instance's call buffer (flat ``stats, start, duration`` triples)."""
+
+    @property
+    def ends(self) -> Ends:
+        """How calls end (shared by the instance's wrappers)."""
+
     def drain_soon(self) -> None:
-        """Fold full buffers into the aggregates, unless another thread is doing it."""
+        """Fold one chunk of a full buffer, unless a drain is already under way."""
 
 
 def recorded_name(func: object) -> str:
@@ -131,146 +149,159 @@ def end_observers(started: list[tuple[CallObserver, object]], stats: FunctionSta
             report_internal_error(f"observer {type(observer).__name__}.on_end", exc)
 
 
-Finisher = tuple[
-    Callable[[float], float],
-    Callable[[float, BaseException], float],
-    Callable[[float, int], None],
-]
+def _normal_exit(exc: BaseException) -> bool:
+    """Whether ``exc`` ends a call normally: ``SystemExit`` with code 0 or None."""
+    return type(exc) is SystemExit and exc.code in (0, None)
 
 
-def finisher(stats: FunctionStats, rt: Runtime) -> Finisher:
-    """Return the ``(ok, failed, after)`` bookkeeping shared by the wrapper kinds.
+class Ends:
+    """How calls end, shared by every wrapper of one instance (one object, no closures).
 
-    ``ok(t0)`` and ``failed(t0, exc)`` record a call that started at ``t0`` and return
-    its duration; ``after(duration, limit)`` drains a full buffer and logs a success.
+    ``ok(stats, t0)`` and ``failed(stats, t0, exc)`` record a call that started at
+    ``t0`` and return its duration; ``after(stats, duration, limit)`` drains a full
+    buffer and logs a success.  Wrappers inline ``ok`` on their hot path.
     """
-    buf = stats.buf
-    extend = buf.extend
-    errs = stats.errs
-    append_error = errs.append
-    log = rt.call_logger
-    cache = log.cache
-    key = CACHE_KEY
-    name, event_type = stats.name, stats.event_type
-    drain_soon = rt.drain_soon
 
-    def after(duration: float, limit: int) -> None:
+    __slots__ = ("buffer", "cache", "capacity", "drain_soon", "extend", "hooks", "log")
+
+    def __init__(self, rt: Runtime) -> None:
+        """Resolve the runtime's buffer, drain and logging cache once."""
+        self.buffer = rt.buffer
+        self.extend = rt.buffer.extend
+        self.log = rt.call_logger
+        self.cache = self.log.cache
+        self.capacity = self.log.capacity
+        self.drain_soon = rt.drain_soon
+        # Bound once: every wrapper holds these same objects (memory per function).
+        self.hooks = (self.after, self.failed, self.log.refresh)
+
+    def after(self, stats: FunctionStats, duration: float, limit: int) -> None:
+        """Drain a full buffer; log the success while successful calls are logged."""
         # Reached when the buffer is full or when successful calls are being logged
         # (the cached limit is then 0).
-        if len(buf) >= 2 * BUFFER_LIMIT:
-            drain_soon()
+        if len(self.buffer) >= self.capacity:
+            self.drain_soon()
         if limit == 0:
-            log.success(name, event_type, duration)
+            self.log.success(stats.name, stats.event_type, duration)
 
-    def ok(t0: float) -> float:
+    def ok(self, stats: FunctionStats, t0: float) -> float:
+        """Record a successful call that started at ``t0``; return its duration."""
         duration = perf_counter() - t0
-        extend((t0, duration))
+        self.extend((stats, t0, duration))
         try:
-            if len(buf) >= cache[key]:
-                after(duration, cache[key])
+            limit = self.cache[CACHE_KEY]
         except KeyError:  # logging changed a level and cleared its caches: decide again
-            after(duration, log.refresh())
+            limit = self.log.refresh()
+        if len(self.buffer) >= limit:
+            self.after(stats, duration, limit)
         return duration
 
-    def failed(t0: float, exc: BaseException) -> float:
+    def failed(self, stats: FunctionStats, t0: float, exc: BaseException) -> float:
+        """Record a call that raised ``exc``; return its duration.  Never raises."""
         duration = perf_counter() - t0
-        append_error((t0, duration, type(exc)))
-        if len(errs) >= BUFFER_LIMIT:
-            drain_soon()
-        log.failure(name, event_type, duration, exc)
+        if _normal_exit(exc):
+            self.extend((stats, t0, duration))
+            return duration
+        try:
+            described: object = failure_of(stats, exc)
+        except Exception as err:  # noqa: BLE001  # never let describing it break the call
+            report_internal_error("describing a failure", err)
+            described = stats
+        self.extend((described, t0, duration))
+        if len(self.buffer) >= self.capacity:
+            self.drain_soon()
+        self.log.failure(stats.name, stats.event_type, duration, exc)
         return duration
 
-    return ok, failed, after
+
+def _observed_sync(rt: Runtime, func: Callable[..., Any], stats: FunctionStats,
+                   args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    started = start_observers(rt, stats)
+    t0 = perf_counter()
+    try:
+        result = func(*args, **kwargs)
+    except BaseException as exc:
+        end_observers(started, stats, rt.ends.failed(stats, t0, exc), exc)
+        raise
+    end_observers(started, stats, rt.ends.ok(stats, t0), None)
+    return result
+
+
+async def _observed_async(rt: Runtime, func: Callable[..., Any], stats: FunctionStats,
+                          args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    started = start_observers(rt, stats)
+    t0 = perf_counter()
+    try:
+        result = await func(*args, **kwargs)
+    except BaseException as exc:
+        end_observers(started, stats, rt.ends.failed(stats, t0, exc), exc)
+        raise
+    end_observers(started, stats, rt.ends.ok(stats, t0), None)
+    return result
 
 
 def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    clock = perf_counter
-    buf = stats.buf
-    extend = buf.extend
-    log = rt.call_logger
-    cache = log.cache
-    key = CACHE_KEY
+    # Every name below is a closure cell of the wrapper (40 bytes each per function);
+    # the clock and the cache key are module globals, as fast to load in 3.11+.
+    ends = rt.ends
+    buf, extend, cache = ends.buffer, ends.extend, ends.cache
+    after, failed, refresh = ends.hooks
     observers = rt.observers
-    ok, failed, after = finisher(stats, rt)
 
-    def observed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        started = start_observers(rt, stats)
-        t0 = clock()
-        try:
-            result = func(*args, **kwargs)
-        except BaseException as exc:
-            end_observers(started, stats, failed(t0, exc), exc)
-            raise
-        end_observers(started, stats, ok(t0), None)
-        return result
-
-    # The body below is the library's hot path; it repeats ok() inline on purpose,
-    # since one more Python call there would add a quarter of its cost.
+    # The body below is the library's hot path; it repeats Ends.ok() inline on
+    # purpose, since one more Python call there would add a quarter of its cost.
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if observers:
-            return observed(args, kwargs)
-        t0 = clock()
+            return _observed_sync(rt, func, stats, args, kwargs)
+        t0 = perf_counter()
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            failed(t0, exc)
+            failed(stats, t0, exc)
             raise
-        duration = clock() - t0
-        extend((t0, duration))
+        duration = perf_counter() - t0
+        extend((stats, t0, duration))
         try:
-            if len(buf) >= cache[key]:
-                after(duration, cache[key])
+            if len(buf) >= cache[CACHE_KEY]:
+                after(stats, duration, cache[CACHE_KEY])
         except KeyError:  # logging changed a level and cleared its caches: decide again
-            after(duration, log.refresh())
+            after(stats, duration, refresh())
         return result
 
     return wrapper
 
 
 def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    clock = perf_counter
-    buf = stats.buf
-    extend = buf.extend
-    log = rt.call_logger
-    cache = log.cache
-    key = CACHE_KEY
+    # Every name below is a closure cell of the wrapper (40 bytes each per function);
+    # the clock and the cache key are module globals, as fast to load in 3.11+.
+    ends = rt.ends
+    buf, extend, cache = ends.buffer, ends.extend, ends.cache
+    after, failed, refresh = ends.hooks
     observers = rt.observers
-    ok, failed, after = finisher(stats, rt)
-
-    async def observed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        started = start_observers(rt, stats)
-        t0 = clock()
-        try:
-            result = await func(*args, **kwargs)
-        except BaseException as exc:
-            end_observers(started, stats, failed(t0, exc), exc)
-            raise
-        end_observers(started, stats, ok(t0), None)
-        return result
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         if observers:
-            return await observed(args, kwargs)
-        t0 = clock()
+            return await _observed_async(rt, func, stats, args, kwargs)
+        t0 = perf_counter()
         try:
             result = await func(*args, **kwargs)
         except BaseException as exc:
-            failed(t0, exc)
+            failed(stats, t0, exc)
             raise
-        duration = clock() - t0
-        extend((t0, duration))
+        duration = perf_counter() - t0
+        extend((stats, t0, duration))
         try:
-            if len(buf) >= cache[key]:
-                after(duration, cache[key])
+            if len(buf) >= cache[CACHE_KEY]:
+                after(stats, duration, cache[CACHE_KEY])
         except KeyError:  # logging changed a level and cleared its caches: decide again
-            after(duration, log.refresh())
+            after(stats, duration, refresh())
         return result
 
     return wrapper
 
 
 def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    ok, failed, _ = finisher(stats, rt)
+    ok, failed = rt.ends.ok, rt.ends.failed
     observers = rt.observers
 
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
@@ -282,16 +313,16 @@ def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Ca
             result = yield from inner
         except GeneratorExit:
             # The consumer stopped early: that is a normal, successful end.
-            duration = ok(t0)
+            duration = ok(stats, t0)
             if started:
                 end_observers(started, stats, duration, None)
             raise
         except BaseException as exc:
-            duration = failed(t0, exc)
+            duration = failed(stats, t0, exc)
             if started:
                 end_observers(started, stats, duration, exc)
             raise
-        duration = ok(t0)
+        duration = ok(stats, t0)
         if started:
             end_observers(started, stats, duration, None)
         return result
@@ -300,7 +331,7 @@ def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Ca
 
 
 def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    ok, failed, _ = finisher(stats, rt)
+    ok, failed = rt.ends.ok, rt.ends.failed
     observers = rt.observers
 
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
@@ -322,16 +353,16 @@ def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
         except StopAsyncIteration:
             pass
         except GeneratorExit:
-            duration = ok(t0)
+            duration = ok(stats, t0)
             if started:
                 end_observers(started, stats, duration, None)
             raise
         except BaseException as exc:
-            duration = failed(t0, exc)
+            duration = failed(stats, t0, exc)
             if started:
                 end_observers(started, stats, duration, exc)
             raise
-        duration = ok(t0)
+        duration = ok(stats, t0)
         if started:
             end_observers(started, stats, duration, None)
 
@@ -339,14 +370,44 @@ def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
 
 
 _BUILDERS = {"sync": _wrap_sync, "async": _wrap_async, "gen": _wrap_gen, "agen": _wrap_agen}
+# accel: sync calls run through the C wrapper when the accelerator is built.
+_BUILDERS["sync"] = _accel.sync_builder(_wrap_sync)
+
+
+# Set on every wrapper: the instance that made it (decorating it again is a no-op).
+OWNER_ATTRIBUTE = "__callmetrics_owner__"
+
+
+def binds(func: object) -> bool:
+    """Whether ``func`` becomes a bound method when stored as a class attribute.
+
+    Functions and method descriptors (``str.upper``) bind; a bound method is
+    already bound (its ``__get__`` returns it unchanged); partials, builtins,
+    callable objects and classes have no ``__get__`` at all.
+    """
+    if isinstance(func, types.MethodType):
+        return False
+    return hasattr(type(func), "__get__")
 
 
 def wrap(func: Callable[..., Any], kind: str, stats: FunctionStats, rt: Runtime) -> Any:
-    """Return the tracking wrapper of ``func``, with its metadata and signature kept."""
+    """Return the tracking wrapper of ``func``, with its metadata and signature kept.
+
+    The wrapper binds as ``func`` binds: a plain function wrapper becomes a method
+    when stored on a class, so a sync callable that does not bind (a
+    ``functools.partial``, a builtin such as ``len``, a callable object, a class) gets
+    a ``staticmethod`` around its wrapper, which is callable and never binds.  Async
+    and generator wrappers stay functions, so that ``inspect.iscoroutinefunction``
+    and friends keep recognising them.
+    """
     stats.kind = kind
     wrapper = _BUILDERS[kind](func, stats, rt)
     functools.update_wrapper(wrapper, func)
     if not hasattr(func, "__name__"):  # functools.partial, callable objects
         wrapper.__name__ = stats.name.rsplit(".", 1)[-1]
         wrapper.__qualname__ = stats.name
-    return wrapper
+    result: Any = wrapper
+    if kind == "sync" and not binds(func):
+        result = staticmethod(wrapper)
+    setattr(result, OWNER_ATTRIBUTE, rt)
+    return result

@@ -1,0 +1,98 @@
+"""Which hot path runs: the optional C accelerator, or the pure-Python wrappers.
+
+``callmetrics._speedups`` (built from ``_speedups.c`` when a compiler is present)
+provides the sync wrapper and the ``measure()`` block in C.  It is used unless
+
+- it was not built (no compiler: ``pip install`` says so in one line),
+- ``CALLMETRICS_PURE_PYTHON=1`` is set in the environment when callmetrics is imported,
+- the interpreter is a free-threaded build (the C code relies on the GIL).
+
+``IMPLEMENTATION`` says which (``"c"`` or ``"python"``), ``REASON`` why Python.
+
+The C types follow the engine's seam (``docs/engine.md``): a ``Sink`` appends
+``stats, start, duration`` to the instance's call buffer and calls the engine's
+Python ``after``/``failed`` (``_wrap.Ends``) exactly where the Python wrapper does.
+This module builds them from the engine's parts.
+"""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+
+from callmetrics._logging import CACHE_KEY
+
+if TYPE_CHECKING:
+    from callmetrics._aggregate import FunctionStats
+    from callmetrics._measure import BlockKind
+    from callmetrics._wrap import Runtime
+
+__all__ = [
+    "IMPLEMENTATION",
+    "REASON",
+    "measure_factory",
+    "sync_builder",
+]
+
+Builder = Callable[[Callable[..., Any], "FunctionStats", "Runtime"], Callable[..., Any]]
+B = TypeVar("B", bound=Builder)
+
+
+def _load() -> tuple[Any, str]:
+    if os.environ.get("CALLMETRICS_PURE_PYTHON") == "1":
+        return None, "CALLMETRICS_PURE_PYTHON=1 is set"
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return None, "free-threaded CPython: the C accelerator relies on the GIL"
+    try:
+        from callmetrics import _speedups  # noqa: PLC0415  # optional, built by setup.py
+    except ImportError:
+        return None, "the C accelerator was not built"
+    return _speedups, ""
+
+
+_speedups, REASON = _load()
+IMPLEMENTATION: Final[str] = "python" if _speedups is None else "c"
+
+
+def sync_builder(python_builder: B) -> B:
+    """Return the builder of sync wrappers: the C one when built, else ``python_builder``.
+
+    The C wrapper keeps the Python one and calls it while observers are registered.
+    """
+    if _speedups is None:
+        return python_builder
+    track, sink = _speedups.track, _speedups.Sink
+
+    def build(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Any:
+        observed = python_builder(func, stats, rt)
+        ends = rt.ends
+        return track(func, sink(ends.buffer, stats, rt.observers, ends.cache, CACHE_KEY,
+                                ends.log.refresh, ends.after, ends.failed), observed)
+
+    return cast("B", build)
+
+
+def measure_factory(measure: Callable[..., Any], blocks: Mapping[str, BlockKind]) -> Any:
+    """Return ``measure`` with a C fast path for names it has resolved (None: no C path).
+
+    ``blocks`` is where ``measure`` caches what a name resolves to; a name found
+    there with the default event type is answered in C from then on (a ``Measure``
+    recording exactly what the Python one records), anything else by ``measure``.
+    """
+    if _speedups is None:
+        return None
+    sites: dict[str, Any] = {}
+    sink = _speedups.Sink
+
+    def fallback(name: str, *args: Any, **kwargs: Any) -> Any:
+        made = measure(name, *args, **kwargs)
+        if not args and not kwargs and type(name) is str and name not in sites:
+            kind = blocks.get(name)
+            if kind is not None and kind.event_type == "block":
+                sites[name] = sink(kind.buffer, kind.stats, kind.rt.observers, kind.cache,
+                                   CACHE_KEY, kind.refresh, kind.after, kind.failed)
+        return made
+
+    return _speedups.MeasureFactory(sites, fallback)

@@ -1,0 +1,120 @@
+"""``Analytics.measure("name")``: time a block, recorded like a call of a function.
+
+Users write ``with analytics.measure("x"):`` with a fresh object each time, so what
+the name resolves to (its aggregates, the buffer, the logging decision) is resolved
+once and cached in a ``BlockKind``; each ``measure()`` then costs one dict lookup
+and one small object, and the block's end does what a tracked call does.
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from callmetrics._logging import CACHE_KEY
+from callmetrics._wrap import CallObserver, end_observers, start_observers
+
+if TYPE_CHECKING:
+    from callmetrics._aggregate import FunctionStats
+    from callmetrics._wrap import Runtime
+
+__all__ = ["BlockKind", "Measure", "NoMeasure", "new_measure"]
+
+
+class BlockKind:
+    """Everything a block named ``stats.name`` needs at its end, resolved once."""
+
+    __slots__ = ("after", "buffer", "cache", "event_type", "failed", "refresh", "rt", "stats")
+
+    def __init__(self, stats: FunctionStats, event_type: str, rt: Runtime) -> None:
+        """Resolve the buffer, the call ends and the logging cache of ``stats``."""
+        self.stats = stats
+        self.event_type = event_type  # as asked by measure(), to find it again
+        self.rt = rt
+        self.buffer = rt.buffer
+        self.cache = rt.ends.cache
+        self.refresh = rt.ends.log.refresh
+        self.failed = rt.ends.failed
+        self.after = rt.ends.after
+
+
+class Measure:
+    """The context manager ``measure()`` returns (sync and async).
+
+    Made by :func:`new_measure` without a Python ``__init__`` (a fresh one per block
+    is the common use, so its creation is part of the hot path).
+    """
+
+    __slots__ = ("_kind", "_started", "_t0")
+
+    _kind: BlockKind
+    _started: list[tuple[CallObserver, object]] | None
+    _t0: float
+
+    def __enter__(self) -> Measure:
+        """Start timing (after the observers, if any, have seen the start)."""
+        kind = self._kind
+        observers = kind.rt.observers
+        self._started = start_observers(kind.rt, kind.stats) if observers else None
+        self._t0 = perf_counter()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Record the block: a success, or a failure when an exception leaves it."""
+        kind = self._kind
+        if exc is not None:
+            duration = kind.failed(kind.stats, self._t0, exc)
+        else:
+            t0 = self._t0
+            duration = perf_counter() - t0
+            buffer = kind.buffer
+            buffer.extend((kind.stats, t0, duration))
+            cache = kind.cache
+            try:
+                if len(buffer) >= cache[CACHE_KEY]:
+                    kind.after(kind.stats, duration, cache[CACHE_KEY])
+            except KeyError:  # logging changed a level and cleared its caches
+                kind.after(kind.stats, duration, kind.refresh())
+        if self._started:
+            end_observers(self._started, kind.stats, duration, exc)
+
+    async def __aenter__(self) -> Measure:
+        """Start timing, as ``__enter__``."""
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        """Record the block, as ``__exit__``."""
+        self.__exit__(exc_type, exc, tb)
+
+
+_new = object.__new__
+
+
+def new_measure(kind: BlockKind) -> Measure:
+    """Return a fresh ``Measure`` of ``kind`` (one C allocation, no Python frame)."""
+    measure: Measure = _new(Measure)
+    measure._kind = kind
+    return measure
+
+
+class NoMeasure:
+    """What ``measure()`` returns on a disabled instance: does nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> NoMeasure:
+        """Do nothing."""
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        """Do nothing; an exception propagates."""
+
+    async def __aenter__(self) -> NoMeasure:
+        """Do nothing."""
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        """Do nothing; an exception propagates."""

@@ -1,0 +1,253 @@
+"""The recorder: one call buffer per instance, bounded drains, aggregates and the ring.
+
+The hot path appends each finished call to ``Recorder.buffer`` as three flat items,
+``buffer.extend((key, start, duration))``: ``key`` is the function's
+``FunctionStats`` (a ``FailedCall`` when the call raised), ``start`` a
+``perf_counter`` reading, ``duration`` seconds.  ``extend`` with a tuple is one C
+call that holds the list for its whole length, under the GIL and under
+free-threading's per-list lock alike, so the buffer is always a whole number of
+calls and no call is ever split.
+
+When the buffer holds ``BUFFER_LIMIT`` calls, the call that sees it drains one
+chunk of at most ``BUFFER_LIMIT`` calls (``drain_soon``): it takes the chunk off the
+front of the buffer at once (so other threads see a short buffer again and do not
+pile in), folds it into the aggregates grouped by function (one group when a single
+function filled it), and hands it to the ring, which trims to exactly
+``max_events``.  Reads drain everything first.  A drain therefore costs in
+proportion to the calls it takes, never to the number of functions tracked, and no
+call pays for more than one chunk.
+
+Re-entry: the lock is re-entrant so that a signal handler, a ``__del__`` or a
+logging handler running inside a drain or a read in the same thread cannot
+deadlock; ``_busy`` marks that a drain or read is under way, and a nested one then
+neither drains nor waits: it reads the aggregates as they stand.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from time import perf_counter
+from typing import Any
+
+from callmetrics._aggregate import FailedCall, FunctionStats
+from callmetrics._logging import report_internal_error
+from callmetrics._ring import EventRing
+
+__all__ = ["BUFFER_LIMIT", "OVERFLOW_NAME", "Recorder"]
+
+# Calls buffered before the call that sees them drains one chunk.  Small enough that
+# a drain of one function's chunk stays far below 100 µs, large enough to amortise it.
+BUFFER_LIMIT = 1024
+
+# Where calls of functions past ``max_functions`` are recorded, together.
+OVERFLOW_NAME = "<other functions>"
+
+
+def _locate(keys: list[Any], durations: list[float], stats: FunctionStats,
+            value: float) -> int:
+    """Return the index of a call of ``stats`` (or a failure of it) that took ``value`` s."""
+    position = 0
+    while True:
+        position = durations.index(value, position)
+        key = keys[position]
+        if key is stats or (type(key) is FailedCall and key.stats is stats):
+            return position
+        position += 1
+
+
+class Recorder:
+    """Buffers, drains, per-function aggregates and the ring of one ``Analytics``."""
+
+    __slots__ = ("_busy", "_warn", "buffer", "lock", "max_functions", "medium_max",
+                 "overflow", "ring", "short_max", "stats")
+
+    def __init__(self, *, max_events: int, max_functions: int, short_max: float,
+                 medium_max: float, warn: Callable[[str], None]) -> None:
+        """Create an empty recorder; ``warn`` logs a one-line warning."""
+        self.buffer: list[Any] = []
+        self.lock = threading.RLock()
+        self._busy = False
+        self.stats: dict[str, FunctionStats] = {}
+        self.ring = EventRing(max_events)
+        self.max_functions = max_functions
+        self.short_max = short_max
+        self.medium_max = medium_max
+        self.overflow: FunctionStats | None = None
+        self._warn = warn
+
+    # ------------------------------------------------------------ registry
+    def stats_for(self, name: str, event_type: str, module: str, *, explicit: bool,
+                  warn: bool = True) -> FunctionStats:
+        """Return the aggregates calls of ``name`` are recorded into (created if new).
+
+        Past ``max_functions`` names, a new name is recorded under ``OVERFLOW_NAME``.
+        """
+        with self.lock:
+            stats = self.stats.get(name)
+            if stats is None:
+                if self.max_functions and len(self.stats) - (self.overflow is not None) \
+                        >= self.max_functions:
+                    return self._overflow(name)
+                stats = self.stats[name] = FunctionStats(name, event_type, module)
+                return stats
+            if explicit or stats.module == module:
+                if stats.event_type != event_type and warn:
+                    self._warn(f"callmetrics: {name} is already tracked as event type "
+                               f"{stats.event_type!r}; keeping it (asked for {event_type!r})")
+                return stats
+            qualified = f"{module}.{name}"
+            if warn:
+                self._warn(f"callmetrics: {name} in module {module} has the same name as one "
+                           f"in {stats.module}; recording it as {qualified}")
+            return self.stats_for(qualified, event_type, module, explicit=True, warn=warn)
+
+    def _overflow(self, name: str) -> FunctionStats:
+        if self.overflow is None:
+            self._warn(f"callmetrics: more than max_functions={self.max_functions:,} function "
+                       f"names; {name} and every later new name are recorded together as "
+                       f"{OVERFLOW_NAME!r} (totals stay exact)")
+            self.overflow = self.stats[OVERFLOW_NAME] = FunctionStats(
+                OVERFLOW_NAME, "mixed", "<overflow>")
+        return self.overflow
+
+    # -------------------------------------------------------------- drains
+    def drain_soon(self) -> None:
+        """Fold one chunk of the buffer, unless a drain or read is already under way.
+
+        Called by the hot path when the buffer is full: never waits, never raises.
+        """
+        lock = self.lock
+        if not lock.acquire(blocking=False):
+            return  # another thread is draining: its chunk leaves room in the buffer
+        try:
+            if self._busy:
+                return  # re-entered from this thread: the outer drain or read goes on
+            self._busy = True
+            try:
+                self._drain_chunk(BUFFER_LIMIT)
+            finally:
+                self._busy = False
+        except Exception as exc:  # noqa: BLE001  # runs inside a user's call: never break it
+            report_internal_error("draining buffered calls", exc)
+        finally:
+            lock.release()
+
+    @contextmanager
+    def reading(self) -> Iterator[bool]:
+        """Hold the lock with every buffered call drained; yield False when nested.
+
+        A read nested in a drain or a read of this same thread (a signal handler, a
+        ``__del__``) neither drains nor waits: it sees the aggregates as they stand.
+        """
+        with self.lock:
+            if self._busy:
+                yield False
+                return
+            self._busy = True
+            try:
+                try:
+                    while self.buffer:
+                        self._drain_chunk(0)
+                except Exception as exc:  # noqa: BLE001  # a read still answers
+                    report_internal_error("draining buffered calls", exc)
+                yield True
+            finally:
+                self._busy = False
+
+    def drain_calls(self, keys: Sequence[Any], starts: Sequence[float],
+                    durations: Sequence[float]) -> None:
+        """Fold calls buffered elsewhere (a C wrapper's own lists), in the order given.
+
+        ``keys[i]`` is a ``FunctionStats`` or a ``FailedCall``; ``starts`` are
+        ``perf_counter`` readings, ``durations`` seconds.  Blocks on the lock.
+        """
+        n = len(keys)
+        if not n or n != len(starts) or n != len(durations):
+            if n != len(starts) or n != len(durations):
+                raise ValueError("keys, starts and durations must have the same length")
+            return
+        flat: list[Any] = [None] * (3 * n)
+        flat[0::3] = keys
+        flat[1::3] = starts
+        flat[2::3] = durations
+        with self.lock:
+            self._fold(flat)
+
+    def _drain_chunk(self, limit: int) -> None:
+        """Take up to ``limit`` calls (0: all) off the buffer's front and fold them."""
+        buffer = self.buffer
+        n = len(buffer)
+        if limit and n > 3 * limit:
+            n = 3 * limit
+        if not n:
+            return
+        # Slice then delete: calls appended meanwhile by other threads stay (each
+        # append is one atomic extend at the end; only drains, holding the lock,
+        # delete from the front).
+        flat = buffer[:n]
+        del buffer[:n]
+        self._fold(flat)
+
+    def _fold(self, flat: list[Any]) -> None:
+        """Fold a chunk of flat calls into the aggregates and retain it; lock held."""
+        began = perf_counter()
+        offset = time.time() - began
+        keys = flat[0::3]
+        durations = flat[2::3]
+        short_max, medium_max = self.short_max, self.medium_max
+        first = keys[0]
+        spent: list[tuple[FunctionStats, int]] = []
+        if type(first) is FunctionStats and keys.count(first) == len(keys):
+            # One function filled the chunk (the common hot loop): no grouping at all.
+            ordered = durations.copy()
+            low, high = first.add(ordered, len(ordered), short_max, medium_max)
+            self._extremes(first, keys, durations, flat, offset, low, high)
+            spent.append((first, len(keys)))
+        else:
+            groups: dict[FunctionStats, list[float]] = {}
+            failures: dict[FunctionStats, int] = {}
+            for key, duration in zip(keys, durations, strict=True):
+                group = groups.get(key)
+                if group is not None:
+                    group.append(duration)
+                elif type(key) is FailedCall:  # never a key of groups: goes to its owner's
+                    owner = key.stats
+                    failures[owner] = failures.get(owner, 0) + 1
+                    group = groups.get(owner)
+                    if group is None:
+                        groups[owner] = [duration]
+                    else:
+                        group.append(duration)
+                else:
+                    groups[key] = [duration]
+            for stats, group in groups.items():
+                count = len(group)
+                low, high = stats.add(group, count - failures.get(stats, 0), short_max,
+                                      medium_max)
+                self._extremes(stats, keys, durations, flat, offset, low, high)
+                spent.append((stats, count))
+        self.ring.append(flat, offset)
+        # The bulk work is part of what the decorator costs: share it out by calls.
+        per_call = (perf_counter() - began) / len(keys)
+        for stats, count in spent:
+            stats.drain_seconds += per_call * count
+
+    @staticmethod
+    def _extremes(stats: FunctionStats, keys: list[Any], durations: list[float],
+                  flat: list[Any], offset: float, low: float, high: float) -> None:
+        if stats.slowest is None or high > stats.slowest[1]:
+            at = _locate(keys, durations, stats, high)
+            key = keys[at]
+            stats.slowest = (flat[3 * at + 1] + offset, high,
+                             key if type(key) is FailedCall else None)
+        if stats.fastest is None or low < stats.fastest[1]:
+            if low == high and stats.slowest[1] == high:
+                stats.fastest = stats.slowest  # one call (or equal ones): share the record
+                return
+            at = _locate(keys, durations, stats, low)
+            key = keys[at]
+            stats.fastest = (flat[3 * at + 1] + offset, low,
+                             key if type(key) is FailedCall else None)

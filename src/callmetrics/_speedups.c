@@ -1,0 +1,896 @@
+/*
+ * callmetrics._speedups: the optional C hot path (see callmetrics._accel and
+ * docs/engine.md, the seam it plugs into).
+ *
+ *   Sink     where a function's calls go: the instance's call buffer (a list that
+ *            receives `stats, start, duration` triples) and the engine's Python
+ *            callbacks for what is rare (a failure, a full buffer, success
+ *            logging).
+ *   Tracked  the sync wrapper: a vectorcall type that reads the perf_counter clock
+ *            around PyObject_Vectorcall and appends the triple, calling no Python
+ *            code on the common path.
+ *   Measure  the `with analytics.measure(name):` block, made by a MeasureFactory
+ *            that resolves names seen before with one dict lookup.
+ *
+ * Times are time.perf_counter() readings: PyTime_PerfCounterRaw() on 3.13+, and
+ * before that CLOCK_MONOTONIC (what perf_counter reads on Linux) converted exactly
+ * as perf_counter converts it, so starts and ends from the C and the Python hot
+ * paths mix.
+ *
+ * Thread safety: relies on the GIL.  The three appends of a call run with no
+ * Python code in between (float creation and list growth run none), so a drain in
+ * another thread never sees half a call.  callmetrics._accel does not load this
+ * module on a free-threaded build.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+static PyObject *str_enter;   /* "__enter__" */
+static PyObject *str_exit;    /* "__exit__" */
+static PyObject *str_qualname;
+
+static inline double
+monotonic_seconds(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t;
+    (void)PyTime_PerfCounterRaw(&t);
+    return PyTime_AsSecondsDouble(t);
+#elif defined(__linux__)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
+    return (double)ns / 1e9;   /* as _PyTime_AsSecondsDouble does */
+#else
+    return _PyTime_AsSecondsDouble(_PyTime_GetPerfCounter());
+#endif
+}
+
+/* PyErr_GetRaisedException / PyErr_SetRaisedException (3.12+) on 3.11 too. */
+static inline PyObject *
+PyErr_GetRaisedException_compat(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+static inline void
+PyErr_SetRaisedException_compat(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    if (exc == NULL) {
+        return;
+    }
+    PyObject *type = Py_NewRef((PyObject *)Py_TYPE(exc));
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyErr_Restore(type, exc, tb);
+#endif
+}
+
+/* -------------------------------------------------------------------- Sink */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *buffer;      /* list: the instance's calls, `key, start, duration` triples */
+    PyObject *key;         /* what successful calls are recorded under (FunctionStats) */
+    PyObject *observers;   /* list: non-empty means take the observed (Python) path */
+    PyObject *cache;       /* dict holding the cached limit (see docs/engine.md) */
+    PyObject *cache_key;   /* its key */
+    PyObject *refresh;     /* () -> int: recompute the limit after a cache clear */
+    PyObject *after;       /* (stats, duration, limit) -> None: drain soon, log a success */
+    PyObject *failed;      /* (stats, start, exc) -> float: record, log a failed call */
+} SinkObject;
+
+static PyTypeObject Sink_Type;
+
+static PyObject *
+Sink_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"buffer", "key", "observers", "cache", "cache_key", "refresh",
+                             "after", "failed", NULL};
+    PyObject *buffer, *key, *observers, *cache, *cache_key, *refresh, *after, *failed;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!O!OOOO:Sink", kwlist,
+                                     &PyList_Type, &buffer, &key, &PyList_Type, &observers,
+                                     &PyDict_Type, &cache, &cache_key, &refresh, &after,
+                                     &failed)) {
+        return NULL;
+    }
+    SinkObject *self = (SinkObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->buffer = Py_NewRef(buffer);
+    self->key = Py_NewRef(key);
+    self->observers = Py_NewRef(observers);
+    self->cache = Py_NewRef(cache);
+    self->cache_key = Py_NewRef(cache_key);
+    self->refresh = Py_NewRef(refresh);
+    self->after = Py_NewRef(after);
+    self->failed = Py_NewRef(failed);
+    return (PyObject *)self;
+}
+
+static int
+Sink_traverse(SinkObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->buffer);
+    Py_VISIT(self->key);
+    Py_VISIT(self->observers);
+    Py_VISIT(self->cache);
+    Py_VISIT(self->cache_key);
+    Py_VISIT(self->refresh);
+    Py_VISIT(self->after);
+    Py_VISIT(self->failed);
+    return 0;
+}
+
+static int
+Sink_clear(SinkObject *self)
+{
+    Py_CLEAR(self->buffer);
+    Py_CLEAR(self->key);
+    Py_CLEAR(self->observers);
+    Py_CLEAR(self->cache);
+    Py_CLEAR(self->cache_key);
+    Py_CLEAR(self->refresh);
+    Py_CLEAR(self->after);
+    Py_CLEAR(self->failed);
+    return 0;
+}
+
+static void
+Sink_dealloc(SinkObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Sink_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static inline int
+sink_ready(SinkObject *sink)
+{
+    if (sink->buffer == NULL || sink->failed == NULL) {   /* cleared by the collector */
+        PyErr_SetString(PyExc_RuntimeError, "callmetrics: tracking state was cleared");
+        return 0;
+    }
+    return 1;
+}
+
+static inline int
+sink_observed(SinkObject *sink)
+{
+    return sink->observers != NULL && PyList_GET_SIZE(sink->observers) > 0;
+}
+
+/* Append one successful call; -1 with an exception set if that or a callback failed. */
+static int
+sink_success(SinkObject *sink, double start, double end)
+{
+    PyObject *buf = sink->buffer;
+    PyObject *t0 = PyFloat_FromDouble(start);
+    PyObject *t1 = PyFloat_FromDouble(end - start);   /* the duration */
+    if (t0 == NULL || t1 == NULL) {
+        Py_XDECREF(t0);
+        Py_XDECREF(t1);
+        return -1;
+    }
+    /* The three appends run no Python code: no other thread sees half a call. */
+    Py_ssize_t before = PyList_GET_SIZE(buf);
+    if (PyList_Append(buf, sink->key) < 0 || PyList_Append(buf, t0) < 0
+        || PyList_Append(buf, t1) < 0) {
+        PyObject *exc = PyErr_GetRaisedException_compat();
+        (void)PyList_SetSlice(buf, before, PyList_GET_SIZE(buf), NULL);
+        PyErr_SetRaisedException_compat(exc);
+        Py_DECREF(t0);
+        Py_DECREF(t1);
+        return -1;
+    }
+    PyObject *limit;
+    if (PyDict_CheckExact(sink->cache)) {
+        limit = PyDict_GetItemWithError(sink->cache, sink->cache_key);   /* borrowed */
+        if (limit == NULL && PyErr_Occurred()) {
+            goto fail;
+        }
+        Py_XINCREF(limit);
+    }
+    else {   /* a dict subclass may refuse lookups (no level cache): ask it */
+        limit = PyObject_GetItem(sink->cache, sink->cache_key);
+        if (limit == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                goto fail;
+            }
+            PyErr_Clear();
+        }
+    }
+    if (limit == NULL) {   /* logging changed a level and cleared its caches */
+        limit = PyObject_CallNoArgs(sink->refresh);
+        if (limit == NULL) {
+            goto fail;
+        }
+    }
+    else {
+        Py_ssize_t bound = PyLong_AsSsize_t(limit);
+        if (bound == -1 && PyErr_Occurred()) {
+            Py_DECREF(limit);
+            goto fail;
+        }
+        if (PyList_GET_SIZE(buf) < bound) {
+            Py_DECREF(limit);
+            Py_DECREF(t0);
+            Py_DECREF(t1);
+            return 0;
+        }
+    }
+    PyObject *argv[3] = {sink->key, t1, limit};
+    PyObject *r = PyObject_Vectorcall(sink->after, argv, 3, NULL);
+    Py_DECREF(limit);
+    if (r == NULL) {
+        goto fail;
+    }
+    Py_DECREF(r);
+    Py_DECREF(t0);
+    Py_DECREF(t1);
+    return 0;
+fail:
+    Py_DECREF(t0);
+    Py_DECREF(t1);
+    return -1;
+}
+
+/* Record the failed call whose exception is set; leaves an exception set: the
+   call's own, or (like an exception raised in an `except` block) one raised by
+   the bookkeeping, with the call's as its context. */
+static void
+sink_failure(SinkObject *sink, double start)
+{
+    PyObject *exc = PyErr_GetRaisedException_compat();
+    PyObject *t0 = PyFloat_FromDouble(start);
+    PyObject *r = NULL;
+    if (t0 != NULL && exc != NULL) {
+        PyObject *argv[3] = {sink->key, t0, exc};
+        r = PyObject_Vectorcall(sink->failed, argv, 3, NULL);
+    }
+    Py_XDECREF(t0);
+    if (r != NULL) {
+        Py_DECREF(r);
+        PyErr_SetRaisedException_compat(exc);
+        return;
+    }
+    PyObject *raised = PyErr_GetRaisedException_compat();
+    if (raised == NULL) {
+        PyErr_SetRaisedException_compat(exc);
+        return;
+    }
+    if (exc != NULL) {
+        PyException_SetContext(raised, exc);   /* steals exc */
+    }
+    PyErr_SetRaisedException_compat(raised);
+}
+
+static PyObject *
+Sink_get_buffer(SinkObject *self, void *Py_UNUSED(closure))
+{
+    if (self->buffer == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(self->buffer);
+}
+
+static PyGetSetDef Sink_getset[] = {
+    {"buffer", (getter)Sink_get_buffer, NULL, "The list calls are appended to.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject Sink_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._speedups.Sink",
+    .tp_basicsize = sizeof(SinkObject),
+    .tp_dealloc = (destructor)Sink_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Sink(buffer, key, observers, cache, cache_key, refresh, after, failed)",
+    .tp_traverse = (traverseproc)Sink_traverse,
+    .tp_clear = (inquiry)Sink_clear,
+    .tp_getset = Sink_getset,
+    .tp_new = Sink_new,
+};
+
+/* ----------------------------------------------------------------- Tracked */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *func;       /* the wrapped callable */
+    SinkObject *sink;
+    PyObject *observed;   /* the pure-Python wrapper, used while observers exist */
+    PyObject *dict;
+    PyObject *weakreflist;
+} TrackedObject;
+
+static PyTypeObject Tracked_Type;
+
+static PyObject *
+Tracked_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    TrackedObject *self = (TrackedObject *)op;
+    SinkObject *sink = self->sink;
+    if (sink == NULL || self->func == NULL || self->observed == NULL || !sink_ready(sink)) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "callmetrics: tracking state was cleared");
+        }
+        return NULL;
+    }
+    if (sink_observed(sink)) {
+        return PyObject_Vectorcall(self->observed, args, nargsf, kwnames);
+    }
+    double start = monotonic_seconds();
+    PyObject *result = PyObject_Vectorcall(self->func, args, nargsf, kwnames);
+    if (result == NULL) {
+        sink_failure(sink, start);
+        return NULL;
+    }
+    if (sink_success(sink, start, monotonic_seconds()) < 0) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+/* track(func, sink, observed): the C wrapper of a sync callable.  It binds like a
+   function; _wrap.wrap() puts a staticmethod around it for callables that do not
+   bind (partials, builtins, callable objects, classes). */
+static PyObject *
+speedups_track(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"func", "sink", "observed", NULL};
+    PyObject *func, *sink, *observed;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O:track", kwlist, &func, &Sink_Type,
+                                     &sink, &observed)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(func) || !PyCallable_Check(observed)) {
+        PyErr_SetString(PyExc_TypeError, "func and observed must be callable");
+        return NULL;
+    }
+    TrackedObject *self = (TrackedObject *)Tracked_Type.tp_alloc(&Tracked_Type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = Tracked_vectorcall;
+    self->func = Py_NewRef(func);
+    self->sink = (SinkObject *)Py_NewRef(sink);
+    self->observed = Py_NewRef(observed);
+    self->dict = NULL;
+    self->weakreflist = NULL;
+    return (PyObject *)self;
+}
+
+static int
+Tracked_traverse(TrackedObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->func);
+    Py_VISIT(self->sink);
+    Py_VISIT(self->observed);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+Tracked_clear(TrackedObject *self)
+{
+    Py_CLEAR(self->func);
+    Py_CLEAR(self->sink);
+    Py_CLEAR(self->observed);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+Tracked_dealloc(TrackedObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    Tracked_clear(self);
+    tp->tp_free((PyObject *)self);
+}
+
+/* Bind like a function: a bound method on an instance, itself on the class. */
+static PyObject *
+Tracked_descr_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
+{
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self);
+    }
+    return PyMethod_New(self, obj);
+}
+
+static PyObject *
+Tracked_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    /* Pickled by reference, as a function is: module + qualified name. */
+    return PyObject_GetAttr(self, str_qualname);
+}
+
+static PyObject *
+Tracked_repr(TrackedObject *self)
+{
+    PyObject *qualname = PyObject_GetAttr((PyObject *)self, str_qualname);
+    if (qualname == NULL) {
+        PyErr_Clear();
+        return PyUnicode_FromFormat("<tracked function at %p>", self);
+    }
+    PyObject *out = PyUnicode_FromFormat("<tracked function %S at %p>", qualname, self);
+    Py_DECREF(qualname);
+    return out;
+}
+
+static PyObject *
+Tracked_get_sink(TrackedObject *self, void *Py_UNUSED(closure))
+{
+    if (self->sink == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(self->sink);
+}
+
+static PyObject *
+Tracked_get_func(TrackedObject *self, void *Py_UNUSED(closure))
+{
+    if (self->func == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(self->func);
+}
+
+static PyMethodDef Tracked_methods[] = {
+    {"__reduce__", (PyCFunction)Tracked_reduce, METH_NOARGS,
+     "Pickle by reference (module and qualified name), as functions are."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Tracked_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"_callmetrics_sink", (getter)Tracked_get_sink, NULL, "Where calls are recorded.", NULL},
+    {"_callmetrics_func", (getter)Tracked_get_func, NULL, "The wrapped callable.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject Tracked_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._speedups.Tracked",
+    .tp_basicsize = sizeof(TrackedObject),
+    .tp_dealloc = (destructor)Tracked_dealloc,
+    .tp_vectorcall_offset = offsetof(TrackedObject, vectorcall),
+    .tp_repr = (reprfunc)Tracked_repr,
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
+                | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_doc = "A tracked sync callable that binds as a method, as a function does.",
+    .tp_traverse = (traverseproc)Tracked_traverse,
+    .tp_clear = (inquiry)Tracked_clear,
+    .tp_weaklistoffset = offsetof(TrackedObject, weakreflist),
+    .tp_methods = Tracked_methods,
+    .tp_getset = Tracked_getset,
+    .tp_descr_get = Tracked_descr_get,
+    .tp_dictoffset = offsetof(TrackedObject, dict),
+};
+
+
+/* ----------------------------------------------------------------- Measure */
+
+typedef struct {
+    PyObject_HEAD
+    SinkObject *sink;
+    PyObject *name;
+    PyObject *fallback;   /* (name) -> pure-Python measure, used while observers exist */
+    PyObject *delegate;   /* that pure-Python measure, once entered with observers */
+    double start;
+} MeasureObject;
+
+static PyTypeObject Measure_Type;
+static PyTypeObject Ready_Type;
+
+static MeasureObject *
+measure_make(SinkObject *sink, PyObject *name, PyObject *fallback)
+{
+    MeasureObject *self = PyObject_GC_New(MeasureObject, &Measure_Type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->sink = (SinkObject *)Py_NewRef(sink);
+    self->name = Py_NewRef(name);
+    self->fallback = Py_NewRef(fallback);
+    self->delegate = NULL;
+    self->start = 0.0;
+    PyObject_GC_Track(self);
+    return self;
+}
+
+static PyObject *
+Measure_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"sink", "name", "fallback", NULL};
+    PyObject *sink, *name, *fallback;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO:Measure", kwlist, &Sink_Type, &sink,
+                                     &name, &fallback)) {
+        return NULL;
+    }
+    return (PyObject *)measure_make((SinkObject *)sink, name, fallback);
+}
+
+static int
+Measure_traverse(MeasureObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->sink);
+    Py_VISIT(self->name);
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->delegate);
+    return 0;
+}
+
+static int
+Measure_clear(MeasureObject *self)
+{
+    Py_CLEAR(self->sink);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->delegate);
+    return 0;
+}
+
+static void
+Measure_dealloc(MeasureObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Measure_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyObject *
+measure_enter(MeasureObject *self)
+{
+    if (self->sink != NULL && sink_observed(self->sink)) {
+        /* Observers want to see this block: the pure-Python measure does it all. */
+        PyObject *delegate = PyObject_CallOneArg(self->fallback, self->name);
+        if (delegate == NULL) {
+            return NULL;
+        }
+        Py_XSETREF(self->delegate, delegate);
+        return PyObject_CallMethodNoArgs(delegate, str_enter);
+    }
+    Py_CLEAR(self->delegate);
+    self->start = monotonic_seconds();
+    return Py_NewRef(self);
+}
+
+static PyObject *
+measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "__exit__ takes 3 arguments");
+        return NULL;
+    }
+    double end = monotonic_seconds();
+    if (self->delegate != NULL) {
+        PyObject *delegate = self->delegate;
+        self->delegate = NULL;
+        PyObject *argv[4] = {delegate, args[0], args[1], args[2]};
+        PyObject *r = PyObject_VectorcallMethod(str_exit, argv, 4, NULL);
+        Py_DECREF(delegate);
+        return r;
+    }
+    if (self->sink == NULL) {
+        Py_RETURN_NONE;
+    }
+    if (!sink_ready(self->sink)) {
+        return NULL;
+    }
+    PyObject *exc = args[1];
+    if (exc == Py_None) {
+        if (sink_success(self->sink, self->start, end) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    /* Record the failure with the block's exception; let it propagate (return None). */
+    PyObject *argv[3] = {self->sink->key, NULL, exc};
+    argv[1] = PyFloat_FromDouble(self->start);
+    if (argv[1] == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_Vectorcall(self->sink->failed, argv, 3, NULL);
+    Py_DECREF(argv[1]);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Measure_enter(MeasureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return measure_enter(self);
+}
+
+static PyObject *
+Measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return measure_exit(self, args, nargs);
+}
+
+/* An awaitable that is already done: what __aenter__ and __aexit__ return. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *value;
+} ReadyObject;
+
+static PyObject *
+ready_make(PyObject *value)
+{
+    if (value == NULL) {
+        return NULL;
+    }
+    ReadyObject *self = PyObject_GC_New(ReadyObject, &Ready_Type);
+    if (self == NULL) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    self->value = value;   /* steals */
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static int
+Ready_traverse(ReadyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->value);
+    return 0;
+}
+
+static int
+Ready_clear(ReadyObject *self)
+{
+    Py_CLEAR(self->value);
+    return 0;
+}
+
+static void
+Ready_dealloc(ReadyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Ready_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyObject *
+Ready_iternext(ReadyObject *self)
+{
+    PyObject *value = self->value ? self->value : Py_None;
+    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
+    if (stop != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    }
+    Py_CLEAR(self->value);
+    return NULL;
+}
+
+static PyAsyncMethods Ready_as_async = {
+    .am_await = PyObject_SelfIter,
+};
+
+static PyTypeObject Ready_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._speedups.Ready",
+    .tp_basicsize = sizeof(ReadyObject),
+    .tp_dealloc = (destructor)Ready_dealloc,
+    .tp_as_async = &Ready_as_async,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Ready_traverse,
+    .tp_clear = (inquiry)Ready_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)Ready_iternext,
+};
+
+static PyObject *
+Measure_aenter(MeasureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return ready_make(measure_enter(self));
+}
+
+static PyObject *
+Measure_aexit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return ready_make(measure_exit(self, args, nargs));
+}
+
+static PyMethodDef Measure_methods[] = {
+    {"__enter__", (PyCFunction)Measure_enter, METH_NOARGS, "Start timing the block."},
+    {"__exit__", (PyCFunction)(void (*)(void))Measure_exit, METH_FASTCALL,
+     "Record the block: a failure if an exception is leaving it (which propagates)."},
+    {"__aenter__", (PyCFunction)Measure_aenter, METH_NOARGS, "Start timing the block."},
+    {"__aexit__", (PyCFunction)(void (*)(void))Measure_aexit, METH_FASTCALL,
+     "Record the block, as __exit__ does."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject Measure_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._speedups.Measure",
+    .tp_basicsize = sizeof(MeasureObject),
+    .tp_dealloc = (destructor)Measure_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Measure(sink, name, fallback): times one `with` block.",
+    .tp_traverse = (traverseproc)Measure_traverse,
+    .tp_clear = (inquiry)Measure_clear,
+    .tp_methods = Measure_methods,
+    .tp_new = Measure_new,
+};
+
+/* ---------------------------------------------------------- MeasureFactory */
+
+/* factory(name) -> Measure.  Names resolved before (with the default event type)
+   are found with one dict lookup; everything else goes to the pure-Python measure,
+   which validates, resolves, and may add the name to the dict. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *sites;      /* dict: name -> Sink */
+    PyObject *fallback;   /* the pure-Python measure(name, *, event_type=...) */
+} FactoryObject;
+
+static PyTypeObject Factory_Type;
+
+static PyObject *
+Factory_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    FactoryObject *self = (FactoryObject *)op;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (self->sites == NULL || self->fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "callmetrics: tracking state was cleared");
+        return NULL;
+    }
+    if (nargs == 1 && kwnames == NULL && PyUnicode_CheckExact(args[0])) {
+        PyObject *sink = PyDict_GetItemWithError(self->sites, args[0]);   /* borrowed */
+        if (sink != NULL && Py_IS_TYPE(sink, &Sink_Type)) {
+            return (PyObject *)measure_make((SinkObject *)sink, args[0], self->fallback);
+        }
+        if (sink == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+static PyObject *
+Factory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"sites", "fallback", NULL};
+    PyObject *sites, *fallback;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O:MeasureFactory", kwlist,
+                                     &PyDict_Type, &sites, &fallback)) {
+        return NULL;
+    }
+    FactoryObject *self = (FactoryObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = Factory_vectorcall;
+    self->sites = Py_NewRef(sites);
+    self->fallback = Py_NewRef(fallback);
+    return (PyObject *)self;
+}
+
+static int
+Factory_traverse(FactoryObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->sites);
+    Py_VISIT(self->fallback);
+    return 0;
+}
+
+static int
+Factory_clear(FactoryObject *self)
+{
+    Py_CLEAR(self->sites);
+    Py_CLEAR(self->fallback);
+    return 0;
+}
+
+static void
+Factory_dealloc(FactoryObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Factory_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject Factory_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._speedups.MeasureFactory",
+    .tp_basicsize = sizeof(FactoryObject),
+    .tp_dealloc = (destructor)Factory_dealloc,
+    .tp_vectorcall_offset = offsetof(FactoryObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "MeasureFactory(sites, fallback): analytics.measure in C.",
+    .tp_traverse = (traverseproc)Factory_traverse,
+    .tp_clear = (inquiry)Factory_clear,
+    .tp_new = Factory_new,
+};
+
+/* ------------------------------------------------------------------ module */
+
+static PyObject *
+speedups_now(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble(monotonic_seconds());
+}
+
+static PyMethodDef module_methods[] = {
+    {"track", (PyCFunction)(void (*)(void))speedups_track, METH_VARARGS | METH_KEYWORDS,
+     "track(func, sink, observed): the C wrapper of a sync callable."},
+    {"now", speedups_now, METH_NOARGS,
+     "The clock the C hot path reads (same scale as time.perf_counter())."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "callmetrics._speedups",
+    .m_doc = "The optional C hot path of callmetrics (see callmetrics._accel).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    PyTypeObject *types[] = {&Sink_Type, &Tracked_Type, &Measure_Type, &Ready_Type,
+                             &Factory_Type};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (PyType_Ready(types[i]) < 0) {
+            return NULL;
+        }
+    }
+    str_enter = PyUnicode_InternFromString("__enter__");
+    str_exit = PyUnicode_InternFromString("__exit__");
+    str_qualname = PyUnicode_InternFromString("__qualname__");
+    if (!str_enter || !str_exit || !str_qualname) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Sink", (PyObject *)&Sink_Type) < 0
+        || PyModule_AddObjectRef(module, "Tracked", (PyObject *)&Tracked_Type) < 0
+        || PyModule_AddObjectRef(module, "Measure", (PyObject *)&Measure_Type) < 0
+        || PyModule_AddObjectRef(module, "MeasureFactory", (PyObject *)&Factory_Type) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,78 @@
+"""Moving recorded calls between recorders: ``merge_with`` and ``restore``.
+
+Both run with the recorders' locks held and their buffers drained (``reading()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from callmetrics._aggregate import Extreme, FailedCall, FunctionStats
+from callmetrics._recorder import Recorder
+from callmetrics._records import Event
+from callmetrics._ring import Retained
+from callmetrics._state import FunctionSnapshot
+
+__all__ = ["merge_into", "restore_into"]
+
+
+def _mine(recorder: Recorder, name: str, event_type: str, module: str) -> FunctionStats:
+    stats = recorder.stats.get(name)
+    if stats is None:
+        stats = recorder.stats[name] = FunctionStats(name, event_type, module)
+    return stats
+
+
+def _rekey(key: object, mapping: dict[int, FunctionStats]) -> object:
+    if type(key) is FailedCall:
+        return FailedCall(mapping[id(key.stats)], key.error, key.message, key.location)
+    return mapping[id(key)]
+
+
+def merge_into(mine: Recorder, theirs: Recorder) -> int:
+    """Move everything ``theirs`` holds into ``mine``; return how many events were cut."""
+    mapping: dict[int, FunctionStats] = {}
+    for name, source in theirs.stats.items():
+        target = _mine(mine, name, source.event_type, source.module)
+        target.merge(source)
+        mapping[id(source)] = target
+        source.reset()
+    incoming = [(start, took, _rekey(key, mapping)) for start, took, key in theirs.ring.calls()]
+    theirs.ring.clear()
+    return mine.ring.replace(mine.ring.calls() + incoming)
+
+
+def _extreme(stats: FunctionStats, event: Event | None) -> Extreme | None:
+    if event is None:
+        return None
+    failed = None
+    if event.error is not None:
+        failed = FailedCall(stats, event.error, event.message, event.location)
+    return (event.start, event.duration, failed)
+
+
+def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
+                 events: Iterable[tuple[Any, ...]]) -> None:
+    """Add stored aggregates and ``(start, duration, error, name[, message, location])``."""
+    for snap in functions:
+        stats = _mine(recorder, snap.name, snap.event_type, snap.module)
+        loaded = FunctionStats(snap.name, snap.event_type, snap.module)
+        loaded.calls, loaded.successes, loaded.total = snap.calls, snap.successes, snap.total
+        loaded.fast, loaded.medium, loaded.slow = snap.fast, snap.medium, snap.slow
+        loaded.sketch = snap.sketch.copy()
+        loaded.drain_seconds = snap.overhead
+        loaded.slowest = _extreme(stats, snap.slowest)
+        loaded.fastest = _extreme(stats, snap.fastest)
+        stats.merge(loaded)
+    restored: list[Retained] = []
+    for start, took, error, name, *details in events:
+        owner = recorder.stats.get(name)
+        if owner is None:
+            owner = recorder.stats[name] = FunctionStats(name, "unknown", "<store>")
+        key: object = owner
+        if error is not None:
+            message, location = [*details, None, None][:2]
+            key = FailedCall(owner, error, message, location)
+        restored.append((start, took, key))
+    recorder.ring.replace(recorder.ring.calls() + restored)

@@ -1,0 +1,439 @@
+"""The optional C hot path (``_speedups``, loaded by ``_accel``) behaves as the Python one.
+
+Most tests here run against whichever implementation is loaded (the whole suite runs
+once per implementation in ``.ci/run``); the C-only ones skip, with the reason, when
+the accelerator is not in use.  ``test_accel_differential.py`` compares the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gc
+import importlib.util
+import inspect
+import logging
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import callmetrics
+from callmetrics import Analytics, LoggerContainer, _accel
+from callmetrics._aggregate import FunctionStats
+
+IN_CI = os.environ.get("CI") == "true"
+
+C_ONLY = pytest.mark.skipif(_accel.IMPLEMENTATION != "c",
+                            reason=f"the C accelerator is not in use ({_accel.REASON})")
+
+
+def test_implementation_is_reported_and_forced_by_the_environment() -> None:
+    """``callmetrics.implementation`` names the hot path; the environment can force Python."""
+    assert callmetrics.implementation == _accel.IMPLEMENTATION
+    assert callmetrics.implementation in {"c", "python"}
+    if os.environ.get("CALLMETRICS_PURE_PYTHON") == "1":
+        assert callmetrics.implementation == "python"
+        assert "CALLMETRICS_PURE_PYTHON" in _accel.REASON
+    elif IN_CI and shutil.which("gcc") and not sys.flags.ignore_environment:
+        # CI builds the extension wherever there is a compiler: it must be in use.
+        assert callmetrics.implementation == "c", _accel.REASON
+
+
+@C_ONLY
+def test_the_c_clock_is_perf_counter() -> None:
+    """Starts and ends from C and from Python are on one scale, so they mix in one buffer."""
+    from callmetrics import _speedups  # noqa: PLC0415  # only built with a compiler
+
+    for _ in range(1000):
+        before = time.perf_counter()
+        now = _speedups.now()
+        after = time.perf_counter()
+        assert before <= now <= after
+
+
+@C_ONLY
+def test_sync_functions_get_the_c_wrapper_and_others_stay_python(analytics: Analytics) -> None:
+    """Sync callables run through the C type; coroutines and generators keep Python wrappers."""
+
+    @analytics.track("unit")
+    def sync() -> int:
+        return 1
+
+    @analytics.track("unit")
+    async def coro() -> int:
+        return 1
+
+    assert type(sync).__name__ == "Tracked"
+    assert inspect.iscoroutinefunction(coro)
+    assert sync() == 1
+    assert asyncio.run(coro()) == 1
+    assert analytics.call_counts == {"test_sync_functions_get_the_c_wrapper_and_others_"
+                                     "stay_python.sync": 1,
+                                     "test_sync_functions_get_the_c_wrapper_and_others_"
+                                     "stay_python.coro": 1}
+
+
+def documented(a: int, b: str = "x", *, c: float = 1.0) -> str:
+    """Say hello."""
+    return f"{a}{b}{c}"
+
+
+_tracker = Analytics()
+tracked_documented = _tracker.track("unit")(documented)
+tracked_documented.__qualname__ = "tracked_documented"  # picklable under this name
+
+
+def test_wrapper_keeps_metadata_signature_and_pickles_by_reference() -> None:
+    """Name, qualname, doc, module, dict, __wrapped__ and the signature are the function's."""
+    documented.marker = "kept"  # type: ignore[attr-defined]
+    wrapper: Any = Analytics().track("unit")(documented)
+    assert wrapper.__name__ == "documented"
+    assert wrapper.__qualname__ == "documented"
+    assert wrapper.__doc__ == "Say hello."
+    assert wrapper.__module__ == __name__
+    assert wrapper.__wrapped__ is documented
+    assert wrapper.marker == "kept"
+    assert inspect.signature(wrapper) == inspect.signature(documented)
+    assert list(inspect.signature(wrapper).parameters) == ["a", "b", "c"]
+    assert wrapper(1, "y", c=2.0) == "1y2.0"
+    copied = pickle.loads(pickle.dumps(tracked_documented))  # noqa: S301  # our own bytes
+    assert copied is tracked_documented
+
+
+def test_binding_matches_the_wrapped_object() -> None:
+    """Functions bind; partials and builtins do not; classmethod/staticmethod under and over."""
+    analytics = Analytics()
+    track = analytics.track("unit")
+
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    class Box:
+        value = 5
+
+        @track
+        def method(self, x: int) -> int:
+            return self.value + x
+
+        partial = track(functools.partial(add, 1))
+        length: Any = track(len)
+
+        @track
+        @classmethod
+        def over_class(cls, x: int) -> int:
+            return cls.value * x
+
+        @classmethod
+        @track
+        def under_class(cls, x: int) -> int:
+            return cls.value * x
+
+        @track
+        @staticmethod
+        def over_static(x: int) -> int:
+            return -x
+
+        @staticmethod
+        @track
+        def under_static(x: int) -> int:
+            return -x
+
+    box = Box()
+    assert box.method(1) == 6
+    assert Box.method(box, 2) == 7
+    assert box.partial(2) == 3
+    assert Box.partial(2) == 3
+    assert box.length([1, 2]) == 2
+    assert box.over_class(2) == 10
+    assert Box.under_class(3) == 15
+    assert box.over_static(4) == -4
+    assert Box.under_static(5) == -5
+    assert sum(analytics.call_counts.values()) == 9
+
+
+class BoomError(Exception):
+    """The exception the tests raise."""
+
+
+def test_exceptions_pass_unchanged_with_their_traceback(analytics: Analytics) -> None:
+    """The very exception object propagates, its traceback reaching the raising line."""
+    raised: list[BaseException] = []
+
+    @analytics.track("unit")
+    def fail() -> None:
+        error = BoomError("no")
+        raised.append(error)
+        raise error
+
+    with pytest.raises(BoomError) as info:
+        fail()
+    assert info.value is raised[0]
+    frames = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert frames[-1] == "fail"
+    assert analytics.success_counts == {"test_exceptions_pass_unchanged_with_their_"
+                                        "traceback.fail": 0}
+    assert analytics.get_stats()["total_calls"] == 1
+
+
+def test_keyword_arguments_and_many_positionals_pass_through(analytics: Analytics) -> None:
+    """Whatever the calling convention, the function gets exactly what was passed."""
+
+    @analytics.track("unit")
+    def echo(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return args, kwargs
+
+    assert echo() == ((), {})
+    assert echo(*range(20), k=1) == (tuple(range(20)), {"k": 1})
+    mapping = {"a": 1, "b": 2}
+    assert echo(**mapping) == ((), mapping)
+
+
+def test_observers_see_calls_and_blocks(analytics: Analytics) -> None:
+    """While an observer is registered, it sees each call with its outcome."""
+    seen: list[tuple[str, str | None]] = []
+
+    class Observer:
+        def on_start(self, stats: FunctionStats) -> object:
+            return stats.name
+
+        def on_end(self, token: object, stats: FunctionStats,  # noqa: ARG002  # protocol
+                   duration: float,
+                   error: BaseException | None) -> None:
+            assert duration >= 0
+            seen.append((str(token), type(error).__name__ if error else None))
+
+    @analytics.track("unit", name="work")
+    def work(fail: bool) -> None:
+        if fail:
+            raise BoomError
+
+    work(False)
+    with analytics.measure("block"):
+        pass
+    with analytics.measure("block"):
+        pass
+    observer = Observer()
+    analytics.add_observer(observer)
+    work(False)
+    with pytest.raises(BoomError):
+        work(True)
+    with analytics.measure("block"):
+        pass
+    analytics.remove_observer(observer)
+    work(False)
+    assert seen == [("work", None), ("work", "BoomError"), ("block", None)]
+    assert analytics.call_counts == {"work": 4, "block": 3}
+    assert analytics.success_counts == {"work": 3, "block": 3}
+
+
+def test_success_logging_follows_the_logger_level(loggers: LoggerContainer,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Each success is logged while INFO is on, none once the level is raised."""
+    analytics = Analytics(loggers=loggers)
+    loggers.analytics.setLevel(logging.INFO)
+    loggers.console.setLevel(logging.WARNING)
+
+    @analytics.track("unit", name="slow")
+    def slow() -> None:
+        time.sleep(0.002)
+
+    analytics.long_max = 0.0  # every call counts as long here
+    analytics.call_logger.long_max = 0.0
+    with caplog.at_level(logging.DEBUG):
+        slow()
+        with analytics.measure("blk"):
+            time.sleep(0.002)
+        with analytics.measure("blk"):
+            time.sleep(0.002)
+        loggers.analytics.setLevel(logging.WARNING)
+        slow()
+    lines = [r.getMessage() for r in caplog.records if r.name == loggers.analytics.name]
+    assert [line.split()[:2] for line in lines] == [["OK", "slow"], ["OK", "blk"],
+                                                    ["OK", "blk"]]
+
+
+def test_measure_blocks_sync_and_async(analytics: Analytics) -> None:
+    """``with`` and ``async with`` blocks record successes and failures; errors propagate."""
+    for _ in range(3):
+        with analytics.measure("sync"):
+            pass
+    with pytest.raises(BoomError), analytics.measure("sync"):
+        raise BoomError
+
+    async def blocks() -> None:
+        for _ in range(3):
+            async with analytics.measure("async") as block:
+                assert block is not None
+        with pytest.raises(BoomError):
+            async with analytics.measure("async"):
+                raise BoomError
+
+    asyncio.run(blocks())
+    assert analytics.call_counts == {"sync": 4, "async": 4}
+    assert analytics.success_counts == {"sync": 3, "async": 3}
+    errors = [call.error for call in analytics.retained()]
+    assert errors.count("BoomError") == 2
+
+
+def test_measure_keeps_validating_names_and_event_types(analytics: Analytics) -> None:
+    """Bad names fail as before; another event type for a known name still resolves."""
+    with analytics.measure("x"):
+        pass
+    with pytest.raises(TypeError, match="name"):
+        analytics.measure(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="name"):
+        analytics.measure("  ")
+    with analytics.measure("x", event_type="block"):
+        pass
+    assert analytics.call_counts == {"x": 2}
+
+
+def test_disabled_instance_returns_the_function_itself() -> None:
+    """``enabled=False`` tracks nothing and does not wrap."""
+    analytics = Analytics({"enabled": False})
+
+    def work() -> int:
+        return 1
+
+    assert analytics.track("unit")(work) is work
+    with analytics.measure("x"):
+        pass
+    assert analytics.call_counts == {}
+
+
+def _refcounts(*objects: object) -> list[int]:
+    return [sys.getrefcount(obj) for obj in objects]
+
+
+def test_no_reference_is_leaked_on_arguments_results_or_exceptions() -> None:
+    """Every reference the wrapper takes to an argument, result or exception is given back."""
+    # Silent loggers: a captured log record would keep each failure's traceback alive.
+    silent = [logging.getLogger(f"test.accel.silent.{part}") for part in "cea"]
+    for logger in silent:
+        logger.setLevel(logging.CRITICAL)
+        logger.propagate = False
+    analytics = Analytics(loggers=LoggerContainer(*silent))
+    argument, keyword, result, payload = object(), object(), object(), object()
+    payload_base = sys.getrefcount(payload)
+
+    @analytics.track("unit")
+    def work(a: object, *, k: object) -> object:
+        return result
+
+    @analytics.track("unit")
+    def fail(a: object) -> None:
+        raise BoomError(payload)
+
+    for _ in range(10):  # warm up: caches, buffer growth
+        work(argument, k=keyword)
+    analytics.get_stats()
+    before = _refcounts(argument, keyword, result, work, analytics)
+    for _ in range(20_000):
+        work(argument, k=keyword)
+    analytics.get_stats()
+    assert _refcounts(argument, keyword, result, work, analytics) == before
+
+    for _ in range(1000):
+        with contextlib.suppress(BoomError):
+            fail(argument)
+    analytics.get_stats()
+    gc.collect()
+    assert _refcounts(argument, keyword, result, work, analytics) == before
+    # A failed call's exception lives on only in its retained description, not whole.
+    assert sys.getrefcount(payload) == payload_base
+
+
+def _calls_for_memory() -> int:
+    return int(os.environ.get("CALLMETRICS_MEMORY_CALLS", "1000000"))
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:  # noqa: PTH123  # Linux only
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@pytest.fixture
+def quiet_gc() -> Iterator[None]:
+    """Collect garbage before measuring memory."""
+    gc.collect()
+    yield
+    gc.collect()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"),  # noqa: PTH110  # plain check
+                    reason="RSS is read from /proc (Linux)")
+def test_memory_does_not_grow_with_calls(quiet_gc: None) -> None:
+    """Many calls and blocks grow neither the traced heap nor RSS beyond the bounded buffers.
+
+    RSS is checked over ``CALLMETRICS_MEMORY_CALLS`` calls (1,000,000 by default; CI
+    sets 10,000,000), the traced heap over a tenth of them (tracing is slow).
+    """
+    import tracemalloc  # noqa: PLC0415  # only this test traces
+
+    analytics = Analytics(max_events=10_000)
+
+    @analytics.track("unit", name="work")
+    def work(x: int) -> int:
+        return x
+
+    calls = _calls_for_memory()
+    warm = 200_000
+    for i in range(warm):
+        work(i)
+    for _ in range(1000):
+        with analytics.measure("block"):
+            pass
+    analytics.get_stats()
+    gc.collect()
+    rss_before = _rss_kb()
+    for i in range(calls):
+        work(i)
+    for _ in range(calls // 10):
+        with analytics.measure("block"):
+            pass
+    analytics.get_stats()
+    gc.collect()
+    rss_after = _rss_kb()
+    tracemalloc.start()
+    try:
+        heap_before, _ = tracemalloc.get_traced_memory()
+        for i in range(calls // 10):
+            work(i)
+        for _ in range(calls // 100):
+            with analytics.measure("block"):
+                pass
+        analytics.get_stats()
+        gc.collect()
+        heap_after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Generous bounds: a leak of one float per call would be 24 MB per million calls.
+    assert heap_after - heap_before < 1_000_000
+    assert rss_after - rss_before < 30_000
+    assert analytics.call_counts["work"] == warm + calls + calls // 10
+
+
+@pytest.mark.parametrize("pure", [True, False])
+def test_version_line_names_the_hot_path(pure: bool) -> None:
+    """``callmetrics --version`` says which hot path runs, and why Python when it does."""
+    env = {**os.environ, "CALLMETRICS_PURE_PYTHON": "1" if pure else "0"}
+    done = subprocess.run([sys.executable, "-m", "callmetrics", "--version"], env=env,
+                          capture_output=True, text=True, check=True, timeout=120)
+    if pure:
+        assert "hot path: pure Python; CALLMETRICS_PURE_PYTHON=1 is set" in done.stdout
+    else:
+        built = importlib.util.find_spec("callmetrics._speedups") is not None
+        expected = "C accelerator" if built else "pure Python; the C accelerator was not built"
+        assert f"hot path: {expected}" in done.stdout

@@ -1,0 +1,118 @@
+"""measure(): blocks recorded like calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import pytest
+
+from callmetrics import Analytics, LoggerContainer
+from core_helpers import only_event
+
+# asyncio may run a timer up to its clock resolution early; durations of tracked calls
+# that await asyncio.sleep(t) are checked against t less this margin.
+ASYNCIO_EARLY = 1e-3
+
+
+def test_measure_block(analytics: Analytics) -> None:
+    """A `with measure(...)` block is recorded like a call of that name and event type."""
+    with analytics.measure("load config", event_type="IO"):
+        time.sleep(0.01)
+    event = only_event(analytics)
+    assert (event["Function"], event["Event Type"], event["Success"]) == ("load config", "IO",
+                                                                         True)
+    assert event.duration >= 0.01
+    with analytics.measure("load config", event_type="IO"):
+        pass
+    assert analytics.call_counts == {"load config": 2}
+
+
+def test_measure_block_failure_propagates(analytics: Analytics) -> None:
+    """An exception leaving a measured block propagates and records a failure."""
+    error = OSError("missing")
+    with pytest.raises(OSError, match="missing") as info, analytics.measure("read"):
+        raise error
+    assert info.value is error
+    event = only_event(analytics)
+    assert (event["Event Type"], event["Error"]) == ("block", "OSError")
+
+
+def test_measure_async_block(analytics: Analytics) -> None:
+    """`async with measure(...)` records the block; a failure propagates."""
+
+    async def main() -> None:
+        async with analytics.measure("fetch all", event_type="API"):
+            await asyncio.sleep(0.01)
+        with pytest.raises(TimeoutError):
+            async with analytics.measure("fetch all", event_type="API"):
+                raise TimeoutError
+
+    asyncio.run(main())
+    assert analytics.call_counts == {"fetch all": 2}
+    assert analytics.success_counts == {"fetch all": 1}
+    assert [e["Error"] for e in analytics.events] == [None, "TimeoutError"]
+
+
+def test_measure_rejects_bad_names(analytics: Analytics) -> None:
+    """measure() fails at once for an empty name or event type, naming the field."""
+    with pytest.raises(ValueError, match="name"):
+        analytics.measure("")
+    with pytest.raises(ValueError, match="event_type"):
+        analytics.measure("ok", event_type="")
+    with pytest.raises(TypeError, match="name"):
+        analytics.measure(None)  # type: ignore[arg-type]  # the bad input under test
+
+
+# ---------------------------------------------------------------------- disabled
+
+
+def test_fresh_measure_objects_count_every_block(analytics: Analytics) -> None:
+    """A new measure("x") per block, nested and repeated, counts each block once."""
+    for _ in range(3000):
+        with analytics.measure("outer"), analytics.measure("inner"):
+            pass
+    assert analytics.call_counts == {"outer": 3000, "inner": 3000}
+    assert analytics.get_stats("outer")["total_success"] == 3000
+
+
+def test_measure_from_threads_counts_exactly(analytics: Analytics) -> None:
+    """Blocks measured from several threads at once are all counted."""
+
+    def run() -> None:
+        for _ in range(2000):
+            with analytics.measure("shared"):
+                pass
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert analytics.call_counts == {"shared": 8000}
+
+
+def test_measure_with_another_event_type_keeps_the_first(
+    loggers: LoggerContainer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Asking for another event type under a known name warns and keeps the first."""
+    analytics = Analytics(loggers=loggers)
+    with analytics.measure("step", event_type="IO"):
+        pass
+    with caplog.at_level(logging.WARNING), analytics.measure("step", event_type="CPU"):
+        pass
+    assert analytics.call_counts == {"step": 2}
+    assert [e["Event Type"] for e in analytics.events] == ["IO", "IO"]
+    assert any("already tracked as event type" in r.getMessage() for r in caplog.records)
+
+
+def test_measure_on_a_disabled_instance_does_nothing() -> None:
+    """A disabled instance's measure() records nothing and lets exceptions through."""
+    analytics = Analytics({"enabled": False})
+    with analytics.measure("x"):
+        pass
+    with pytest.raises(KeyError), analytics.measure("x"):
+        raise KeyError
+    assert analytics.call_counts == {}
