@@ -365,7 +365,9 @@ def test_reads_and_calls_inside_a_signal_handler_are_safe() -> None:
         nonlocal handled
         handler_work()
         handled += 1
-        assert sum(analytics.call_counts.values()) > 0
+        # A read nested in the main thread's read sees the aggregates as they stand
+        # (possibly before its first drain): it must answer, not be complete.
+        assert set(analytics.call_counts) <= {"main", "handler"}
         analytics.get_stats()
 
     previous = signal.signal(signal.SIGALRM, on_timer)

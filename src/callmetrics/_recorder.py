@@ -9,7 +9,8 @@ free-threading's per-list lock alike, so the buffer is always a whole number of
 calls and no call is ever split.
 
 When the buffer holds ``BUFFER_LIMIT`` calls, the call that sees it drains one
-chunk of at most ``BUFFER_LIMIT`` calls (``drain_soon``): it takes the chunk off the
+chunk of at most ``BUFFER_LIMIT`` calls (``drain_soon``; fewer when the last chunk
+spread over more than ``GROUPS_PER_DRAIN`` functions): it takes the chunk off the
 front of the buffer at once (so other threads see a short buffer again and do not
 pile in), folds it into the aggregates grouped by function (one group when a single
 function filled it), and hands it to the ring, which trims to exactly
@@ -42,6 +43,12 @@ __all__ = ["BUFFER_LIMIT", "OVERFLOW_NAME", "Recorder"]
 # a drain of one function's chunk stays far below 100 µs, large enough to amortise it.
 BUFFER_LIMIT = 1024
 
+# A drain folds each function's calls with some fixed work (about a microsecond):
+# after a drain that met many functions, the next ones take fewer calls, so that no
+# call pays for more than about this many functions' folds.
+GROUPS_PER_DRAIN = 64
+_MIN_CHUNK = 32
+
 # Where calls of functions past ``max_functions`` are recorded, together.
 OVERFLOW_NAME = "<other functions>"
 
@@ -61,7 +68,7 @@ def _locate(keys: list[Any], durations: list[float], stats: FunctionStats,
 class Recorder:
     """Buffers, drains, per-function aggregates and the ring of one ``Analytics``."""
 
-    __slots__ = ("_busy", "_warn", "buffer", "lock", "max_functions", "medium_max",
+    __slots__ = ("_busy", "_chunk", "_warn", "buffer", "lock", "max_functions", "medium_max",
                  "overflow", "ring", "short_max", "stats")
 
     def __init__(self, *, max_events: int, max_functions: int, short_max: float,
@@ -70,6 +77,7 @@ class Recorder:
         self.buffer: list[Any] = []
         self.lock = threading.RLock()
         self._busy = False
+        self._chunk = BUFFER_LIMIT  # calls the next hot-path drain takes (see _fold)
         self.stats: dict[str, FunctionStats] = {}
         self.ring = EventRing(max_events)
         self.max_functions = max_functions
@@ -127,7 +135,7 @@ class Recorder:
                 return  # re-entered from this thread: the outer drain or read goes on
             self._busy = True
             try:
-                self._drain_chunk(BUFFER_LIMIT)
+                self._drain_chunk(self._chunk)
             finally:
                 self._busy = False
         except Exception as exc:  # noqa: BLE001  # runs inside a user's call: never break it
@@ -206,6 +214,7 @@ class Recorder:
             low, high = first.add(ordered, len(ordered), short_max, medium_max)
             self._extremes(first, keys, durations, flat, offset, low, high)
             spent.append((first, len(keys)))
+            self._chunk = BUFFER_LIMIT
         else:
             groups: dict[FunctionStats, list[float]] = {}
             failures: dict[FunctionStats, int] = {}
@@ -223,6 +232,8 @@ class Recorder:
                         group.append(duration)
                 else:
                     groups[key] = [duration]
+            self._chunk = max(_MIN_CHUNK, min(BUFFER_LIMIT, len(keys) * GROUPS_PER_DRAIN
+                                              // len(groups)))
             for stats, group in groups.items():
                 count = len(group)
                 low, high = stats.add(group, count - failures.get(stats, 0), short_max,
