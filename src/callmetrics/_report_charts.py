@@ -1,0 +1,401 @@
+"""The report's charts: time per function, one latency histogram per busy function, timeline.
+
+Every function here takes what the report read through the ``Source`` interface
+(``FunctionSnapshot`` aggregates, ``RetainedCall`` tuples) and returns plain data
+for the template: coordinates in SVG units, labels already formatted with
+``_format`` and made safe with ``printable``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from callmetrics._format import count, duration, percent, printable
+from callmetrics._sketch import bucket_bounds, bucket_keys
+from callmetrics._state import FunctionSnapshot
+from callmetrics._view import RetainedCall
+
+__all__ = [
+    "HIST",
+    "PALETTE_SIZE",
+    "Histogram",
+    "LegendEntry",
+    "Marker",
+    "MarkerLabel",
+    "TimeBar",
+    "calls_label",
+    "histograms",
+    "outlier_bounds",
+    "time_bars",
+    "timeline",
+]
+
+# Charts stay readable with this many entries; the rest are summed, greyed or left out.
+_MAX_BARS = 20
+_MAX_HISTOGRAMS = 12
+PALETTE_SIZE = 8  # distinct timeline colours; further functions are grey
+_HIST_BINS = 36
+# A function needs this many calls before its own p95/p99 mean anything.
+OUTLIER_MIN_CALLS = 20
+
+
+def calls_label(n: int, noun: str = "call") -> str:
+    """``1 call``, ``2,345 calls``."""
+    return f"{count(n)} {noun}{'' if n == 1 else 's'}"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------- time per function
+@dataclass(frozen=True, slots=True)
+class TimeBar:
+    """One row of "Where the time goes" (an HTML bar: width in percent of the longest)."""
+
+    label: str
+    width: float
+    value: str
+    share: str
+    tip: str
+    other: bool = False
+
+
+def time_bars(snaps: Sequence[FunctionSnapshot], total_time: float) -> list[TimeBar]:
+    """Total time per function, longest first; past 20 functions the rest are summed."""
+    ranked = sorted(snaps, key=lambda s: (-s.total, s.name))
+    shown, rest = ranked[:_MAX_BARS], ranked[_MAX_BARS:]
+    entries = [(printable(s.name), s.total, s.calls, False) for s in shown]
+    if rest:
+        entries.append((f"{len(rest)} other functions", math.fsum(s.total for s in rest),
+                        sum(s.calls for s in rest), True))
+    top = max((e[1] for e in entries), default=0.0) or 1.0
+    bars = []
+    for name, total, calls, other in entries:
+        share = percent(total, total_time)
+        bars.append(TimeBar(
+            label=name, width=max(total / top * 100, 0.3), value=duration(total), share=share,
+            tip=f"{name}: {duration(total)} ({share} of all time), {calls_label(calls)}",
+            other=other,
+        ))
+    return bars
+
+
+# ----------------------------------------------------------- latency histograms
+HIST = {"width": 360, "height": 160, "left": 44, "right": 10, "top": 36, "bottom": 30}
+
+
+@dataclass(frozen=True, slots=True)
+class Rect:
+    """A histogram bin (SVG units) with its tooltip."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    tip: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """An axis tick: position (SVG units) and label."""
+
+    at: float
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A percentile line (p50, p95 or p99) across the plot."""
+
+    x: float
+    label: str
+    tip: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkerLabel:
+    """The label of one or more percentile lines, in the band above the plot, on ``row``."""
+
+    x: float
+    text: str
+    kind: str
+    row: int
+    anchor: str
+
+
+@dataclass(slots=True)
+class Histogram:
+    """One function's latency distribution on its own logarithmic duration axis."""
+
+    name: str
+    caption: str
+    bins: list[Rect] = field(default_factory=list)
+    x_ticks: list[Tick] = field(default_factory=list)
+    y_ticks: list[Tick] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
+    labels: list[MarkerLabel] = field(default_factory=list)
+
+
+def _nice_step(raw: float) -> float:
+    """The smallest of 1, 2, 5 times 10^k at or above ``raw``."""
+    exponent = math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        step = factor * 10.0**exponent
+        if step >= raw * (1 - 1e-9):
+            return step
+    return 10.0 ** (exponent + 1)  # pragma: no cover  # 10 times 10^k always qualifies
+
+
+def _axis_label(seconds: float) -> str:
+    """A tick label: ``duration`` without trailing zeros (``2 ms``, ``1.5 µs``)."""
+    text = duration(seconds)
+    number, _, unit = text.partition(" ")
+    if "." in number:
+        number = number.rstrip("0").rstrip(".")
+    return f"{number} {unit}"
+
+
+def _duration_ticks(low: float, high: float, x_of: Callable[[float], float]) -> list[Tick]:
+    """Ticks at 1-2-5 values between 10^low and 10^high whose labels do not overlap."""
+    values = [m * 10.0**e for e in range(math.floor(low), math.ceil(high) + 1) for m in (1, 2, 5)]
+    inside = [v for v in values if low - 1e-9 <= math.log10(v) <= high + 1e-9]
+
+    def fits(ticks: list[Tick]) -> bool:
+        return all(b.at - a.at >= (len(a.label) + len(b.label)) / 2 * _CHAR_WIDTH + 6
+                   for a, b in itertools.pairwise(ticks))
+
+    for keep in ((1, 2, 5), (1, 5), (1,)):
+        chosen = [Tick(x_of(v), _axis_label(v)) for v in inside
+                  if round(v / 10.0 ** math.floor(math.log10(v) + 1e-9)) in keep]
+        if fits(chosen):
+            return chosen
+    for stride in range(2, len(chosen) + 1):
+        if fits(chosen[::stride]):
+            return chosen[::stride]
+    return chosen[:1]  # pragma: no cover  # one tick always fits
+
+
+_CHAR_WIDTH = 6.6  # SVG units per character of an 11-unit bold label, generously
+
+
+def _place_labels(markers: Sequence[Marker], width: float) -> list[MarkerLabel]:
+    """Label percentile lines in two rows above the plot so that no two labels overlap.
+
+    Lines too close to be labelled apart share one label (``p95/p99``).
+    """
+    placed: list[tuple[float, float, MarkerLabel]] = []  # extent, then the label
+
+    def extent(x: float, text: str) -> tuple[float, float, str]:
+        w = len(text) * _CHAR_WIDTH
+        if x - w / 2 < 2:
+            return x, x + w, "start"
+        if x + w / 2 > width - 2:
+            return x - w, x, "end"
+        return x - w / 2, x + w / 2, "middle"
+
+    merged: list[Marker] = []
+    for line in markers:  # lines a few units apart share a label
+        if merged and line.x - merged[-1].x < 4:
+            last = merged.pop()
+            line = Marker(last.x, f"{last.label}/{line.label}", last.tip)  # noqa: PLW2901  # merged
+        merged.append(line)
+    for marker in merged:
+        lo, hi, anchor = extent(marker.x, marker.label)
+        for row in (0, 1):
+            if all(hi + 6 < a or lo - 6 > b for a, b, lab in placed if lab.row == row):
+                placed.append((lo, hi, MarkerLabel(marker.x, marker.label,
+                                                   marker.label.partition("/")[0], row, anchor)))
+                break
+        else:  # no room in either row: join the nearest label
+            a, b, near = min(placed, key=lambda item: abs(item[2].x - marker.x))
+            text = f"{near.text}/{marker.label}"
+            lo, hi, anchor = extent(near.x, text)
+            placed[placed.index((a, b, near))] = (lo, hi, MarkerLabel(
+                near.x, text, near.kind, near.row, anchor))
+    return [label for _, _, label in placed]
+
+
+def _histogram(snap: FunctionSnapshot) -> Histogram | None:
+    positive = [(lo, hi, n) for lo, hi, n in snap.sketch.buckets() if hi > 0]
+    if not positive or snap.max <= 0:
+        return None
+    zeros = snap.calls - sum(n for lo, _, n in positive if lo > 0)
+    smallest = max(min(lo for lo, _, _ in positive), snap.min or 0.0) or positive[0][1] / 2
+    low, high = math.log10(smallest), math.log10(snap.max)
+    pad = max(0.3 - (high - low), 0.0) / 2 + 0.02  # at least a factor of two wide
+    low, high = low - pad, high + pad
+    width, height = HIST["width"], HIST["height"]
+    plot_w = width - HIST["left"] - HIST["right"]
+    plot_h = height - HIST["top"] - HIST["bottom"]
+    bin_w = plot_w / _HIST_BINS
+
+    def x_of(seconds: float) -> float:
+        position = (math.log10(seconds) - low) / (high - low) if seconds > 0 else 0.0
+        return HIST["left"] + min(max(position, 0.0), 1.0) * plot_w
+
+    counts = [0] * _HIST_BINS
+    counts[0] += max(zeros, 0)  # zero-length calls join the shortest bin
+    for lo, hi, n in positive:
+        if lo <= 0:
+            continue
+        middle = math.sqrt(lo * hi)
+        index = int((math.log10(middle) - low) / (high - low) * _HIST_BINS)
+        counts[min(max(index, 0), _HIST_BINS - 1)] += n
+    peak = max(counts)
+    y_step = _nice_step(peak / 3) if peak >= 3 else 1
+    y_top = math.ceil(peak / y_step) * y_step
+    chart = Histogram(printable(snap.name),
+                      f"{printable(snap.event_type)} · {calls_label(snap.calls)}")
+    base = HIST["top"] + plot_h
+    for i, n in enumerate(counts):
+        if not n:
+            continue
+        bar_h = max(n / y_top * plot_h, 1.0)
+        lo_s, hi_s = 10 ** (low + i * (high - low) / _HIST_BINS), \
+            10 ** (low + (i + 1) * (high - low) / _HIST_BINS)
+        chart.bins.append(Rect(
+            HIST["left"] + i * bin_w + 0.3, base - bar_h, max(bin_w - 0.6, 0.6), bar_h,
+            f"{duration(lo_s)} to {duration(hi_s)}: {calls_label(n)} "
+            f"({percent(n, snap.calls)})"))
+    chart.x_ticks = _duration_ticks(low, high, x_of)
+    chart.y_ticks = [Tick(base - v / y_top * plot_h, count(int(v)))
+                     for v in _frange(0, y_top, y_step)]
+    quantiles = [(q, label, snap.sketch.quantile(q))
+                 for q, label in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))]
+    chart.markers = [Marker(x_of(value), label, f"{label}: {duration(value)}")
+                     for _, label, value in quantiles if value is not None]
+    chart.labels = _place_labels(chart.markers, width)
+    return chart
+
+
+def _frange(start: float, stop: float, step: float) -> list[float]:
+    steps = round((stop - start) / step)
+    return [start + i * step for i in range(steps + 1)]
+
+
+def histograms(snaps: Sequence[FunctionSnapshot]) -> list[Histogram]:
+    """The busiest functions' histograms, each on an axis that fits its own calls."""
+    busy = sorted(snaps, key=lambda s: (-s.calls, s.name))[:_MAX_HISTOGRAMS]
+    return [chart for chart in map(_histogram, busy) if chart is not None]
+
+
+# -------------------------------------------------------------------- outliers
+def outlier_bounds(snaps: Sequence[FunctionSnapshot]) -> dict[str, tuple[float, float]]:
+    """Per function with enough calls: durations above which a call is past its p95, p99.
+
+    The bound is the top of the sketch bucket holding the percentile, so that calls
+    as long as the percentile itself (same bucket) never count as outliers.
+    """
+    bounds: dict[str, tuple[float, float]] = {}
+    for snap in snaps:
+        if snap.calls < OUTLIER_MIN_CALLS:
+            continue
+        p95, p99 = snap.sketch.quantiles((0.95, 0.99))
+        if p95 is None or p99 is None:
+            continue
+        tops = [bucket_bounds(key)[1] for key in bucket_keys([p95, p99])]
+        bounds[snap.name] = (max(tops[0], p95), max(tops[1], p99))
+    return bounds
+
+
+def outlier_level(call: RetainedCall, bounds: Mapping[str, tuple[float, float]]) -> int:
+    """0: an ordinary call; 1: above its function's p95; 2: above its p99."""
+    found = bounds.get(call.name)
+    if found is None:
+        return 0
+    return 2 if call.duration > found[1] else 1 if call.duration > found[0] else 0
+
+
+# -------------------------------------------------------------------- timeline
+@dataclass(frozen=True, slots=True)
+class LegendEntry:
+    """A function's colour on the timeline (``colour`` -1: grey, the rest)."""
+
+    label: str
+    colour: int
+
+
+def _three_digits(value: float) -> float:
+    """Round to three significant digits, as an int from 100 up (shorter JSON)."""
+    rounded = float(f"{value:.3g}")
+    return int(rounded) if rounded >= 100 else rounded
+
+
+def _time_ticks(span: float) -> list[list[list[Any]]]:
+    """Candidate x-axis tick sets (coarse to fine) for ``span`` seconds since the first call.
+
+    Each set is ``[[microseconds, label], ...]``; the page picks the finest that fits.
+    """
+    options: list[list[list[Any]]] = []
+    seen: set[float] = set()
+    for wanted in (2, 3, 4, 6, 8, 10):
+        step = _nice_step(span / wanted) if span > 0 else 1e-6
+        if step in seen:
+            continue
+        seen.add(step)
+        marks = _frange(0, math.floor(span / step + 1e-9) * step, step)
+        options.append([[round(t * 1e6, 3), "0 s" if t == 0 else _axis_label(t)] for t in marks])
+    return options
+
+
+def timeline(calls: Sequence[RetainedCall], bounds: Mapping[str, tuple[float, float]],
+             short_max: float, medium_max: float) -> tuple[dict[str, Any], list[LegendEntry]]:
+    """Encode the retained calls as compact parallel arrays for the canvas script.
+
+    ``s``: start deltas in microseconds; ``d``: durations in microseconds (three
+    significant digits); ``f``: function index; ``c``: each function's colour
+    (-1 grey); ``x``: ``[index, error index]`` of each failure; ``o``: indices of
+    calls above their function's p99.  Every text is already ``printable``.
+    """
+    names: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    types: list[str] = []
+    starts: list[int] = []
+    durations: list[float] = []
+    functions: list[int] = []
+    failures: list[list[int]] = []
+    outliers: list[int] = []
+    t0 = calls[0].start if calls else 0.0
+    previous = 0
+    for i, call in enumerate(calls):
+        micros = round((call.start - t0) * 1e6)
+        starts.append(micros - previous)
+        previous = micros
+        durations.append(_three_digits(call.duration * 1e6))
+        index = names.get(call.name)
+        if index is None:
+            index = names[call.name] = len(names)
+            types.append(printable(call.event_type))
+        functions.append(index)
+        if call.error is not None:
+            failures.append([i, errors.setdefault(printable(call.error), len(errors))])
+        if outlier_level(call, bounds) == 2:
+            outliers.append(i)
+    ranked = Counter(functions).most_common()
+    colours = [-1] * len(names)
+    for rank, (index, _) in enumerate(ranked[:PALETTE_SIZE]):
+        colours[index] = rank
+    shown = [printable(name) for name in names]
+    legend = [LegendEntry(_shorten(shown[i], 40), rank)
+              for rank, (i, _) in enumerate(ranked[:PALETTE_SIZE])]
+    if len(ranked) > PALETTE_SIZE:
+        legend.append(LegendEntry(f"{len(ranked) - PALETTE_SIZE} other functions", -1))
+    span = (calls[-1].start - t0) if calls else 0.0
+    positive = [d for d in durations if d > 0]
+    low = math.floor(math.log10(min(positive) / 2)) if positive else 0
+    high = max(math.ceil(math.log10(max(positive))), low + 1) if positive else 1
+    data = {
+        "names": shown, "types": types, "errors": list(errors), "c": colours,
+        "s": starts, "d": durations, "f": functions, "x": failures, "o": outliers,
+        "xt": _time_ticks(span), "floor": min(positive) / 2 if positive else 1.0,
+        "y": [[e, _axis_label(10.0 ** (e - 6))] for e in range(low, high + 1)],
+        "lines": [[short_max * 1e6, f"medium > {_axis_label(short_max)}"],
+                  [medium_max * 1e6, f"slow > {_axis_label(medium_max)}"]],
+    }
+    return data, legend
