@@ -2,26 +2,36 @@ import base64
 import contextlib
 import gc
 import hashlib
+import itertools
 import json
 import logging
 import os
 import re
+from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callmetrics import Analytics, AnalyticsConfig, DurationSketch, FunctionSnapshot
-from callmetrics._report import build_report
+from callmetrics._format import printable
+from callmetrics._report import build_report, generate_reports, render_report
+from callmetrics._view import Reading, RetainedCall
 
 HOSTILE = "<script>alert(1)</script>"
+# Characters that must never reach the page raw: escapes, NUL, bell, bidi overrides.
+CONTROL = ("\x1b", "\x00", "\x07", "\x9b", "\u202e", "\u2066", "\u200f", "\ufeff")
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+       "script-src 'sha256-")
 
 
 def make(tmp_path: Path, **config: Any) -> Analytics:
-    settings: dict[str, Any] = {"report_dir": tmp_path / "reports"}
-    settings.update(config)
-    return Analytics(AnalyticsConfig(**settings))
+    options: dict[str, Any] = {"report_dir": tmp_path / "reports"}
+    options.update(config)
+    return Analytics(AnalyticsConfig(**options))
 
 
 def record(analytics: Analytics, *, ok: int = 5, failing: int = 2,
@@ -34,6 +44,57 @@ def record(analytics: Analytics, *, ok: int = 5, failing: int = 2,
     for i in range(ok + failing):
         with contextlib.suppress(ValueError):
             job(i >= ok)
+
+
+@dataclass
+class CallsSource:
+    """A ``Source`` built from retained calls, as a store written by a newer engine gives.
+
+    The aggregates are computed from the calls themselves, so that they agree.
+    """
+
+    calls: list[RetainedCall]
+    config: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+
+    @property
+    def settings(self) -> AnalyticsConfig:
+        """The settings given."""
+        return self.config
+
+    def snapshot(self) -> list[FunctionSnapshot]:
+        """Aggregates of the calls, per function."""
+        found: dict[str, list[RetainedCall]] = {}
+        for call in self.calls:
+            found.setdefault(call.name, []).append(call)
+        snaps = []
+        limits = self.config.duration_thresholds
+        for name, calls in sorted(found.items()):
+            sketch = DurationSketch()
+            for call in calls:
+                sketch.add(call.duration)
+            durations = [c.duration for c in calls]
+            snaps.append(FunctionSnapshot(
+                name=name, event_type=calls[0].event_type, module="tests", calls=len(calls),
+                successes=sum(c.error is None for c in calls), total=sum(durations),
+                fast=sum(d <= limits.short_max for d in durations),
+                medium=sum(limits.short_max < d <= limits.medium_max for d in durations),
+                slow=sum(d > limits.medium_max for d in durations), overhead=0.0,
+                sketch=sketch, slowest=None, fastest=None))
+        return snaps
+
+    def retained(self) -> list[RetainedCall]:
+        """The calls."""
+        return list(self.calls)
+
+    def read(self) -> Reading:
+        """Both."""
+        return Reading(self.snapshot(), self.retained())
+
+
+def call(start: float, duration: float, name: str = "f", *, error: str | None = None,
+         message: str | None = None, location: str | None = None,
+         event_type: str = "t") -> RetainedCall:
+    return RetainedCall(1.7e9 + start, duration, name, event_type, error, message, location)
 
 
 def timeline(html: str) -> dict[str, Any]:
@@ -50,6 +111,11 @@ def table_rows(html: str, table_id: str) -> list[str]:
     return re.findall(r"<tr[^>]*>.*?</tr>", found.group(1), re.S)
 
 
+def cells(row: str) -> list[str]:
+    return [unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", row,
+                                                                      re.S)]
+
+
 def test_report_is_one_self_contained_file(tmp_path: Path) -> None:
     """The report references nothing outside itself and only runs its own, hashed script."""
     analytics = make(tmp_path)
@@ -61,9 +127,9 @@ def test_report_is_one_self_contained_file(tmp_path: Path) -> None:
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
     assert [attrs for attrs, _ in scripts] == [' type="application/json" id="timeline-data"', ""]
     digest = base64.b64encode(hashlib.sha256(scripts[1][1].encode()).digest()).decode()
-    assert "default-src 'none'" in html
-    assert f"script-src 'sha256-{digest}'" in html
+    assert f'content="{CSP}{digest}\'"' in html
     assert "prefers-color-scheme: dark" in html
+    assert re.search(r"\son[a-z]+=", html) is None  # no inline event handlers
 
 
 def test_hostile_names_are_escaped_everywhere(tmp_path: Path) -> None:
@@ -93,45 +159,205 @@ def test_hostile_names_are_escaped_everywhere(tmp_path: Path) -> None:
     assert data["errors"] == ["<img src=x onerror=alert(2)>"]
 
 
+def hostile_source() -> CallsSource:
+    name = "evil\x1b[2J\u202egnp.exe\x00" + HOSTILE
+    kind = "t\x07ype\u2066<b>"
+    calls = [call(i * 0.01, 0.001 * (1 + i % 7), name, event_type=kind) for i in range(30)]
+    calls += [call(1 + i, 0.002, name, event_type=kind, error="Err\x1b]0;pwned\x07<i>",
+                   message="line one\u202e\x9b31m <script>x</script>\x00",
+                   location="/srv/\u200fapp.py:12 in <lambda>\ufeff") for i in range(3)]
+    calls.append(call(9, 6.0, name, event_type=kind))  # slow: listed in the detail table
+    return CallsSource(calls)
+
+
+def test_control_and_bidi_characters_never_reach_the_page() -> None:
+    """Names, event types, errors, messages and locations are printable, then escaped."""
+    source = hostile_source()
+    html = render_report(source)
+    for bad in CONTROL:
+        assert bad not in html, repr(bad)
+    assert "<i>" not in html
+    assert "<b>" not in html
+    assert html.count("<script") == 2
+    assert CSP in html
+    shown = unescape(html)
+    for text in ("evil\\x1b[2J\\u202egnp.exe\\x00", "t\\x07ype\\u2066", "Err\\x1b]0;pwned\\x07",
+                 "line one\\u202e\\x9b31m", "/srv/\\u200fapp.py:12 in"):
+        assert text in shown, text
+    rows = table_rows(html, "failure-table")
+    assert len(rows) == 1
+    assert "gnp.<wbr>exe" in rows[0]  # long dotted names may wrap after their dots
+    assert "&lt;wbr" not in html
+    assert all(bad not in json.dumps(timeline(html), ensure_ascii=False) for bad in CONTROL)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(min_size=1, max_size=30), st.text(min_size=1, max_size=12),
+       st.text(max_size=40))
+def test_any_text_is_shown_printable_and_escaped(name: str, kind: str, message: str) -> None:
+    """Whatever the text, the page holds its printable form and no raw control character."""
+    source = CallsSource([call(0, 0.001, name, event_type=kind, error="E", message=message),
+                          call(1, 0.002, name, event_type=kind)])
+    html = render_report(source)
+    body = html[html.index("<body"):html.index('<script type="application/json"')]
+    for ch in set(name + kind + message):
+        if printable(ch) != ch and ch != "\n":  # the page's own line breaks are newlines
+            assert ch not in body, repr(ch)
+    assert html.count("<script") == 2
+    assert printable(name) in unescape(re.sub(r"<wbr>", "", body))
+
+
 def test_header_and_function_table_cover_every_call(tmp_path: Path) -> None:
     """Counts come from the exact aggregates, not just the retained events."""
     analytics = make(tmp_path, max_events=10)
-    record(analytics, ok=90, failing=10)
+    record(analytics, ok=1990, failing=10)
     record(analytics, ok=3, failing=0, name="other")
     html = analytics.render_report(force_mode=True)
-    assert re.search(r'id="kpi-calls">103<', html)
+    assert re.search(r'id="kpi-calls">2,003<', html)
     assert re.search(r'id="kpi-functions">2<', html)
     assert re.search(r'id="kpi-retained">10<', html)
+    assert re.search(r'id="kpi-success" class="bad">99.5%<', html)
     assert "full run" in html
     rows = table_rows(html, "function-table")
     assert len(rows) == 2
-    cells = [unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", rows[0])]
-    assert cells[:6] == ["job", "work", "100", "90", "10", "90.0%"]
-    assert len(cells) == 13
-    assert re.search(r'<td data-v="100">100</td>', rows[0])
+    first = cells(rows[0])
+    assert first[:6] == ["job", "work", "2,000", "1,990", "10", "99.5%"]
+    assert len(first) == 13
+    assert re.search(r'<td class="num" data-v="2000">2,000</td>', rows[0])
 
 
-def test_detail_table_is_newest_first_capped_and_says_what_it_left_out(tmp_path: Path) -> None:
-    """Failures are listed newest first, at most report_max_detail_rows of them."""
-    analytics = make(tmp_path, report_max_detail_rows=3)
-    record(analytics, ok=4, failing=5)
+def test_success_rate_is_never_rounded_up_to_100(tmp_path: Path) -> None:
+    """One failure in 2,000 calls reads 99.9%, in the header and in the table."""
+    analytics = make(tmp_path)
+    record(analytics, ok=1999, failing=1)
     html = analytics.render_report()
+    assert re.search(r'id="kpi-success" class="bad">99.9%<', html)
+    assert cells(table_rows(html, "function-table")[0])[5] == "99.9%"
+
+
+def test_failures_are_grouped_by_function_type_and_message_newest_first() -> None:
+    """Each group counts its calls and shows its newest call's time, duration and location."""
+    calls = [call(float(i), 0.001, "fetch", error="ConnectionError",
+                  message=f"upstream refused user {i % 2}", location=f"app.py:{10 + i} in fetch")
+             for i in range(6)]
+    calls += [call(2.5, 0.004, "fetch", error="TimeoutError", message="no answer",
+                   location="app.py:40 in fetch"),
+              call(3.5, 0.002, "save", error="ConnectionError", message="upstream refused user 0",
+                   location="db.py:7 in save"),
+              call(7.0, 0.001, "save")]
+    report = build_report(CallsSource(calls))
+    groups = [(g.name, g.error, g.message, g.count) for g in report["failure_groups"]]
+    assert groups == [
+        ("fetch", "ConnectionError", "upstream refused user 1", 3),
+        ("fetch", "ConnectionError", "upstream refused user 0", 3),
+        ("save", "ConnectionError", "upstream refused user 0", 1),
+        ("fetch", "TimeoutError", "no answer", 1),
+    ]
+    newest = report["failure_groups"][0]
+    assert newest.location == "app.py:15 in fetch"  # call 5, the newest of its group
+    assert newest.example_duration == "1.00 ms"
+    html = render_report(CallsSource(calls))
+    rows = table_rows(html, "failure-table")
+    assert len(rows) == 4
+    first = cells(rows[0])
+    assert first[1:4] == ["ConnectionError", "upstream refused user 1", "3"]
+    assert first[6] == "app.py:15 in fetch"
+
+
+def test_failures_without_message_or_location_say_so() -> None:
+    """Old stores have neither: the group still shows, with 'no message recorded'."""
+    calls = [call(0, 0.001, "old", error="ValueError"), call(1, 0.001, "old", error="ValueError"),
+             call(2, 0.001, "old", error="ValueError", message="")]
+    html = render_report(CallsSource(calls))
+    rows = table_rows(html, "failure-table")
+    assert len(rows) == 2
+    texts = [cells(row) for row in rows]
+    assert texts[0][2] == "empty message"
+    assert texts[1][2] == "no message recorded"
+    assert texts[1][3] == "2"
+    assert texts[1][6] == "not recorded"
+
+
+def test_live_failures_appear_in_the_failures_section(tmp_path: Path) -> None:
+    """Failures recorded by Analytics are grouped too (message when the engine keeps it)."""
+    analytics = make(tmp_path)
+    record(analytics, ok=3, failing=4)
+    html = analytics.render_report()
+    rows = table_rows(html, "failure-table")
+    assert len(rows) == 1
+    assert cells(rows[0])[1] == "ValueError"
+    assert cells(rows[0])[3] == "4"
+
+
+def test_no_failure_says_so() -> None:
+    """Without failures the section has one line and no table."""
+    html = render_report(CallsSource([call(0, 0.001)]))
+    section = html[html.index('id="failures"'):html.index('id="time-chart"')]
+    assert "No call failed." in section
+    assert "<table" not in section
+
+
+def tail_source() -> CallsSource:
+    """100 calls of 1 ms and 5 slower ones, and a function with too few calls to judge."""
+    calls = [call(i * 0.01, 0.001 * (1 + (i % 10) / 100), "steady") for i in range(100)]
+    calls += [call(1.0 + i, 0.05 * (i + 1), "steady") for i in range(5)]
+    calls += [call(0.5 + i, 0.2, "rare") for i in range(5)]
+    return CallsSource(sorted(calls))
+
+
+def test_outliers_are_calls_above_their_own_functions_percentiles() -> None:
+    """Per function with 20+ calls: retained calls above its p95 and its p99 are counted."""
+    source = tail_source()
+    report = build_report(source)
+    rows = report["outliers"]
+    assert [r.name for r in rows] == ["steady"]
+    assert rows[0].above_p99 == 2  # 200 and 250 ms; p99 is the 150 ms call
+    assert rows[0].above_p95 == 5
+    assert rows[0].p99 == "150 ms"
+    assert rows[0].slowest == "250 ms"
+    details = report["details"]
+    assert [(d.name, d.category, d.duration) for d in details] == [
+        ("steady", "outlier", "250 ms"), ("steady", "outlier", "200 ms")]
+    assert details[0].why == "above its p99 (150 ms)"
+    data = report["timeline"]
+    assert data["o"] == [i for i, c in enumerate(source.calls)
+                         if c.name == "steady" and c.duration > 0.16]
+
+
+def test_identical_calls_are_never_outliers() -> None:
+    """Calls as long as the percentile itself (one sketch bucket) are not past it."""
+    source = CallsSource([call(i, 0.001 + 1e-9 * i, "same") for i in range(200)])
+    report = build_report(source)
+    assert report["outliers"] == []
+    assert report["timeline"]["o"] == []
+
+
+def test_the_thresholds_in_use_are_explained_in_one_line(tmp_path: Path) -> None:
+    """The header says what fast, medium, slow and outlier mean, with the configured values."""
+    analytics = make(tmp_path, duration_thresholds={"short_max": 0.01, "medium_max": 0.5,
+                                                    "long_max": 1.0})
+    record(analytics)
+    html = analytics.render_report()
+    line = unescape(re.search(r'id="thresholds">(.*?)<', html).group(1))  # type: ignore[union-attr]
+    assert line.startswith("Fast: up to 10.0 ms; medium: up to 500 ms; slow: above")
+    assert "p95 or p99" in line
+    assert "20 calls" in line
+
+
+def test_detail_table_is_newest_first_capped_and_says_what_it_left_out() -> None:
+    """Medium and slow calls (absolute thresholds) are listed newest first, capped."""
+    calls = [call(float(i), 2.5 if i % 2 else 6.0, "batch") for i in range(9)]
+    calls.append(call(20.0, 0.1, "batch"))
+    config = AnalyticsConfig(report_max_detail_rows=3)
+    html = render_report(CallsSource(calls, config))
     rows = table_rows(html, "detail-table")
     assert len(rows) == 3
-    assert all('class="row-failure"' in row and "ValueError" in row for row in rows)
-    assert re.search(r'id="left-out">2 more left out<', html)
-    report = build_report(analytics)
-    starts = [d.start for d in report["details"]]
+    assert [re.search(r'class="row-(\w+)"', r).group(1) for r in rows] == [  # type: ignore[union-attr]
+        "slow", "medium", "slow"]
+    assert re.search(r'id="left-out">6 more left out<', html)
+    assert "slow (over 5.00 s)" in rows[0]
+    starts = [d.start for d in build_report(CallsSource(calls, config))["details"]]
     assert starts == sorted(starts, reverse=True)
-
-
-def test_short_successful_calls_are_grouped(tmp_path: Path) -> None:
-    """Short successful calls are summed per function: count, average and total."""
-    analytics = make(tmp_path)
-    record(analytics, ok=6, failing=1)
-    report = build_report(analytics)
-    assert [(g.name, g.event_type, g.count) for g in report["groups"]] == [("job", "work", 6)]
-    assert len(table_rows(analytics.render_report(), "group-table")) == 1
 
 
 def test_timeline_arrays_encode_every_retained_call(tmp_path: Path) -> None:
@@ -139,33 +365,100 @@ def test_timeline_arrays_encode_every_retained_call(tmp_path: Path) -> None:
     analytics = make(tmp_path)
     record(analytics, ok=3, failing=2)
     record(analytics, ok=2, failing=0, name="second")
-    raw = analytics.raw_events()
+    raw = analytics.retained()
     data = timeline(analytics.render_report())
     assert len(data["s"]) == len(data["d"]) == len(data["f"]) == len(raw) == 7
     starts = [sum(data["s"][: i + 1]) for i in range(len(raw))]
-    assert starts == [round((r[0] - raw[0][0]) * 1e6) for r in raw]
+    assert starts == [round((r.start - raw[0].start) * 1e6) for r in raw]
     for got, event in zip(data["d"], raw, strict=True):
-        assert got == pytest.approx(event[1] * 1e6, rel=0.01, abs=1e-3)
-    assert [data["names"][f] for f in data["f"]] == [r[3].name for r in raw]
-    failed = [i for i, r in enumerate(raw) if r[2] is not None]
+        assert got == pytest.approx(event.duration * 1e6, rel=0.01, abs=1e-3)
+    assert [data["names"][f] for f in data["f"]] == [r.name for r in raw]
+    failed = [i for i, r in enumerate(raw) if r.error is not None]
     assert [pair[0] for pair in data["x"]] == failed
     assert data["errors"] == ["ValueError"]
+    assert data["c"] == [0, 1]  # the busier function gets the first colour
 
 
-def test_charts_have_bars_histograms_and_percentile_lines(tmp_path: Path) -> None:
-    """Time bars cap at 20 plus an 'other' bar; histograms cover the busiest functions."""
+def test_timeline_colours_the_eight_busiest_functions_and_greys_the_rest() -> None:
+    """Colours go by retained calls, busiest first; the legend lists the same, then 'other'."""
+    calls = [call(i * 0.1 + k * 0.001, 0.001, f"f{k:02d}") for k in range(11)
+             for i in range(k + 1)]
+    report = build_report(CallsSource(sorted(calls)))
+    data = report["timeline"]
+    colour_of = dict(zip(data["names"], data["c"], strict=True))
+    assert [colour_of[f"f{k:02d}"] for k in range(10, -1, -1)] == [0, 1, 2, 3, 4, 5, 6, 7,
+                                                                   -1, -1, -1]
+    legend = [(e.label, e.colour) for e in report["legend"]]
+    assert legend == [*((f"f{k:02d}", 10 - k) for k in range(10, 2, -1)),
+                      ("3 other functions", -1)]
+
+
+def test_time_axis_ticks_are_time_since_the_first_call_formatted_as_durations() -> None:
+    """Every tick set starts at 0 s, steps evenly, and labels use the shared formatter."""
+    calls = [call(i * 0.35, 0.001) for i in range(10)]  # 3.15 s in all
+    data = build_report(CallsSource(calls))["timeline"]
+    for ticks in data["xt"]:
+        assert ticks[0] == [0, "0 s"]
+        steps = {round(b[0] - a[0], 3) for a, b in itertools.pairwise(ticks)}
+        assert len(steps) <= 1
+        assert ticks[-1][0] <= 3.15e6
+    labels = [label for ticks in data["xt"] for _, label in ticks]
+    assert "1 s" in labels
+    assert "500 ms" in labels
+    assert all(label.endswith((" s", " ms")) for label in labels)
+
+
+def test_time_bars_give_total_time_and_share_and_sum_the_rest(tmp_path: Path) -> None:
+    """Bars cap at 20 plus an 'other' bar, each with its time and share of all time."""
     analytics = make(tmp_path)
     for i in range(25):
         record(analytics, ok=i + 1, failing=0, name=f"f{i:02d}")
     report = build_report(analytics)
-    assert len(report["bars"]) == 21
-    assert report["bars"][-1].other
-    assert report["bars"][-1].label == "5 other functions"
-    assert len(report["histograms"]) == 12
-    assert report["histograms"][0].name == "f24"
-    for hist in report["histograms"]:
-        assert sum(int(b.tip.split(": ")[1].split(" calls")[0]) for b in hist.bars) == hist.calls
-        assert [m.label for m in hist.markers] == ["p50", "p95", "p99"]
+    bars = report["bars"]
+    assert len(bars) == 21
+    assert bars[-1].other
+    assert bars[-1].label == "5 other functions"
+    assert bars[0].width == 100
+    assert all(bar.share.endswith("%") for bar in bars)
+
+
+def test_each_histogram_has_its_own_axis_and_labelled_counts() -> None:
+    """A microsecond function and a second-long one each fill their own card."""
+    calls = [call(i, 2e-6 * (1 + i % 5), "fast") for i in range(50)]
+    calls += [call(i + 0.5, 1.0 + (i % 5) * 0.3, "slow") for i in range(30)]
+    report = build_report(CallsSource(sorted(calls)))
+    charts = {h.name: h for h in report["histograms"]}
+    width = report["hist"]["width"] - report["hist"]["left"] - report["hist"]["right"]
+    for name in ("fast", "slow"):
+        chart = charts[name]
+        covered = chart.bins[-1].x + chart.bins[-1].width - chart.bins[0].x
+        assert covered > 0.6 * width, name
+        assert next(t.label for t in chart.y_ticks) == "0"
+        assert len(chart.y_ticks) >= 2
+    assert all("µs" in t.label for t in charts["fast"].x_ticks)
+    assert all(t.label.endswith(" s") or t.label.endswith("ms") for t in charts["slow"].x_ticks)
+    assert charts["fast"].caption == "t · 50 calls"
+    for chart in charts.values():
+        assert sum(int(b.tip.split(": ")[1].split(" call")[0]) for b in chart.bins) in (50, 30)
+
+
+def test_percentile_labels_never_overlap_and_merge_when_equal() -> None:
+    """One call: p50, p95 and p99 are one line with one label; labels keep apart otherwise."""
+    one = build_report(CallsSource([call(0, 0.05, "once")]))["histograms"][0]
+    assert [label.text for label in one.labels] == ["p50/p95/p99"]
+    assert one.caption == "t · 1 call"
+    many = build_report(tail_source())["histograms"]
+    for chart in many:
+        spans = []
+        for label in chart.labels:
+            w = len(label.text) * 6.6
+            lo = label.x - w / 2 if label.anchor == "middle" else (
+                label.x if label.anchor == "start" else label.x - w)
+            spans.append((label.row, lo, lo + w))
+        for a in spans:
+            for b in spans:
+                if a is not b and a[0] == b[0]:
+                    assert a[2] <= b[1] or b[2] <= a[1]
 
 
 def test_generate_reports_writes_the_default_files(tmp_path: Path) -> None:
@@ -181,6 +474,14 @@ def test_generate_reports_writes_the_default_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
         "analytics_full.html", "analytics_incremental.html"]
     assert full.stat().st_mode & 0o777 == 0o644
+
+
+def test_generate_reports_takes_any_source(tmp_path: Path) -> None:
+    """A Source that is not Analytics (no summary to log) still writes its report."""
+    config = AnalyticsConfig(report_dir=tmp_path / "r")
+    written = generate_reports(CallsSource([call(0, 0.001)], config), force_mode=True)
+    assert written == tmp_path / "r" / "analytics_full.html"
+    assert "callmetrics report" in written.read_text("utf-8")
 
 
 def test_generate_reports_logs_the_summary_first(
@@ -307,3 +608,11 @@ def test_latency_section_says_so_when_no_call_took_measurable_time(tmp_path: Pat
     latency = html[html.index('id="latency"'):html.index('id="timeline-section"')]
     assert 'class="empty"' in latency
     assert "No call took a measurable time" in latency
+
+
+def test_an_empty_source_renders(tmp_path: Path) -> None:
+    """No call at all still gives a valid page (the notebook shows empty instances)."""
+    html = render_report(CallsSource([]))
+    assert "No retained calls." in html
+    assert "No call failed." in html
+    assert timeline(html)["s"] == []

@@ -88,7 +88,7 @@ def static_asset(name: str) -> str:
 
 def breakable(text: str) -> Markup:
     """Escape ``text`` and let a long dotted name wrap after its dots (``<wbr>``)."""
-    return Markup(escape(text).replace(".", ".<wbr>"))  # noqa: S704  # escaped first
+    return Markup(str(escape(text)).replace(".", ".<wbr>"))  # noqa: S704  # escaped first
 
 
 def _csp_hash(text: str) -> str:
