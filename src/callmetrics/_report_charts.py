@@ -87,7 +87,7 @@ def time_bars(snaps: Sequence[FunctionSnapshot], total_time: float) -> list[Time
 
 
 # ----------------------------------------------------------- latency histograms
-HIST = {"width": 360, "height": 160, "left": 44, "right": 10, "top": 36, "bottom": 30}
+HIST = {"width": 360, "height": 160, "left": 44, "right": 10, "top": 40, "bottom": 30}
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +170,13 @@ def _duration_ticks(low: float, high: float, x_of: Callable[[float], float]) -> 
         return all(b.at - a.at >= (len(a.label) + len(b.label)) / 2 * _CHAR_WIDTH + 6
                    for a, b in itertools.pairwise(ticks))
 
+    if len(inside) < 2:  # a narrow axis: two round values inside it instead
+        inside = [float(f"{10 ** (low + (high - low) * f):.2g}") for f in (0.2, 0.8)]
+        return [Tick(x_of(v), _axis_label(v)) for v in inside]
     for keep in ((1, 2, 5), (1, 5), (1,)):
         chosen = [Tick(x_of(v), _axis_label(v)) for v in inside
                   if round(v / 10.0 ** math.floor(math.log10(v) + 1e-9)) in keep]
-        if fits(chosen):
+        if len(chosen) >= 2 and fits(chosen):
             return chosen
     for stride in range(2, len(chosen) + 1):
         if fits(chosen[::stride]):
@@ -228,7 +231,7 @@ def _histogram(snap: FunctionSnapshot) -> Histogram | None:
     zeros = snap.calls - sum(n for lo, _, n in positive if lo > 0)
     smallest = max(min(lo for lo, _, _ in positive), snap.min or 0.0) or positive[0][1] / 2
     low, high = math.log10(smallest), math.log10(snap.max)
-    pad = max(0.3 - (high - low), 0.0) / 2 + 0.02  # at least a factor of two wide
+    pad = max(0.1 - (high - low), 0.0) / 2 + 0.02  # at least a factor of 1.26 wide
     low, high = low - pad, high + pad
     width, height = HIST["width"], HIST["height"]
     plot_w = width - HIST["left"] - HIST["right"]

@@ -189,13 +189,12 @@
       px[j] = pad.left + starts[j] / span * plotW;
       py[j] = yOf(durations[j], plotH);
     }
-    // One colour at a time (grey first, the busiest function last but one on top of
-    // the rest), one dot per pixel and colour: 100,000 calls mostly overlap.
+    // One colour at a time (grey first, then the busiest function first so that rarer
+    // ones stay visible on top), one dot per pixel and colour: 100,000 calls mostly overlap.
     var order = [-1];
     for (var c = 0; c < 8; c++) { order.push(c); }
     var seen = new Int16Array((Math.ceil(width) + 2) * (Math.ceil(height) + 2)).fill(-2);
     var stride = Math.ceil(width) + 2;
-    ctx.globalAlpha = 0.8;
     order.forEach(function (colour) {
       ctx.fillStyle = cssColor(colour >= 0 ? "--c" + colour : "--grey");
       ctx.beginPath();
@@ -209,9 +208,8 @@
       }
       ctx.fill();
     });
-    ctx.globalAlpha = 1;
     ctx.strokeStyle = cssColor("--fg");
-    ctx.lineWidth = 1.2;
+    ctx.lineWidth = 1.5;
     ctx.beginPath();
     for (var o = 0; o < n; o++) {
       if (outlier[o]) { ctx.moveTo(px[o] + 5, py[o]); ctx.arc(px[o], py[o], 5, 0, 2 * Math.PI); }
