@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from callmetrics import Analytics, AnalyticsConfig, DurationSketch, FunctionSnapshot
 from callmetrics._format import printable
 from callmetrics._report import build_report, generate_reports, render_report
+from callmetrics._report_charts import short_count
 from callmetrics._view import Reading, RetainedCall
 
 HOSTILE = "<script>alert(1)</script>"
@@ -440,6 +441,19 @@ def test_each_histogram_has_its_own_axis_and_labelled_counts() -> None:
     assert charts["fast"].caption == "t · 50 calls"
     for chart in charts.values():
         assert sum(int(b.tip.split(": ")[1].split(" call")[0]) for b in chart.bins) in (50, 30)
+
+
+def test_count_axis_labels_stay_short_for_busy_functions() -> None:
+    """A function with thousands of calls per bin labels its count axis 0, 2k, 4k..."""
+    calls = [call(i * 1e-4, 0.001 * (1 + i % 3), "busy") for i in range(30_000)]
+    chart = build_report(CallsSource(calls))["histograms"][0]
+    labels = [t.label for t in chart.y_ticks]
+    assert labels[0] == "0"
+    assert all(len(label) <= 4 for label in labels), labels
+    assert labels[-1].endswith("k")
+    assert short_count(999) == "999"
+    assert short_count(1500) == "1.5k"
+    assert short_count(20_000_000) == "20M"
 
 
 def test_percentile_labels_never_overlap_and_merge_when_equal() -> None:

@@ -171,8 +171,15 @@ MEASURE = """() => {
                                                && l.top < b[3] && l.bottom > b[1])).length;
     const overlaps = labels.filter((a, i) => labels.some((b, j) => j !== i && a.left < b.right
         && a.right > b.left && a.top < b.bottom && a.bottom > b.top)).length;
-    return {name: fig.querySelector('.fn').textContent, bins: rects.length,
-            span: (right - left) / axis.width, centre: ((left + right) / 2 - axis.left) / axis.width,
+    const box = svg.getBoundingClientRect();
+    const clipped = [...svg.querySelectorAll('text')].filter(t => {
+      const r = t.getBoundingClientRect();
+      return r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.top < box.top - 0.5
+             || r.bottom > box.bottom + 0.5;
+    }).map(t => t.textContent);
+    return {name: fig.querySelector('.fn').textContent, bins: rects.length, clipped: clipped,
+            span: (right - left) / axis.width,
+            centre: ((left + right) / 2 - axis.left) / axis.width,
             labelOnBar: hits, labelOverlaps: overlaps,
             countLabel: svg.querySelector('text.axislabel').textContent,
             yTicks: svg.querySelectorAll('text.ticklabel').length};
@@ -221,6 +228,7 @@ def test_layout_reads_well_at_each_width_and_scheme(browser: Any, report: Path, 
                 assert 0.25 < card["centre"] < 0.75, card
             else:
                 assert card["span"] >= 0.5, card
+            assert card["clipped"] == [], card
             assert card["labelOnBar"] == 0, card
             assert card["labelOverlaps"] == 0, card
             assert card["countLabel"] == "calls"

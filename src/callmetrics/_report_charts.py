@@ -13,7 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from callmetrics._format import count, duration, percent, printable
 from callmetrics._sketch import bucket_bounds, bucket_keys
@@ -23,6 +23,7 @@ from callmetrics._view import RetainedCall
 __all__ = [
     "HIST",
     "PALETTE_SIZE",
+    "Bounds",
     "Histogram",
     "LegendEntry",
     "Marker",
@@ -31,6 +32,7 @@ __all__ = [
     "calls_label",
     "histograms",
     "outlier_bounds",
+    "short_count",
     "time_bars",
     "timeline",
 ]
@@ -47,6 +49,14 @@ OUTLIER_MIN_CALLS = 20
 def calls_label(n: int, noun: str = "call") -> str:
     """``1 call``, ``2,345 calls``."""
     return f"{count(n)} {noun}{'' if n == 1 else 's'}"
+
+
+def short_count(n: int) -> str:
+    """A count for a narrow axis: ``950``, ``1.5k``, ``20k``, ``3M`` (tick values are round)."""
+    for scale, suffix in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
+        if n >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return str(n)
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -87,7 +97,7 @@ def time_bars(snaps: Sequence[FunctionSnapshot], total_time: float) -> list[Time
 
 
 # ----------------------------------------------------------- latency histograms
-HIST = {"width": 360, "height": 160, "left": 44, "right": 10, "top": 40, "bottom": 30}
+HIST = {"width": 360, "height": 160, "left": 46, "right": 10, "top": 40, "bottom": 30}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +117,7 @@ class Tick:
 
     at: float
     label: str
+    anchor: str = "middle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,8 +277,9 @@ def _histogram(snap: FunctionSnapshot) -> Histogram | None:
             HIST["left"] + i * bin_w + 0.3, base - bar_h, max(bin_w - 0.6, 0.6), bar_h,
             f"{duration(lo_s)} to {duration(hi_s)}: {calls_label(n)} "
             f"({percent(n, snap.calls)})"))
-    chart.x_ticks = _duration_ticks(low, high, x_of)
-    chart.y_ticks = [Tick(base - v / y_top * plot_h, count(int(v)))
+    chart.x_ticks = [_keep_inside(t, len(t.label) * _CHAR_WIDTH, width)
+                     for t in _duration_ticks(low, high, x_of)]
+    chart.y_ticks = [Tick(base - v / y_top * plot_h, short_count(int(v)))
                      for v in _frange(0, y_top, y_step)]
     quantiles = [(q, label, snap.sketch.quantile(q))
                  for q, label in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))]
@@ -275,6 +287,15 @@ def _histogram(snap: FunctionSnapshot) -> Histogram | None:
                      for _, label, value in quantiles if value is not None]
     chart.labels = _place_labels(chart.markers, width)
     return chart
+
+
+def _keep_inside(tick: Tick, label_width: float, width: float) -> Tick:
+    """Anchor a tick label at its end (or start) when centring it would cross the edge."""
+    if tick.at + label_width / 2 > width - 1:
+        return Tick(tick.at, tick.label, "end")
+    if tick.at - label_width / 2 < 1:
+        return Tick(tick.at, tick.label, "start")
+    return tick
 
 
 def _frange(start: float, stop: float, step: float) -> list[float]:
@@ -289,13 +310,21 @@ def histograms(snaps: Sequence[FunctionSnapshot]) -> list[Histogram]:
 
 
 # -------------------------------------------------------------------- outliers
-def outlier_bounds(snaps: Sequence[FunctionSnapshot]) -> dict[str, tuple[float, float]]:
+class Bounds(NamedTuple):
+    """Durations above which a call is past its function's p95 and p99 (and the p99)."""
+
+    above_p95: float
+    above_p99: float
+    p99: float
+
+
+def outlier_bounds(snaps: Sequence[FunctionSnapshot]) -> dict[str, Bounds]:
     """Per function with enough calls: durations above which a call is past its p95, p99.
 
     The bound is the top of the sketch bucket holding the percentile, so that calls
     as long as the percentile itself (same bucket) never count as outliers.
     """
-    bounds: dict[str, tuple[float, float]] = {}
+    bounds: dict[str, Bounds] = {}
     for snap in snaps:
         if snap.calls < OUTLIER_MIN_CALLS:
             continue
@@ -303,16 +332,16 @@ def outlier_bounds(snaps: Sequence[FunctionSnapshot]) -> dict[str, tuple[float, 
         if p95 is None or p99 is None:
             continue
         tops = [bucket_bounds(key)[1] for key in bucket_keys([p95, p99])]
-        bounds[snap.name] = (max(tops[0], p95), max(tops[1], p99))
+        bounds[snap.name] = Bounds(max(tops[0], p95), max(tops[1], p99), p99)
     return bounds
 
 
-def outlier_level(call: RetainedCall, bounds: Mapping[str, tuple[float, float]]) -> int:
+def outlier_level(call: RetainedCall, bounds: Mapping[str, Bounds]) -> int:
     """0: an ordinary call; 1: above its function's p95; 2: above its p99."""
     found = bounds.get(call.name)
     if found is None:
         return 0
-    return 2 if call.duration > found[1] else 1 if call.duration > found[0] else 0
+    return 2 if call.duration > found.above_p99 else 1 if call.duration > found.above_p95 else 0
 
 
 # -------------------------------------------------------------------- timeline
@@ -347,7 +376,7 @@ def _time_ticks(span: float) -> list[list[list[Any]]]:
     return options
 
 
-def timeline(calls: Sequence[RetainedCall], bounds: Mapping[str, tuple[float, float]],
+def timeline(calls: Sequence[RetainedCall], bounds: Mapping[str, Bounds],
              short_max: float, medium_max: float) -> tuple[dict[str, Any], list[LegendEntry]]:
     """Encode the retained calls as compact parallel arrays for the canvas script.
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from callmetrics._format import count, duration, percent, printable, ratio
 from callmetrics._records import format_time
-from callmetrics._report_charts import OUTLIER_MIN_CALLS, calls_label, outlier_level
+from callmetrics._report_charts import OUTLIER_MIN_CALLS, Bounds, calls_label, outlier_level
 from callmetrics._state import FunctionSnapshot
 from callmetrics._view import RetainedCall
 
@@ -118,7 +118,7 @@ class OutlierRow:
 
 
 def outlier_rows(snaps: Sequence[FunctionSnapshot], calls: Sequence[RetainedCall],
-                 bounds: Mapping[str, tuple[float, float]], time_format: str,
+                 bounds: Mapping[str, Bounds], time_format: str,
                  compact: bool) -> list[OutlierRow]:
     """Functions with retained calls above their own p95, most p99 outliers first."""
     above: dict[str, list[int]] = {}
@@ -165,7 +165,7 @@ class Detail:
     error: str | None
 
 
-def details(calls: Sequence[RetainedCall], bounds: Mapping[str, tuple[float, float]],
+def details(calls: Sequence[RetainedCall], bounds: Mapping[str, Bounds],
             short_max: float, medium_max: float, cap: int, time_format: str,
             compact: bool) -> tuple[list[Detail], int]:
     """Medium, slow and p99-outlier calls, newest first, at most ``cap``; and how many more."""
@@ -183,7 +183,7 @@ def details(calls: Sequence[RetainedCall], bounds: Mapping[str, tuple[float, flo
         elif call.duration > short_max:
             category, why = "medium", f"medium (over {duration(short_max)})"
         else:
-            category, why = "outlier", f"above its p99 ({duration(bounds[call.name][1])})"
+            category, why = "outlier", f"above its p99 ({duration(bounds[call.name].p99)})"
         rows.append(Detail(
             printable(call.name), printable(call.event_type),
             format_time(call.start, time_format, compact=compact), duration(call.duration),
