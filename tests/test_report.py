@@ -419,8 +419,15 @@ def test_time_bars_give_total_time_and_share_and_sum_the_rest(tmp_path: Path) ->
     assert len(bars) == 21
     assert bars[-1].other
     assert bars[-1].label == "5 other functions"
-    assert bars[0].width == 100
+    assert max(bar.width for bar in bars) == 100
     assert all(bar.share.endswith("%") for bar in bars)
+
+
+def test_a_sliver_of_time_reads_less_than_a_tenth_of_a_percent() -> None:
+    """A microsecond function beside a one-second one is '<0.1%' of the time, never '0.1%'."""
+    report = build_report(CallsSource([call(0, 1.0, "big"), call(1, 1e-6, "tiny")]))
+    shares = {bar.label: bar.share for bar in report["bars"]}
+    assert shares == {"big": "99.9%", "tiny": "<0.1%"}
 
 
 def test_each_histogram_has_its_own_axis_and_labelled_counts() -> None:

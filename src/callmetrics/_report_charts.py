@@ -76,6 +76,13 @@ class TimeBar:
     other: bool = False
 
 
+def _share(part: float, whole: float) -> str:
+    """A share of all time: ``percent``, but ``<0.1%`` for a sliver (never a false 0.1%)."""
+    if whole > 0 and 0 < part / whole < 0.0005:
+        return "<0.1%"
+    return percent(part, whole)
+
+
 def time_bars(snaps: Sequence[FunctionSnapshot], total_time: float) -> list[TimeBar]:
     """Total time per function, longest first; past 20 functions the rest are summed."""
     ranked = sorted(snaps, key=lambda s: (-s.total, s.name))
@@ -87,7 +94,7 @@ def time_bars(snaps: Sequence[FunctionSnapshot], total_time: float) -> list[Time
     top = max((e[1] for e in entries), default=0.0) or 1.0
     bars = []
     for name, total, calls, other in entries:
-        share = percent(total, total_time)
+        share = _share(total, total_time)
         bars.append(TimeBar(
             label=name, width=max(total / top * 100, 0.3), value=duration(total), share=share,
             tip=f"{name}: {duration(total)} ({share} of all time), {calls_label(calls)}",
