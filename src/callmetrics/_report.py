@@ -31,7 +31,14 @@ from callmetrics import __version__
 from callmetrics._format import count, duration, percent
 from callmetrics._logging import report_internal_error
 from callmetrics._records import format_time
-from callmetrics._report_charts import HIST, histograms, outlier_bounds, time_bars, timeline
+from callmetrics._report_charts import (
+    HIST,
+    histograms,
+    outlier_bounds,
+    outlier_levels,
+    time_bars,
+    timeline,
+)
 from callmetrics._report_tables import (
     FUNCTION_COLUMNS,
     describe_thresholds,
@@ -108,9 +115,10 @@ def build_report(source: Source, *, force_mode: bool = False) -> dict[str, Any]:
     total_time = math.fsum(s.total for s in snaps)
     bounds = outlier_bounds(snaps)
     cap = settings.report_max_detail_rows
-    detail_rows, left_out = details(calls, bounds, short, medium, cap, fmt, compact)
+    levels = outlier_levels(calls, bounds)
+    detail_rows, left_out = details(calls, levels, bounds, short, medium, cap, fmt, compact)
     failures = failure_groups(calls, fmt, compact)
-    timeline_data, legend = timeline(calls, bounds, short, medium)
+    timeline_data, legend = timeline(calls, levels, short, medium)
     return {
         "title": "callmetrics report",
         "version": __version__,
@@ -130,7 +138,7 @@ def build_report(source: Source, *, force_mode: bool = False) -> dict[str, Any]:
         "functions": function_rows(snaps),
         "failure_groups": failures[:cap],
         "failure_groups_left_out": max(len(failures) - cap, 0),
-        "outliers": outlier_rows(snaps, calls, bounds, fmt, compact),
+        "outliers": outlier_rows(snaps, calls, levels, fmt, compact),
         "details": detail_rows,
         "left_out": count(left_out) if left_out else "",
         "detail_cap": count(cap),

@@ -32,6 +32,7 @@ __all__ = [
     "calls_label",
     "histograms",
     "outlier_bounds",
+    "outlier_levels",
     "short_count",
     "time_bars",
     "timeline",
@@ -343,12 +344,15 @@ def outlier_bounds(snaps: Sequence[FunctionSnapshot]) -> dict[str, Bounds]:
     return bounds
 
 
-def outlier_level(call: RetainedCall, bounds: Mapping[str, Bounds]) -> int:
-    """0: an ordinary call; 1: above its function's p95; 2: above its p99."""
-    found = bounds.get(call.name)
-    if found is None:
-        return 0
-    return 2 if call.duration > found.above_p99 else 1 if call.duration > found.above_p95 else 0
+def outlier_levels(calls: Sequence[RetainedCall], bounds: Mapping[str, Bounds]) -> list[int]:
+    """Each call's level: 0 ordinary, 1 above its function's p95, 2 above its p99."""
+    get = bounds.get
+    levels = []
+    for call in calls:
+        found = get(call.name)
+        levels.append(0 if found is None else 2 if call.duration > found.above_p99
+                      else 1 if call.duration > found.above_p95 else 0)
+    return levels
 
 
 # -------------------------------------------------------------------- timeline
@@ -362,8 +366,9 @@ class LegendEntry:
 
 def _three_digits(value: float) -> float:
     """Round to three significant digits, as an int from 100 up (shorter JSON)."""
-    rounded = float(f"{value:.3g}")
-    return int(rounded) if rounded >= 100 else rounded
+    if value >= 99.95:
+        return int(float(f"{value:.3g}"))
+    return float(f"{value:.3g}")
 
 
 def _time_ticks(span: float) -> list[list[list[Any]]]:
@@ -383,7 +388,7 @@ def _time_ticks(span: float) -> list[list[list[Any]]]:
     return options
 
 
-def timeline(calls: Sequence[RetainedCall], bounds: Mapping[str, Bounds],
+def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
              short_max: float, medium_max: float) -> tuple[dict[str, Any], list[LegendEntry]]:
     """Encode the retained calls as compact parallel arrays for the canvas script.
 
@@ -393,29 +398,22 @@ def timeline(calls: Sequence[RetainedCall], bounds: Mapping[str, Bounds],
     calls above their function's p99.  Every text is already ``printable``.
     """
     names: dict[str, int] = {}
-    errors: dict[str, int] = {}
     types: list[str] = []
-    starts: list[int] = []
-    durations: list[float] = []
     functions: list[int] = []
-    failures: list[list[int]] = []
-    outliers: list[int] = []
-    t0 = calls[0].start if calls else 0.0
-    previous = 0
-    for i, call in enumerate(calls):
-        micros = round((call.start - t0) * 1e6)
-        starts.append(micros - previous)
-        previous = micros
-        durations.append(_three_digits(call.duration * 1e6))
+    for call in calls:
         index = names.get(call.name)
         if index is None:
             index = names[call.name] = len(names)
             types.append(printable(call.event_type))
         functions.append(index)
-        if call.error is not None:
-            failures.append([i, errors.setdefault(printable(call.error), len(errors))])
-        if outlier_level(call, bounds) == 2:
-            outliers.append(i)
+    t0 = calls[0].start if calls else 0.0
+    micros = [round((call.start - t0) * 1e6) for call in calls]
+    starts = [b - a for a, b in zip([0, *micros], micros, strict=False)]
+    durations = [_three_digits(call.duration * 1e6) for call in calls]
+    errors: dict[str, int] = {}
+    failures = [[i, errors.setdefault(printable(call.error), len(errors))]
+                for i, call in enumerate(calls) if call.error is not None]
+    outliers = [i for i, level in enumerate(levels) if level == 2]
     ranked = Counter(functions).most_common()
     colours = [-1] * len(names)
     for rank, (index, _) in enumerate(ranked[:PALETTE_SIZE]):

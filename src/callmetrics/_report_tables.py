@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from callmetrics._format import count, duration, percent, printable, ratio
 from callmetrics._records import format_time
-from callmetrics._report_charts import OUTLIER_MIN_CALLS, Bounds, calls_label, outlier_level
+from callmetrics._report_charts import OUTLIER_MIN_CALLS, Bounds, calls_label
 from callmetrics._state import FunctionSnapshot
 from callmetrics._view import RetainedCall
 
@@ -118,13 +118,12 @@ class OutlierRow:
 
 
 def outlier_rows(snaps: Sequence[FunctionSnapshot], calls: Sequence[RetainedCall],
-                 bounds: Mapping[str, Bounds], time_format: str,
+                 levels: Sequence[int], time_format: str,
                  compact: bool) -> list[OutlierRow]:
     """Functions with retained calls above their own p95, most p99 outliers first."""
     above: dict[str, list[int]] = {}
     slowest: dict[str, RetainedCall] = {}
-    for call in calls:
-        level = outlier_level(call, bounds)
+    for call, level in zip(calls, levels, strict=True):
         if not level:
             continue
         tally = above.setdefault(call.name, [0, 0])
@@ -165,14 +164,13 @@ class Detail:
     error: str | None
 
 
-def details(calls: Sequence[RetainedCall], bounds: Mapping[str, Bounds],
-            short_max: float, medium_max: float, cap: int, time_format: str,
-            compact: bool) -> tuple[list[Detail], int]:
+def details(calls: Sequence[RetainedCall], levels: Sequence[int],
+            bounds: Mapping[str, Bounds], short_max: float, medium_max: float, cap: int,
+            time_format: str, compact: bool) -> tuple[list[Detail], int]:
     """Medium, slow and p99-outlier calls, newest first, at most ``cap``; and how many more."""
     rows: list[Detail] = []
     matching = 0
-    for call in reversed(calls):
-        level = outlier_level(call, bounds)
+    for call, level in zip(reversed(calls), reversed(levels), strict=True):
         if call.duration <= short_max and level < 2:
             continue
         matching += 1
