@@ -131,6 +131,14 @@
   function cssColor(name) {
     return getComputedStyle(document.body).getPropertyValue(name).trim();
   }
+  // Successful calls by colour slot (0: grey, 1 + k: colour k), drawn grey first, then
+  // the busiest function first so that rarer ones stay visible on top.
+  var byColour = [];
+  for (var slot = 0; slot < 9; slot++) { byColour.push([]); }
+  for (var q = 0; q < n; q++) {
+    if (failed[q] < 0) { byColour[data.c[data.f[q]] + 1].push(q); }
+  }
+  var DOT = 2.2; // radius of a call's disc, as the legend draws it
   function yOf(us, plotH) {
     var v = us > 0 ? us : data.floor;
     return pad.top + plotH - (Math.log10(v) - lowExp) / (highExp - lowExp) * plotH;
@@ -189,22 +197,20 @@
       px[j] = pad.left + starts[j] / span * plotW;
       py[j] = yOf(durations[j], plotH);
     }
-    // One colour at a time (grey first, then the busiest function first so that rarer
-    // ones stay visible on top), one dot per pixel and colour: 100,000 calls mostly overlap.
-    var order = [-1];
-    for (var c = 0; c < 8; c++) { order.push(c); }
+    // One colour at a time, one dot per pixel and colour: 100,000 calls mostly overlap.
     var seen = new Int16Array((Math.ceil(width) + 2) * (Math.ceil(height) + 2)).fill(-2);
     var stride = Math.ceil(width) + 2;
-    order.forEach(function (colour) {
+    byColour.forEach(function (members, slot) {
+      var colour = slot - 1;
       ctx.fillStyle = cssColor(colour >= 0 ? "--c" + colour : "--grey");
       ctx.beginPath();
-      for (var p = 0; p < n; p++) {
-        if (data.c[data.f[p]] !== colour || failed[p] >= 0) { continue; }
+      for (var m = 0; m < members.length; m++) {
+        var p = members[m];
         var cell = Math.round(py[p]) * stride + Math.round(px[p]);
         if (seen[cell] === colour) { continue; }
         seen[cell] = colour;
-        ctx.moveTo(px[p] + 2.2, py[p]);
-        ctx.arc(px[p], py[p], 2.2, 0, 2 * Math.PI);
+        ctx.moveTo(px[p] + DOT, py[p]);
+        ctx.arc(px[p], py[p], DOT, 0, 2 * Math.PI);
       }
       ctx.fill();
     });
