@@ -1,5 +1,6 @@
 """The report in a real browser: Debian's chromium, driven by playwright (no download)."""
 
+import contextlib
 import os
 import shutil
 import threading
@@ -282,6 +283,53 @@ def test_timeline_hover_names_the_nearest_call(browser: Any, report: Path) -> No
         assert "after the first retained call" in text
         busiest = page.inner_text("#timeline-legend li >> nth=0")
         assert text.startswith(busiest)
+        assert problems == []
+    finally:
+        page.close()
+
+
+def test_notebook_outputs_render_and_the_inline_report_runs_in_its_frame(
+        browser: Any, tmp_path: Path) -> None:
+    """Summary and inline report, as Jupyter would place them: the frame's script runs."""
+    from callmetrics._notebook import report_html, summary_html  # noqa: PLC0415  # this test only
+
+    analytics = Analytics(AnalyticsConfig(report_dir=tmp_path))
+
+    @analytics.track("kind", name=HOSTILE)
+    def work(fail: bool) -> None:
+        if fail:
+            raise ValueError("no")
+
+    for i in range(40):
+        with contextlib.suppress(ValueError):
+            work(i % 10 == 0)
+    notebook = tmp_path / "notebook.html"
+    notebook.write_text("<!doctype html><meta charset=utf-8><body>" + summary_html(analytics)
+                        + report_html(analytics, height=600) + "</body>", "utf-8")
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning")
+            else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("dialog", lambda d: problems.append(f"dialog: {d.message}"))
+    try:
+        page.goto(notebook.as_uri())
+        page.wait_for_load_state("load")
+        assert page.locator(".cm-summary td", has_text=HOSTILE).count() == 1
+        frame = page.frame_locator("iframe.callmetrics-report")
+        assert frame.locator("#function-table td", has_text=HOSTILE).count() == 1
+        frame.locator("#function-table th button:text-is('Calls')").click()
+        assert frame.locator("#function-table th[aria-sort='descending']").count() == 1
+        page.frames[1].wait_for_function("document.getElementById('timeline').width > 0")
+        painted = page.frames[1].evaluate("""() => {
+            const c = document.getElementById('timeline');
+            const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 3; i < px.length; i += 4) { if (px[i]) { n++; } }
+            return n;
+        }""")
+        assert painted > 1000
+        assert page.evaluate("document.querySelectorAll('script').length") == 0
         assert problems == []
     finally:
         page.close()

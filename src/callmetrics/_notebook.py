@@ -15,10 +15,14 @@ from pathlib import Path
 from markupsafe import Markup
 
 from callmetrics._report import _environment, build_report, render_report, static_asset
+from callmetrics._report_tables import FUNCTION_COLUMNS
 from callmetrics._view import Source
 
 __all__ = ["InlineReport", "report_html", "summary_html"]
 
+# The terminal summary's columns, so that the table fits a notebook cell.
+SUMMARY_COLUMNS = ("Function", "Event type", "Calls", "Failures", "Success %", "p50", "p95",
+                   "p99", "Max", "Total time")
 # The frame is as tall as a typical report's first sections; it scrolls inside.
 _FRAME_HEIGHT = 900
 
@@ -28,6 +32,7 @@ def summary_html(source: Source) -> str:
     context = build_report(source)
     return _environment().get_template("summary.html.j2").render(
         context,
+        summary_order=[FUNCTION_COLUMNS.index(name) for name in SUMMARY_COLUMNS],
         style=Markup(static_asset("table.css")),  # noqa: S704  # our own file, free of '</'
     )
 

@@ -285,6 +285,9 @@
     window.requestAnimationFrame(function () { pending = false; draw(); markScrolling(); });
   }
   window.addEventListener("resize", schedule);
+  // The page may be laid out after this script runs (a report inside a notebook's frame
+  // starts at zero width): redraw whenever the timeline's box changes size.
+  if (window.ResizeObserver) { new ResizeObserver(schedule).observe(wrap); }
   if (window.matchMedia) {
     window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", schedule);
   }
