@@ -5,6 +5,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -66,7 +67,8 @@ class CallsSource:
         """Aggregates of the calls, per function."""
         found: dict[str, list[RetainedCall]] = {}
         for call in self.calls:
-            found.setdefault(call.name, []).append(call)
+            if math.isfinite(call.duration) and call.duration >= 0:  # what a store validates
+                found.setdefault(call.name, []).append(call)
         snaps = []
         limits = self.config.duration_thresholds
         for name, calls in sorted(found.items()):
@@ -629,6 +631,18 @@ def test_latency_section_says_so_when_no_call_took_measurable_time(tmp_path: Pat
     latency = html[html.index('id="latency"'):html.index('id="timeline-section"')]
     assert 'class="empty"' in latency
     assert "No call took a measurable time" in latency
+
+
+def test_impossible_times_are_left_out_and_said_so() -> None:
+    """A damaged store's start of 1e300 or a NaN duration cannot break the report."""
+    calls = [call(0, 0.001), RetainedCall(1e300, 0.001, "f", "t", "E", "m", None),
+             RetainedCall(1.7e9, math.nan, "f", "t", None),
+             RetainedCall(1.7e9, -1.0, "f", "t", None), RetainedCall(math.inf, 0.1, "f", "t", None)]
+    html = render_report(CallsSource(calls))
+    assert re.search(r'id="invalid">3 calls with an impossible time or duration left out', html)
+    assert len(timeline(html)["s"]) == 2
+    rows = table_rows(html, "failure-table")
+    assert cells(rows[0])[4] == "-"  # no calendar holds 1e300
 
 
 def test_an_empty_source_renders(tmp_path: Path) -> None:

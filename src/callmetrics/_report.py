@@ -30,9 +30,9 @@ from markupsafe import Markup, escape
 from callmetrics import __version__
 from callmetrics._format import count, duration, percent
 from callmetrics._logging import report_internal_error
-from callmetrics._records import format_time
 from callmetrics._report_charts import (
     HIST,
+    calls_label,
     histograms,
     outlier_bounds,
     outlier_levels,
@@ -46,6 +46,8 @@ from callmetrics._report_tables import (
     failure_groups,
     function_rows,
     outlier_rows,
+    valid_calls,
+    when,
 )
 from callmetrics._view import Source
 
@@ -106,7 +108,8 @@ def build_report(source: Source, *, force_mode: bool = False) -> dict[str, Any]:
     """Compute everything the report template shows (a plain mapping, for tests and reuse)."""
     settings = source.settings
     reading = source.read()
-    snaps, calls = reading.functions, reading.calls
+    snaps, calls = reading.functions, valid_calls(reading.calls)
+    invalid = len(reading.calls) - len(calls)
     thresholds = settings.duration_thresholds
     short, medium = thresholds.short_max, thresholds.medium_max
     fmt, compact = settings.time_format, settings.compact_time
@@ -122,7 +125,7 @@ def build_report(source: Source, *, force_mode: bool = False) -> dict[str, Any]:
     return {
         "title": "callmetrics report",
         "version": __version__,
-        "generated": format_time(time.time(), fmt, compact=False),
+        "generated": when(time.time(), fmt, compact=False),
         "run_type": "full" if force_mode else "incremental",
         "function_count": count(len(snaps)),
         "calls": count(total_calls),
@@ -130,6 +133,7 @@ def build_report(source: Source, *, force_mode: bool = False) -> dict[str, Any]:
         "has_failures": total_calls > successes,
         "retained": count(len(calls)),
         "retained_count": len(calls),
+        "invalid": calls_label(invalid) if invalid else "",
         "retained_failures": count(sum(1 for c in calls if c.error is not None)),
         "success_rate": percent(successes, total_calls),
         "total_time": duration(total_time),

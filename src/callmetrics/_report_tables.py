@@ -6,6 +6,7 @@ Every text that came from user code or from disk goes through ``printable`` here
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,8 @@ from callmetrics._state import FunctionSnapshot
 from callmetrics._view import RetainedCall
 
 __all__ = ["FUNCTION_COLUMNS", "Cell", "Detail", "FailureGroup", "OutlierRow",
-           "describe_thresholds", "details", "failure_groups", "function_rows", "outlier_rows"]
+           "describe_thresholds", "details", "failure_groups", "function_rows", "outlier_rows",
+           "valid_calls", "when"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,20 @@ class Cell:
 
     text: str
     sort: str | float
+
+
+def when(timestamp: float, time_format: str, *, compact: bool) -> str:
+    """A call's local time as configured, or ``-`` for a time no calendar holds."""
+    try:
+        return printable(format_time(timestamp, time_format, compact=compact))
+    except (OverflowError, ValueError, OSError):
+        return "-"
+
+
+def valid_calls(calls: Sequence[RetainedCall]) -> list[RetainedCall]:
+    """The calls whose start and duration are finite numbers (duration not negative)."""
+    return [c for c in calls if math.isfinite(c.start) and math.isfinite(c.duration)
+            and c.duration >= 0]
 
 
 def _sort_key(value: float | None) -> float:
@@ -89,9 +105,9 @@ def failure_groups(calls: Sequence[RetainedCall], time_format: str,
         found.append(FailureGroup(
             name=printable(name), event_type=printable(newest.event_type), error=printable(error),
             message=None if message is None else printable(message), count=len(members),
-            first=format_time(oldest, time_format, compact=compact),
-            last=format_time(newest.start, time_format, compact=compact),
-            example_start=format_time(newest.start, time_format, compact=compact),
+            first=when(oldest, time_format, compact=compact),
+            last=when(newest.start, time_format, compact=compact),
+            example_start=when(newest.start, time_format, compact=compact),
             example_duration=duration(newest.duration),
             location=None if newest.location is None else printable(newest.location),
             newest=newest.start,
@@ -143,7 +159,7 @@ def outlier_rows(snaps: Sequence[FunctionSnapshot], calls: Sequence[RetainedCall
             name=printable(name), event_type=printable(snap.event_type), p50=duration(p50),
             p95=duration(p95), p99=duration(p99), above_p95=p95_count, above_p99=p99_count,
             slowest=duration(worst.duration),
-            slowest_at=format_time(worst.start, time_format, compact=compact),
+            slowest_at=when(worst.start, time_format, compact=compact),
             slowest_ratio=ratio(worst.duration / p50 if p50 else None),
         ))
     rows.sort(key=lambda r: (-r.above_p99, -r.above_p95, r.name))
@@ -184,7 +200,7 @@ def details(calls: Sequence[RetainedCall], levels: Sequence[int],
             category, why = "outlier", f"above its p99 ({duration(bounds[call.name].p99)})"
         rows.append(Detail(
             printable(call.name), printable(call.event_type),
-            format_time(call.start, time_format, compact=compact), duration(call.duration),
+            when(call.start, time_format, compact=compact), duration(call.duration),
             category, why, None if call.error is None else printable(call.error)))
     return rows, matching - len(rows)
 
