@@ -292,6 +292,16 @@ def test_live_failures_appear_in_the_failures_section(tmp_path: Path) -> None:
     assert cells(rows[0])[3] == "4"
 
 
+def test_failure_groups_are_capped_by_report_max_detail_rows() -> None:
+    """Past the cap, the section says how many groups it left out."""
+    calls = [call(float(i), 0.001, error=f"E{i}") for i in range(5)]
+    for cap, shown in ((2, 2), (0, 0)):
+        html = render_report(CallsSource(calls, AnalyticsConfig(report_max_detail_rows=cap)))
+        section = html[html.index('id="failures"'):html.index('id="time-chart"')]
+        assert f"{5 - cap} more groups left out" in section
+        assert section.count("<tr><td") == shown
+
+
 def test_no_failure_says_so() -> None:
     """Without failures the section has one line and no table."""
     html = render_report(CallsSource([call(0, 0.001)]))
