@@ -14,7 +14,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from callmetrics._report import _environment, build_report, render_report, static_asset
+from callmetrics._report import build_report, environment, render_report, static_asset
 from callmetrics._report_tables import FUNCTION_COLUMNS
 from callmetrics._view import Source
 
@@ -30,7 +30,7 @@ _FRAME_HEIGHT = 900
 def summary_html(source: Source) -> str:
     """Return the summary (headline figures and functions table) as self-contained HTML."""
     context = build_report(source)
-    return _environment().get_template("summary.html.j2").render(
+    return environment().get_template("summary.html.j2").render(
         context,
         summary_order=[FUNCTION_COLUMNS.index(name) for name in SUMMARY_COLUMNS],
         style=Markup(static_asset("table.css")),  # noqa: S704  # our own file, free of '</'

@@ -3,10 +3,11 @@
 The report reads its source only through the ``Source`` interface (``_view``):
 every figure comes from the exact per-function aggregates and sketches, the
 failures, outliers and the timeline from the retained calls.  Charts and tables
-are computed in ``_report_charts`` and ``_report_tables``.  Bars and histograms are SVG
-drawn here; the timeline is a small canvas script (``static/report.js``) that
+are computed in ``_report_charts`` and ``_report_tables``: time bars are HTML,
+histograms SVG, and the timeline a small canvas script (``static/report.js``) that
 reads compact arrays from an inert JSON block.  A Content-Security-Policy allows
-no request at all and only that script (by its hash) to run.
+no request at all and only that script (by its hash) to run.  ``_notebook`` shows
+the same report, and its functions table, in Jupyter.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from callmetrics._report_charts import (
     outlier_bounds,
     outlier_levels,
     time_bars,
-    timeline,
 )
 from callmetrics._report_tables import (
     FUNCTION_COLUMNS,
@@ -49,9 +49,11 @@ from callmetrics._report_tables import (
     valid_calls,
     when,
 )
+from callmetrics._report_timeline import timeline
 from callmetrics._view import Source
 
-__all__ = ["build_report", "generate_reports", "render_report", "static_asset"]
+__all__ = ["breakable", "build_report", "environment", "generate_reports", "render_report",
+           "static_asset"]
 
 # After a report over this many retained calls, a full garbage collection runs (the seed's
 # behaviour, with ``enable_gc_collect``).
@@ -71,7 +73,8 @@ class _Summarising(Protocol):
 
 
 @cache
-def _environment() -> Environment:
+def environment() -> Environment:
+    """The Jinja2 environment of the report's templates (autoescaping, shared filters)."""
     env = Environment(
         loader=PackageLoader("callmetrics", "templates"),
         autoescape=True,  # every template is HTML: names, types and errors are escaped
@@ -88,6 +91,7 @@ def _environment() -> Environment:
 
 @cache
 def static_asset(name: str) -> str:
+    """The text of ``static/<name>``, checked safe to inline in a ``<script>``/``<style>``."""
     text = resources.files("callmetrics").joinpath("static", name).read_text("utf-8")
     # The asset is inserted unescaped into a <script>/<style> element.
     if "</" in text.replace("<\\/", ""):
@@ -158,7 +162,7 @@ def _render(source: Source, *, force_mode: bool) -> tuple[str, int]:
     script = static_asset("report.js")
     style = static_asset("table.css") + static_asset("report.css")
     context = build_report(source, force_mode=force_mode)
-    html = _environment().get_template("report.html.j2").render(
+    html = environment().get_template("report.html.j2").render(
         context,
         script=Markup(script),  # noqa: S704  # our own static file, checked free of '</'
         style=Markup(style),  # noqa: S704  # our own static file, checked free of '</'

@@ -1,7 +1,8 @@
-"""The report's charts: time per function, one latency histogram per busy function, timeline.
+"""The report's charts: time per function, a latency histogram per busy function, outliers.
 
-Every function here takes what the report read through the ``Source`` interface
-(``FunctionSnapshot`` aggregates, ``RetainedCall`` tuples) and returns plain data
+The timeline's data is built in ``_report_timeline``.  Every function here takes
+what the report read through the ``Source`` interface (``FunctionSnapshot``
+aggregates, ``RetainedCall`` tuples) and returns plain data
 for the template: coordinates in SVG units, labels already formatted with
 ``_format`` and made safe with ``printable``.
 """
@@ -10,10 +11,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from callmetrics._format import count, duration, percent, printable
 from callmetrics._sketch import bucket_bounds, bucket_keys
@@ -22,26 +22,26 @@ from callmetrics._view import RetainedCall
 
 __all__ = [
     "HIST",
-    "PALETTE_SIZE",
     "Bounds",
     "Histogram",
-    "LegendEntry",
     "Marker",
     "MarkerLabel",
     "TimeBar",
+    "axis_label",
     "calls_label",
+    "frange",
     "histograms",
+    "nice_step",
     "outlier_bounds",
     "outlier_levels",
     "short_count",
+    "shorten",
     "time_bars",
-    "timeline",
 ]
 
 # Charts stay readable with this many entries; the rest are summed, greyed or left out.
 _MAX_BARS = 20
 _MAX_HISTOGRAMS = 12
-PALETTE_SIZE = 8  # distinct timeline colours; further functions are grey
 _HIST_BINS = 36
 # A function needs this many calls before its own p95/p99 mean anything.
 OUTLIER_MIN_CALLS = 20
@@ -60,7 +60,7 @@ def short_count(n: int) -> str:
     return str(n)
 
 
-def _shorten(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -161,7 +161,7 @@ class Histogram:
     labels: list[MarkerLabel] = field(default_factory=list)
 
 
-def _nice_step(raw: float) -> float:
+def nice_step(raw: float) -> float:
     """The smallest of 1, 2, 5 times 10^k at or above ``raw``."""
     exponent = math.floor(math.log10(raw))
     for factor in (1, 2, 5, 10):
@@ -171,7 +171,7 @@ def _nice_step(raw: float) -> float:
     return 10.0 ** (exponent + 1)  # pragma: no cover  # 10 times 10^k always qualifies
 
 
-def _axis_label(seconds: float) -> str:
+def axis_label(seconds: float) -> str:
     """A tick label: ``duration`` without trailing zeros (``2 ms``, ``1.5 µs``)."""
     text = duration(seconds)
     number, _, unit = text.partition(" ")
@@ -191,9 +191,9 @@ def _duration_ticks(low: float, high: float, x_of: Callable[[float], float]) -> 
 
     if len(inside) < 2:  # a narrow axis: two round values inside it instead
         inside = [float(f"{10 ** (low + (high - low) * f):.2g}") for f in (0.2, 0.8)]
-        return [Tick(x_of(v), _axis_label(v)) for v in inside]
+        return [Tick(x_of(v), axis_label(v)) for v in inside]
     for keep in ((1, 2, 5), (1, 5), (1,)):
-        chosen = [Tick(x_of(v), _axis_label(v)) for v in inside
+        chosen = [Tick(x_of(v), axis_label(v)) for v in inside
                   if round(v / 10.0 ** math.floor(math.log10(v) + 1e-9)) in keep]
         if len(chosen) >= 2 and fits(chosen):
             return chosen
@@ -270,7 +270,7 @@ def _histogram(snap: FunctionSnapshot) -> Histogram | None:
         index = int((math.log10(middle) - low) / (high - low) * _HIST_BINS)
         counts[min(max(index, 0), _HIST_BINS - 1)] += n
     peak = max(counts)
-    y_step = _nice_step(peak / 3) if peak >= 3 else 1
+    y_step = nice_step(peak / 3) if peak >= 3 else 1
     y_top = math.ceil(peak / y_step) * y_step
     chart = Histogram(printable(snap.name),
                       f"{printable(snap.event_type)} · {calls_label(snap.calls)}")
@@ -288,7 +288,7 @@ def _histogram(snap: FunctionSnapshot) -> Histogram | None:
     chart.x_ticks = [_keep_inside(t, len(t.label) * _CHAR_WIDTH, width)
                      for t in _duration_ticks(low, high, x_of)]
     chart.y_ticks = [Tick(base - v / y_top * plot_h, short_count(int(v)))
-                     for v in _frange(0, y_top, y_step)]
+                     for v in frange(0, y_top, y_step)]
     quantiles = [(q, label, snap.sketch.quantile(q))
                  for q, label in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))]
     chart.markers = [Marker(x_of(value), label, f"{label}: {duration(value)}")
@@ -306,7 +306,7 @@ def _keep_inside(tick: Tick, label_width: float, width: float) -> Tick:
     return tick
 
 
-def _frange(start: float, stop: float, step: float) -> list[float]:
+def frange(start: float, stop: float, step: float) -> list[float]:
     steps = round((stop - start) / step)
     return [start + i * step for i in range(steps + 1)]
 
@@ -353,86 +353,3 @@ def outlier_levels(calls: Sequence[RetainedCall], bounds: Mapping[str, Bounds]) 
         levels.append(0 if found is None else 2 if call.duration > found.above_p99
                       else 1 if call.duration > found.above_p95 else 0)
     return levels
-
-
-# -------------------------------------------------------------------- timeline
-@dataclass(frozen=True, slots=True)
-class LegendEntry:
-    """A function's colour on the timeline (``colour`` -1: grey, the rest)."""
-
-    label: str
-    colour: int
-
-
-def _three_digits(value: float) -> float:
-    """Round to three significant digits, as an int from 100 up (shorter JSON)."""
-    if value >= 99.95:
-        return int(float(f"{value:.3g}"))
-    return float(f"{value:.3g}")
-
-
-def _time_ticks(span: float) -> list[list[list[Any]]]:
-    """Candidate x-axis tick sets (coarse to fine) for ``span`` seconds since the first call.
-
-    Each set is ``[[microseconds, label], ...]``; the page picks the finest that fits.
-    """
-    options: list[list[list[Any]]] = []
-    seen: set[float] = set()
-    for wanted in (2, 3, 4, 6, 8, 10):
-        step = _nice_step(span / wanted) if span > 0 else 1e-6
-        if step in seen:
-            continue
-        seen.add(step)
-        marks = _frange(0, math.floor(span / step + 1e-9) * step, step)
-        options.append([[round(t * 1e6, 3), "0 s" if t == 0 else _axis_label(t)] for t in marks])
-    return options
-
-
-def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
-             short_max: float, medium_max: float) -> tuple[dict[str, Any], list[LegendEntry]]:
-    """Encode the retained calls as compact parallel arrays for the canvas script.
-
-    ``s``: start deltas in microseconds; ``d``: durations in microseconds (three
-    significant digits); ``f``: function index; ``c``: each function's colour
-    (-1 grey); ``x``: ``[index, error index]`` of each failure; ``o``: indices of
-    calls above their function's p99.  Every text is already ``printable``.
-    """
-    names: dict[str, int] = {}
-    types: list[str] = []
-    functions: list[int] = []
-    for call in calls:
-        index = names.get(call.name)
-        if index is None:
-            index = names[call.name] = len(names)
-            types.append(printable(call.event_type))
-        functions.append(index)
-    t0 = calls[0].start if calls else 0.0
-    micros = [round((call.start - t0) * 1e6) for call in calls]
-    starts = [b - a for a, b in zip([0, *micros], micros, strict=False)]
-    durations = [_three_digits(call.duration * 1e6) for call in calls]
-    errors: dict[str, int] = {}
-    failures = [[i, errors.setdefault(printable(call.error), len(errors))]
-                for i, call in enumerate(calls) if call.error is not None]
-    outliers = [i for i, level in enumerate(levels) if level == 2]
-    ranked = Counter(functions).most_common()
-    colours = [-1] * len(names)
-    for rank, (index, _) in enumerate(ranked[:PALETTE_SIZE]):
-        colours[index] = rank
-    shown = [printable(name) for name in names]
-    legend = [LegendEntry(_shorten(shown[i], 40), rank)
-              for rank, (i, _) in enumerate(ranked[:PALETTE_SIZE])]
-    if len(ranked) > PALETTE_SIZE:
-        legend.append(LegendEntry(f"{len(ranked) - PALETTE_SIZE} other functions", -1))
-    span = (calls[-1].start - t0) if calls else 0.0
-    positive = [d for d in durations if d > 0]
-    low = math.floor(math.log10(min(positive) / 2)) if positive else 0
-    high = max(math.ceil(math.log10(max(positive))), low + 1) if positive else 1
-    data = {
-        "names": shown, "types": types, "errors": list(errors), "c": colours,
-        "s": starts, "d": durations, "f": functions, "x": failures, "o": outliers,
-        "xt": _time_ticks(span), "floor": min(positive) / 2 if positive else 1.0,
-        "y": [[e, _axis_label(10.0 ** (e - 6))] for e in range(low, high + 1)],
-        "lines": [[short_max * 1e6, f"medium > {_axis_label(short_max)}"],
-                  [medium_max * 1e6, f"slow > {_axis_label(medium_max)}"]],
-    }
-    return data, legend
