@@ -2,7 +2,6 @@ import base64
 import contextlib
 import gc
 import hashlib
-import itertools
 import json
 import logging
 import math
@@ -19,8 +18,7 @@ from hypothesis import strategies as st
 
 from callmetrics import Analytics, AnalyticsConfig, DurationSketch, FunctionSnapshot
 from callmetrics._format import printable
-from callmetrics._report import build_report, generate_reports, render_report
-from callmetrics._report_charts import short_count
+from callmetrics._report import generate_reports, render_report
 from callmetrics._view import Reading, RetainedCall
 
 HOSTILE = "<script>alert(1)</script>"
@@ -238,49 +236,6 @@ def test_success_rate_is_never_rounded_up_to_100(tmp_path: Path) -> None:
     assert cells(table_rows(html, "function-table")[0])[5] == "99.9%"
 
 
-def test_failures_are_grouped_by_function_type_and_message_newest_first() -> None:
-    """Each group counts its calls and shows its newest call's time, duration and location."""
-    calls = [call(float(i), 0.001, "fetch", error="ConnectionError",
-                  message=f"upstream refused user {i % 2}", location=f"app.py:{10 + i} in fetch")
-             for i in range(6)]
-    calls += [call(2.5, 0.004, "fetch", error="TimeoutError", message="no answer",
-                   location="app.py:40 in fetch"),
-              call(3.5, 0.002, "save", error="ConnectionError", message="upstream refused user 0",
-                   location="db.py:7 in save"),
-              call(7.0, 0.001, "save")]
-    report = build_report(CallsSource(calls))
-    groups = [(g.name, g.error, g.message, g.count) for g in report["failure_groups"]]
-    assert groups == [
-        ("fetch", "ConnectionError", "upstream refused user 1", 3),
-        ("fetch", "ConnectionError", "upstream refused user 0", 3),
-        ("save", "ConnectionError", "upstream refused user 0", 1),
-        ("fetch", "TimeoutError", "no answer", 1),
-    ]
-    newest = report["failure_groups"][0]
-    assert newest.location == "app.py:15 in fetch"  # call 5, the newest of its group
-    assert newest.example_duration == "1.00 ms"
-    html = render_report(CallsSource(calls))
-    rows = table_rows(html, "failure-table")
-    assert len(rows) == 4
-    first = cells(rows[0])
-    assert first[1:4] == ["ConnectionError", "upstream refused user 1", "3"]
-    assert first[6] == "app.py:15 in fetch"
-
-
-def test_failures_without_message_or_location_say_so() -> None:
-    """Old stores have neither: the group still shows, with 'no message recorded'."""
-    calls = [call(0, 0.001, "old", error="ValueError"), call(1, 0.001, "old", error="ValueError"),
-             call(2, 0.001, "old", error="ValueError", message="")]
-    html = render_report(CallsSource(calls))
-    rows = table_rows(html, "failure-table")
-    assert len(rows) == 2
-    texts = [cells(row) for row in rows]
-    assert texts[0][2] == "empty message"
-    assert texts[1][2] == "no message recorded"
-    assert texts[1][3] == "2"
-    assert texts[1][6] == "not recorded"
-
-
 def test_live_failures_appear_in_the_failures_section(tmp_path: Path) -> None:
     """Failures recorded by Analytics are grouped too (message when the engine keeps it)."""
     analytics = make(tmp_path)
@@ -290,16 +245,6 @@ def test_live_failures_appear_in_the_failures_section(tmp_path: Path) -> None:
     assert len(rows) == 1
     assert cells(rows[0])[1] == "ValueError"
     assert cells(rows[0])[3] == "4"
-
-
-def test_failure_groups_are_capped_by_report_max_detail_rows() -> None:
-    """Past the cap, the section says how many groups it left out."""
-    calls = [call(float(i), 0.001, error=f"E{i}") for i in range(5)]
-    for cap, shown in ((2, 2), (0, 0)):
-        html = render_report(CallsSource(calls, AnalyticsConfig(report_max_detail_rows=cap)))
-        section = html[html.index('id="failures"'):html.index('id="time-chart"')]
-        assert f"{5 - cap} more groups left out" in section
-        assert section.count("<tr><td") == shown
 
 
 def test_no_failure_says_so() -> None:
@@ -316,182 +261,6 @@ def tail_source() -> CallsSource:
     calls += [call(1.0 + i, 0.05 * (i + 1), "steady") for i in range(5)]
     calls += [call(0.5 + i, 0.2, "rare") for i in range(5)]
     return CallsSource(sorted(calls))
-
-
-def test_outliers_are_calls_above_their_own_functions_percentiles() -> None:
-    """Per function with 20+ calls: retained calls above its p95 and its p99 are counted."""
-    source = tail_source()
-    report = build_report(source)
-    rows = report["outliers"]
-    assert [r.name for r in rows] == ["steady"]
-    assert rows[0].above_p99 == 2  # 200 and 250 ms; p99 is the 150 ms call
-    assert rows[0].above_p95 == 5
-    assert rows[0].p99 == "150 ms"
-    assert rows[0].slowest == "250 ms"
-    details = report["details"]
-    assert [(d.name, d.category, d.duration) for d in details] == [
-        ("steady", "outlier", "250 ms"), ("steady", "outlier", "200 ms")]
-    assert details[0].why == "above its p99 (150 ms)"
-    data = report["timeline"]
-    assert data["o"] == [i for i, c in enumerate(source.calls)
-                         if c.name == "steady" and c.duration > 0.16]
-
-
-def test_identical_calls_are_never_outliers() -> None:
-    """Calls as long as the percentile itself (one sketch bucket) are not past it."""
-    source = CallsSource([call(i, 0.001 + 1e-9 * i, "same") for i in range(200)])
-    report = build_report(source)
-    assert report["outliers"] == []
-    assert report["timeline"]["o"] == []
-
-
-def test_the_thresholds_in_use_are_explained_in_one_line(tmp_path: Path) -> None:
-    """The header says what fast, medium, slow and outlier mean, with the configured values."""
-    analytics = make(tmp_path, duration_thresholds={"short_max": 0.01, "medium_max": 0.5,
-                                                    "long_max": 1.0})
-    record(analytics)
-    html = analytics.render_report()
-    line = unescape(re.search(r'id="thresholds">(.*?)<', html).group(1))  # type: ignore[union-attr]
-    assert line.startswith("Fast: up to 10.0 ms; medium: up to 500 ms; slow: above")
-    assert "p95 or p99" in line
-    assert "20 calls" in line
-
-
-def test_detail_table_is_newest_first_capped_and_says_what_it_left_out() -> None:
-    """Medium and slow calls (absolute thresholds) are listed newest first, capped."""
-    calls = [call(float(i), 2.5 if i % 2 else 6.0, "batch") for i in range(9)]
-    calls.append(call(20.0, 0.1, "batch"))
-    config = AnalyticsConfig(report_max_detail_rows=3)
-    html = render_report(CallsSource(calls, config))
-    rows = table_rows(html, "detail-table")
-    assert len(rows) == 3
-    assert [re.search(r'class="row-(\w+)"', r).group(1) for r in rows] == [  # type: ignore[union-attr]
-        "slow", "medium", "slow"]
-    assert re.search(r'id="left-out">6 more left out<', html)
-    assert "slow (over 5.00 s)" in rows[0]
-    starts = [d.start for d in build_report(CallsSource(calls, config))["details"]]
-    assert starts == sorted(starts, reverse=True)
-
-
-def test_timeline_arrays_encode_every_retained_call(tmp_path: Path) -> None:
-    """The timeline data holds each retained call's start, duration, function and failure."""
-    analytics = make(tmp_path)
-    record(analytics, ok=3, failing=2)
-    record(analytics, ok=2, failing=0, name="second")
-    raw = analytics.retained()
-    data = timeline(analytics.render_report())
-    assert len(data["s"]) == len(data["d"]) == len(data["f"]) == len(raw) == 7
-    starts = [sum(data["s"][: i + 1]) for i in range(len(raw))]
-    assert starts == [round((r.start - raw[0].start) * 1e6) for r in raw]
-    for got, event in zip(data["d"], raw, strict=True):
-        assert got == pytest.approx(event.duration * 1e6, rel=0.01, abs=1e-3)
-    assert [data["names"][f] for f in data["f"]] == [r.name for r in raw]
-    failed = [i for i, r in enumerate(raw) if r.error is not None]
-    assert [pair[0] for pair in data["x"]] == failed
-    assert data["errors"] == ["ValueError"]
-    assert data["c"] == [0, 1]  # the busier function gets the first colour
-
-
-def test_timeline_colours_the_eight_busiest_functions_and_greys_the_rest() -> None:
-    """Colours go by retained calls, busiest first; the legend lists the same, then 'other'."""
-    calls = [call(i * 0.1 + k * 0.001, 0.001, f"f{k:02d}") for k in range(11)
-             for i in range(k + 1)]
-    report = build_report(CallsSource(sorted(calls)))
-    data = report["timeline"]
-    colour_of = dict(zip(data["names"], data["c"], strict=True))
-    assert [colour_of[f"f{k:02d}"] for k in range(10, -1, -1)] == [0, 1, 2, 3, 4, 5, 6, 7,
-                                                                   -1, -1, -1]
-    legend = [(e.label, e.colour) for e in report["legend"]]
-    assert legend == [*((f"f{k:02d}", 10 - k) for k in range(10, 2, -1)),
-                      ("3 other functions", -1)]
-
-
-def test_time_axis_ticks_are_time_since_the_first_call_formatted_as_durations() -> None:
-    """Every tick set starts at 0 s, steps evenly, and labels use the shared formatter."""
-    calls = [call(i * 0.35, 0.001) for i in range(10)]  # 3.15 s in all
-    data = build_report(CallsSource(calls))["timeline"]
-    for ticks in data["xt"]:
-        assert ticks[0] == [0, "0 s"]
-        steps = {round(b[0] - a[0], 3) for a, b in itertools.pairwise(ticks)}
-        assert len(steps) <= 1
-        assert ticks[-1][0] <= 3.15e6
-    labels = [label for ticks in data["xt"] for _, label in ticks]
-    assert "1 s" in labels
-    assert "500 ms" in labels
-    assert all(label.endswith((" s", " ms")) for label in labels)
-
-
-def test_time_bars_give_total_time_and_share_and_sum_the_rest(tmp_path: Path) -> None:
-    """Bars cap at 20 plus an 'other' bar, each with its time and share of all time."""
-    analytics = make(tmp_path)
-    for i in range(25):
-        record(analytics, ok=i + 1, failing=0, name=f"f{i:02d}")
-    report = build_report(analytics)
-    bars = report["bars"]
-    assert len(bars) == 21
-    assert bars[-1].other
-    assert bars[-1].label == "5 other functions"
-    assert max(bar.width for bar in bars) == 100
-    assert all(bar.share.endswith("%") for bar in bars)
-
-
-def test_a_sliver_of_time_reads_less_than_a_tenth_of_a_percent() -> None:
-    """A microsecond function beside a one-second one is '<0.1%' of the time, never '0.1%'."""
-    report = build_report(CallsSource([call(0, 1.0, "big"), call(1, 1e-6, "tiny")]))
-    shares = {bar.label: bar.share for bar in report["bars"]}
-    assert shares == {"big": "99.9%", "tiny": "<0.1%"}
-
-
-def test_each_histogram_has_its_own_axis_and_labelled_counts() -> None:
-    """A microsecond function and a second-long one each fill their own card."""
-    calls = [call(i, 2e-6 * (1 + i % 5), "fast") for i in range(50)]
-    calls += [call(i + 0.5, 1.0 + (i % 5) * 0.3, "slow") for i in range(30)]
-    report = build_report(CallsSource(sorted(calls)))
-    charts = {h.name: h for h in report["histograms"]}
-    width = report["hist"]["width"] - report["hist"]["left"] - report["hist"]["right"]
-    for name in ("fast", "slow"):
-        chart = charts[name]
-        covered = chart.bins[-1].x + chart.bins[-1].width - chart.bins[0].x
-        assert covered > 0.6 * width, name
-        assert next(t.label for t in chart.y_ticks) == "0"
-        assert len(chart.y_ticks) >= 2
-    assert all("µs" in t.label for t in charts["fast"].x_ticks)
-    assert all(t.label.endswith(" s") or t.label.endswith("ms") for t in charts["slow"].x_ticks)
-    assert charts["fast"].caption == "t · 50 calls"
-    for chart in charts.values():
-        assert sum(int(b.tip.split(": ")[1].split(" call")[0]) for b in chart.bins) in (50, 30)
-
-
-def test_count_axis_labels_stay_short_for_busy_functions() -> None:
-    """A function with thousands of calls per bin labels its count axis 0, 2k, 4k..."""
-    calls = [call(i * 1e-4, 0.001 * (1 + i % 3), "busy") for i in range(30_000)]
-    chart = build_report(CallsSource(calls))["histograms"][0]
-    labels = [t.label for t in chart.y_ticks]
-    assert labels[0] == "0"
-    assert all(len(label) <= 4 for label in labels), labels
-    assert labels[-1].endswith("k")
-    assert short_count(999) == "999"
-    assert short_count(1500) == "1.5k"
-    assert short_count(20_000_000) == "20M"
-
-
-def test_percentile_labels_never_overlap_and_merge_when_equal() -> None:
-    """One call: p50, p95 and p99 are one line with one label; labels keep apart otherwise."""
-    one = build_report(CallsSource([call(0, 0.05, "once")]))["histograms"][0]
-    assert [label.text for label in one.labels] == ["p50/p95/p99"]
-    assert one.caption == "t · 1 call"
-    many = build_report(tail_source())["histograms"]
-    for chart in many:
-        spans = []
-        for label in chart.labels:
-            w = len(label.text) * 6.6
-            lo = label.x - w / 2 if label.anchor == "middle" else (
-                label.x if label.anchor == "start" else label.x - w)
-            spans.append((label.row, lo, lo + w))
-        for a in spans:
-            for b in spans:
-                if a is not b and a[0] == b[0]:
-                    assert a[2] <= b[1] or b[2] <= a[1]
 
 
 def test_generate_reports_writes_the_default_files(tmp_path: Path) -> None:
