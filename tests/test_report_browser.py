@@ -13,7 +13,10 @@ from playwright.sync_api import sync_playwright
 
 from callmetrics import Analytics, AnalyticsConfig
 from callmetrics._demo import run_demo
+from callmetrics._notebook import report_html, summary_html
+from callmetrics._report import render_report
 from conftest import require_program
+from test_report import CallsSource, call
 
 pytestmark = pytest.mark.browser
 
@@ -291,8 +294,6 @@ def test_timeline_hover_names_the_nearest_call(browser: Any, report: Path) -> No
 def test_notebook_outputs_render_and_the_inline_report_runs_in_its_frame(
         browser: Any, tmp_path: Path) -> None:
     """Summary and inline report, as Jupyter would place them: the frame's script runs."""
-    from callmetrics._notebook import report_html, summary_html  # noqa: PLC0415  # this test only
-
     analytics = Analytics(AnalyticsConfig(report_dir=tmp_path))
 
     @analytics.track("kind", name=HOSTILE)
@@ -330,6 +331,42 @@ def test_notebook_outputs_render_and_the_inline_report_runs_in_its_frame(
         }""")
         assert painted > 1000
         assert page.evaluate("document.querySelectorAll('script').length") == 0
+        assert problems == []
+    finally:
+        page.close()
+
+
+def test_hovering_a_failure_shows_its_exception_and_message(browser: Any, tmp_path: Path) -> None:
+    """The cross of a failed call names its exception and message, shown as plain text."""
+    calls = [call(i * 0.01, 0.001 * (1 + i % 3), "fetch") for i in range(30)]
+    calls.append(call(0.155, 0.05, "fetch", error="ConnectionError",
+                      message="upstream refused user 13 <b>\u202e"))
+    report = tmp_path / "r.html"
+    report.write_text(render_report(CallsSource(sorted(calls))), "utf-8")
+    page, problems, _ = open_report(browser, report)
+    try:
+        point = page.evaluate("""() => {
+            const c = document.getElementById('timeline');
+            const want = getComputedStyle(document.body).getPropertyValue('--failure').trim();
+            const rgb = [1, 3, 5].map(i => parseInt(want.slice(i, i + 2), 16));
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let sx = 0, sy = 0, k = 0;
+            for (let y = 0; y < c.height; y++) {
+              for (let x = 0; x < c.width; x++) {
+                const i = (y * c.width + x) * 4;
+                if (d[i + 3] > 200 && Math.abs(d[i] - rgb[0]) < 8 && Math.abs(d[i + 1] - rgb[1]) < 8
+                    && Math.abs(d[i + 2] - rgb[2]) < 8) { sx += x; sy += y; k++; }
+              }
+            }
+            const r = window.devicePixelRatio || 1;
+            return k ? [sx / k / r, sy / k / r] : null;
+        }""")
+        assert point is not None
+        page.locator("#timeline").scroll_into_view_if_needed()
+        box = page.locator("#timeline").bounding_box()
+        page.mouse.move(box["x"] + point[0], box["y"] + point[1])
+        text = page.inner_text("#tip")
+        assert "failed: ConnectionError: upstream refused user 13 <b>\\u202e" in text
         assert problems == []
     finally:
         page.close()

@@ -55,3 +55,14 @@ def test_time_axis_ticks_are_time_since_the_first_call_formatted_as_durations() 
     assert "1 s" in labels
     assert "500 ms" in labels
     assert all(label.endswith((" s", " ms")) for label in labels)
+
+
+def test_failures_carry_their_messages_for_the_tooltip() -> None:
+    """Each failure points at its (deduplicated, printable, shortened) message."""
+    calls = [call(0, 0.001, error="E", message="refused\x1b[2J"), call(1, 0.001),
+             call(2, 0.001, error="E", message="refused\x1b[2J"),
+             call(3, 0.001, error="F", message="x" * 500), call(4, 0.001, error="E")]
+    data = build_report(CallsSource(calls))["timeline"]
+    assert data["errors"] == ["E", "F"]
+    assert data["messages"] == ["refused\\x1b[2J", "x" * 159 + "…"]
+    assert data["x"] == [[0, 0, 0], [2, 0, 0], [3, 1, 1], [4, 0]]

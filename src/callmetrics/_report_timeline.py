@@ -20,6 +20,8 @@ from callmetrics._view import RetainedCall
 __all__ = ["PALETTE_SIZE", "LegendEntry", "timeline"]
 
 PALETTE_SIZE = 8  # distinct timeline colours; further functions are grey
+# Distinct failure messages the page carries for its tooltips (160 characters each at most).
+_MAX_MESSAGES = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,8 @@ def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
 
     ``s``: start deltas in microseconds; ``d``: durations in microseconds (three
     significant digits); ``f``: function index; ``c``: each function's colour
-    (-1 grey); ``x``: ``[index, error index]`` of each failure; ``o``: indices of
+    (-1 grey); ``x``: ``[index, error index, message index]`` of each failure
+    (no message index when it has none; -1 past 1,000 distinct messages); ``o``: indices of
     calls above their function's p99.  Every text is already ``printable``.
     """
     names: dict[str, int] = {}
@@ -77,8 +80,18 @@ def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
     starts = [b - a for a, b in zip([0, *micros], micros, strict=False)]
     durations = [_three_digits(call.duration * 1e6) for call in calls]
     errors: dict[str, int] = {}
-    failures = [[i, errors.setdefault(printable(call.error), len(errors))]
-                for i, call in enumerate(calls) if call.error is not None]
+    messages: dict[str, int] = {}
+    failures = []
+    for i, call in enumerate(calls):
+        if call.error is None:
+            continue
+        entry = [i, errors.setdefault(printable(call.error), len(errors))]
+        if call.message and len(messages) < _MAX_MESSAGES:
+            entry.append(messages.setdefault(shorten(printable(call.message), 160),
+                                             len(messages)))
+        elif call.message:
+            entry.append(messages.get(shorten(printable(call.message), 160), -1))
+        failures.append(entry)
     outliers = [i for i, level in enumerate(levels) if level == 2]
     ranked = Counter(functions).most_common()
     colours = [-1] * len(names)
@@ -94,7 +107,8 @@ def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
     low = math.floor(math.log10(min(positive) / 2)) if positive else 0
     high = max(math.ceil(math.log10(max(positive))), low + 1) if positive else 1
     data = {
-        "names": shown, "types": types, "errors": list(errors), "c": colours,
+        "names": shown, "types": types, "errors": list(errors),
+        "messages": list(messages), "c": colours,
         "s": starts, "d": durations, "f": functions, "x": failures, "o": outliers,
         "xt": _time_ticks(span), "floor": min(positive) / 2 if positive else 1.0,
         "y": [[e, axis_label(10.0 ** (e - 6))] for e in range(low, high + 1)],

@@ -93,6 +93,7 @@
   var starts = new Float64Array(n);    // microseconds since the first retained call
   var durations = new Float64Array(n); // microseconds
   var failed = new Int32Array(n).fill(-1);
+  var messageOf = new Int32Array(n).fill(-1);
   var outlier = new Uint8Array(n);
   var acc = 0;
   for (var i = 0; i < n; i++) {
@@ -100,7 +101,10 @@
     starts[i] = acc;
     durations[i] = data.d[i];
   }
-  data.x.forEach(function (pair) { failed[pair[0]] = pair[1]; });
+  data.x.forEach(function (entry) {
+    failed[entry[0]] = entry[1];
+    if (entry.length > 2) { messageOf[entry[0]] = entry[2]; }
+  });
   data.o.forEach(function (index) { outlier[index] = 1; });
   var lowExp = data.y[0][0], highExp = data.y[data.y.length - 1][0];
   var span = Math.max(n ? starts[n - 1] : 0, 1);
@@ -273,7 +277,12 @@
     var lines = [data.names[f] + " [" + data.types[f] + "]",
       "started " + formatUs(starts[k]) + " after the first retained call",
       "took " + formatUs(durations[k]) + (outlier[k] ? " (above its p99)" : "")];
-    lines.push(failed[k] >= 0 ? "failed: " + data.errors[failed[k]] : "succeeded");
+    if (failed[k] < 0) {
+      lines.push("succeeded");
+    } else {
+      var why = messageOf[k] >= 0 ? ": " + data.messages[messageOf[k]] : "";
+      lines.push("failed: " + data.errors[failed[k]] + why);
+    }
     showTip(lines.join("\n"), event.clientX, event.clientY);
   });
   canvas.addEventListener("mouseleave", function () { ring.hidden = true; hideTip(); });
