@@ -87,3 +87,15 @@ def test_inline_report_saves_the_standalone_document(tmp_path: Path) -> None:
     assert text == report.html
     assert text == srcdoc(report._repr_html_())
     assert "half\\ud800pair" in text
+
+
+def test_inline_report_also_takes_the_frame_or_a_document() -> None:
+    """``InlineReport(report_html(a))`` and ``InlineReport(document)`` show the same report."""
+    source = CallsSource([call(0, 0.001, "f<b>")])
+    frame = report_html(source)
+    from_frame = InlineReport(frame)
+    assert from_frame._repr_html_() == frame
+    assert from_frame.html == srcdoc(frame)
+    from_document = InlineReport(from_frame.html)
+    assert from_document._repr_html_() == frame
+    assert from_document.html == from_frame.html

@@ -9,7 +9,8 @@ frame, and the notebook's page is untouched.  Both read only through ``Source``.
 
 from __future__ import annotations
 
-from html import escape
+import re
+from html import escape, unescape
 from pathlib import Path
 
 from markupsafe import Markup
@@ -46,6 +47,10 @@ def report_html(source: Source, *, height: int = _FRAME_HEIGHT) -> str:
     return _frame(render_report(source, force_mode=True), height)
 
 
+# What ``_frame`` writes, to read the document back from it.
+_SRCDOC = re.compile(r'<iframe class="callmetrics-report" [^>]*srcdoc="([^"]*)"></iframe>')
+
+
 def _frame(document: str, height: int) -> str:
     if isinstance(height, bool) or not isinstance(height, int) or height <= 0:
         raise ValueError(f"height must be a positive int (pixels), got {height!r}")
@@ -58,13 +63,19 @@ class InlineReport:
     """The full report of a source, shown inline by Jupyter (``_repr_html_``).
 
     ``html`` holds the standalone document (what ``generate_reports`` writes);
-    :meth:`save` writes it to a file.
+    :meth:`save` writes it to a file.  Given a string instead of a source, it shows
+    that string: the frame ``report_html`` returned, or a standalone document.
     """
 
-    def __init__(self, source: Source, *, height: int = _FRAME_HEIGHT) -> None:
+    def __init__(self, source: Source | str, *, height: int = _FRAME_HEIGHT) -> None:
         """Render the report of ``source`` now (later calls do not change it)."""
-        self.html = render_report(source, force_mode=True)
-        self._frame = _frame(self.html, height)
+        if isinstance(source, str):
+            found = _SRCDOC.fullmatch(source)
+            self.html = unescape(found.group(1)) if found else source
+            self._frame = source if found else _frame(source, height)
+        else:
+            self.html = render_report(source, force_mode=True)
+            self._frame = _frame(self.html, height)
 
     def _repr_html_(self) -> str:
         return self._frame
