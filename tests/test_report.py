@@ -181,7 +181,7 @@ def test_control_and_bidi_characters_never_reach_the_page() -> None:
     assert "<b>" not in html
     assert html.count("<script") == 2
     assert CSP in html
-    shown = unescape(html)
+    shown = unescape(html.replace("<wbr>", ""))
     for text in ("evil\\x1b[2J\\u202egnp.exe\\x00", "t\\x07ype\\u2066", "Err\\x1b]0;pwned\\x07",
                  "line one\\u202e\\x9b31m", "/srv/\\u200fapp.py:12 in"):
         assert text in shown, text

@@ -100,8 +100,9 @@ def static_asset(name: str) -> str:
 
 
 def breakable(text: str) -> Markup:
-    """Escape ``text`` and let a long dotted name wrap after its dots (``<wbr>``)."""
-    return Markup(str(escape(text)).replace(".", ".<wbr>"))  # noqa: S704  # escaped first
+    """Escape ``text`` and let a long dotted name or path wrap after ``.`` and ``/``."""
+    escaped = str(escape(text)).replace(".", ".<wbr>").replace("/", "/<wbr>")
+    return Markup(escaped)  # noqa: S704  # escaped first: only our <wbr> tags are markup
 
 
 def _csp_hash(text: str) -> str:
