@@ -4,6 +4,7 @@ import contextlib
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,15 +45,23 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # playwright's sync API runs an event loop in this thread; the demo runs its own.
     worker = threading.Thread(target=run_demo, args=(analytics,), kwargs={"scale": 0.3})
     worker.start()
-    worker.join(timeout=120)
-    assert not worker.is_alive()
+    functions = []
     for i in range(6):
         @analytics.track("kind", name=f"function_{i}")
         def work(n: int) -> int:
             return sum(range(n))
 
-        for n in range(10 * (i + 1)):
-            work(n * 50)
+        functions.append(work)
+    # Small functions called in turns while the demo runs, as a program's helpers are:
+    # each one's dots spread along the timeline instead of piling up in one spot (the
+    # legend check below looks for every legend colour on the canvas).
+    for n in range(60):
+        for i, helper in enumerate(functions):
+            if n < 10 * (i + 1):
+                helper(n * 50)
+        time.sleep(0.005)
+    worker.join(timeout=120)
+    assert not worker.is_alive()
 
     @analytics.track("<b>evil</b>", name=HOSTILE)
     def hostile() -> None:
