@@ -4,24 +4,34 @@ import gc
 import hashlib
 import json
 import logging
+import math
 import os
 import re
+from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callmetrics import Analytics, AnalyticsConfig, DurationSketch, FunctionSnapshot
-from callmetrics._report import build_report
+from callmetrics._format import printable
+from callmetrics._report import generate_reports, render_report
+from callmetrics._view import Reading, RetainedCall
 
 HOSTILE = "<script>alert(1)</script>"
+# Characters that must never reach the page raw: escapes, NUL, bell, bidi overrides.
+CONTROL = ("\x1b", "\x00", "\x07", "\x9b", "\u202e", "\u2066", "\u200f", "\ufeff")
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+       "script-src 'sha256-")
 
 
 def make(tmp_path: Path, **config: Any) -> Analytics:
-    settings: dict[str, Any] = {"report_dir": tmp_path / "reports"}
-    settings.update(config)
-    return Analytics(AnalyticsConfig(**settings))
+    options: dict[str, Any] = {"report_dir": tmp_path / "reports"}
+    options.update(config)
+    return Analytics(AnalyticsConfig(**options))
 
 
 def record(analytics: Analytics, *, ok: int = 5, failing: int = 2,
@@ -34,6 +44,58 @@ def record(analytics: Analytics, *, ok: int = 5, failing: int = 2,
     for i in range(ok + failing):
         with contextlib.suppress(ValueError):
             job(i >= ok)
+
+
+@dataclass
+class CallsSource:
+    """A ``Source`` built from retained calls, as a store written by a newer engine gives.
+
+    The aggregates are computed from the calls themselves, so that they agree.
+    """
+
+    calls: list[RetainedCall]
+    config: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+
+    @property
+    def settings(self) -> AnalyticsConfig:
+        """The settings given."""
+        return self.config
+
+    def snapshot(self) -> list[FunctionSnapshot]:
+        """Aggregates of the calls, per function."""
+        found: dict[str, list[RetainedCall]] = {}
+        for call in self.calls:
+            if math.isfinite(call.duration) and call.duration >= 0:  # what a store validates
+                found.setdefault(call.name, []).append(call)
+        snaps = []
+        limits = self.config.duration_thresholds
+        for name, calls in sorted(found.items()):
+            sketch = DurationSketch()
+            for call in calls:
+                sketch.add(call.duration)
+            durations = [c.duration for c in calls]
+            snaps.append(FunctionSnapshot(
+                name=name, event_type=calls[0].event_type, module="tests", calls=len(calls),
+                successes=sum(c.error is None for c in calls), total=sum(durations),
+                fast=sum(d <= limits.short_max for d in durations),
+                medium=sum(limits.short_max < d <= limits.medium_max for d in durations),
+                slow=sum(d > limits.medium_max for d in durations), overhead=0.0,
+                sketch=sketch, slowest=None, fastest=None))
+        return snaps
+
+    def retained(self) -> list[RetainedCall]:
+        """The calls."""
+        return list(self.calls)
+
+    def read(self) -> Reading:
+        """Both."""
+        return Reading(self.snapshot(), self.retained())
+
+
+def call(start: float, duration: float, name: str = "f", *, error: str | None = None,
+         message: str | None = None, location: str | None = None,
+         event_type: str = "t") -> RetainedCall:
+    return RetainedCall(1.7e9 + start, duration, name, event_type, error, message, location)
 
 
 def timeline(html: str) -> dict[str, Any]:
@@ -50,6 +112,11 @@ def table_rows(html: str, table_id: str) -> list[str]:
     return re.findall(r"<tr[^>]*>.*?</tr>", found.group(1), re.S)
 
 
+def cells(row: str) -> list[str]:
+    return [unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", row,
+                                                                      re.S)]
+
+
 def test_report_is_one_self_contained_file(tmp_path: Path) -> None:
     """The report references nothing outside itself and only runs its own, hashed script."""
     analytics = make(tmp_path)
@@ -61,9 +128,9 @@ def test_report_is_one_self_contained_file(tmp_path: Path) -> None:
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
     assert [attrs for attrs, _ in scripts] == [' type="application/json" id="timeline-data"', ""]
     digest = base64.b64encode(hashlib.sha256(scripts[1][1].encode()).digest()).decode()
-    assert "default-src 'none'" in html
-    assert f"script-src 'sha256-{digest}'" in html
+    assert f'content="{CSP}{digest}\'"' in html
     assert "prefers-color-scheme: dark" in html
+    assert re.search(r"\son[a-z]+=", html) is None  # no inline event handlers
 
 
 def test_hostile_names_are_escaped_everywhere(tmp_path: Path) -> None:
@@ -93,79 +160,107 @@ def test_hostile_names_are_escaped_everywhere(tmp_path: Path) -> None:
     assert data["errors"] == ["<img src=x onerror=alert(2)>"]
 
 
+def hostile_source() -> CallsSource:
+    name = "evil\x1b[2J\u202egnp.exe\x00" + HOSTILE
+    kind = "t\x07ype\u2066<b>"
+    calls = [call(i * 0.01, 0.001 * (1 + i % 7), name, event_type=kind) for i in range(30)]
+    calls += [call(1 + i, 0.002, name, event_type=kind, error="Err\x1b]0;pwned\x07<i>",
+                   message="line one\u202e\x9b31m <script>x</script>\x00",
+                   location="/srv/\u200fapp.py:12 in <lambda>\ufeff") for i in range(3)]
+    calls.append(call(9, 6.0, name, event_type=kind))  # slow: listed in the detail table
+    return CallsSource(calls)
+
+
+def test_control_and_bidi_characters_never_reach_the_page() -> None:
+    """Names, event types, errors, messages and locations are printable, then escaped."""
+    source = hostile_source()
+    html = render_report(source)
+    for bad in CONTROL:
+        assert bad not in html, repr(bad)
+    assert "<i>" not in html
+    assert "<b>" not in html
+    assert html.count("<script") == 2
+    assert CSP in html
+    shown = unescape(html.replace("<wbr>", ""))
+    for text in ("evil\\x1b[2J\\u202egnp.exe\\x00", "t\\x07ype\\u2066", "Err\\x1b]0;pwned\\x07",
+                 "line one\\u202e\\x9b31m", "/srv/\\u200fapp.py:12 in"):
+        assert text in shown, text
+    rows = table_rows(html, "failure-table")
+    assert len(rows) == 1
+    assert "gnp.<wbr>exe" in rows[0]  # long dotted names may wrap after their dots
+    assert "&lt;wbr" not in html
+    assert all(bad not in json.dumps(timeline(html), ensure_ascii=False) for bad in CONTROL)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(min_size=1, max_size=30), st.text(min_size=1, max_size=12),
+       st.text(max_size=40))
+def test_any_text_is_shown_printable_and_escaped(name: str, kind: str, message: str) -> None:
+    """Whatever the text, the page holds its printable form and no raw control character."""
+    source = CallsSource([call(0, 0.001, name, event_type=kind, error="E", message=message),
+                          call(1, 0.002, name, event_type=kind)])
+    html = render_report(source)
+    body = html[html.index("<body"):html.index('<script type="application/json"')]
+    for ch in set(name + kind + message):
+        if printable(ch) != ch and ch != "\n":  # the page's own line breaks are newlines
+            assert ch not in body, repr(ch)
+    assert html.count("<script") == 2
+    assert printable(name) in unescape(re.sub(r"<wbr>", "", body))
+
+
 def test_header_and_function_table_cover_every_call(tmp_path: Path) -> None:
     """Counts come from the exact aggregates, not just the retained events."""
     analytics = make(tmp_path, max_events=10)
-    record(analytics, ok=90, failing=10)
+    record(analytics, ok=1990, failing=10)
     record(analytics, ok=3, failing=0, name="other")
     html = analytics.render_report(force_mode=True)
-    assert re.search(r'id="kpi-calls">103<', html)
+    assert re.search(r'id="kpi-calls">2,003<', html)
     assert re.search(r'id="kpi-functions">2<', html)
     assert re.search(r'id="kpi-retained">10<', html)
+    assert re.search(r'id="kpi-success" class="bad">99.5%<', html)
     assert "full run" in html
     rows = table_rows(html, "function-table")
     assert len(rows) == 2
-    cells = [unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", rows[0])]
-    assert cells[:6] == ["job", "work", "100", "90", "10", "90.0%"]
-    assert len(cells) == 13
-    assert re.search(r'<td data-v="100">100</td>', rows[0])
+    first = cells(rows[0])
+    assert first[:6] == ["job", "work", "2,000", "1,990", "10", "99.5%"]
+    assert len(first) == 13
+    assert re.search(r'<td class="num" data-v="2000">2,000</td>', rows[0])
 
 
-def test_detail_table_is_newest_first_capped_and_says_what_it_left_out(tmp_path: Path) -> None:
-    """Failures are listed newest first, at most report_max_detail_rows of them."""
-    analytics = make(tmp_path, report_max_detail_rows=3)
-    record(analytics, ok=4, failing=5)
+def test_success_rate_is_never_rounded_up_to_100(tmp_path: Path) -> None:
+    """One failure in 2,000 calls reads 99.9%, in the header and in the table."""
+    analytics = make(tmp_path)
+    record(analytics, ok=1999, failing=1)
     html = analytics.render_report()
-    rows = table_rows(html, "detail-table")
-    assert len(rows) == 3
-    assert all('class="row-failure"' in row and "ValueError" in row for row in rows)
-    assert re.search(r'id="left-out">2 more left out<', html)
-    report = build_report(analytics)
-    starts = [d.start for d in report["details"]]
-    assert starts == sorted(starts, reverse=True)
+    assert re.search(r'id="kpi-success" class="bad">99.9%<', html)
+    assert cells(table_rows(html, "function-table")[0])[5] == "99.9%"
 
 
-def test_short_successful_calls_are_grouped(tmp_path: Path) -> None:
-    """Short successful calls are summed per function: count, average and total."""
+def test_live_failures_appear_in_the_failures_section(tmp_path: Path) -> None:
+    """Failures recorded by Analytics are grouped too (message when the engine keeps it)."""
     analytics = make(tmp_path)
-    record(analytics, ok=6, failing=1)
-    report = build_report(analytics)
-    assert [(g.name, g.event_type, g.count) for g in report["groups"]] == [("job", "work", 6)]
-    assert len(table_rows(analytics.render_report(), "group-table")) == 1
+    record(analytics, ok=3, failing=4)
+    html = analytics.render_report()
+    rows = table_rows(html, "failure-table")
+    assert len(rows) == 1
+    assert cells(rows[0])[1] == "ValueError"
+    assert cells(rows[0])[3] == "4"
 
 
-def test_timeline_arrays_encode_every_retained_call(tmp_path: Path) -> None:
-    """The timeline data holds each retained call's start, duration, function and failure."""
-    analytics = make(tmp_path)
-    record(analytics, ok=3, failing=2)
-    record(analytics, ok=2, failing=0, name="second")
-    raw = analytics.raw_events()
-    data = timeline(analytics.render_report())
-    assert len(data["s"]) == len(data["d"]) == len(data["f"]) == len(raw) == 7
-    starts = [sum(data["s"][: i + 1]) for i in range(len(raw))]
-    assert starts == [round((r[0] - raw[0][0]) * 1e6) for r in raw]
-    for got, event in zip(data["d"], raw, strict=True):
-        assert got == pytest.approx(event[1] * 1e6, rel=0.01, abs=1e-3)
-    assert [data["names"][f] for f in data["f"]] == [r[3].name for r in raw]
-    failed = [i for i, r in enumerate(raw) if r[2] is not None]
-    assert [pair[0] for pair in data["x"]] == failed
-    assert data["errors"] == ["ValueError"]
+def test_no_failure_says_so() -> None:
+    """Without failures the section has one line and no table."""
+    html = render_report(CallsSource([call(0, 0.001)]))
+    section = html[html.index('id="failures"'):html.index('id="time-chart"')]
+    assert "No call failed." in section
+    assert "<table" not in section
 
 
-def test_charts_have_bars_histograms_and_percentile_lines(tmp_path: Path) -> None:
-    """Time bars cap at 20 plus an 'other' bar; histograms cover the busiest functions."""
-    analytics = make(tmp_path)
-    for i in range(25):
-        record(analytics, ok=i + 1, failing=0, name=f"f{i:02d}")
-    report = build_report(analytics)
-    assert len(report["bars"]) == 21
-    assert report["bars"][-1].other
-    assert report["bars"][-1].label == "5 other functions"
-    assert len(report["histograms"]) == 12
-    assert report["histograms"][0].name == "f24"
-    for hist in report["histograms"]:
-        assert sum(int(b.tip.split(": ")[1].split(" calls")[0]) for b in hist.bars) == hist.calls
-        assert [m.label for m in hist.markers] == ["p50", "p95", "p99"]
+def tail_source() -> CallsSource:
+    """100 calls of 1 ms and 5 slower ones, and a function with too few calls to judge."""
+    calls = [call(i * 0.01, 0.001 * (1 + (i % 10) / 100), "steady") for i in range(100)]
+    calls += [call(1.0 + i, 0.05 * (i + 1), "steady") for i in range(5)]
+    calls += [call(0.5 + i, 0.2, "rare") for i in range(5)]
+    return CallsSource(sorted(calls))
 
 
 def test_generate_reports_writes_the_default_files(tmp_path: Path) -> None:
@@ -181,6 +276,14 @@ def test_generate_reports_writes_the_default_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
         "analytics_full.html", "analytics_incremental.html"]
     assert full.stat().st_mode & 0o777 == 0o644
+
+
+def test_generate_reports_takes_any_source(tmp_path: Path) -> None:
+    """A Source that is not Analytics (no summary to log) still writes its report."""
+    config = AnalyticsConfig(report_dir=tmp_path / "r")
+    written = generate_reports(CallsSource([call(0, 0.001)], config), force_mode=True)
+    assert written == tmp_path / "r" / "analytics_full.html"
+    assert "callmetrics report" in written.read_text("utf-8")
 
 
 def test_generate_reports_logs_the_summary_first(
@@ -307,3 +410,23 @@ def test_latency_section_says_so_when_no_call_took_measurable_time(tmp_path: Pat
     latency = html[html.index('id="latency"'):html.index('id="timeline-section"')]
     assert 'class="empty"' in latency
     assert "No call took a measurable time" in latency
+
+
+def test_impossible_times_are_left_out_and_said_so() -> None:
+    """A damaged store's start of 1e300 or a NaN duration cannot break the report."""
+    calls = [call(0, 0.001), RetainedCall(1e300, 0.001, "f", "t", "E", "m", None),
+             RetainedCall(1.7e9, math.nan, "f", "t", None),
+             RetainedCall(1.7e9, -1.0, "f", "t", None), RetainedCall(math.inf, 0.1, "f", "t", None)]
+    html = render_report(CallsSource(calls))
+    assert re.search(r'id="invalid">3 calls with an impossible time or duration left out', html)
+    assert len(timeline(html)["s"]) == 2
+    rows = table_rows(html, "failure-table")
+    assert cells(rows[0])[4] == "-"  # no calendar holds 1e300
+
+
+def test_an_empty_source_renders(tmp_path: Path) -> None:
+    """No call at all still gives a valid page (the notebook shows empty instances)."""
+    html = render_report(CallsSource([]))
+    assert "No retained calls." in html
+    assert "No call failed." in html
+    assert timeline(html)["s"] == []

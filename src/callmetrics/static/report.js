@@ -72,65 +72,80 @@
     filterCount.textContent = shown + " of " + rows.length + " functions";
   });
 
+  // ------------------------------------------------------------- scroll hints
+  // A wide table scrolls inside its frame; the hint above it says so only when it does.
+  var frames = Array.prototype.slice.call(document.querySelectorAll(".scroll"));
+  function markScrolling() {
+    frames.forEach(function (frame) {
+      var hint = frame.previousElementSibling;
+      if (hint && hint.classList.contains("scroll-hint")) {
+        hint.classList.toggle("shown", frame.scrollWidth > frame.clientWidth + 1);
+      }
+    });
+  }
+
   // ----------------------------------------------------------------- timeline
   var data = JSON.parse(document.getElementById("timeline-data").textContent);
   var canvas = document.getElementById("timeline");
   var wrap = document.getElementById("timeline-wrap");
   var ring = document.getElementById("timeline-ring");
   var n = data.s.length;
-  var starts = new Float64Array(n);   // microseconds since the first call
+  var starts = new Float64Array(n);    // microseconds since the first retained call
   var durations = new Float64Array(n); // microseconds
-  var kind = new Uint8Array(n);       // 0 fast, 1 medium, 2 slow, 3 failed
-  var errorOf = new Int32Array(n).fill(-1);
-  var acc = 0, smallest = Infinity, largest = 0;
+  var failed = new Int32Array(n).fill(-1);
+  var messageOf = new Int32Array(n).fill(-1);
+  var outlier = new Uint8Array(n);
+  var acc = 0;
   for (var i = 0; i < n; i++) {
     acc += data.s[i];
     starts[i] = acc;
-    var d = data.d[i];
-    durations[i] = d;
-    kind[i] = d <= data.short ? 0 : d <= data.medium ? 1 : 2;
-    if (d > 0 && d < smallest) { smallest = d; }
-    if (d > largest) { largest = d; }
+    durations[i] = data.d[i];
   }
-  data.x.forEach(function (pair) { kind[pair[0]] = 3; errorOf[pair[0]] = pair[1]; });
-  if (!(smallest < Infinity)) { smallest = 1; largest = 10; }
-  var floorUs = smallest / 2; // where zero-length calls are drawn
-  var lowExp = Math.floor(Math.log10(floorUs));
-  var highExp = Math.max(Math.ceil(Math.log10(largest)), lowExp + 1);
+  data.x.forEach(function (entry) {
+    failed[entry[0]] = entry[1];
+    if (entry.length > 2) { messageOf[entry[0]] = entry[2]; }
+  });
+  data.o.forEach(function (index) { outlier[index] = 1; });
+  var lowExp = data.y[0][0], highExp = data.y[data.y.length - 1][0];
   var span = Math.max(n ? starts[n - 1] : 0, 1);
-  var pad = { left: 62, right: 14, top: 10, bottom: 26 };
+  var pad = { left: 64, right: 14, top: 12, bottom: 42 };
   var px = new Float32Array(n), py = new Float32Array(n);
   var grid = null, gridCols = 0, CELL = 8;
 
+  // The same rules as callmetrics._format.duration: three significant digits.
   function formatUs(us) {
     var s = us / 1e6;
-    if (s <= 0) { return "0 s"; }
-    if (s >= 60) { return Math.floor(s / 60) + "m " + String(Math.round(s % 60)).padStart(2, "0") + "s"; }
-    var units = [[1, "s"], [1e-3, "ms"], [1e-6, "\u00b5s"]];
+    if (!(s > 0)) { return "0 s"; }
+    if (s >= 3600) {
+      var h = Math.floor(Math.round(s) / 3600);
+      return h + "h " + String(Math.floor((Math.round(s) % 3600) / 60)).padStart(2, "0") + "m";
+    }
+    if (s >= 60) {
+      return Math.floor(Math.round(s) / 60) + "m " + String(Math.round(s) % 60).padStart(2, "0") + "s";
+    }
+    var units = [[1, "s"], [1e-3, "ms"], [1e-6, "\u00b5s"], [1e-9, "ns"]];
     for (var k = 0; k < units.length; k++) {
-      if (s >= units[k][0]) {
+      if (s >= units[k][0] * 0.9995 || k === units.length - 1) {
         var v = s / units[k][0];
-        return v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2) + " " + units[k][1];
+        return v.toFixed(v >= 99.95 ? 0 : v >= 9.995 ? 1 : 2) + " " + units[k][1];
       }
     }
-    return (s * 1e9).toFixed(0) + " ns";
+    return "0 s";
   }
-  function decade(exp) {
-    var units = [[0, "s"], [-3, "ms"], [-6, "\u00b5s"], [-9, "ns"]];
-    for (var k = 0; k < units.length; k++) {
-      if (exp - 6 >= units[k][0] || k === units.length - 1) {
-        return Number(Math.pow(10, exp - 6 - units[k][0]).toPrecision(1)) + " " + units[k][1];
-      }
-    }
-    return "";
+  function cssColor(name) {
+    return getComputedStyle(document.body).getPropertyValue(name).trim();
   }
-  function clock(us, fine) {
-    var date = new Date(data.t0 + us / 1000);
-    var text = date.toLocaleTimeString([], { hour12: false });
-    return fine ? text + "." + String(date.getMilliseconds()).padStart(3, "0") : text;
+  // Successful calls by colour slot (0: grey, 1 + k: colour k), drawn grey first, then
+  // the busiest function first so that rarer ones stay visible on top.
+  var byColour = [];
+  for (var slot = 0; slot < 9; slot++) { byColour.push([]); }
+  for (var q = 0; q < n; q++) {
+    if (failed[q] < 0) { byColour[data.c[data.f[q]] + 1].push(q); }
   }
-  function color(name) {
-    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  var DOT = 2.2; // radius of a call's disc, as the legend draws it
+  function yOf(us, plotH) {
+    var v = us > 0 ? us : data.floor;
+    return pad.top + plotH - (Math.log10(v) - lowExp) / (highExp - lowExp) * plotH;
   }
 
   function draw() {
@@ -143,58 +158,80 @@
     ctx.clearRect(0, 0, width, height);
     var plotW = Math.max(width - pad.left - pad.right, 10);
     var plotH = Math.max(height - pad.top - pad.bottom, 10);
-    var logSpan = highExp - lowExp;
-    ctx.font = "11px system-ui, sans-serif";
+    ctx.font = "12px system-ui, sans-serif";
     ctx.lineWidth = 1;
-    ctx.strokeStyle = color("--line");
-    ctx.fillStyle = color("--muted");
+    ctx.strokeStyle = cssColor("--line");
+    ctx.fillStyle = cssColor("--muted");
     ctx.textAlign = "right";
     ctx.textBaseline = "middle";
-    for (var e = lowExp; e <= highExp; e++) {
-      var gy = pad.top + plotH - (e - lowExp) / logSpan * plotH;
+    data.y.forEach(function (tick) {
+      var gy = yOf(Math.pow(10, tick[0]), plotH);
       ctx.beginPath(); ctx.moveTo(pad.left, gy); ctx.lineTo(pad.left + plotW, gy); ctx.stroke();
-      ctx.fillText(decade(e), pad.left - 6, gy);
-    }
-    ctx.textAlign = "center";
+      ctx.fillText(tick[1], pad.left - 6, gy);
+    });
+    // The finest set of time ticks whose labels keep 80 px apart.
+    var ticks = data.xt[0];
+    data.xt.forEach(function (option) {
+      if (option.length > 1 && plotW / (option.length - 1) >= 80) { ticks = option; }
+    });
     ctx.textBaseline = "top";
-    var ticks = Math.max(2, Math.min(8, Math.floor(plotW / 120)));
-    for (var t = 0; t <= ticks; t++) {
-      var us = span * t / ticks;
-      var gx = pad.left + plotW * t / ticks;
+    ticks.forEach(function (tick, t) {
+      var gx = pad.left + tick[0] / span * plotW;
       ctx.beginPath(); ctx.moveTo(gx, pad.top); ctx.lineTo(gx, pad.top + plotH); ctx.stroke();
-      ctx.textAlign = t === 0 ? "left" : t === ticks ? "right" : "center";
-      ctx.fillText(clock(us, span < 10e6), gx, pad.top + plotH + 6);
-    }
+      ctx.textAlign = t === 0 ? "left" : gx > pad.left + plotW - 30 ? "right" : "center";
+      ctx.fillText(tick[1], gx, pad.top + plotH + 5);
+    });
+    ctx.textAlign = "center";
+    ctx.fillText("time since the first retained call", pad.left + plotW / 2, pad.top + plotH + 23);
+    // The medium and slow thresholds, where they fall inside the plot.
+    ctx.setLineDash([5, 4]);
+    ctx.textAlign = "right";
+    ctx.textBaseline = "bottom";
+    data.lines.forEach(function (line, k) {
+      var exp = Math.log10(line[0]);
+      if (exp < lowExp || exp > highExp) { return; }
+      var gy = yOf(line[0], plotH);
+      ctx.strokeStyle = ctx.fillStyle = cssColor(k === 0 ? "--medium" : "--slow");
+      ctx.beginPath(); ctx.moveTo(pad.left, gy); ctx.lineTo(pad.left + plotW, gy); ctx.stroke();
+      ctx.fillText(line[1], pad.left + plotW - 4, gy - 2);
+    });
+    ctx.setLineDash([]);
     if (!n) { grid = null; return; }
     for (var j = 0; j < n; j++) {
-      var dur = durations[j] > 0 ? durations[j] : floorUs;
       px[j] = pad.left + starts[j] / span * plotW;
-      py[j] = pad.top + plotH - (Math.log10(dur) - lowExp) / logSpan * plotH;
+      py[j] = yOf(durations[j], plotH);
     }
-    // One fill colour at a time, and one square per pixel and colour: 100,000 calls
-    // mostly overlap, so this draws a fraction of them with the same picture.
-    var styles = [color("--fast"), color("--medium"), color("--slow")];
-    var seen = new Uint8Array((Math.ceil(width) + 2) * (Math.ceil(height) + 2));
+    // One colour at a time, one dot per pixel and colour: 100,000 calls mostly overlap.
+    var seen = new Int16Array((Math.ceil(width) + 2) * (Math.ceil(height) + 2)).fill(-2);
     var stride = Math.ceil(width) + 2;
-    ctx.globalAlpha = 0.75;
-    for (var c = 0; c < 3; c++) {
-      ctx.fillStyle = styles[c];
-      for (var p = 0; p < n; p++) {
-        if (kind[p] !== c) { continue; }
+    byColour.forEach(function (members, slot) {
+      var colour = slot - 1;
+      ctx.fillStyle = cssColor(colour >= 0 ? "--c" + colour : "--grey");
+      ctx.beginPath();
+      for (var m = 0; m < members.length; m++) {
+        var p = members[m];
         var cell = Math.round(py[p]) * stride + Math.round(px[p]);
-        if (seen[cell] === c + 1) { continue; }
-        seen[cell] = c + 1;
-        ctx.fillRect(px[p] - 1.25, py[p] - 1.25, 2.5, 2.5);
+        if (seen[cell] === colour) { continue; }
+        seen[cell] = colour;
+        ctx.moveTo(px[p] + DOT, py[p]);
+        ctx.arc(px[p], py[p], DOT, 0, 2 * Math.PI);
       }
-    }
-    ctx.globalAlpha = 1;
-    ctx.strokeStyle = color("--failure");
+      ctx.fill();
+    });
+    ctx.strokeStyle = cssColor("--fg");
     ctx.lineWidth = 1.5;
     ctx.beginPath();
+    for (var o = 0; o < n; o++) {
+      if (outlier[o]) { ctx.moveTo(px[o] + 5, py[o]); ctx.arc(px[o], py[o], 5, 0, 2 * Math.PI); }
+    }
+    ctx.stroke();
+    ctx.strokeStyle = cssColor("--failure");
+    ctx.lineWidth = 2;
+    ctx.beginPath();
     for (var f = 0; f < n; f++) {
-      if (kind[f] === 3) {
-        ctx.moveTo(px[f] - 3, py[f] - 3); ctx.lineTo(px[f] + 3, py[f] + 3);
-        ctx.moveTo(px[f] + 3, py[f] - 3); ctx.lineTo(px[f] - 3, py[f] + 3);
+      if (failed[f] >= 0) {
+        ctx.moveTo(px[f] - 3.5, py[f] - 3.5); ctx.lineTo(px[f] + 3.5, py[f] + 3.5);
+        ctx.moveTo(px[f] + 3.5, py[f] - 3.5); ctx.lineTo(px[f] - 3.5, py[f] + 3.5);
       }
     }
     ctx.stroke();
@@ -222,7 +259,7 @@
         for (var b = 0; b < bucket.length; b++) {
           var k = bucket[b], dx = px[k] - x, dy = py[k] - y, dist = dx * dx + dy * dy;
           // Failures win ties: they are what people hover for.
-          if (dist < bestD || (dist === bestD && kind[k] === 3)) { best = k; bestD = dist; }
+          if (dist < bestD || (dist === bestD && failed[k] >= 0)) { best = k; bestD = dist; }
         }
       }
     }
@@ -238,8 +275,14 @@
     ring.hidden = false;
     var f = data.f[k];
     var lines = [data.names[f] + " [" + data.types[f] + "]",
-      "started " + clock(starts[k], true), "took " + formatUs(durations[k])];
-    lines.push(errorOf[k] >= 0 ? "failed: " + data.errors[errorOf[k]] : "succeeded");
+      "started " + formatUs(starts[k]) + " after the first retained call",
+      "took " + formatUs(durations[k]) + (outlier[k] ? " (above its p99)" : "")];
+    if (failed[k] < 0) {
+      lines.push("succeeded");
+    } else {
+      var why = messageOf[k] >= 0 ? ": " + data.messages[messageOf[k]] : "";
+      lines.push("failed: " + data.errors[failed[k]] + why);
+    }
     showTip(lines.join("\n"), event.clientX, event.clientY);
   });
   canvas.addEventListener("mouseleave", function () { ring.hidden = true; hideTip(); });
@@ -248,11 +291,15 @@
   function schedule() {
     if (pending) { return; }
     pending = true;
-    window.requestAnimationFrame(function () { pending = false; draw(); });
+    window.requestAnimationFrame(function () { pending = false; draw(); markScrolling(); });
   }
   window.addEventListener("resize", schedule);
+  // The page may be laid out after this script runs (a report inside a notebook's frame
+  // starts at zero width): redraw whenever the timeline's box changes size.
+  if (window.ResizeObserver) { new ResizeObserver(schedule).observe(wrap); }
   if (window.matchMedia) {
     window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", schedule);
   }
   draw();
+  markScrolling();
 }());
