@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from callmetrics import __version__
 from callmetrics._cli_metrics import add_commands as _add_metrics
+from callmetrics._cli_run import add_commands as _add_run  # reach (issue 11): `callmetrics run`
 from callmetrics._cli_store import add_commands as _add_store
 from callmetrics._cli_store import demo_store, finish_demo_store
 
@@ -83,6 +84,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
     _add_demo,
     _add_metrics,
     _add_store,
+    _add_run,  # reach (issue 11)
 ]
 
 
