@@ -136,7 +136,7 @@ def _run_script(path: Path, args: list[str], inst: Instrumentation) -> None:
     main.__dict__[MAIN_HOOK] = MainHook(inst)
     sys.modules["__main__"] = main
     sys.argv[:] = [str(path), *args]
-    sys.path[0] = os.path.dirname(os.path.realpath(path))
+    sys.path[0] = str(path.resolve().parent)
     exec(main_code(source, str(path)), main.__dict__)  # noqa: S102  # running the user's program is the point
 
 
@@ -145,7 +145,7 @@ def _run_module(name: str, args: list[str], inst: Instrumentation) -> None:
 
     run_targets((name, f"{name}.__main__"))
     sys.argv[:] = [name, *args]  # runpy puts the module's file in argv[0]
-    sys.path[0] = os.getcwd()
+    sys.path[0] = str(Path.cwd())
     runpy.run_module(name, init_globals={MAIN_HOOK: MainHook(inst)}, run_name="__main__",
                      alter_sys=True)
 
@@ -156,7 +156,7 @@ def run_program(analytics: Analytics, target: str, args: list[str], *, module: b
     from callmetrics._instrument import Instrumentation, Matcher, start  # noqa: PLC0415
 
     if module:
-        top = target.split(".")[0]
+        top = target.split(".", maxsplit=1)[0]
         matcher = Matcher(["__main__", *(track or [top, f"{top}.*"])], exclude)
     else:
         roots = [] if track else [Path(target).resolve().parent]

@@ -27,7 +27,7 @@ import threading
 import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from callmetrics._logging import report_internal_error
 
@@ -137,7 +137,7 @@ class Instrumentation:
         return wrapper
 
     @staticmethod
-    def _plain(func: object, module: str, prefix: str) -> bool:
+    def _plain(func: object, module: str, prefix: str) -> TypeGuard[types.FunctionType]:
         return (isinstance(func, types.FunctionType) and func.__module__ == module
                 and func.__name__ != "<lambda>" and not _is_ours(func)
                 and func.__qualname__.startswith(prefix))
@@ -167,7 +167,6 @@ class Instrumentation:
             if isinstance(value, property):
                 func = value.fget
             if self._plain(func, module, prefix):
-                assert isinstance(func, types.FunctionType)
                 wrapper = self._wrapped(func, self._label(module, func.__qualname__))
                 if isinstance(value, property):
                     new: object = value.getter(wrapper)
@@ -184,7 +183,6 @@ class Instrumentation:
         """Wrap ``value`` (a function or class found as ``namespace.attr``) if it qualifies."""
         with self._lock:
             if self._plain(value, module, ""):
-                assert isinstance(value, types.FunctionType)
                 if "<locals>" not in value.__qualname__:
                     self._replace(namespace, attr, value,
                                   self._wrapped(value, self._label(module, value.__qualname__)))
@@ -228,7 +226,7 @@ _hook_lock = threading.RLock()
 
 
 def _after_import(module: types.ModuleType) -> None:
-    for inst in list(_ACTIVE):
+    for inst in tuple(_ACTIVE):  # a copy: another thread may (un)instrument
         if inst.matches(module):
             inst.wrap_module(module)
 
@@ -275,7 +273,7 @@ class _Finder:
             if loader is not None and hasattr(loader, "exec_module") and (
                     fullname in _MAIN_TARGETS
                     or any(inst.matcher(fullname, spec.origin) for inst in list(_ACTIVE))):
-                spec.loader = _Loader(loader)
+                spec.loader = _Loader(loader)  # type: ignore[assignment]  # a loader by protocol
             return spec
         return None
 
@@ -292,7 +290,7 @@ def start(inst: Instrumentation) -> None:
     with _hook_lock:
         _ACTIVE.append(inst)
         if _FINDER not in sys.meta_path:
-            sys.meta_path.insert(0, _FINDER)  # type: ignore[arg-type]  # a finder by protocol
+            sys.meta_path.insert(0, _FINDER)
     for module in list(sys.modules.values()):
         if isinstance(module, types.ModuleType) and inst.matches(module):
             inst.wrap_module(module)
@@ -304,7 +302,7 @@ def stop(inst: Instrumentation) -> None:
         if inst in _ACTIVE:
             _ACTIVE.remove(inst)
         if not _ACTIVE and _FINDER in sys.meta_path:
-            sys.meta_path.remove(_FINDER)  # type: ignore[arg-type]  # a finder by protocol
+            sys.meta_path.remove(_FINDER)
     inst.undo()
 
 
@@ -388,7 +386,7 @@ class MainHook:
     def __call__(self, name: str) -> None:
         """Wrap the function or class just bound to ``name`` in the caller's globals."""
         try:
-            namespace = sys._getframe(1).f_globals  # noqa: SLF001  # the defining module
+            namespace = sys._getframe(1).f_globals  # the defining module
             module = namespace.get("__name__", "__main__")
             if not self._inst.matcher(module, None):
                 return
@@ -410,4 +408,4 @@ def run_targets(names: Iterable[str]) -> None:
     with _hook_lock:
         _MAIN_TARGETS.update(names)
         if _FINDER not in sys.meta_path:
-            sys.meta_path.insert(0, _FINDER)  # type: ignore[arg-type]  # a finder by protocol
+            sys.meta_path.insert(0, _FINDER)
