@@ -1,0 +1,81 @@
+"""What ``callmetrics run`` costs a program, next to pyinstrument and cProfile.
+
+Run: ``python benchmarks/run_cost.py [--rounds N] [--scale-coarse N] [--scale-fine N]``.
+Runs ``benchmarks/cpu_workload.py`` (``coarse``: functions of 10 us and more; ``fine``:
+a recursive Fibonacci of sub-microsecond calls) plain, under ``callmetrics run``, under
+``pyinstrument`` (when installed) and under ``python -m cProfile``, the tools
+interleaved round by round.  Prints, per workload and tool, the best wall time of the
+whole process and of the work itself (timed inside the program), and the slowdown
+against the plain run.  Prints figures; never fails on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORKLOAD = Path(__file__).resolve().parent / "cpu_workload.py"
+
+
+def commands(out: Path) -> dict[str, list[str]]:
+    """Return the command line of each contender (the workload's arguments follow)."""
+    py = sys.executable
+    found = {
+        "plain python": [py, str(WORKLOAD)],
+        "callmetrics run": [py, "-m", "callmetrics", "run", "--report",
+                            str(out / "report.html"), str(WORKLOAD)],
+        "python -m cProfile": [py, "-m", "cProfile", "-o", str(out / "profile.out"),
+                               str(WORKLOAD)],
+    }
+    if importlib.util.find_spec("pyinstrument") is not None:
+        found["pyinstrument"] = [py, "-m", "pyinstrument", "-o", str(out / "pyi.txt"),
+                                 str(WORKLOAD)]
+    return found
+
+
+def time_once(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Return (wall seconds of the process, seconds of the work as the program timed it)."""
+    began = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=True,  # noqa: S603  # our own fixed commands
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    wall = time.perf_counter() - began
+    return wall, float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Measure and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--scale-coarse", type=int, default=20)
+    parser.add_argument("--scale-fine", type=int, default=60)
+    opts = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        tools = commands(out)
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; best of "
+              f"{opts.rounds} rounds, tools interleaved")
+        for kind, scale in (("coarse", opts.scale_coarse), ("fine", opts.scale_fine)):
+            best: dict[str, tuple[float, float]] = {}
+            for _ in range(opts.rounds):
+                for name, command in tools.items():
+                    wall, work = time_once([*command, kind, str(scale)], out)
+                    old = best.get(name, (float("inf"), float("inf")))
+                    best[name] = (min(old[0], wall), min(old[1], work))
+            base_work = best["plain python"][1]
+            print(f"\nworkload {kind} (scale {scale})")
+            print(f"| {'tool':<20} | {'process wall':>12} | {'work':>9} | "
+                  f"{'slowdown (work)':>15} |")
+            print(f"| {'-' * 20} | {'-' * 11}: | {'-' * 8}: | {'-' * 14}: |")
+            for name, (wall, work) in best.items():
+                print(f"| {name:<20} | {wall:>10.3f} s | {work:>7.3f} s | "
+                      f"{(work / base_work - 1) * 100:>+13.1f} % |")
+
+
+if __name__ == "__main__":
+    main()
