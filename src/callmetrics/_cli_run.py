@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from callmetrics._analytics import Analytics
     from callmetrics._instrument import Instrumentation
 
-__all__ = ["add_commands", "run_program"]
+__all__ = ["add_commands", "make_analytics", "run_program"]
 
 _RUNPY = os.path.realpath(runpy.__file__)
 _HERE = str(Path(__file__).resolve().parent)
@@ -47,7 +47,8 @@ def _quiet_loggers() -> Any:
     return LoggerContainer(*made)
 
 
-def _make_analytics(store: str | None, label: str | None) -> Analytics:
+def make_analytics(store: str | None, label: str | None) -> Analytics:
+    """Return a quiet instance, writing a run labelled ``label`` into ``store`` if given."""
     from callmetrics._analytics import Analytics  # noqa: PLC0415  # keep --help fast
     from callmetrics._store import LABEL_ENV  # noqa: PLC0415
 
@@ -191,7 +192,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.module and not Path(target).is_file():
         raise CliError(f"can't open file {target!r}: no such file")
     try:
-        analytics = _make_analytics(args.store, args.label)
+        analytics = make_analytics(args.store, args.label)
     except (OSError, ValueError, TypeError) as exc:
         raise CliError(str(exc)) from None
     except Exception as exc:
