@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from callmetrics import Analytics
-from callmetrics._instrument import MAIN_HOOK, Matcher, main_code
+from callmetrics._hooks import MAIN_HOOK, main_code
+from callmetrics._instrument import Matcher
 
 _names = itertools.count()
 Importer = Callable[[str], types.ModuleType]

@@ -126,7 +126,7 @@ def _exit_code(exc: SystemExit) -> int:
 def _run_script(path: Path, args: list[str], inst: Instrumentation) -> None:
     from importlib.machinery import SourceFileLoader  # noqa: PLC0415
 
-    from callmetrics._instrument import MAIN_HOOK, MainHook, main_code  # noqa: PLC0415
+    from callmetrics._hooks import MAIN_HOOK, MainHook, main_code  # noqa: PLC0415
 
     source = path.read_bytes()
     main = types.ModuleType("__main__")
@@ -142,7 +142,7 @@ def _run_script(path: Path, args: list[str], inst: Instrumentation) -> None:
 
 
 def _run_module(name: str, args: list[str], inst: Instrumentation) -> None:
-    from callmetrics._instrument import MAIN_HOOK, MainHook, run_targets  # noqa: PLC0415
+    from callmetrics._hooks import MAIN_HOOK, MainHook, run_targets  # noqa: PLC0415
 
     run_targets((name, f"{name}.__main__"))
     sys.argv[:] = [name, *args]  # runpy puts the module's file in argv[0]

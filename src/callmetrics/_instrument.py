@@ -4,10 +4,10 @@ How it hooks in (see the README's "Track a program without decorating it"):
 
 - modules already imported are wrapped at once;
 - modules imported later are wrapped right after they execute, by one import hook
-  (a meta path finder that hands out a loader proxy) shared by every instrumentation;
+  (``_hooks``: a meta path finder that hands out a loader proxy);
 - the program's own ``__main__`` code is compiled with one extra statement after
-  each top-level ``def`` and ``class`` that wraps what was just defined, so the
-  script's functions are tracked before its first call to them.
+  each top-level ``def`` and ``class`` that wraps what was just defined (``_hooks``),
+  so the script's functions are tracked before its first call to them.
 
 Each function gets the very wrapper ``Analytics.track`` builds, so a call costs what a
 decorated call costs, and nothing is paid by functions that are not tracked.  On
@@ -17,7 +17,6 @@ cost more per call than this wrapper (the README gives the figures).
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import os
 import site
@@ -29,19 +28,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol, TypeGuard
 
+from callmetrics._hooks import ACTIVE, install, uninstall_if_idle
 from callmetrics._logging import report_internal_error
 
 __all__ = [
-    "MAIN_HOOK",
     "Instrumentation",
     "Matcher",
     "instrument",
-    "main_code",
+    "start",
+    "stop",
     "uninstrument",
 ]
 
-# The name under which the ``__main__`` namespace finds the wrap-after-definition hook.
-MAIN_HOOK = "__callmetrics_defined__"
 # Dunder methods worth timing; the others (``__repr__``, ``__eq__``, ``__hash__``,
 # ``__getattr__``...) run implicitly and often, and wrapping them would mostly add noise.
 _DUNDERS = frozenset({"__init__", "__post_init__", "__call__", "__enter__", "__exit__",
@@ -219,78 +217,10 @@ class Instrumentation:
             self._wrappers.clear()
 
 
-# ----------------------------------------------------------------- import hook
-_ACTIVE: list[Instrumentation] = []
-_MAIN_TARGETS: set[str] = set()  # module names runpy is about to run as __main__
-_hook_lock = threading.RLock()
-
-
-def _after_import(module: types.ModuleType) -> None:
-    for inst in tuple(_ACTIVE):  # a copy: another thread may (un)instrument
-        if inst.matches(module):
-            inst.wrap_module(module)
-
-
-class _Loader:
-    """Stands in for a module's loader: runs it, then wraps the module's functions."""
-
-    def __init__(self, loader: Any) -> None:
-        self._loader = loader
-
-    def create_module(self, spec: Any) -> types.ModuleType | None:
-        create = getattr(self._loader, "create_module", None)
-        return create(spec) if create is not None else None
-
-    def exec_module(self, module: types.ModuleType) -> None:
-        self._loader.exec_module(module)
-        _after_import(module)
-
-    def get_code(self, fullname: str) -> types.CodeType | None:
-        """Return the module's code; for the module run as ``__main__``, with the hooks."""
-        code: types.CodeType | None = self._loader.get_code(fullname)
-        if fullname in _MAIN_TARGETS and code is not None:
-            source = self._loader.get_source(fullname)
-            if source is not None:
-                code = main_code(source, code.co_filename)
-        return code
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-
-class _Finder:
-    """A meta path finder that asks the others, then puts a ``_Loader`` in the spec."""
-
-    @staticmethod
-    def find_spec(fullname: str, path: Any, target: Any = None) -> Any:
-        for finder in list(sys.meta_path):
-            if isinstance(finder, _Finder) or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is None:
-                continue
-            loader = spec.loader
-            if loader is not None and hasattr(loader, "exec_module") and (
-                    fullname in _MAIN_TARGETS
-                    or any(inst.matcher(fullname, spec.origin) for inst in list(_ACTIVE))):
-                spec.loader = _Loader(loader)  # type: ignore[assignment]  # a loader by protocol
-            return spec
-        return None
-
-    @staticmethod
-    def invalidate_caches() -> None:
-        """Nothing cached here."""
-
-
-_FINDER = _Finder()
-
-
 def start(inst: Instrumentation) -> None:
     """Activate ``inst``: wrap matching modules already imported, and those imported later."""
-    with _hook_lock:
-        _ACTIVE.append(inst)
-        if _FINDER not in sys.meta_path:
-            sys.meta_path.insert(0, _FINDER)
+    ACTIVE.append(inst)
+    install()
     for module in list(sys.modules.values()):
         if isinstance(module, types.ModuleType) and inst.matches(module):
             inst.wrap_module(module)
@@ -298,11 +228,9 @@ def start(inst: Instrumentation) -> None:
 
 def stop(inst: Instrumentation) -> None:
     """Deactivate ``inst`` and restore what it wrapped."""
-    with _hook_lock:
-        if inst in _ACTIVE:
-            _ACTIVE.remove(inst)
-        if not _ACTIVE and _FINDER in sys.meta_path:
-            sys.meta_path.remove(_FINDER)
+    if inst in ACTIVE:
+        ACTIVE.remove(inst)
+    uninstall_if_idle()
     inst.undo()
 
 
@@ -340,72 +268,3 @@ def uninstrument(analytics: Tracker) -> None:
     for inst in reversed(_BY_ANALYTICS.pop(id(analytics), [])):
         stop(inst)
 
-
-# ------------------------------------------------------------- the __main__ code
-_COMPOUND_BODIES = ("body", "orelse", "finalbody")
-
-
-def _insert_hooks(body: list[ast.stmt]) -> None:
-    out: list[ast.stmt] = []
-    for stmt in body:
-        out.append(stmt)
-        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            call = ast.Expr(ast.Call(ast.Name(MAIN_HOOK, ast.Load()),
-                                     [ast.Constant(stmt.name)], []))
-            out.append(ast.copy_location(call, stmt))
-            continue
-        for field in _COMPOUND_BODIES:
-            inner = getattr(stmt, field, None)
-            if isinstance(inner, list):
-                _insert_hooks(inner)
-        for handler in getattr(stmt, "handlers", ()):
-            _insert_hooks(handler.body)
-        for case in getattr(stmt, "cases", ()):
-            _insert_hooks(case.body)
-    body[:] = out
-
-
-def main_code(source: str | bytes, filename: str) -> types.CodeType:
-    """Compile the program's main code with a wrap hook after each top-level definition.
-
-    Line numbers are kept, so tracebacks and debuggers point at the program's own lines.
-    """
-    tree = ast.parse(source, filename)
-    _insert_hooks(tree.body)
-    ast.fix_missing_locations(tree)
-    return compile(tree, filename, "exec", dont_inherit=True)
-
-
-class MainHook:
-    """Called by the program's main code after each top-level definition."""
-
-    def __init__(self, inst: Instrumentation) -> None:
-        """Wrap definitions with ``inst`` (when it matches ``__main__``)."""
-        self._inst = inst
-
-    def __call__(self, name: str) -> None:
-        """Wrap the function or class just bound to ``name`` in the caller's globals."""
-        try:
-            namespace = sys._getframe(1).f_globals  # the defining module
-            module = namespace.get("__name__", "__main__")
-            if not self._inst.matcher(module, None):
-                return
-            value = namespace.get(name)
-            self._inst.wrap_value(_Namespace(namespace), name, value, module)
-        except Exception as exc:  # noqa: BLE001  # instrumenting must never break the program
-            report_internal_error("instrumenting __main__", exc)
-
-
-class _Namespace:
-    """Attribute access over a globals dict, so ``wrap_value`` can set and restore names."""
-
-    def __init__(self, namespace: dict[str, Any]) -> None:
-        object.__setattr__(self, "__dict__", namespace)
-
-
-def run_targets(names: Iterable[str]) -> None:
-    """Have the import hook add the main hooks to these modules when runpy runs them."""
-    with _hook_lock:
-        _MAIN_TARGETS.update(names)
-        if _FINDER not in sys.meta_path:
-            sys.meta_path.insert(0, _FINDER)
