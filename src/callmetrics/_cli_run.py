@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from callmetrics._analytics import Analytics
     from callmetrics._instrument import Instrumentation
+    from callmetrics._prune import Pruner
 
 __all__ = ["add_commands", "make_analytics", "run_program"]
 
@@ -66,15 +67,42 @@ def make_analytics(store: str | None, label: str | None) -> Analytics:
             os.environ[LABEL_ENV] = saved
 
 
-def _finish(analytics: Analytics, report: Path | None) -> None:
+class _Run:
+    """What the exit handler needs: the instance, the report's path, the pruner if any."""
+
+    def __init__(self, analytics: Analytics, report: Path | None) -> None:
+        self.analytics = analytics
+        self.report = report
+        self.pruner: Pruner | None = None
+
+
+def _dropped_note(pruner: Pruner, counts: dict[str, int]) -> str:
+    from callmetrics._format import count, duration, printable  # noqa: PLC0415
+
+    shown = ", ".join(f"{printable(name)} (median {duration(median)}, tracked for its first "
+                      f"{count(counts.get(name, calls))} calls)"
+                      for name, (calls, median) in sorted(pruner.dropped.items())[:10])
+    more = len(pruner.dropped) - 10
+    return (f"callmetrics: stopped tracking {len(pruner.dropped)} function(s) whose median call "
+            f"took under {duration(pruner.below)}, where tracking would cost more than the "
+            f"call: {shown}{f' and {more} more' if more > 0 else ''}. Their counts stop there; "
+            "--exact tracks every call.")
+
+
+def _finish(run: _Run) -> None:
     """Summarise to stderr, write the report, close the store; never raise."""
     from rich.console import Console  # noqa: PLC0415  # loads rich only at exit
 
     from callmetrics._format import printable  # noqa: PLC0415
 
+    analytics, report = run.analytics, run.report
     err = Console(stderr=True)
     try:
+        if run.pruner is not None:
+            run.pruner.stop()
         analytics.print_summary(err)
+        if run.pruner is not None and run.pruner.dropped:
+            print(_dropped_note(run.pruner, analytics.call_counts), file=sys.stderr)
         if report is not None:
             written = analytics.generate_reports(force_mode=True, path=report)
             if written is not None:
@@ -151,10 +179,11 @@ def _run_module(name: str, args: list[str], inst: Instrumentation) -> None:
                      alter_sys=True)
 
 
-def run_program(analytics: Analytics, target: str, args: list[str], *, module: bool,
-                track: list[str], exclude: list[str]) -> int:
-    """Run the program with its functions tracked by ``analytics``; return its exit code."""
+def run_program(run: _Run, target: str, args: list[str], *, module: bool,
+                track: list[str], exclude: list[str], exact: bool = False) -> int:
+    """Run the program with its functions tracked; return its exit code."""
     from callmetrics._instrument import Instrumentation, Matcher, start  # noqa: PLC0415
+    from callmetrics._prune import Pruner  # noqa: PLC0415
 
     if module:
         top = target.split(".", maxsplit=1)[0]
@@ -162,8 +191,11 @@ def run_program(analytics: Analytics, target: str, args: list[str], *, module: b
     else:
         roots = [] if track else [Path(target).resolve().parent]
         matcher = Matcher(["__main__", *track], exclude, roots)
-    inst = Instrumentation(analytics, matcher, "function")
+    inst = Instrumentation(run.analytics, matcher, "function")
     start(inst)
+    if not exact:
+        run.pruner = Pruner(run.analytics, inst)
+        run.pruner.start()
     try:
         if module:
             _run_module(target, args, inst)
@@ -201,9 +233,10 @@ def _run(args: argparse.Namespace) -> int:
         raise
     # At interpreter exit, after the program's non-daemon threads and its own atexit
     # handlers (atexit runs last-registered first), so every call is in.
-    atexit.register(_finish, analytics, None if args.report == "" else Path(args.report))
-    return run_program(analytics, target, rest, module=args.module, track=args.track or [],
-                       exclude=args.exclude or [])
+    run = _Run(analytics, None if args.report == "" else Path(args.report))
+    atexit.register(_finish, run)
+    return run_program(run, target, rest, module=args.module, track=args.track or [],
+                       exclude=args.exclude or [], exact=args.exact)
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
@@ -222,6 +255,10 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     run.add_argument("--label", help="the stored run's label (with --store)")
     run.add_argument("--report", metavar="PATH", default="analytics/analytics_full.html",
                      help="where to write the HTML report (default %(default)s; '' for none)")
+    run.add_argument("--exact", action="store_true",
+                     help="keep tracking every call of every function; by default a function "
+                          "whose median call takes under 5 us is no longer tracked after its "
+                          "first 1,000 calls (tracking it would cost more than the call)")
     run.add_argument("-m", dest="module", action="store_true",
                      help="run a module, as python -m does (the next argument names it)")
     run.add_argument("target", nargs=argparse.REMAINDER, metavar="SCRIPT|MODULE [ARGS...]",

@@ -122,16 +122,18 @@ class Instrumentation:
         self.event_type = event_type
         # (namespace owner, attribute, original, wrapper), to restore in reverse order.
         self._replaced: list[tuple[object, str, object, object]] = []
-        self._wrappers: dict[int, tuple[object, object]] = {}  # id(original) -> both
+        # id(original) -> (original, wrapper, recorded name)
+        self._wrappers: dict[int, tuple[object, object, str]] = {}
+        self._dropped: set[int] = set()  # ids of originals never to wrap again
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ wrapping
     def _wrapped(self, func: types.FunctionType, name: str) -> Any:
         known = self._wrappers.get(id(func))
         if known is not None and known[0] is func:
-            return known[1]  # an alias of a function already wrapped: share its wrapper
+            return func if id(func) in self._dropped else known[1]  # an alias: same wrapper
         wrapper = self.analytics.track(self.event_type, name=name)(func)
-        self._wrappers[id(func)] = (func, wrapper)
+        self._wrappers[id(func)] = (func, wrapper, name)
         return wrapper
 
     @staticmethod
@@ -205,6 +207,43 @@ class Instrumentation:
         origin = getattr(module, "__file__", None)
         return isinstance(name, str) and self.matcher(
             name, origin if isinstance(origin, str) else None)
+
+    def names(self) -> set[str]:
+        """Return the recorded names of the functions wrapped and not dropped."""
+        with self._lock:
+            return {name for key, (_, _, name) in self._wrappers.items()
+                    if key not in self._dropped}
+
+    def drop(self, names: set[str]) -> int:
+        """Stop tracking the functions recorded under ``names``: put their originals back.
+
+        Restores what this instrumentation replaced, and every reference to the
+        wrappers in the modules it instruments (``from helpers import f`` included).
+        Calls already running finish tracked.  Returns how many references changed.
+        """
+        with self._lock:
+            originals: dict[int, object] = {}
+            for key, (func, wrapper, name) in self._wrappers.items():
+                if name in names and key not in self._dropped:
+                    self._dropped.add(key)
+                    originals[id(wrapper)] = func
+            if not originals:
+                return 0
+            changed = 0
+            for owner, attr, old, new in list(self._replaced):
+                plain = getattr(new, "fget", None) or getattr(new, "__func__", None) or new
+                current = (owner.__dict__ if isinstance(owner, type) else vars(owner)).get(attr)
+                if id(plain) in originals and current is new:
+                    setattr(owner, attr, old)
+                    self._replaced.remove((owner, attr, old, new))
+                    changed += 1
+            for module in list(sys.modules.values()):
+                if isinstance(module, types.ModuleType) and self.matches(module):
+                    for attr, value in list(vars(module).items()):
+                        if id(value) in originals:
+                            setattr(module, attr, originals[id(value)])
+                            changed += 1
+            return changed
 
     def undo(self) -> None:
         """Put every original back where the wrapper still stands."""
