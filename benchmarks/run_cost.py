@@ -5,8 +5,9 @@ Runs ``benchmarks/cpu_workload.py`` (``coarse``: functions of 10 us and more; ``
 a recursive Fibonacci of sub-microsecond calls) plain, under ``callmetrics run``, under
 ``pyinstrument`` (when installed) and under ``python -m cProfile``, the tools
 interleaved round by round.  Prints, per workload and tool, the best wall time of the
-whole process and of the work itself (timed inside the program), and the slowdown
-against the plain run.  Prints figures; never fails on them.
+whole process, the best wall and CPU times of the work itself (timed inside the
+program), and the slowdowns against the plain run.  CPU time is the steadier figure
+on a loaded machine.  Prints figures; never fails on them.
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ def commands(out: Path) -> dict[str, list[str]]:
     return found
 
 
-def time_once(command: list[str], cwd: Path) -> tuple[float, float]:
-    """Return (wall seconds of the process, seconds of the work as the program timed it)."""
+def time_once(command: list[str], cwd: Path) -> tuple[float, float, float]:
+    """Return the process's wall seconds, and the work's wall and CPU seconds."""
     began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=True,  # noqa: S603  # our own fixed commands
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     wall = time.perf_counter() - began
-    return wall, float(done.stdout.strip().splitlines()[-1])
+    work, cpu = done.stdout.strip().splitlines()[-1].split()
+    return wall, float(work), float(cpu)
 
 
 def main() -> None:
@@ -61,20 +63,20 @@ def main() -> None:
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; best of "
               f"{opts.rounds} rounds, tools interleaved")
         for kind, scale in (("coarse", opts.scale_coarse), ("fine", opts.scale_fine)):
-            best: dict[str, tuple[float, float]] = {}
+            best: dict[str, tuple[float, float, float]] = {}
             for _ in range(opts.rounds):
                 for name, command in tools.items():
-                    wall, work = time_once([*command, kind, str(scale)], out)
-                    old = best.get(name, (float("inf"), float("inf")))
-                    best[name] = (min(old[0], wall), min(old[1], work))
-            base_work = best["plain python"][1]
+                    got = time_once([*command, kind, str(scale)], out)
+                    old = best.get(name, (float("inf"),) * 3)
+                    best[name] = (min(old[0], got[0]), min(old[1], got[1]), min(old[2], got[2]))
+            _, base_work, base_cpu = best["plain python"]
             print(f"\nworkload {kind} (scale {scale})")
-            print(f"| {'tool':<20} | {'process wall':>12} | {'work':>9} | "
-                  f"{'slowdown (work)':>15} |")
-            print(f"| {'-' * 20} | {'-' * 11}: | {'-' * 8}: | {'-' * 14}: |")
-            for name, (wall, work) in best.items():
-                print(f"| {name:<20} | {wall:>10.3f} s | {work:>7.3f} s | "
-                      f"{(work / base_work - 1) * 100:>+13.1f} % |")
+            print("| tool | process wall | work wall | slowdown | work CPU | slowdown |")
+            print("| --- | ---: | ---: | ---: | ---: | ---: |")
+            for name, (wall, work, cpu) in best.items():
+                print(f"| {name} | {wall:.3f} s | {work:.3f} s | "
+                      f"{(work / base_work - 1) * 100:+.1f} % | {cpu:.3f} s | "
+                      f"{(cpu / base_cpu - 1) * 100:+.1f} % |")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from callmetrics import Analytics
-from callmetrics._hooks import MAIN_HOOK, main_code
 from callmetrics._instrument import Matcher
 
 _names = itertools.count()
@@ -277,24 +276,3 @@ def test_folder_roots_never_match_installed_packages(tmp_path: Path) -> None:
     assert not matcher("elsewhere", "/nowhere/elsewhere.py")
     assert Matcher(["app.*"])("app", None)
     assert not Matcher(["app.*"], ["app.slow*"])("app.slowpath", None)
-
-
-def test_main_code_wraps_after_each_definition_and_keeps_line_numbers(
-        analytics: Analytics) -> None:
-    source = textwrap.dedent("""\
-        def first():
-            return second()
-        TABLE = {"first": first}
-        if True:
-            def second():
-                raise RuntimeError("line 6")
-    """)
-    seen: list[tuple[str, object]] = []
-    namespace: dict[str, object] = {"__name__": "__main__",
-                                    MAIN_HOOK: lambda name: seen.append((name, None))}
-    exec(main_code(source, "<prog>"), namespace)  # noqa: S102  # the code under test
-    assert [name for name, _ in seen] == ["first", "second"]
-    assert namespace["TABLE"] == {"first": namespace["first"]}
-    with pytest.raises(RuntimeError) as info:
-        namespace["first"]()  # type: ignore[operator]
-    assert info.traceback[-1].lineno + 1 == 6
