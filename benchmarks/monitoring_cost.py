@@ -53,10 +53,11 @@ def monitored() -> float | None:
     durations: list[float] = []
     push, pop, record = stack.append, stack.pop, durations.append
 
-    def on_start(code: object, offset: int) -> None:
+    # The callbacks' arguments are sys.monitoring's (code, offset[, value]): unused here.
+    def on_start(*_: object) -> None:
         push(clock())
 
-    def on_return(code: object, offset: int, value: object) -> None:
+    def on_return(*_: object) -> None:
         record(clock() - pop())
 
     try:
