@@ -60,6 +60,13 @@ def test_off_unless_asked(session: pytest.Pytester) -> None:
     assert "- callmetrics -" not in result.stdout.str()  # and idle
 
 
+def test_idle_without_the_option_registers_no_per_test_hook(pytester: pytest.Pytester) -> None:
+    idle = pytester.parseconfigure()
+    assert idle.pluginmanager.get_plugin("callmetrics-recorder") is None
+    enabled = pytester.parseconfigure("--callmetrics")
+    assert enabled.pluginmanager.get_plugin("callmetrics-recorder") is not None
+
+
 def test_every_test_is_a_call_and_the_summary_is_printed(session: pytest.Pytester) -> None:
     store = session.path / "perf.db"
     result = session.runpytest_subprocess(f"--callmetrics={store}", "--callmetrics-label",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import builtins
 import contextlib
 import logging
 import os
@@ -160,7 +161,7 @@ def _run_script(path: Path, args: list[str], inst: Instrumentation) -> None:
     main = types.ModuleType("__main__")
     main.__file__ = str(path)
     main.__loader__ = SourceFileLoader("__main__", str(path))
-    main.__dict__.update(__builtins__=__builtins__, __spec__=None, __cached__=None,
+    main.__dict__.update(__builtins__=builtins, __spec__=None, __cached__=None,
                          __package__=None)
     main.__dict__[MAIN_HOOK] = MainHook(inst)
     sys.modules["__main__"] = main
@@ -233,7 +234,8 @@ def _run(args: argparse.Namespace) -> int:
         raise
     # At interpreter exit, after the program's non-daemon threads and its own atexit
     # handlers (atexit runs last-registered first), so every call is in.
-    run = _Run(analytics, None if args.report == "" else Path(args.report))
+    # The report's path is fixed now: the program may change directory.
+    run = _Run(analytics, None if args.report == "" else Path(args.report).resolve())
     atexit.register(_finish, run)
     return run_program(run, target, rest, module=args.module, track=args.track or [],
                        exclude=args.exclude or [], exact=args.exact)
