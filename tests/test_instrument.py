@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.resources
+import inspect
+import pkgutil
 import itertools
 import sys
 import textwrap
@@ -276,3 +279,22 @@ def test_folder_roots_never_match_installed_packages(tmp_path: Path) -> None:
     assert not matcher("elsewhere", "/nowhere/elsewhere.py")
     assert Matcher(["app.*"])("app", None)
     assert not Matcher(["app.*"], ["app.slow*"])("app.slowpath", None)
+
+
+def test_instrumented_modules_keep_their_loader_services(analytics: Analytics, package: Importer,
+                                                         tmp_path: Path) -> None:
+    pkg = _pkg(package)
+    (tmp_path / pkg / "data.txt").write_text("payload")
+    analytics.instrument(f"{pkg}.*")
+    try:
+        mod = package("shapes")
+        assert importlib.resources.files(pkg).joinpath("data.txt").read_text() == "payload"
+        assert pkgutil.get_data(pkg, "data.txt") == b"payload"
+        assert "def double(x):" in inspect.getsource(mod)
+        assert inspect.getsource(mod.double).startswith("def double(x):")
+        assert importlib.reload(mod) is mod
+        mod.double(1)  # the reloaded module is wrapped again
+        counts = analytics.call_counts
+    finally:
+        analytics.uninstrument()
+    assert counts == {f"{pkg}.shapes.double": 1}
