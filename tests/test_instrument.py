@@ -6,8 +6,8 @@ import asyncio
 import importlib
 import importlib.resources
 import inspect
-import pkgutil
 import itertools
+import pkgutil
 import sys
 import textwrap
 import types
