@@ -302,6 +302,34 @@ class Analytics(ReadBack, Outputs):
             return await self.execute_async_wrapped_call(func, event_type, *args, **kwargs)
         return self.execute_sync_wrapped_call(func, event_type, *args, **kwargs)
 
+    # -------------------------------------------------------- zero-code tracking
+    def instrument(self, *patterns: str, exclude: str | Iterable[str] = (),
+                   event_type: str = "function") -> None:
+        """Track every function and method of the modules matching ``patterns``.
+
+        Modules already imported are wrapped now, those imported later as they load
+        (an import hook); each function gets the wrapper ``track(event_type)`` builds.
+
+        Args:
+            patterns: module-name globs such as ``"myapp.*"`` (which also matches
+                ``myapp`` itself).
+            exclude: globs of modules to leave alone.
+            event_type: the event type the wrapped functions are recorded under.
+
+        Raises:
+            TypeError, ValueError: for a bad pattern or event type, at once.
+
+        """
+        from callmetrics._instrument import instrument  # noqa: PLC0415  # zero-code only
+
+        instrument(self, patterns, exclude=exclude, event_type=event_type)
+
+    def uninstrument(self) -> None:
+        """Undo every :meth:`instrument` of this instance (functions already running finish)."""
+        from callmetrics._instrument import uninstrument  # noqa: PLC0415  # zero-code only
+
+        uninstrument(self)
+
     # -------------------------------------------------------------- maintenance
     def clear_old_events(self, days: float = 7) -> int:
         """Remove retained events that started more than ``days`` days ago.

@@ -13,6 +13,7 @@ from callmetrics._cli_demo import add_commands as _add_demo
 from callmetrics._cli_diff import add_commands as _add_diff
 from callmetrics._accel import IMPLEMENTATION, REASON
 from callmetrics._cli_metrics import add_commands as _add_metrics
+from callmetrics._cli_run import add_commands as _add_run
 from callmetrics._cli_store import add_commands as _add_store
 from callmetrics._format import printable
 
@@ -48,6 +49,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
     _add_metrics,
     _add_store,
     _add_diff,
+    _add_run,
 ]
 
 

@@ -1,0 +1,106 @@
+"""Web integrations: each request recorded as one call named by its route template.
+
+``callmetrics.integrations.asgi`` (Starlette, FastAPI, any ASGI app) and
+``callmetrics.integrations.wsgi`` (Flask, Django, any WSGI app) share what is here:
+the bounded request names, the failure rule and the per-status counts.  Neither
+imports a web framework; both record through ``Analytics.measure``.
+"""
+
+from __future__ import annotations
+
+import http
+import threading
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+__all__ = [
+    "UNMATCHED",
+    "FailedStatus",
+    "Recorder",
+    "RequestLog",
+    "check_event_type",
+    "default_failure",
+    "fail_on",
+    "request_name",
+]
+
+UNMATCHED = "<unmatched>"
+# Methods outside the standard ones fold into one name, so that names stay bounded.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE",
+                      "CONNECT"})
+
+
+class Recorder(Protocol):
+    """What the middlewares need of an ``Analytics``: its public ``measure``."""
+
+    def measure(self, name: str, *, event_type: str = ...) -> AbstractContextManager[Any]:
+        """Time a block recorded as one call of ``name``."""
+
+
+class FailedStatus(Exception):  # noqa: N818  # recorded as the call's error type: reads as the status
+    """Raised (and caught) inside the measured block for a response counted as a failure.
+
+    The call's error type is then ``FailedStatus`` and its message the status line,
+    e.g. ``503 Service Unavailable``: the status code is kept on the failed event.
+    """
+
+    def __init__(self, status: int) -> None:
+        """Describe ``status`` with its standard phrase."""
+        try:
+            phrase = http.HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Unknown Status"
+        super().__init__(f"{status} {phrase}")
+        self.status = status
+
+
+def fail_on(status: int, failure: Callable[[int], bool]) -> None:
+    """Raise ``FailedStatus`` when a response with ``status`` counts as a failure."""
+    if status and failure(status):
+        raise FailedStatus(status)
+
+
+def check_event_type(event_type: object) -> None:
+    """Fail early for an event type that ``measure`` would refuse on the first request."""
+    if not isinstance(event_type, str) or not event_type.strip():
+        raise TypeError(f"event_type must be a non-empty str, got {event_type!r}")
+
+
+def default_failure(status: int) -> bool:
+    """The default rule: a 5xx response is a failure."""
+    return 500 <= status <= 599
+
+
+def request_name(method: str, template: str | None) -> str:
+    """Return ``"GET /users/{id}"``; unknown methods and unmatched paths fold into one name."""
+    method = method.upper() if method.upper() in _METHODS else "OTHER"
+    return f"{method} {template if template is not None else UNMATCHED}"
+
+
+class RequestLog:
+    """Exact response counts per request name and status code, safe across threads.
+
+    Read ``status_counts`` for ``{(name, status): count}``; requests that ended
+    with an exception before a response started count under status 0.
+    """
+
+    def __init__(self) -> None:
+        """Start with no requests."""
+        self._counts: Counter[tuple[str, int]] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, name: str, status: int) -> None:
+        """Count one response."""
+        with self._lock:
+            self._counts[name, status] += 1
+
+    @property
+    def status_counts(self) -> dict[tuple[str, int], int]:
+        """A copy of the counts, ``{(name, status): responses}``."""
+        with self._lock:
+            return dict(self._counts)
+
+
+FailureRule = Callable[[int], bool]

@@ -1,0 +1,190 @@
+"""WSGI middleware: each request recorded as one call named ``GET /users/{id}``.
+
+Flask apps (also ``app.wsgi_app``) are routed with their own URL map, and Django's
+``WSGIHandler`` with its URL resolver, so the name is the route template, never the
+raw path.  Other apps name their requests with ``route=``, a function of the WSGI
+environ returning the template (or None).
+
+Flask::
+
+    app.wsgi_app = CallmetricsMiddleware(app.wsgi_app, analytics)
+
+Django (``wsgi.py``)::
+
+    application = CallmetricsMiddleware(get_wsgi_application(), analytics)
+
+The call lasts until the server closes the response, so streamed bodies count whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any
+
+from callmetrics.integrations import (
+    FailedStatus,
+    FailureRule,
+    Recorder,
+    RequestLog,
+    check_event_type,
+    default_failure,
+    fail_on,
+    request_name,
+)
+
+__all__ = ["CallmetricsMiddleware", "django_route", "flask_route"]
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+RouteOf = Callable[[Environ], "str | None"]
+
+# Flask/werkzeug rule variables, ``<int:id>`` or ``<name>``, shown as ``{id}``.
+_RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+def flask_route(app: Any) -> RouteOf:
+    """Return the route function of a Flask app: its URL rule, as ``/users/{id}``."""
+    url_map = app.url_map
+
+    def route(environ: Environ) -> str | None:
+        try:
+            rule, _ = url_map.bind_to_environ(environ).match(return_rule=True)
+        except Exception:  # noqa: BLE001  # NotFound, MethodNotAllowed, redirects: unmatched
+            return None
+        return _RULE_VARIABLE.sub(r"{\1}", str(rule.rule))
+
+    return route
+
+
+def django_route(environ: Environ) -> str | None:
+    """Return Django's matched route (``resolver_match.route``), as ``/users/<int:id>``."""
+    from django.urls import Resolver404, resolve  # noqa: PLC0415  # Django is optional
+
+    try:
+        match = resolve(environ.get("PATH_INFO", "/"))
+    except Resolver404:
+        return None
+    return "/" + _RULE_VARIABLE.sub(r"{\1}", str(match.route))
+
+
+def _detect(app: object) -> RouteOf | None:
+    owner = getattr(app, "__self__", app)  # ``app.wsgi_app`` is a bound method of the app
+    if hasattr(owner, "url_map") and hasattr(owner.url_map, "bind_to_environ"):
+        return flask_route(owner)
+    if type(owner).__module__.startswith("django."):
+        return django_route
+    return None
+
+
+class _Body:
+    """The app's response, passed through; the call ends when the server closes it."""
+
+    def __init__(self, body: Iterable[bytes], finish: Callable[[BaseException | None], None]
+                 ) -> None:
+        self._body = body
+        self._finish = finish
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        except BaseException as exc:
+            self.close(exc)
+            raise
+
+    def close(self, exc: BaseException | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        except BaseException as error:
+            self._finish(error)
+            raise
+        self._finish(exc)
+
+
+class CallmetricsMiddleware:
+    """Record every request as one call of its route template, event type ``http``.
+
+    A request fails when the app raises (also while its body is produced), or when
+    its status satisfies ``failure`` (default: 5xx); a failing status is recorded as
+    error ``FailedStatus`` with the status line as message.  ``status_counts`` counts
+    responses per name and status.
+    """
+
+    def __init__(self, app: WSGIApp, analytics: Recorder, *, event_type: str = "http",
+                 route: RouteOf | None = None, failure: FailureRule = default_failure) -> None:
+        """Wrap ``app``, recording into ``analytics``.
+
+        Raises:
+            TypeError: when ``analytics`` has no ``measure`` or ``route``/``failure`` are
+                not callable.
+
+        """
+        if not callable(getattr(analytics, "measure", None)):
+            raise TypeError("analytics must be an Analytics (it has no measure())")
+        if route is not None and not callable(route):
+            raise TypeError("route must be a function of the WSGI environ")
+        if not callable(failure):
+            raise TypeError("failure must be a function of the status code")
+        check_event_type(event_type)
+        self.app = app
+        self.analytics = analytics
+        self.event_type = event_type
+        self.failure = failure
+        self._route = route if route is not None else _detect(app)
+        self._log = RequestLog()
+
+    @property
+    def status_counts(self) -> dict[tuple[str, int], int]:
+        """Exact responses per ``(request name, status code)`` (0: no response started)."""
+        return self._log.status_counts
+
+    def _name(self, environ: Environ) -> str:
+        template = None
+        if self._route is not None:
+            try:
+                template = self._route(environ)
+            except Exception:  # noqa: BLE001  # an unroutable request is still counted
+                template = None
+        return request_name(str(environ.get("REQUEST_METHOD", "")), template)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Handle one request."""
+        name = self._name(environ)
+        status = 0
+
+        def start(status_line: str, headers: list[tuple[str, str]],
+                  exc_info: Any = None) -> Any:
+            nonlocal status
+            try:
+                status = int(status_line.split(None, 1)[0])
+            except (ValueError, IndexError):
+                status = 0
+            return start_response(status_line, headers, exc_info)
+
+        measure = self.analytics.measure(name, event_type=self.event_type)
+        measure.__enter__()
+
+        def finish(exc: BaseException | None) -> None:
+            self._log.add(name, status)
+            if exc is None:
+                try:
+                    fail_on(status, self.failure)
+                except FailedStatus as failed:
+                    exc = failed
+            tb: TracebackType | None = exc.__traceback__ if exc is not None else None
+            measure.__exit__(type(exc) if exc is not None else None, exc, tb)
+
+        try:
+            body = self.app(environ, start)
+        except BaseException as exc:
+            finish(exc)
+            raise
+        return _Body(body, finish)

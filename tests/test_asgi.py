@@ -1,0 +1,167 @@
+"""The ASGI middleware under a real uvicorn on 127.0.0.1, driven by httpx concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+
+from callmetrics import Analytics
+from callmetrics.integrations import request_name
+from callmetrics.integrations.asgi import CallmetricsMiddleware, Message, Receive, Scope, Send
+
+
+async def user(request: Request) -> Response:
+    uid = request.path_params["id"]
+    return PlainTextResponse(f"user {uid}", status_code=200 if uid < 50 else 404)
+
+
+async def boom(request: Request) -> Response:
+    raise RuntimeError("endpoint failed")
+
+
+async def unavailable(request: Request) -> Response:
+    return PlainTextResponse("down", status_code=503)
+
+
+async def item(request: Request) -> Response:
+    return PlainTextResponse(request.path_params["name"])
+
+
+def make_app(analytics: Analytics) -> Starlette:
+    app = Starlette(routes=[
+        Route("/users/{id:int}", user, methods=["GET", "POST"]),
+        Route("/boom", boom),
+        Route("/unavailable", unavailable),
+        Mount("/api", routes=[Route("/items/{name}", item)]),
+    ])
+    app.add_middleware(CallmetricsMiddleware, analytics=analytics)
+    return app
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[str, Analytics, CallmetricsMiddleware]]:
+    """A Starlette app with the middleware, under uvicorn in a thread; yields its URL."""
+    analytics = Analytics()
+    app = make_app(analytics)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="critical", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    started = threading.Event()
+    for _ in range(600):  # bounded wait for start-up: at most a minute
+        if server.started:
+            started.set()
+            break
+        started.wait(0.1)
+    assert server.started, "uvicorn did not start"
+    # The middleware instance Starlette built: reach it through the app's stack.
+    asyncio.run(_touch(f"http://127.0.0.1:{port}"))
+    stack = app.middleware_stack
+    while stack is not None and not isinstance(stack, CallmetricsMiddleware):
+        stack = getattr(stack, "app", None)
+    assert isinstance(stack, CallmetricsMiddleware)
+    yield f"http://127.0.0.1:{port}", analytics, stack
+    server.should_exit = True
+    thread.join(timeout=30)
+    sock.close()
+
+
+async def _touch(url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        await client.get(url + "/users/0")
+
+
+async def _send(url: str, requests: list[tuple[str, str]]) -> Counter[int]:
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        responses = await asyncio.gather(*(client.request(m, p) for m, p in requests))
+    return Counter(r.status_code for r in responses)
+
+
+def test_each_request_is_one_call_named_by_its_route(
+        served: tuple[str, Analytics, CallmetricsMiddleware]) -> None:
+    url, analytics, middleware = served
+    requests = (
+        [("GET", f"/users/{i}") for i in range(60)]  # 50 x 200, 10 x 404
+        + [("POST", "/users/7")] * 5
+        + [("GET", "/boom")] * 4
+        + [("GET", "/unavailable")] * 6
+        + [("GET", f"/api/items/n{i}") for i in range(7)]
+        + [("GET", f"/nowhere/{i}") for i in range(9)]  # raw paths must not become names
+        + [("DELETE", "/users/3")] * 2  # a wrong method: 405, named by the route
+    )
+    statuses = asyncio.run(_send(url, requests))
+    assert statuses == {200: 50 + 5 + 7, 404: 10 + 9, 500: 4, 503: 6, 405: 2}
+    counts = analytics.call_counts
+    successes = analytics.success_counts
+    assert counts == {
+        "GET /users/{id}": 61,  # with the start-up request
+        "POST /users/{id}": 5,
+        "GET /boom": 4,
+        "GET /unavailable": 6,
+        "GET /api/items/{name}": 7,
+        "GET <unmatched>": 9,
+        "DELETE /users/{id}": 2,
+    }
+    assert successes["GET /boom"] == 0  # the exception
+    assert successes["GET /unavailable"] == 0  # a 5xx
+    assert successes["GET /users/{id}"] == 61  # a 404 is not a failure by default
+    by_status = middleware.status_counts
+    assert by_status[("GET /users/{id}", 200)] == 51
+    assert by_status[("GET /users/{id}", 404)] == 10
+    assert by_status[("GET /unavailable", 503)] == 6
+    assert by_status[("GET /boom", 0)] == 4  # raised before any response started
+    assert by_status[("DELETE /users/{id}", 405)] == 2
+    errors = Counter((call.name, call.error) for call in analytics.retained() if call.error)
+    assert errors == {("GET /boom", "RuntimeError"): 4, ("GET /unavailable", "FailedStatus"): 6}
+    assert {call.event_type for call in analytics.retained()} == {"http"}
+
+
+def test_failure_rule_is_configurable() -> None:
+    analytics = Analytics()
+    seen: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message: Message) -> None:
+        seen.append(0)
+
+    async def receive() -> Message:
+        return {"type": "http.request"}
+
+    middleware = CallmetricsMiddleware(app, analytics, failure=lambda status: status >= 400,
+                                       route=lambda _: "/thing")
+    asyncio.run(middleware({"type": "http", "method": "GET", "path": "/thing/1"}, receive,
+                           send))
+    assert analytics.call_counts == {"GET /thing": 1}
+    assert analytics.success_counts == {"GET /thing": 0}
+
+
+def test_names_stay_bounded() -> None:
+    assert request_name("get", None) == "GET <unmatched>"
+    assert request_name("BREW", "/pot") == "OTHER /pot"
+
+
+@pytest.mark.parametrize("kwargs", [{"route": 3}, {"failure": None}, {"event_type": ""}])
+def test_bad_arguments_fail_at_once(kwargs: dict[str, object]) -> None:
+    async def app(scope: object, receive: object, send: object) -> None:
+        return None
+
+    with pytest.raises(TypeError, match=next(iter(kwargs))):
+        CallmetricsMiddleware(app, Analytics(), **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,203 @@
+"""``callmetrics run``: a real program run unchanged in a subprocess, its functions tracked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from callmetrics import load
+from callmetrics._cli import main
+
+HELPERS = """
+def double(x):
+    return 2 * x
+
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def add(self, k):
+        self.n += k
+        return self.n
+"""
+
+PROGRAM = """
+import sys
+import threading
+from helpers import Counter, double
+
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+def work(i):
+    if i % 4 == 3:
+        raise ValueError(f"bad {i}")
+    return double(i)
+
+def main():
+    line = sys.stdin.readline().strip()
+    print("argv:", sys.argv[1:], "name:", __name__, "stdin:", line)
+    counter = Counter()
+    for i in range(8):
+        try:
+            counter.add(work(i))
+        except ValueError:
+            pass
+    print("fib:", fib(7), "total:", counter.n)
+    worker = threading.Thread(target=lambda: [double(i) for i in range(5)])
+    worker.start()
+    if "--crash" in sys.argv:
+        raise RuntimeError("crashed on purpose")
+    return int(sys.argv[-1]) if sys.argv[-1].isdigit() else 0
+
+if __name__ == "__main__":
+    sys.exit(main())
+"""
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> Path:
+    folder = tmp_path / "prog"
+    folder.mkdir()
+    (folder / "helpers.py").write_text(textwrap.dedent(HELPERS))
+    script = folder / "prog.py"
+    script.write_text(textwrap.dedent(PROGRAM))
+    return script
+
+
+def _python(*args: str | Path, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("CALLMETRICS_RUN_LABEL", None)
+    return subprocess.run([sys.executable, *map(str, args)], input=stdin, capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=120, check=False)
+
+
+def test_behaves_like_python_and_tracks_the_programs_functions(program: Path,
+                                                               tmp_path: Path) -> None:
+    plain = _python(program, "a", "b", "3", cwd=tmp_path, stdin="hello\n")
+    store = tmp_path / "runs.db"
+    tracked = _python("-m", "callmetrics", "run", "--store", store, "--label", "v1",
+                      "--report", tmp_path / "r.html", program, "a", "b", "3",
+                      cwd=tmp_path, stdin="hello\n")
+    assert plain.returncode == 3
+    assert tracked.returncode == 3
+    assert tracked.stdout == plain.stdout  # the program's output, untouched
+    assert "argv: ['a', 'b', '3'] name: __main__ stdin: hello" in plain.stdout
+    assert "fib" in tracked.stderr  # the summary goes to stderr
+    assert (tmp_path / "r.html").is_file()
+    view = load(store, label="v1")
+    counts, successes = view.call_counts, view.success_counts
+    assert counts["fib"] == 41
+    assert counts["work"] == 8
+    assert successes["work"] == 6
+    assert counts["helpers.double"] == 6 + 5  # the non-daemon thread's calls are in too
+    assert counts["helpers.Counter.add"] == 6
+    assert counts["helpers.Counter.__init__"] == 1
+    assert counts["main"] == 1
+
+
+def test_an_uncaught_exception_shows_pythons_traceback(program: Path, tmp_path: Path) -> None:
+    plain = _python(program, "--crash", cwd=tmp_path, stdin="x\n")
+    tracked = _python("-m", "callmetrics", "run", "--report", "", program, "--crash",
+                      cwd=tmp_path, stdin="x\n")
+    assert plain.returncode == tracked.returncode == 1
+    expected = plain.stderr[plain.stderr.index("Traceback"):]
+    assert tracked.stderr.startswith(expected)  # then the summary
+    assert "callmetrics" not in expected
+
+
+def test_run_a_module_with_dash_m(tmp_path: Path) -> None:
+    pkg = tmp_path / "tool"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "core.py").write_text("def square(x):\n    return x * x\n")
+    (pkg / "__main__.py").write_text(textwrap.dedent("""
+        import sys
+        from tool.core import square
+
+        def cli(args):
+            print(sys.argv[1:], __name__, [square(int(a)) for a in args])
+
+        cli(sys.argv[1:])
+    """))
+    store = tmp_path / "m.db"
+    plain = _python("-m", "tool", "2", "3", cwd=tmp_path)
+    tracked = _python("-m", "callmetrics", "run", "--store", store, "--report", "",
+                      "-m", "tool", "2", "3", cwd=tmp_path)
+    assert tracked.returncode == plain.returncode == 0, tracked.stderr
+    assert tracked.stdout == plain.stdout == "['2', '3'] __main__ [4, 9]\n"
+    assert load(store).call_counts == {"cli": 1, "tool.core.square": 2}
+
+
+def test_ctrl_c_stops_the_program_and_keeps_what_was_recorded(tmp_path: Path) -> None:
+    script = tmp_path / "forever.py"
+    script.write_text(textwrap.dedent("""
+        import time
+
+        def step(i):
+            return i + 1
+
+        def loop():
+            i = 0
+            while True:
+                i = step(i)
+                if i == 100:
+                    print("ready", flush=True)
+                time.sleep(0.001)
+
+        loop()
+    """))
+    store = tmp_path / "int.db"
+    proc = subprocess.Popen([sys.executable, "-m", "callmetrics", "run", "--store", str(store),
+                             "--report", "", str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "KeyboardInterrupt" in err
+    counts = load(store).call_counts
+    assert counts["step"] >= 100
+    assert counts["loop"] == 1
+
+
+def test_track_and_exclude_choose_the_modules(program: Path, tmp_path: Path) -> None:
+    store = tmp_path / "x.db"
+    tracked = _python("-m", "callmetrics", "run", "--store", store, "--report", "",
+                      "--exclude", "helpers", program, cwd=tmp_path, stdin="\n")
+    assert tracked.returncode == 0, tracked.stderr
+    names = set(load(store).call_counts)
+    assert "fib" in names
+    assert not any(name.startswith("helpers.") for name in names)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["run"], "give a SCRIPT"),
+    (["run", "missing.py"], "no such file"),
+    (["run", "--label", "x", "prog.py"], "--store"),
+])
+def test_bad_invocations_fail_in_one_line(argv: list[str], message: str,
+                                          capsys: pytest.CaptureFixture[str],
+                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prog.py").write_text("")
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_store_is_refused_before_running(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a store")
+    script = tmp_path / "s.py"
+    script.write_text("print('ran')\n")
+    result = _python("-m", "callmetrics", "run", "--store", bad, script, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "ran" not in result.stdout
+    assert bad.read_text() == "not a store"
