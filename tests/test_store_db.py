@@ -120,6 +120,7 @@ def test_reading_a_closed_store_leaves_no_file_beside_it(store: Path, tmp_path: 
     assert read_view(store, events=False).call_counts == {"work": 40}
     connect_readonly(store).close()
     assert _fingerprint(store) == before
+    (tmp_path / "out").mkdir()  # `report -o` writes into an existing folder only
     for command in (("runs", str(store)), ("stats", str(store)),
                     ("report", str(store), "-o", str(tmp_path / "out" / "r.html"))):
         done = _cli(*command)
