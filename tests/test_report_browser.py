@@ -237,10 +237,9 @@ def test_layout_reads_well_at_each_width_and_scheme(browser: Any, report: Path, 
             assert "function-table" not in found["scrolling"]
         assert found["smallestText"][0] >= 9, found["smallestText"]
         for card in found["cards"]:
-            if card["bins"] == 1:
-                assert 0.25 < card["centre"] < 0.75, card
-            else:
-                assert card["span"] >= 0.5, card
+            # The axis fits the calls: they fill at least half of it, or, when they all
+            # lie within a factor of 1.26 (the narrowest axis), they sit in its middle.
+            assert card["span"] >= 0.5 or 0.25 < card["centre"] < 0.75, card
             assert card["clipped"] == [], card
             assert card["labelOnBar"] == 0, card
             assert card["labelOverlaps"] == 0, card
