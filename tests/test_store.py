@@ -30,6 +30,11 @@ from callmetrics._store import LABEL_ENV, SCHEMA_VERSION, attach_store, prune
 from callmetrics._view import Reading, RetainedCall
 
 
+# Python 3.12+ warns when a multi-threaded process forks: these tests do it on purpose.
+FORKS_WITH_THREADS = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded:DeprecationWarning")
+
+
 def _spin(n: int) -> int:
     return sum(range(n))
 
@@ -585,6 +590,7 @@ _INHERITED: dict[str, Analytics] = {}
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="fork needs a POSIX system")
+@FORKS_WITH_THREADS
 def test_forked_workers_write_their_own_runs(tmp_path: Path) -> None:
     """A fresh instance inherited through fork becomes one run per worker, finished at exit."""
     store = tmp_path / "runs.db"
@@ -607,6 +613,7 @@ def test_forked_workers_write_their_own_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="fork needs a POSIX system")
+@FORKS_WITH_THREADS
 def test_forked_copy_with_inherited_calls_stays_quiet(tmp_path: Path) -> None:
     """A child inheriting already-recorded calls does not write them a second time."""
     store = tmp_path / "runs.db"
@@ -649,6 +656,7 @@ class _SlowFirstRead:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="fork needs a POSIX system")
+@FORKS_WITH_THREADS
 def test_a_fork_while_the_flush_thread_reads_still_writes_the_childs_run(
         tmp_path: Path) -> None:
     """A fork while the flush thread is reading the recorder neither hangs nor mutes the child."""
