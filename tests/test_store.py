@@ -29,7 +29,6 @@ from callmetrics._state import FunctionSnapshot
 from callmetrics._store import LABEL_ENV, SCHEMA_VERSION, attach_store, prune
 from callmetrics._view import Reading, RetainedCall
 
-
 # Python 3.12+ warns when a multi-threaded process forks: these tests do it on purpose.
 FORKS_WITH_THREADS = pytest.mark.filterwarnings(
     "ignore:This process .* is multi-threaded:DeprecationWarning")
