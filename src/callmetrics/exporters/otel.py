@@ -177,8 +177,8 @@ class _Instruments:
 
     def _quantiles(self) -> Iterator[Observation]:
         for key, totals in self._totals().items():
-            for label, q in QUANTILES:
-                value = totals.sketch.quantile(q)
+            values = totals.sketch.quantiles(q for _, q in QUANTILES)  # one pass
+            for (label, _), value in zip(QUANTILES, values, strict=True):
                 if value is not None:
                     yield Observation(value, {**_attributes(key), "quantile": label})
 
