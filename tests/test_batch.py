@@ -3,6 +3,7 @@
 import asyncio
 import io
 import logging
+import math
 import re
 import sys
 
@@ -263,3 +264,20 @@ def test_batch_line_p50_is_the_median_of_its_calls(
                          r"10 failed\)", line)
     assert match, line
     assert float(match[1]) == pytest.approx(500.0, rel=0.01)
+
+
+def test_batch_folds_only_durations_the_sketch_accepts(
+        tracked: Analytics, loggers: LoggerContainer, caplog: pytest.LogCaptureFixture) -> None:
+    """NaN, infinite, negative or huge durations count as calls but stay out of the p50.
+
+    Tracked calls always measure a finite, non-negative time (``perf_counter``); this
+    feeds the batch directly, as a broken clock would.
+    """
+    caplog.set_level(logging.DEBUG)
+    bad = [math.nan, math.inf, -math.inf, -1e-3, 1e39]
+    with tracked.batch_mode("Odd", plain_console()[0]) as batch:
+        for i in range(3 * 4096):  # several folds, each with bad values in it
+            batch._record(bad[i % 5] if i % 7 == 0 else 2e-3, failed=False, own_item=False)
+    (line,) = console_lines(caplog, loggers)
+    assert re.fullmatch(r"Batch completed: 12,288 calls in .+ \(p50 2\.00 ms per call\)",
+                        line), line

@@ -9,11 +9,11 @@ from rich.console import Console
 
 from callmetrics import Analytics, DurationSketch, FunctionSnapshot, LoggerContainer
 from callmetrics._console import (
-    format_seconds,
     get_console,
     logging_to_console,
     print_summary,
 )
+from callmetrics._format import duration
 
 ESCAPE = "\x1b"
 
@@ -47,18 +47,6 @@ def make_work(analytics: Analytics) -> Callable[[int], int]:
         return x
 
     return work
-
-
-def test_format_seconds_picks_a_readable_unit() -> None:
-    """Durations read as ns, µs, ms, s, minutes and hours with three significant digits."""
-    assert format_seconds(None) == "-"
-    assert format_seconds(0.0) == "0 s"
-    assert format_seconds(4.2e-7) == "420 ns"
-    assert format_seconds(1.234e-5) == "12.3 µs"
-    assert format_seconds(0.004567) == "4.57 ms"
-    assert format_seconds(1.5) == "1.50 s"
-    assert format_seconds(123) == "2m 03s"
-    assert format_seconds(7380) == "2h 03m"
 
 
 def test_logging_to_console_restores_the_logger() -> None:
@@ -165,7 +153,7 @@ def test_summary_on_a_narrow_terminal_keeps_every_number() -> None:
     output = buffer.getvalue()
     assert re.search(r"Function +Calls +Failed +Success +p50 .*Total", output)
     for snap in analytics.snapshot():
-        assert format_seconds(snap.total) in output
+        assert duration(snap.total) in output
     assert "Type" not in output
     assert all(len(line) <= 80 for line in output.splitlines())
 
@@ -181,7 +169,7 @@ def test_summary_on_a_very_narrow_terminal_keeps_names_and_whole_numbers() -> No
     assert re.search(r"Function +Calls +Failed +Success +p50 .*Total", output)
     assert all(len(line) <= 60 for line in output.splitlines())
     for snap in analytics.snapshot():
-        assert format_seconds(snap.total) in output
+        assert duration(snap.total) in output
 
 
 @pytest.mark.parametrize("terminal", [False, True])

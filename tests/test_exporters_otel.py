@@ -363,3 +363,22 @@ def test_bad_arguments_fail_early() -> None:
         instrument("not analytics", MeterProvider())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="buckets"):
         instrument(Analytics(), MeterProvider(), buckets=[1.0, 0.5])
+
+
+def test_names_past_max_functions_are_one_series_and_say_so(sdk: Sdk) -> None:
+    """Past the cap, new names share the '<other functions>' series; the gauge reads 1."""
+    analytics = Analytics({"max_functions": 2})
+    instrument(analytics, sdk.provider)
+    for name in ("f0", "f1"):
+        make_calls(analytics, ok=3, failing=1, name=name)
+    assert points(sdk.reader)["callmetrics.functions.overflowed"] == {(): 0}
+    for name in ("f2", "f3", "f4"):
+        make_calls(analytics, ok=3, failing=1, name=name)
+    got = points(sdk.reader)
+    assert got["callmetrics.functions.overflowed"] == {(): 1}
+    other = attrs("<other functions>", "mixed")
+    assert got["callmetrics.calls"] == {attrs("f0", "unit"): 4, attrs("f1", "unit"): 4,
+                                        other: 12}
+    assert got["callmetrics.failures"][other] == 3
+    assert got["callmetrics.call.duration.bucket"][attrs("<other functions>", "mixed",
+                                                         le="+Inf")] == 12

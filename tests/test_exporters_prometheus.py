@@ -154,7 +154,8 @@ def test_label_values_are_escaped_by_the_library(analytics: Analytics) -> None:
 
 def test_no_calls_exposes_only_up(analytics: Analytics) -> None:
     """An instance without calls exposes no per-function series."""
-    assert samples_of(scrape(CallmetricsCollector(analytics))) == {("callmetrics_source_up", ()): 1}
+    assert samples_of(scrape(CallmetricsCollector(analytics))) == {
+        ("callmetrics_functions_overflowed", ()): 0, ("callmetrics_source_up", ()): 1}
 
 
 def test_unreadable_store_reports_source_down(tmp_path: Path,
@@ -176,7 +177,8 @@ def test_registering_reads_nothing(tmp_path: Path) -> None:
     registry.register(collector)
     assert [m.name for m in collector.describe()] == [
         "callmetrics_calls", "callmetrics_failures", "callmetrics_call_duration_seconds",
-        "callmetrics_decorator_overhead_seconds", "callmetrics_source_up"]
+        "callmetrics_decorator_overhead_seconds", "callmetrics_functions_overflowed",
+        "callmetrics_source_up"]
     assert all(not m.samples for m in collector.describe())
 
 
@@ -329,3 +331,29 @@ def test_missing_store_reports_source_down(tmp_path: Path) -> None:
     """A store that does not exist (yet) is reported down rather than failing the scrape."""
     got = samples_of(scrape(CallmetricsCollector(tmp_path / "none.sqlite")))
     assert got == {("callmetrics_source_up", ()): 0}
+
+
+def test_names_past_max_functions_are_one_series_and_say_so(tmp_path: Path) -> None:
+    """Past the cap, new names share the '<other functions>' series and the gauge reads 1.
+
+    Both for a live instance and for the store it wrote (what serve-metrics reads).
+    """
+    store = tmp_path / "runs.db"
+    analytics = Analytics({"max_functions": 2}, store=store)
+    for name in ("f0", "f1"):
+        make_calls(analytics, ok=3, failing=1, name=name)
+    collector = CallmetricsCollector(analytics)
+    assert samples_of(scrape(collector))["callmetrics_functions_overflowed", ()] == 0
+    for name in ("f2", "f3", "f4"):
+        make_calls(analytics, ok=3, failing=1, name=name)
+    analytics.close()
+    for source in (analytics, store):
+        got = samples_of(scrape(CallmetricsCollector(source)))
+        assert got["callmetrics_functions_overflowed", ()] == 1
+        other = labels("<other functions>", "mixed")
+        assert got["callmetrics_calls_total", other] == 12
+        assert got["callmetrics_failures_total", other] == 3
+        assert got["callmetrics_call_duration_seconds_count", other] == 12
+        calls = {key: value for (metric, key), value in got.items()
+                 if metric == "callmetrics_calls_total"}
+        assert calls == {labels("f0", "unit"): 4, labels("f1", "unit"): 4, other: 12}

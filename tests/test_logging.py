@@ -14,9 +14,22 @@ import pytest
 
 import callmetrics._logging as callmetrics_logging
 from callmetrics import Analytics, LoggerContainer
-from callmetrics._logging import CONSOLE_SUPPRESSED, default_loggers, report_internal_error
+from callmetrics._logging import (
+    CONSOLE_SUPPRESSED,
+    CallLogger,
+    default_loggers,
+    report_internal_error,
+)
 
-LINE = re.compile(r"^(OK|FAILED \(\w+\)) (\S+) \[(.+)\] (\d+\.\d+)s$")
+# The duration reads as _format.duration shows it: "812 ns", "12.3 µs", "4.56 ms".
+LINE = re.compile(r"^(OK|FAILED \(\w+\)) (\S+) \[(.+)\] (\d+(?:\.\d+)? (?:ns|µs|ms|s))$")
+UNITS = {"ns": 1e-9, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def seconds_of(shown: str) -> float:
+    """Read back a duration under a minute as _format.duration wrote it (``10.1 ms``)."""
+    value, unit = shown.split(" ")
+    return float(value) * UNITS[unit]
 
 
 def records_of(caplog: pytest.LogCaptureFixture, logger: logging.Logger) -> list[logging.LogRecord]:
@@ -118,7 +131,7 @@ def test_slow_success_logs_info(caplog: pytest.LogCaptureFixture, loggers: Logge
         assert record.levelno == logging.INFO
         match = LINE.match(record.getMessage())
         assert match is not None
-        assert float(match.group(4)) >= 0.01
+        assert seconds_of(match.group(4)) >= 0.01
 
 
 def test_failure_logs_on_all_three_loggers(
@@ -149,6 +162,27 @@ def test_failure_logs_on_all_three_loggers(
                                   "test_failure_logs_on_all_three_loggers.load", "DB")
     for record in caplog.records:
         assert "FAILED (ValueError)" in record.getMessage()
+
+
+def test_lines_show_durations_as_the_formatter_does(
+    loggers: LoggerContainer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Per-call lines show the duration with _format.duration: ``2.00 µs``, not seconds."""
+    log = CallLogger(loggers, long_max=1.0, capacity=64)
+    caplog.clear()
+    log.success("work", "unit", 0.0045671)
+    log.failure("work", "unit", 0.000002, ValueError("bad"))
+    log.success("slow", "unit", 123.0)
+    lines = [(r.name, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        (loggers.analytics.name, "OK work [unit] 4.57 ms"),
+        (loggers.console.name, "OK work [unit] 4.57 ms"),
+        (loggers.analytics.name, "FAILED (ValueError) work [unit] 2.00 µs"),
+        (loggers.console.name, "FAILED (ValueError) work [unit] 2.00 µs"),
+        (loggers.error.name, "FAILED (ValueError) work [unit] 2.00 µs"),
+        (loggers.analytics.name, "OK slow [unit] 2m 03s"),
+        (loggers.console.name, "OK slow [unit] 2m 03s"),
+    ]
 
 
 def test_async_calls_log_like_sync_calls(

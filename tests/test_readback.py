@@ -167,6 +167,21 @@ def test_log_summary_lines(loggers: LoggerContainer, caplog: pytest.LogCaptureFi
     ]
 
 
+def test_log_summary_never_rounds_to_all_or_nothing(
+    loggers: LoggerContainer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One failure or one slow call in 2000 still shows: 99.9% success, slow 1%, fast 99%."""
+    analytics = Analytics(loggers=loggers)
+    feed(analytics, "f", [0.1] * 1999 + [6.0], failures=1)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        analytics.log_summary()
+    assert [r.getMessage() for r in caplog.records] == [
+        "Analytics Summary: 2,000 calls | 99.9% success | avg 103 ms",
+        "Performance: fast 99% | medium 0% | slow 1%",
+    ]
+
+
 def test_log_summary_disabled_logs_nothing(loggers: LoggerContainer,
                                            caplog: pytest.LogCaptureFixture) -> None:
     """A disabled instance's log_summary writes nothing."""

@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
+from callmetrics._format import duration
 from callmetrics._report import build_report
-from callmetrics._report_charts import short_count
+from callmetrics._report_charts import histograms, short_count
 from test_report import CallsSource, call, make, record, tail_source
 
 
@@ -78,3 +79,13 @@ def test_percentile_labels_never_overlap_and_merge_when_equal() -> None:
             for b in spans:
                 if a is not b and a[0] == b[0]:
                     assert a[2] <= b[1] or b[2] <= a[1]
+
+
+def test_percentile_lines_sit_at_the_sketch_percentiles() -> None:
+    """Each histogram's p50, p95 and p99 lines show the sketch's own percentiles."""
+    source = tail_source()
+    for snap in source.snapshot():
+        (chart,) = histograms([snap])
+        expected = [f"{label}: {duration(snap.sketch.quantile(q))}"
+                    for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))]
+        assert [marker.tip for marker in chart.markers] == expected

@@ -86,6 +86,27 @@ def test_closed_store_reads_back_what_was_recorded(tmp_path: Path) -> None:
     assert view.decorator_overhead["work"] == pytest.approx(live.decorator_overhead["work"])
 
 
+def test_a_failures_message_and_location_survive_the_store(tmp_path: Path) -> None:
+    """load(store).events shows a failed call's Message and Location as the live one did."""
+    store = tmp_path / "runs.db"
+    live = Analytics(store=store)
+
+    @live.track("parsing", name="parse")
+    def parse(text: str) -> None:
+        raise ValueError(f"bad input {text!r}")
+
+    with pytest.raises(ValueError, match="bad input"):
+        parse("x")
+    live.close()
+    (stored,) = load(store).events
+    (recorded,) = live.events
+    assert stored["Message"] == recorded["Message"] == "bad input 'x'"
+    assert stored["Location"] == recorded["Location"]
+    assert stored["Location"].endswith(" in parse")
+    assert "test_store.py:" in stored["Location"]
+    assert (stored["Error"], stored["Event Type"]) == ("ValueError", "parsing")
+
+
 def test_flush_makes_the_run_visible_while_it_is_open(tmp_path: Path) -> None:
     """flush() writes an open run; close() marks it closed, and tracking goes on in memory."""
     store = tmp_path / "runs.db"

@@ -27,6 +27,7 @@ from callmetrics._recorder import BUFFER_LIMIT, Recorder
 from callmetrics._records import LoggerContainer
 from callmetrics._state import FunctionSnapshot
 from callmetrics._transfer import merge_into, restore_into
+from callmetrics._view import RetainedCall
 from callmetrics._wrap import (
     OWNER_ATTRIBUTE,
     CallObserver,
@@ -372,12 +373,13 @@ class Analytics(ReadBack, Outputs):
             )
 
     def restore(self, functions: Iterable[FunctionSnapshot],
-                events: Iterable[tuple[Any, ...]]) -> None:
+                events: Iterable[RetainedCall | tuple[Any, ...]]) -> None:
         """Add stored aggregates and events to this instance.
 
-        ``events`` are ``(start, duration, error, name)``, optionally followed by the
-        failure's ``message`` and ``location``.  Used to rebuild a view from a store;
-        the functions' totals are added to any already here.
+        ``events`` are ``RetainedCall`` tuples (as a store read gives them, a failure's
+        ``message`` and ``location`` kept), or plain ``(start, duration, error, name)``
+        optionally followed by ``message`` and ``location``.  Used to rebuild a view from
+        a store; the functions' totals are added to any already here.
         """
         with self._recorder.reading():
             restore_into(self._recorder, functions, events)

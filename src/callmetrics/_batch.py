@@ -32,6 +32,7 @@ from callmetrics._console import get_console
 from callmetrics._format import count, duration, printable
 from callmetrics._logging import CONSOLE_SUPPRESSED, report_internal_error
 from callmetrics._sketch import DurationSketch
+from callmetrics._sketch_keys import MAX_F32
 
 if TYPE_CHECKING:
     from callmetrics._analytics import Analytics
@@ -293,8 +294,12 @@ class BatchMode:
         self._refresh()
 
     def _fold(self) -> None:
-        """Add the pending durations to the sketch (called with ``_lock`` held)."""
-        pending = sorted(d for d in self._pending if d >= 0.0)
+        """Add the pending durations to the sketch (called with ``_lock`` held).
+
+        Only the values the sketch accepts are folded: finite, non-negative and at most
+        the largest float32 (``add_sorted`` trusts its input; NaN fails both bounds).
+        """
+        pending = sorted(d for d in self._pending if 0.0 <= d <= MAX_F32)
         self._pending.clear()
         self._durations.add_sorted(pending)
 

@@ -12,7 +12,7 @@ import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.cells import cell_len
@@ -25,12 +25,9 @@ from callmetrics._format import count, duration, percent, printable
 from callmetrics._state import FunctionSnapshot
 
 if TYPE_CHECKING:
-    from callmetrics._batch import BatchMode
     from callmetrics._view import Source
 
 __all__ = [
-    "BatchMode",
-    "format_seconds",
     "get_console",
     "logging_handler",
     "logging_to_console",
@@ -95,10 +92,6 @@ def logging_to_console(logger: logging.Logger, console: Console | None = None, *
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
-
-
-# Kept for modules that imported it from here: the one formatter is ``_format.duration``.
-format_seconds = duration
 
 
 # -------------------------------------------------------------------- summary
@@ -184,11 +177,3 @@ def print_summary(source: Source, console: Console | None = None) -> None:
                       *(fmt(line) for line in lines[1:]), caption])
     out.print(Text(text), soft_wrap=True, highlight=False)
 
-
-def __getattr__(name: str) -> Any:
-    """Give ``BatchMode`` to modules that import it from here (it lives in ``_batch``)."""
-    if name == "BatchMode":
-        from callmetrics._batch import BatchMode  # noqa: PLC0415  # _batch imports this module
-
-        return BatchMode
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

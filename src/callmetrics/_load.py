@@ -342,7 +342,5 @@ def read_view(path: str | Path, *, runs: Iterable[int] | None = None,
     snapshots, calls = read_stored(path, runs=runs, since=since, label=label, events=events,
                                    time_format=view.time_format, compact=view.compact_time)
     if snapshots or calls:
-        # Analytics.restore takes (start, duration, error, name) today; it drops the
-        # failures' message and location until it accepts RetainedCall.
-        view.restore(snapshots, [(c.start, c.duration, c.error, c.name) for c in calls])
+        view.restore(snapshots, calls)  # RetainedCall: failures keep message and location
     return view

@@ -17,6 +17,7 @@ import sys
 from contextvars import ContextVar
 from typing import Any, Final
 
+from callmetrics._format import duration as format_duration
 from callmetrics._records import LoggerContainer
 
 __all__ = [
@@ -37,6 +38,10 @@ CACHE_KEY: Final = "callmetrics.success-limit"
 # suppressed while it is above zero.  A ContextVar, so two concurrent asyncio tasks
 # (or threads) each see their own batches.
 CONSOLE_SUPPRESSED: ContextVar[int] = ContextVar("callmetrics_console_suppressed", default=0)
+
+# A per-call line: status, name, [event type], duration as ``_format.duration`` shows it
+# (``OK app.fetch [API call] 12.3 µs``).  Formatted by logging, only for a handler that emits.
+_LINE: Final = "%s %s [%s] %s"
 
 _internal = logging.getLogger("callmetrics.internal")
 _reported: set[str] = set()
@@ -125,11 +130,15 @@ class CallLogger:
         """Log a successful call: DEBUG, or INFO when slower than ``long_max``."""
         try:
             level = logging.INFO if duration > self.long_max else logging.DEBUG
-            args = ("OK", name, event_type, duration)
-            if self.analytics.isEnabledFor(level):
-                self.analytics.log(level, "%s %s [%s] %.6fs", *args)
-            if not CONSOLE_SUPPRESSED.get() and self.console.isEnabledFor(level):
-                self.console.log(level, "%s %s [%s] %.6fs", *args)
+            to_analytics = self.analytics.isEnabledFor(level)
+            to_console = not CONSOLE_SUPPRESSED.get() and self.console.isEnabledFor(level)
+            if not (to_analytics or to_console):
+                return  # build no part of a message nobody will see
+            args = ("OK", name, event_type, format_duration(duration))
+            if to_analytics:
+                self.analytics.log(level, _LINE, *args)
+            if to_console:
+                self.console.log(level, _LINE, *args)
         except Exception as exc:  # noqa: BLE001  # a broken handler must not break the call
             report_internal_error("per-call logging", exc)
 
@@ -144,12 +153,13 @@ class CallLogger:
             to_error = self.error.isEnabledFor(logging.ERROR)
             if not (to_analytics or to_console or to_error):
                 return  # build no part of a message nobody will see
-            args = (f"FAILED ({type(exc).__name__})", name, event_type, duration)
+            args = (f"FAILED ({type(exc).__name__})", name, event_type,
+                    format_duration(duration))
             if to_analytics:
-                self.analytics.debug("%s %s [%s] %.6fs", *args)
+                self.analytics.debug(_LINE, *args)
             if to_console:
-                self.console.warning("%s %s [%s] %.6fs", *args)
+                self.console.warning(_LINE, *args)
             if to_error:
-                self.error.error("%s %s [%s] %.6fs", *args, exc_info=exc)
+                self.error.error(_LINE, *args, exc_info=exc)
         except Exception as err:  # noqa: BLE001  # a broken handler must not break the call
             report_internal_error("per-call logging", err)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from callmetrics._analytics import Analytics
-    from callmetrics._console import BatchMode
+    from callmetrics._batch import BatchMode
 
 __all__ = ["Outputs"]
 
@@ -62,9 +62,9 @@ class Outputs:
     ) -> BatchMode:
         """Suppress per-call console lines and show a spinner (or a progress bar).
 
-        Usable as ``with`` and ``async with``; see :mod:`callmetrics._console`.
+        Usable as ``with`` and ``async with``; see :mod:`callmetrics._batch`.
         """
-        from callmetrics._console import BatchMode  # noqa: PLC0415  # load rich on use
+        from callmetrics._batch import BatchMode  # noqa: PLC0415  # load rich on use
 
         return BatchMode(self._analytics(), message, console, total=total)
 

@@ -13,6 +13,7 @@ from callmetrics._recorder import Recorder
 from callmetrics._records import Event
 from callmetrics._ring import Retained
 from callmetrics._state import FunctionSnapshot
+from callmetrics._view import RetainedCall
 
 __all__ = ["merge_into", "restore_into"]
 
@@ -53,8 +54,12 @@ def _extreme(stats: FunctionStats, event: Event | None) -> Extreme | None:
 
 
 def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
-                 events: Iterable[tuple[Any, ...]]) -> None:
-    """Add stored aggregates and ``(start, duration, error, name[, message, location])``."""
+                 events: Iterable[RetainedCall | tuple[Any, ...]]) -> None:
+    """Add stored aggregates and retained calls.
+
+    Each event is a ``RetainedCall`` (what a store read gives, message and location
+    included), or a plain ``(start, duration, error, name[, message, location])``.
+    """
     for snap in functions:
         stats = _mine(recorder, snap.name, snap.event_type, snap.module)
         loaded = FunctionStats(snap.name, snap.event_type, snap.module)
@@ -66,13 +71,18 @@ def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
         loaded.fastest = _extreme(stats, snap.fastest)
         stats.merge(loaded)
     restored: list[Retained] = []
-    for start, took, error, name, *details in events:
+    for event in events:
+        if isinstance(event, RetainedCall):
+            start, took, name, event_type, error, message, location = event
+        else:
+            start, took, error, name, *details = event
+            event_type = "unknown"
+            message, location = [*details, None, None][:2]
         owner = recorder.stats.get(name)
         if owner is None:
-            owner = recorder.stats[name] = FunctionStats(name, "unknown", "<store>")
+            owner = recorder.stats[name] = FunctionStats(name, event_type, "<store>")
         key: object = owner
         if error is not None:
-            message, location = [*details, None, None][:2]
             key = FailedCall(owner, error, message, location)
         restored.append((start, took, key))
     recorder.ring.replace(recorder.ring.calls() + restored)

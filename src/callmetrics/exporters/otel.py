@@ -15,7 +15,11 @@ for metrics.  Each series carries the attributes ``function`` and ``event_type``
   ``0.9``, ``0.95``, ``0.99``, ``1``): a gauge of this process's percentiles from
   the sketch; 0 and 1 are the exact minimum and maximum.  Percentiles of several
   processes cannot be averaged: aggregate the bucket counters instead;
-- ``callmetrics.decorator.overhead`` (``s``): seconds the decorator added.
+- ``callmetrics.decorator.overhead`` (``s``): seconds the decorator added;
+- ``callmetrics.functions.overflowed`` (no attributes): 1 once an instrumented
+  instance reached ``max_functions`` distinct names, after which its new names are
+  counted together in the series ``function="<other functions>"``
+  (``event_type="mixed"``); 0 otherwise.
 
 Why no OpenTelemetry ``Histogram``: the metrics API has no observable histogram, and
 feeding a synchronous one means one ``record()`` per call (a few microseconds each,
@@ -64,6 +68,7 @@ except ImportError as exc:
 from callmetrics import __version__
 from callmetrics._analytics import Analytics
 from callmetrics._logging import report_internal_error
+from callmetrics._recorder import OVERFLOW_NAME
 from callmetrics._sketch import DurationSketch
 from callmetrics.exporters import _check_buckets, _cumulative_counts
 
@@ -124,6 +129,10 @@ class _Instruments:
             description="This process's duration percentiles (`quantile`) from the sketch.")
         counter("callmetrics.decorator.overhead", [self._observer(self._sum_of("overhead"))],
                 unit="s", description="Seconds the callmetrics decorator added to the calls.")
+        meter.create_observable_gauge(
+            "callmetrics.functions.overflowed", [self._observer(self._overflowed)], unit="1",
+            description=f"1 once max_functions distinct names were reached: new names are "
+                        f"then counted together as function={OVERFLOW_NAME!r}.")
 
     def add(self, analytics: Analytics, bounds: tuple[float, ...]) -> None:
         with self._lock:
@@ -177,10 +186,18 @@ class _Instruments:
 
     def _quantiles(self) -> Iterator[Observation]:
         for key, totals in self._totals().items():
-            for label, q in QUANTILES:
-                value = totals.sketch.quantile(q)
+            values = totals.sketch.quantiles(q for _, q in QUANTILES)  # one pass
+            for (label, _), value in zip(QUANTILES, values, strict=True):
                 if value is not None:
                     yield Observation(value, {**_attributes(key), "quantile": label})
+
+    def _overflowed(self) -> Iterator[Observation]:
+        with self._lock:
+            sources = list(self._sources)
+        if sources:  # like every series here, none while no instance is instrumented
+            # call_counts copies no sketch: cheaper than a snapshot for one yes or no.
+            yield Observation(int(any(OVERFLOW_NAME in analytics.call_counts
+                                      for analytics, _ in sources)))
 
     def _buckets(self) -> Iterator[Observation]:
         with self._lock:

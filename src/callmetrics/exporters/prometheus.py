@@ -8,9 +8,12 @@ written by any number of processes, as:
   come from each function's duration sketch (to its 1% precision), with exact
   ``_sum`` and ``_count``;
 - ``callmetrics_decorator_overhead_seconds_total``: seconds the decorator added;
+- ``callmetrics_functions_overflowed``: 1 once the source reached ``max_functions``
+  distinct names, after which new names are counted together in the series
+  ``function="<other functions>"`` (``event_type="mixed"``); 0 otherwise;
 - ``callmetrics_source_up``: 1 when the source was read, 0 when reading it failed.
 
-Every series but the last carries the labels ``function`` and ``event_type``.  The
+Every series but the last two carries the labels ``function`` and ``event_type``.  The
 collector reads aggregates when Prometheus scrapes; tracked calls pay nothing for it.
 
 For a server with several worker processes, let every worker write one store
@@ -54,6 +57,7 @@ except ImportError as exc:
 from callmetrics._analytics import Analytics
 from callmetrics._load import read_view
 from callmetrics._logging import report_internal_error
+from callmetrics._recorder import OVERFLOW_NAME
 from callmetrics.exporters import DEFAULT_BUCKETS, _check_buckets, _cumulative_counts
 
 if TYPE_CHECKING:
@@ -140,7 +144,7 @@ class CallmetricsCollector:
         reported as ``callmetrics_source_up 0``, so one bad store never breaks the
         rest of a registry's scrape.
         """
-        calls, failures, duration, overhead, up = self._families()
+        calls, failures, duration, overhead, overflowed, up = self._families()
         try:
             snapshots = _read(self._source)
         except Exception as exc:  # noqa: BLE001  # surfaced as callmetrics_source_up 0
@@ -153,8 +157,10 @@ class CallmetricsCollector:
             failures.add_metric(labels, snap.failures)
             overhead.add_metric(labels, snap.overhead)
             duration.add_metric(labels, self._histogram(snap), sum_value=snap.total)
+        # The cap's overflow entry is one more series above; this says it exists.
+        overflowed.add_metric([], int(any(snap.name == OVERFLOW_NAME for snap in snapshots)))
         up.add_metric([], 1)
-        return [calls, failures, duration, overhead, up]
+        return [calls, failures, duration, overhead, overflowed, up]
 
     def _histogram(self, snap: FunctionSnapshot) -> list[tuple[str, float]]:
         # Cumulative counts; +Inf (hence _count) is the exact call count.
@@ -163,7 +169,7 @@ class CallmetricsCollector:
 
     @staticmethod
     def _families() -> tuple[CounterMetricFamily, CounterMetricFamily, HistogramMetricFamily,
-                             CounterMetricFamily, GaugeMetricFamily]:
+                             CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         return (
             CounterMetricFamily("callmetrics_calls_total",
                                 "Calls of each tracked function, exact.", labels=LABELS),
@@ -176,6 +182,9 @@ class CallmetricsCollector:
             CounterMetricFamily("callmetrics_decorator_overhead_seconds_total",
                                 "Seconds the callmetrics decorator added to the calls.",
                                 labels=LABELS),
+            GaugeMetricFamily("callmetrics_functions_overflowed",
+                              f"1 once max_functions distinct names were reached: new names "
+                              f"are then counted together as function=\"{OVERFLOW_NAME}\"."),
             GaugeMetricFamily("callmetrics_source_up",
                               "1 when the callmetrics source was read, 0 when it failed."),
         )
