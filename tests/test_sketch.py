@@ -9,6 +9,7 @@ import random
 import struct
 import sys
 import tracemalloc
+from array import array
 from typing import Any
 
 import pytest
@@ -345,3 +346,21 @@ def test_memory_is_small_for_one_value_and_for_many() -> None:
     # 4 bytes each, with room to spare (the sparse form took 70 KB).
     assert many < 16_000
     assert sys.getsizeof(build()) >= 128 * 13 * 4
+
+
+def test_merging_a_sketch_whose_items_are_wider_than_its_sum_needs() -> None:
+    """A sketch caught mid-add (widened before counting: a read nested in a drain) merges.
+
+    Regression: merging it into a narrower sketch tried to narrow its counts and raised.
+    """
+    source = DurationSketch()
+    source.add_sorted(sorted([1e-6, 2e-6, 2e-6, 5e-3]))
+    expected = source.quantiles([0.0, 0.5, 1.0])
+    source._counts = array("I", source._counts)  # as after _reserve, before the counts
+    target = DurationSketch()
+    target.add(1e-6)
+    target.merge(source)
+    assert target.count == 5
+    merged_alone = DurationSketch()
+    merged_alone.merge(source)
+    assert merged_alone.quantiles([0.0, 0.5, 1.0]) == expected

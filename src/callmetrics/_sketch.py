@@ -173,8 +173,12 @@ class DurationSketch:
         next: one C-level addition adds every bucket.
         """
         counts = self._counts
-        if theirs.itemsize != counts.itemsize:
-            theirs = widen(theirs, code_for(CAPACITY[counts.itemsize]))
+        if theirs.itemsize < counts.itemsize:
+            theirs = widen(theirs, counts.typecode)  # type: ignore[arg-type]  # one of ours
+        elif theirs.itemsize > counts.itemsize:
+            # Wider items than their sum needs: a sketch read in the middle of its own
+            # add (a read nested in a drain, on the same thread), widened before counting.
+            self._counts = counts = widen(counts, theirs.typecode)  # type: ignore[arg-type]  # one of ours
         width = counts.itemsize
         order = sys.byteorder
         with memoryview(counts) as view, view.cast("B") as raw:
@@ -202,14 +206,19 @@ class DurationSketch:
         """Add every value of ``other`` to this sketch."""
         if not isinstance(other, DurationSketch):
             raise TypeError(f"can only merge a DurationSketch, got {type(other).__name__}")
-        if other._count == 0:
+        # Read ``other`` once, and size from what its counts hold: a read nested in
+        # a drain of ``other`` on the same thread (a signal handler) may find the
+        # counts added but ``_count`` not yet, and must neither overflow nor raise.
+        theirs, offset, zeros = other._counts, other._offset, other._zeros
+        count = max(other._count, sum(theirs) + zeros)
+        if count == 0:
             return
-        self._reserve(self._count + other._count)
-        if other._counts:
-            self._cover(other._offset, other._offset + len(other._counts) - 1)
-            self._add_counts(other._offset - self._offset, other._counts)
-        self._zeros += other._zeros
-        self._count += other._count
+        self._reserve(self._count + count)
+        if theirs:
+            self._cover(offset, offset + len(theirs) - 1)
+            self._add_counts(offset - self._offset, theirs)
+        self._zeros += zeros
+        self._count += count
         self._min = min(self._min, other._min)
         self._max = max(self._max, other._max)
 

@@ -115,8 +115,10 @@ def widen(counts: array[int], code: _Code) -> array[int]:
     narrow, width = counts.itemsize, wide.itemsize
     if narrow == width:
         return array(code, counts.tobytes())
+    if width < narrow:
+        raise ValueError(f"cannot narrow counts of {narrow} bytes to {width}")
     raw = counts.tobytes()
-    out = bytearray(len(counts) * width)
+    out = bytearray(len(raw) // narrow * width)  # from the bytes read, not a second look
     low = 0 if sys.byteorder == "little" else width - narrow  # where the value's bytes go
     for at in range(narrow):
         out[low + at::width] = raw[at::narrow]
