@@ -20,6 +20,7 @@ from callmetrics import (
 )
 from callmetrics._aggregate import FailedCall
 from callmetrics._recorder import BUFFER_LIMIT, OVERFLOW_NAME, Recorder
+from callmetrics._wrap import BACKLOG
 
 SEED_KEYS = ["Function", "Event Type", "Start Time", "End Time", "Duration (s)", "Success",
              "Error", "Message", "Location"]
@@ -442,3 +443,42 @@ def test_max_functions_warns_once(caplog: pytest.LogCaptureFixture) -> None:
     assert len(lines) == 1
     assert "max_functions=1" in lines[0]
     assert OVERFLOW_NAME in lines[0]
+
+
+def test_the_buffer_stays_bounded_while_eight_threads_call() -> None:
+    """Threads that find a drain under way neither pile up calls nor all call back.
+
+    Regression: under the GIL the draining thread waits its turn while seven others
+    keep appending; the buffer reached 1.1 million calls (about 80 MB) and nearly
+    every call failed the drain's try-lock.  Past BACKLOG chunks a call now waits
+    for that drain.  (A watcher samples the length: it can miss the peak, never
+    exceed it.)
+    """
+    analytics = Analytics(max_events=1_000)
+    work = analytics.track("unit", name="work")(lambda i: i)
+    buffer = analytics._recorder.buffer
+    peak = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, len(buffer) // 3)
+            time.sleep(0.0002)
+
+    def call() -> None:
+        for i in range(60_000):
+            work(i)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    callers = [threading.Thread(target=call) for _ in range(8)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join()
+    done.set()
+    watcher.join()
+    assert analytics.call_counts == {"work": 480_000}
+    assert len(analytics.events) == 1_000
+    assert peak <= (BACKLOG + 2) * BUFFER_LIMIT

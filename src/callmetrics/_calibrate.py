@@ -42,8 +42,9 @@ class _QuietRuntime:
         self.buffer: list[Any] = []
         self.ends = Ends(self)
 
-    def drain_soon(self) -> None:
+    def drain_soon(self, wait: float = 0.0) -> bool:  # noqa: ARG002  # the Runtime protocol
         self.buffer.clear()
+        return True
 
 
 def _best_loop(run: Callable[[], None]) -> float:

@@ -122,17 +122,19 @@ class Recorder:
         return self.overflow
 
     # -------------------------------------------------------------- drains
-    def drain_soon(self) -> None:
+    def drain_soon(self, wait: float = 0.0) -> bool:
         """Fold one chunk of the buffer, unless a drain or read is already under way.
 
-        Called by the hot path when the buffer is full: never waits, never raises.
+        Called by the hot path when the buffer is full: never raises, and waits for
+        the lock at most ``wait`` seconds (0: not at all).  Returns False when another
+        thread held the lock throughout (its drain leaves room), True otherwise.
         """
         lock = self.lock
-        if not lock.acquire(blocking=False):
-            return  # another thread is draining: its chunk leaves room in the buffer
+        if not lock.acquire(blocking=False) and not (wait > 0 and lock.acquire(timeout=wait)):
+            return False
         try:
             if self._busy:
-                return  # re-entered from this thread: the outer drain or read goes on
+                return True  # re-entered from this thread: the outer drain or read goes on
             self._busy = True
             try:
                 self._drain_chunk(self._chunk)
@@ -142,6 +144,7 @@ class Recorder:
             report_internal_error("draining buffered calls", exc)
         finally:
             lock.release()
+        return True
 
     @contextmanager
     def reading(self) -> Iterator[bool]:

@@ -44,6 +44,11 @@ __all__ = [
     "wrap",
 ]
 
+# Chunks a full buffer may hold while another thread drains, before a call waits
+# (at most BACKLOG_WAIT seconds) for that drain: the buffer's bound under threads.
+BACKLOG = 8
+BACKLOG_WAIT = 0.05
+
 
 class CallObserver(Protocol):
     """Something that wants to see each tracked call (batch progress, spans).
@@ -79,8 +84,8 @@ class Runtime(Protocol):
     def ends(self) -> Ends:
         """How calls end (shared by the instance's wrappers)."""
 
-    def drain_soon(self) -> None:
-        """Fold one chunk of a full buffer, unless a drain is already under way."""
+    def drain_soon(self, wait: float = 0.0) -> bool:
+        """Fold one chunk of a full buffer, unless another thread is draining (False)."""
 
 
 def recorded_name(func: object) -> str:
@@ -179,10 +184,27 @@ class Ends:
         """Drain a full buffer; log the success while successful calls are logged."""
         # Reached when the buffer is full or when successful calls are being logged
         # (the cached limit is then 0).
-        if len(self.buffer) >= self.capacity:
-            self.drain_soon()
+        size = len(self.buffer)
+        if size >= self.capacity:
+            if self.drain_soon() or (size >= BACKLOG * self.capacity
+                                     and self.drain_soon(BACKLOG_WAIT)):
+                if limit > self.capacity:  # a raised limit (below): back to normal
+                    self._set_limit(limit, self.capacity)
+            elif limit:
+                # Another thread is draining (under the GIL it may be waiting for its
+                # turn to run): let this one's calls fill one more chunk before they
+                # come here again, instead of every call failing the lock.  Past
+                # BACKLOG chunks, a call waits for that drain (bounded), so that the
+                # buffer stays bounded whatever the number of threads.
+                self._set_limit(limit, size + self.capacity)
         if limit == 0:
             self.log.success(stats.name, stats.event_type, duration)
+
+    def _set_limit(self, seen: int, limit: int) -> None:
+        """Replace the cached limit ``seen``, unless logging changed it meanwhile."""
+        cache = self.cache
+        if cache.get(CACHE_KEY) == seen:
+            cache[CACHE_KEY] = limit
 
     def ok(self, stats: FunctionStats, t0: float) -> float:
         """Record a successful call that started at ``t0``; return its duration."""
