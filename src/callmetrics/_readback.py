@@ -70,12 +70,6 @@ class ReadBack:
         with self._recorder.reading():
             return Reading(self._snapshots(per_call), self._retained())
 
-    def raw_events(self) -> list[tuple[float, float, str | None, FunctionStats]]:
-        """Return retained calls as ``(start, duration, error, stats)``.  # removed at merge."""
-        with self._recorder.reading():
-            return [(start, took, key.error if type(key) is FailedCall else None, _owner(key))
-                    for start, took, key in self._recorder.ring.calls()]
-
     @property
     def events(self) -> list[Event]:
         """The most recent calls (at most ``max_events``), oldest first, as plain dicts."""

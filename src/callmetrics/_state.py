@@ -7,7 +7,6 @@ interface of ``_view.py``; the live aggregates are ``_aggregate.FunctionStats``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from callmetrics._records import Event
 from callmetrics._sketch import DurationSketch
@@ -52,18 +51,3 @@ class FunctionSnapshot:
     def average(self) -> float:
         """Mean duration in seconds (0.0 when there were none)."""
         return self.total / self.calls if self.calls else 0.0
-
-
-def __getattr__(name: str) -> Any:  # removed at merge: old names for outputs not yet on _view
-    """Give outputs that still import the engine's old names what they expect."""
-    if name == "FunctionStats":
-        from callmetrics._aggregate import FunctionStats  # noqa: PLC0415  # removed at merge
-
-        return FunctionStats
-    if name == "RawEvent":  # removed at merge
-        return tuple[float, float, "str | None", Any]
-    if name == "BUFFER_LIMIT":  # removed at merge
-        from callmetrics._recorder import BUFFER_LIMIT  # noqa: PLC0415  # removed at merge
-
-        return BUFFER_LIMIT
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -73,7 +73,7 @@ from callmetrics._sketch import DurationSketch
 from callmetrics.exporters import _check_buckets, _cumulative_counts
 
 if TYPE_CHECKING:
-    from callmetrics._state import FunctionStats
+    from callmetrics._aggregate import FunctionStats
 
 __all__ = ["QUANTILES", "Instrumentation", "instrument"]
 
