@@ -38,9 +38,19 @@ def when(timestamp: float, time_format: str, *, compact: bool) -> str:
 
 
 def valid_calls(calls: Sequence[RetainedCall]) -> list[RetainedCall]:
-    """The calls whose start and duration are finite numbers (duration not negative)."""
-    return [c for c in calls if math.isfinite(c.start) and math.isfinite(c.duration)
-            and c.duration >= 0]
+    """The calls whose start and duration are finite numbers (duration not negative), by start.
+
+    Retained calls come in the order they *ended*; a call that encloses others (a
+    ``measure`` block, a request around its queries) ends after them but started
+    first.  The timeline counts time from the first start and the tables say "newest
+    first", so the report works on the calls in the order they started.
+    """
+    return sorted((c for c in calls if math.isfinite(c.start) and math.isfinite(c.duration)
+                   and c.duration >= 0), key=_start)
+
+
+def _start(call: RetainedCall) -> float:
+    return call.start
 
 
 def _sort_key(value: float | None) -> float:
