@@ -49,6 +49,19 @@ def test_batch_suppresses_per_call_lines_and_logs_the_batch_line(
     assert tracked.observers == []
 
 
+def test_a_batch_of_one_call_says_call(
+    tracked: Analytics, loggers: LoggerContainer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch of one call logs ``1 call in``, in the singular."""
+    work = make_work(tracked)
+    console, _ = plain_console()
+    caplog.set_level(logging.DEBUG)
+    with tracked.batch_mode("Working", console):
+        work(1)
+    (line,) = console_lines(caplog, loggers)
+    assert line.startswith("Batch completed: 1 call in ")
+
+
 def test_batch_without_calls_logs_nothing(
     tracked: Analytics, loggers: LoggerContainer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -73,7 +86,7 @@ def test_batch_counts_failures_and_restores_lines_after_an_exception(
         boom()
     assert per_call_lines(caplog, loggers) == []
     line = console_lines(caplog, loggers)[0]
-    assert line.startswith("Batch completed: 1 calls")
+    assert line.startswith("Batch completed: 1 call in ")
     assert line.endswith("per call, 1 failed)")
     assert CONSOLE_SUPPRESSED.get() == 0
 

@@ -346,8 +346,8 @@ class BatchMode:
                 self._fold()
             failed = f", {count(self._failed)} failed" if self._failed else ""
             self.analytics.console_logger.info(
-                "Batch completed: %s calls in %s (p50 %s per call%s)",
-                count(self._calls), duration(elapsed),
+                "Batch completed: %s %s in %s (p50 %s per call%s)",
+                count(self._calls), "call" if self._calls == 1 else "calls", duration(elapsed),
                 duration(self._durations.quantile(0.5)), failed,
             )
 
