@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -102,6 +103,33 @@ def test_stats_table_and_function_filter(written: Path) -> None:
     data = json.loads(one.stdout)
     assert [f["name"] for f in data["functions"]] == ["render"]
     assert data["totals"]["calls"] == 200
+
+
+def test_stats_says_why_calls_failed(written: Path) -> None:
+    """Below the table, the failures: exception, message and where, newest first, ten at most.
+
+    The store's 20 failures each have their own message (``ConnectionError(i)``), so
+    ten groups are shown and the rest are counted; --json holds them all.
+    """
+    result = _cli("stats", str(written))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Failures"))
+    assert lines[start].startswith("Failures among the retained calls (20)")
+    assert lines[start + 1].split() == ["FUNCTION", "EXCEPTION", "COUNT", "LAST", "MESSAGE",
+                                        "RAISED", "AT"]
+    rows = lines[start + 2:start + 12]
+    assert [row.split()[:3] for row in rows] == [["fetch_user", "ConnectionError", "1"]] * 10
+    assert rows[0].split()[5] == "190"  # the newest failure first: i = 190
+    assert rows[0].endswith(" in fetch_user")
+    assert re.search(r" \d\d:\d\d:\d\d\.\d{3} ", rows[0])
+    assert lines[start + 12] == "... and 10 more (all of them: the report, or stats --json)"
+    errors = json.loads(_cli("stats", str(written), "--json").stdout)["errors"]
+    assert len(errors) == 20
+    assert errors[0]["message"] == "190"
+    assert errors[0]["location"].endswith(" in fetch_user")
+    quiet = _cli("stats", str(written), "--function", "render")
+    assert "Failures" not in quiet.stdout
 
 
 # ----------------------------------------------------------------------- in-process

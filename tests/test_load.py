@@ -248,7 +248,7 @@ def test_any_tampered_value_loads_correctly_or_is_a_store_error(
 
 
 def test_a_loaded_store_keeps_each_failures_message_and_location(tmp_path: Path) -> None:
-    """What the store holds about a failure reaches events, to_dict(), the extremes and the report."""
+    """A stored failure's details reach events, to_dict(), the extremes and the report."""
     store = tmp_path / "runs.db"
     with Analytics(store=store) as analytics:
         @analytics.track("io")
