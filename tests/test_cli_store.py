@@ -140,7 +140,8 @@ def test_runs_lists_newest_first(tmp_path: Path, capsys: pytest.CaptureFixture[s
     record_calls(store, "a", 1234, label="after")
     assert main(["runs", str(store)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:2] == ["ID", "LABEL"]
+    assert lines[0].split() == ["ID", "LABEL", "STARTED", "LAST", "WRITE", "STATE", "HOST",
+                                "PID", "CALLS", "FUNCTIONS", "RETAINED", "PROGRAM"]
     assert lines[1].split()[1:2] == ["after"]
     assert "1,234" in lines[1]
     assert "closed" in lines[1]

@@ -284,8 +284,9 @@ def _runs(args: argparse.Namespace) -> int:
         print(f"No runs recorded in {printable(str(store))} yet.")
         return 0
     _table(
-        ["ID", "LABEL", "STARTED", "LAST WRITE", "STATE", "HOST", "PID", "CALLS", "FUNCS",
-         "EVENTS", "PROGRAM"],
+        # The words of the report's header: calls, functions, retained calls.
+        ["ID", "LABEL", "STARTED", "LAST WRITE", "STATE", "HOST", "PID", "CALLS", "FUNCTIONS",
+         "RETAINED", "PROGRAM"],
         ([str(run.id), run.label or "-", _when(run.started), _when(run.ended),
           "closed" if run.closed else "open", run.host, str(run.pid), count(run.calls),
           count(run.functions), count(run.events), run.program] for run in runs),
