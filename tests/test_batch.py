@@ -276,3 +276,17 @@ def test_batch_line_p50_is_the_median_of_its_calls(
                          r"10 failed\)", line)
     assert match, line
     assert float(match[1]) == pytest.approx(500.0, rel=0.01)
+
+
+def test_the_spinner_counts_calls_with_the_shared_count_format() -> None:
+    """Without a total the spinner reads ``1 call``, ``1,234 calls``."""
+    from rich.progress import Progress  # noqa: PLC0415  # only this test builds a task
+
+    from callmetrics._batch import _CountColumn  # noqa: PLC0415  # the column on its own
+
+    progress = Progress()
+    one = progress.add_task("x", total=None, calls=1)
+    many = progress.add_task("x", total=None, calls=1234)
+    column = _CountColumn()
+    assert column.render(progress.tasks[one]).plain == "1 call"
+    assert column.render(progress.tasks[many]).plain == "1,234 calls"

@@ -106,7 +106,9 @@ class _CountColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         if task.total is None:
-            return Text(f"{task.fields.get('calls', 0)} calls", style="progress.download")
+            calls = int(task.fields.get("calls", 0))
+            return Text(f"{count(calls)} call{'' if calls == 1 else 's'}",
+                        style="progress.download")
         return Text(f"{task.completed:.0f}/{task.total:.0f}", style="progress.download")
 
 
