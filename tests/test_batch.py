@@ -50,6 +50,19 @@ def test_batch_suppresses_per_call_lines_and_logs_the_batch_line(
     assert tracked.observers == []
 
 
+def test_a_batch_of_one_call_says_call(
+    tracked: Analytics, loggers: LoggerContainer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch of one call logs ``1 call in``, in the singular."""
+    work = make_work(tracked)
+    console, _ = plain_console()
+    caplog.set_level(logging.DEBUG)
+    with tracked.batch_mode("Working", console):
+        work(1)
+    (line,) = console_lines(caplog, loggers)
+    assert line.startswith("Batch completed: 1 call in ")
+
+
 def test_batch_without_calls_logs_nothing(
     tracked: Analytics, loggers: LoggerContainer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -74,7 +87,7 @@ def test_batch_counts_failures_and_restores_lines_after_an_exception(
         boom()
     assert per_call_lines(caplog, loggers) == []
     line = console_lines(caplog, loggers)[0]
-    assert line.startswith("Batch completed: 1 calls")
+    assert line.startswith("Batch completed: 1 call in ")
     assert line.endswith("per call, 1 failed)")
     assert CONSOLE_SUPPRESSED.get() == 0
 
@@ -281,3 +294,17 @@ def test_batch_folds_only_durations_the_sketch_accepts(
     (line,) = console_lines(caplog, loggers)
     assert re.fullmatch(r"Batch completed: 12,288 calls in .+ \(p50 2\.00 ms per call\)",
                         line), line
+
+
+def test_the_spinner_counts_calls_with_the_shared_count_format() -> None:
+    """Without a total the spinner reads ``1 call``, ``1,234 calls``."""
+    from rich.progress import Progress  # noqa: PLC0415  # only this test builds a task
+
+    from callmetrics._batch import _CountColumn  # noqa: PLC0415  # the column on its own
+
+    progress = Progress()
+    one = progress.add_task("x", total=None, calls=1)
+    many = progress.add_task("x", total=None, calls=1234)
+    column = _CountColumn()
+    assert column.render(progress.tasks[one]).plain == "1 call"
+    assert column.render(progress.tasks[many]).plain == "1,234 calls"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -104,6 +105,33 @@ def test_stats_table_and_function_filter(written: Path) -> None:
     assert data["totals"]["calls"] == 200
 
 
+def test_stats_says_why_calls_failed(written: Path) -> None:
+    """Below the table, the failures: exception, message and where, newest first, ten at most.
+
+    The store's 20 failures each have their own message (``ConnectionError(i)``), so
+    ten groups are shown and the rest are counted; --json holds them all.
+    """
+    result = _cli("stats", str(written))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Failures"))
+    assert lines[start].startswith("Failures among the retained calls (20)")
+    assert lines[start + 1].split() == ["FUNCTION", "EXCEPTION", "COUNT", "LAST", "MESSAGE",
+                                        "RAISED", "AT"]
+    rows = lines[start + 2:start + 12]
+    assert [row.split()[:3] for row in rows] == [["fetch_user", "ConnectionError", "1"]] * 10
+    assert rows[0].split()[5] == "190"  # the newest failure first: i = 190
+    assert rows[0].endswith(" in fetch_user")
+    assert re.search(r" \d\d:\d\d:\d\d\.\d{3} ", rows[0])
+    assert lines[start + 12] == "... and 10 more (all of them: the report, or stats --json)"
+    errors = json.loads(_cli("stats", str(written), "--json").stdout)["errors"]
+    assert len(errors) == 20
+    assert errors[0]["message"] == "190"
+    assert errors[0]["location"].endswith(" in fetch_user")
+    quiet = _cli("stats", str(written), "--function", "render")
+    assert "Failures" not in quiet.stdout
+
+
 # ----------------------------------------------------------------------- in-process
 def test_runs_lists_newest_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`runs` prints one line per run, newest first, with label and calls."""
@@ -112,7 +140,8 @@ def test_runs_lists_newest_first(tmp_path: Path, capsys: pytest.CaptureFixture[s
     record_calls(store, "a", 1234, label="after")
     assert main(["runs", str(store)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:2] == ["ID", "LABEL"]
+    assert lines[0].split() == ["ID", "LABEL", "STARTED", "LAST", "WRITE", "STATE", "HOST",
+                                "PID", "CALLS", "FUNCTIONS", "RETAINED", "PROGRAM"]
     assert lines[1].split()[1:2] == ["after"]
     assert "1,234" in lines[1]
     assert "closed" in lines[1]

@@ -124,6 +124,26 @@ def test_compare_gives_each_verdict() -> None:
     assert up.ratio_low <= 1.5 <= up.ratio_high
 
 
+def test_unchanged_functions_come_by_total_time_not_by_p_value() -> None:
+    """Among functions that did not change, the one taking the most time comes first.
+
+    ``small`` moves a little (a low but not significant p-value), ``big`` does not
+    move at all (p = 1) but takes far more time: the table reads like ``stats``.
+    """
+    small_base = [1e-6 * (1 + i % 7) for i in range(60)]
+    small_head = [d * 1.08 for d in small_base]
+    big = [0.01 * (1 + i % 5) for i in range(60)]
+    base = reading({"small": small_base, "big": big})
+    head = reading({"small": small_head, "big": big})
+    found = compare(base, head, Thresholds(min_delta=0.0))
+    by_name = {c.name: c for c in found}
+    assert by_name["big"].p_value == 1.0
+    assert by_name["small"].p_value is not None
+    assert by_name["small"].p_value < 1.0
+    assert [c.verdict for c in found] == ["same", "same"]
+    assert [c.name for c in found] == ["big", "small"]
+
+
 def drifting(rng: random.Random, n: int, levels: list[float]) -> list[float]:
     """Calls in time order whose level drifts in stretches (machine load coming and going)."""
     return [rng.gauss(levels[i * len(levels) // n], 0.05) for i in range(n)]

@@ -204,3 +204,11 @@ def test_log_lines_through_the_handler_show_control_characters_as_escapes(
         assert char not in output
     assert "\\x1b]0;pwned\\x07evil\\u202eexe\\x00" in output
     assert "\\x1b[31mred\\x9b" in output
+
+
+def test_summary_counts_one_function_and_one_call_in_the_singular(analytics: Analytics) -> None:
+    """The closing line reads ``1 function, 1 call``, never ``1 functions, 1 calls``."""
+    analytics.restore([snapshot("only", 0.1)], [])
+    console, buffer = plain_console()
+    print_summary(analytics, console)
+    assert buffer.getvalue().splitlines()[-1].startswith("1 function, 1 call, 0 failed, 100.0%")

@@ -245,3 +245,37 @@ def test_any_tampered_value_loads_correctly_or_is_a_store_error(
         view.to_dict()
         assert sum(view.call_counts.values()) == 50
         view.print_summary(Console(file=io.StringIO(), width=120))
+
+
+def test_a_loaded_store_keeps_each_failures_message_and_location(tmp_path: Path) -> None:
+    """A stored failure's details reach events, to_dict(), the extremes and the report."""
+    store = tmp_path / "runs.db"
+    with Analytics(store=store) as analytics:
+        @analytics.track("io")
+        def fetch(user: int) -> int:
+            if user == 7:
+                raise LookupError(f"user {user} not found")
+            return user
+
+        @analytics.track("io", name="explode")
+        def explode() -> None:
+            raise RuntimeError("once")
+
+        for user in range(10):
+            with contextlib.suppress(LookupError):
+                fetch(user)
+        with contextlib.suppress(RuntimeError):
+            explode()
+    view = load(store)
+    (failed,) = [e for e in view.events if e["Error"] == "LookupError"]
+    assert failed["Message"] == "user 7 not found"
+    assert failed["Location"].endswith(" in fetch")
+    groups = {g["error"]: g for g in view.to_dict()["errors"]}
+    assert (groups["LookupError"]["message"], groups["LookupError"]["location"]) == (
+        failed["Message"], failed["Location"])
+    # The only call of `explode` is both its slowest and its fastest, details included.
+    stats = view.get_stats(["explode"])
+    for extreme in (stats["slowest"], stats["fastest"]):
+        assert (extreme["Error"], extreme["Message"]) == ("RuntimeError", "once")
+        assert extreme["Location"].endswith(" in explode")
+    assert "user 7 not found" in view.render_report()

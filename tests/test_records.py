@@ -111,6 +111,16 @@ def test_event_repr_uses_the_shared_duration_format() -> None:
     assert repr(failed) == "Event('f', 'unit', 250 ms, KeyError)"
 
 
+def test_event_repr_says_why_a_call_failed() -> None:
+    """A failure's repr carries its message (quoted, cut at 60 characters): why, at a glance."""
+    failed = Event("f", "unit", 0.0, 0.25, "KeyError", message="user 7 not found")
+    assert repr(failed) == "Event('f', 'unit', 250 ms, KeyError: 'user 7 not found')"
+    long = Event("f", "unit", 0.0, 0.25, "E", message="x" * 500)
+    assert repr(long) == f"Event('f', 'unit', 250 ms, E: '{'x' * 59}…')"
+    hostile = Event("f", "unit", 0.0, 0.25, "E", message="\x1b[2J")
+    assert "\x1b" not in repr(hostile)
+
+
 def test_event_attributes_match_its_keys() -> None:
     """The attributes read what the keys hold; end is start + duration."""
     event = Event("f", "unit", 100.0, 2.5, "E", message="m", location="x.py:1 in f")

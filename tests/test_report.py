@@ -218,7 +218,7 @@ def test_header_and_function_table_cover_every_call(tmp_path: Path) -> None:
     assert re.search(r'id="kpi-functions">2<', html)
     assert re.search(r'id="kpi-retained">10<', html)
     assert re.search(r'id="kpi-success" class="bad">99.5%<', html)
-    assert "full run" in html
+    assert "full report" in html
     rows = table_rows(html, "function-table")
     assert len(rows) == 2
     first = cells(rows[0])
@@ -271,8 +271,14 @@ def test_generate_reports_writes_the_default_files(tmp_path: Path) -> None:
     full = analytics.generate_reports(force_mode=True)
     assert incremental == tmp_path / "reports" / "analytics_incremental.html"
     assert full == tmp_path / "reports" / "analytics_full.html"
-    assert "incremental run" in incremental.read_text("utf-8")
-    assert "full run" in full.read_text("utf-8")
+    assert "incremental report" in incremental.read_text("utf-8")
+    assert "full report" in full.read_text("utf-8")
+    # The page says what the word means: both hold everything, under their own names.
+    for page in (incremental, full):
+        (kind,) = re.findall(r'<span id="report-kind" title="([^"]*)"', page.read_text("utf-8"))
+        assert "every call recorded so far" in kind
+        assert "analytics_full.html" in kind
+        assert "analytics_incremental.html" in kind
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
         "analytics_full.html", "analytics_incremental.html"]
     assert full.stat().st_mode & 0o777 == 0o644

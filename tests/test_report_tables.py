@@ -115,3 +115,22 @@ def test_detail_table_is_newest_first_capped_and_says_what_it_left_out() -> None
     assert "slow (over 5.00 s)" in rows[0]
     starts = [d.start for d in build_report(CallsSource(calls, config))["details"]]
     assert starts == sorted(starts, reverse=True)
+
+
+def test_call_times_carry_milliseconds_so_calls_within_a_second_differ() -> None:
+    """Failures, outliers and slow calls show ``HH:MM:SS.mmm``; a custom format is kept."""
+    calls = [call(0.120, 0.001, "fetch", error="ConnectionError", message="refused"),
+             call(0.870, 0.001, "fetch", error="ConnectionError", message="refused"),
+             call(0.950, 3.0, "fetch")]  # medium by the default thresholds
+    report = build_report(CallsSource(calls))
+    (group,) = report["failure_groups"]
+    assert group.first.endswith(".120")
+    assert group.last.endswith(".870")
+    assert group.first[:-4] == group.last[:-4]  # the same second: only the milliseconds differ
+    (slow,) = report["details"]
+    assert slow.start.endswith(".950")
+    compact = build_report(CallsSource(calls, AnalyticsConfig(compact_time=True)))
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.120", compact["failure_groups"][0].first)
+    minutes = build_report(CallsSource(calls, AnalyticsConfig(time_format="%H:%M")))
+    assert re.fullmatch(r"\d\d:\d\d", minutes["failure_groups"][0].first)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", report["generated"])

@@ -66,3 +66,16 @@ def test_failures_carry_their_messages_for_the_tooltip() -> None:
     assert data["errors"] == ["E", "F"]
     assert data["messages"] == ["refused\\x1b[2J", "x" * 159 + "…"]
     assert data["x"] == [[0, 0, 0], [2, 0, 0], [3, 1, 1], [4, 0]]
+
+
+def test_time_runs_from_the_earliest_start_when_an_enclosing_call_ends_last() -> None:
+    """A call that encloses others started first though it ended last: no negative time."""
+    outer = call(100.0, 0.5, "outer")  # ends at 100.5, after the inner calls
+    inner = [call(100.1 + i * 0.1, 0.01, "inner") for i in range(3)]
+    report = build_report(CallsSource([*inner, outer]))  # in the order they ended
+    data = report["timeline"]
+    starts = list(itertools.accumulate(data["s"]))
+    assert min(starts) == 0
+    assert starts == sorted(starts)
+    assert [data["names"][f] for f in data["f"]] == ["outer", "inner", "inner", "inner"]
+    assert data["xt"][0][-1][0] <= 0.3e6  # the axis spans the first to the last start

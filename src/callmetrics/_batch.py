@@ -107,7 +107,9 @@ class _CountColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         if task.total is None:
-            return Text(f"{task.fields.get('calls', 0)} calls", style="progress.download")
+            calls = int(task.fields.get("calls", 0))
+            return Text(f"{count(calls)} call{'' if calls == 1 else 's'}",
+                        style="progress.download")
         return Text(f"{task.completed:.0f}/{task.total:.0f}", style="progress.download")
 
 
@@ -351,8 +353,8 @@ class BatchMode:
                 self._fold()
             failed = f", {count(self._failed)} failed" if self._failed else ""
             self.analytics.console_logger.info(
-                "Batch completed: %s calls in %s (p50 %s per call%s)",
-                count(self._calls), duration(elapsed),
+                "Batch completed: %s %s in %s (p50 %s per call%s)",
+                count(self._calls), "call" if self._calls == 1 else "calls", duration(elapsed),
                 duration(self._durations.quantile(0.5)), failed,
             )
 

@@ -228,9 +228,41 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ``stats`` lists at most this many failure groups (the report and --json have them all),
+# each message cut to this many characters.
+_FAILURE_ROWS = 10
+_MESSAGE_WIDTH = 80
+
+
+def _print_failures(view: Source) -> None:
+    """Why calls failed: the retained failures grouped as in the report, newest first."""
+    from callmetrics._export import error_groups  # noqa: PLC0415  # keep --help fast
+    from callmetrics._report_tables import when  # noqa: PLC0415
+
+    groups = error_groups(view.read().calls)
+    if not groups:
+        return
+    total = sum(group["count"] for group in groups)
+    print(f"\nFailures among the retained calls ({count(total)}), by function, exception and "
+          "message, newest first:")
+
+    def message(text: str | None) -> str:
+        if text is None:
+            return "(not recorded)"
+        return text if len(text) <= _MESSAGE_WIDTH else text[:_MESSAGE_WIDTH - 1] + "\u2026"
+
+    _table(["FUNCTION", "EXCEPTION", "COUNT", "LAST", "MESSAGE", "RAISED AT"],
+           ([g["function"], g["error"], count(g["count"]),
+             when(g["last"], "%Y-%m-%d %H:%M:%S", compact=False, millis=True),
+             message(g["message"]), g["location"] or "(not recorded)"]
+            for g in groups[:_FAILURE_ROWS]), "llrlll")
+    if len(groups) > _FAILURE_ROWS:
+        print(f"... and {count(len(groups) - _FAILURE_ROWS)} more (all of them: the report, "
+              "or stats --json)")
+
+
 def _stats(args: argparse.Namespace) -> int:
-    # The table needs aggregates only; JSON also groups the retained failures.
-    view: Source = _selected(args, events=args.json)
+    view: Source = _selected(args)
     if args.function:
         view = _subset(view, args.function)
     if args.json:
@@ -241,6 +273,7 @@ def _stats(args: argparse.Namespace) -> int:
         from callmetrics._console import print_summary  # noqa: PLC0415  # loads rich
 
         print_summary(view)
+        _print_failures(view)
     return 0
 
 
@@ -251,8 +284,9 @@ def _runs(args: argparse.Namespace) -> int:
         print(f"No runs recorded in {printable(str(store))} yet.")
         return 0
     _table(
-        ["ID", "LABEL", "STARTED", "LAST WRITE", "STATE", "HOST", "PID", "CALLS", "FUNCS",
-         "EVENTS", "PROGRAM"],
+        # The words of the report's header: calls, functions, retained calls.
+        ["ID", "LABEL", "STARTED", "LAST WRITE", "STATE", "HOST", "PID", "CALLS", "FUNCTIONS",
+         "RETAINED", "PROGRAM"],
         ([str(run.id), run.label or "-", _when(run.started), _when(run.ended),
           "closed" if run.closed else "open", run.host, str(run.pid), count(run.calls),
           count(run.functions), count(run.events), run.program] for run in runs),
@@ -295,7 +329,9 @@ def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     stats = commands.add_parser(
         "stats", help="print a store's statistics (a table, or JSON)",
         description="Print the per-function statistics of the chosen runs of a store, as a "
-                    "table or as JSON (the shape of Analytics.to_dict()).")
+                    "table followed by the retained failures grouped by function, exception "
+                    "and message (newest first, at most 10 groups), or as JSON (the shape of "
+                    "Analytics.to_dict(), every group under 'errors').")
     stats.add_argument("store", metavar="STORE", help="the store file")
     stats.add_argument("--function", metavar="NAME", action="append",
                        help="only this function (repeat for several)")

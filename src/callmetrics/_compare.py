@@ -271,11 +271,24 @@ def _durations(reading: Reading) -> dict[str, tuple[list[float], list[float]]]:
     return found
 
 
-def compare(base: Reading, head: Reading, limits: Thresholds) -> list[Comparison]:
-    """Compare every function of two readings; most significant first, then by time.
+def _rank(c: Comparison) -> int:
+    """Where a comparison's group comes in the table: significant changes first."""
+    if c.regressed:
+        return 0
+    if c.verdict in ("slower", "faster"):
+        return 1 if c.verdict == "slower" else 2
+    if c.verdict == "same":
+        return 3 if c.tested else 4
+    return 5 if c.verdict == "new" else 6
 
-    Untested functions (too few retained calls, or only in one run) come after the
-    tested ones, by total time.
+
+def compare(base: Reading, head: Reading, limits: Thresholds) -> list[Comparison]:
+    """Compare every function of two readings; significant changes first, then by time.
+
+    The groups come in this order: regressions, other slower functions, faster ones,
+    the same (tested), too few calls to test, new, gone; within a group the largest
+    total time (both runs together) first, as in ``stats``.  A p-value above
+    ``alpha`` says nothing about how the functions differ, so it orders nothing.
     """
     before = {s.name: s for s in base.functions}
     after = {s.name: s for s in head.functions}
@@ -284,8 +297,7 @@ def compare(base: Reading, head: Reading, limits: Thresholds) -> list[Comparison
     found = [_one(name, before.get(name), after.get(name), samples_before.get(name, empty),
                   samples_after.get(name, empty), limits)
              for name in before.keys() | after.keys()]
-    return sorted(found, key=lambda c: (c.p_value if c.p_value is not None else 2.0,
-                                        -c.total, c.name))
+    return sorted(found, key=lambda c: (_rank(c), -c.total, c.name))
 
 
 def _one(name: str, old: FunctionSnapshot | None, new: FunctionSnapshot | None,

@@ -123,6 +123,11 @@ def _cells(snap: FunctionSnapshot) -> list[str]:
     ]
 
 
+def _counted(n: int, noun: str) -> str:
+    """``1 function``, ``2,000 calls``."""
+    return f"{count(n)} {noun}{'' if n == 1 else 's'}"
+
+
 def print_summary(source: Source, console: Console | None = None) -> None:
     """Print the per-function statistics, sorted by total time; slow and failing rows marked.
 
@@ -137,8 +142,8 @@ def print_summary(source: Source, console: Console | None = None) -> None:
         return
     calls = sum(s.calls for s, _ in rows)
     successes = sum(s.successes for s, _ in rows)
-    caption = (f"{len(rows)} functions, {count(calls)} calls, {count(calls - successes)} "
-               f"failed, {percent(successes, calls)} success, "
+    caption = (f"{_counted(len(rows), 'function')}, {_counted(calls, 'call')}, "
+               f"{count(calls - successes)} failed, {percent(successes, calls)} success, "
                f"{duration(math.fsum(s.total for s, _ in rows))} in total")
     if out.is_terminal:
         table = Table(title="callmetrics summary", caption=caption, title_justify="left",

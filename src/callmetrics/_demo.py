@@ -13,7 +13,7 @@ __all__ = ["run_demo"]
 
 
 def run_demo(analytics: Analytics, *, seed: int = 7, scale: float = 1.0) -> None:
-    """Run a mixed workload (sync, async, generators, failures) of about two seconds.
+    """Run a mixed workload (sync, async, generators, failures) of about a second.
 
     Args:
         analytics: the instance that records the workload.

@@ -162,13 +162,13 @@ def _check_function(path: Path, row: tuple[Any, ...], time_format: str,
                 details: tuple[object, ...]) -> Event | None:
         if start is None and duration is None:
             return None
-        event = Event(name, event_type, check.real(f"{prefix}_start", start, 0.0, MAX_TIME),
-                      check.real(f"{prefix}_duration", duration, 0.0, MAX_DURATION),
-                      check.text(f"{prefix}_error", error, optional=True), time_format,
-                      compact=compact)
-        for field, value in zip(("message", "location"), details, strict=False):
-            check.text(f"{prefix}_{field}", value, optional=True)
-        return event
+        stored = (*details, None, None)  # a version-1 store has neither column
+        message = check.text(f"{prefix}_message", stored[0], optional=True)
+        location = check.text(f"{prefix}_location", stored[1], optional=True)
+        return Event(name, event_type, check.real(f"{prefix}_start", start, 0.0, MAX_TIME),
+                     check.real(f"{prefix}_duration", duration, 0.0, MAX_DURATION),
+                     check.text(f"{prefix}_error", error, optional=True), time_format,
+                     compact=compact, message=message, location=location)
 
     return FunctionSnapshot(
         name=name, event_type=event_type, module=check.name("module", module), calls=calls,

@@ -179,10 +179,17 @@ class Event(dict[str, Any]):
         return self.error is None
 
     def __repr__(self) -> str:
-        """Show the function, duration and outcome."""
+        """Show the function, duration and outcome (a failure's message, when it has one)."""
         outcome = "ok" if self.error is None else self.error
+        message = self.message
+        if self.error is not None and message:
+            shown = message if len(message) <= _REPR_MESSAGE else message[:_REPR_MESSAGE - 1] + "…"
+            outcome = f"{outcome}: {shown!r}"
         return (f"Event({self.function!r}, {self.event_type!r}, {format_duration(self.duration)}, "
                 f"{outcome})")
+
+
+_REPR_MESSAGE = 60  # characters of a failure's message in repr(Event)
 
 
 def _fields(function: str, event_type: str, start: float, duration: float,

@@ -109,6 +109,12 @@ def _csp_hash(text: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
 
 
+_KIND_HELP = ("Both kinds hold every call recorded so far: generate_reports(force_mode=True) "
+              "writes a full report (analytics_full.html), generate_reports() an incremental "
+              "one (analytics_incremental.html), so that a periodic report and a final one "
+              "can sit side by side.")
+
+
 def build_report(source: Source, *, force_mode: bool = False) -> dict[str, Any]:
     """Compute everything the report template shows (a plain mapping, for tests and reuse)."""
     settings = source.settings
@@ -132,6 +138,7 @@ def build_report(source: Source, *, force_mode: bool = False) -> dict[str, Any]:
         "version": __version__,
         "generated": when(time.time(), fmt, compact=False),
         "run_type": "full" if force_mode else "incremental",
+        "run_type_help": _KIND_HELP,
         "function_count": count(len(snaps)),
         "calls": count(total_calls),
         "failures": count(total_calls - successes),

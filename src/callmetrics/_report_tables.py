@@ -29,18 +29,37 @@ class Cell:
     sort: str | float
 
 
-def when(timestamp: float, time_format: str, *, compact: bool) -> str:
-    """A call's local time as configured, or ``-`` for a time no calendar holds."""
+def when(timestamp: float, time_format: str, *, compact: bool, millis: bool = False) -> str:
+    """A local time as configured, or ``-`` for a time no calendar holds.
+
+    With ``millis``, a format that ends with the seconds (``%S``, as the default and
+    ``compact_time`` do) gets the milliseconds too (``14:14:16.352``): calls of one
+    run are often less than a second apart, and equal times would tell them nothing.
+    """
+    shown = millis and ("%H:%M:%S" if compact else time_format).endswith("%S")
     try:
-        return printable(format_time(timestamp, time_format, compact=compact))
+        # Rounded to the millisecond first, so that 12:00:00.9996 reads 12:00:01.000.
+        second, ms = divmod(round(timestamp * 1000), 1000) if shown else (timestamp, 0)
+        text = format_time(second, time_format, compact=compact)
     except (OverflowError, ValueError, OSError):
         return "-"
+    return printable(f"{text}.{ms:03d}" if shown else text)
 
 
 def valid_calls(calls: Sequence[RetainedCall]) -> list[RetainedCall]:
-    """The calls whose start and duration are finite numbers (duration not negative)."""
-    return [c for c in calls if math.isfinite(c.start) and math.isfinite(c.duration)
-            and c.duration >= 0]
+    """The calls whose start and duration are finite numbers (duration not negative), by start.
+
+    Retained calls come in the order they *ended*; a call that encloses others (a
+    ``measure`` block, a request around its queries) ends after them but started
+    first.  The timeline counts time from the first start and the tables say "newest
+    first", so the report works on the calls in the order they started.
+    """
+    return sorted((c for c in calls if math.isfinite(c.start) and math.isfinite(c.duration)
+                   and c.duration >= 0), key=_start)
+
+
+def _start(call: RetainedCall) -> float:
+    return call.start
 
 
 def _sort_key(value: float | None) -> float:
@@ -105,9 +124,9 @@ def failure_groups(calls: Sequence[RetainedCall], time_format: str,
         found.append(FailureGroup(
             name=printable(name), event_type=printable(newest.event_type), error=printable(error),
             message=None if message is None else printable(message), count=len(members),
-            first=when(oldest, time_format, compact=compact),
-            last=when(newest.start, time_format, compact=compact),
-            example_start=when(newest.start, time_format, compact=compact),
+            first=when(oldest, time_format, compact=compact, millis=True),
+            last=when(newest.start, time_format, compact=compact, millis=True),
+            example_start=when(newest.start, time_format, compact=compact, millis=True),
             example_duration=duration(newest.duration),
             location=None if newest.location is None else printable(newest.location),
             newest=newest.start,
@@ -159,7 +178,7 @@ def outlier_rows(snaps: Sequence[FunctionSnapshot], calls: Sequence[RetainedCall
             name=printable(name), event_type=printable(snap.event_type), p50=duration(p50),
             p95=duration(p95), p99=duration(p99), above_p95=p95_count, above_p99=p99_count,
             slowest=duration(worst.duration),
-            slowest_at=when(worst.start, time_format, compact=compact),
+            slowest_at=when(worst.start, time_format, compact=compact, millis=True),
             slowest_ratio=ratio(worst.duration / p50 if p50 else None),
         ))
     rows.sort(key=lambda r: (-r.above_p99, -r.above_p95, r.name))
@@ -200,7 +219,8 @@ def details(calls: Sequence[RetainedCall], levels: Sequence[int],
             category, why = "outlier", f"above its p99 ({duration(bounds[call.name].p99)})"
         rows.append(Detail(
             printable(call.name), printable(call.event_type),
-            when(call.start, time_format, compact=compact), duration(call.duration),
+            when(call.start, time_format, compact=compact, millis=True),
+            duration(call.duration),
             category, why, None if call.error is None else printable(call.error)))
     return rows, matching - len(rows)
 

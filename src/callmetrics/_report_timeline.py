@@ -58,7 +58,7 @@ def _time_ticks(span: float) -> list[list[list[Any]]]:
 
 def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
              short_max: float, medium_max: float) -> tuple[dict[str, Any], list[LegendEntry]]:
-    """Encode the retained calls as compact parallel arrays for the canvas script.
+    """Encode the retained calls (in the order they started) as arrays for the canvas script.
 
     ``s``: start deltas in microseconds; ``d``: durations in microseconds (three
     significant digits); ``f``: function index; ``c``: each function's colour
