@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import gc
 import io
+import logging
 import os
 import sys
 import threading
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from callmetrics import Analytics
+from callmetrics import Analytics, LoggerContainer
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -286,9 +287,17 @@ def failures(calls: int) -> None:
             best = min(best, (time.perf_counter_ns() - began) / calls)
         return best
 
+    quiet_logger = logging.getLogger("scale.quiet")
+    quiet_logger.setLevel(logging.CRITICAL)
+    quiet_logger.propagate = False
+    quiet = Analytics(loggers=LoggerContainer(quiet_logger, quiet_logger, quiet_logger))
+    unlogged = quiet.track("scale", name="boom")(boom)
     plain = run(boom)
     over = run(tracked) - plain
-    print(f"failed  failing call: {plain:.0f} ns untracked, overhead {over:.0f} ns when tracked")
+    silent = run(unlogged) - plain
+    print(f"failed  failing call: {plain:.0f} ns untracked; overhead when tracked {over:.0f} ns "
+          f"with the default failure log lines (traceback formatted), {silent:.0f} ns with "
+          f"them off (message and location captured)")
 
 
 def tails(calls: int) -> None:
