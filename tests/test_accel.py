@@ -437,3 +437,39 @@ def test_version_line_names_the_hot_path(pure: bool) -> None:
         built = importlib.util.find_spec("callmetrics._speedups") is not None
         expected = "C accelerator" if built else "pure Python; the C accelerator was not built"
         assert f"hot path: {expected}" in done.stdout
+
+
+@C_ONLY
+def test_bulk_helpers_check_what_they_are_given() -> None:
+    """count_keys and span (the drain's C helpers) refuse bad input instead of misreading it."""
+    from array import array  # noqa: PLC0415  # only this test builds arrays
+
+    from callmetrics import _speedups  # noqa: PLC0415  # C only
+
+    dense = array("B", bytes(4))
+    _speedups.count_keys(array("H", [7, 8, 8, 10]), dense, 7)
+    assert list(dense) == [1, 2, 0, 1]
+    for width in "HILQ":
+        wide = array(width, bytes(4 * array(width).itemsize))
+        _speedups.count_keys(array("H", [3, 3, 6]), wide, 3)
+        assert list(wide) == [2, 0, 0, 1]
+    with pytest.raises(ValueError, match="outside"):
+        _speedups.count_keys(array("H", [7, 11]), array("B", bytes(4)), 7)
+    with pytest.raises(ValueError, match="outside"):
+        _speedups.count_keys(array("H", [6]), array("B", bytes(4)), 7)
+    with pytest.raises(TypeError):
+        _speedups.count_keys(array("I", [7]), array("B", bytes(4)), 7)
+    with pytest.raises(TypeError):
+        _speedups.count_keys(array("H", [7]), array("b", bytes(4)), 7)
+    with pytest.raises(BufferError):
+        _speedups.count_keys(array("H", [7]), b"\0\0\0\0", 7)  # read-only
+    with pytest.raises(TypeError):
+        _speedups.count_keys(array("H", [7]), array("B", bytes(4)))
+    values = [3e-6, 1e-6, 5e-6, 1e-6, 5e-6]
+    low, high = _speedups.span(values)
+    assert low is values[1]
+    assert high is values[2]  # the first of equal values, as min() and max() give
+    assert _speedups.span([2.5]) == (2.5, 2.5)
+    for bad in ([], [1.0, 2], (1.0, 2.0), None):
+        with pytest.raises(TypeError):
+            _speedups.span(bad)

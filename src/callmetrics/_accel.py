@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 __all__ = [
     "IMPLEMENTATION",
     "REASON",
+    "count_keys",
     "measure_factory",
+    "span",
     "sync_builder",
 ]
 
@@ -54,6 +56,12 @@ def _load() -> tuple[Any, str]:
 
 _speedups, REASON = _load()
 IMPLEMENTATION: Final[str] = "python" if _speedups is None else "c"
+# count_keys(keys, dense, first): the sketch's bulk counting in C (None: count in Python).
+count_keys: Final[Callable[[Any, Any, int], None] | None] = getattr(
+    _speedups, "count_keys", None)
+# span(values): (min, max) of a drained chunk's durations in one C pass.
+span: Final[Callable[[list[float]], tuple[float, float]] | None] = getattr(
+    _speedups, "span", None)
 
 
 def sync_builder(python_builder: B) -> B:

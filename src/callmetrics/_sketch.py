@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from itertools import accumulate, chain, compress, count, repeat
 from operator import gt, setitem, sub
 
+from callmetrics._accel import count_keys as _count_keys_in_c
 from callmetrics._sketch_keys import (
     ABOVE_ZERO,
     CAPACITY,
@@ -165,6 +166,32 @@ class DurationSketch:
         self._min = min(self._min, low)
         self._max = max(self._max, high)
 
+    def add_unsorted(self, values: list[float], low: float, high: float) -> None:
+        """Add many durations in any order, known to be valid, with their min and max.
+
+        The drain's path when nothing else needs them sorted: bucket keys computed in
+        bulk and counted in C (by the accelerator when built), no per-value Python code.
+        """
+        if _count_keys_in_c is None or len(values) < 2:
+            self.add_sorted(sorted(values))
+            return
+        # Keys grow with values: the extremes' keys bound them all.
+        first, last = key_of(low), key_of(high)
+        if first == 0:  # zero-length calls (a coarse clock): the sorted path sets them apart
+            self.add_sorted(sorted(values))
+            return
+        n = len(values)
+        keys = bucket_keys(values)
+        self._reserve(self._count + n)
+        self._cover(first, last)
+        if first == last:
+            self._counts[first - self._offset] += n
+        else:
+            self._count_keys(keys, first, last)
+        self._count += n
+        self._min = min(self._min, low)
+        self._max = max(self._max, high)
+
     def _add_counts(self, at: int, theirs: array[int]) -> None:
         """Add ``theirs`` to the counts from index ``at`` on, as two big integers.
 
@@ -195,7 +222,16 @@ class DurationSketch:
 
     def _count_by_value(self, values: list[float], start: int, first: int, last: int) -> None:
         """Count ``values[start:]`` (keys ``first`` to ``last``) key by key, in C."""
-        tally = Counter(bucket_keys(values[start:] if start else values))
+        self._count_keys(bucket_keys(values[start:] if start else values), first, last)
+
+    def _count_keys(self, keys: array[int], first: int, last: int) -> None:
+        """Add bucket ``keys`` (each from ``first`` to ``last``) to the counts, in bulk."""
+        if _count_keys_in_c is not None:
+            dense = array(self._counts.typecode, bytes((last - first + 1) * self._counts.itemsize))
+            _count_keys_in_c(keys, dense, first)
+            self._add_counts(first - self._offset, dense)
+            return
+        tally = Counter(keys)
         # A zeroed array indexed by key itself (at most 2**15 items, freed at once) saves
         # a subtraction per bucket; operator.setitem is the cheapest call map can make.
         dense = array(self._counts.typecode, bytes((last + 1) * self._counts.itemsize))
