@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from callmetrics import __version__
+from callmetrics._accel import IMPLEMENTATION, REASON
 from callmetrics._cli_demo import add_commands as _add_demo
 from callmetrics._cli_diff import add_commands as _add_diff
-from callmetrics._accel import IMPLEMENTATION, REASON
 from callmetrics._cli_metrics import add_commands as _add_metrics
 from callmetrics._cli_run import add_commands as _add_run
 from callmetrics._cli_store import add_commands as _add_store
