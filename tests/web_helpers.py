@@ -7,8 +7,6 @@ inside their ``try`` (waitress and httpx are test extras).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import queue
 import re
@@ -26,6 +24,11 @@ from typing import Any
 
 import httpx
 import waitress
+
+from readme_examples import printed_as_commented, readme_example
+
+__all__ = ["Workers", "printed_as_commented", "readme_example", "send_at_once",
+           "waitress_serving", "workers_serving"]
 
 
 @contextmanager
@@ -49,34 +52,6 @@ def send_at_once(url: str, requests: list[tuple[str, str]]) -> Counter[int]:
     with httpx.Client(base_url=url, timeout=30) as client, ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(lambda r: client.request(*r), requests))
     return Counter(r.status_code for r in responses)
-
-
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def readme_example(first_line: str,
-                   section: str = "### A server with several worker processes") -> str:
-    """Return the python block of the README ``section`` that starts with ``first_line``."""
-    text = README.read_text(encoding="utf-8")
-    part = text[text.index(section + "\n") + len(section):]
-    later = re.search(r"^#{2,3} ", part, re.MULTILINE)  # the next section
-    part = part[:later.start()] if later else part
-    found = re.search(r"```python\n(" + re.escape(first_line) + r".*?)```", part, re.DOTALL)
-    assert found, f"the README's example {first_line!r} is gone"
-    return found[1]
-
-
-def printed_as_commented(source: str) -> tuple[list[str], list[str]]:
-    """Run a README example; return what it printed and what its comments say it prints.
-
-    Each ``print(...)  # shown`` line promises the line ``shown``.
-    """
-    promised = [line.split("# ", 1)[1].strip() for line in source.splitlines()
-                if line.startswith("print(") and "# " in line]
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(source, "<README example>", "exec"), {"__name__": "readme_example"})  # noqa: S102  # the README's own example
-    return out.getvalue().splitlines(), promised
 
 
 @dataclass

@@ -251,6 +251,8 @@ def run_program(run: _Run, target: str, args: list[str], *, module: bool,
 def _run(args: argparse.Namespace) -> int:
     from callmetrics._cli import CliError  # noqa: PLC0415  # _cli imports this module
 
+    if args.target[:1] == ["--"]:  # `callmetrics run -- prog.py`: the options end there
+        args.target = args.target[1:]
     if not args.target:
         raise CliError("give a SCRIPT, or -m MODULE, to run")
     if args.label is not None and args.store is None:
