@@ -215,6 +215,7 @@ def test_track_and_exclude_choose_the_modules(program: Path, tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["run"], "give a SCRIPT"),
+    (["run", "--"], "give a SCRIPT"),
     (["run", "missing.py"], "no such file"),
     (["run", "--label", "x", "prog.py"], "--store"),
 ])
