@@ -73,7 +73,8 @@ def workers_serving(command: list[str], cwd: Path, worker_started: str,
     ``worker_started``, whose group is a worker's pid.  On leaving, the server gets
     SIGTERM (a graceful stop) and is waited for; ``process.returncode`` is then set.
     """
-    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(cwd), os.environ.get("PYTHONPATH")]))}
     env.pop("CALLMETRICS_RUN_LABEL", None)
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
