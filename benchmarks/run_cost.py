@@ -52,6 +52,12 @@ def commands(out: Path, *, report: bool = True) -> dict[str, list[str]]:
     return found
 
 
+def say_missing(tools: dict[str, list[str]]) -> None:
+    """Print one line for a contender left out because it is not installed."""
+    if "pyinstrument" not in tools:
+        print("pyinstrument: not installed, left out (pip install pyinstrument)")
+
+
 def time_once(command: list[str], cwd: Path) -> tuple[float, float, float]:
     """Return the process's wall seconds, and the work's wall and CPU seconds."""
     began = time.perf_counter()
@@ -97,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--scale-coarse", type=int, default=20)
-    parser.add_argument("--scale-fine", type=int, default=60)
+    parser.add_argument("--scale-fine", type=int, default=300)
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions under valgrind instead of timing")
     opts = parser.parse_args()
@@ -111,6 +117,7 @@ def main() -> None:
         tools = commands(out)
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; best of "
               f"{opts.rounds} rounds, tools interleaved")
+        say_missing(tools)
         for kind, scale in (("coarse", opts.scale_coarse), ("fine", opts.scale_fine)):
             best: dict[str, tuple[float, float, float]] = {}
             for _ in range(opts.rounds):

@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 
@@ -23,6 +24,19 @@ def require_program(name: str, why: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def missing_module(exc: ImportError, why: str) -> NoReturn:
+    """Skip locally, fail in CI (``CI=true``), for a test dependency that did not import.
+
+    Use it around the imports of a test module (``except ImportError as exc:``), or
+    inside a test.
+    """
+    message = (f"{exc.name or exc} is not installed ({why}); "
+               "pip install -e '.[test]' installs it")
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message, allow_module_level=True)
 
 
 def make_calls(analytics: Analytics, ok: int, failing: int, name: str = "work") -> None:

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount, Route
 
-from callmetrics import Analytics
+from callmetrics import Analytics, load
+from callmetrics._load import list_runs
 from callmetrics.integrations import request_name
 from callmetrics.integrations.asgi import CallmetricsMiddleware, Message, Receive, Scope, Send
+from conftest import missing_module
+
+try:
+    import httpx
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Mount, Route
+
+    from web_helpers import printed_as_commented, readme_example, workers_serving
+except ImportError as exc:
+    missing_module(exc, "the ASGI tests serve a Starlette app with uvicorn")
 
 
 async def user(request: Request) -> Response:
@@ -165,3 +175,55 @@ def test_bad_arguments_fail_at_once(kwargs: dict[str, object]) -> None:
 
     with pytest.raises(TypeError, match=next(iter(kwargs))):
         CallmetricsMiddleware(app, Analytics(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_websocket_and_lifespan_traffic_passes_through_untouched() -> None:
+    analytics = Analytics()
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["type"])
+
+    async def receive() -> Message:
+        return {}
+
+    async def send(message: Message) -> None:
+        return None
+
+    middleware = CallmetricsMiddleware(app, analytics)
+    for kind in ("lifespan", "websocket"):
+        asyncio.run(middleware({"type": kind, "path": "/ws"}, receive, send))
+    assert seen == ["lifespan", "websocket"]
+    assert analytics.call_counts == {}
+
+
+def test_the_readme_uvicorn_app_writes_one_store_read_back_exactly(tmp_path: Path) -> None:
+    """``uvicorn --workers 2 main:app``: 300 concurrent requests, all in the store."""
+    source = readme_example("# main.py")
+    assert "uvicorn --workers 2 main:app" in source
+    (tmp_path / "main.py").write_text(source)
+    command = [sys.executable, "-m", "uvicorn", "--workers", "2", "--host", "127.0.0.1",
+               "--port", "0", "main:app"]
+
+    async def send_all(url: str) -> list[str]:
+        limits = httpx.Limits(max_connections=8)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+            responses = await asyncio.gather(*(client.get(f"/users/{i}") for i in range(300)))
+        return [r.text for r in responses]
+
+    with workers_serving(command, tmp_path, r"Started server process \[(\d+)\]", 2) as server:
+        bodies = asyncio.run(send_all(server.url))
+    assert server.process.returncode == 0
+    assert bodies == [f"user {i}" for i in range(300)]
+    store = tmp_path / "callmetrics.sqlite"
+    assert load(store).call_counts == {"GET /users/{uid}": 300}
+    runs = [run for run in list_runs(store) if run.calls]
+    assert {run.pid for run in runs} <= server.pids  # each worker wrote its own run
+    assert len(runs) == len({run.pid for run in runs})
+    assert sum(run.calls for run in runs) == 300
+
+
+def test_the_readme_starlette_example_prints_what_it_says() -> None:
+    printed, promised = printed_as_commented(readme_example("# Starlette", "## Web applications"))
+    assert printed == promised
+    assert len(promised) == 1

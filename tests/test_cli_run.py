@@ -102,14 +102,47 @@ def test_behaves_like_python_and_tracks_the_programs_functions(program: Path,
     assert counts["main"] == 1
 
 
-def test_an_uncaught_exception_shows_pythons_traceback(program: Path, tmp_path: Path) -> None:
-    plain = _python(program, "--crash", cwd=tmp_path, stdin="x\n")
-    tracked = _python("-m", "callmetrics", "run", "--report", "", program, "--crash",
-                      cwd=tmp_path, stdin="x\n")
+def test_an_uncaught_exception_shows_pythons_traceback(program: Path) -> None:
+    """Run by a relative path, as people do: the same file names, lines and exit code."""
+    where = program.parent
+    plain = _python("./prog.py", "--crash", cwd=where, stdin="x\n")
+    tracked = _python("-m", "callmetrics", "run", "--report", "", "./prog.py", "--crash",
+                      cwd=where, stdin="x\n")
     assert plain.returncode == tracked.returncode == 1
     expected = plain.stderr[plain.stderr.index("Traceback"):]
+    assert f'File "{where}/./prog.py", line' in expected  # python's own spelling
     assert tracked.stderr.startswith(expected)  # then the summary
     assert "callmetrics" not in expected
+    assert "argv: ['--crash'] name: __main__" in tracked.stdout
+
+
+PROGRAM_FACTS = """
+import sys
+
+def depth(n):
+    return 0 if n == 0 else 1 + depth(n - 1)
+
+print(__file__, sys.argv, sys.path[0], __name__, __package__, __spec__)
+print(depth(990))  # close to python's own limit, 1,000
+sys.exit("stopped: " + sys.argv[-1])
+"""
+
+
+def test_file_argv_path_recursion_and_exit_message_are_pythons(tmp_path: Path) -> None:
+    """``__file__``, ``sys.argv``, ``sys.path[0]``, how deep it recurses, ``sys.exit(str)``."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "facts.py").write_text(PROGRAM_FACTS)
+    args = ("../facts.py", "x y")
+    plain = _python(*args, cwd=tmp_path / "sub")
+    tracked = _python("-m", "callmetrics", "run", "--exact", "--report", "", *args,
+                      cwd=tmp_path / "sub")
+    assert plain.returncode == tracked.returncode == 1
+    assert tracked.stdout == plain.stdout
+    assert plain.stdout.startswith(f"{tmp_path}/sub/../facts.py ['../facts.py', 'x y'] "
+                                   f"{tmp_path} __main__ None None\n")
+    assert plain.stderr == "stopped: x y\n"
+    assert tracked.stderr.startswith(plain.stderr)
+    assert "depth " in tracked.stderr  # every level was tracked (--exact)
 
 
 def test_run_a_module_with_dash_m(tmp_path: Path) -> None:
@@ -161,7 +194,9 @@ def test_ctrl_c_stops_the_program_and_keeps_what_was_recorded(tmp_path: Path) ->
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    # As python ends: killed by SIGINT once its exit handlers ran (a shell says 130 and,
+    # seeing the signal, stops a loop that runs the program too).
+    assert proc.returncode == -signal.SIGINT
     assert "KeyboardInterrupt" in err
     counts = load(store).call_counts
     assert counts["step"] >= 100
@@ -180,6 +215,7 @@ def test_track_and_exclude_choose_the_modules(program: Path, tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["run"], "give a SCRIPT"),
+    (["run", "--"], "give a SCRIPT"),
     (["run", "missing.py"], "no such file"),
     (["run", "--label", "x", "prog.py"], "--store"),
 ])

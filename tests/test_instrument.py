@@ -19,6 +19,7 @@ import pytest
 
 from callmetrics import Analytics
 from callmetrics._instrument import Matcher
+from readme_examples import printed_as_commented, readme_example
 
 _names = itertools.count()
 Importer = Callable[[str], types.ModuleType]
@@ -298,3 +299,11 @@ def test_instrumented_modules_keep_their_loader_services(analytics: Analytics, p
     finally:
         analytics.uninstrument()
     assert counts == {f"{pkg}.shapes.double": 1}
+
+
+def test_the_readme_instrument_example_prints_what_it_says() -> None:
+    source = readme_example("import json", "## Track a program without decorating it")
+    printed, promised = printed_as_commented(source)
+    assert printed == promised
+    assert len(promised) == 2
+    assert not any(type(f).__name__ == "_Finder" for f in sys.meta_path)  # undone

@@ -1,11 +1,13 @@
+import contextlib
 import re
 from html import unescape
 from pathlib import Path
 
 import pytest
 
-from callmetrics import Analytics, AnalyticsConfig
+from callmetrics import Analytics, AnalyticsConfig, load
 from callmetrics._notebook import InlineReport, report_html, summary_html
+from readme_examples import readme_example
 from test_report import CONTROL, CSP, HOSTILE, CallsSource, call, hostile_source, record
 
 
@@ -99,3 +101,72 @@ def test_inline_report_also_takes_the_frame_or_a_document() -> None:
     from_document = InlineReport(from_frame.html)
     assert from_document._repr_html_() == frame
     assert from_document.html == from_frame.html
+
+
+HOSTILE_NAME = "evil\x1b[2J\u202egnp.exe\x00" + HOSTILE
+
+
+def _hostile_calls(analytics: Analytics) -> None:
+    """Calls of a function whose name and failure message are hostile, from real code."""
+
+    @analytics.track("t\x07ype<b>", name=HOSTILE_NAME)
+    def job(fail: bool) -> None:
+        if fail:
+            raise ValueError("line one\u202e\x9b31m <script>x</script>\x00")
+
+    for i in range(20):
+        with contextlib.suppress(ValueError):
+            job(i % 5 == 0)
+
+
+def _assert_escaped(html: str, *, shown: bool = True) -> None:
+    """No hostile text raw; with ``shown``, the name is there, escaped (not in a srcdoc)."""
+    for bad in CONTROL:
+        assert bad not in html, repr(bad)
+    assert HOSTILE not in html
+    assert "<b>" not in html
+    if shown:
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html.replace("<wbr>", "")
+
+
+def test_an_instance_displays_as_its_escaped_summary(tmp_path: Path) -> None:
+    """What Jupyter shows for ``analytics`` (``_repr_html_``) and ``analytics.report()``."""
+    analytics = Analytics(AnalyticsConfig(report_dir=tmp_path))
+    _hostile_calls(analytics)
+    summary = analytics._repr_html_()
+    _assert_escaped(summary)
+    assert "20 calls" in summary
+    assert "<script" not in summary
+    inline = analytics.report()
+    frame = inline._repr_html_()
+    _assert_escaped(frame, shown=False)  # the whole report, escaped once more in srcdoc
+    _assert_escaped(srcdoc(frame))
+    assert srcdoc(frame) == inline.html
+    assert CSP in inline.html
+
+
+def test_what_load_returns_displays_as_its_escaped_summary(tmp_path: Path) -> None:
+    """A stored run read back with ``load()`` shows the same summary, escaped too."""
+    store = tmp_path / "runs.db"
+    with Analytics(AnalyticsConfig(report_dir=tmp_path), store=store) as analytics:
+        _hostile_calls(analytics)
+    view = load(store)
+    summary = view._repr_html_()
+    _assert_escaped(summary)
+    assert "20 calls" in summary
+    rows = re.findall(r"<tr[^>]*>.*?</tr>", summary.split("<tbody>")[1], re.S)
+    assert len(rows) == 1
+    frame = view.report()._repr_html_()
+    _assert_escaped(srcdoc(frame))
+
+
+def test_the_readme_notebook_example_runs_as_written() -> None:
+    """The README's cell runs, and its instance displays the function it tracked."""
+    namespace: dict[str, object] = {"__name__": "readme_notebook"}
+    exec(compile(readme_example("from callmetrics", "### In a notebook"), "<README>", "exec"),  # noqa: S102  # the README's own example
+         namespace)
+    analytics = namespace["analytics"]
+    assert isinstance(analytics, Analytics)
+    assert "1,000 calls" in analytics._repr_html_()
+    assert ">work<" in analytics._repr_html_().replace("<wbr>", "")
+    assert isinstance(analytics.report(), InlineReport)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -38,6 +41,10 @@ TESTS = """
     @pytest.mark.skip(reason="not today")
     def test_skipped():
         pass
+
+    @pytest.mark.xfail(reason="known bug")
+    def test_known_bug():
+        assert price(1) == 3
 """
 
 SHOP = """
@@ -55,7 +62,7 @@ def session(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def test_off_unless_asked(session: pytest.Pytester) -> None:
     result = session.runpytest_subprocess()
-    result.assert_outcomes(passed=4, failed=1, errors=1, skipped=1)
+    result.assert_outcomes(passed=4, failed=1, errors=1, skipped=1, xfailed=1)
     assert "plugins: callmetrics" in result.stdout.str()  # loaded by its entry point
     assert "- callmetrics -" not in result.stdout.str()  # and idle
 
@@ -71,21 +78,27 @@ def test_every_test_is_a_call_and_the_summary_is_printed(session: pytest.Pyteste
     store = session.path / "perf.db"
     result = session.runpytest_subprocess(f"--callmetrics={store}", "--callmetrics-label",
                                           "main", "--callmetrics-track", "shop")
-    result.assert_outcomes(passed=4, failed=1, errors=1, skipped=1)
+    result.assert_outcomes(passed=4, failed=1, errors=1, skipped=1, xfailed=1)
     result.stdout.fnmatch_lines(["*- callmetrics -*", "*test_shop.py::test_fails*"])
     view = load(store, label="main")
     counts, successes = view.call_counts, view.success_counts
     tests = {name: n for name, n in counts.items() if name.startswith("test_shop.py::")}
-    assert len(tests) == 7
+    assert len(tests) == 8
     assert all(n == 1 for n in tests.values())
     assert successes["test_shop.py::test_fails"] == 0
     assert successes["test_shop.py::test_errors"] == 0
     assert successes["test_shop.py::test_many[2]"] == 1
-    assert counts["shop.price"] == 5  # the tracked function the tests called
+    assert successes["test_shop.py::test_known_bug"] == 1  # xfailed: as expected
+    assert successes["test_shop.py::test_skipped"] == 1
+    assert counts["shop.price"] == 6  # the tracked function the tests called
     assert {c.event_type for c in view.retained() if c.name.startswith("test_")} == {"test"}
     errors = {c.name: c.error for c in view.retained() if c.error}
     assert errors == {"test_shop.py::test_fails": "TestFailed",
                       "test_shop.py::test_errors": "TestFailed"}
+    with contextlib.closing(sqlite3.connect(store)) as conn:  # the messages, as stored
+        stored = set(conn.execute("SELECT function, message FROM events WHERE error IS NOT NULL"))
+    assert stored == {("test_shop.py::test_fails", "call failed"),
+                      ("test_shop.py::test_errors", "setup errored")}
     runs = list_runs(store)
     assert [run.label for run in runs] == ["main"]
 
@@ -93,18 +106,26 @@ def test_every_test_is_a_call_and_the_summary_is_printed(session: pytest.Pyteste
 def test_two_sessions_are_two_runs_that_diff_compares(session: pytest.Pytester) -> None:
     store = session.path / "perf.db"
     for label in ("before", "after"):
-        session.runpytest_subprocess(f"--callmetrics={store}", "--callmetrics-label", label)
+        session.runpytest_subprocess(f"--callmetrics={store}", "--callmetrics-label", label,
+                                     "--callmetrics-track", "shop")
     assert sorted(run.label or "" for run in list_runs(store)) == ["after", "before"]
     diff = subprocess.run([sys.executable, "-m", "callmetrics", "diff", str(store),
-                           "--base", "before", "--head", "after"],
+                           "--base", "before", "--head", "after", "--json"],
                           capture_output=True, text=True, check=False, timeout=120)
-    assert "test_shop.py::test_ok" in diff.stdout + diff.stderr
+    assert diff.returncode == 0, diff.stderr
+    rows = {row["function"]: row for row in json.loads(diff.stdout)["functions"]}
+    tests = {name for name in rows if name.startswith("test_shop.py::")}
+    assert len(tests) == 8  # every test of both sessions, side by side
+    ok = rows["test_shop.py::test_ok"]
+    assert (ok["event_type"], ok["base_calls"], ok["head_calls"]) == ("test", 1, 1)
+    assert ok["ratio"] > 0  # one call a side: compared, too few to judge
+    assert (rows["shop.price"]["base_calls"], rows["shop.price"]["head_calls"]) == (6, 6)
 
 
 def test_without_a_store_only_the_summary(session: pytest.Pytester) -> None:
     result = session.runpytest_subprocess("--callmetrics")
-    result.assert_outcomes(passed=4, failed=1, errors=1, skipped=1)
-    result.stdout.fnmatch_lines(["*- callmetrics -*", "*7 functions, 7 calls*"])
+    result.assert_outcomes(passed=4, failed=1, errors=1, skipped=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*- callmetrics -*", "*8 functions, 8 calls*"])
     assert not list(Path(session.path).glob("*.db"))
 
 

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
+import importlib.util
 import sys
-import textwrap
-import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import flask
-import httpx
 import pytest
-import waitress
 
 from callmetrics import Analytics, load
 from callmetrics._load import list_runs
 from callmetrics.integrations.wsgi import CallmetricsMiddleware
+from conftest import missing_module
+
+try:
+    import flask
+    import httpx
+
+    from web_helpers import (
+        printed_as_commented,
+        readme_example,
+        send_at_once,
+        waitress_serving,
+        workers_serving,
+    )
+except ImportError as exc:
+    missing_module(exc, "the WSGI tests serve a Flask app with waitress and gunicorn")
 
 
 def make_app() -> flask.Flask:
@@ -61,18 +68,8 @@ def served() -> Iterator[tuple[str, Analytics, CallmetricsMiddleware]]:
     app = make_app()
     middleware = CallmetricsMiddleware(app.wsgi_app, analytics)
     app.wsgi_app = middleware  # type: ignore[method-assign]  # Flask's documented way
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}", analytics, middleware
-    server.close()
-    thread.join(timeout=30)
-
-
-def _send(url: str, requests: list[tuple[str, str]]) -> Counter[int]:
-    with httpx.Client(base_url=url, timeout=30) as client, ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(lambda r: client.request(*r), requests))
-    return Counter(r.status_code for r in responses)
+    with waitress_serving(app) as url:
+        yield url, analytics, middleware
 
 
 def test_each_request_is_one_call_named_by_its_flask_rule(
@@ -87,7 +84,7 @@ def test_each_request_is_one_call_named_by_its_flask_rule(
         + [("GET", f"/nowhere/{i}") for i in range(9)]
         + [("DELETE", "/orders")] * 2
     )
-    statuses = _send(url, requests)
+    statuses = send_at_once(url, requests)
     assert statuses == {200: 50 + 5 + 3, 404: 10 + 9, 500: 4, 503: 6, 405: 2}
     assert analytics.call_counts == {
         "GET /users/{uid}": 60,
@@ -96,18 +93,39 @@ def test_each_request_is_one_call_named_by_its_flask_rule(
         "GET /unavailable": 6,
         "GET /stream": 3,
         "GET <unmatched>": 9,
-        "DELETE <unmatched>": 2,  # werkzeug names no rule for a wrong method
+        "DELETE /orders": 2,  # a wrong method (405) is named by its path's rule
     }
     successes = analytics.success_counts
     assert successes["GET /unavailable"] == 0
     assert successes["GET /boom"] == 0  # Flask answered 500 for the exception
     assert successes["GET /users/{uid}"] == 60
-    by_status = middleware.status_counts
-    assert by_status[("GET /users/{uid}", 404)] == 10
-    assert by_status[("GET /boom", 500)] == 4
-    assert by_status[("GET /stream", 200)] == 3
-    errors = Counter(call.error for call in analytics.retained() if call.error)
-    assert errors == {"FailedStatus": 10}
+    assert middleware.status_counts == {
+        ("GET /users/{uid}", 200): 50,
+        ("GET /users/{uid}", 404): 10,
+        ("POST /orders", 200): 5,
+        ("GET /boom", 500): 4,  # Flask answered 500 for the exception
+        ("GET /unavailable", 503): 6,
+        ("GET /stream", 200): 3,
+        ("GET <unmatched>", 404): 9,
+        ("DELETE /orders", 405): 2,
+    }
+    failed = Counter((call.name, call.error, call.message)
+                     for call in analytics.retained() if call.error)
+    assert failed == {("GET /boom", "FailedStatus", "500 Internal Server Error"): 4,
+                      ("GET /unavailable", "FailedStatus", "503 Service Unavailable"): 6}
+    assert {call.event_type for call in analytics.retained()} == {"http"}
+
+
+def test_the_failure_rule_is_configurable(tmp_path: Path) -> None:
+    analytics = Analytics()
+    app = make_app()
+    app.wsgi_app = CallmetricsMiddleware(  # type: ignore[method-assign]  # Flask's way
+        app.wsgi_app, analytics, failure=lambda status: status >= 400)
+    with waitress_serving(app) as url:
+        statuses = send_at_once(url, [("GET", "/users/7"), ("GET", "/users/70")])
+    assert statuses == {200: 1, 404: 1}
+    assert analytics.call_counts == {"GET /users/{uid}": 2}
+    assert analytics.success_counts == {"GET /users/{uid}": 1}
 
 
 def test_an_exception_while_streaming_is_a_failure() -> None:
@@ -130,52 +148,61 @@ def test_an_exception_while_streaming_is_a_failure() -> None:
     assert analytics.success_counts == {"GET /feed": 0}
 
 
-GUNICORN_APP = """
-    import os
-    import flask
-    from callmetrics import Analytics
-    from callmetrics.integrations.wsgi import CallmetricsMiddleware
+def test_a_body_dropped_unfinished_ends_the_call_once_as_a_success() -> None:
+    """A server that stops iterating early (the client left) has not seen the app fail."""
+    analytics = Analytics()
+    closed: list[int] = []
 
-    analytics = Analytics(store=os.environ["STORE"])  # in each worker: one run per worker
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield from (b"a", b"b", b"c")
 
-    app = flask.Flask(__name__)
+        def close(self) -> None:
+            closed.append(1)
 
-    @app.get("/users/<int:uid>")
-    def user(uid):
-        return f"{uid} from {os.getpid()}"
+    def app(environ: dict[str, object], start_response: Callable[..., object]) -> Body:
+        start_response("200 OK", [])
+        return Body()
 
-    app.wsgi_app = CallmetricsMiddleware(app.wsgi_app, analytics)
-"""
+    middleware = CallmetricsMiddleware(app, analytics, route=lambda _: "/feed")
+    body = middleware({"REQUEST_METHOD": "GET", "PATH_INFO": "/feed"}, lambda *_: None)
+    chunks = iter(body)
+    assert next(chunks) == b"a"
+    chunks.close()  # type: ignore[attr-defined]  # the iterator is a generator: dropped
+    body.close()  # type: ignore[attr-defined]  # then the server closes the response
+    assert closed == [1]
+    assert analytics.call_counts == {"GET /feed": 1}
+    assert analytics.success_counts == {"GET /feed": 1}
+    assert middleware.status_counts == {("GET /feed", 200): 1}
 
 
-def test_gunicorn_with_two_workers_writes_one_store_read_back_exactly(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text(textwrap.dedent(GUNICORN_APP))
-    store = tmp_path / "web.db"
-    env = {**os.environ, "STORE": str(store), "PYTHONPATH": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:0",
-                             "--log-level", "info", "app:app"], cwd=tmp_path, env=env,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    try:
-        port = booted = None
-        for line in proc.stderr:  # gunicorn logs the port, then each worker booting
-            found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line)
-            if found:
-                port = int(found[1])
-            booted = (booted or 0) + ("Booting worker" in line)
-            if port and booted == 2:
-                break
-        assert port, "gunicorn did not start"
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client, \
-                ThreadPoolExecutor(8) as pool:
-            bodies = list(pool.map(lambda i: client.get(f"/users/{i}").text, range(300)))
-        pids = {body.split(" from ")[1] for body in bodies}
-    finally:
-        proc.send_signal(signal.SIGTERM)  # graceful: each worker writes its last calls
-        proc.communicate(timeout=60)
-    assert proc.returncode == 0
-    view = load(store)
-    assert view.call_counts == {"GET /users/{uid}": 300}
-    writers = {run.pid for run in list_runs(store) if run.calls}
-    assert writers == {int(pid) for pid in pids}
-    assert len(pids) <= 2
+
+
+def test_the_readme_gunicorn_app_writes_one_store_read_back_exactly(tmp_path: Path) -> None:
+    """``gunicorn -w 2 app:app``: 300 concurrent requests, all in the store, one run a worker."""
+    if importlib.util.find_spec("gunicorn") is None:
+        missing_module(ImportError("no gunicorn", name="gunicorn"),
+                       "the multi-worker example runs under gunicorn")
+    source = readme_example("# app.py")
+    assert "gunicorn -w 2 app:app" in source
+    (tmp_path / "app.py").write_text(source)
+    command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:0",
+               "--log-level", "info", "app:app"]
+    with workers_serving(command, tmp_path, r"Booting worker with pid: (\d+)", 2) as server, \
+            httpx.Client(base_url=server.url, timeout=30) as client, \
+            ThreadPoolExecutor(8) as pool:
+        bodies = list(pool.map(lambda i: client.get(f"/users/{i}").text, range(300)))
+    assert server.process.returncode == 0  # SIGTERM: a graceful stop
+    assert bodies == [f"user {i}" for i in range(300)]
+    store = tmp_path / "callmetrics.sqlite"
+    assert load(store).call_counts == {"GET /users/{uid}": 300}
+    runs = [run for run in list_runs(store) if run.calls]
+    assert {run.pid for run in runs} <= server.pids  # each worker wrote its own run
+    assert len(runs) == len({run.pid for run in runs})
+    assert sum(run.calls for run in runs) == 300
+
+
+def test_the_readme_flask_example_prints_what_it_says() -> None:
+    printed, promised = printed_as_commented(readme_example("# Flask", "## Web applications"))
+    assert printed == promised
+    assert len(promised) == 2

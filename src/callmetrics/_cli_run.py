@@ -5,7 +5,8 @@ run it: same ``sys.argv``, ``__main__``, standard streams, exit code and traceba
 The functions of its own modules are tracked (see ``_instrument``); at exit the
 summary goes to stderr (the program's stdout stays its own), the HTML report is
 written, and with ``--store`` the run is saved.  Ctrl-C stops the program and the
-calls recorded so far are still summarised, reported and stored.
+calls recorded so far are still summarised, reported and stored; the process then
+ends as python's does, killed by SIGINT (so that a shell loop around it stops too).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import logging
 import os
 import runpy
 import sys
-import traceback
 import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +31,11 @@ if TYPE_CHECKING:
 __all__ = ["add_commands", "make_analytics", "run_program"]
 
 _RUNPY = os.path.realpath(runpy.__file__)
+_FROZEN_RUNPY = "<frozen runpy>"  # runpy's frames' file name when it is frozen (3.11+)
 _HERE = str(Path(__file__).resolve().parent)
 _INTERRUPTED = 130  # what a shell reports for a program stopped by SIGINT
+# Frames of ours under the program's first one (launcher, CLI, runpy): room for them.
+_OUR_FRAMES = 50
 
 
 def _quiet_loggers() -> Any:
@@ -75,6 +78,7 @@ class _Run:
         self.analytics = analytics
         self.report = report
         self.pruner: Pruner | None = None
+        self.interrupted = False  # the program stopped on KeyboardInterrupt (Ctrl-C)
 
 
 def _dropped_note(pruner: Pruner, counts: dict[str, int]) -> str:
@@ -113,6 +117,21 @@ def _finish(run: _Run) -> None:
     except Exception as exc:  # noqa: BLE001  # the program's own exit status must stand
         print(f"callmetrics: could not finish the run ({type(exc).__name__}: "
               f"{printable(str(exc))})", file=sys.stderr)
+    if run.interrupted:
+        _end_as_interrupted()
+
+
+def _end_as_interrupted() -> None:
+    """Have the interpreter end the process by SIGINT, as python does after Ctrl-C.
+
+    CPython (3.8+) finishes its exit handlers and then kills itself with SIGINT when
+    the last code it ran from source ended with an uncaught ``KeyboardInterrupt``;
+    each ``exec`` of a string (a ``namedtuple`` made while the report is written, say)
+    resets that flag.  One more ``KeyboardInterrupt``, raised the same way and caught,
+    sets it again.  Called last, at exit.
+    """
+    with contextlib.suppress(KeyboardInterrupt):
+        exec("raise KeyboardInterrupt")  # noqa: S102  # a fixed statement: sets the flag above
 
 
 def _without_our_frames(exc: BaseException, seen: set[int] | None = None) -> BaseException:
@@ -128,7 +147,8 @@ def _without_our_frames(exc: BaseException, seen: set[int] | None = None) -> Bas
     tb = exc.__traceback__
     while tb is not None:
         filename = os.path.realpath(tb.tb_frame.f_code.co_filename)
-        if not (filename.startswith(_HERE) or filename == _RUNPY):
+        if not (filename.startswith(_HERE) or filename == _RUNPY
+                or tb.tb_frame.f_code.co_filename == _FROZEN_RUNPY):
             frames.append(tb)
         tb = tb.tb_next
     rebuilt: types.TracebackType | None = None
@@ -152,22 +172,25 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _run_script(path: Path, args: list[str], inst: Instrumentation) -> None:
+def _run_script(target: str, args: list[str], inst: Instrumentation) -> None:
     from importlib.machinery import SourceFileLoader  # noqa: PLC0415
 
     from callmetrics._hooks import MAIN_HOOK, MainHook, main_code  # noqa: PLC0415
 
-    source = path.read_bytes()
+    source = Path(target).read_bytes()
+    # python (3.9+) names its main script by the path joined to the working directory,
+    # unnormalised: the program's __file__ and tracebacks read the same here.
+    filename = target if os.path.isabs(target) else os.path.join(os.getcwd(), target)  # noqa: PTH109, PTH117, PTH118  # exactly python's join, which Path would normalise
     main = types.ModuleType("__main__")
-    main.__file__ = str(path)
-    main.__loader__ = SourceFileLoader("__main__", str(path))
+    main.__file__ = filename
+    main.__loader__ = SourceFileLoader("__main__", filename)
     main.__dict__.update(__builtins__=builtins, __spec__=None, __cached__=None,
                          __package__=None)
     main.__dict__[MAIN_HOOK] = MainHook(inst)
     sys.modules["__main__"] = main
-    sys.argv[:] = [str(path), *args]
-    sys.path[0] = str(path.resolve().parent)
-    exec(main_code(source, str(path)), main.__dict__)  # noqa: S102  # running the user's program is the point
+    sys.argv[:] = [target, *args]
+    sys.path[0] = str(Path(target).resolve().parent)
+    exec(main_code(source, filename), main.__dict__)  # noqa: S102  # running the user's program is the point
 
 
 def _run_module(name: str, args: list[str], inst: Instrumentation) -> None:
@@ -178,6 +201,16 @@ def _run_module(name: str, args: list[str], inst: Instrumentation) -> None:
     sys.path[0] = str(Path.cwd())
     runpy.run_module(name, init_globals={MAIN_HOOK: MainHook(inst)}, run_name="__main__",
                      alter_sys=True)
+
+
+def _room_for_wrappers() -> None:
+    """Raise the recursion limit so that the program recurses as deep as under python.
+
+    A tracked call runs two Python frames where the program runs one (the function and
+    its wrapper; the C wrapper has no frame, but generator and coroutine wrappers do),
+    and callmetrics' own frames sit under the program's.
+    """
+    sys.setrecursionlimit(2 * sys.getrecursionlimit() + _OUR_FRAMES)
 
 
 def run_program(run: _Run, target: str, args: list[str], *, module: bool,
@@ -194,6 +227,7 @@ def run_program(run: _Run, target: str, args: list[str], *, module: bool,
         matcher = Matcher(["__main__", *track], exclude, roots)
     inst = Instrumentation(run.analytics, matcher, "function")
     start(inst)
+    _room_for_wrappers()
     if not exact:
         run.pruner = Pruner(run.analytics, inst)
         run.pruner.start()
@@ -201,15 +235,15 @@ def run_program(run: _Run, target: str, args: list[str], *, module: bool,
         if module:
             _run_module(target, args, inst)
         else:
-            _run_script(Path(target), args, inst)
+            _run_script(target, args, inst)
     except SystemExit as exc:
         return _exit_code(exc)
-    except KeyboardInterrupt as exc:
-        traceback.print_exception(_without_our_frames(exc))
-        return _INTERRUPTED
     except BaseException as exc:  # noqa: BLE001  # shown as python shows an uncaught one
         _without_our_frames(exc)
         sys.excepthook(type(exc), exc, exc.__traceback__)
+        if isinstance(exc, KeyboardInterrupt):
+            run.interrupted = True  # _finish ends the process by SIGINT, as python would
+            return _INTERRUPTED
         return 1
     return 0
 
@@ -217,6 +251,8 @@ def run_program(run: _Run, target: str, args: list[str], *, module: bool,
 def _run(args: argparse.Namespace) -> int:
     from callmetrics._cli import CliError  # noqa: PLC0415  # _cli imports this module
 
+    if args.target[:1] == ["--"]:  # `callmetrics run -- prog.py`: the options end there
+        args.target = args.target[1:]
     if not args.target:
         raise CliError("give a SCRIPT, or -m MODULE, to run")
     if args.label is not None and args.store is None:

@@ -43,16 +43,29 @@ RouteOf = Callable[[Environ], "str | None"]
 
 # Flask/werkzeug rule variables, ``<int:id>`` or ``<name>``, shown as ``{id}``.
 _RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+# A ``re_path`` named group without nested groups, ``(?P<year>[0-9]{4})``, read ``{year}``.
+_REGEX_GROUP = re.compile(r"\(\?P<(\w+)>[^()]*\)")
 
 
 def flask_route(app: Any) -> RouteOf:
-    """Return the route function of a Flask app: its URL rule, as ``/users/{id}``."""
+    """Return the route function of a Flask app: its URL rule, as ``/users/{id}``.
+
+    The rule is the one Flask's ``request.url_rule`` holds.  A wrong method (405) is
+    named by the rule of its path, as the ASGI middleware names it.
+    """
     url_map = app.url_map
 
     def route(environ: Environ) -> str | None:
         try:
-            rule, _ = url_map.bind_to_environ(environ).match(return_rule=True)
-        except Exception:  # noqa: BLE001  # NotFound, MethodNotAllowed, redirects: unmatched
+            adapter = url_map.bind_to_environ(environ)
+            try:
+                rule, _ = adapter.match(return_rule=True)
+            except Exception as exc:  # MethodNotAllowed knows the path's methods
+                methods = getattr(exc, "valid_methods", None)
+                if not methods:
+                    raise
+                rule, _ = adapter.match(method=sorted(methods)[0], return_rule=True)
+        except Exception:  # noqa: BLE001  # NotFound, redirects, a broken map: unmatched
             return None
         return _RULE_VARIABLE.sub(r"{\1}", str(rule.rule))
 
@@ -60,14 +73,19 @@ def flask_route(app: Any) -> RouteOf:
 
 
 def django_route(environ: Environ) -> str | None:
-    """Return Django's matched route (``resolver_match.route``), as ``/users/<int:id>``."""
+    """Return Django's matched route (``resolver_match.route``), as ``/users/{id}``.
+
+    A ``path()`` route's ``<int:id>`` reads ``{id}``; a ``re_path()`` route loses its
+    ``^``/``$`` anchors and its named groups read ``{name}``.
+    """
     from django.urls import Resolver404, resolve  # noqa: PLC0415  # Django is optional
 
     try:
         match = resolve(environ.get("PATH_INFO", "/"))
     except Resolver404:
         return None
-    return "/" + _RULE_VARIABLE.sub(r"{\1}", str(match.route))
+    route = str(match.route).removeprefix("^").removesuffix("$").removesuffix("\\Z")
+    return "/" + _RULE_VARIABLE.sub(r"{\1}", _REGEX_GROUP.sub(r"{\1}", route))
 
 
 def _detect(app: object) -> RouteOf | None:
@@ -90,7 +108,11 @@ class _Body:
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            yield from self._body
+            for chunk in self._body:  # noqa: UP028  # not `yield from`: only close() closes the body, once
+                yield chunk
+        except GeneratorExit:  # dropped unfinished (no close() came first): not a failure
+            self.close()
+            raise
         except BaseException as exc:
             self.close(exc)
             raise
