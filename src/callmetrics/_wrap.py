@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import types
 from collections.abc import AsyncGenerator, Callable, Generator
 from time import perf_counter
@@ -408,6 +409,10 @@ def binds(func: object) -> bool:
     callable objects and classes have no ``__get__`` at all.
     """
     if isinstance(func, types.MethodType):
+        return False
+    if isinstance(func, functools.partial) and sys.version_info < (3, 14):
+        # 3.13 gave partial a __get__ that returns it unchanged (with a FutureWarning);
+        # partials bind from 3.14 on.
         return False
     return hasattr(type(func), "__get__")
 
