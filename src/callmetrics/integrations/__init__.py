@@ -20,6 +20,7 @@ __all__ = [
     "FailedStatus",
     "Recorder",
     "RequestLog",
+    "check_arguments",
     "check_event_type",
     "default_failure",
     "fail_on",
@@ -66,6 +67,21 @@ def check_event_type(event_type: object) -> None:
     """Fail early for an event type that ``measure`` would refuse on the first request."""
     if not isinstance(event_type, str) or not event_type.strip():
         raise TypeError(f"event_type must be a non-empty str, got {event_type!r}")
+
+
+def check_arguments(analytics: object, event_type: object, route: object, failure: object,
+                    *, route_of: str) -> None:
+    """Check a middleware's arguments at once, naming the one at fault.
+
+    ``route_of`` names what ``route`` is called with (the ASGI scope, the WSGI environ).
+    """
+    if not callable(getattr(analytics, "measure", None)):
+        raise TypeError("analytics must be an Analytics (it has no measure())")
+    if route is not None and not callable(route):
+        raise TypeError(f"route must be a function of the {route_of}")
+    if not callable(failure):
+        raise TypeError("failure must be a function of the status code")
+    check_event_type(event_type)
 
 
 def default_failure(status: int) -> bool:

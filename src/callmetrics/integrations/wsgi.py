@@ -28,7 +28,7 @@ from callmetrics.integrations import (
     FailureRule,
     Recorder,
     RequestLog,
-    check_event_type,
+    check_arguments,
     default_failure,
     fail_on,
     request_name,
@@ -149,13 +149,7 @@ class CallmetricsMiddleware:
                 not callable.
 
         """
-        if not callable(getattr(analytics, "measure", None)):
-            raise TypeError("analytics must be an Analytics (it has no measure())")
-        if route is not None and not callable(route):
-            raise TypeError("route must be a function of the WSGI environ")
-        if not callable(failure):
-            raise TypeError("failure must be a function of the status code")
-        check_event_type(event_type)
+        check_arguments(analytics, event_type, route, failure, route_of="WSGI environ")
         self.app = app
         self.analytics = analytics
         self.event_type = event_type
