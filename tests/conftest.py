@@ -78,3 +78,13 @@ def pytest_report_header() -> str:
 
     reason = f" ({_accel.REASON})" if _accel.REASON else ""
     return f"callmetrics hot path: {_accel.IMPLEMENTATION}{reason}"
+
+@pytest.fixture
+def quiet() -> Iterator[LoggerContainer]:
+    """Private loggers that drop everything below CRITICAL (for bulk calls that fail)."""
+    made = [logging.getLogger(f"test.quiet.{role}") for role in ("console", "error", "analytics")]
+    for logger in made:
+        logger.setLevel(logging.CRITICAL)
+    yield LoggerContainer(*made)
+    for logger in made:
+        logger.setLevel(logging.NOTSET)

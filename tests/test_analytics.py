@@ -9,7 +9,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
@@ -24,8 +24,6 @@ from callmetrics import (
 )
 from core_helpers import feed, only_event
 
-SEED_KEYS = ["Function", "Event Type", "Start Time", "End Time", "Duration (s)", "Success",
-             "Error", "Message", "Location"]
 DAY = 86_400.0
 # asyncio may run a timer up to its clock resolution early; durations of tracked calls
 # that await asyncio.sleep(t) are checked against t less this margin.
@@ -37,15 +35,6 @@ def fetch_rows(limit: int) -> list[int]:
     return list(range(limit))
 
 
-@pytest.fixture
-def quiet() -> Iterator[LoggerContainer]:
-    """Private loggers that drop everything below CRITICAL (for bulk calls that fail)."""
-    made = [logging.getLogger(f"test.quiet.{role}") for role in ("console", "error", "analytics")]
-    for logger in made:
-        logger.setLevel(logging.CRITICAL)
-    yield LoggerContainer(*made)
-    for logger in made:
-        logger.setLevel(logging.NOTSET)
 
 
 # ------------------------------------------------------------------- public API

@@ -22,25 +22,6 @@ from callmetrics._aggregate import FailedCall
 from callmetrics._recorder import BUFFER_LIMIT, OVERFLOW_NAME, Recorder
 from callmetrics._wrap import BACKLOG
 
-SEED_KEYS = ["Function", "Event Type", "Start Time", "End Time", "Duration (s)", "Success",
-             "Error", "Message", "Location"]
-DAY = 86_400.0
-# asyncio may run a timer up to its clock resolution early; durations of tracked calls
-# that await asyncio.sleep(t) are checked against t less this margin.
-ASYNCIO_EARLY = 1e-3
-
-
-@pytest.fixture
-def quiet() -> Iterator[LoggerContainer]:
-    """Private loggers that drop everything below CRITICAL (for bulk calls that fail)."""
-    made = [logging.getLogger(f"test.quiet.{role}") for role in ("console", "error", "analytics")]
-    for logger in made:
-        logger.setLevel(logging.CRITICAL)
-    yield LoggerContainer(*made)
-    for logger in made:
-        logger.setLevel(logging.NOTSET)
-
-
 
 def test_events_ring_keeps_newest(loggers: LoggerContainer) -> None:
     """At most max_events events are kept, the newest, oldest first."""

@@ -21,23 +21,11 @@ from callmetrics import (
 )
 from core_helpers import only_event
 
-SEED_KEYS = ["Function", "Event Type", "Start Time", "End Time", "Duration (s)", "Success",
-             "Error", "Message", "Location"]
-DAY = 86_400.0
 # asyncio may run a timer up to its clock resolution early; durations of tracked calls
 # that await asyncio.sleep(t) are checked against t less this margin.
 ASYNCIO_EARLY = 1e-3
 
 
-@pytest.fixture
-def quiet() -> Iterator[LoggerContainer]:
-    """Private loggers that drop everything below CRITICAL (for bulk calls that fail)."""
-    made = [logging.getLogger(f"test.quiet.{role}") for role in ("console", "error", "analytics")]
-    for logger in made:
-        logger.setLevel(logging.CRITICAL)
-    yield LoggerContainer(*made)
-    for logger in made:
-        logger.setLevel(logging.NOTSET)
 
 
 
