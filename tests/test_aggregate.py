@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import logging
 import weakref
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -22,15 +20,6 @@ class BoomError(Exception):
     """An exception whose message spans lines."""
 
 
-@pytest.fixture
-def quiet() -> Iterator[LoggerContainer]:
-    """Private loggers that drop everything below CRITICAL."""
-    made = [logging.getLogger(f"test.aggregate.{role}") for role in ("c", "e", "a")]
-    for logger in made:
-        logger.setLevel(logging.CRITICAL)
-    yield LoggerContainer(*made)
-    for logger in made:
-        logger.setLevel(logging.NOTSET)
 
 
 def raise_it(exc: BaseException) -> None:
