@@ -364,3 +364,18 @@ def test_merging_a_sketch_whose_items_are_wider_than_its_sum_needs() -> None:
     merged_alone = DurationSketch()
     merged_alone.merge(source)
     assert merged_alone.quantiles([0.0, 0.5, 1.0]) == expected
+
+
+@settings(deadline=None)
+@given(st.lists(st.one_of(st.floats(0.0, 1e4), st.floats(1e-9, 1e-5), st.just(0.0)),
+                min_size=1, max_size=300))
+def test_adding_unsorted_gives_the_sketch_sorting_gives(values: list[float]) -> None:
+    """The drain's unsorted bulk path (C counting or Counter) equals the sorted path."""
+    by_sort = DurationSketch()
+    by_sort.add_sorted(sorted(values))
+    unsorted = DurationSketch()
+    unsorted.add(3e-6)  # onto a sketch that already holds a value, then widened
+    unsorted.add_unsorted(list(values), min(values), max(values))
+    by_sort.add(3e-6)
+    assert unsorted.to_dict() == by_sort.to_dict()
+    assert unsorted.quantiles([0.0, 0.5, 0.99, 1.0]) == by_sort.quantiles([0.0, 0.5, 0.99, 1.0])

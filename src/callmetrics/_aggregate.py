@@ -14,17 +14,22 @@ the exception nor its traceback is kept alive.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from callmetrics._accel import count_keys, span
+from callmetrics._accel import span
 from callmetrics._records import Event
 from callmetrics._sketch import DurationSketch
 from callmetrics._state import FunctionSnapshot
 
 __all__ = ["MESSAGE_LIMIT", "Extreme", "FailedCall", "FunctionStats", "failure_of"]
 
-# The accelerator counts sketch buckets in C: drains then need no sort (see add).
-_COUNTS_IN_C = count_keys is not None and span is not None
+
+def _python_span(values: list[float]) -> tuple[float, float]:
+    return min(values), max(values)
+
+
+# A drained chunk's (min, max): one C pass with the accelerator, else min() and max().
+_span: Callable[[list[float]], tuple[float, float]] = span or _python_span
 
 # A failure's message is cut to this many characters (the full length is noted).
 MESSAGE_LIMIT = 500
@@ -169,15 +174,12 @@ class FunctionStats:
                 self.slow += 1
         else:
             self.total += sum(durations)
-            if _COUNTS_IN_C:
-                # With the accelerator's bulk counting, no sort in the common case.
-                low, high = span(durations)  # type: ignore[misc]  # not None here
-                if high <= short_max:
-                    self.fast += count
-                    self.sketch.add_unsorted(durations, low, high)
-                    return low, high
-            # Sorting (C, fast on floats) gives the extremes, the categories and the
-            # sketch's buckets with a handful of bisections instead of per-call work.
+            low, high = _span(durations)
+            if high <= short_max:  # the common case: no sort (bucket keys counted in bulk)
+                self.fast += count
+                self.sketch.add_unsorted(durations, low, high)
+                return low, high
+            # Sorting (C, fast on floats) gives the categories with two bisections.
             durations.sort()
             low, high = durations[0], durations[-1]
             if high <= short_max:

@@ -170,10 +170,10 @@ class DurationSketch:
         """Add many durations in any order, known to be valid, with their min and max.
 
         The drain's path when nothing else needs them sorted: bucket keys computed in
-        bulk and counted in C (by the accelerator when built), no per-value Python code.
+        bulk and counted in C (by the accelerator when built, else by ``Counter``), no
+        per-value Python code and no sort.
         """
-        if _count_keys_in_c is None or len(values) < 2:
-            self.add_sorted(sorted(values))
+        if not values:
             return
         # Keys grow with values: the extremes' keys bound them all.
         first, last = key_of(low), key_of(high)
