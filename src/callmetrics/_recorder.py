@@ -46,7 +46,7 @@ BUFFER_LIMIT = 1024
 # A drain folds each function's calls with some fixed work (about a microsecond):
 # after a drain that met many functions, the next ones take fewer calls, so that no
 # call pays for more than about this many functions' folds.
-GROUPS_PER_DRAIN = 64
+GROUPS_PER_DRAIN = 32
 _MIN_CHUNK = 32
 
 # Where calls of functions past ``max_functions`` are recorded, together.
