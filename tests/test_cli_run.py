@@ -170,6 +170,13 @@ def test_run_a_module_with_dash_m(tmp_path: Path) -> None:
     assert load(store).call_counts == {"cli": 1, "tool.core.square": 2}
 
 
+DEFAULT_SIGINT_THEN_EXEC = """
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # kept across exec, unlike a handler
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
 def test_ctrl_c_stops_the_program_and_keeps_what_was_recorded(tmp_path: Path) -> None:
     script = tmp_path / "forever.py"
     script.write_text(textwrap.dedent("""
@@ -189,9 +196,14 @@ def test_ctrl_c_stops_the_program_and_keeps_what_was_recorded(tmp_path: Path) ->
         loop()
     """))
     store = tmp_path / "int.db"
-    proc = subprocess.Popen([sys.executable, "-m", "callmetrics", "run", "--store", str(store),
-                             "--report", "", str(script)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    # As from an interactive shell: SIGINT at its default, whatever this process has
+    # (a job started in the background by a non-interactive shell ignores SIGINT, and
+    # python then installs no KeyboardInterrupt handler at all).
+    command = [sys.executable, "-m", "callmetrics", "run", "--store", str(store),
+               "--report", "", str(script)]
+    proc = subprocess.Popen([sys.executable, "-c", DEFAULT_SIGINT_THEN_EXEC, *command],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
     assert proc.stdout is not None
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGINT)
