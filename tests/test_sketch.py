@@ -379,3 +379,16 @@ def test_adding_unsorted_gives_the_sketch_sorting_gives(values: list[float]) -> 
     by_sort.add(3e-6)
     assert unsorted.to_dict() == by_sort.to_dict()
     assert unsorted.quantiles([0.0, 0.5, 0.99, 1.0]) == by_sort.quantiles([0.0, 0.5, 0.99, 1.0])
+
+
+@given(st.lists(st.one_of(st.floats(0.0, 1e4), st.floats(0.0, 1e-40), st.just(0.0)),
+                min_size=1, max_size=50))
+def test_adding_one_at_a_time_equals_adding_sorted_batches(values: list[float]) -> None:
+    """add_one (a function met once per drained chunk) counts as add_sorted([value])."""
+    one_by_one = DurationSketch()
+    batched = DurationSketch()
+    for value in values:
+        one_by_one.add_one(value)
+        batched.add_sorted([value])
+    assert one_by_one.to_dict() == batched.to_dict()
+    assert one_by_one.quantiles([0.0, 0.5, 1.0]) == batched.quantiles([0.0, 0.5, 1.0])

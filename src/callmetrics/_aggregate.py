@@ -155,7 +155,7 @@ class FunctionStats:
 
     def add(self, durations: list[float], successes: int, short_max: float,
             medium_max: float) -> tuple[float, float]:
-        """Add drained calls' durations (sorted in place); return their (lowest, highest).
+        """Add drained calls' durations (maybe sorted in place); return their (lowest, highest).
 
         The extremes' events are the caller's to set: it knows where the calls are.
         """
@@ -172,24 +172,21 @@ class FunctionStats:
                 self.medium += 1
             else:
                 self.slow += 1
-        else:
-            self.total += sum(durations)
-            low, high = _span(durations)
-            if high <= short_max:  # the common case: no sort (bucket keys counted in bulk)
-                self.fast += count
-                self.sketch.add_unsorted(durations, low, high)
-                return low, high
-            # Sorting (C, fast on floats) gives the categories with two bisections.
-            durations.sort()
-            low, high = durations[0], durations[-1]
-            if high <= short_max:
-                self.fast += count
-            else:
-                fast = bisect_right(durations, short_max)
-                medium = bisect_right(durations, medium_max, fast)
-                self.fast += fast
-                self.medium += medium - fast
-                self.slow += count - medium
+            self.sketch.add_one(low)
+            return low, high
+        self.total += sum(durations)
+        low, high = _span(durations)
+        if high <= short_max:  # the common case: no sort (bucket keys counted in bulk)
+            self.fast += count
+            self.sketch.add_unsorted(durations, low, high)
+            return low, high
+        # Sorting (C, fast on floats) gives the categories with two bisections.
+        durations.sort()
+        fast = bisect_right(durations, short_max)
+        medium = bisect_right(durations, medium_max, fast)
+        self.fast += fast
+        self.medium += medium - fast
+        self.slow += count - medium
         self.sketch.add_sorted(durations)
         return low, high
 

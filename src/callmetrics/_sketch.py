@@ -166,6 +166,23 @@ class DurationSketch:
         self._min = min(self._min, low)
         self._max = max(self._max, high)
 
+    def add_one(self, value: float) -> None:
+        """Add one duration known to be valid: ``add_sorted([value])``, without a list.
+
+        The drain's path for a function met once in a chunk (many functions called in
+        turn), where the per-batch work of ``add_sorted`` would dominate.
+        """
+        self._reserve(self._count + 1)
+        if value < ABOVE_ZERO:
+            self._zeros += 1
+        else:
+            key = key_of(value)
+            self._cover(key, key)
+            self._counts[key - self._offset] += 1
+        self._count += 1
+        self._min = min(self._min, value)
+        self._max = max(self._max, value)
+
     def add_unsorted(self, values: list[float], low: float, high: float) -> None:
         """Add many durations in any order, known to be valid, with their min and max.
 
