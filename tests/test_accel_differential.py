@@ -154,18 +154,3 @@ def test_both_hot_paths_agree_across_drains(
     for player in (python, accelerated):
         player.play(ops)
     assert _recorded(accelerated.analytics) == _recorded(python.analytics)
-
-
-@settings(max_examples=int(os.environ.get("CALLMETRICS_EXAMPLES", "100")), deadline=None)
-@given(st.lists(st.one_of(st.floats(0.0, 1e4), st.floats(1e-9, 1e-5), st.just(0.0)),
-                min_size=1, max_size=300))
-def test_the_drain_counts_in_c_as_the_sorted_path_does(values: list[float]) -> None:
-    """The accelerator's unsorted bulk counting gives the very sketch sorting gives."""
-    from callmetrics._sketch import DurationSketch  # noqa: PLC0415  # only this test
-
-    by_sort = DurationSketch()
-    by_sort.add_sorted(sorted(values))
-    in_c = DurationSketch()
-    in_c.add_unsorted(list(values), min(values), max(values))
-    assert in_c.to_dict() == by_sort.to_dict()
-    assert in_c.quantiles([0.0, 0.5, 0.99, 1.0]) == by_sort.quantiles([0.0, 0.5, 0.99, 1.0])
