@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from callmetrics import Analytics, load
-from callmetrics._load import list_runs
+from callmetrics import Analytics
 from callmetrics.integrations import request_name
 from callmetrics.integrations.asgi import CallmetricsMiddleware, Message, Receive, Scope, Send
 from conftest import missing_module
@@ -26,7 +25,12 @@ try:
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Mount, Route
 
-    from web_helpers import printed_as_commented, readme_example, workers_serving
+    from web_helpers import (
+        assert_one_run_per_worker,
+        printed_as_commented,
+        readme_example,
+        workers_serving,
+    )
 except ImportError as exc:
     missing_module(exc, "the ASGI tests serve a Starlette app with uvicorn")
 
@@ -215,12 +219,7 @@ def test_the_readme_uvicorn_app_writes_one_store_read_back_exactly(tmp_path: Pat
         bodies = asyncio.run(send_all(server.url))
     assert server.process.returncode == 0
     assert bodies == [f"user {i}" for i in range(300)]
-    store = tmp_path / "callmetrics.sqlite"
-    assert load(store).call_counts == {"GET /users/{uid}": 300}
-    runs = [run for run in list_runs(store) if run.calls]
-    assert {run.pid for run in runs} <= server.pids  # each worker wrote its own run
-    assert len(runs) == len({run.pid for run in runs})
-    assert sum(run.calls for run in runs) == 300
+    assert_one_run_per_worker(tmp_path / "callmetrics.sqlite", server, "GET /users/{uid}", 300)
 
 
 def test_the_readme_starlette_example_prints_what_it_says() -> None:

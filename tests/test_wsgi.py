@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from callmetrics import Analytics, load
-from callmetrics._load import list_runs
+from callmetrics import Analytics
 from callmetrics.integrations.wsgi import CallmetricsMiddleware
 from conftest import missing_module
 
@@ -21,6 +20,7 @@ try:
     import httpx
 
     from web_helpers import (
+        assert_one_run_per_worker,
         printed_as_commented,
         readme_example,
         send_at_once,
@@ -194,12 +194,7 @@ def test_the_readme_gunicorn_app_writes_one_store_read_back_exactly(tmp_path: Pa
         bodies = list(pool.map(lambda i: client.get(f"/users/{i}").text, range(300)))
     assert server.process.returncode == 0  # SIGTERM: a graceful stop
     assert bodies == [f"user {i}" for i in range(300)]
-    store = tmp_path / "callmetrics.sqlite"
-    assert load(store).call_counts == {"GET /users/{uid}": 300}
-    runs = [run for run in list_runs(store) if run.calls]
-    assert {run.pid for run in runs} <= server.pids  # each worker wrote its own run
-    assert len(runs) == len({run.pid for run in runs})
-    assert sum(run.calls for run in runs) == 300
+    assert_one_run_per_worker(tmp_path / "callmetrics.sqlite", server, "GET /users/{uid}", 300)
 
 
 def test_the_readme_flask_example_prints_what_it_says() -> None:

@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 import waitress
 
+from callmetrics import load
+from callmetrics._load import list_runs
 from readme_examples import printed_as_commented, readme_example
 
 __all__ = ["Workers", "printed_as_commented", "readme_example", "send_at_once",
@@ -62,6 +64,15 @@ class Workers:
     process: subprocess.Popen[str]
     pids: set[int] = field(default_factory=set)
     log: list[str] = field(default_factory=list)
+
+
+def assert_one_run_per_worker(store: Path, server: Workers, name: str, requests: int) -> None:
+    """The store holds every request under ``name``, in one run per worker that served."""
+    assert load(store).call_counts == {name: requests}
+    runs = [run for run in list_runs(store) if run.calls]
+    assert {run.pid for run in runs} <= server.pids  # each worker wrote its own run
+    assert len(runs) == len({run.pid for run in runs})
+    assert sum(run.calls for run in runs) == requests
 
 
 @contextmanager
