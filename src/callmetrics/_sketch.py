@@ -128,16 +128,7 @@ class DurationSketch:
         value = float(seconds)
         if not 0.0 <= value <= MAX_F32:
             raise ValueError(f"seconds must be finite and >= 0, got {seconds!r}")
-        key = key_of(value)
-        self._reserve(self._count + 1)
-        if key:
-            self._cover(key, key)
-            self._counts[key - self._offset] += 1
-        else:
-            self._zeros += 1
-        self._count += 1
-        self._min = min(self._min, value)
-        self._max = max(self._max, value)
+        self.add_one(value)
 
     def add_sorted(self, values: list[float]) -> None:
         """Add many durations, sorted ascending and known to be valid (the tracker's path).
@@ -169,8 +160,9 @@ class DurationSketch:
     def add_one(self, value: float) -> None:
         """Add one duration known to be valid: ``add_sorted([value])``, without a list.
 
-        The drain's path for a function met once in a chunk (many functions called in
-        turn), where the per-batch work of ``add_sorted`` would dominate.
+        ``add`` once the value is checked, and the drain's path for a function met once
+        in a chunk (many functions called in turn), where the per-batch work of
+        ``add_sorted`` would dominate.
         """
         self._reserve(self._count + 1)
         if value < ABOVE_ZERO:
