@@ -155,7 +155,7 @@ class FunctionStats:
 
     def add(self, durations: list[float], successes: int, short_max: float,
             medium_max: float) -> tuple[float, float]:
-        """Add drained calls' durations (maybe sorted in place); return their (lowest, highest).
+        """Add drained calls' durations (left as they are); return their (lowest, highest).
 
         The extremes' events are the caller's to set: it knows where the calls are.
         """
@@ -181,13 +181,13 @@ class FunctionStats:
             self.sketch.add_unsorted(durations, low, high)
             return low, high
         # Sorting (C, fast on floats) gives the categories with two bisections.
-        durations.sort()
-        fast = bisect_right(durations, short_max)
-        medium = bisect_right(durations, medium_max, fast)
+        ordered = sorted(durations)
+        fast = bisect_right(ordered, short_max)
+        medium = bisect_right(ordered, medium_max, fast)
         self.fast += fast
         self.medium += medium - fast
         self.slow += count - medium
-        self.sketch.add_sorted(durations)
+        self.sketch.add_sorted(ordered)
         return low, high
 
     def merge(self, other: FunctionStats) -> None:

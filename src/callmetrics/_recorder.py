@@ -213,8 +213,7 @@ class Recorder:
         spent: list[tuple[FunctionStats, int]] = []
         if type(first) is FunctionStats and keys.count(first) == len(keys):
             # One function filled the chunk (the common hot loop): no grouping at all.
-            ordered = durations.copy()
-            low, high = first.add(ordered, len(ordered), short_max, medium_max)
+            low, high = first.add(durations, len(durations), short_max, medium_max)
             self._extremes(first, keys, durations, flat, offset, low, high)
             spent.append((first, len(keys)))
             self._chunk = BUFFER_LIMIT
