@@ -185,21 +185,26 @@ class Ends:
         """Drain a full buffer; log the success while successful calls are logged."""
         # Reached when the buffer is full or when successful calls are being logged
         # (the cached limit is then 0).
-        size = len(self.buffer)
-        if size >= self.capacity:
-            if self.drain_soon() or (size >= BACKLOG * self.capacity
-                                     and self.drain_soon(BACKLOG_WAIT)):
-                if limit > self.capacity:  # a raised limit (below): back to normal
-                    self._set_limit(limit, self.capacity)
-            elif limit:
-                # Another thread is draining (under the GIL it may be waiting for its
-                # turn to run): let this one's calls fill one more chunk before they
-                # come here again, instead of every call failing the lock.  Past
-                # BACKLOG chunks, a call waits for that drain (bounded), so that the
-                # buffer stays bounded whatever the number of threads.
-                self._set_limit(limit, size + self.capacity)
+        self._make_room(limit)
         if limit == 0:
             self.log.success(stats.name, stats.event_type, duration)
+
+    def _make_room(self, limit: int) -> None:
+        """Drain a chunk if the buffer is full; ``limit`` is the cached limit in force."""
+        size = len(self.buffer)
+        if size < self.capacity:
+            return
+        if self.drain_soon() or (size >= BACKLOG * self.capacity
+                                 and self.drain_soon(BACKLOG_WAIT)):
+            if limit > self.capacity:  # a raised limit (below): back to normal
+                self._set_limit(limit, self.capacity)
+        elif limit:
+            # Another thread is draining (under the GIL it may be waiting for its turn
+            # to run): let this one's calls fill one more chunk before they come here
+            # again, instead of every call failing the lock.  Past BACKLOG chunks, a
+            # call waits for that drain (bounded), so that the buffer stays bounded
+            # whatever the number of threads.
+            self._set_limit(limit, size + self.capacity)
 
     def _set_limit(self, seen: int, limit: int) -> None:
         """Replace the cached limit ``seen``, unless logging changed it meanwhile."""
@@ -231,8 +236,7 @@ class Ends:
             report_internal_error("describing a failure", err)
             described = stats
         self.extend((described, t0, duration))
-        if len(self.buffer) >= self.capacity:
-            self.drain_soon()
+        self._make_room(self.cache.get(CACHE_KEY, 0))
         self.log.failure(stats.name, stats.event_type, duration, exc)
         return duration
 
