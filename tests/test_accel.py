@@ -21,14 +21,19 @@ import subprocess
 import sys
 import time
 import traceback
+from array import array
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import callmetrics
 from callmetrics import Analytics, LoggerContainer, _accel
 from callmetrics._aggregate import FunctionStats
+from callmetrics._sketch_keys import bucket_keys, key_of
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -441,9 +446,7 @@ def test_version_line_names_the_hot_path(pure: bool) -> None:
 
 @C_ONLY
 def test_bulk_helpers_check_what_they_are_given() -> None:
-    """count_keys and span (the drain's C helpers) refuse bad input instead of misreading it."""
-    from array import array  # noqa: PLC0415  # only this test builds arrays
-
+    """The drain's C helpers refuse bad input instead of misreading it."""
     from callmetrics import _speedups  # noqa: PLC0415  # C only
 
     dense = array("B", bytes(4))
@@ -465,11 +468,111 @@ def test_bulk_helpers_check_what_they_are_given() -> None:
         _speedups.count_keys(array("H", [7]), b"\0\0\0\0", 7)  # read-only
     with pytest.raises(TypeError):
         _speedups.count_keys(array("H", [7]), array("B", bytes(4)))
-    values = [3e-6, 1e-6, 5e-6, 1e-6, 5e-6]
-    low, high = _speedups.span(values)
-    assert low is values[1]
-    assert high is values[2]  # the first of equal values, as min() and max() give
-    assert _speedups.span([2.5]) == (2.5, 2.5)
-    for bad in ([], [1.0, 2], (1.0, 2.0), None):
+    for values in ([3e-6, 1e-6, 5e-6, 1e-6, 5e-6], array("d", [3e-6, 1e-6, 5e-6])):
+        assert _speedups.summary(values) == (sum(values), min(values), max(values))
+    assert _speedups.summary([2.5]) == (2.5, 2.5, 2.5)
+    for bad in ([1.0, 2], (1.0, 2.0), None, array("f", [1.0]), array("q", [1])):
         with pytest.raises(TypeError):
-            _speedups.span(bad)
+            _speedups.summary(bad)
+    with pytest.raises(ValueError, match="at least one"):
+        _speedups.summary([])
+    with pytest.raises(ValueError, match="outside"):
+        _speedups.count_values([1.0], array("B", bytes(4)), key_of(1.0) + 1)
+    with pytest.raises(TypeError):
+        _speedups.count_values([1.0, 2], array("B", bytes(4)), key_of(1.0))
+    with pytest.raises(TypeError):
+        _speedups.count_values([1.0], array("b", bytes(4)), key_of(1.0))
+
+
+@C_ONLY
+@given(st.lists(st.floats(min_value=1e-9, max_value=1e4), min_size=1, max_size=300))
+def test_count_values_counts_the_sketch_keys(values: list[float]) -> None:
+    """count_values, from a list or an array('d'), counts exactly the sketch's bucket keys."""
+    from callmetrics import _speedups  # noqa: PLC0415  # C only
+
+    keys = bucket_keys(values)
+    first, last = min(keys), max(keys)
+    expected = Counter(keys)
+    for given_values in (values, array("d", values)):
+        dense = array("Q", bytes(8 * (last - first + 1)))
+        _speedups.count_values(given_values, dense, first)
+        assert {first + i: n for i, n in enumerate(dense) if n} == expected
+
+
+@C_ONLY
+def test_call_buffer_keeps_whole_calls_in_order() -> None:
+    """The C buffer speaks the list's flat protocol and hands drains whole calls, in order."""
+    from callmetrics import _speedups  # noqa: PLC0415  # C only
+
+    buffer = _speedups.CallBuffer()
+    keys = [object() for _ in range(5)]
+    assert len(buffer) == 0
+    for i in range(200):  # past several growths of its arrays
+        buffer.extend((keys[i % 5], float(i), i / 1000))
+    buffer.extend((keys[0], 200.0, 0.2, keys[1], 201.0, 0.201))  # several calls at once
+    buffer.extend([keys[2], 202, 0.202])  # a list, and an int start, as floats take them
+    assert len(buffer) == 3 * 203
+    taken, starts, durations = buffer.take(3 * 150)
+    assert taken == [keys[i % 5] for i in range(150)]
+    assert list(starts) == [float(i) for i in range(150)]
+    assert list(durations) == [i / 1000 for i in range(150)]
+    assert starts.typecode == durations.typecode == "d"
+    for i in range(203, 400):  # appends after a take reuse the freed front
+        buffer.extend((keys[i % 5], float(i), i / 1000))
+    taken, starts, durations = buffer.take(0)
+    assert list(starts) == [float(i) for i in range(150, 400)]
+    assert [id(key) for key in taken] == [id(keys[i % 5]) for i in range(150, 400)]
+    assert len(buffer) == 0
+    assert [len(part) for part in buffer.take(0)] == [0, 0, 0]
+
+
+@C_ONLY
+def test_call_buffer_refuses_bad_calls_whole() -> None:
+    """A bad call appends nothing at all; bad arguments are refused with TypeError/ValueError."""
+    from callmetrics import _speedups  # noqa: PLC0415  # C only
+
+    buffer = _speedups.CallBuffer()
+    key = object()
+    for bad in ((key, 1.0), (key, 1.0, 2.0, key), (key, "x", 1.0), (key, 1.0, 2.0, key, 3.0, None)):
+        with pytest.raises((TypeError, ValueError)):
+            buffer.extend(bad)
+    assert len(buffer) == 0
+    with pytest.raises(TypeError):
+        buffer.extend(iter((key, 1.0, 2.0)))
+    with pytest.raises(ValueError, match=">= 0"):
+        buffer.take(-3)
+    with pytest.raises(TypeError):
+        _speedups.CallBuffer(1)
+    with pytest.raises(TypeError):
+        _speedups.Sink([], key, [], {}, "k", print, print, print)  # a list is not a CallBuffer
+
+
+@C_ONLY
+def test_call_buffer_owns_its_keys_and_lets_the_collector_see_them() -> None:
+    """Keys live while buffered, are freed after a take or a clear, and cycles are collected."""
+    import weakref  # noqa: PLC0415  # only this test
+
+    from callmetrics import _speedups  # noqa: PLC0415  # C only
+
+    class Key:
+        pass
+
+    buffer = _speedups.CallBuffer()
+    key = Key()
+    alive = weakref.ref(key)
+    base = sys.getrefcount(key)
+    for i in range(1000):
+        buffer.extend((key, float(i), 0.001))
+    assert sys.getrefcount(key) == base + 1000
+    taken = buffer.take(3 * 600)
+    assert sys.getrefcount(key) == base + 1000  # moved into the list, not copied
+    del taken
+    assert sys.getrefcount(key) == base + 400
+    buffer.clear()
+    assert sys.getrefcount(key) == base
+    # A key that refers back to the buffer makes a cycle the collector must free.
+    key.buffer = buffer  # type: ignore[attr-defined]  # a test attribute
+    buffer.extend((key, 0.0, 0.0))
+    del key, buffer
+    gc.collect()
+    assert alive() is None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from array import array
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -9,12 +12,10 @@ from callmetrics._aggregate import FunctionStats
 from callmetrics._ring import EventRing
 
 
-def chunk(stats: FunctionStats, starts: list[float], duration: float = 0.5) -> list[object]:
-    """Return calls of ``stats`` as the hot path buffers them."""
-    flat: list[object] = []
-    for start in starts:
-        flat += (stats, start, duration)
-    return flat
+def chunk(stats: FunctionStats, starts: list[float],
+          duration: float = 0.5) -> tuple[list[Any], array[float], array[float]]:
+    """Return calls of ``stats`` as a drain takes them from a ``CallBuffer``."""
+    return [stats] * len(starts), array("d", starts), array("d", [duration] * len(starts))
 
 
 @given(st.integers(1, 50), st.lists(st.integers(0, 40), max_size=30))
@@ -26,7 +27,7 @@ def test_ring_holds_exactly_the_newest_limit_calls(limit: int, sizes: list[int])
     for size in sizes:
         starts = [float(len(made) + i) for i in range(size)]
         made += starts
-        ring.append(chunk(stats, starts), 100.0)
+        ring.append(*chunk(stats, starts), 100.0)
         assert len(ring) == min(len(made), limit)
     assert [start for start, _, _ in ring.calls()] == [s + 100.0 for s in made[-limit:]]
     assert ring.counts()[stats] == min(len(made), limit)
@@ -37,7 +38,7 @@ def test_no_limit_keeps_everything() -> None:
     stats = FunctionStats("f", "unit", "m")
     ring = EventRing(0)
     for i in range(10):
-        ring.append(chunk(stats, [float(i)] * 100), 0.0)
+        ring.append(*chunk(stats, [float(i)] * 100), 0.0)
     assert len(ring) == 1000
 
 
@@ -57,7 +58,7 @@ def test_filter_drops_and_counts() -> None:
     """filter() drops the calls a predicate rejects and says how many."""
     stats = FunctionStats("f", "unit", "m")
     ring = EventRing(100)
-    ring.append(chunk(stats, [float(i) for i in range(20)]), 0.0)
+    ring.append(*chunk(stats, [float(i) for i in range(20)]), 0.0)
     assert ring.filter(lambda call: call[0] >= 5.0) == 5
     assert len(ring) == 15
     ring.clear()

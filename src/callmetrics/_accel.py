@@ -9,17 +9,19 @@ provides the sync wrapper and the ``measure()`` block in C.  It is used unless
 
 ``IMPLEMENTATION`` says which (``"c"`` or ``"python"``), ``REASON`` why Python.
 
-The C types follow the engine's seam (``docs/engine.md``): a ``Sink`` appends
-``stats, start, duration`` to the instance's call buffer and calls the engine's
-Python ``after``/``failed`` (``_wrap.Ends``) exactly where the Python wrapper does.
-This module builds them from the engine's parts.
+The C types follow the engine's seam (``docs/engine.md``): with the accelerator,
+an instance's call buffer is a ``CallBuffer`` (C arrays of keys, starts and
+durations) instead of a list, speaking the same flat protocol (``len``,
+``extend``, ``clear``; ``take`` for drains).  A ``Sink`` stores each call there
+and calls the engine's Python ``after``/``failed`` (``_wrap.Ends``) exactly where
+the Python wrapper does.  This module builds them from the engine's parts.
 """
 
 from __future__ import annotations
 
 import os
 import sysconfig
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from callmetrics._logging import CACHE_KEY
@@ -33,9 +35,12 @@ __all__ = [
     "IMPLEMENTATION",
     "REASON",
     "count_keys",
+    "count_values",
     "measure_factory",
-    "span",
+    "new_buffer",
+    "summary",
     "sync_builder",
+    "take",
 ]
 
 Builder = Callable[[Callable[..., Any], "FunctionStats", "Runtime"], Callable[..., Any]]
@@ -59,9 +64,41 @@ IMPLEMENTATION: Final[str] = "python" if _speedups is None else "c"
 # count_keys(keys, dense, first): the sketch's bulk counting in C (None: count in Python).
 count_keys: Final[Callable[[Any, Any, int], None] | None] = getattr(
     _speedups, "count_keys", None)
-# span(values): (min, max) of a drained chunk's durations in one C pass.
-span: Final[Callable[[list[float]], tuple[float, float]] | None] = getattr(
-    _speedups, "span", None)
+# count_values(values, dense, first): count_keys of the values' bucket keys, computed
+# in C from a list of floats or an array('d').
+count_values: Final[Callable[[Any, Any, int], None] | None] = getattr(
+    _speedups, "count_values", None)
+# summary(values): (sum, min, max) of a drained chunk's durations in one C pass.
+summary: Final[Callable[[Sequence[float]], tuple[float, float, float]] | None] = getattr(
+    _speedups, "summary", None)
+
+
+def new_buffer() -> Any:
+    """Return an empty call buffer: a ``CallBuffer`` with the accelerator, else a list.
+
+    Both hold calls flat, ``key, start, duration``: ``len()`` counts three items a
+    call, ``extend((key, start, duration))`` appends whole calls atomically, and
+    ``take(buffer, n)`` removes the oldest ones.
+    """
+    return [] if _speedups is None else _speedups.CallBuffer()
+
+
+# What a drain takes: the calls' keys, starts and durations, oldest first (lists from
+# the pure-Python buffer, two array('d') from a CallBuffer).
+Taken = tuple[list[Any], MutableSequence[float], MutableSequence[float]]
+
+
+def take(buffer: Any, n: int) -> Taken:
+    """Remove the oldest ``n // 3`` calls of ``buffer`` (0: all); return their parts.
+
+    Only drains call this, holding the recorder's lock: appends by other threads
+    meanwhile go to the end and stay.
+    """
+    if type(buffer) is list:
+        flat = buffer[:n] if n else buffer[:]
+        del buffer[:len(flat)]
+        return flat[0::3], flat[1::3], flat[2::3]
+    return buffer.take(n)  # type: ignore[no-any-return]  # CallBuffer.take: see _speedups.c
 
 
 def sync_builder(python_builder: B) -> B:

@@ -14,9 +14,9 @@ the exception nor its traceback is kept alive.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
-from callmetrics._accel import span
+from callmetrics._accel import summary
 from callmetrics._records import Event
 from callmetrics._sketch import DurationSketch
 from callmetrics._state import FunctionSnapshot
@@ -24,12 +24,12 @@ from callmetrics._state import FunctionSnapshot
 __all__ = ["MESSAGE_LIMIT", "Extreme", "FailedCall", "FunctionStats", "failure_of"]
 
 
-def _python_span(values: list[float]) -> tuple[float, float]:
-    return min(values), max(values)
+def _python_summary(values: Sequence[float]) -> tuple[float, float, float]:
+    return sum(values), min(values), max(values)
 
 
-# A drained chunk's (min, max): one C pass with the accelerator, else min() and max().
-_span: Callable[[list[float]], tuple[float, float]] = span or _python_span
+# A drained chunk's (sum, min, max): one C pass with the accelerator, else Python's.
+_summary: Callable[[Sequence[float]], tuple[float, float, float]] = summary or _python_summary
 
 # A failure's message is cut to this many characters (the full length is noted).
 MESSAGE_LIMIT = 500
@@ -153,9 +153,11 @@ class FunctionStats:
         self.hot_calls = 0
         self.drain_seconds = 0.0
 
-    def add(self, durations: list[float], successes: int, short_max: float,
+    def add(self, durations: Sequence[float], successes: int, short_max: float,
             medium_max: float) -> tuple[float, float]:
         """Add drained calls' durations (left as they are); return their (lowest, highest).
+
+        ``durations`` is a list of floats or an ``array('d')`` (a ``CallBuffer``'s).
 
         The extremes' events are the caller's to set: it knows where the calls are.
         """
@@ -174,8 +176,8 @@ class FunctionStats:
                 self.slow += 1
             self.sketch.add_one(low)
             return low, high
-        self.total += sum(durations)
-        low, high = _span(durations)
+        total, low, high = _summary(durations)
+        self.total += total
         if high <= short_max:  # the common case: no sort (bucket keys counted in bulk)
             self.fast += count
             self.sketch.add_unsorted(durations, low, high)

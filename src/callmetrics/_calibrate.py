@@ -15,6 +15,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+from callmetrics._accel import new_buffer
 from callmetrics._aggregate import FunctionStats
 from callmetrics._logging import CACHE_KEY, CallLogger
 from callmetrics._records import LoggerContainer
@@ -39,7 +40,7 @@ class _QuietRuntime:
                                       capacity=_CAPACITY)
         self.call_logger.cache = {CACHE_KEY: _CAPACITY}
         self.observers: list[CallObserver] = []
-        self.buffer: list[Any] = []
+        self.buffer: Any = new_buffer()
         self.ends = Ends(self)
 
     def drain_soon(self, wait: float = 0.0) -> bool:  # noqa: ARG002  # the Runtime protocol

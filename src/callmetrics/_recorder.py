@@ -3,20 +3,21 @@
 The hot path appends each finished call to ``Recorder.buffer`` as three flat items,
 ``buffer.extend((key, start, duration))``: ``key`` is the function's
 ``FunctionStats`` (a ``FailedCall`` when the call raised), ``start`` a
-``perf_counter`` reading, ``duration`` seconds.  ``extend`` with a tuple is one C
-call that holds the list for its whole length, under the GIL and under
-free-threading's per-list lock alike, so the buffer is always a whole number of
-calls and no call is ever split.
+``perf_counter`` reading, ``duration`` seconds.  The buffer is a list on the
+pure-Python path, where ``extend`` with a tuple is one C call that holds the list
+for its whole length (under the GIL and under free-threading's per-list lock
+alike), or the accelerator's ``CallBuffer`` (C arrays; the C wrappers store into it
+directly, with no object per call).  Either way it always holds whole calls.
 
 When the buffer holds ``BUFFER_LIMIT`` calls, the call that sees it drains one
 chunk of at most ``BUFFER_LIMIT`` calls (``drain_soon``; fewer when the last chunk
 spread over more than ``GROUPS_PER_DRAIN`` functions): it takes the chunk off the
-front of the buffer at once (so other threads see a short buffer again and do not
-pile in), folds it into the aggregates grouped by function (one group when a single
-function filled it), and hands it to the ring, which trims to exactly
-``max_events``.  Reads drain everything first.  A drain therefore costs in
-proportion to the calls it takes, never to the number of functions tracked, and no
-call pays for more than one chunk.
+front of the buffer at once (``_accel.take``: keys, starts, durations; so other
+threads see a short buffer again and do not pile in), folds it into the aggregates
+grouped by function (one group when a single function filled it), and hands it to
+the ring, which trims to exactly ``max_events``.  Reads drain everything first.  A
+drain therefore costs in proportion to the calls it takes, never to the number of
+functions tracked, and no call pays for more than one chunk.
 
 Re-entry: the lock is re-entrant so that a signal handler, a ``__del__`` or a
 logging handler running inside a drain or a read in the same thread cannot
@@ -28,11 +29,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from contextlib import contextmanager
 from time import perf_counter
 from typing import Any
 
+from callmetrics._accel import new_buffer, take
 from callmetrics._aggregate import FailedCall, FunctionStats
 from callmetrics._logging import report_internal_error
 from callmetrics._ring import EventRing
@@ -53,7 +55,7 @@ _MIN_CHUNK = 32
 OVERFLOW_NAME = "<other functions>"
 
 
-def _locate(keys: list[Any], durations: list[float], stats: FunctionStats,
+def _locate(keys: list[Any], durations: Sequence[float], stats: FunctionStats,
             value: float) -> int:
     """Return the index of a call of ``stats`` (or a failure of it) that took ``value`` s."""
     position = 0
@@ -74,7 +76,7 @@ class Recorder:
     def __init__(self, *, max_events: int, max_functions: int, short_max: float,
                  medium_max: float, warn: Callable[[str], None]) -> None:
         """Create an empty recorder; ``warn`` logs a one-line warning."""
-        self.buffer: list[Any] = []
+        self.buffer: Any = new_buffer()  # a list, or the accelerator's CallBuffer
         self.lock = threading.RLock()
         self._busy = False
         self._chunk = BUFFER_LIMIT  # calls the next hot-path drain takes (see _fold)
@@ -170,51 +172,41 @@ class Recorder:
 
     def drain_calls(self, keys: Sequence[Any], starts: Sequence[float],
                     durations: Sequence[float]) -> None:
-        """Fold calls buffered elsewhere (a C wrapper's own lists), in the order given.
+        """Fold calls buffered elsewhere, in the order given; blocks on the lock.
 
         ``keys[i]`` is a ``FunctionStats`` or a ``FailedCall``; ``starts`` are
-        ``perf_counter`` readings, ``durations`` seconds.  Blocks on the lock.
+        ``perf_counter`` readings, ``durations`` seconds.
         """
         n = len(keys)
-        if not n or n != len(starts) or n != len(durations):
-            if n != len(starts) or n != len(durations):
-                raise ValueError("keys, starts and durations must have the same length")
-            return
-        flat: list[Any] = [None] * (3 * n)
-        flat[0::3] = keys
-        flat[1::3] = starts
-        flat[2::3] = durations
-        with self.lock:
-            self._fold(flat)
+        if n != len(starts) or n != len(durations):
+            raise ValueError("keys, starts and durations must have the same length")
+        if n:
+            with self.lock:
+                self._fold(list(keys), list(starts), list(durations))
 
     def _drain_chunk(self, limit: int) -> None:
         """Take up to ``limit`` calls (0: all) off the buffer's front and fold them."""
-        buffer = self.buffer
-        n = len(buffer)
-        if limit and n > 3 * limit:
-            n = 3 * limit
-        if not n:
-            return
-        # Slice then delete: calls appended meanwhile by other threads stay (each
-        # append is one atomic extend at the end; only drains, holding the lock,
-        # delete from the front).
-        flat = buffer[:n]
-        del buffer[:n]
-        self._fold(flat)
+        # Calls appended meanwhile by other threads stay (each append is one atomic
+        # extend at the end; only drains, holding the lock, take from the front).
+        keys, starts, durations = take(self.buffer, 3 * limit)
+        if keys:
+            self._fold(keys, starts, durations)
 
-    def _fold(self, flat: list[Any]) -> None:
-        """Fold a chunk of flat calls into the aggregates and retain it; lock held."""
+    def _fold(self, keys: list[Any], starts: MutableSequence[float],
+              durations: MutableSequence[float]) -> None:
+        """Fold a chunk of calls into the aggregates and retain it; lock held.
+
+        The ring owns the three sequences from now on.
+        """
         began = perf_counter()
         offset = time.time() - began
-        keys = flat[0::3]
-        durations = flat[2::3]
         short_max, medium_max = self.short_max, self.medium_max
         first = keys[0]
         spent: list[tuple[FunctionStats, int]] = []
         if type(first) is FunctionStats and keys.count(first) == len(keys):
             # One function filled the chunk (the common hot loop): no grouping at all.
             low, high = first.add(durations, len(durations), short_max, medium_max)
-            self._extremes(first, keys, durations, flat, offset, low, high)
+            self._extremes(first, keys, starts, durations, offset, low, high)
             spent.append((first, len(keys)))
             self._chunk = BUFFER_LIMIT
         else:
@@ -240,21 +232,21 @@ class Recorder:
                 count = len(group)
                 low, high = stats.add(group, count - failures.get(stats, 0), short_max,
                                       medium_max)
-                self._extremes(stats, keys, durations, flat, offset, low, high)
+                self._extremes(stats, keys, starts, durations, offset, low, high)
                 spent.append((stats, count))
-        self.ring.append(flat, offset)
+        self.ring.append(keys, starts, durations, offset)
         # The bulk work is part of what the decorator costs: share it out by calls.
         per_call = (perf_counter() - began) / len(keys)
         for stats, count in spent:
             stats.drain_seconds += per_call * count
 
     @staticmethod
-    def _extremes(stats: FunctionStats, keys: list[Any], durations: list[float],
-                  flat: list[Any], offset: float, low: float, high: float) -> None:
+    def _extremes(stats: FunctionStats, keys: list[Any], starts: Sequence[float],
+                  durations: Sequence[float], offset: float, low: float, high: float) -> None:
         if stats.slowest is None or high > stats.slowest[1]:
             at = _locate(keys, durations, stats, high)
             key = keys[at]
-            stats.slowest = (flat[3 * at + 1] + offset, high,
+            stats.slowest = (starts[at] + offset, high,
                              key if type(key) is FailedCall else None)
         if stats.fastest is None or low < stats.fastest[1]:
             if low == high and stats.slowest[1] == high:
@@ -262,5 +254,5 @@ class Recorder:
                 return
             at = _locate(keys, durations, stats, low)
             key = keys[at]
-            stats.fastest = (flat[3 * at + 1] + offset, low,
+            stats.fastest = (starts[at] + offset, low,
                              key if type(key) is FailedCall else None)

@@ -1,18 +1,18 @@
 """The bounded ring of retained calls: exactly the newest ``limit`` calls drained.
 
-Calls arrive as the chunks a drain took from the buffer, flat as the hot path
-wrote them: ``[key, start, duration, key, start, duration, ...]`` where ``key`` is
-the function's ``FunctionStats`` (or a ``FailedCall`` for a call that raised) and
-``start`` is a ``perf_counter`` reading; each chunk carries the offset that turns
-those readings into Unix times.  The ring keeps the chunks as they are (no
-per-call object is built until a read asks for one) and trims the oldest chunk
-exactly, so it never holds more than ``limit`` calls between two drains.
+Calls arrive as the chunks a drain took from the buffer, as three parallel
+sequences: ``keys`` (the function's ``FunctionStats``, or a ``FailedCall`` for a
+call that raised), ``starts`` (``perf_counter`` readings) and ``durations``
+(seconds), lists or ``array('d')``; each chunk carries the offset that turns those
+readings into Unix times.  The ring keeps the chunks as they are (no per-call
+object is built until a read asks for one) and trims the oldest chunk exactly, so
+it never holds more than ``limit`` calls between two drains.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableSequence
 from operator import itemgetter
 from typing import Any
 
@@ -23,6 +23,9 @@ Retained = tuple[float, float, Any]
 
 _by_start = itemgetter(0)
 
+# offset, keys, starts, durations
+_Chunk = tuple[float, list[Any], MutableSequence[float], MutableSequence[float]]
+
 
 class EventRing:
     """The most recent calls, at most ``limit`` of them (0: no cap)."""
@@ -32,41 +35,44 @@ class EventRing:
     def __init__(self, limit: int) -> None:
         """Create an empty ring holding at most ``limit`` calls (0: no cap)."""
         self.limit = limit
-        self._chunks: deque[tuple[float, list[Any]]] = deque()
+        self._chunks: deque[_Chunk] = deque()
         self._size = 0
 
     def __len__(self) -> int:
         """Return how many calls are retained."""
         return self._size
 
-    def append(self, flat: list[Any], offset: float) -> None:
-        """Retain a drained chunk (the ring owns ``flat`` from now on), then trim."""
-        if not flat:
+    def append(self, keys: list[Any], starts: MutableSequence[float],
+               durations: MutableSequence[float], offset: float) -> None:
+        """Retain a drained chunk (the ring owns the sequences from now on), then trim."""
+        if not keys:
             return
-        self._chunks.append((offset, flat))
-        self._size += len(flat) // 3
+        self._chunks.append((offset, keys, starts, durations))
+        self._size += len(keys)
         limit = self.limit
         if not limit:
             return
         chunks = self._chunks
         while self._size > limit:
             excess = self._size - limit
-            oldest = chunks[0][1]
-            held = len(oldest) // 3
+            _, old_keys, old_starts, old_durations = chunks[0]
+            held = len(old_keys)
             if held <= excess:
                 chunks.popleft()
                 self._size -= held
             else:
-                del oldest[: 3 * excess]
+                del old_keys[:excess]
+                del old_starts[:excess]
+                del old_durations[:excess]
                 self._size -= excess
 
     def calls(self) -> list[Retained]:
         """Return every retained call, oldest start first."""
         out: list[Retained] = []
-        for offset, flat in list(self._chunks):
+        for offset, keys, starts, durations in list(self._chunks):
             out.extend(
                 (start + offset, duration, key)
-                for key, start, duration in zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
+                for key, start, duration in zip(keys, starts, durations, strict=True)
             )
         out.sort(key=_by_start)
         return out
@@ -74,8 +80,8 @@ class EventRing:
     def counts(self) -> Counter[Any]:
         """Return how many retained calls each key has (failures under their FailedCall)."""
         counter: Counter[Any] = Counter()
-        for _, flat in list(self._chunks):
-            counter.update(flat[0::3])
+        for _, keys, _, _ in list(self._chunks):
+            counter.update(keys)
         return counter
 
     def replace(self, calls: Iterable[Retained]) -> int:
@@ -85,11 +91,9 @@ class EventRing:
         if self.limit and len(kept) > self.limit:
             dropped = len(kept) - self.limit
             del kept[:dropped]
-        flat: list[Any] = []
-        for start, duration, key in kept:
-            flat += (key, start, duration)
         self.clear()
-        self.append(flat, 0.0)
+        self.append([key for _, _, key in kept], [start for start, _, _ in kept],
+                    [duration for _, duration, _ in kept], 0.0)
         return dropped
 
     def filter(self, keep: Callable[[Retained], bool]) -> int:

@@ -24,11 +24,12 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate, chain, compress, count, repeat
 from operator import gt, setitem, sub
 
 from callmetrics._accel import count_keys as _count_keys_in_c
+from callmetrics._accel import count_values as _count_values_in_c
 from callmetrics._sketch_keys import (
     ABOVE_ZERO,
     CAPACITY,
@@ -175,11 +176,12 @@ class DurationSketch:
         self._min = min(self._min, value)
         self._max = max(self._max, value)
 
-    def add_unsorted(self, values: list[float], low: float, high: float) -> None:
+    def add_unsorted(self, values: Sequence[float], low: float, high: float) -> None:
         """Add many durations in any order, known to be valid, with their min and max.
 
-        The drain's path when nothing else needs them sorted: bucket keys computed in
-        bulk and counted in C (by the accelerator when built, else by ``Counter``), no
+        The drain's path when nothing else needs them sorted: bucket keys computed and
+        counted in C by the accelerator (``values`` a list of floats or an
+        ``array('d')``), else computed in bulk and counted by ``Counter``; no
         per-value Python code and no sort.
         """
         if not values:
@@ -190,13 +192,16 @@ class DurationSketch:
             self.add_sorted(sorted(values))
             return
         n = len(values)
-        keys = bucket_keys(values)
         self._reserve(self._count + n)
         self._cover(first, last)
         if first == last:
             self._counts[first - self._offset] += n
+        elif _count_values_in_c is not None:
+            dense = array(self._counts.typecode, bytes((last - first + 1) * self._counts.itemsize))
+            _count_values_in_c(values, dense, first)
+            self._add_counts(first - self._offset, dense)
         else:
-            self._count_keys(keys, first, last)
+            self._count_keys(bucket_keys(values), first, last)
         self._count += n
         self._min = min(self._min, low)
         self._max = max(self._max, high)

@@ -2,13 +2,14 @@
  * callmetrics._speedups: the optional C hot path (see callmetrics._accel and
  * docs/engine.md, the seam it plugs into).
  *
- *   Sink     where a function's calls go: the instance's call buffer (a list that
- *            receives `stats, start, duration` triples) and the engine's Python
- *            callbacks for what is rare (a failure, a full buffer, success
- *            logging).
+ *   CallBuffer  an instance's buffered calls (keys, starts, durations) in C arrays:
+ *            what every hot path of the instance appends to, and what drains take.
+ *   Sink     where a function's calls go: the instance's CallBuffer and the
+ *            engine's Python callbacks for what is rare (a failure, a full buffer,
+ *            success logging).
  *   Tracked  the sync wrapper: a vectorcall type that reads the perf_counter clock
- *            around PyObject_Vectorcall and appends the triple, calling no Python
- *            code on the common path.
+ *            around PyObject_Vectorcall and stores the call in the CallBuffer,
+ *            allocating nothing and calling no Python code on the common path.
  *   Measure  the `with analytics.measure(name):` block, made by a MeasureFactory
  *            that resolves names seen before with one dict lookup.
  *
@@ -17,10 +18,9 @@
  * as perf_counter converts it, so starts and ends from the C and the Python hot
  * paths mix.
  *
- * Thread safety: relies on the GIL.  The three appends of a call run with no
- * Python code in between (float creation and list growth run none), so a drain in
- * another thread never sees half a call.  callmetrics._accel does not load this
- * module on a free-threaded build.
+ * Thread safety: relies on the GIL.  Appending a call to the CallBuffer runs no
+ * Python code, so a drain in another thread never sees half a call.
+ * callmetrics._accel does not load this module on a free-threaded build.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -87,11 +87,342 @@ PyErr_SetRaisedException_compat(PyObject *exc)
 #endif
 }
 
+/* -------------------------------------------------------------- CallBuffer */
+
+/* The instance's call buffer when the accelerator is built: the calls not yet
+   drained, oldest first, as three parallel C arrays (no Python object per call).
+   It speaks the flat protocol of the list it replaces (callmetrics._recorder):
+   len() counts 3 items per call and extend((key, start, duration, ...)) appends
+   whole calls; take(n) hands the oldest n // 3 calls to a drain as a list of keys
+   and two array('d') of starts and durations, so no float object is ever made
+   for a call.  Keys are owned references.
+
+   Live calls are [head, tail).  Appends go to the tail and never run Python code
+   (PyMem_Realloc runs none), so under the GIL no other thread sees half a call;
+   takes advance the head. */
+typedef struct {
+    PyObject_HEAD
+    PyObject **keys;
+    double *starts;
+    double *durations;
+    Py_ssize_t head;
+    Py_ssize_t tail;
+    Py_ssize_t capacity;
+} BufferObject;
+
+static PyTypeObject Buffer_Type;
+
+#define BUFFER_FIRST_CAPACITY 64
+
+/* Make room for one more call at the tail: slide the live calls to the front when
+   that frees at least half the arrays, else grow them.  Runs no Python code. */
+static int
+buffer_make_room(BufferObject *b)
+{
+    Py_ssize_t live = b->tail - b->head;
+    if (b->head > 0 && live <= b->capacity / 2) {
+        memmove(b->keys, b->keys + b->head, (size_t)live * sizeof(PyObject *));
+        memmove(b->starts, b->starts + b->head, (size_t)live * sizeof(double));
+        memmove(b->durations, b->durations + b->head, (size_t)live * sizeof(double));
+        b->head = 0;
+        b->tail = live;
+        return 0;
+    }
+    Py_ssize_t capacity = b->capacity ? b->capacity * 2 : BUFFER_FIRST_CAPACITY;
+    if (capacity > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double) / 3) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    /* Each array is replaced only once its new copy exists: a failure leaves the
+       buffer as it was (the arrays already grown are merely larger). */
+    PyObject **keys = PyMem_Realloc(b->keys, (size_t)capacity * sizeof(PyObject *));
+    if (keys == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->keys = keys;
+    double *starts = PyMem_Realloc(b->starts, (size_t)capacity * sizeof(double));
+    if (starts == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->starts = starts;
+    double *durations = PyMem_Realloc(b->durations, (size_t)capacity * sizeof(double));
+    if (durations == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->durations = durations;
+    b->capacity = capacity;
+    return 0;
+}
+
+/* Append one call (a new reference to key is taken); -1 with MemoryError set. */
+static inline int
+buffer_push(BufferObject *b, PyObject *key, double start, double duration)
+{
+    if (b->tail == b->capacity && buffer_make_room(b) < 0) {
+        return -1;
+    }
+    Py_ssize_t at = b->tail;
+    b->keys[at] = Py_NewRef(key);
+    b->starts[at] = start;
+    b->durations[at] = duration;
+    b->tail = at + 1;
+    return 0;
+}
+
+static inline Py_ssize_t
+buffer_items(BufferObject *b)
+{
+    return 3 * (b->tail - b->head);
+}
+
+static PyObject *
+Buffer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "CallBuffer() takes no arguments");
+        return NULL;
+    }
+    BufferObject *self = (BufferObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->keys = NULL;
+    self->starts = NULL;
+    self->durations = NULL;
+    self->head = self->tail = self->capacity = 0;
+    return (PyObject *)self;
+}
+
+static int
+Buffer_traverse(BufferObject *self, visitproc visit, void *arg)
+{
+    for (Py_ssize_t i = self->head; i < self->tail; i++) {
+        Py_VISIT(self->keys[i]);
+    }
+    return 0;
+}
+
+/* Drop every call.  The keys are released only once the buffer is empty, so the
+   deallocations they trigger (which may run Python code) see a consistent buffer. */
+static int
+Buffer_clear(BufferObject *self)
+{
+    PyObject **keys = self->keys;
+    Py_ssize_t head = self->head, tail = self->tail;
+    self->keys = NULL;
+    self->head = self->tail = self->capacity = 0;
+    PyMem_Free(self->starts);
+    PyMem_Free(self->durations);
+    self->starts = NULL;
+    self->durations = NULL;
+    for (Py_ssize_t i = head; i < tail; i++) {
+        Py_DECREF(keys[i]);
+    }
+    PyMem_Free(keys);
+    return 0;
+}
+
+static void
+Buffer_dealloc(BufferObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Buffer_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static Py_ssize_t
+Buffer_length(BufferObject *self)
+{
+    return buffer_items(self);
+}
+
+/* extend(items): append whole calls given flat, [key, start, duration, ...] (a tuple
+   or a list).  Every start and duration is converted before any call is appended,
+   so a bad item leaves the buffer unchanged and the calls arrive together. */
+static PyObject *
+Buffer_extend(BufferObject *self, PyObject *items)
+{
+    if (!PyTuple_CheckExact(items) && !PyList_CheckExact(items)) {
+        PyErr_SetString(PyExc_TypeError, "CallBuffer.extend() takes a tuple or a list");
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    if (n % 3 != 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "CallBuffer.extend() takes whole calls: key, start, duration");
+        return NULL;
+    }
+    if (n == 3) {   /* one call: the Python hot paths */
+        PyObject **item = PySequence_Fast_ITEMS(items);
+        double start = PyFloat_AsDouble(item[1]);
+        if (start == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+        double duration = PyFloat_AsDouble(item[2]);
+        if (duration == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+        /* A list may have changed while __float__ ran: take the key only now. */
+        if (PySequence_Fast_GET_SIZE(items) != 3) {
+            PyErr_SetString(PyExc_RuntimeError, "the calls changed while being appended");
+            return NULL;
+        }
+        if (buffer_push(self, PySequence_Fast_ITEMS(items)[0], start, duration) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    /* Several calls: hold the keys and convert the times first, then append all. */
+    PyObject *held = PySequence_Tuple(items);
+    if (held == NULL) {
+        return NULL;
+    }
+    Py_ssize_t calls = n / 3;
+    double *times = PyMem_Malloc((size_t)(calls ? calls : 1) * 2 * sizeof(double));
+    if (times == NULL) {
+        Py_DECREF(held);
+        return PyErr_NoMemory();
+    }
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < calls; i++) {
+        for (int j = 0; j < 2; j++) {
+            double v = PyFloat_AsDouble(PyTuple_GET_ITEM(held, 3 * i + 1 + j));
+            if (v == -1.0 && PyErr_Occurred()) {
+                goto done;
+            }
+            times[2 * i + j] = v;
+        }
+    }
+    for (Py_ssize_t i = 0; i < calls; i++) {
+        if (buffer_push(self, PyTuple_GET_ITEM(held, 3 * i), times[2 * i],
+                        times[2 * i + 1]) < 0) {
+            goto done;   /* MemoryError: the calls before it stay appended */
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(times);
+    Py_DECREF(held);
+    return result;
+}
+
+static PyObject *array_type;   /* array.array */
+
+/* array('d') holding a copy of `n` doubles. */
+static PyObject *
+doubles_array(const double *values, Py_ssize_t n)
+{
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)values,
+                                              n * (Py_ssize_t)sizeof(double));
+    if (raw == NULL) {
+        return NULL;
+    }
+    PyObject *out = PyObject_CallFunction(array_type, "sO", "d", raw);
+    Py_DECREF(raw);
+    return out;
+}
+
+/* take(n): remove the oldest n // 3 calls (0: all) and return them as
+   (keys, starts, durations): a list and two array('d'), oldest first. */
+static PyObject *
+Buffer_take(BufferObject *self, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "CallBuffer.take() needs n >= 0");
+        return NULL;
+    }
+    for (;;) {
+        Py_ssize_t live = self->tail - self->head;
+        Py_ssize_t calls = (n == 0 || n / 3 > live) ? live : n / 3;
+        /* Everything is allocated first: a failure leaves the buffer as it was.
+           Allocations may run the garbage collector, hence Python code that appends
+           (which may slide the live calls to the front: re-read head afterwards). */
+        PyObject *keys = PyList_New(calls);
+        PyObject *out = PyTuple_New(3);
+        PyObject *starts = NULL, *durations = NULL;
+        if (keys != NULL && out != NULL) {
+            starts = doubles_array(self->starts + self->head, calls);
+        }
+        if (starts != NULL) {
+            durations = doubles_array(self->durations + self->head, calls);
+        }
+        if (durations == NULL) {
+            Py_XDECREF(keys);
+            Py_XDECREF(out);
+            Py_XDECREF(starts);
+            return NULL;
+        }
+        if (self->tail - self->head < calls) {
+            /* Taken meanwhile (only a misuse can do it): start again. */
+            Py_DECREF(keys);
+            Py_DECREF(out);
+            Py_DECREF(starts);
+            Py_DECREF(durations);
+            continue;
+        }
+        /* No Python code runs from here on.  If appends ran meanwhile, they went
+           after these calls, whose times were copied above. */
+        Py_ssize_t head = self->head;
+        for (Py_ssize_t i = 0; i < calls; i++) {
+            PyList_SET_ITEM(keys, i, self->keys[head + i]);   /* moves the reference */
+        }
+        self->head = head + calls;
+        if (self->head == self->tail) {
+            self->head = self->tail = 0;
+        }
+        PyTuple_SET_ITEM(out, 0, keys);
+        PyTuple_SET_ITEM(out, 1, starts);
+        PyTuple_SET_ITEM(out, 2, durations);
+        return out;
+    }
+}
+
+static PyObject *
+Buffer_clear_method(BufferObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Buffer_clear(self);
+    Py_RETURN_NONE;
+}
+
+static PySequenceMethods Buffer_as_sequence = {
+    .sq_length = (lenfunc)Buffer_length,
+};
+
+static PyMethodDef Buffer_methods[] = {
+    {"extend", (PyCFunction)Buffer_extend, METH_O,
+     "extend(items): append whole calls, given flat as key, start, duration, ..."},
+    {"take", (PyCFunction)Buffer_take, METH_O,
+     "take(n): remove the oldest n // 3 calls (0: all); return (keys, starts, durations)."},
+    {"clear", (PyCFunction)Buffer_clear_method, METH_NOARGS, "Drop every call."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject Buffer_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._speedups.CallBuffer",
+    .tp_basicsize = sizeof(BufferObject),
+    .tp_dealloc = (destructor)Buffer_dealloc,
+    .tp_as_sequence = &Buffer_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "CallBuffer(): an instance's buffered calls, as C arrays.",
+    .tp_traverse = (traverseproc)Buffer_traverse,
+    .tp_clear = (inquiry)Buffer_clear,
+    .tp_methods = Buffer_methods,
+    .tp_new = Buffer_new,
+};
+
 /* -------------------------------------------------------------------- Sink */
 
 typedef struct {
     PyObject_HEAD
-    PyObject *buffer;      /* list: the instance's calls, `key, start, duration` triples */
+    PyObject *buffer;      /* CallBuffer: the instance's buffered calls */
     PyObject *key;         /* what successful calls are recorded under (FunctionStats) */
     PyObject *observers;   /* list: non-empty means take the observed (Python) path */
     PyObject *cache;       /* dict holding the cached limit (see docs/engine.md) */
@@ -110,7 +441,7 @@ Sink_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
                              "after", "failed", NULL};
     PyObject *buffer, *key, *observers, *cache, *cache_key, *refresh, *after, *failed;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!O!OOOO:Sink", kwlist,
-                                     &PyList_Type, &buffer, &key, &PyList_Type, &observers,
+                                     &Buffer_Type, &buffer, &key, &PyList_Type, &observers,
                                      &PyDict_Type, &cache, &cache_key, &refresh, &after,
                                      &failed)) {
         return NULL;
@@ -182,34 +513,31 @@ sink_observed(SinkObject *sink)
     return sink->observers != NULL && PyList_GET_SIZE(sink->observers) > 0;
 }
 
-/* Append one successful call; -1 with an exception set if that or a callback failed. */
+/* Append one successful call; -1 with an exception set if that or a callback failed.
+   The common case allocates nothing: three stores into the buffer's arrays, one
+   dict lookup for the cached limit, one comparison. */
 static int
 sink_success(SinkObject *sink, double start, double end)
 {
-    PyObject *buf = sink->buffer;
-    PyObject *t0 = PyFloat_FromDouble(start);
-    PyObject *t1 = PyFloat_FromDouble(end - start);   /* the duration */
-    if (t0 == NULL || t1 == NULL) {
-        Py_XDECREF(t0);
-        Py_XDECREF(t1);
-        return -1;
-    }
-    /* The three appends run no Python code: no other thread sees half a call. */
-    Py_ssize_t before = PyList_GET_SIZE(buf);
-    if (PyList_Append(buf, sink->key) < 0 || PyList_Append(buf, t0) < 0
-        || PyList_Append(buf, t1) < 0) {
-        PyObject *exc = PyErr_GetRaisedException_compat();
-        (void)PyList_SetSlice(buf, before, PyList_GET_SIZE(buf), NULL);
-        PyErr_SetRaisedException_compat(exc);
-        Py_DECREF(t0);
-        Py_DECREF(t1);
+    BufferObject *buf = (BufferObject *)sink->buffer;
+    double duration = end - start;
+    if (buffer_push(buf, sink->key, start, duration) < 0) {
         return -1;
     }
     PyObject *limit;
     if (PyDict_CheckExact(sink->cache)) {
         limit = PyDict_GetItemWithError(sink->cache, sink->cache_key);   /* borrowed */
         if (limit == NULL && PyErr_Occurred()) {
-            goto fail;
+            return -1;
+        }
+        if (limit != NULL) {
+            Py_ssize_t bound = PyLong_AsSsize_t(limit);
+            if (bound == -1 && PyErr_Occurred()) {
+                return -1;
+            }
+            if (buffer_items(buf) < bound) {
+                return 0;
+            }
         }
         Py_XINCREF(limit);
     }
@@ -217,44 +545,43 @@ sink_success(SinkObject *sink, double start, double end)
         limit = PyObject_GetItem(sink->cache, sink->cache_key);
         if (limit == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
-                goto fail;
+                return -1;
             }
             PyErr_Clear();
+        }
+        else {
+            Py_ssize_t bound = PyLong_AsSsize_t(limit);
+            if (bound == -1 && PyErr_Occurred()) {
+                Py_DECREF(limit);
+                return -1;
+            }
+            if (buffer_items(buf) < bound) {
+                Py_DECREF(limit);
+                return 0;
+            }
         }
     }
     if (limit == NULL) {   /* logging changed a level and cleared its caches */
         limit = PyObject_CallNoArgs(sink->refresh);
         if (limit == NULL) {
-            goto fail;
+            return -1;
         }
     }
-    else {
-        Py_ssize_t bound = PyLong_AsSsize_t(limit);
-        if (bound == -1 && PyErr_Occurred()) {
-            Py_DECREF(limit);
-            goto fail;
-        }
-        if (PyList_GET_SIZE(buf) < bound) {
-            Py_DECREF(limit);
-            Py_DECREF(t0);
-            Py_DECREF(t1);
-            return 0;
-        }
+    /* The buffer is full or successes are logged: the engine's Python takes over. */
+    PyObject *t1 = PyFloat_FromDouble(duration);
+    if (t1 == NULL) {
+        Py_DECREF(limit);
+        return -1;
     }
     PyObject *argv[3] = {sink->key, t1, limit};
     PyObject *r = PyObject_Vectorcall(sink->after, argv, 3, NULL);
     Py_DECREF(limit);
+    Py_DECREF(t1);
     if (r == NULL) {
-        goto fail;
+        return -1;
     }
     Py_DECREF(r);
-    Py_DECREF(t0);
-    Py_DECREF(t1);
     return 0;
-fail:
-    Py_DECREF(t0);
-    Py_DECREF(t1);
-    return -1;
 }
 
 /* Record the failed call whose exception is set; leaves an exception set: the
@@ -297,7 +624,7 @@ Sink_get_buffer(SinkObject *self, void *Py_UNUSED(closure))
 }
 
 static PyGetSetDef Sink_getset[] = {
-    {"buffer", (getter)Sink_get_buffer, NULL, "The list calls are appended to.", NULL},
+    {"buffer", (getter)Sink_get_buffer, NULL, "The CallBuffer calls are appended to.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -921,49 +1248,179 @@ done:
 }
 #undef COUNT_INTO
 
-/* span(values): (min, max) of a non-empty list of floats, as min() and max() give
-   them for values that are not NaN (the drain's durations never are). */
-static PyObject *
-speedups_span(PyObject *Py_UNUSED(module), PyObject *values)
+/* The doubles of `values`: a list of floats (the pure-Python buffer's) or a
+   C-contiguous buffer of doubles (an array('d') from CallBuffer.take).  Returns
+   the count, or -1 with TypeError set; *view is to be released with
+   PyBuffer_Release when view->obj is set. */
+static Py_ssize_t
+doubles_of(PyObject *values, Py_buffer *view, const double **data, const char *what)
 {
-    if (!PyList_CheckExact(values) || PyList_GET_SIZE(values) == 0) {
-        PyErr_SetString(PyExc_TypeError, "span() takes a non-empty list of floats");
+    view->obj = NULL;
+    *data = NULL;
+    if (PyList_CheckExact(values)) {
+        return PyList_GET_SIZE(values);
+    }
+    if (PyObject_GetBuffer(values, view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    if (view->itemsize != sizeof(double) || view->format == NULL
+        || strcmp(view->format, "d") != 0) {
+        PyBuffer_Release(view);
+        view->obj = NULL;
+        PyErr_Format(PyExc_TypeError, "%s takes a list of floats or an array('d')", what);
+        return -1;
+    }
+    *data = (const double *)view->buf;
+    return view->len / (Py_ssize_t)sizeof(double);
+}
+
+/* Item i of what doubles_of() opened; -1.0 with TypeError set for a non-float. */
+static inline double
+double_at(PyObject *values, const double *data, Py_ssize_t i, const char *what)
+{
+    if (data != NULL) {
+        return data[i];
+    }
+    PyObject *item = PyList_GET_ITEM(values, i);
+    if (!PyFloat_CheckExact(item)) {
+        PyErr_Format(PyExc_TypeError, "%s takes a list of floats or an array('d')", what);
+        return -1.0;
+    }
+    return PyFloat_AS_DOUBLE(item);
+}
+
+/* summary(values): (sum, min, max) of a non-empty list of floats or array('d'),
+   summed in order as sum() sums floats; min and max as min() and max() give them
+   for values that are not NaN (the drain's durations never are). */
+static PyObject *
+speedups_summary(PyObject *Py_UNUSED(module), PyObject *values)
+{
+    static const char what[] = "summary()";
+    Py_buffer view;
+    const double *data;
+    Py_ssize_t n = doubles_of(values, &view, &data, what);
+    if (n < 0) {
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(values);
-    PyObject *low = PyList_GET_ITEM(values, 0);
-    PyObject *high = low;
-    if (!PyFloat_CheckExact(low)) {
-        PyErr_SetString(PyExc_TypeError, "span() takes a non-empty list of floats");
-        return NULL;
+    PyObject *result = NULL;
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "summary() needs at least one value");
+        goto done;
     }
-    double lo = PyFloat_AS_DOUBLE(low), hi = lo;
-    for (Py_ssize_t i = 1; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(values, i);
-        if (!PyFloat_CheckExact(item)) {
-            PyErr_SetString(PyExc_TypeError, "span() takes a non-empty list of floats");
-            return NULL;
+    double total = 0.0, lo = 0.0, hi = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double v = double_at(values, data, i, what);
+        if (v == -1.0 && PyErr_Occurred()) {
+            goto done;
         }
-        double v = PyFloat_AS_DOUBLE(item);
-        if (v < lo) {
+        if (i == 0) {
+            lo = hi = v;
+        }
+        else if (v < lo) {
             lo = v;
-            low = item;
         }
         else if (v > hi) {
             hi = v;
-            high = item;
         }
+        total += v;
     }
-    return PyTuple_Pack(2, low, high);   /* the items themselves, as min() and max() */
+    result = Py_BuildValue("(ddd)", total, lo, hi);
+done:
+    if (view.obj != NULL) {
+        PyBuffer_Release(&view);
+    }
+    return result;
 }
+
+/* count_values(values, dense, first): dense[key(v) - first] += 1 for every value,
+   key(v) being the sketch's bucket key (callmetrics._sketch_keys.bucket_keys): the
+   high 16 bits of v rounded to a 32-bit float.  `values` a list of floats or an
+   array('d') of non-negative durations, `dense` a zeroed array of unsigned items
+   (B, H, I, L or Q) wide enough for len(values).  Raises ValueError, leaving
+   `dense` partly counted, for a key outside it. */
+#define COUNT_VALUES_INTO(T)                                            \
+    do {                                                                \
+        T *d = (T *)dense.buf;                                          \
+        for (Py_ssize_t i = 0; i < n; i++) {                            \
+            double v = double_at(args[0], data, i, what);               \
+            if (v == -1.0 && PyErr_Occurred()) {                        \
+                goto done;                                              \
+            }                                                           \
+            float f = (float)v;                                         \
+            uint32_t bits;                                              \
+            memcpy(&bits, &f, sizeof(bits));                            \
+            Py_ssize_t at = (Py_ssize_t)(bits >> 16) - first;           \
+            if (at < 0 || at >= size) {                                 \
+                goto out_of_range;                                      \
+            }                                                           \
+            d[at] += 1;                                                 \
+        }                                                               \
+    } while (0)
+
+static PyObject *
+speedups_count_values(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char what[] = "count_values()";
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "count_values(values, dense, first) takes 3 arguments");
+        return NULL;
+    }
+    Py_ssize_t first = PyLong_AsSsize_t(args[2]);
+    if (first == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer view, dense;
+    const double *data;
+    Py_ssize_t n = doubles_of(args[0], &view, &data, what);
+    if (n < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(args[1], &dense,
+                           PyBUF_FORMAT | PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        if (view.obj != NULL) {
+            PyBuffer_Release(&view);
+        }
+        return NULL;
+    }
+    if (dense.format == NULL || strlen(dense.format) != 1
+        || strchr("BHILQ", dense.format[0]) == NULL) {
+        PyErr_SetString(PyExc_TypeError, "dense must be an array of unsigned integers");
+        goto done;
+    }
+    Py_ssize_t size = dense.len / dense.itemsize;
+    switch (dense.itemsize) {
+    case 1: COUNT_VALUES_INTO(uint8_t); break;
+    case 2: COUNT_VALUES_INTO(uint16_t); break;
+    case 4: COUNT_VALUES_INTO(uint32_t); break;
+    case 8: COUNT_VALUES_INTO(uint64_t); break;
+    default:
+        PyErr_SetString(PyExc_TypeError, "dense items must be 1, 2, 4 or 8 bytes");
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+    goto done;
+out_of_range:
+    PyErr_SetString(PyExc_ValueError, "a value's key lies outside the dense array");
+done:
+    if (view.obj != NULL) {
+        PyBuffer_Release(&view);
+    }
+    PyBuffer_Release(&dense);
+    return result;
+}
+#undef COUNT_VALUES_INTO
 
 static PyMethodDef module_methods[] = {
     {"track", (PyCFunction)(void (*)(void))speedups_track, METH_VARARGS | METH_KEYWORDS,
      "track(func, sink, observed): the C wrapper of a sync callable."},
     {"count_keys", (PyCFunction)(void (*)(void))speedups_count_keys, METH_FASTCALL,
      "count_keys(keys, dense, first): dense[key - first] += 1 for every key."},
-    {"span", speedups_span, METH_O,
-     "span(values): (min, max) of a non-empty list of floats."},
+    {"summary", speedups_summary, METH_O,
+     "summary(values): (sum, min, max) of a non-empty list of floats or array('d')."},
+    {"count_values", (PyCFunction)(void (*)(void))speedups_count_values, METH_FASTCALL,
+     "count_values(values, dense, first): dense[key(v) - first] += 1 for every value."},
     {"now", speedups_now, METH_NOARGS,
      "The clock the C hot path reads (same scale as time.perf_counter())."},
     {NULL, NULL, 0, NULL},
@@ -980,8 +1437,8 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    PyTypeObject *types[] = {&Sink_Type, &Tracked_Type, &Measure_Type, &Ready_Type,
-                             &Factory_Type};
+    PyTypeObject *types[] = {&Buffer_Type, &Sink_Type, &Tracked_Type, &Measure_Type,
+                             &Ready_Type, &Factory_Type};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         if (PyType_Ready(types[i]) < 0) {
             return NULL;
@@ -993,11 +1450,21 @@ PyInit__speedups(void)
     if (!str_enter || !str_exit || !str_qualname) {
         return NULL;
     }
+    PyObject *array_module = PyImport_ImportModule("array");
+    if (array_module == NULL) {
+        return NULL;
+    }
+    array_type = PyObject_GetAttrString(array_module, "array");
+    Py_DECREF(array_module);
+    if (array_type == NULL) {
+        return NULL;
+    }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "Sink", (PyObject *)&Sink_Type) < 0
+    if (PyModule_AddObjectRef(module, "CallBuffer", (PyObject *)&Buffer_Type) < 0
+        || PyModule_AddObjectRef(module, "Sink", (PyObject *)&Sink_Type) < 0
         || PyModule_AddObjectRef(module, "Tracked", (PyObject *)&Tracked_Type) < 0
         || PyModule_AddObjectRef(module, "Measure", (PyObject *)&Measure_Type) < 0
         || PyModule_AddObjectRef(module, "MeasureFactory", (PyObject *)&Factory_Type) < 0) {
