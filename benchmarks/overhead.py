@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
@@ -126,6 +127,7 @@ def contenders() -> dict[str, Callable[[int], Any] | None]:
     except ImportError:
         found["OpenTelemetry SDK span decorator"] = None
     found["a function calling work (block baseline)"] = _calling
+    found["with a threading.Lock (the with statement)"] = _locked()
     found["callmetrics measure() block, fresh each time"] = _measured()
     found["callmetrics measure() block, pure Python"] = _measured(python=True)
     found["callmetrics + exporters (no spans)"] = _exported(spans=False)
@@ -136,6 +138,21 @@ def contenders() -> dict[str, Callable[[int], Any] | None]:
 def _calling(x: int) -> int:
     """Call ``work``: what a measured block costs without the ``with`` statement."""
     return work(x)
+
+
+def _locked() -> Callable[[int], Any]:
+    """Call ``work`` inside ``with lock:``: what the ``with`` statement itself costs.
+
+    A lock's ``__enter__`` and ``__exit__`` are C methods doing almost nothing, so
+    this is the least any context manager can cost, ``measure()`` included.
+    """
+    lock = threading.Lock()
+
+    def block(x: int) -> int:
+        with lock:
+            return work(x)
+
+    return block
 
 
 def _pure_python_tracked(analytics: Analytics) -> Callable[[int], Any]:
