@@ -2,7 +2,8 @@
 
 The hot path appends each finished call to ``Recorder.buffer`` as three flat items,
 ``buffer.extend((key, start, duration))``: ``key`` is the function's
-``FunctionStats`` (a ``FailedCall`` when the call raised), ``start`` a
+``FunctionStats`` (a ``FailedCall`` when the call raised, a ``NotedCall`` when a
+successful one carries a note), ``start`` a
 ``perf_counter`` reading, ``duration`` seconds.  ``extend`` with a tuple is one C
 call that holds the list for its whole length, under the GIL and under
 free-threading's per-list lock alike, so the buffer is always a whole number of
@@ -33,7 +34,7 @@ from contextlib import contextmanager
 from time import perf_counter
 from typing import Any
 
-from callmetrics._aggregate import FailedCall, FunctionStats
+from callmetrics._aggregate import FailedCall, FunctionStats, NotedCall
 from callmetrics._logging import report_internal_error
 from callmetrics._ring import EventRing
 
@@ -55,12 +56,12 @@ OVERFLOW_NAME = "<other functions>"
 
 def _locate(keys: list[Any], durations: list[float], stats: FunctionStats,
             value: float) -> int:
-    """Return the index of a call of ``stats`` (or a failure of it) that took ``value`` s."""
+    """Return the index of a call of ``stats`` (plain, failed or noted) that took ``value`` s."""
     position = 0
     while True:
         position = durations.index(value, position)
         key = keys[position]
-        if key is stats or (type(key) is FailedCall and key.stats is stats):
+        if key is stats or (type(key) is not FunctionStats and key.stats is stats):
             return position
         position += 1
 
@@ -172,7 +173,7 @@ class Recorder:
                     durations: Sequence[float]) -> None:
         """Fold calls buffered elsewhere (a C wrapper's own lists), in the order given.
 
-        ``keys[i]`` is a ``FunctionStats`` or a ``FailedCall``; ``starts`` are
+        ``keys[i]`` is a ``FunctionStats``, a ``FailedCall`` or a ``NotedCall``; ``starts`` are
         ``perf_counter`` readings, ``durations`` seconds.  Blocks on the lock.
         """
         n = len(keys)
@@ -224,9 +225,11 @@ class Recorder:
                 group = groups.get(key)
                 if group is not None:
                     group.append(duration)
-                elif type(key) is FailedCall:  # never a key of groups: goes to its owner's
+                elif type(key) is FailedCall or type(key) is NotedCall:
+                    # Never a key of groups: goes to its owner's (a note is a success).
                     owner = key.stats
-                    failures[owner] = failures.get(owner, 0) + 1
+                    if type(key) is FailedCall:
+                        failures[owner] = failures.get(owner, 0) + 1
                     group = groups.get(owner)
                     if group is None:
                         groups[owner] = [duration]
@@ -254,13 +257,11 @@ class Recorder:
         if stats.slowest is None or high > stats.slowest[1]:
             at = _locate(keys, durations, stats, high)
             key = keys[at]
-            stats.slowest = (flat[3 * at + 1] + offset, high,
-                             key if type(key) is FailedCall else None)
+            stats.slowest = (flat[3 * at + 1] + offset, high, None if key is stats else key)
         if stats.fastest is None or low < stats.fastest[1]:
             if low == high and stats.slowest[1] == high:
                 stats.fastest = stats.slowest  # one call (or equal ones): share the record
                 return
             at = _locate(keys, durations, stats, low)
             key = keys[at]
-            stats.fastest = (flat[3 * at + 1] + offset, low,
-                             key if type(key) is FailedCall else None)
+            stats.fastest = (flat[3 * at + 1] + offset, low, None if key is stats else key)

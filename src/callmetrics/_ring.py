@@ -2,7 +2,8 @@
 
 Calls arrive as the chunks a drain took from the buffer, flat as the hot path
 wrote them: ``[key, start, duration, key, start, duration, ...]`` where ``key`` is
-the function's ``FunctionStats`` (or a ``FailedCall`` for a call that raised) and
+the function's ``FunctionStats`` (a ``FailedCall`` for a call that raised, a
+``NotedCall`` for a successful one with a note) and
 ``start`` is a ``perf_counter`` reading; each chunk carries the offset that turns
 those readings into Unix times.  The ring keeps the chunks as they are (no
 per-call object is built until a read asks for one) and trims the oldest chunk
@@ -18,7 +19,7 @@ from typing import Any
 
 __all__ = ["EventRing", "Retained"]
 
-# One retained call: (unix start, duration, key) with key a FunctionStats or FailedCall.
+# One retained call: (unix start, duration, key), key a FunctionStats, FailedCall or NotedCall.
 Retained = tuple[float, float, Any]
 
 _by_start = itemgetter(0)
@@ -72,7 +73,7 @@ class EventRing:
         return out
 
     def counts(self) -> Counter[Any]:
-        """Return how many retained calls each key has (failures under their FailedCall)."""
+        """Return how many retained calls each key has (each FailedCall, NotedCall: one)."""
         counter: Counter[Any] = Counter()
         for _, flat in list(self._chunks):
             counter.update(flat[0::3])
