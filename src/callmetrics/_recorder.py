@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from time import perf_counter
 from typing import Any
 
-from callmetrics._aggregate import FailedCall, FunctionStats, NotedCall
+from callmetrics._aggregate import FailedCall, FunctionStats
 from callmetrics._logging import report_internal_error
 from callmetrics._ring import EventRing
 
@@ -225,8 +225,9 @@ class Recorder:
                 group = groups.get(key)
                 if group is not None:
                     group.append(duration)
-                elif type(key) is FailedCall or type(key) is NotedCall:
-                    # Never a key of groups: goes to its owner's (a note is a success).
+                elif type(key) is FunctionStats:
+                    groups[key] = [duration]
+                else:  # a FailedCall or a NotedCall (a success): goes to its owner's group
                     owner = key.stats
                     if type(key) is FailedCall:
                         failures[owner] = failures.get(owner, 0) + 1
@@ -235,8 +236,6 @@ class Recorder:
                         groups[owner] = [duration]
                     else:
                         group.append(duration)
-                else:
-                    groups[key] = [duration]
             self._chunk = max(_MIN_CHUNK, min(BUFFER_LIMIT, len(keys) * GROUPS_PER_DRAIN
                                               // len(groups)))
             for stats, group in groups.items():

@@ -115,9 +115,8 @@ class Event(dict[str, Any]):
     success a note its recorder attached (``measure()``'s ``block.message``; for a
     web request, the status line, e.g. ``200 OK``), else None; ``Location``
     (``file:line in function``) is None for successful calls.  The Unix times are
-    also attributes (``start``,
-    ``end``), with ``duration``, ``function``, ``event_type``, ``error``,
-    ``message``, ``location`` and ``success``.
+    also attributes (``start``, ``end``), with ``duration``, ``function``,
+    ``event_type``, ``error``, ``message``, ``location`` and ``success``.
     """
 
     __slots__ = ("start",)
