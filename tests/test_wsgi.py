@@ -212,4 +212,4 @@ def test_the_readme_gunicorn_app_writes_one_store_read_back_exactly(tmp_path: Pa
 def test_the_readme_flask_example_prints_what_it_says() -> None:
     printed, promised = printed_as_commented(readme_example("# Flask", "## Web applications"))
     assert printed == promised
-    assert len(promised) == 2
+    assert len(promised) == 3
