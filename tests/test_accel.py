@@ -544,7 +544,7 @@ def test_call_buffer_refuses_bad_calls_whole() -> None:
     with pytest.raises(TypeError):
         _speedups.CallBuffer(1)
     with pytest.raises(TypeError):
-        _speedups.Sink([], key, [], {}, "k", print, print, print)  # a list is not a CallBuffer
+        _speedups.Sink([], key, [], {}, "k", print, print, print, print)  # not a CallBuffer
 
 
 @C_ONLY

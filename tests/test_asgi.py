@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from callmetrics import Analytics
-from callmetrics.integrations import request_name
+from callmetrics.integrations import request_name, status_line
 from callmetrics.integrations.asgi import CallmetricsMiddleware, Message, Receive, Scope, Send
 from conftest import missing_module
 
@@ -140,9 +140,18 @@ def test_each_request_is_one_call_named_by_its_route(
     assert by_status[("GET /unavailable", 503)] == 6
     assert by_status[("GET /boom", 0)] == 4  # raised before any response started
     assert by_status[("DELETE /users/{id}", 405)] == 2
-    errors = Counter((call.name, call.error) for call in analytics.retained() if call.error)
+    calls = analytics.retained()
+    errors = Counter((call.name, call.error) for call in calls if call.error)
     assert errors == {("GET /boom", "RuntimeError"): 4, ("GET /unavailable", "FailedStatus"): 6}
-    assert {call.event_type for call in analytics.retained()} == {"http"}
+    assert {call.event_type for call in calls} == {"http"}
+    # Every request that got a response carries its status line, successes included.
+    assert len(calls) == sum(counts.values())
+    answered = Counter((call.name, call.message) for call in calls if call.error != "RuntimeError")
+    assert answered == {(name, status_line(status)): n for (name, status), n in by_status.items()
+                        if status}
+    assert Counter(call.message for call in calls if call.error is None) == {
+        "200 OK": 51 + 5 + 7, "404 Not Found": 10 + 9, "405 Method Not Allowed": 2}
+    assert {call.message for call in calls if call.error == "RuntimeError"} == {"endpoint failed"}
 
 
 def test_failure_rule_is_configurable() -> None:
@@ -165,6 +174,25 @@ def test_failure_rule_is_configurable() -> None:
                            send))
     assert analytics.call_counts == {"GET /thing": 1}
     assert analytics.success_counts == {"GET /thing": 0}
+    assert [(e.error, e.message) for e in analytics.events] == [("FailedStatus", "404 Not Found")]
+
+
+def test_an_app_that_never_answers_leaves_a_success_without_status() -> None:
+    analytics = Analytics()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        return None
+
+    async def receive() -> Message:
+        return {"type": "http.request"}
+
+    async def send(message: Message) -> None:
+        return None
+
+    middleware = CallmetricsMiddleware(app, analytics, route=lambda _: "/quiet")
+    asyncio.run(middleware({"type": "http", "method": "GET", "path": "/quiet"}, receive, send))
+    assert [(e.success, e.message) for e in analytics.events] == [(True, None)]
+    assert middleware.status_counts == {("GET /quiet", 0): 1}
 
 
 def test_names_stay_bounded() -> None:

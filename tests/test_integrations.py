@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from callmetrics import Analytics
 from callmetrics.integrations import (
     FailedStatus,
     RequestLog,
@@ -15,6 +16,7 @@ from callmetrics.integrations import (
     default_failure,
     fail_on,
     request_name,
+    status_line,
 )
 
 STANDARD = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
@@ -39,6 +41,24 @@ def test_a_failing_status_carries_its_status_line() -> None:
     assert str(FailedStatus(599)) == "599 Unknown Status"
     fail_on(404, default_failure)  # not a failure: nothing raised
     fail_on(0, lambda _: True)  # no response: not judged by status
+
+
+@given(st.integers(min_value=100, max_value=999))
+def test_every_status_has_one_status_line(status: int) -> None:
+    """Failures and successes describe a status the same way."""
+    line = status_line(status)
+    assert line == str(FailedStatus(status))
+    assert line.startswith(f"{status} ")
+    assert line != f"{status} "
+
+
+def test_a_status_that_is_not_a_failure_is_noted_on_the_block() -> None:
+    analytics = Analytics()
+    for status in (200, 404, 0):
+        with analytics.measure("GET /x", event_type="http") as block:
+            fail_on(status, default_failure, block)
+    assert [(e.success, e.message) for e in analytics.events] == [
+        (True, "200 OK"), (True, "404 Not Found"), (True, None)]  # 0: no response started
 
 
 def test_status_counts_are_exact_across_threads() -> None:

@@ -116,3 +116,90 @@ def test_measure_on_a_disabled_instance_does_nothing() -> None:
     with pytest.raises(KeyError), analytics.measure("x"):
         raise KeyError
     assert analytics.call_counts == {}
+    with analytics.measure("x") as block:
+        block.message = "noted"  # accepted, and ignored with everything else
+    assert block.message == "noted"
+    assert analytics.call_counts == {}
+
+
+# -------------------------------------------------------------------------- notes
+def test_a_block_s_message_is_kept_on_its_successful_event(analytics: Analytics) -> None:
+    """``block.message`` is recorded with a successful block; it counts as a success."""
+    for hit in (True, False, True):
+        with analytics.measure("fetch", event_type="IO") as block:
+            assert block.message is None
+            if hit:
+                block.message = "cache hit"
+    with analytics.measure("fetch", event_type="IO") as block:
+        block.message = 3  # not a str: str() of it at exit
+    assert [(e.success, e.error, e.message) for e in analytics.events] == [
+        (True, None, "cache hit"), (True, None, None), (True, None, "cache hit"),
+        (True, None, "3")]
+    assert analytics.success_counts == {"fetch": 4}
+
+
+def test_an_exception_s_message_wins_over_the_block_s(analytics: Analytics) -> None:
+    """When the block raises, the failure is recorded with the exception's message."""
+    block = analytics.measure("read", event_type="IO")
+    block.message = "about to read"  # set before the block starts: the same note
+    with pytest.raises(OSError, match="missing"), block:
+        raise OSError("missing")
+    event = only_event(analytics)
+    assert (event.success, event.error, event.message) == (False, "OSError", "missing")
+
+
+def test_an_async_block_s_message_is_kept(analytics: Analytics) -> None:
+    async def main() -> None:
+        async with analytics.measure("fetch all", event_type="API") as block:
+            await asyncio.sleep(0)
+            block.message = "3 pages"
+
+    asyncio.run(main())
+    assert only_event(analytics).message == "3 pages"
+
+
+def test_a_default_type_block_s_message_is_kept_on_every_call(analytics: Analytics) -> None:
+    """With the default event type (answered in C after the first block when built)."""
+    for i in range(3):
+        with analytics.measure("render") as block:
+            assert block.message is None
+            block.message = f"page {i}"
+    with analytics.measure("render"):
+        pass
+
+    def fail() -> None:
+        with analytics.measure("render") as block:
+            block.message = "ignored"
+            raise KeyError("gone")
+
+    with pytest.raises(KeyError):
+        fail()
+    assert [(e.success, e.message) for e in analytics.events] == [
+        (True, "page 0"), (True, "page 1"), (True, "page 2"), (True, None),
+        (False, "'gone'")]
+    assert analytics.success_counts == {"render": 4}
+
+
+def test_a_note_set_on_the_block_object_reaches_observers_path(analytics: Analytics) -> None:
+    """A note set on the object ``measure()`` returned is kept while observers watch too."""
+    seen: list[tuple[object, BaseException | None]] = []
+
+    class Watcher:
+        def on_start(self, stats: object) -> object:
+            return stats
+
+        def on_end(self, token: object, stats: object, duration: float,
+                   error: BaseException | None) -> None:
+            assert token is stats
+            assert duration >= 0
+            seen.append((getattr(stats, "name", None), error))
+
+    with analytics.measure("render"):
+        pass
+    analytics.observers.append(Watcher())
+    block = analytics.measure("render")
+    with block:
+        block.message = "watched"
+    analytics.observers.clear()
+    assert [e.message for e in analytics.events] == [None, "watched"]
+    assert seen == [("render", None)]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from callmetrics import Analytics
+from callmetrics.integrations import status_line
 from callmetrics.integrations.wsgi import CallmetricsMiddleware
 from conftest import missing_module
 
@@ -109,11 +110,16 @@ def test_each_request_is_one_call_named_by_its_flask_rule(
         ("GET <unmatched>", 404): 9,
         ("DELETE /orders", 405): 2,
     }
-    failed = Counter((call.name, call.error, call.message)
-                     for call in analytics.retained() if call.error)
+    calls = analytics.retained()
+    failed = Counter((call.name, call.error, call.message) for call in calls if call.error)
     assert failed == {("GET /boom", "FailedStatus", "500 Internal Server Error"): 4,
                       ("GET /unavailable", "FailedStatus", "503 Service Unavailable"): 6}
-    assert {call.event_type for call in analytics.retained()} == {"http"}
+    assert {call.event_type for call in calls} == {"http"}
+    # Every event carries its status line, successes included: the counts agree.
+    assert Counter((call.name, call.message) for call in calls) == {
+        (name, status_line(status)): n for (name, status), n in middleware.status_counts.items()}
+    assert Counter(call.message for call in calls if call.error is None) == {
+        "200 OK": 50 + 5 + 3, "404 Not Found": 10 + 9, "405 Method Not Allowed": 2}
 
 
 def test_the_failure_rule_is_configurable(tmp_path: Path) -> None:
@@ -126,6 +132,8 @@ def test_the_failure_rule_is_configurable(tmp_path: Path) -> None:
     assert statuses == {200: 1, 404: 1}
     assert analytics.call_counts == {"GET /users/{uid}": 2}
     assert analytics.success_counts == {"GET /users/{uid}": 1}
+    assert Counter((e.error, e.message) for e in analytics.events) == {
+        (None, "200 OK"): 1, ("FailedStatus", "404 Not Found"): 1}
 
 
 def test_an_exception_while_streaming_is_a_failure() -> None:
@@ -146,6 +154,9 @@ def test_an_exception_while_streaming_is_a_failure() -> None:
     body.close()  # type: ignore[attr-defined]  # the server closes it: recorded once
     assert analytics.call_counts == {"GET /feed": 1}
     assert analytics.success_counts == {"GET /feed": 0}
+    # The exception's message, not the status line: the request failed after answering.
+    assert [(e.error, e.message) for e in analytics.events] == [
+        ("ConnectionError", "backend went away")]
 
 
 def test_a_body_dropped_unfinished_ends_the_call_once_as_a_success() -> None:
@@ -174,6 +185,7 @@ def test_a_body_dropped_unfinished_ends_the_call_once_as_a_success() -> None:
     assert analytics.call_counts == {"GET /feed": 1}
     assert analytics.success_counts == {"GET /feed": 1}
     assert middleware.status_counts == {("GET /feed", 200): 1}
+    assert [(e.success, e.message) for e in analytics.events] == [(True, "200 OK")]
 
 
 
@@ -200,4 +212,4 @@ def test_the_readme_gunicorn_app_writes_one_store_read_back_exactly(tmp_path: Pa
 def test_the_readme_flask_example_prints_what_it_says() -> None:
     printed, promised = printed_as_commented(readme_example("# Flask", "## Web applications"))
     assert printed == promised
-    assert len(promised) == 2
+    assert len(promised) == 3

@@ -67,8 +67,15 @@ class Workers:
 
 
 def assert_one_run_per_worker(store: Path, server: Workers, name: str, requests: int) -> None:
-    """The store holds every request under ``name``, in one run per worker that served."""
-    assert load(store).call_counts == {name: requests}
+    """The store holds every request under ``name``, in one run per worker that served.
+
+    Each request answered ``200 OK``: every stored event carries that status line.
+    """
+    view = load(store)
+    assert view.call_counts == {name: requests}
+    assert view.success_counts == {name: requests}
+    assert Counter((e.function, e.success, e.message) for e in view.events) == {
+        (name, True, "200 OK"): requests}
     runs = [run for run in list_runs(store) if run.calls]
     assert {run.pid for run in runs} <= server.pids  # each worker wrote its own run
     assert len(runs) == len({run.pid for run in runs})

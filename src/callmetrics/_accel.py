@@ -114,7 +114,8 @@ def sync_builder(python_builder: B) -> B:
         observed = python_builder(func, stats, rt)
         ends = rt.ends
         return track(func, sink(ends.buffer, stats, rt.observers, ends.cache, CACHE_KEY,
-                                ends.log.refresh, ends.after, ends.failed), observed)
+                                ends.log.refresh, ends.after, ends.failed, ends.noted),
+                     observed)
 
     return cast("B", build)
 
@@ -137,7 +138,8 @@ def measure_factory(measure: Callable[..., Any], blocks: Mapping[str, BlockKind]
             kind = blocks.get(name)
             if kind is not None and kind.event_type == "block":
                 sites[name] = sink(kind.buffer, kind.stats, kind.rt.observers, kind.cache,
-                                   CACHE_KEY, kind.refresh, kind.after, kind.failed)
+                                   CACHE_KEY, kind.refresh, kind.after, kind.failed,
+                                   kind.noted)
         return made
 
     return _speedups.MeasureFactory(sites, fallback)

@@ -8,7 +8,9 @@ calls per function per drain; nothing here runs on the hot path.
 ``FailedCall`` is what the hot path buffers for a call that raised, in place of
 the function's ``FunctionStats``: the exception's type name, a bounded one-line
 message and where it was raised, computed when the call failed so that neither
-the exception nor its traceback is kept alive.
+the exception nor its traceback is kept alive.  ``NotedCall`` is what it buffers
+for a successful call that carries a one-line note (``measure()``'s ``block.message``;
+a web request's status line): a success of ``stats`` in every count.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from callmetrics._records import Event
 from callmetrics._sketch import DurationSketch
 from callmetrics._state import FunctionSnapshot
 
-__all__ = ["MESSAGE_LIMIT", "Extreme", "FailedCall", "FunctionStats", "failure_of"]
+__all__ = ["MESSAGE_LIMIT", "Extreme", "FailedCall", "FunctionStats", "NotedCall", "failure_of",
+           "note_of"]
 
 
 def _python_summary(values: Sequence[float]) -> tuple[float, float, float]:
@@ -31,11 +34,12 @@ def _python_summary(values: Sequence[float]) -> tuple[float, float, float]:
 # A drained chunk's (sum, min, max): one C pass with the accelerator, else Python's.
 _summary: Callable[[Sequence[float]], tuple[float, float, float]] = summary or _python_summary
 
-# A failure's message is cut to this many characters (the full length is noted).
+# A message (a failure's, or a success's note) is cut to this many characters (the
+# full length is noted).
 MESSAGE_LIMIT = 500
 
-# An extreme call: (unix start, duration, the FailedCall when it failed, else None)
-Extreme = tuple[float, float, "FailedCall | None"]
+# An extreme call: (unix start, duration, its FailedCall or NotedCall, else None)
+Extreme = tuple[float, float, "FailedCall | NotedCall | None"]
 
 
 class FailedCall:
@@ -62,9 +66,21 @@ class FailedCall:
         return error if isinstance(error, str) else error.__name__
 
 
-def _message(exc: BaseException) -> str | None:
+class NotedCall:
+    """One successful call that carries a note: its function and the one-line message."""
+
+    __slots__ = ("message", "stats")
+
+    def __init__(self, stats: FunctionStats, message: str) -> None:
+        """Describe a success of ``stats``'s function noted ``message`` (see :func:`note_of`)."""
+        self.stats = stats
+        self.message = message
+
+
+def _message(value: object) -> str | None:
+    """Return ``str(value)`` on one line, at most ``MESSAGE_LIMIT`` characters (None: empty)."""
     try:
-        text = str(exc)
+        text = str(value)
     except Exception as err:  # noqa: BLE001  # a broken __str__ must not break the call
         return f"<str() raised {type(err).__name__}>"
     if not isinstance(text, str):  # pragma: no cover  # str() always returns a str
@@ -94,6 +110,15 @@ def failure_of(stats: FunctionStats, exc: BaseException) -> FailedCall:
     return FailedCall(stats, type(exc), _message(exc), _location(exc))
 
 
+def note_of(stats: FunctionStats, message: object) -> NotedCall | FunctionStats:
+    """Describe a success of ``stats``'s function noted ``message`` (``str()`` of it).
+
+    The note is cleaned as a failure's message is; an empty one leaves a plain success.
+    """
+    text = _message(message)
+    return stats if text is None else NotedCall(stats, text)
+
+
 def _event(name: str, event_type: str, raw: Extreme | None, time_format: str, *,
            compact: bool) -> Event | None:
     if raw is None:
@@ -101,6 +126,9 @@ def _event(name: str, event_type: str, raw: Extreme | None, time_format: str, *,
     start, duration, failed = raw
     if failed is None:
         return Event(name, event_type, start, duration, None, time_format, compact=compact)
+    if isinstance(failed, NotedCall):
+        return Event(name, event_type, start, duration, None, time_format, compact=compact,
+                     message=failed.message)
     return Event(name, event_type, start, duration, failed.error, time_format, compact=compact,
                  message=failed.message, location=failed.location)
 

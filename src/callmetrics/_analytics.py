@@ -378,8 +378,9 @@ class Analytics(ReadBack, Outputs):
 
         ``events`` are ``RetainedCall`` tuples (as a store read gives them, a failure's
         ``message`` and ``location`` kept), or plain ``(start, duration, error, name)``
-        optionally followed by ``message`` and ``location``.  Used to rebuild a view from
-        a store; the functions' totals are added to any already here.
+        optionally followed by ``message`` and ``location``; a call with no error but a
+        message is a success with a note.  Used to rebuild a view from a store; the
+        functions' totals are added to any already here.
         """
         with self._recorder.reading():
             restore_into(self._recorder, functions, events)

@@ -283,7 +283,8 @@ def read_stored(path: str | Path, *, runs: Iterable[int] | None = None,
                 compact: bool = False) -> tuple[list[FunctionSnapshot], list[RetainedCall]]:
     """Read and check the chosen runs' aggregates (run by run) and retained calls.
 
-    Failed calls carry their message and location (None from a version-1 store);
+    Failed calls carry their message and location (None from a version-1 store),
+    successful ones their note, if any (``message``, with no error);
     ``event_type`` of a call is ``"unknown"`` (the store keeps it per function).
 
     Raises:

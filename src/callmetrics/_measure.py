@@ -4,6 +4,9 @@ Users write ``with analytics.measure("x"):`` with a fresh object each time, so w
 the name resolves to (its aggregates, the buffer, the logging decision) is resolved
 once and cached in a ``BlockKind``; each ``measure()`` then costs one dict lookup
 and one small object, and the block's end does what a tracked call does.
+
+A block may carry a one-line note, ``block.message = "cache hit"``: a successful
+block is then recorded with it (``Ends.noted``), and its event's ``Message`` holds it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ __all__ = ["BlockKind", "Measure", "NoMeasure", "new_measure"]
 class BlockKind:
     """Everything a block named ``stats.name`` needs at its end, resolved once."""
 
-    __slots__ = ("after", "buffer", "cache", "event_type", "failed", "refresh", "rt", "stats")
+    __slots__ = ("after", "buffer", "cache", "event_type", "failed", "noted", "refresh", "rt",
+                 "stats")
 
     def __init__(self, stats: FunctionStats, event_type: str, rt: Runtime) -> None:
         """Resolve the buffer, the call ends and the logging cache of ``stats``."""
@@ -36,21 +40,28 @@ class BlockKind:
         self.cache = rt.ends.cache
         self.refresh = rt.ends.log.refresh
         self.failed = rt.ends.failed
+        self.noted = rt.ends.noted
         self.after = rt.ends.after
 
 
 class Measure:
     """The context manager ``measure()`` returns (sync and async).
 
+    ``message`` (None unless set) is a one-line note kept on the block's event when
+    the block ends normally: ``str()`` of it at exit, cleaned as a failure's message
+    is (one line, at most 500 characters).  When an exception leaves the block, the
+    exception's message is recorded instead and the note is ignored.
+
     Made by :func:`new_measure` without a Python ``__init__`` (a fresh one per block
     is the common use, so its creation is part of the hot path).
     """
 
-    __slots__ = ("_kind", "_started", "_t0")
+    __slots__ = ("_kind", "_started", "_t0", "message")
 
     _kind: BlockKind
     _started: list[tuple[CallObserver, object]] | None
     _t0: float
+    message: object
 
     def __enter__(self) -> Measure:
         """Start timing (after the observers, if any, have seen the start)."""
@@ -62,10 +73,12 @@ class Measure:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        """Record the block: a success, or a failure when an exception leaves it."""
+        """Record the block: a success (with its note, if any), or a failure."""
         kind = self._kind
         if exc is not None:
             duration = kind.failed(kind.stats, self._t0, exc)
+        elif self.message is not None:
+            duration = kind.noted(kind.stats, self._t0, self.message)
         else:
             t0 = self._t0
             duration = perf_counter() - t0
@@ -97,13 +110,18 @@ def new_measure(kind: BlockKind) -> Measure:
     """Return a fresh ``Measure`` of ``kind`` (one C allocation, no Python frame)."""
     measure: Measure = _new(Measure)
     measure._kind = kind
+    measure.message = None
     return measure
 
 
 class NoMeasure:
-    """What ``measure()`` returns on a disabled instance: does nothing."""
+    """What ``measure()`` returns on a disabled instance: does nothing (``message`` too)."""
 
-    __slots__ = ()
+    __slots__ = ("message",)
+
+    def __init__(self) -> None:
+        """Start with no note, as a ``Measure`` does."""
+        self.message: object = None
 
     def __enter__(self) -> NoMeasure:
         """Do nothing."""

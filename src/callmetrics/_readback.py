@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from callmetrics._aggregate import FailedCall, FunctionStats
+from callmetrics._aggregate import FailedCall, FunctionStats, NotedCall
 from callmetrics._calibrate import per_call_overhead
 from callmetrics._format import duration, percent
 from callmetrics._recorder import Recorder
@@ -24,8 +24,8 @@ from callmetrics._view import Reading, RetainedCall
 __all__ = ["ReadBack"]
 
 
-def _owner(key: FunctionStats | FailedCall) -> FunctionStats:
-    return key.stats if type(key) is FailedCall else key  # type: ignore[return-value]  # narrowed by type()
+def _owner(key: FunctionStats | FailedCall | NotedCall) -> FunctionStats:
+    return key if isinstance(key, FunctionStats) else key.stats
 
 
 class ReadBack:
@@ -49,6 +49,10 @@ class ReadBack:
                 stats = key.stats
                 out.append(RetainedCall(start, took, stats.name, stats.event_type, key.error,
                                         key.message, key.location))
+            elif type(key) is NotedCall:  # a success with a note
+                stats = key.stats
+                out.append(RetainedCall(start, took, stats.name, stats.event_type, None,
+                                        key.message))
             else:
                 out.append(RetainedCall(start, took, key.name, key.event_type, None))
         return out
@@ -82,6 +86,10 @@ class ReadBack:
                 stats = key.stats
                 out.append(make_event(stats.name, stats.event_type, start, took, key.error, fmt,
                                       key.message, key.location))
+            elif type(key) is NotedCall:  # a success with a note
+                stats = key.stats
+                out.append(make_event(stats.name, stats.event_type, start, took, None, fmt,
+                                      key.message))
             else:
                 out.append(make_event(key.name, key.event_type, start, took, None, fmt))
         return out

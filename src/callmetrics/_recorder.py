@@ -2,7 +2,8 @@
 
 The hot path appends each finished call to ``Recorder.buffer`` as three flat items,
 ``buffer.extend((key, start, duration))``: ``key`` is the function's
-``FunctionStats`` (a ``FailedCall`` when the call raised), ``start`` a
+``FunctionStats`` (a ``FailedCall`` when the call raised, a ``NotedCall`` when a
+successful one carries a note), ``start`` a
 ``perf_counter`` reading, ``duration`` seconds.  The buffer is a list on the
 pure-Python path, where ``extend`` with a tuple is one C call that holds the list
 for its whole length (under the GIL and under free-threading's per-list lock
@@ -57,12 +58,12 @@ OVERFLOW_NAME = "<other functions>"
 
 def _locate(keys: list[Any], durations: Sequence[float], stats: FunctionStats,
             value: float) -> int:
-    """Return the index of a call of ``stats`` (or a failure of it) that took ``value`` s."""
+    """Return the index of a call of ``stats`` (plain, failed or noted) that took ``value`` s."""
     position = 0
     while True:
         position = durations.index(value, position)
         key = keys[position]
-        if key is stats or (type(key) is FailedCall and key.stats is stats):
+        if key is stats or (type(key) is not FunctionStats and key.stats is stats):
             return position
         position += 1
 
@@ -174,8 +175,8 @@ class Recorder:
                     durations: Sequence[float]) -> None:
         """Fold calls buffered elsewhere, in the order given; blocks on the lock.
 
-        ``keys[i]`` is a ``FunctionStats`` or a ``FailedCall``; ``starts`` are
-        ``perf_counter`` readings, ``durations`` seconds.
+        ``keys[i]`` is a ``FunctionStats``, a ``FailedCall`` or a ``NotedCall``; ``starts``
+        are ``perf_counter`` readings, ``durations`` seconds.
         """
         n = len(keys)
         if n != len(starts) or n != len(durations):
@@ -216,16 +217,17 @@ class Recorder:
                 group = groups.get(key)
                 if group is not None:
                     group.append(duration)
-                elif type(key) is FailedCall:  # never a key of groups: goes to its owner's
+                elif type(key) is FunctionStats:
+                    groups[key] = [duration]
+                else:  # a FailedCall or a NotedCall (a success): goes to its owner's group
                     owner = key.stats
-                    failures[owner] = failures.get(owner, 0) + 1
+                    if type(key) is FailedCall:
+                        failures[owner] = failures.get(owner, 0) + 1
                     group = groups.get(owner)
                     if group is None:
                         groups[owner] = [duration]
                     else:
                         group.append(duration)
-                else:
-                    groups[key] = [duration]
             self._chunk = max(_MIN_CHUNK, min(BUFFER_LIMIT, len(keys) * GROUPS_PER_DRAIN
                                               // len(groups)))
             for stats, group in groups.items():
@@ -246,13 +248,11 @@ class Recorder:
         if stats.slowest is None or high > stats.slowest[1]:
             at = _locate(keys, durations, stats, high)
             key = keys[at]
-            stats.slowest = (starts[at] + offset, high,
-                             key if type(key) is FailedCall else None)
+            stats.slowest = (starts[at] + offset, high, None if key is stats else key)
         if stats.fastest is None or low < stats.fastest[1]:
             if low == high and stats.slowest[1] == high:
                 stats.fastest = stats.slowest  # one call (or equal ones): share the record
                 return
             at = _locate(keys, durations, stats, low)
             key = keys[at]
-            stats.fastest = (starts[at] + offset, low,
-                             key if type(key) is FailedCall else None)
+            stats.fastest = (starts[at] + offset, low, None if key is stats else key)

@@ -110,11 +110,13 @@ class Event(dict[str, Any]):
 
     ``json.dumps`` takes it as it is.  The seed's keys are ``Function``, ``Event
     Type``, ``Start Time``, ``End Time`` (formatted local times), ``Duration (s)``,
-    ``Success`` and ``Error`` (the exception type's name or None); ``Message`` (one
-    line, at most 500 characters) and ``Location`` (``file:line in function``) are
-    None for successful calls.  The Unix times are also attributes (``start``,
-    ``end``), with ``duration``, ``function``, ``event_type``, ``error``,
-    ``message``, ``location`` and ``success``.
+    ``Success`` and ``Error`` (the exception type's name or None); ``Message`` is one
+    line of at most 500 characters: for a failure the exception's message, for a
+    success a note its recorder attached (``measure()``'s ``block.message``; for a
+    web request, the status line, e.g. ``200 OK``), else None; ``Location``
+    (``file:line in function``) is None for successful calls.  The Unix times are
+    also attributes (``start``, ``end``), with ``duration``, ``function``,
+    ``event_type``, ``error``, ``message``, ``location`` and ``success``.
     """
 
     __slots__ = ("start",)
@@ -160,7 +162,7 @@ class Event(dict[str, Any]):
 
     @property
     def message(self) -> str | None:
-        """The exception's message (one line, at most 500 characters), or None."""
+        """The exception's message, or a success's note (one line, at most 500 characters)."""
         return self["Message"]  # type: ignore[no-any-return]
 
     @property
@@ -179,17 +181,17 @@ class Event(dict[str, Any]):
         return self.error is None
 
     def __repr__(self) -> str:
-        """Show the function, duration and outcome (a failure's message, when it has one)."""
+        """Show the function, duration and outcome (with its message, when it has one)."""
         outcome = "ok" if self.error is None else self.error
         message = self.message
-        if self.error is not None and message:
+        if message:
             shown = message if len(message) <= _REPR_MESSAGE else message[:_REPR_MESSAGE - 1] + "…"
             outcome = f"{outcome}: {shown!r}"
         return (f"Event({self.function!r}, {self.event_type!r}, {format_duration(self.duration)}, "
                 f"{outcome})")
 
 
-_REPR_MESSAGE = 60  # characters of a failure's message in repr(Event)
+_REPR_MESSAGE = 60  # characters of a message in repr(Event)
 
 
 def _fields(function: str, event_type: str, start: float, duration: float,

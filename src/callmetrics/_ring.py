@@ -1,12 +1,13 @@
 """The bounded ring of retained calls: exactly the newest ``limit`` calls drained.
 
 Calls arrive as the chunks a drain took from the buffer, as three parallel
-sequences: ``keys`` (the function's ``FunctionStats``, or a ``FailedCall`` for a
-call that raised), ``starts`` (``perf_counter`` readings) and ``durations``
-(seconds), lists or ``array('d')``; each chunk carries the offset that turns those
-readings into Unix times.  The ring keeps the chunks as they are (no per-call
-object is built until a read asks for one) and trims the oldest chunk exactly, so
-it never holds more than ``limit`` calls between two drains.
+sequences: ``keys`` (the function's ``FunctionStats``, a ``FailedCall`` for a call
+that raised, a ``NotedCall`` for a successful one with a note), ``starts``
+(``perf_counter`` readings) and ``durations`` (seconds), lists or ``array('d')``;
+each chunk carries the offset that turns those readings into Unix times.  The ring
+keeps the chunks as they are (no per-call object is built until a read asks for
+one) and trims the oldest chunk exactly, so it never holds more than ``limit``
+calls between two drains.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 __all__ = ["EventRing", "Retained"]
 
-# One retained call: (unix start, duration, key) with key a FunctionStats or FailedCall.
+# One retained call: (unix start, duration, key), key a FunctionStats, FailedCall or NotedCall.
 Retained = tuple[float, float, Any]
 
 _by_start = itemgetter(0)
@@ -78,7 +79,7 @@ class EventRing:
         return out
 
     def counts(self) -> Counter[Any]:
-        """Return how many retained calls each key has (failures under their FailedCall)."""
+        """Return how many retained calls each key has (each FailedCall, NotedCall: one)."""
         counter: Counter[Any] = Counter()
         for _, keys, _, _ in list(self._chunks):
             counter.update(keys)

@@ -24,6 +24,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -430,6 +431,7 @@ typedef struct {
     PyObject *refresh;     /* () -> int: recompute the limit after a cache clear */
     PyObject *after;       /* (stats, duration, limit) -> None: drain soon, log a success */
     PyObject *failed;      /* (stats, start, exc) -> float: record, log a failed call */
+    PyObject *noted;       /* (stats, start, message) -> float: record a noted success */
 } SinkObject;
 
 static PyTypeObject Sink_Type;
@@ -438,12 +440,12 @@ static PyObject *
 Sink_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"buffer", "key", "observers", "cache", "cache_key", "refresh",
-                             "after", "failed", NULL};
-    PyObject *buffer, *key, *observers, *cache, *cache_key, *refresh, *after, *failed;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!O!OOOO:Sink", kwlist,
+                             "after", "failed", "noted", NULL};
+    PyObject *buffer, *key, *observers, *cache, *cache_key, *refresh, *after, *failed, *noted;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!O!OOOOO:Sink", kwlist,
                                      &Buffer_Type, &buffer, &key, &PyList_Type, &observers,
                                      &PyDict_Type, &cache, &cache_key, &refresh, &after,
-                                     &failed)) {
+                                     &failed, &noted)) {
         return NULL;
     }
     SinkObject *self = (SinkObject *)type->tp_alloc(type, 0);
@@ -458,6 +460,7 @@ Sink_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->refresh = Py_NewRef(refresh);
     self->after = Py_NewRef(after);
     self->failed = Py_NewRef(failed);
+    self->noted = Py_NewRef(noted);
     return (PyObject *)self;
 }
 
@@ -472,6 +475,7 @@ Sink_traverse(SinkObject *self, visitproc visit, void *arg)
     Py_VISIT(self->refresh);
     Py_VISIT(self->after);
     Py_VISIT(self->failed);
+    Py_VISIT(self->noted);
     return 0;
 }
 
@@ -486,6 +490,7 @@ Sink_clear(SinkObject *self)
     Py_CLEAR(self->refresh);
     Py_CLEAR(self->after);
     Py_CLEAR(self->failed);
+    Py_CLEAR(self->noted);
     return 0;
 }
 
@@ -500,7 +505,7 @@ Sink_dealloc(SinkObject *self)
 static inline int
 sink_ready(SinkObject *sink)
 {
-    if (sink->buffer == NULL || sink->failed == NULL) {   /* cleared by the collector */
+    if (sink->buffer == NULL || sink->failed == NULL || sink->noted == NULL) {   /* cleared */
         PyErr_SetString(PyExc_RuntimeError, "callmetrics: tracking state was cleared");
         return 0;
     }
@@ -634,7 +639,7 @@ static PyTypeObject Sink_Type = {
     .tp_basicsize = sizeof(SinkObject),
     .tp_dealloc = (destructor)Sink_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Sink(buffer, key, observers, cache, cache_key, refresh, after, failed)",
+    .tp_doc = "Sink(buffer, key, observers, cache, cache_key, refresh, after, failed, noted)",
     .tp_traverse = (traverseproc)Sink_traverse,
     .tp_clear = (inquiry)Sink_clear,
     .tp_getset = Sink_getset,
@@ -833,6 +838,7 @@ typedef struct {
     PyObject *name;
     PyObject *fallback;   /* (name) -> pure-Python measure, used while observers exist */
     PyObject *delegate;   /* that pure-Python measure, once entered with observers */
+    PyObject *message;    /* the block's note (NULL: none), as the Python Measure's */
     double start;
 } MeasureObject;
 
@@ -850,6 +856,7 @@ measure_make(SinkObject *sink, PyObject *name, PyObject *fallback)
     self->name = Py_NewRef(name);
     self->fallback = Py_NewRef(fallback);
     self->delegate = NULL;
+    self->message = NULL;
     self->start = 0.0;
     PyObject_GC_Track(self);
     return self;
@@ -874,6 +881,7 @@ Measure_traverse(MeasureObject *self, visitproc visit, void *arg)
     Py_VISIT(self->name);
     Py_VISIT(self->fallback);
     Py_VISIT(self->delegate);
+    Py_VISIT(self->message);
     return 0;
 }
 
@@ -884,6 +892,7 @@ Measure_clear(MeasureObject *self)
     Py_CLEAR(self->name);
     Py_CLEAR(self->fallback);
     Py_CLEAR(self->delegate);
+    Py_CLEAR(self->message);
     return 0;
 }
 
@@ -923,6 +932,12 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (self->delegate != NULL) {
         PyObject *delegate = self->delegate;
         self->delegate = NULL;
+        /* A note set on this object (not on what __enter__ returned) goes along. */
+        if (self->message != NULL && self->message != Py_None
+            && PyObject_SetAttrString(delegate, "message", self->message) < 0) {
+            Py_DECREF(delegate);
+            return NULL;
+        }
         PyObject *argv[4] = {delegate, args[0], args[1], args[2]};
         PyObject *r = PyObject_VectorcallMethod(str_exit, argv, 4, NULL);
         Py_DECREF(delegate);
@@ -935,6 +950,21 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *exc = args[1];
+    if (exc == Py_None && self->message != NULL && self->message != Py_None) {
+        /* A noted success: the engine's Python records the note (rare path). */
+        PyObject *argv[3] = {self->sink->key, NULL, self->message};
+        argv[1] = PyFloat_FromDouble(self->start);
+        if (argv[1] == NULL) {
+            return NULL;
+        }
+        PyObject *r = PyObject_Vectorcall(self->sink->noted, argv, 3, NULL);
+        Py_DECREF(argv[1]);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+        Py_RETURN_NONE;
+    }
     if (exc == Py_None) {
         if (sink_success(self->sink, self->start, end) < 0) {
             return NULL;
@@ -1064,6 +1094,12 @@ static PyMethodDef Measure_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef Measure_members[] = {
+    {"message", T_OBJECT, offsetof(MeasureObject, message), 0,
+     "A one-line note kept on the block's event when it ends normally (None: none)."},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyTypeObject Measure_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "callmetrics._speedups.Measure",
@@ -1074,6 +1110,7 @@ static PyTypeObject Measure_Type = {
     .tp_traverse = (traverseproc)Measure_traverse,
     .tp_clear = (inquiry)Measure_clear,
     .tp_methods = Measure_methods,
+    .tp_members = Measure_members,
     .tp_new = Measure_new,
 };
 

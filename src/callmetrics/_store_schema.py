@@ -9,7 +9,8 @@ marks the file as a callmetrics store):
 - ``functions``: the run's cumulative per-function aggregates, replaced on every
   write; ``sketch`` is ``DurationSketch.to_dict()`` as JSON.
 - ``events``: the run's retained calls (at most ``max_events`` of them), with the
-  exception's type, message and location for failed ones.
+  exception's type, message and location for failed ones, and the note (``message``,
+  no error) of successful ones that carry one.
 
 Version 2 added ``events.message`` and ``events.location`` (and the same for the
 slowest and fastest calls of ``functions``).  A version-1 file is migrated when it is

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from callmetrics._aggregate import Extreme, FailedCall, FunctionStats
+from callmetrics._aggregate import Extreme, FailedCall, FunctionStats, NotedCall
 from callmetrics._recorder import Recorder
 from callmetrics._records import Event
 from callmetrics._ring import Retained
@@ -28,6 +28,8 @@ def _mine(recorder: Recorder, name: str, event_type: str, module: str) -> Functi
 def _rekey(key: object, mapping: dict[int, FunctionStats]) -> object:
     if type(key) is FailedCall:
         return FailedCall(mapping[id(key.stats)], key.error, key.message, key.location)
+    if type(key) is NotedCall:
+        return NotedCall(mapping[id(key.stats)], key.message)
     return mapping[id(key)]
 
 
@@ -44,13 +46,21 @@ def merge_into(mine: Recorder, theirs: Recorder) -> int:
     return mine.ring.replace(mine.ring.calls() + incoming)
 
 
+def _key(stats: FunctionStats, error: str | None, message: str | None,
+         location: str | None) -> FunctionStats | FailedCall | NotedCall:
+    """The ring key of a stored call: a failure, a success with a note, or a plain success."""
+    if error is not None:
+        return FailedCall(stats, error, message, location)
+    if message is not None:
+        return NotedCall(stats, message)
+    return stats
+
+
 def _extreme(stats: FunctionStats, event: Event | None) -> Extreme | None:
     if event is None:
         return None
-    failed = None
-    if event.error is not None:
-        failed = FailedCall(stats, event.error, event.message, event.location)
-    return (event.start, event.duration, failed)
+    key = _key(stats, event.error, event.message, event.location)
+    return (event.start, event.duration, None if isinstance(key, FunctionStats) else key)
 
 
 def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
@@ -58,7 +68,8 @@ def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
     """Add stored aggregates and retained calls.
 
     Each event is a ``RetainedCall`` (what a store read gives, message and location
-    included), or a plain ``(start, duration, error, name[, message, location])``.
+    included), or a plain ``(start, duration, error, name[, message, location])``.  A
+    call without error but with a message is a success with a note.
     """
     for snap in functions:
         stats = _mine(recorder, snap.name, snap.event_type, snap.module)
@@ -81,8 +92,5 @@ def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
         owner = recorder.stats.get(name)
         if owner is None:
             owner = recorder.stats[name] = FunctionStats(name, event_type, "<store>")
-        key: object = owner
-        if error is not None:
-            key = FailedCall(owner, error, message, location)
-        restored.append((start, took, key))
+        restored.append((start, took, _key(owner, error, message, location)))
     recorder.ring.replace(recorder.ring.calls() + restored)

@@ -32,7 +32,7 @@ class RetainedCall(NamedTuple):
     error: str | None
     """The exception's type name, or None for a successful call."""
     message: str | None = None
-    """The exception's message: one line, at most 500 characters (None on success)."""
+    """The exception's message, or a success's note: one line, at most 500 characters."""
     location: str | None = None
     """Where the exception was raised: ``file:line in function`` (None on success)."""
 

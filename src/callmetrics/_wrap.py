@@ -24,7 +24,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from callmetrics import _accel
-from callmetrics._aggregate import failure_of
+from callmetrics._aggregate import failure_of, note_of
 from callmetrics._logging import CACHE_KEY, report_internal_error
 
 if TYPE_CHECKING:
@@ -163,9 +163,10 @@ def _normal_exit(exc: BaseException) -> bool:
 class Ends:
     """How calls end, shared by every wrapper of one instance (one object, no closures).
 
-    ``ok(stats, t0)`` and ``failed(stats, t0, exc)`` record a call that started at
-    ``t0`` and return its duration; ``after(stats, duration, limit)`` drains a full
-    buffer and logs a success.  Wrappers inline ``ok`` on their hot path.
+    ``ok(stats, t0)``, ``noted(stats, t0, message)`` (a success with a note) and
+    ``failed(stats, t0, exc)`` record a call that started at ``t0`` and return its
+    duration; ``after(stats, duration, limit)`` drains a full buffer and logs a
+    success.  Wrappers inline ``ok`` on their hot path.
     """
 
     __slots__ = ("buffer", "cache", "capacity", "drain_soon", "extend", "hooks", "log")
@@ -216,6 +217,26 @@ class Ends:
         """Record a successful call that started at ``t0``; return its duration."""
         duration = perf_counter() - t0
         self.extend((stats, t0, duration))
+        try:
+            limit = self.cache[CACHE_KEY]
+        except KeyError:  # logging changed a level and cleared its caches: decide again
+            limit = self.log.refresh()
+        if len(self.buffer) >= limit:
+            self.after(stats, duration, limit)
+        return duration
+
+    def noted(self, stats: FunctionStats, t0: float, message: object) -> float:
+        """Record a successful call noted ``message`` (``str()`` of it); return its duration.
+
+        The note is cleaned as a failure's message is (``note_of``).  Never raises.
+        """
+        duration = perf_counter() - t0
+        try:
+            key: object = note_of(stats, message)
+        except Exception as err:  # noqa: BLE001  # never let the note break the call
+            report_internal_error("describing a note", err)
+            key = stats
+        self.extend((key, t0, duration))
         try:
             limit = self.cache[CACHE_KEY]
         except KeyError:  # logging changed a level and cleared its caches: decide again

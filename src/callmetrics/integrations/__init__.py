@@ -2,8 +2,9 @@
 
 ``callmetrics.integrations.asgi`` (Starlette, FastAPI, any ASGI app) and
 ``callmetrics.integrations.wsgi`` (Flask, Django, any WSGI app) share what is here:
-the bounded request names, the failure rule and the per-status counts.  Neither
-imports a web framework; both record through ``Analytics.measure``.
+the bounded request names, the failure rule, the status line every request's event
+carries and the per-status counts.  Neither imports a web framework; both record
+through ``Analytics.measure``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import http
 import threading
 from collections import Counter
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Protocol
 
 __all__ = [
     "UNMATCHED",
+    "Block",
     "FailedStatus",
     "Recorder",
     "RequestLog",
@@ -25,6 +27,7 @@ __all__ = [
     "default_failure",
     "fail_on",
     "request_name",
+    "status_line",
 ]
 
 UNMATCHED = "<unmatched>"
@@ -33,11 +36,33 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
                       "CONNECT"})
 
 
+class Block(Protocol):
+    """What ``measure()`` returns: a context manager whose ``message`` notes a success."""
+
+    message: object
+
+    def __enter__(self) -> Block:
+        """Start timing."""
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Record the block."""
+
+
 class Recorder(Protocol):
     """What the middlewares need of an ``Analytics``: its public ``measure``."""
 
-    def measure(self, name: str, *, event_type: str = ...) -> AbstractContextManager[Any]:
+    def measure(self, name: str, *, event_type: str = ...) -> Block:
         """Time a block recorded as one call of ``name``."""
+
+
+def status_line(status: int) -> str:
+    """Return ``"200 OK"``: the code and its standard phrase (``Unknown Status`` if none)."""
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Unknown Status"
+    return f"{status} {phrase}"
 
 
 class FailedStatus(Exception):  # noqa: N818  # recorded as the call's error type: reads as the status
@@ -48,19 +73,21 @@ class FailedStatus(Exception):  # noqa: N818  # recorded as the call's error typ
     """
 
     def __init__(self, status: int) -> None:
-        """Describe ``status`` with its standard phrase."""
-        try:
-            phrase = http.HTTPStatus(status).phrase
-        except ValueError:
-            phrase = "Unknown Status"
-        super().__init__(f"{status} {phrase}")
+        """Describe ``status`` with its standard phrase (:func:`status_line`)."""
+        super().__init__(status_line(status))
         self.status = status
 
 
-def fail_on(status: int, failure: Callable[[int], bool]) -> None:
-    """Raise ``FailedStatus`` when a response with ``status`` counts as a failure."""
+def fail_on(status: int, failure: Callable[[int], bool], block: Block | None = None) -> None:
+    """Raise ``FailedStatus`` when a response with ``status`` counts as a failure.
+
+    Otherwise note the status line on ``block`` (when given and a response started),
+    so that a successful request's event carries it too.
+    """
     if status and failure(status):
         raise FailedStatus(status)
+    if status and block is not None:
+        block.message = status_line(status)
 
 
 def check_event_type(event_type: object) -> None:

@@ -87,7 +87,8 @@ class CallmetricsMiddleware:
 
     A request fails when the app raises, or when its status satisfies ``failure``
     (default: 5xx); a failing status is recorded as error ``FailedStatus`` with the
-    status line as message.  ``status_counts`` counts responses per name and status.
+    status line as message, any other as a success whose event's message is the
+    status line (``200 OK``).  ``status_counts`` counts responses per name and status.
     WebSocket and lifespan traffic passes through untouched.
     """
 
@@ -136,9 +137,9 @@ class CallmetricsMiddleware:
             await send(message)
 
         try:
-            with self.analytics.measure(name, event_type=self.event_type):
+            with self.analytics.measure(name, event_type=self.event_type) as block:
                 await self.app(scope, receive, send_status)
-                fail_on(status, self.failure)
+                fail_on(status, self.failure, block)
         except FailedStatus:
             pass
         finally:

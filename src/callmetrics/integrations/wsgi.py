@@ -136,7 +136,8 @@ class CallmetricsMiddleware:
 
     A request fails when the app raises (also while its body is produced), or when
     its status satisfies ``failure`` (default: 5xx); a failing status is recorded as
-    error ``FailedStatus`` with the status line as message.  ``status_counts`` counts
+    error ``FailedStatus`` with the status line as message, any other as a success
+    whose event's message is the status line (``200 OK``).  ``status_counts`` counts
     responses per name and status.
     """
 
@@ -192,7 +193,7 @@ class CallmetricsMiddleware:
             self._log.add(name, status)
             if exc is None:
                 try:
-                    fail_on(status, self.failure)
+                    fail_on(status, self.failure, measure)
                 except FailedStatus as failed:
                     exc = failed
             tb: TracebackType | None = exc.__traceback__ if exc is not None else None
