@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 import callmetrics
 from callmetrics import Analytics, LoggerContainer, _accel
-from callmetrics._aggregate import FunctionStats
+from callmetrics._aggregate import FailedCall, FunctionStats, NotedCall
 from callmetrics._sketch_keys import bucket_keys, key_of
 
 IN_CI = os.environ.get("CI") == "true"
@@ -499,6 +499,53 @@ def test_count_values_counts_the_sketch_keys(values: list[float]) -> None:
         assert {first + i: n for i, n in enumerate(dense) if n} == expected
 
 
+_OWNERS = [FunctionStats(f"f{i}", "unit", "m") for i in range(6)]
+
+
+def _key(code: int) -> Any:
+    """A key of one of six functions: itself, or a failure's or a note's description."""
+    owner = _OWNERS[code % 6]
+    kind = code // 6
+    if kind == 0:
+        return owner
+    if kind == 1:
+        return FailedCall(owner, "ValueError", "bad", None)
+    return NotedCall(owner, "200 OK")
+
+
+@given(codes=st.lists(st.integers(0, 17), max_size=60), n=st.integers(0, 70),
+       groups=st.integers(0, 7))
+def test_a_drain_takes_whole_calls_of_at_most_groups_functions(codes: list[int], n: int,
+                                                                groups: int) -> None:
+    """``take`` cuts before the first call of a function past ``groups``, on either buffer."""
+    keys = [_key(code) for code in codes]
+    expected = len(keys) if n == 0 else min(n, len(keys))
+    if groups:
+        met: list[FunctionStats] = []
+        for at, key in enumerate(keys[:expected]):
+            owner = key if type(key) is FunctionStats else key.stats
+            if owner not in met:
+                if len(met) == groups:
+                    expected = at
+                    break
+                met.append(owner)
+    buffers: list[Any] = [[]]
+    if _accel.IMPLEMENTATION == "c":
+        from callmetrics import _speedups  # noqa: PLC0415  # C only
+
+        buffers.append(_speedups.CallBuffer())
+    for buffer in buffers:
+        for at, key in enumerate(keys):
+            buffer.extend((key, float(at), at / 100))
+        taken, starts, durations = _accel.take(buffer, 3 * n, groups, FunctionStats)
+        assert taken == keys[:expected]
+        assert list(starts) == [float(at) for at in range(expected)]
+        assert list(durations) == [at / 100 for at in range(expected)]
+        assert len(buffer) == 3 * (len(keys) - expected)
+        rest, _, _ = _accel.take(buffer, 0)
+        assert rest == keys[expected:]
+
+
 @C_ONLY
 def test_call_buffer_keeps_whole_calls_in_order() -> None:
     """The C buffer speaks the list's flat protocol and hands drains whole calls, in order."""
@@ -541,6 +588,14 @@ def test_call_buffer_refuses_bad_calls_whole() -> None:
         buffer.extend(iter((key, 1.0, 2.0)))
     with pytest.raises(ValueError, match=">= 0"):
         buffer.take(-3)
+    with pytest.raises(ValueError, match="groups <= 64"):
+        buffer.take(3, 65, FunctionStats)
+    with pytest.raises(TypeError, match="needs plain"):
+        buffer.take(3, 2)
+    buffer.extend((key, 1.0, 2.0))
+    with pytest.raises(AttributeError):  # a key that is neither FunctionStats nor has stats
+        buffer.take(3, 2, FunctionStats)
+    assert len(buffer) == 3  # left as it was
     with pytest.raises(TypeError):
         _speedups.CallBuffer(1)
     with pytest.raises(TypeError):

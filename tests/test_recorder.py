@@ -20,7 +20,7 @@ from callmetrics import (
     LoggerContainer,
 )
 from callmetrics._aggregate import FailedCall
-from callmetrics._recorder import BUFFER_LIMIT, OVERFLOW_NAME, Recorder
+from callmetrics._recorder import BUFFER_LIMIT, GROUPS_PER_DRAIN, OVERFLOW_NAME, Recorder
 from callmetrics._wrap import BACKLOG
 
 
@@ -308,6 +308,29 @@ def test_a_drain_takes_at_most_one_chunk(quiet: LoggerContainer) -> None:
     assert len(analytics.buffer) == 3 * (2 * BUFFER_LIMIT + 1)
     assert analytics.call_counts == {"f": 3 * BUFFER_LIMIT + 1}
     assert len(analytics.buffer) == 0
+
+
+def test_a_drain_folds_at_most_a_bounded_number_of_functions(quiet: LoggerContainer) -> None:
+    """Calls spread over many functions drain a few functions at a time, the first drain too.
+
+    Regression: the first drain took a whole chunk however many functions it held
+    (1,024 calls of 1,000 new functions: 13 to 23 ms in one call).
+    """
+    analytics = Analytics(loggers=quiet)
+    fns = [analytics.track("unit", name=f"f{i}")(lambda: None) for i in range(100)]
+    recorder = analytics._recorder
+    with recorder.lock:
+        recorder._busy = True  # as another thread's drain would: calls only buffer
+        try:
+            for i in range(BUFFER_LIMIT):
+                fns[i % 100]()
+        finally:
+            recorder._busy = False
+    fns[0]()  # finds the buffer full: drains one chunk
+    folded = {stats.name: stats.calls for stats in recorder.stats.values() if stats.calls}
+    assert folded == {f"f{i}": 1 for i in range(GROUPS_PER_DRAIN)}
+    assert len(analytics.buffer) == 3 * (BUFFER_LIMIT + 1 - GROUPS_PER_DRAIN)
+    assert sum(analytics.call_counts.values()) == BUFFER_LIMIT + 1  # a read drains it all
 
 
 def test_drain_calls_folds_calls_buffered_elsewhere(analytics: Analytics) -> None:

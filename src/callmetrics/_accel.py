@@ -88,17 +88,33 @@ def new_buffer() -> Any:
 Taken = tuple[list[Any], MutableSequence[float], MutableSequence[float]]
 
 
-def take(buffer: Any, n: int) -> Taken:
+def take(buffer: Any, n: int, groups: int = 0, plain: type | None = None) -> Taken:
     """Remove the oldest ``n // 3`` calls of ``buffer`` (0: all); return their parts.
 
-    Only drains call this, holding the recorder's lock: appends by other threads
-    meanwhile go to the end and stay.
+    With ``groups`` (at most 64), stop before the first call of a function beyond the
+    first ``groups`` met, so that a drain folds at most that many functions: a key
+    of type ``plain`` (``FunctionStats``) is its own function, any other (a
+    failure's or a note's description) stands for its ``stats``.  Only drains call
+    this, holding the recorder's lock: appends by other threads meanwhile go to the
+    end and stay.
     """
-    if type(buffer) is list:
-        flat = buffer[:n] if n else buffer[:]
-        del buffer[:len(flat)]
-        return flat[0::3], flat[1::3], flat[2::3]
-    return buffer.take(n)  # type: ignore[no-any-return]  # CallBuffer.take: see _speedups.c
+    if type(buffer) is not list:
+        return buffer.take(n, groups, plain)  # type: ignore[no-any-return]  # CallBuffer.take: see _speedups.c
+    end = min(n, len(buffer)) if n else len(buffer)
+    keys = buffer[0:end:3]
+    if groups and keys and keys.count(keys[0]) != len(keys):
+        seen: set[int] = set()
+        for at, key in enumerate(keys):
+            owner = key if type(key) is plain else key.stats
+            if id(owner) not in seen:
+                if len(seen) == groups:
+                    del keys[at:]
+                    break
+                seen.add(id(owner))
+        end = 3 * len(keys)
+    flat = buffer[:end]
+    del buffer[:end]
+    return keys, flat[1::3], flat[2::3]
 
 
 def sync_builder(python_builder: B) -> B:

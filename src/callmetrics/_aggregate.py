@@ -190,20 +190,13 @@ class FunctionStats:
         The extremes' events are the caller's to set: it knows where the calls are.
         """
         count = len(durations)
+        if count == 1:
+            low = durations[0]
+            self.add_call(low, successes == 1, short_max, medium_max)
+            return low, low
         self.calls += count
         self.successes += successes
         self.hot_calls += count
-        if count == 1:
-            low = high = durations[0]
-            self.total += low
-            if low <= short_max:
-                self.fast += 1
-            elif low <= medium_max:
-                self.medium += 1
-            else:
-                self.slow += 1
-            self.sketch.add_one(low)
-            return low, high
         total, low, high = _summary(durations)
         self.total += total
         if high <= short_max:  # the common case: no sort (bucket keys counted in bulk)
@@ -219,6 +212,24 @@ class FunctionStats:
         self.slow += count - medium
         self.sketch.add_sorted(ordered)
         return low, high
+
+    def add_call(self, duration: float, success: bool, short_max: float,
+                 medium_max: float) -> None:
+        """Add one drained call (the drain's path when a chunk spreads over many functions).
+
+        The extremes' events are the caller's to set, as with :meth:`add`.
+        """
+        self.calls += 1
+        self.successes += success
+        self.hot_calls += 1
+        self.total += duration
+        if duration <= short_max:
+            self.fast += 1
+        elif duration <= medium_max:
+            self.medium += 1
+        else:
+            self.slow += 1
+        self.sketch.add_one(duration)
 
     def merge(self, other: FunctionStats) -> None:
         """Add another function's aggregates to this one."""

@@ -11,9 +11,9 @@ alike), or the accelerator's ``CallBuffer`` (C arrays; the C wrappers store into
 directly, with no object per call).  Either way it always holds whole calls.
 
 When the buffer holds ``BUFFER_LIMIT`` calls, the call that sees it drains one
-chunk of at most ``BUFFER_LIMIT`` calls (``drain_soon``; fewer when the last chunk
-spread over more than ``GROUPS_PER_DRAIN`` functions): it takes the chunk off the
-front of the buffer at once (``_accel.take``: keys, starts, durations; so other
+chunk of at most ``BUFFER_LIMIT`` calls and ``GROUPS_PER_DRAIN`` distinct keys
+(``drain_soon``; so calls spread over many functions drain in smaller chunks): it
+takes the chunk off the front of the buffer at once (``_accel.take``: keys, starts, durations; so other
 threads see a short buffer again and do not pile in), folds it into the aggregates
 grouped by function (one group when a single function filled it), and hands it to
 the ring, which trims to exactly ``max_events``.  Reads drain everything first.  A
@@ -46,11 +46,10 @@ __all__ = ["BUFFER_LIMIT", "OVERFLOW_NAME", "Recorder"]
 # a drain of one function's chunk stays far below 100 µs, large enough to amortise it.
 BUFFER_LIMIT = 1024
 
-# A drain folds each function's calls with some fixed work (about a microsecond):
-# after a drain that met many functions, the next ones take fewer calls, so that no
-# call pays for more than about this many functions' folds.
-GROUPS_PER_DRAIN = 32
-_MIN_CHUNK = 32
+# A drain folds each function's calls with some fixed work (one to two microseconds
+# in pure Python): a drain stops before the call that would make it fold more than
+# this many groups, so that no call pays for more than this many functions' folds.
+GROUPS_PER_DRAIN = 16
 
 # Where calls of functions past ``max_functions`` are recorded, together.
 OVERFLOW_NAME = "<other functions>"
@@ -71,7 +70,7 @@ def _locate(keys: list[Any], durations: Sequence[float], stats: FunctionStats,
 class Recorder:
     """Buffers, drains, per-function aggregates and the ring of one ``Analytics``."""
 
-    __slots__ = ("_busy", "_chunk", "_warn", "buffer", "lock", "max_functions", "medium_max",
+    __slots__ = ("_busy", "_warn", "buffer", "lock", "max_functions", "medium_max",
                  "overflow", "ring", "short_max", "stats")
 
     def __init__(self, *, max_events: int, max_functions: int, short_max: float,
@@ -80,7 +79,6 @@ class Recorder:
         self.buffer: Any = new_buffer()  # a list, or the accelerator's CallBuffer
         self.lock = threading.RLock()
         self._busy = False
-        self._chunk = BUFFER_LIMIT  # calls the next hot-path drain takes (see _fold)
         self.stats: dict[str, FunctionStats] = {}
         self.ring = EventRing(max_events)
         self.max_functions = max_functions
@@ -140,7 +138,7 @@ class Recorder:
                 return True  # re-entered from this thread: the outer drain or read goes on
             self._busy = True
             try:
-                self._drain_chunk(self._chunk)
+                self._drain_chunk(BUFFER_LIMIT, GROUPS_PER_DRAIN)
             finally:
                 self._busy = False
         except Exception as exc:  # noqa: BLE001  # runs inside a user's call: never break it
@@ -164,7 +162,7 @@ class Recorder:
             try:
                 try:
                     while self.buffer:
-                        self._drain_chunk(0)
+                        self._drain_chunk(0, 0)
                 except Exception as exc:  # noqa: BLE001  # a read still answers
                     report_internal_error("draining buffered calls", exc)
                 yield True
@@ -185,11 +183,11 @@ class Recorder:
             with self.lock:
                 self._fold(list(keys), list(starts), list(durations))
 
-    def _drain_chunk(self, limit: int) -> None:
-        """Take up to ``limit`` calls (0: all) off the buffer's front and fold them."""
+    def _drain_chunk(self, limit: int, groups: int) -> None:
+        """Fold up to ``limit`` calls (0: all) off the buffer's front, ``groups`` keys at most."""
         # Calls appended meanwhile by other threads stay (each append is one atomic
         # extend at the end; only drains, holding the lock, take from the front).
-        keys, starts, durations = take(self.buffer, 3 * limit)
+        keys, starts, durations = take(self.buffer, 3 * limit, groups, FunctionStats)
         if keys:
             self._fold(keys, starts, durations)
 
@@ -204,12 +202,21 @@ class Recorder:
         short_max, medium_max = self.short_max, self.medium_max
         first = keys[0]
         spent: list[tuple[FunctionStats, int]] = []
-        if type(first) is FunctionStats and keys.count(first) == len(keys):
+        n = len(keys)
+        if type(first) is FunctionStats and keys.count(first) == n:
             # One function filled the chunk (the common hot loop): no grouping at all.
             low, high = first.add(durations, len(durations), short_max, medium_max)
             self._extremes(first, keys, starts, durations, offset, low, high)
             spent.append((first, len(keys)))
-            self._chunk = BUFFER_LIMIT
+        elif 4 * len(set(keys)) > n:
+            # Calls spread over many functions (called in turn): grouping would cost
+            # more than it saves, so each call is folded as it comes.
+            owners = self._fold_each(keys, starts, durations, offset)
+            per_call = (perf_counter() - began) / n
+            for stats in owners:
+                stats.drain_seconds += per_call
+            self.ring.append(keys, starts, durations, offset)
+            return
         else:
             groups: dict[FunctionStats, list[float]] = {}
             failures: dict[FunctionStats, int] = {}
@@ -228,8 +235,6 @@ class Recorder:
                         groups[owner] = [duration]
                     else:
                         group.append(duration)
-            self._chunk = max(_MIN_CHUNK, min(BUFFER_LIMIT, len(keys) * GROUPS_PER_DRAIN
-                                              // len(groups)))
             for stats, group in groups.items():
                 count = len(group)
                 low, high = stats.add(group, count - failures.get(stats, 0), short_max,
@@ -241,6 +246,30 @@ class Recorder:
         per_call = (perf_counter() - began) / len(keys)
         for stats, count in spent:
             stats.drain_seconds += per_call * count
+
+    def _fold_each(self, keys: list[Any], starts: Sequence[float],
+                   durations: Sequence[float], offset: float) -> list[FunctionStats]:
+        """Fold calls one by one (extremes included); return each call's function."""
+        short_max, medium_max = self.short_max, self.medium_max
+        owners: list[FunctionStats] = []
+        for at, key in enumerate(keys):
+            duration = durations[at]
+            if type(key) is FunctionStats:
+                stats, record, success = key, None, True
+            else:  # a FailedCall, or a NotedCall (a success)
+                stats, record = key.stats, key
+                success = type(key) is not FailedCall
+            stats.add_call(duration, success, short_max, medium_max)
+            # The first call of a duration is the extreme, as _locate finds it in a chunk.
+            made = None
+            slowest = stats.slowest
+            if slowest is None or duration > slowest[1]:
+                made = stats.slowest = (starts[at] + offset, duration, record)
+            fastest = stats.fastest
+            if fastest is None or duration < fastest[1]:
+                stats.fastest = made or (starts[at] + offset, duration, record)
+            owners.append(stats)
+        return owners
 
     @staticmethod
     def _extremes(stats: FunctionStats, keys: list[Any], starts: Sequence[float],

@@ -20,6 +20,7 @@ serialises changes.
 from __future__ import annotations
 
 import math
+import struct
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
@@ -45,6 +46,10 @@ from callmetrics._sketch_keys import (
 )
 
 __all__ = ["DurationSketch", "bucket_bounds", "bucket_keys"]
+
+# key_of's two steps, bound once for add_one's inline copy.
+_KEY_PACK = struct.Struct("=f").pack
+_KEY_UNPACK = struct.Struct("=I").unpack
 
 # A batch spanning fewer buckets than its values / _PER_BUCKET is counted by one
 # bisection per bucket; a wider one value by value (both in C).  Measured with
@@ -163,16 +168,25 @@ class DurationSketch:
 
         ``add`` once the value is checked, and the drain's path for a function met once
         in a chunk (many functions called in turn), where the per-batch work of
-        ``add_sorted`` would dominate.
+        ``add_sorted`` would dominate: so the common case (a bucket already covered,
+        items wide enough) runs here inline, with no further call.
         """
-        self._reserve(self._count + 1)
+        count = self._count + 1
+        counts = self._counts
+        if count > CAPACITY[counts.itemsize]:
+            self._reserve(count)
+            counts = self._counts
         if value < ABOVE_ZERO:
             self._zeros += 1
         else:
-            key = key_of(value)
-            self._cover(key, key)
-            self._counts[key - self._offset] += 1
-        self._count += 1
+            key = _KEY_UNPACK(_KEY_PACK(value))[0] >> 16  # key_of(value), inline
+            at = key - self._offset
+            if 0 <= at < len(counts):
+                counts[at] += 1
+            else:
+                self._cover(key, key)
+                self._counts[key - self._offset] += 1
+        self._count = count
         self._min = min(self._min, value)
         self._max = max(self._max, value)
 

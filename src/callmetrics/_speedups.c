@@ -33,6 +33,7 @@
 static PyObject *str_enter;   /* "__enter__" */
 static PyObject *str_exit;    /* "__exit__" */
 static PyObject *str_qualname;
+static PyObject *str_stats;   /* "stats" */
 
 static inline double
 monotonic_seconds(void)
@@ -326,22 +327,98 @@ doubles_array(const double *values, Py_ssize_t n)
     return out;
 }
 
-/* take(n): remove the oldest n // 3 calls (0: all) and return them as
-   (keys, starts, durations): a list and two array('d'), oldest first. */
-static PyObject *
-Buffer_take(BufferObject *self, PyObject *arg)
+#define TAKE_MAX_GROUPS 64
+
+/* How many of the oldest `calls` calls come before the first call of a (groups +
+   1)-th distinct function.  A key of type `plain` is its own function; any other
+   key (a failure's or a note's description) stands for the function held by its
+   `stats` slot, read through the type's slot descriptor (C code only).  Returns -1
+   with an exception set if such a key has no `stats`. */
+static Py_ssize_t
+calls_within_groups(BufferObject *self, Py_ssize_t calls, Py_ssize_t groups,
+                    PyTypeObject *plain)
 {
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    PyObject *seen[TAKE_MAX_GROUPS];
+    Py_ssize_t distinct = 0;
+    for (Py_ssize_t i = 0; i < calls; i++) {
+        PyObject *key = self->keys[self->head + i];
+        if (Py_TYPE(key) != plain) {
+            /* Borrowed as long as the key lives, which the buffer guarantees: the
+               owner is only compared, never used after this function. */
+            PyObject *owner = PyObject_GetAttr(key, str_stats);
+            if (owner == NULL) {
+                return -1;
+            }
+            Py_DECREF(owner);
+            key = owner;
+            if (i >= self->tail - self->head) {   /* only a misuse can shrink it meanwhile */
+                return i;
+            }
+        }
+        Py_ssize_t j = 0;
+        while (j < distinct && seen[j] != key) {
+            j++;
+        }
+        if (j == distinct) {
+            if (distinct == groups) {
+                return i;
+            }
+            seen[distinct++] = key;
+        }
+    }
+    return calls;
+}
+
+/* take(n, groups=0, plain=None): remove the oldest n // 3 calls (0: all), stopping
+   before the first call of a (groups + 1)-th distinct function (0: no such bound;
+   at most 64; `plain` is the type of keys that are functions themselves, needed
+   then), and return them as (keys, starts, durations): a list and two array('d'),
+   oldest first. */
+static PyObject *
+Buffer_take(BufferObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "CallBuffer.take(n, groups=0, plain=None) takes 1 to 3 arguments");
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[0]);
     if (n == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (n < 0) {
-        PyErr_SetString(PyExc_ValueError, "CallBuffer.take() needs n >= 0");
+    Py_ssize_t groups = 0;
+    if (nargs >= 2) {
+        groups = PyLong_AsSsize_t(args[1]);
+        if (groups == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    if (n < 0 || groups < 0 || groups > TAKE_MAX_GROUPS) {
+        PyErr_SetString(PyExc_ValueError,
+                        "CallBuffer.take() needs n >= 0 and 0 <= groups <= 64");
+        return NULL;
+    }
+    PyTypeObject *plain = NULL;
+    if (nargs == 3 && args[2] != Py_None) {
+        if (!PyType_Check(args[2])) {
+            PyErr_SetString(PyExc_TypeError, "CallBuffer.take(): plain must be a type");
+            return NULL;
+        }
+        plain = (PyTypeObject *)args[2];
+    }
+    if (groups > 0 && plain == NULL) {
+        PyErr_SetString(PyExc_TypeError, "CallBuffer.take(): groups needs plain");
         return NULL;
     }
     for (;;) {
         Py_ssize_t live = self->tail - self->head;
         Py_ssize_t calls = (n == 0 || n / 3 > live) ? live : n / 3;
+        if (groups > 0) {
+            calls = calls_within_groups(self, calls, groups, plain);
+            if (calls < 0) {
+                return NULL;
+            }
+        }
         /* Everything is allocated first: a failure leaves the buffer as it was.
            Allocations may run the garbage collector, hence Python code that appends
            (which may slide the live calls to the front: re-read head afterwards). */
@@ -399,8 +476,9 @@ static PySequenceMethods Buffer_as_sequence = {
 static PyMethodDef Buffer_methods[] = {
     {"extend", (PyCFunction)Buffer_extend, METH_O,
      "extend(items): append whole calls, given flat as key, start, duration, ..."},
-    {"take", (PyCFunction)Buffer_take, METH_O,
-     "take(n): remove the oldest n // 3 calls (0: all); return (keys, starts, durations)."},
+    {"take", (PyCFunction)(void (*)(void))Buffer_take, METH_FASTCALL,
+     "take(n, groups=0, plain=None): remove the oldest n // 3 calls (0: all), of at most\n"
+     "`groups` functions (0: any); return (keys, starts, durations)."},
     {"clear", (PyCFunction)Buffer_clear_method, METH_NOARGS, "Drop every call."},
     {NULL, NULL, 0, NULL},
 };
@@ -1484,7 +1562,8 @@ PyInit__speedups(void)
     str_enter = PyUnicode_InternFromString("__enter__");
     str_exit = PyUnicode_InternFromString("__exit__");
     str_qualname = PyUnicode_InternFromString("__qualname__");
-    if (!str_enter || !str_exit || !str_qualname) {
+    str_stats = PyUnicode_InternFromString("stats");
+    if (!str_enter || !str_exit || !str_qualname || !str_stats) {
         return NULL;
     }
     PyObject *array_module = PyImport_ImportModule("array");
