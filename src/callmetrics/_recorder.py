@@ -11,14 +11,15 @@ alike), or the accelerator's ``CallBuffer`` (C arrays; the C wrappers store into
 directly, with no object per call).  Either way it always holds whole calls.
 
 When the buffer holds ``BUFFER_LIMIT`` calls, the call that sees it drains one
-chunk of at most ``BUFFER_LIMIT`` calls and ``GROUPS_PER_DRAIN`` distinct keys
+chunk of at most ``BUFFER_LIMIT`` calls of at most ``GROUPS_PER_DRAIN`` functions
 (``drain_soon``; so calls spread over many functions drain in smaller chunks): it
-takes the chunk off the front of the buffer at once (``_accel.take``: keys, starts, durations; so other
-threads see a short buffer again and do not pile in), folds it into the aggregates
-grouped by function (one group when a single function filled it), and hands it to
-the ring, which trims to exactly ``max_events``.  Reads drain everything first.  A
-drain therefore costs in proportion to the calls it takes, never to the number of
-functions tracked, and no call pays for more than one chunk.
+takes the chunk off the front of the buffer at once (``_accel.take``: keys, starts
+and durations; so other threads see a short buffer again and do not pile in),
+folds it into the aggregates (in bulk when one function filled it, grouped by
+function when few did, call by call when many did), and hands it to the ring,
+which trims to exactly ``max_events``.  Reads drain everything first.  A drain
+therefore costs in proportion to the calls it takes, never to the number of
+functions tracked, and no call pays for more than one bounded chunk.
 
 Re-entry: the lock is re-entrant so that a signal handler, a ``__del__`` or a
 logging handler running inside a drain or a read in the same thread cannot
@@ -199,53 +200,54 @@ class Recorder:
         """
         began = perf_counter()
         offset = time.time() - began
-        short_max, medium_max = self.short_max, self.medium_max
         first = keys[0]
-        spent: list[tuple[FunctionStats, int]] = []
         n = len(keys)
+        spent: list[tuple[FunctionStats, int]]
         if type(first) is FunctionStats and keys.count(first) == n:
             # One function filled the chunk (the common hot loop): no grouping at all.
-            low, high = first.add(durations, len(durations), short_max, medium_max)
+            low, high = first.add(durations, n, self.short_max, self.medium_max)
             self._extremes(first, keys, starts, durations, offset, low, high)
-            spent.append((first, len(keys)))
+            spent = [(first, n)]
         elif 4 * len(set(keys)) > n:
             # Calls spread over many functions (called in turn): grouping would cost
             # more than it saves, so each call is folded as it comes.
-            owners = self._fold_each(keys, starts, durations, offset)
-            per_call = (perf_counter() - began) / n
-            for stats in owners:
-                stats.drain_seconds += per_call
-            self.ring.append(keys, starts, durations, offset)
-            return
+            spent = [(stats, 1) for stats in self._fold_each(keys, starts, durations, offset)]
         else:
-            groups: dict[FunctionStats, list[float]] = {}
-            failures: dict[FunctionStats, int] = {}
-            for key, duration in zip(keys, durations, strict=True):
-                group = groups.get(key)
-                if group is not None:
-                    group.append(duration)
-                elif type(key) is FunctionStats:
-                    groups[key] = [duration]
-                else:  # a FailedCall or a NotedCall (a success): goes to its owner's group
-                    owner = key.stats
-                    if type(key) is FailedCall:
-                        failures[owner] = failures.get(owner, 0) + 1
-                    group = groups.get(owner)
-                    if group is None:
-                        groups[owner] = [duration]
-                    else:
-                        group.append(duration)
-            for stats, group in groups.items():
-                count = len(group)
-                low, high = stats.add(group, count - failures.get(stats, 0), short_max,
-                                      medium_max)
-                self._extremes(stats, keys, starts, durations, offset, low, high)
-                spent.append((stats, count))
+            spent = self._fold_groups(keys, starts, durations, offset)
         self.ring.append(keys, starts, durations, offset)
         # The bulk work is part of what the decorator costs: share it out by calls.
-        per_call = (perf_counter() - began) / len(keys)
+        per_call = (perf_counter() - began) / n
         for stats, count in spent:
             stats.drain_seconds += per_call * count
+
+    def _fold_groups(self, keys: list[Any], starts: Sequence[float],
+                     durations: Sequence[float], offset: float) -> list[tuple[FunctionStats, int]]:
+        """Fold calls grouped by function; return each function with its count of calls."""
+        groups: dict[FunctionStats, list[float]] = {}
+        failures: dict[FunctionStats, int] = {}
+        for key, duration in zip(keys, durations, strict=True):
+            group = groups.get(key)
+            if group is not None:
+                group.append(duration)
+            elif type(key) is FunctionStats:
+                groups[key] = [duration]
+            else:  # a FailedCall or a NotedCall (a success): goes to its owner's group
+                owner = key.stats
+                if type(key) is FailedCall:
+                    failures[owner] = failures.get(owner, 0) + 1
+                group = groups.get(owner)
+                if group is None:
+                    groups[owner] = [duration]
+                else:
+                    group.append(duration)
+        spent = []
+        for stats, group in groups.items():
+            count = len(group)
+            low, high = stats.add(group, count - failures.get(stats, 0), self.short_max,
+                                  self.medium_max)
+            self._extremes(stats, keys, starts, durations, offset, low, high)
+            spent.append((stats, count))
+        return spent
 
     def _fold_each(self, keys: list[Any], starts: Sequence[float],
                    durations: Sequence[float], offset: float) -> list[FunctionStats]:
