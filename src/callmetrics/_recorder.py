@@ -68,6 +68,11 @@ def _locate(keys: list[Any], durations: Sequence[float], stats: FunctionStats,
         position += 1
 
 
+def _functions(keys: list[Any]) -> int:
+    """Return how many functions the keys stand for (a failure's or a note's: its owner)."""
+    return len({key if type(key) is FunctionStats else key.stats for key in keys})
+
+
 class Recorder:
     """Buffers, drains, per-function aggregates and the ring of one ``Analytics``."""
 
@@ -208,9 +213,11 @@ class Recorder:
             low, high = first.add(durations, n, self.short_max, self.medium_max)
             self._extremes(first, keys, starts, durations, offset, low, high)
             spent = [(first, n)]
-        elif 4 * len(set(keys)) > n:
+        elif 4 * len(set(keys)) > n and 4 * _functions(keys) > n:
             # Calls spread over many functions (called in turn): grouping would cost
-            # more than it saves, so each call is folded as it comes.
+            # more than it saves, so each call is folded as it comes.  (Distinct keys
+            # first, cheaply: failures' and notes' keys are distinct even when their
+            # function is one, as in a loop of failing calls.)
             spent = [(stats, 1) for stats in self._fold_each(keys, starts, durations, offset)]
         else:
             spent = self._fold_groups(keys, starts, durations, offset)
