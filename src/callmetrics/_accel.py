@@ -101,20 +101,32 @@ def take(buffer: Any, n: int, groups: int = 0, plain: type | None = None) -> Tak
     if type(buffer) is not list:
         return buffer.take(n, groups, plain)  # type: ignore[no-any-return]  # CallBuffer.take: see _speedups.c
     end = min(n, len(buffer)) if n else len(buffer)
-    keys = buffer[0:end:3]
-    if groups and keys and keys.count(keys[0]) != len(keys):
-        seen: set[int] = set()
-        for at, key in enumerate(keys):
-            owner = key if type(key) is plain else key.stats
-            if id(owner) not in seen:
-                if len(seen) == groups:
-                    del keys[at:]
-                    break
-                seen.add(id(owner))
-        end = 3 * len(keys)
+    if groups and end:
+        end = _cut(buffer, end, groups, plain)
     flat = buffer[:end]
     del buffer[:end]
-    return keys, flat[1::3], flat[2::3]
+    return flat[0::3], flat[1::3], flat[2::3]
+
+
+def _cut(buffer: list[Any], end: int, groups: int, plain: type | None) -> int:
+    """Where the calls of the first ``groups`` functions of ``buffer[:end]`` end."""
+    first = buffer[0]
+    if type(first) is plain:
+        # One function's calls (the hot loop) are found without a Python loop.
+        probe = buffer[0:min(end, 12 * groups):3]
+        if probe.count(first) == len(probe):
+            keys = buffer[0:end:3]
+            if keys.count(first) == len(keys):
+                return end
+    seen: set[int] = set()
+    for at in range(0, end, 3):
+        key = buffer[at]
+        owner = key if type(key) is plain else key.stats
+        if id(owner) not in seen:
+            if len(seen) == groups:
+                return at
+            seen.add(id(owner))
+    return end
 
 
 def sync_builder(python_builder: B) -> B:

@@ -213,11 +213,13 @@ class Recorder:
             low, high = first.add(durations, n, self.short_max, self.medium_max)
             self._extremes(first, keys, starts, durations, offset, low, high)
             spent = [(first, n)]
-        elif 4 * len(set(keys)) > n and 4 * _functions(keys) > n:
+        elif 4 * len(set(keys)) > n and (n <= 4 * GROUPS_PER_DRAIN
+                                         or 4 * _functions(keys) > n):
             # Calls spread over many functions (called in turn): grouping would cost
             # more than it saves, so each call is folded as it comes.  (Distinct keys
-            # first, cheaply: failures' and notes' keys are distinct even when their
-            # function is one, as in a loop of failing calls.)
+            # first, cheaply; then, for a large chunk, functions: failures' and notes'
+            # keys are distinct even when their function is one, as in a loop of
+            # failing calls.)
             spent = [(stats, 1) for stats in self._fold_each(keys, starts, durations, offset)]
         else:
             spent = self._fold_groups(keys, starts, durations, offset)
