@@ -87,6 +87,54 @@ def test_sync_functions_get_the_c_wrapper_and_others_stay_python(analytics: Anal
                                      "stay_python.coro": 1}
 
 
+def test_async_calls_are_timed_from_start_to_end_on_either_path(analytics: Analytics) -> None:
+    """An async call's duration spans its awaits (its end is recorded in C when built)."""
+
+    @analytics.track("unit", name="wait")
+    async def wait(seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+    @analytics.track("unit", name="fail")
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("x")
+
+    async def main() -> None:
+        began = time.perf_counter()
+        assert await wait(0.02) == 0.02
+        took = time.perf_counter() - began
+        with pytest.raises(KeyError):
+            await fail()
+        (event,) = [e for e in analytics.events if e.function == "wait"]
+        assert 0.02 <= event.duration <= took
+        assert event.start <= time.time()
+
+    asyncio.run(main())
+    assert analytics.call_counts == {"wait": 1, "fail": 1}
+    assert analytics.success_counts == {"wait": 1, "fail": 0}
+
+
+@C_ONLY
+def test_a_sink_s_ok_records_one_call_and_checks_its_start() -> None:
+    """``Sink.ok(start)`` (the async wrapper's end) appends one call, and refuses a bad start."""
+    analytics = Analytics()
+
+    @analytics.track("unit", name="coro")
+    async def coro() -> None:
+        pass
+
+    asyncio.run(coro())
+    assert len(analytics.buffer) == 3  # one call, in the instance's CallBuffer
+    stats = analytics._recorder.stats["coro"]
+    ok = _accel.success_recorder(stats, analytics)
+    assert ok is not None
+    ok(time.perf_counter())
+    with pytest.raises(TypeError):
+        ok("soon")  # type: ignore[arg-type]  # what the test checks
+    assert analytics.call_counts == {"coro": 2}
+
+
 def documented(a: int, b: str = "x", *, c: float = 1.0) -> str:
     """Say hello."""
     return f"{a}{b}{c}"

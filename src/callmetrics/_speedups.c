@@ -706,6 +706,28 @@ Sink_get_buffer(SinkObject *self, void *Py_UNUSED(closure))
     return Py_NewRef(self->buffer);
 }
 
+/* sink.ok(start): record a successful call that started at `start` (a perf_counter
+   reading) and ends now: the Python async wrapper's end, done as the C wrapper's. */
+static PyObject *
+Sink_ok(SinkObject *self, PyObject *start)
+{
+    double began = PyFloat_AsDouble(start);
+    if (began == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    double end = monotonic_seconds();
+    if (!sink_ready(self) || sink_success(self, began, end) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Sink_methods[] = {
+    {"ok", (PyCFunction)Sink_ok, METH_O,
+     "ok(start): record a successful call that started at `start` and ends now."},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyGetSetDef Sink_getset[] = {
     {"buffer", (getter)Sink_get_buffer, NULL, "The CallBuffer calls are appended to.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -721,6 +743,7 @@ static PyTypeObject Sink_Type = {
     .tp_traverse = (traverseproc)Sink_traverse,
     .tp_clear = (inquiry)Sink_clear,
     .tp_getset = Sink_getset,
+    .tp_methods = Sink_methods,
     .tp_new = Sink_new,
 };
 

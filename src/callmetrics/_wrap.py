@@ -323,9 +323,27 @@ def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> 
     # Every name below is a closure cell of the wrapper (40 bytes each per function);
     # the clock and the cache key are module globals, as fast to load in 3.11+.
     ends = rt.ends
-    buf, extend, cache = ends.buffer, ends.extend, ends.cache
-    after, failed, refresh = ends.hooks
+    failed = ends.failed
     observers = rt.observers
+    record = _accel.success_recorder(stats, rt)
+    if record is not None:
+        # With the accelerator, the end of a successful call is one C call.
+        async def recorded(*args: Any, **kwargs: Any) -> Any:
+            if observers:
+                return await _observed_async(rt, func, stats, args, kwargs)
+            t0 = perf_counter()
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                failed(stats, t0, exc)
+                raise
+            record(t0)
+            return result
+
+        return recorded
+
+    buf, extend, cache = ends.buffer, ends.extend, ends.cache
+    after, _, refresh = ends.hooks
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         if observers:
