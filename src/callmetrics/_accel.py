@@ -13,7 +13,7 @@ The C types follow the engine's seam (``docs/engine.md``): with the accelerator,
 an instance's call buffer is a ``CallBuffer`` (C arrays of keys, starts and
 durations) instead of a list, speaking the same flat protocol (``len``,
 ``extend``, ``clear``; ``take`` for drains).  A ``Sink`` stores each call there
-and calls the engine's Python ``after``/``failed`` (``_wrap.Ends``) exactly where
+and calls the engine's Python ``after``/``failed`` (``_ends.Ends``) exactly where
 the Python wrapper does.  This module builds them from the engine's parts.
 """
 

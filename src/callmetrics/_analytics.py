@@ -116,7 +116,7 @@ class Analytics(ReadBack, Outputs):
                                   short_max=self.short_max, medium_max=self.medium_max,
                                   warn=self._warn)
         self._lock = self._recorder.lock  # the store's fork hooks hold it across fork()
-        # The wrappers' runtime (see _wrap.Runtime): the buffer and the bounded drain.
+        # The wrappers' runtime (see _ends.Runtime): the buffer and the bounded drain.
         self.buffer = self._recorder.buffer
         self.drain_soon = self._recorder.drain_soon
         self._call_logger = CallLogger(loggers, self.long_max, 3 * BUFFER_LIMIT)

@@ -4,9 +4,8 @@ Everything that can be decided at decoration time is (the kind of callable, its
 recorded name, the buffer it appends to).  A successful call then costs two clock
 reads, one ``buffer.extend((stats, start, duration))`` (one atomic C call: see
 ``_recorder.py``), a length check and one dict lookup for the cached logging
-decision.  Aggregation happens in bulk, later (``Recorder._fold``).  A failed call
-also describes its exception (``_aggregate.failure_of``) and buffers that
-description in place of the stats.
+decision.  Aggregation happens in bulk, later (``Recorder._fold``).  How calls end
+(a failure described, a full buffer drained, a line logged) is ``_ends.Ends``.
 
 ``SystemExit`` with code 0 or None is a normal end, recorded as a success; every
 other exception, ``KeyboardInterrupt`` and ``asyncio.CancelledError`` included, is a
@@ -21,17 +20,26 @@ import sys
 import types
 from collections.abc import AsyncGenerator, Callable, Generator
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from callmetrics import _accel
-from callmetrics._aggregate import failure_of, note_of
-from callmetrics._logging import CACHE_KEY, report_internal_error
+from callmetrics._ends import (
+    BACKLOG,
+    CallObserver,
+    Ends,
+    Runtime,
+    end_observers,
+    start_observers,
+)
+from callmetrics._logging import CACHE_KEY
 
 if TYPE_CHECKING:
     from callmetrics._aggregate import FunctionStats
-    from callmetrics._logging import CallLogger
 
+# BACKLOG, CallObserver, Ends, Runtime and the observer helpers live in _ends; they
+# are also reached from here, where the wrappers that use them are.
 __all__ = [
+    "BACKLOG",
     "OWNER_ATTRIBUTE",
     "CallObserver",
     "Ends",
@@ -44,49 +52,6 @@ __all__ = [
     "start_observers",
     "wrap",
 ]
-
-# Chunks a full buffer may hold while another thread drains, before a call waits
-# (at most BACKLOG_WAIT seconds) for that drain: the buffer's bound under threads.
-BACKLOG = 8
-BACKLOG_WAIT = 0.05
-
-
-class CallObserver(Protocol):
-    """Something that wants to see each tracked call (batch progress, spans).
-
-    Observers are only consulted while at least one is registered; the default
-    path pays a single truthiness check for them.
-    """
-
-    def on_start(self, stats: FunctionStats) -> object:
-        """Run just before the call; the return value is passed to ``on_end``."""
-
-    def on_end(self, token: object, stats: FunctionStats, duration: float,
-               error: BaseException | None) -> None:
-        """Run just after the call, with its duration and exception (None on success)."""
-
-
-class Runtime(Protocol):
-    """What a wrapper needs from its ``Analytics`` instance."""
-
-    @property
-    def call_logger(self) -> CallLogger:
-        """Writes the per-call log lines."""
-
-    @property
-    def observers(self) -> list[CallObserver]:
-        """Registered observers (mutated in place)."""
-
-    @property
-    def buffer(self) -> list[Any]:
-        """The instance's call buffer (flat ``stats, start, duration`` triples)."""
-
-    @property
-    def ends(self) -> Ends:
-        """How calls end (shared by the instance's wrappers)."""
-
-    def drain_soon(self, wait: float = 0.0) -> bool:
-        """Fold one chunk of a full buffer, unless another thread is draining (False)."""
 
 
 def recorded_name(func: object) -> str:
@@ -134,132 +99,6 @@ def callable_kind(func: Callable[..., Any]) -> str:
         if inspect.iscoroutinefunction(probe):
             return "async"
     return "sync"
-
-
-def start_observers(rt: Runtime, stats: FunctionStats) -> list[tuple[CallObserver, object]]:
-    started = []
-    for observer in list(rt.observers):
-        try:
-            started.append((observer, observer.on_start(stats)))
-        except Exception as exc:  # noqa: BLE001  # an observer must not break the call
-            report_internal_error(f"observer {type(observer).__name__}.on_start", exc)
-    return started
-
-
-def end_observers(started: list[tuple[CallObserver, object]], stats: FunctionStats,
-                   duration: float, error: BaseException | None) -> None:
-    for observer, token in reversed(started):
-        try:
-            observer.on_end(token, stats, duration, error)
-        except Exception as exc:  # noqa: BLE001  # an observer must not break the call
-            report_internal_error(f"observer {type(observer).__name__}.on_end", exc)
-
-
-def _normal_exit(exc: BaseException) -> bool:
-    """Whether ``exc`` ends a call normally: ``SystemExit`` with code 0 or None."""
-    return type(exc) is SystemExit and exc.code in (0, None)
-
-
-class Ends:
-    """How calls end, shared by every wrapper of one instance (one object, no closures).
-
-    ``ok(stats, t0)``, ``noted(stats, t0, message)`` (a success with a note) and
-    ``failed(stats, t0, exc)`` record a call that started at ``t0`` and return its
-    duration; ``after(stats, duration, limit)`` drains a full buffer and logs a
-    success.  Wrappers inline ``ok`` on their hot path.
-    """
-
-    __slots__ = ("buffer", "cache", "capacity", "drain_soon", "extend", "hooks", "log")
-
-    def __init__(self, rt: Runtime) -> None:
-        """Resolve the runtime's buffer, drain and logging cache once."""
-        self.buffer = rt.buffer
-        self.extend = rt.buffer.extend
-        self.log = rt.call_logger
-        self.cache = self.log.cache
-        self.capacity = self.log.capacity
-        self.drain_soon = rt.drain_soon
-        # Bound once: every wrapper holds these same objects (memory per function).
-        self.hooks = (self.after, self.failed, self.log.refresh)
-
-    def after(self, stats: FunctionStats, duration: float, limit: int) -> None:
-        """Drain a full buffer; log the success while successful calls are logged."""
-        # Reached when the buffer is full or when successful calls are being logged
-        # (the cached limit is then 0).
-        self._make_room(limit)
-        if limit == 0:
-            self.log.success(stats.name, stats.event_type, duration)
-
-    def _make_room(self, limit: int) -> None:
-        """Drain a chunk if the buffer is full; ``limit`` is the cached limit in force."""
-        size = len(self.buffer)
-        if size < self.capacity:
-            return
-        if self.drain_soon() or (size >= BACKLOG * self.capacity
-                                 and self.drain_soon(BACKLOG_WAIT)):
-            if limit > self.capacity:  # a raised limit (below): back to normal
-                self._set_limit(limit, self.capacity)
-        elif limit:
-            # Another thread is draining (under the GIL it may be waiting for its turn
-            # to run): let this one's calls fill one more chunk before they come here
-            # again, instead of every call failing the lock.  Past BACKLOG chunks, a
-            # call waits for that drain (bounded), so that the buffer stays bounded
-            # whatever the number of threads.
-            self._set_limit(limit, size + self.capacity)
-
-    def _set_limit(self, seen: int, limit: int) -> None:
-        """Replace the cached limit ``seen``, unless logging changed it meanwhile."""
-        cache = self.cache
-        if cache.get(CACHE_KEY) == seen:
-            cache[CACHE_KEY] = limit
-
-    def ok(self, stats: FunctionStats, t0: float) -> float:
-        """Record a successful call that started at ``t0``; return its duration."""
-        duration = perf_counter() - t0
-        self.extend((stats, t0, duration))
-        try:
-            limit = self.cache[CACHE_KEY]
-        except KeyError:  # logging changed a level and cleared its caches: decide again
-            limit = self.log.refresh()
-        if len(self.buffer) >= limit:
-            self.after(stats, duration, limit)
-        return duration
-
-    def noted(self, stats: FunctionStats, t0: float, message: object) -> float:
-        """Record a successful call noted ``message`` (``str()`` of it); return its duration.
-
-        The note is cleaned as a failure's message is (``note_of``).  Never raises.
-        """
-        duration = perf_counter() - t0
-        try:
-            key: object = note_of(stats, message)
-        except Exception as err:  # noqa: BLE001  # never let the note break the call
-            report_internal_error("describing a note", err)
-            key = stats
-        self.extend((key, t0, duration))
-        try:
-            limit = self.cache[CACHE_KEY]
-        except KeyError:  # logging changed a level and cleared its caches: decide again
-            limit = self.log.refresh()
-        if len(self.buffer) >= limit:
-            self.after(stats, duration, limit)
-        return duration
-
-    def failed(self, stats: FunctionStats, t0: float, exc: BaseException) -> float:
-        """Record a call that raised ``exc``; return its duration.  Never raises."""
-        duration = perf_counter() - t0
-        if _normal_exit(exc):
-            self.extend((stats, t0, duration))
-            return duration
-        try:
-            described: object = failure_of(stats, exc)
-        except Exception as err:  # noqa: BLE001  # never let describing it break the call
-            report_internal_error("describing a failure", err)
-            described = stats
-        self.extend((described, t0, duration))
-        self._make_room(self.cache.get(CACHE_KEY, 0))
-        self.log.failure(stats.name, stats.event_type, duration, exc)
-        return duration
 
 
 def _observed_sync(rt: Runtime, func: Callable[..., Any], stats: FunctionStats,
