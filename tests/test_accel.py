@@ -14,6 +14,7 @@ import gc
 import importlib.util
 import inspect
 import logging
+import math
 import os
 import pickle
 import shutil
@@ -517,7 +518,12 @@ def test_bulk_helpers_check_what_they_are_given() -> None:
     with pytest.raises(TypeError):
         _speedups.count_keys(array("H", [7]), array("B", bytes(4)))
     for values in ([3e-6, 1e-6, 5e-6, 1e-6, 5e-6], array("d", [3e-6, 1e-6, 5e-6])):
-        assert _speedups.summary(values) == (sum(values), min(values), max(values))
+        total, low, high = _speedups.summary(values)
+        assert total == pytest.approx(math.fsum(values), rel=1e-15)
+        assert (low, high) == (min(values), max(values))
+    # Compensated: a million tiny durations after a large one are not lost.
+    values = [1.0] + [1e-16] * 1_000_000
+    assert _speedups.summary(values)[0] == pytest.approx(math.fsum(values), rel=1e-15)
     assert _speedups.summary([2.5]) == (2.5, 2.5, 2.5)
     for bad in ([1.0, 2], (1.0, 2.0), None, array("f", [1.0]), array("q", [1])):
         with pytest.raises(TypeError):

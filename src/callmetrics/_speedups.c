@@ -27,6 +27,7 @@
 #include <structmember.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -1427,9 +1428,11 @@ double_at(PyObject *values, const double *data, Py_ssize_t i, const char *what)
     return PyFloat_AS_DOUBLE(item);
 }
 
-/* summary(values): (sum, min, max) of a non-empty list of floats or array('d'),
-   summed in order as sum() sums floats; min and max as min() and max() give them
-   for values that are not NaN (the drain's durations never are). */
+/* summary(values): (sum, min, max) of a non-empty list of floats or array('d').
+   The sum is compensated (Neumaier's variant of Kahan's summation, as sum() does
+   for floats from Python 3.12 on), so it does not drift over millions of calls;
+   min and max as min() and max() give them for values that are not NaN (the
+   drain's durations never are). */
 static PyObject *
 speedups_summary(PyObject *Py_UNUSED(module), PyObject *values)
 {
@@ -1445,7 +1448,7 @@ speedups_summary(PyObject *Py_UNUSED(module), PyObject *values)
         PyErr_SetString(PyExc_ValueError, "summary() needs at least one value");
         goto done;
     }
-    double total = 0.0, lo = 0.0, hi = 0.0;
+    double total = 0.0, compensation = 0.0, lo = 0.0, hi = 0.0;
     for (Py_ssize_t i = 0; i < n; i++) {
         double v = double_at(values, data, i, what);
         if (v == -1.0 && PyErr_Occurred()) {
@@ -1460,7 +1463,17 @@ speedups_summary(PyObject *Py_UNUSED(module), PyObject *values)
         else if (v > hi) {
             hi = v;
         }
-        total += v;
+        double t = total + v;
+        if (fabs(total) >= fabs(v)) {
+            compensation += (total - t) + v;
+        }
+        else {
+            compensation += (v - t) + total;
+        }
+        total = t;
+    }
+    if (compensation != 0.0 && isfinite(compensation)) {
+        total += compensation;
     }
     result = Py_BuildValue("(ddd)", total, lo, hi);
 done:
