@@ -498,25 +498,22 @@ def test_bulk_helpers_check_what_they_are_given() -> None:
     """The drain's C helpers refuse bad input instead of misreading it."""
     from callmetrics import _speedups  # noqa: PLC0415  # C only
 
-    dense = array("B", bytes(4))
-    _speedups.count_keys(array("H", [7, 8, 8, 10]), dense, 7)
-    assert list(dense) == [1, 2, 0, 1]
+    one, two, four = key_of(1e-6), key_of(2e-6), key_of(4e-6)
+    dense = array("B", bytes(four - one + 1))
+    _speedups.count_values([1e-6, 2e-6, 2e-6, 4e-6], dense, one)
+    assert (dense[0], dense[two - one], dense[four - one], sum(dense)) == (1, 2, 1, 4)
     for width in "HILQ":
-        wide = array(width, bytes(4 * array(width).itemsize))
-        _speedups.count_keys(array("H", [3, 3, 6]), wide, 3)
-        assert list(wide) == [2, 0, 0, 1]
+        wide = array(width, bytes((two - one + 1) * array(width).itemsize))
+        _speedups.count_values(array("d", [1e-6, 1e-6, 2e-6]), wide, one)
+        assert (wide[0], wide[-1], sum(wide)) == (2, 1, 3)
     with pytest.raises(ValueError, match="outside"):
-        _speedups.count_keys(array("H", [7, 11]), array("B", bytes(4)), 7)
+        _speedups.count_values([1e-6, 4e-6], array("B", bytes(2)), one)
     with pytest.raises(ValueError, match="outside"):
-        _speedups.count_keys(array("H", [6]), array("B", bytes(4)), 7)
-    with pytest.raises(TypeError):
-        _speedups.count_keys(array("I", [7]), array("B", bytes(4)), 7)
-    with pytest.raises(TypeError):
-        _speedups.count_keys(array("H", [7]), array("b", bytes(4)), 7)
+        _speedups.count_values([1e-6], array("B", bytes(4)), one + 1)
     with pytest.raises(BufferError):
-        _speedups.count_keys(array("H", [7]), b"\0\0\0\0", 7)  # read-only
+        _speedups.count_values([1e-6], b"\0\0\0\0", one)  # read-only
     with pytest.raises(TypeError):
-        _speedups.count_keys(array("H", [7]), array("B", bytes(4)))
+        _speedups.count_values([1e-6], array("B", bytes(4)))
     for values in ([3e-6, 1e-6, 5e-6, 1e-6, 5e-6], array("d", [3e-6, 1e-6, 5e-6])):
         total, low, high = _speedups.summary(values)
         assert total == pytest.approx(math.fsum(values), rel=1e-15)

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 __all__ = [
     "IMPLEMENTATION",
     "REASON",
-    "count_keys",
     "count_values",
     "measure_factory",
     "new_buffer",
@@ -62,11 +61,9 @@ def _load() -> tuple[Any, str]:
 
 _speedups, REASON = _load()
 IMPLEMENTATION: Final[str] = "python" if _speedups is None else "c"
-# count_keys(keys, dense, first): the sketch's bulk counting in C (None: count in Python).
-count_keys: Final[Callable[[Any, Any, int], None] | None] = getattr(
-    _speedups, "count_keys", None)
-# count_values(values, dense, first): count_keys of the values' bucket keys, computed
-# in C from a list of floats or an array('d').
+# count_values(values, dense, first): the sketch's bulk counting in C, dense[key - first]
+# += 1 for the bucket key of each value of a list of floats or an array('d') (None:
+# count in Python).
 count_values: Final[Callable[[Any, Any, int], None] | None] = getattr(
     _speedups, "count_values", None)
 # summary(values): (sum, min, max) of a drained chunk's durations in one C pass.

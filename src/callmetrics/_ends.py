@@ -152,8 +152,12 @@ class Ends:
 
     def ok(self, stats: FunctionStats, t0: float) -> float:
         """Record a successful call that started at ``t0``; return its duration."""
-        duration = perf_counter() - t0
-        self.extend((stats, t0, duration))
+        return self._succeeded(stats, stats, t0, perf_counter() - t0)
+
+    def _succeeded(self, key: object, stats: FunctionStats, t0: float,
+                   duration: float) -> float:
+        """Buffer a successful call under ``key``, then drain or log as the limit says."""
+        self.extend((key, t0, duration))
         try:
             limit = self.cache[CACHE_KEY]
         except KeyError:  # logging changed a level and cleared its caches: decide again
@@ -173,14 +177,7 @@ class Ends:
         except Exception as err:  # noqa: BLE001  # never let the note break the call
             report_internal_error("describing a note", err)
             key = stats
-        self.extend((key, t0, duration))
-        try:
-            limit = self.cache[CACHE_KEY]
-        except KeyError:  # logging changed a level and cleared its caches: decide again
-            limit = self.log.refresh()
-        if len(self.buffer) >= limit:
-            self.after(stats, duration, limit)
-        return duration
+        return self._succeeded(key, stats, t0, duration)
 
     def failed(self, stats: FunctionStats, t0: float, exc: BaseException) -> float:
         """Record a call that raised ``exc``; return its duration.  Never raises."""

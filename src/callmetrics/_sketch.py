@@ -29,7 +29,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate, chain, compress, count, repeat
 from operator import gt, setitem, sub
 
-from callmetrics._accel import count_keys as _count_keys_in_c
 from callmetrics._accel import count_values as _count_values_in_c
 from callmetrics._sketch_keys import (
     ABOVE_ZERO,
@@ -210,12 +209,8 @@ class DurationSketch:
         self._cover(first, last)
         if first == last:
             self._counts[first - self._offset] += n
-        elif _count_values_in_c is not None:
-            dense = array(self._counts.typecode, bytes((last - first + 1) * self._counts.itemsize))
-            _count_values_in_c(values, dense, first)
-            self._add_counts(first - self._offset, dense)
         else:
-            self._count_keys(bucket_keys(values), first, last)
+            self._count_values(values, first, last)
         self._count += n
         self._min = min(self._min, low)
         self._max = max(self._max, high)
@@ -249,17 +244,21 @@ class DurationSketch:
         self._add_counts(first - self._offset, array(self._counts.typecode, tallies))
 
     def _count_by_value(self, values: list[float], start: int, first: int, last: int) -> None:
-        """Count ``values[start:]`` (keys ``first`` to ``last``) key by key, in C."""
-        self._count_keys(bucket_keys(values[start:] if start else values), first, last)
+        """Count ``values[start:]`` (keys ``first`` to ``last``) key by key, in bulk."""
+        self._count_values(values[start:] if start else values, first, last)
 
-    def _count_keys(self, keys: array[int], first: int, last: int) -> None:
-        """Add bucket ``keys`` (each from ``first`` to ``last``) to the counts, in bulk."""
-        if _count_keys_in_c is not None:
+    def _count_values(self, values: Sequence[float], first: int, last: int) -> None:
+        """Add ``values`` (keys ``first`` to ``last``) to the counts, in bulk.
+
+        With the accelerator, keys are computed and counted in C straight from the
+        values; else computed in bulk (``bucket_keys``) and counted by ``Counter``.
+        """
+        if _count_values_in_c is not None:
             dense = array(self._counts.typecode, bytes((last - first + 1) * self._counts.itemsize))
-            _count_keys_in_c(keys, dense, first)
+            _count_values_in_c(values, dense, first)
             self._add_counts(first - self._offset, dense)
             return
-        tally = Counter(keys)
+        tally = Counter(bucket_keys(values))
         # A zeroed array indexed by key itself (at most 2**15 items, freed at once) saves
         # a subtraction per bucket; operator.setitem is the cheapest call map can make.
         dense = array(self._counts.typecode, bytes((last + 1) * self._counts.itemsize))

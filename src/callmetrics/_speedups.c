@@ -1316,76 +1316,6 @@ speedups_now(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     return PyFloat_FromDouble(monotonic_seconds());
 }
 
-/* count_keys(keys, dense, first): dense[key - first] += 1 for every key of `keys`.
-
-   The sketch's bulk counting (callmetrics._sketch): `keys` an array('H') of bucket
-   keys, `dense` a zeroed array of unsigned items (B, H, I, L or Q) wide enough for
-   len(keys).  Raises ValueError, leaving `dense` partly counted, for a key outside
-   it; the caller then discards `dense`. */
-#define COUNT_INTO(T)                                                   \
-    do {                                                                \
-        T *d = (T *)dense.buf;                                          \
-        for (Py_ssize_t i = 0; i < n; i++) {                            \
-            Py_ssize_t at = (Py_ssize_t)k[i] - first;                   \
-            if (at < 0 || at >= size) {                                 \
-                goto out_of_range;                                      \
-            }                                                           \
-            d[at] += 1;                                                 \
-        }                                                               \
-    } while (0)
-
-static PyObject *
-speedups_count_keys(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "count_keys(keys, dense, first) takes 3 arguments");
-        return NULL;
-    }
-    Py_ssize_t first = PyLong_AsSsize_t(args[2]);
-    if (first == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_buffer keys, dense;
-    if (PyObject_GetBuffer(args[0], &keys, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[1], &dense,
-                           PyBUF_FORMAT | PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&keys);
-        return NULL;
-    }
-    PyObject *result = NULL;
-    if (keys.itemsize != 2 || keys.format == NULL || strcmp(keys.format, "H") != 0) {
-        PyErr_SetString(PyExc_TypeError, "keys must be an array('H')");
-        goto done;
-    }
-    if (dense.format == NULL || strlen(dense.format) != 1
-        || strchr("BHILQ", dense.format[0]) == NULL) {
-        PyErr_SetString(PyExc_TypeError, "dense must be an array of unsigned integers");
-        goto done;
-    }
-    const uint16_t *k = (const uint16_t *)keys.buf;
-    Py_ssize_t n = keys.len / 2;
-    Py_ssize_t size = dense.len / dense.itemsize;
-    switch (dense.itemsize) {
-    case 1: COUNT_INTO(uint8_t); break;
-    case 2: COUNT_INTO(uint16_t); break;
-    case 4: COUNT_INTO(uint32_t); break;
-    case 8: COUNT_INTO(uint64_t); break;
-    default:
-        PyErr_SetString(PyExc_TypeError, "dense items must be 1, 2, 4 or 8 bytes");
-        goto done;
-    }
-    result = Py_NewRef(Py_None);
-    goto done;
-out_of_range:
-    PyErr_SetString(PyExc_ValueError, "a key lies outside the dense array");
-done:
-    PyBuffer_Release(&keys);
-    PyBuffer_Release(&dense);
-    return result;
-}
-#undef COUNT_INTO
 
 /* The doubles of `values`: a list of floats (the pure-Python buffer's) or a
    C-contiguous buffer of doubles (an array('d') from CallBuffer.take).  Returns
@@ -1566,8 +1496,6 @@ done:
 static PyMethodDef module_methods[] = {
     {"track", (PyCFunction)(void (*)(void))speedups_track, METH_VARARGS | METH_KEYWORDS,
      "track(func, sink, observed): the C wrapper of a sync callable."},
-    {"count_keys", (PyCFunction)(void (*)(void))speedups_count_keys, METH_FASTCALL,
-     "count_keys(keys, dense, first): dense[key - first] += 1 for every key."},
     {"summary", speedups_summary, METH_O,
      "summary(values): (sum, min, max) of a non-empty list of floats or array('d')."},
     {"count_values", (PyCFunction)(void (*)(void))speedups_count_values, METH_FASTCALL,

@@ -166,7 +166,8 @@ def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> 
     observers = rt.observers
     record = _accel.success_recorder(stats, rt)
     if record is not None:
-        # With the accelerator, the end of a successful call is one C call.
+        # With the accelerator, the end of a successful call is one C call; the
+        # pure-Python body below repeats Ends.ok inline, as the sync wrapper does.
         async def recorded(*args: Any, **kwargs: Any) -> Any:
             if observers:
                 return await _observed_async(rt, func, stats, args, kwargs)
