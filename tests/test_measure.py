@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -203,3 +204,20 @@ def test_a_note_set_on_the_block_object_reaches_observers_path(analytics: Analyt
     analytics.observers.clear()
     assert [e.message for e in analytics.events] == [None, "watched"]
     assert seen == [("render", None)]
+
+
+def test_a_note_whose_str_reassigns_the_note_is_recorded_safely(analytics: Analytics) -> None:
+    """A note's ``__str__`` may change ``block.message`` while the block ends."""
+
+    class Fickle:
+        def __init__(self, block: Any) -> None:
+            self.block = block
+
+        def __str__(self) -> str:
+            self.block.message = None  # drops the only other reference to this note
+            return "fickle"
+
+    for _ in range(3):  # the C Measure answers from the second block of a name on
+        with analytics.measure("render") as block:
+            block.message = Fickle(block)
+    assert [e.message for e in analytics.events] == ["fickle"] * 3

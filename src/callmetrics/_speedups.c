@@ -1053,14 +1053,20 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *exc = args[1];
     if (exc == Py_None && self->message != NULL && self->message != Py_None) {
-        /* A noted success: the engine's Python records the note (rare path). */
-        PyObject *argv[3] = {self->sink->key, NULL, self->message};
-        argv[1] = PyFloat_FromDouble(self->start);
-        if (argv[1] == NULL) {
-            return NULL;
+        /* A noted success: the engine's Python records the note (rare path).  The
+           sink and the note are held for the call: Python code (the note's __str__)
+           may reassign block.message meanwhile. */
+        SinkObject *sink = (SinkObject *)Py_NewRef(self->sink);
+        PyObject *message = Py_NewRef(self->message);
+        PyObject *start = PyFloat_FromDouble(self->start);
+        PyObject *r = NULL;
+        if (start != NULL) {
+            PyObject *argv[3] = {sink->key, start, message};
+            r = PyObject_Vectorcall(sink->noted, argv, 3, NULL);
+            Py_DECREF(start);
         }
-        PyObject *r = PyObject_Vectorcall(self->sink->noted, argv, 3, NULL);
-        Py_DECREF(argv[1]);
+        Py_DECREF(message);
+        Py_DECREF(sink);
         if (r == NULL) {
             return NULL;
         }
