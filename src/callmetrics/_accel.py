@@ -99,15 +99,20 @@ def take(buffer: Any, n: int, groups: int = 0, plain: type | None = None) -> Tak
     if type(buffer) is not list:
         return buffer.take(n, groups, plain)  # type: ignore[no-any-return]  # CallBuffer.take: see _speedups.c
     end = min(n, len(buffer)) if n else len(buffer)
+    keys = None
     if groups and end:
-        end = _cut(buffer, end, groups, plain)
+        end, keys = _cut(buffer, end, groups, plain)
     flat = buffer[:end]
     del buffer[:end]
-    return flat[0::3], flat[1::3], flat[2::3]
+    return flat[0::3] if keys is None else keys, flat[1::3], flat[2::3]
 
 
-def _cut(buffer: list[Any], end: int, groups: int, plain: type | None) -> int:
-    """Where the calls of the first ``groups`` functions of ``buffer[:end]`` end."""
+def _cut(buffer: list[Any], end: int, groups: int,
+         plain: type | None) -> tuple[int, list[Any] | None]:
+    """Where the calls of the first ``groups`` functions of ``buffer[:end]`` end.
+
+    Also returns their keys when it had to slice them all (one function's chunk).
+    """
     first = buffer[0]
     if type(first) is plain:
         # One function's calls (the hot loop) are found without a Python loop.
@@ -115,16 +120,23 @@ def _cut(buffer: list[Any], end: int, groups: int, plain: type | None) -> int:
         if probe.count(first) == len(probe):
             keys = buffer[0:end:3]
             if keys.count(first) == len(keys):
-                return end
+                return end, keys
     seen: set[int] = set()
     for at in range(0, end, 3):
         key = buffer[at]
         owner = key if type(key) is plain else key.stats
         if id(owner) not in seen:
             if len(seen) == groups:
-                return at
+                return at, None
             seen.add(id(owner))
-    return end
+    return end, None
+
+
+def _sink(stats: FunctionStats, rt: Runtime) -> Any:
+    """The C ``Sink`` of ``stats``: where its calls go, and the engine's Python ends."""
+    ends = rt.ends
+    return _speedups.Sink(ends.buffer, stats, rt.observers, ends.cache, CACHE_KEY,
+                          ends.log.refresh, ends.after, ends.failed, ends.noted)
 
 
 def sync_builder(python_builder: B) -> B:
@@ -134,14 +146,10 @@ def sync_builder(python_builder: B) -> B:
     """
     if _speedups is None:
         return python_builder
-    track, sink = _speedups.track, _speedups.Sink
+    track = _speedups.track
 
     def build(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Any:
-        observed = python_builder(func, stats, rt)
-        ends = rt.ends
-        return track(func, sink(ends.buffer, stats, rt.observers, ends.cache, CACHE_KEY,
-                                ends.log.refresh, ends.after, ends.failed, ends.noted),
-                     observed)
+        return track(func, _sink(stats, rt), python_builder(func, stats, rt))
 
     return cast("B", build)
 
@@ -154,10 +162,7 @@ def success_recorder(stats: FunctionStats, rt: Runtime) -> Callable[[float], Non
     """
     if _speedups is None:
         return None
-    ends = rt.ends
-    sink = _speedups.Sink(ends.buffer, stats, rt.observers, ends.cache, CACHE_KEY,
-                          ends.log.refresh, ends.after, ends.failed, ends.noted)
-    return cast("Callable[[float], None]", sink.ok)
+    return cast("Callable[[float], None]", _sink(stats, rt).ok)
 
 
 def measure_factory(measure: Callable[..., Any], blocks: Mapping[str, BlockKind]) -> Any:
@@ -170,16 +175,13 @@ def measure_factory(measure: Callable[..., Any], blocks: Mapping[str, BlockKind]
     if _speedups is None:
         return None
     sites: dict[str, Any] = {}
-    sink = _speedups.Sink
 
     def fallback(name: str, *args: Any, **kwargs: Any) -> Any:
         made = measure(name, *args, **kwargs)
         if not args and not kwargs and type(name) is str and name not in sites:
             kind = blocks.get(name)
             if kind is not None and kind.event_type == "block":
-                sites[name] = sink(kind.buffer, kind.stats, kind.rt.observers, kind.cache,
-                                   CACHE_KEY, kind.refresh, kind.after, kind.failed,
-                                   kind.noted)
+                sites[name] = _sink(kind.stats, kind.rt)
         return made
 
     return _speedups.MeasureFactory(sites, fallback)

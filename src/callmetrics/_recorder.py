@@ -220,7 +220,7 @@ class Recorder:
             # first, cheaply; then, for a large chunk, functions: failures' and notes'
             # keys are distinct even when their function is one, as in a loop of
             # failing calls.)
-            spent = [(stats, 1) for stats in self._fold_each(keys, starts, durations, offset)]
+            spent = self._fold_each(keys, starts, durations, offset)
         else:
             spent = self._fold_groups(keys, starts, durations, offset)
         self.ring.append(keys, starts, durations, offset)
@@ -259,10 +259,10 @@ class Recorder:
         return spent
 
     def _fold_each(self, keys: list[Any], starts: Sequence[float],
-                   durations: Sequence[float], offset: float) -> list[FunctionStats]:
-        """Fold calls one by one (extremes included); return each call's function."""
+                   durations: Sequence[float], offset: float) -> list[tuple[FunctionStats, int]]:
+        """Fold calls one by one (extremes included); return each call's function, with 1."""
         short_max, medium_max = self.short_max, self.medium_max
-        owners: list[FunctionStats] = []
+        owners: list[tuple[FunctionStats, int]] = []
         for at, key in enumerate(keys):
             duration = durations[at]
             if type(key) is FunctionStats:
@@ -279,7 +279,7 @@ class Recorder:
             fastest = stats.fastest
             if fastest is None or duration < fastest[1]:
                 stats.fastest = made or (starts[at] + offset, duration, record)
-            owners.append(stats)
+            owners.append((stats, 1))
         return owners
 
     @staticmethod
