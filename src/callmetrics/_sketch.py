@@ -20,7 +20,6 @@ serialises changes.
 from __future__ import annotations
 
 import math
-import struct
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
@@ -33,7 +32,9 @@ from callmetrics._accel import count_values as _count_values_in_c
 from callmetrics._sketch_keys import (
     ABOVE_ZERO,
     CAPACITY,
+    F32_PACK,
     MAX_F32,
+    U32_UNPACK,
     bucket_bounds,
     bucket_keys,
     code_for,
@@ -45,10 +46,6 @@ from callmetrics._sketch_keys import (
 )
 
 __all__ = ["DurationSketch", "bucket_bounds", "bucket_keys"]
-
-# key_of's two steps, bound once for add_one's inline copy.
-_KEY_PACK = struct.Struct("=f").pack
-_KEY_UNPACK = struct.Struct("=I").unpack
 
 # A batch spanning fewer buckets than its values / _PER_BUCKET is counted by one
 # bisection per bucket; a wider one value by value (both in C).  Measured with
@@ -178,7 +175,7 @@ class DurationSketch:
         if value < ABOVE_ZERO:
             self._zeros += 1
         else:
-            key = _KEY_UNPACK(_KEY_PACK(value))[0] >> 16  # key_of(value), inline
+            key = U32_UNPACK(F32_PACK(value))[0] >> 16  # key_of(value), inline
             at = key - self._offset
             if 0 <= at < len(counts):
                 counts[at] += 1
