@@ -192,6 +192,7 @@ def tail_latency(calls: int, functions: int) -> None:
             return values[min(len(values) - 1, int(p * len(values)))] / 1e3
 
         print(f"tail    {functions:,} fn(s), {calls:,} calls, each timed ({label}): "
+              f"mean {sum(samples) / calls / 1e3:.2f} µs, "
               f"p50 {q(samples, .5):.2f} µs, p99 {q(samples, .99):.2f} µs, "
               f"p99.99 {q(samples, .9999):.1f} µs, max {samples[-1] / 1e3:.1f} µs "
               f"(untracked p99.99 {q(plain, .9999):.1f} µs)")
@@ -341,9 +342,14 @@ def machine_noise(samples: int) -> None:
 
 
 def tails(calls: int) -> None:
-    """Tail latency with one function, then with 1,000 called round-robin; the machine's."""
-    tail_latency(calls, 1)
-    tail_latency(calls, 1_000)
+    """Tail latency with one function, then with 4, 16 and 1,000 called round-robin.
+
+    Few functions in turn fill each chunk with several functions' calls (folded
+    grouped by function); 1,000 leave about one call per function in a chunk (folded
+    call by call).  Then the machine's own tail.
+    """
+    for functions in (1, 4, 16, 1_000):
+        tail_latency(calls, functions)
     machine_noise(max(10_000, calls // 10))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -221,3 +222,84 @@ def test_a_note_whose_str_reassigns_the_note_is_recorded_safely(analytics: Analy
         with analytics.measure("render") as block:
             block.message = Fickle(block)
     assert [e.message for e in analytics.events] == ["fickle"] * 3
+
+
+def test_blocks_entered_by_exit_stack_and_by_hand_are_recorded(analytics: Analytics) -> None:
+    """``ExitStack`` calls ``type(cm).__enter__(cm)``; some code calls the methods itself."""
+    for _ in range(3):  # the C Measure answers from the second block of a name on
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(analytics.measure("stacked"))
+        with pytest.raises(ValueError, match="inside"), contextlib.ExitStack() as stack:
+            stack.enter_context(analytics.measure("stacked"))
+            raise ValueError("inside")
+        block = analytics.measure("by hand")
+        assert block.__enter__() is block
+        assert block.__exit__(None, None, None) is None
+    assert analytics.call_counts == {"stacked": 6, "by hand": 3}
+    assert analytics.success_counts == {"stacked": 3, "by hand": 3}
+    assert [e.message for e in analytics.events if not e.success] == ["inside"] * 3
+
+
+def test_a_block_s_methods_check_their_arguments(analytics: Analytics) -> None:
+    """Wrong arguments fail, on the block and on its class, as for any method."""
+    for _ in range(2):
+        block = analytics.measure("x")
+        with pytest.raises(TypeError):
+            block.__exit__(None, None)  # type: ignore[call-arg]
+        with pytest.raises((TypeError, AttributeError)):  # C: TypeError; Python: no _kind
+            type(block).__enter__(object())  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            type(block).__exit__(block, None)  # type: ignore[call-arg]
+    assert analytics.call_counts == {}
+
+
+def test_nested_and_kept_blocks_of_one_name_are_timed_apart(analytics: Analytics) -> None:
+    """A block still held (nested, or kept by the caller) is never handed out again."""
+    for _ in range(3):
+        kept = analytics.measure("x")
+        with analytics.measure("x") as outer:
+            time.sleep(0.002)
+            with analytics.measure("x") as inner:
+                assert inner is not outer
+                assert inner is not kept
+            outer.message = "outer"
+        with kept:
+            pass
+    assert analytics.call_counts == {"x": 9}
+    outers = [e for e in analytics.events if e.message == "outer"]
+    assert len(outers) == 3
+    assert all(e.duration >= 0.002 for e in outers)
+    assert sum(e.message is None for e in analytics.events) == 6
+
+
+def test_a_block_starts_without_the_last_block_s_note(analytics: Analytics) -> None:
+    """A note is the block's own: the next ``measure()`` of the name starts with none."""
+    for i in range(4):
+        with analytics.measure("x") as block:
+            assert block.message is None
+            if i % 2 == 0:
+                block.message = f"note {i}"
+    assert [e.message for e in analytics.events] == ["note 0", None, "note 2", None]
+
+
+def test_a_note_released_by_the_next_measure_may_measure_again(analytics: Analytics) -> None:
+    """A note's ``__del__`` running inside ``measure()`` may itself measure a block."""
+    deleted: list[str] = []
+
+    class Note:
+        def __str__(self) -> str:
+            return "noted"
+
+        def __del__(self) -> None:
+            with analytics.measure("x") as block:
+                deleted.append(type(block).__name__)
+
+    for _ in range(3):
+        with analytics.measure("x") as block:
+            block.message = Note()
+        del block
+    with analytics.measure("x"):
+        pass
+    assert len(deleted) == 3
+    assert analytics.call_counts == {"x": 7}
+    assert [e.message for e in analytics.events].count("noted") == 3

@@ -35,6 +35,7 @@ __all__ = [
     "IMPLEMENTATION",
     "REASON",
     "count_values",
+    "group_calls",
     "measure_factory",
     "new_buffer",
     "success_recorder",
@@ -130,6 +131,44 @@ def _cut(buffer: list[Any], end: int, groups: int,
                 return at, None
             seen.add(id(owner))
     return end, None
+
+
+# A function's calls in a drained chunk: the function, its durations (in chunk order),
+# how many of them failed, and the chunk indices of its first lowest and first
+# highest duration (-1: not known, to be found when needed).
+Group = tuple[Any, Sequence[float], int, int, int]
+
+
+def group_calls(keys: list[Any], durations: Sequence[float], plain: type,
+                failed: type) -> list[Group]:
+    """Group a drained chunk's calls by function, functions in order of first call.
+
+    A key of type ``plain`` is its own function; any other key (a failure's or a
+    note's description) stands for its ``stats``, and is a failure when of type
+    ``failed``.  In C (one pass, a few nanoseconds a call) when built; the
+    pure-Python twin leaves the extremes' indices at -1, found later if needed.
+    """
+    if _speedups is not None:
+        return cast("list[Group]", _speedups.group_calls(keys, durations, plain, failed))
+    groups: dict[Any, list[float]] = {}
+    failures: dict[Any, int] = {}
+    for key, duration in zip(keys, durations, strict=True):
+        group = groups.get(key)
+        if group is not None:
+            group.append(duration)
+        elif type(key) is plain:
+            groups[key] = [duration]
+        else:  # a failure's or a note's description: goes to its function's group
+            owner = key.stats
+            if type(key) is failed:
+                failures[owner] = failures.get(owner, 0) + 1
+            group = groups.get(owner)
+            if group is None:
+                groups[owner] = [duration]
+            else:
+                group.append(duration)
+    return [(function, group, failures.get(function, 0), -1, -1)
+            for function, group in groups.items()]
 
 
 def _sink(stats: FunctionStats, rt: Runtime) -> Any:

@@ -28,15 +28,17 @@ __all__ = ["BlockKind", "Measure", "NoMeasure", "new_measure"]
 class BlockKind:
     """Everything a block named ``stats.name`` needs at its end, resolved once."""
 
-    __slots__ = ("after", "buffer", "cache", "event_type", "failed", "noted", "refresh", "rt",
-                 "stats")
+    __slots__ = ("after", "buffer", "cache", "event_type", "extend", "failed", "noted",
+                 "observers", "refresh", "rt", "stats")
 
     def __init__(self, stats: FunctionStats, event_type: str, rt: Runtime) -> None:
         """Resolve the buffer, the call ends and the logging cache of ``stats``."""
         self.stats = stats
         self.event_type = event_type  # as asked by measure(), to find it again
         self.rt = rt
+        self.observers = rt.observers  # mutated in place, never rebound
         self.buffer = rt.buffer
+        self.extend = rt.ends.extend
         self.cache = rt.ends.cache
         self.refresh = rt.ends.log.refresh
         self.failed = rt.ends.failed
@@ -66,8 +68,7 @@ class Measure:
     def __enter__(self) -> Measure:
         """Start timing (after the observers, if any, have seen the start)."""
         kind = self._kind
-        observers = kind.rt.observers
-        self._started = start_observers(kind.rt, kind.stats) if observers else None
+        self._started = start_observers(kind.rt, kind.stats) if kind.observers else None
         self._t0 = perf_counter()
         return self
 

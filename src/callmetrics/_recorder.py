@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from time import perf_counter
 from typing import Any
 
-from callmetrics._accel import new_buffer, take
+from callmetrics._accel import group_calls, new_buffer, take
 from callmetrics._aggregate import FailedCall, FunctionStats
 from callmetrics._logging import report_internal_error
 from callmetrics._ring import EventRing
@@ -211,7 +211,7 @@ class Recorder:
         if type(first) is FunctionStats and keys.count(first) == n:
             # One function filled the chunk (the common hot loop): no grouping at all.
             low, high = first.add(durations, n, self.short_max, self.medium_max)
-            self._extremes(first, keys, starts, durations, offset, low, high)
+            self._extremes(first, keys, starts, durations, offset, low, high, -1, -1)
             spent = [(first, n)]
         elif 4 * len(set(keys)) > n and (n <= 4 * GROUPS_PER_DRAIN
                                          or 4 * _functions(keys) > n):
@@ -232,29 +232,12 @@ class Recorder:
     def _fold_groups(self, keys: list[Any], starts: Sequence[float],
                      durations: Sequence[float], offset: float) -> list[tuple[FunctionStats, int]]:
         """Fold calls grouped by function; return each function with its count of calls."""
-        groups: dict[FunctionStats, list[float]] = {}
-        failures: dict[FunctionStats, int] = {}
-        for key, duration in zip(keys, durations, strict=True):
-            group = groups.get(key)
-            if group is not None:
-                group.append(duration)
-            elif type(key) is FunctionStats:
-                groups[key] = [duration]
-            else:  # a FailedCall or a NotedCall (a success): goes to its owner's group
-                owner = key.stats
-                if type(key) is FailedCall:
-                    failures[owner] = failures.get(owner, 0) + 1
-                group = groups.get(owner)
-                if group is None:
-                    groups[owner] = [duration]
-                else:
-                    group.append(duration)
         spent = []
-        for stats, group in groups.items():
+        for stats, group, failures, low_at, high_at in group_calls(keys, durations,
+                                                                   FunctionStats, FailedCall):
             count = len(group)
-            low, high = stats.add(group, count - failures.get(stats, 0), self.short_max,
-                                  self.medium_max)
-            self._extremes(stats, keys, starts, durations, offset, low, high)
+            low, high = stats.add(group, count - failures, self.short_max, self.medium_max)
+            self._extremes(stats, keys, starts, durations, offset, low, high, low_at, high_at)
             spent.append((stats, count))
         return spent
 
@@ -284,15 +267,21 @@ class Recorder:
 
     @staticmethod
     def _extremes(stats: FunctionStats, keys: list[Any], starts: Sequence[float],
-                  durations: Sequence[float], offset: float, low: float, high: float) -> None:
+                  durations: Sequence[float], offset: float, low: float, high: float,
+                  low_at: int, high_at: int) -> None:
+        """Make the chunk's lowest and highest calls of ``stats`` its extremes if they are.
+
+        ``low_at`` and ``high_at`` are their indices in the chunk (-1: found here, only
+        when a new extreme needs its call).
+        """
         if stats.slowest is None or high > stats.slowest[1]:
-            at = _locate(keys, durations, stats, high)
+            at = high_at if high_at >= 0 else _locate(keys, durations, stats, high)
             key = keys[at]
             stats.slowest = (starts[at] + offset, high, None if key is stats else key)
         if stats.fastest is None or low < stats.fastest[1]:
             if low == high and stats.slowest[1] == high:
                 stats.fastest = stats.slowest  # one call (or equal ones): share the record
                 return
-            at = _locate(keys, durations, stats, low)
+            at = low_at if low_at >= 0 else _locate(keys, durations, stats, low)
             key = keys[at]
             stats.fastest = (starts[at] + offset, low, None if key is stats else key)

@@ -192,25 +192,36 @@ class DurationSketch:
         The drain's path when nothing else needs them sorted: bucket keys computed and
         counted in C by the accelerator (``values`` a list of floats or an
         ``array('d')``), else computed in bulk and counted by ``Counter``; no
-        per-value Python code and no sort.
+        per-value Python code and no sort.  A drain folds a chunk's functions one
+        after another through here, so the common case runs inline.
         """
         if not values:
             return
-        # Keys grow with values: the extremes' keys bound them all.
-        first, last = key_of(low), key_of(high)
+        # Keys grow with values: the extremes' keys bound them all (key_of, inline).
+        first = U32_UNPACK(F32_PACK(low))[0] >> 16
+        last = U32_UNPACK(F32_PACK(high))[0] >> 16
         if first == 0:  # zero-length calls (a coarse clock): the sorted path sets them apart
             self.add_sorted(sorted(values))
             return
-        n = len(values)
-        self._reserve(self._count + n)
-        self._cover(first, last)
+        count = self._count + len(values)
+        if count > CAPACITY[self._counts.itemsize]:
+            self._reserve(count)
+        if first < self._offset or last >= self._offset + len(self._counts):
+            self._cover(first, last)
         if first == last:
-            self._counts[first - self._offset] += n
+            self._counts[first - self._offset] += count - self._count
+        elif _count_values_in_c is not None:
+            # Straight into the counts: they cover first..last, their items are wide
+            # enough for the new total, and C runs no Python code meanwhile (nothing
+            # reads the sketch half counted).
+            _count_values_in_c(values, self._counts, self._offset)
         else:
             self._count_values(values, first, last)
-        self._count += n
-        self._min = min(self._min, low)
-        self._max = max(self._max, high)
+        self._count = count
+        if low < self._min:
+            self._min = low
+        if high > self._max:
+            self._max = high
 
     def _add_counts(self, at: int, theirs: array[int]) -> None:
         """Add ``theirs`` to the counts from index ``at`` on, as two big integers.
@@ -251,9 +262,7 @@ class DurationSketch:
         values; else computed in bulk (``bucket_keys``) and counted by ``Counter``.
         """
         if _count_values_in_c is not None:
-            dense = array(self._counts.typecode, bytes((last - first + 1) * self._counts.itemsize))
-            _count_values_in_c(values, dense, first)
-            self._add_counts(first - self._offset, dense)
+            _count_values_in_c(values, self._counts, self._offset)  # as add_unsorted does
             return
         tally = Counter(bucket_keys(values))
         # A zeroed array indexed by key itself (at most 2**15 items, freed at once) saves

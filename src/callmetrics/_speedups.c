@@ -936,6 +936,7 @@ static PyTypeObject Tracked_Type = {
 
 typedef struct {
     PyObject_HEAD
+    vectorcallfunc vectorcall;   /* enter (no argument) or exit (three): see MeasureSlot */
     SinkObject *sink;
     PyObject *name;
     PyObject *fallback;   /* (name) -> pure-Python measure, used while observers exist */
@@ -946,6 +947,8 @@ typedef struct {
 
 static PyTypeObject Measure_Type;
 static PyTypeObject Ready_Type;
+static PyObject *Measure_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf,
+                                    PyObject *kwnames);
 
 static MeasureObject *
 measure_make(SinkObject *sink, PyObject *name, PyObject *fallback)
@@ -954,6 +957,7 @@ measure_make(SinkObject *sink, PyObject *name, PyObject *fallback)
     if (self == NULL) {
         return NULL;
     }
+    self->vectorcall = Measure_vectorcall;
     self->sink = (SinkObject *)Py_NewRef(sink);
     self->name = Py_NewRef(name);
     self->fallback = Py_NewRef(fallback);
@@ -1094,16 +1098,111 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* How the block is entered and exited.  `with` looks __enter__ and __exit__ up on
+   the block's type and binds them to the block; binding a method makes a new object
+   each time, two per block.  Here both names are MeasureSlot descriptors instead:
+   bound to a block they give the block itself, whose vectorcall enters when called
+   with no argument and exits when called with three (exactly how `with`, `async
+   with` aside, calls them).  Looked up on the class, a slot is a plain callable that
+   takes the block first, as contextlib.ExitStack calls it. */
 static PyObject *
-Measure_enter(MeasureObject *self, PyObject *Py_UNUSED(ignored))
+measure_call(PyObject *op, int exits, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames)
 {
-    return measure_enter(self);
+    if (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0) {
+        if (!exits && nargs == 0) {
+            return measure_enter((MeasureObject *)op);
+        }
+        if (exits && nargs == 3) {
+            return measure_exit((MeasureObject *)op, args, nargs);
+        }
+    }
+    PyErr_SetString(PyExc_TypeError, exits ? "__exit__ takes 3 positional arguments"
+                                           : "__enter__ takes no arguments");
+    return NULL;
 }
 
 static PyObject *
-Measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
+Measure_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    return measure_exit(self, args, nargs);
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    return measure_call(op, nargs != 0, args, nargs, kwnames);
+}
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    int exits;            /* 0: __enter__, 1: __exit__ */
+} SlotObject;
+
+static PyTypeObject Slot_Type;
+
+static PyObject *
+Slot_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    SlotObject *self = (SlotObject *)op;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 1 || !Py_IS_TYPE(args[0], &Measure_Type)) {
+        PyErr_Format(PyExc_TypeError, "Measure.%s needs a Measure as its first argument",
+                     self->exits ? "__exit__" : "__enter__");
+        return NULL;
+    }
+    return measure_call(args[0], self->exits, args + 1, nargs - 1, kwnames);
+}
+
+static PyObject *
+Slot_descr_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
+{
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self);
+    }
+    if (!Py_IS_TYPE(obj, &Measure_Type)) {   /* Measure is final: cannot happen */
+        PyErr_SetString(PyExc_TypeError, "a Measure slot bound to another type");
+        return NULL;
+    }
+    return Py_NewRef(obj);
+}
+
+static PyObject *
+Slot_repr(SlotObject *self)
+{
+    return PyUnicode_FromFormat("<slot '%s' of 'Measure' objects>",
+                                self->exits ? "__exit__" : "__enter__");
+}
+
+static PyTypeObject Slot_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._speedups.MeasureSlot",
+    .tp_basicsize = sizeof(SlotObject),
+    .tp_dealloc = (destructor)PyObject_Del,
+    .tp_repr = (reprfunc)Slot_repr,
+    .tp_vectorcall_offset = offsetof(SlotObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "Measure.__enter__ / Measure.__exit__: bound to a block, the block itself.",
+    .tp_descr_get = Slot_descr_get,
+};
+
+/* Put the two slots in Measure's dict (after PyType_Ready). */
+static int
+measure_add_slots(void)
+{
+    PyObject *dict = Measure_Type.tp_dict;
+    for (int exits = 0; exits < 2; exits++) {
+        SlotObject *slot = PyObject_New(SlotObject, &Slot_Type);
+        if (slot == NULL) {
+            return -1;
+        }
+        slot->vectorcall = Slot_vectorcall;
+        slot->exits = exits;
+        int failed = PyDict_SetItem(dict, exits ? str_exit : str_enter, (PyObject *)slot);
+        Py_DECREF(slot);
+        if (failed < 0) {
+            return -1;
+        }
+    }
+    PyType_Modified(&Measure_Type);
+    return 0;
 }
 
 /* An awaitable that is already done: what __aenter__ and __aexit__ return. */
@@ -1193,9 +1292,6 @@ Measure_aexit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef Measure_methods[] = {
-    {"__enter__", (PyCFunction)Measure_enter, METH_NOARGS, "Start timing the block."},
-    {"__exit__", (PyCFunction)(void (*)(void))Measure_exit, METH_FASTCALL,
-     "Record the block: a failure if an exception is leaving it (which propagates)."},
     {"__aenter__", (PyCFunction)Measure_aenter, METH_NOARGS, "Start timing the block."},
     {"__aexit__", (PyCFunction)(void (*)(void))Measure_aexit, METH_FASTCALL,
      "Record the block, as __exit__ does."},
@@ -1213,7 +1309,9 @@ static PyTypeObject Measure_Type = {
     .tp_name = "callmetrics._speedups.Measure",
     .tp_basicsize = sizeof(MeasureObject),
     .tp_dealloc = (destructor)Measure_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_vectorcall_offset = offsetof(MeasureObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "Measure(sink, name, fallback): times one `with` block.",
     .tp_traverse = (traverseproc)Measure_traverse,
     .tp_clear = (inquiry)Measure_clear,
@@ -1230,11 +1328,49 @@ static PyTypeObject Measure_Type = {
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
-    PyObject *sites;      /* dict: name -> Sink */
+    PyObject *sites;      /* dict: name -> Sink; only grows, never rebinds a name */
     PyObject *fallback;   /* the pure-Python measure(name, *, event_type=...) */
+    MeasureObject *spare; /* the last block made, made again once only this holds it */
 } FactoryObject;
 
 static PyTypeObject Factory_Type;
+
+/* A block of `sink`: the spare block again when nobody else holds it (the common
+   `with analytics.measure("x"):` has let go of it at the end of its block), which
+   saves an allocation and a garbage-collector registration per block.  Reused, it is
+   reset to what measure_make makes; the references it held are released last, once
+   the caller's reference is taken, so code they run (a note's __del__ calling
+   measure() again) finds the spare in use and gets a new block. */
+static PyObject *
+factory_block(FactoryObject *self, SinkObject *sink, PyObject *name)
+{
+    MeasureObject *block = self->spare;
+    if (block == NULL || Py_REFCNT(block) != 1) {
+        block = measure_make(sink, name, self->fallback);
+        if (block != NULL) {
+            Py_XSETREF(self->spare, (MeasureObject *)Py_NewRef(block));
+        }
+        return (PyObject *)block;
+    }
+    PyObject *old_sink = (PyObject *)block->sink;
+    PyObject *old_name = block->name;
+    PyObject *old_fallback = block->fallback;
+    PyObject *old_delegate = block->delegate;
+    PyObject *old_message = block->message;
+    block->sink = (SinkObject *)Py_NewRef(sink);
+    block->name = Py_NewRef(name);
+    block->fallback = Py_NewRef(self->fallback);
+    block->delegate = NULL;
+    block->message = NULL;
+    block->start = 0.0;
+    Py_INCREF(block);
+    Py_XDECREF(old_sink);
+    Py_XDECREF(old_name);
+    Py_XDECREF(old_fallback);
+    Py_XDECREF(old_delegate);
+    Py_XDECREF(old_message);
+    return (PyObject *)block;
+}
 
 static PyObject *
 Factory_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
@@ -1246,9 +1382,18 @@ Factory_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
         return NULL;
     }
     if (nargs == 1 && kwnames == NULL && PyUnicode_CheckExact(args[0])) {
+        MeasureObject *spare = self->spare;
+        if (spare != NULL && spare->name == args[0] && Py_REFCNT(spare) == 1
+            && spare->sink != NULL && spare->delegate == NULL && spare->message == NULL) {
+            /* The same name object as the idle spare's (which holds it, so it is not
+               a new object at a freed address): the same sink, since `sites` only
+               grows and never rebinds a name.  No lookup, nothing to swap. */
+            spare->start = 0.0;
+            return Py_NewRef(spare);
+        }
         PyObject *sink = PyDict_GetItemWithError(self->sites, args[0]);   /* borrowed */
         if (sink != NULL && Py_IS_TYPE(sink, &Sink_Type)) {
-            return (PyObject *)measure_make((SinkObject *)sink, args[0], self->fallback);
+            return factory_block(self, (SinkObject *)sink, args[0]);
         }
         if (sink == NULL && PyErr_Occurred()) {
             return NULL;
@@ -1273,6 +1418,7 @@ Factory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->vectorcall = Factory_vectorcall;
     self->sites = Py_NewRef(sites);
     self->fallback = Py_NewRef(fallback);
+    self->spare = NULL;
     return (PyObject *)self;
 }
 
@@ -1281,6 +1427,7 @@ Factory_traverse(FactoryObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->sites);
     Py_VISIT(self->fallback);
+    Py_VISIT(self->spare);
     return 0;
 }
 
@@ -1289,6 +1436,7 @@ Factory_clear(FactoryObject *self)
 {
     Py_CLEAR(self->sites);
     Py_CLEAR(self->fallback);
+    Py_CLEAR(self->spare);
     return 0;
 }
 
@@ -1422,9 +1570,11 @@ done:
 /* count_values(values, dense, first): dense[key(v) - first] += 1 for every value,
    key(v) being the sketch's bucket key (callmetrics._sketch_keys.bucket_keys): the
    high 16 bits of v rounded to a 32-bit float.  `values` a list of floats or an
-   array('d') of non-negative durations, `dense` a zeroed array of unsigned items
-   (B, H, I, L or Q) wide enough for len(values).  Raises ValueError, leaving
-   `dense` partly counted, for a key outside it. */
+   array('d') of non-negative durations, `dense` an array of unsigned items (B, H,
+   I, L or Q) wide enough for its counts plus len(values): the sketch's own counts,
+   `first` the key of its first item.  Every value is checked before any is counted,
+   so an error (TypeError for a non-float, ValueError for a key outside `dense`)
+   leaves `dense` as it was. */
 #define COUNT_VALUES_INTO(T)                                            \
     do {                                                                \
         T *d = (T *)dense.buf;                                          \
@@ -1477,6 +1627,19 @@ speedups_count_values(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssi
         goto done;
     }
     Py_ssize_t size = dense.len / dense.itemsize;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double v = double_at(args[0], data, i, what);
+        if (v == -1.0 && PyErr_Occurred()) {
+            goto done;
+        }
+        float f = (float)v;
+        uint32_t bits;
+        memcpy(&bits, &f, sizeof(bits));
+        Py_ssize_t at = (Py_ssize_t)(bits >> 16) - first;
+        if (at < 0 || at >= size) {
+            goto out_of_range;
+        }
+    }
     switch (dense.itemsize) {
     case 1: COUNT_VALUES_INTO(uint8_t); break;
     case 2: COUNT_VALUES_INTO(uint16_t); break;
@@ -1499,6 +1662,176 @@ done:
 }
 #undef COUNT_VALUES_INTO
 
+/* group_calls(keys, durations, plain, failed): a drained chunk's calls grouped by
+   function, as a list of (function, durations, failures, low_at, high_at) in the
+   order functions first appear.  A key of type `plain` is its own function; any
+   other key (a failure's or a note's description) stands for its `stats`, and is a
+   failure when of type `failed`.  `durations` (a list of floats or an array('d'),
+   as long as `keys`) become one array('d') per function, in the chunk's order;
+   low_at and high_at are the chunk indices of the function's first lowest and first
+   highest duration.  One C pass and an open-addressing table on the functions'
+   addresses (each held by the result list while the table holds it), so grouping
+   costs a few nanoseconds a call, whatever the number of functions. */
+typedef struct {
+    PyObject *function;   /* borrowed from `functions` */
+    Py_ssize_t count, failures, low_at, high_at, next;
+    double low, high;
+} Group;
+
+static PyObject *
+speedups_group_calls(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char what[] = "group_calls()";
+    if (nargs != 4 || !PyList_CheckExact(args[0]) || !PyType_Check(args[2])
+        || !PyType_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "group_calls(keys, durations, plain, failed) takes a list, a list of "
+                        "floats or an array('d'), and two types");
+        return NULL;
+    }
+    PyObject *keys = args[0];
+    PyTypeObject *plain = (PyTypeObject *)args[2], *failed = (PyTypeObject *)args[3];
+    Py_buffer view;
+    const double *data;
+    Py_ssize_t n = doubles_of(args[1], &view, &data, what);
+    if (n < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL, *functions = NULL;
+    Py_ssize_t *table = NULL, *group_of = NULL;
+    Group *groups = NULL;
+    double *values = NULL, *ordered = NULL;
+    if (n != PyList_GET_SIZE(keys)) {
+        PyErr_SetString(PyExc_ValueError, "group_calls(): keys and durations differ in length");
+        goto done;
+    }
+    size_t size = 8;   /* a power of two, at least twice the functions there can be */
+    while (size < 2 * (size_t)n) {
+        size <<= 1;
+    }
+    table = PyMem_Malloc(size * sizeof(Py_ssize_t));
+    group_of = PyMem_Malloc(((size_t)n + 1) * sizeof(Py_ssize_t));
+    groups = PyMem_Malloc(((size_t)n + 1) * sizeof(Group));
+    values = PyMem_Malloc(((size_t)n + 1) * sizeof(double));
+    ordered = PyMem_Malloc(((size_t)n + 1) * sizeof(double));
+    if (table == NULL || group_of == NULL || groups == NULL || values == NULL
+        || ordered == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* The durations first, before any Python code can run (reading a key's `stats`). */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        values[i] = double_at(args[1], data, i, what);
+        if (values[i] == -1.0 && PyErr_Occurred()) {
+            goto done;
+        }
+    }
+    functions = PyList_New(0);
+    if (functions == NULL) {
+        goto done;
+    }
+    memset(table, 0xff, size * sizeof(Py_ssize_t));   /* -1: an empty slot */
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i >= PyList_GET_SIZE(keys)) {   /* only a misuse can shrink it meanwhile */
+            PyErr_SetString(PyExc_RuntimeError, "group_calls(): keys changed meanwhile");
+            goto done;
+        }
+        double duration = values[i];
+        PyObject *key = Py_NewRef(PyList_GET_ITEM(keys, i));
+        PyObject *function = key;
+        int failure = 0;
+        if (Py_TYPE(key) != plain) {
+            function = PyObject_GetAttr(key, str_stats);
+            failure = Py_TYPE(key) == failed;
+            Py_DECREF(key);
+            if (function == NULL) {
+                goto done;
+            }
+        }
+        /* `function` is a strong reference here, and `functions` holds every function
+           of the table: an address in the table is its function's alone. */
+        size_t slot = ((size_t)(uintptr_t)function >> 4) * (size_t)0x9E3779B97F4A7C15ULL;
+        slot = (slot ^ (slot >> 29)) & (size - 1);
+        while (table[slot] >= 0 && groups[table[slot]].function != function) {
+            slot = (slot + 1) & (size - 1);
+        }
+        Py_ssize_t g = table[slot];
+        if (g < 0) {
+            if (PyList_Append(functions, function) < 0) {
+                Py_DECREF(function);
+                goto done;
+            }
+            g = table[slot] = count++;
+            groups[g] = (Group){function, 0, 0, i, i, 0, duration, duration};
+        }
+        Py_DECREF(function);
+        Group *group = &groups[g];
+        group->count++;
+        group->failures += failure;
+        if (duration < group->low) {
+            group->low = duration;
+            group->low_at = i;
+        }
+        if (duration > group->high) {
+            group->high = duration;
+            group->high_at = i;
+        }
+        group_of[i] = g;
+    }
+    Py_ssize_t at = 0;
+    for (Py_ssize_t g = 0; g < count; g++) {
+        groups[g].next = at;
+        at += groups[g].count;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {   /* each function's durations, in chunk order */
+        ordered[groups[group_of[i]].next++] = values[i];
+    }
+    result = PyList_New(count);
+    if (result == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t g = 0; g < count; g++) {
+        Group *group = &groups[g];
+        PyObject *item = PyTuple_New(5);
+        if (item == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, g, item);   /* filled below; a failure drops it whole */
+        PyObject *parts[5] = {
+            Py_NewRef(group->function),
+            doubles_array(ordered + group->next - group->count, group->count),
+            PyLong_FromSsize_t(group->failures),
+            PyLong_FromSsize_t(group->low_at),
+            PyLong_FromSsize_t(group->high_at),
+        };
+        int complete = 1;
+        for (int k = 0; k < 5; k++) {
+            if (parts[k] == NULL) {
+                complete = 0;
+                parts[k] = Py_NewRef(Py_None);
+            }
+            PyTuple_SET_ITEM(item, k, parts[k]);
+        }
+        if (!complete) {
+            Py_CLEAR(result);
+            goto done;
+        }
+    }
+done:
+    Py_XDECREF(functions);
+    PyMem_Free(table);
+    PyMem_Free(group_of);
+    PyMem_Free(groups);
+    PyMem_Free(values);
+    PyMem_Free(ordered);
+    if (view.obj != NULL) {
+        PyBuffer_Release(&view);
+    }
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"track", (PyCFunction)(void (*)(void))speedups_track, METH_VARARGS | METH_KEYWORDS,
      "track(func, sink, observed): the C wrapper of a sync callable."},
@@ -1506,6 +1839,8 @@ static PyMethodDef module_methods[] = {
      "summary(values): (sum, min, max) of a non-empty list of floats or array('d')."},
     {"count_values", (PyCFunction)(void (*)(void))speedups_count_values, METH_FASTCALL,
      "count_values(values, dense, first): dense[key(v) - first] += 1 for every value."},
+    {"group_calls", (PyCFunction)(void (*)(void))speedups_group_calls, METH_FASTCALL,
+     "group_calls(keys, durations, plain, failed): a chunk's calls grouped by function."},
     {"now", speedups_now, METH_NOARGS,
      "The clock the C hot path reads (same scale as time.perf_counter())."},
     {NULL, NULL, 0, NULL},
@@ -1523,7 +1858,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     PyTypeObject *types[] = {&Buffer_Type, &Sink_Type, &Tracked_Type, &Measure_Type,
-                             &Ready_Type, &Factory_Type};
+                             &Ready_Type, &Factory_Type, &Slot_Type};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         if (PyType_Ready(types[i]) < 0) {
             return NULL;
@@ -1533,7 +1868,7 @@ PyInit__speedups(void)
     str_exit = PyUnicode_InternFromString("__exit__");
     str_qualname = PyUnicode_InternFromString("__qualname__");
     str_stats = PyUnicode_InternFromString("stats");
-    if (!str_enter || !str_exit || !str_qualname || !str_stats) {
+    if (!str_enter || !str_exit || !str_qualname || !str_stats || measure_add_slots() < 0) {
         return NULL;
     }
     PyObject *array_module = PyImport_ImportModule("array");
