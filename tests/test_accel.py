@@ -597,6 +597,86 @@ def test_a_drain_takes_whole_calls_of_at_most_groups_functions(codes: list[int],
         assert rest == keys[expected:]
 
 
+def _group_model(keys: list[Any], durations: list[float]) -> list[tuple[Any, list[float], int,
+                                                                        int, int]]:
+    """What ``group_calls`` returns, computed plainly: per function in order of first call."""
+    order: list[FunctionStats] = []
+    for key in keys:
+        owner = key if type(key) is FunctionStats else key.stats
+        if owner not in order:
+            order.append(owner)
+    model = []
+    for owner in order:
+        at = [i for i, key in enumerate(keys)
+              if (key if type(key) is FunctionStats else key.stats) is owner]
+        mine = [durations[i] for i in at]
+        failures = sum(type(keys[i]) is FailedCall for i in at)
+        low_at = next(i for i in at if durations[i] == min(mine))
+        high_at = next(i for i in at if durations[i] == max(mine))
+        model.append((owner, mine, failures, low_at, high_at))
+    return model
+
+
+@given(codes=st.lists(st.integers(0, 17), max_size=80),
+       tenths=st.lists(st.integers(1, 6), min_size=80, max_size=80))
+def test_a_chunk_groups_by_function_as_the_model_does(codes: list[int],
+                                                      tenths: list[int]) -> None:
+    """``group_calls`` (C, and its Python twin) groups calls by function, failures counted.
+
+    Durations repeat (few distinct values), so "first lowest" and "first highest" matter;
+    the Python twin leaves those indices to be found later (-1).
+    """
+    keys = [_key(code) for code in codes]
+    durations = [tenths[i] / 10 for i in range(len(keys))]
+    model = _group_model(keys, durations)
+    for given_durations in (durations, array("d", durations)):
+        grouped = _accel.group_calls(keys, given_durations, FunctionStats, FailedCall)
+        assert [(g[0], list(g[1]), g[2]) for g in grouped] == [m[:3] for m in model]
+        for (_, _, _, low_at, high_at), expected in zip(grouped, model, strict=True):
+            if _accel.IMPLEMENTATION == "c":
+                assert (low_at, high_at) == expected[3:]
+            else:
+                assert (low_at, high_at) == (-1, -1)
+
+
+@C_ONLY
+def test_group_calls_refuses_bad_input_and_holds_no_reference() -> None:
+    """Mismatched or non-float input raises; keys and functions keep their reference counts."""
+    from callmetrics import _speedups  # noqa: PLC0415  # C only
+
+    owner = FunctionStats("f", "unit", "m")
+    failure = FailedCall(owner, "ValueError", "bad", None)
+    keys = [owner, failure, owner]
+    before = (sys.getrefcount(owner), sys.getrefcount(failure))
+    for _ in range(100):
+        grouped = _speedups.group_calls(keys, array("d", [1.0, 2.0, 3.0]), FunctionStats,
+                                        FailedCall)
+        assert [(g[0], list(g[1]), g[2:]) for g in grouped] == [(owner, [1.0, 2.0, 3.0],
+                                                                 (1, 0, 2))]
+        del grouped
+    assert (sys.getrefcount(owner), sys.getrefcount(failure)) == before
+    for bad in (([owner], [1.0, 2.0]), ([owner], [1]), ((owner,), [1.0]),
+                ([object()], [1.0])):
+        with pytest.raises((TypeError, ValueError, AttributeError)):
+            _speedups.group_calls(bad[0], bad[1], FunctionStats, FailedCall)
+    with pytest.raises(TypeError):
+        _speedups.group_calls([owner], [1.0], FunctionStats)
+    assert (sys.getrefcount(owner), sys.getrefcount(failure)) == before
+
+
+@C_ONLY
+def test_count_values_leaves_the_counts_unchanged_on_bad_input() -> None:
+    """The sketch counts straight into its own array: an error must not count half."""
+    from callmetrics import _speedups  # noqa: PLC0415  # C only
+
+    one, two = key_of(1e-6), key_of(2e-6)
+    counts = array("H", [5] * (two - one + 1))
+    for bad in ([1e-6, 2e-6, 8e-6], [1e-6, 2e-6, "x"], [1e-6, 2e-6, 2]):
+        with pytest.raises((TypeError, ValueError)):
+            _speedups.count_values(bad, counts, one)
+        assert list(counts) == [5] * (two - one + 1)
+
+
 @C_ONLY
 def test_call_buffer_keeps_whole_calls_in_order() -> None:
     """The C buffer speaks the list's flat protocol and hands drains whole calls, in order."""

@@ -21,8 +21,6 @@ from callmetrics import _accel
 from callmetrics._config import AnalyticsConfig, coerce_config
 from callmetrics._logging import CallLogger, default_loggers, report_internal_error
 from callmetrics._measure import BlockKind, Measure, NoMeasure, new_measure
-
-_new_object = object.__new__
 from callmetrics._outputs import Outputs
 from callmetrics._readback import ReadBack
 from callmetrics._recorder import BUFFER_LIMIT, Recorder
@@ -41,6 +39,8 @@ from callmetrics._wrap import (
 )
 
 __all__ = ["Analytics"]
+
+_new_object = object.__new__
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -230,8 +230,10 @@ class Analytics(ReadBack, Outputs):
         """
         kind = self._blocks.get(name)  # a name of a bad type misses, then fails below
         if kind is not None and kind.event_type == event_type:
-            block: Measure = _new_object(Measure)  # new_measure(kind), without its frame
-            block._kind = kind  # noqa: SLF001  # the Measure's own state, set as new_measure does
+            # new_measure(kind) inline: a fresh block per `with` is the common use, and
+            # one more Python call here would cost as much as the rest of measure().
+            block: Measure = _new_object(Measure)
+            block._kind = kind
             block.message = None
             return block
         _check_text("name", name)

@@ -183,8 +183,10 @@ class DurationSketch:
                 self._cover(key, key)
                 self._counts[key - self._offset] += 1
         self._count = count
-        self._min = min(self._min, value)
-        self._max = max(self._max, value)
+        if value < self._min:
+            self._min = value
+        if value > self._max:
+            self._max = value
 
     def add_unsorted(self, values: Sequence[float], low: float, high: float) -> None:
         """Add many durations in any order, known to be valid, with their min and max.
@@ -218,10 +220,8 @@ class DurationSketch:
         else:
             self._count_values(values, first, last)
         self._count = count
-        if low < self._min:
-            self._min = low
-        if high > self._max:
-            self._max = high
+        self._min = min(self._min, low)
+        self._max = max(self._max, high)
 
     def _add_counts(self, at: int, theirs: array[int]) -> None:
         """Add ``theirs`` to the counts from index ``at`` on, as two big integers.
