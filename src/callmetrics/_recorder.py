@@ -207,7 +207,8 @@ class Recorder:
         offset = time.time() - began
         first = keys[0]
         n = len(keys)
-        spent: list[tuple[FunctionStats, int]]
+        spent: list[tuple[FunctionStats, int]] = []  # each function folded, with its calls
+        owners: list[FunctionStats] = []  # or each call's function, when folded one by one
         if type(first) is FunctionStats and keys.count(first) == n:
             # One function filled the chunk (the common hot loop): no grouping at all.
             low, high = first.add(durations, n, self.short_max, self.medium_max)
@@ -220,12 +221,14 @@ class Recorder:
             # first, cheaply; then, for a large chunk, functions: failures' and notes'
             # keys are distinct even when their function is one, as in a loop of
             # failing calls.)
-            spent = self._fold_each(keys, starts, durations, offset)
+            owners = self._fold_each(keys, starts, durations, offset)
         else:
             spent = self._fold_groups(keys, starts, durations, offset)
         self.ring.append(keys, starts, durations, offset)
         # The bulk work is part of what the decorator costs: share it out by calls.
         per_call = (perf_counter() - began) / n
+        for stats in owners:
+            stats.drain_seconds += per_call
         for stats, count in spent:
             stats.drain_seconds += per_call * count
 
@@ -242,10 +245,10 @@ class Recorder:
         return spent
 
     def _fold_each(self, keys: list[Any], starts: Sequence[float],
-                   durations: Sequence[float], offset: float) -> list[tuple[FunctionStats, int]]:
-        """Fold calls one by one (extremes included); return each call's function, with 1."""
+                   durations: Sequence[float], offset: float) -> list[FunctionStats]:
+        """Fold calls one by one (extremes included); return each call's function."""
         short_max, medium_max = self.short_max, self.medium_max
-        owners: list[tuple[FunctionStats, int]] = []
+        owners: list[FunctionStats] = []
         for at, key in enumerate(keys):
             duration = durations[at]
             if type(key) is FunctionStats:
@@ -262,7 +265,7 @@ class Recorder:
             fastest = stats.fastest
             if fastest is None or duration < fastest[1]:
                 stats.fastest = made or (starts[at] + offset, duration, record)
-            owners.append((stats, 1))
+            owners.append(stats)
         return owners
 
     @staticmethod
