@@ -215,6 +215,28 @@ def report(rows: dict[str, float | None], floor_name: str) -> None:
         print(f"{name:42} {value:9.1f} {overhead:9.1f} {ratio:8.2f}")
 
 
+def blocks(rows: dict[str, float | None]) -> None:
+    """A measured block's own cost: against a function calling ``work`` (its baseline).
+
+    The table's overhead of a block includes the call of the function holding the
+    ``with`` statement, which inline code does not pay; this compares the block with
+    the floor and with a tracked call.
+    """
+    baseline = rows["a function calling work (block baseline)"]
+    floor_row, plain = rows["floor (wraps + 2 perf_counter_ns)"], rows["undecorated"]
+    assert baseline is not None
+    assert floor_row is not None
+    assert plain is not None
+    for name, call in (("callmetrics measure() block, fresh each time", "callmetrics"),
+                       ("callmetrics measure() block, pure Python", "callmetrics, pure Python")):
+        value, tracked = rows[name], rows[call]
+        if value is not None and tracked is not None:
+            own, tracked_over = value - baseline, tracked - plain
+            print(f"{name} against the block baseline: {own:.1f} ns "
+                  f"({own / (floor_row - plain):.2f}x the floor, {own / tracked_over:.2f}x "
+                  f"the tracked call of that path, {tracked_over:.1f} ns)")
+
+
 def overhead_accuracy(calls: int, measured_ns: float) -> None:
     """Compare ``decorator_overhead`` with the overhead the benchmark measured."""
     analytics = Analytics()
@@ -244,6 +266,7 @@ def memory(calls: int) -> None:
 
 _COUNTED: dict[str, Callable[[], Callable[[int], Any]]] = {
     "floor": lambda: floor(work),
+    "block baseline (a function calling work)": lambda: _calling,
     "pure Python": lambda: _pure_python_tracked(Analytics()),
     "C accelerator": lambda: Analytics().track("bench")(work),
     "measure() block, pure Python": lambda: _measured(python=True),
@@ -327,6 +350,7 @@ def main() -> None:
     assert measured is not None
     assert base is not None
     print()
+    blocks(sync_rows)
     overhead_accuracy(calls, measured - base)
     memory(200_000 if args.quick else args.memory_calls)
     if args.callgrind:
