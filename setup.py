@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -48,7 +49,9 @@ setup(
     ext_modules=[
         Extension(
             "callmetrics._speedups",
-            sources=["src/callmetrics/_speedups.c"],
+            # One translation unit: speedups.c includes the other parts (see there).
+            sources=["src/speedups/speedups.c"],
+            depends=[str(part) for part in sorted(Path("src/speedups").glob("*.[ch]"))],
             optional=True,
         ),
     ],

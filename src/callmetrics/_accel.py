@@ -1,6 +1,6 @@
 """Which hot path runs: the optional C accelerator, or the pure-Python wrappers.
 
-``callmetrics._speedups`` (built from ``_speedups.c`` when a compiler is present)
+``callmetrics._speedups`` (built from ``src/speedups/`` when a compiler is present)
 provides the sync wrapper and the ``measure()`` block in C.  It is used unless
 
 - it was not built (no compiler: ``pip install`` says so in one line),
@@ -98,7 +98,7 @@ def take(buffer: Any, n: int, groups: int = 0, plain: type | None = None) -> Tak
     end and stay.
     """
     if type(buffer) is not list:
-        return buffer.take(n, groups, plain)  # type: ignore[no-any-return]  # CallBuffer.take: see _speedups.c
+        return buffer.take(n, groups, plain)  # type: ignore[no-any-return]  # CallBuffer.take: see src/speedups/buffer.c
     end = min(n, len(buffer)) if n else len(buffer)
     keys = None
     if groups and end:

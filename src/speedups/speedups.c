@@ -1,0 +1,110 @@
+/*
+ * callmetrics._speedups: the optional C hot path (see callmetrics._accel and
+ * docs/engine.md, the seam it plugs into).
+ *
+ *   CallBuffer  an instance's buffered calls (keys, starts, durations) in C arrays:
+ *            what every hot path of the instance appends to, and what drains take.
+ *   Sink     where a function's calls go: the instance's CallBuffer and the
+ *            engine's Python callbacks for what is rare (a failure, a full buffer,
+ *            success logging).
+ *   Tracked  the sync wrapper: a vectorcall type that reads the perf_counter clock
+ *            around PyObject_Vectorcall and stores the call in the CallBuffer,
+ *            allocating nothing and calling no Python code on the common path.
+ *   Measure  the `with analytics.measure(name):` block, made by a MeasureFactory
+ *            that resolves names seen before with one dict lookup.
+ *   drain helpers  summary, count_values and group_calls: a drained chunk's sums,
+ *            sketch buckets and grouping by function, straight from its doubles.
+ *
+ * Files: this one (the module) includes common.h and one file per part above
+ * (buffer.c, sink.c, tracked.c, measure.c, factory.c, drain.c), in that order, so
+ * that the whole extension is one translation unit: the hot path's helpers
+ * (buffer_push, sink_success) inline into the wrappers that call them.  setup.py
+ * compiles this file only.
+ *
+ * Times are time.perf_counter() readings: PyTime_PerfCounterRaw() on 3.13+, and
+ * before that CLOCK_MONOTONIC (what perf_counter reads on Linux) converted exactly
+ * as perf_counter converts it, so starts and ends from the C and the Python hot
+ * paths mix.
+ *
+ * Thread safety: relies on the GIL.  Appending a call to the CallBuffer runs no
+ * Python code, so a drain in another thread never sees half a call.
+ * callmetrics._accel does not load this module on a free-threaded build.
+ */
+#include "common.h"
+#include "buffer.c"
+#include "sink.c"
+#include "tracked.c"
+#include "measure.c"
+#include "factory.c"
+#include "drain.c"
+
+/* ------------------------------------------------------------------ module */
+
+static PyObject *
+speedups_now(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble(monotonic_seconds());
+}
+
+static PyMethodDef module_methods[] = {
+    {"track", (PyCFunction)(void (*)(void))speedups_track, METH_VARARGS | METH_KEYWORDS,
+     "track(func, sink, observed): the C wrapper of a sync callable."},
+    {"summary", speedups_summary, METH_O,
+     "summary(values): (sum, min, max) of a non-empty list of floats or array('d')."},
+    {"count_values", (PyCFunction)(void (*)(void))speedups_count_values, METH_FASTCALL,
+     "count_values(values, dense, first): dense[key(v) - first] += 1 for every value."},
+    {"group_calls", (PyCFunction)(void (*)(void))speedups_group_calls, METH_FASTCALL,
+     "group_calls(keys, durations, plain, failed): a chunk's calls grouped by function."},
+    {"now", speedups_now, METH_NOARGS,
+     "The clock the C hot path reads (same scale as time.perf_counter())."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "callmetrics._speedups",
+    .m_doc = "The optional C hot path of callmetrics (see callmetrics._accel).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    PyTypeObject *types[] = {&Buffer_Type, &Sink_Type, &Tracked_Type, &Measure_Type,
+                             &Ready_Type, &Factory_Type, &Slot_Type};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (PyType_Ready(types[i]) < 0) {
+            return NULL;
+        }
+    }
+    str_enter = PyUnicode_InternFromString("__enter__");
+    str_exit = PyUnicode_InternFromString("__exit__");
+    str_qualname = PyUnicode_InternFromString("__qualname__");
+    str_stats = PyUnicode_InternFromString("stats");
+    if (!str_enter || !str_exit || !str_qualname || !str_stats || measure_add_slots() < 0) {
+        return NULL;
+    }
+    PyObject *array_module = PyImport_ImportModule("array");
+    if (array_module == NULL) {
+        return NULL;
+    }
+    array_type = PyObject_GetAttrString(array_module, "array");
+    Py_DECREF(array_module);
+    if (array_type == NULL) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "CallBuffer", (PyObject *)&Buffer_Type) < 0
+        || PyModule_AddObjectRef(module, "Sink", (PyObject *)&Sink_Type) < 0
+        || PyModule_AddObjectRef(module, "Tracked", (PyObject *)&Tracked_Type) < 0
+        || PyModule_AddObjectRef(module, "Measure", (PyObject *)&Measure_Type) < 0
+        || PyModule_AddObjectRef(module, "MeasureFactory", (PyObject *)&Factory_Type) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
