@@ -205,13 +205,14 @@ class DurationSketch:
         if first == 0:  # zero-length calls (a coarse clock): the sorted path sets them apart
             self.add_sorted(sorted(values))
             return
-        count = self._count + len(values)
+        n = len(values)
+        count = self._count + n
         if count > CAPACITY[self._counts.itemsize]:
             self._reserve(count)
         if first < self._offset or last >= self._offset + len(self._counts):
             self._cover(first, last)
         if first == last:
-            self._counts[first - self._offset] += count - self._count
+            self._counts[first - self._offset] += n
         elif _count_values_in_c is not None:
             # Straight into the counts: they cover first..last, their items are wide
             # enough for the new total, and C runs no Python code meanwhile (nothing
