@@ -28,8 +28,8 @@ __all__ = ["BlockKind", "Measure", "NoMeasure", "new_measure"]
 class BlockKind:
     """Everything a block named ``stats.name`` needs at its end, resolved once."""
 
-    __slots__ = ("after", "buffer", "cache", "event_type", "extend", "failed", "noted",
-                 "observers", "refresh", "rt", "stats")
+    __slots__ = ("after", "buffer", "cache", "event_type", "failed", "noted", "observers",
+                 "refresh", "rt", "stats")
 
     def __init__(self, stats: FunctionStats, event_type: str, rt: Runtime) -> None:
         """Resolve the buffer, the call ends and the logging cache of ``stats``."""
@@ -38,7 +38,6 @@ class BlockKind:
         self.rt = rt
         self.observers = rt.observers  # mutated in place, never rebound
         self.buffer = rt.buffer
-        self.extend = rt.ends.extend
         self.cache = rt.ends.cache
         self.refresh = rt.ends.log.refresh
         self.failed = rt.ends.failed

@@ -213,11 +213,6 @@ class DurationSketch:
             self._cover(first, last)
         if first == last:
             self._counts[first - self._offset] += n
-        elif _count_values_in_c is not None:
-            # Straight into the counts: they cover first..last, their items are wide
-            # enough for the new total, and C runs no Python code meanwhile (nothing
-            # reads the sketch half counted).
-            _count_values_in_c(values, self._counts, self._offset)
         else:
             self._count_values(values, first, last)
         self._count = count
@@ -263,7 +258,10 @@ class DurationSketch:
         values; else computed in bulk (``bucket_keys``) and counted by ``Counter``.
         """
         if _count_values_in_c is not None:
-            _count_values_in_c(values, self._counts, self._offset)  # as add_unsorted does
+            # Straight into the counts: they cover first..last, their items are wide
+            # enough for the new total, and C runs no Python code meanwhile (nothing
+            # reads the sketch half counted).
+            _count_values_in_c(values, self._counts, self._offset)
             return
         tally = Counter(bucket_keys(values))
         # A zeroed array indexed by key itself (at most 2**15 items, freed at once) saves
