@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import inspect
 import logging
 import threading
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -308,3 +311,76 @@ def test_a_note_released_by_the_next_measure_may_measure_again(analytics: Analyt
     assert len(deleted) == 3
     assert analytics.call_counts == {"x": 7}
     assert [e.message for e in analytics.events].count("noted") == 3
+
+
+def test_a_block_whose_bound_exit_is_held_is_not_handed_out_again(
+        analytics: Analytics) -> None:
+    """Code holding only a block's bound ``__exit__`` still owns the block."""
+    for _ in range(3):
+        with analytics.measure("x"):  # the name resolved: later blocks come from C
+            pass
+    block = analytics.measure("x")
+    leave = block.__exit__
+    block.__enter__()
+    del block
+    time.sleep(0.02)
+    with analytics.measure("x"):
+        pass
+    leave(None, None, None)
+    assert analytics.call_counts == {"x": 5}
+    # The held block kept its own start: reused, it would start with the inner block.
+    assert max(e.duration for e in analytics.events[-2:]) >= 0.02
+
+
+# ------------------------------------------------------------------ the method
+def test_measure_takes_its_arguments_as_documented(analytics: Analytics) -> None:
+    """``name`` by position or keyword, ``event_type`` by keyword only, on both paths."""
+    for _ in range(2):
+        with analytics.measure("x"), analytics.measure(name="x"):
+            pass
+        with analytics.measure("x", event_type="block"):
+            pass
+    assert analytics.call_counts == {"x": 6}
+    with pytest.raises(TypeError):
+        analytics.measure("x", "block")  # type: ignore[call-arg]  # the bad call under test
+    parameters = inspect.signature(analytics.measure).parameters
+    assert [(p.name, p.kind, p.default) for p in parameters.values()] == [
+        ("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
+        ("event_type", inspect.Parameter.KEYWORD_ONLY, "block")]
+
+
+def test_a_subclass_measures_and_may_override_measure() -> None:
+    """Subclasses of Analytics measure blocks; an override may call the base's."""
+
+    class Prefixed(Analytics):
+        def measure(self, name: str, *, event_type: str = "block") -> Any:
+            return super().measure(f"app.{name}", event_type=event_type)
+
+    class Plain(Analytics):
+        pass
+
+    prefixed, plain = Prefixed(), Plain()
+    for _ in range(3):
+        with prefixed.measure("x"), plain.measure("x"):
+            pass
+    assert prefixed.call_counts == {"app.x": 3}
+    assert plain.call_counts == {"x": 3}
+
+
+def test_an_instance_that_measured_blocks_is_freed() -> None:
+    """Measuring leaves no reference that keeps an Analytics alive once dropped."""
+    analytics = Analytics()
+    for _ in range(3):
+        with analytics.measure("x"), analytics.measure("x"):
+            pass
+    gone = weakref.ref(analytics)
+    del analytics
+    gc.collect()
+    assert gone() is None
+
+
+def test_measure_on_an_instance_never_initialised_fails_cleanly() -> None:
+    """``Analytics.__new__`` without ``__init__``: measure() raises, it does not crash."""
+    bare = Analytics.__new__(Analytics)
+    with pytest.raises((RuntimeError, AttributeError)):  # C: RuntimeError; Python: no _blocks
+        bare.measure("x")

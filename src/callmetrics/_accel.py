@@ -34,9 +34,11 @@ if TYPE_CHECKING:
 __all__ = [
     "IMPLEMENTATION",
     "REASON",
+    "MeasureHost",
     "count_values",
     "group_calls",
-    "measure_factory",
+    "measure_method",
+    "measure_setup",
     "new_buffer",
     "success_recorder",
     "summary",
@@ -70,6 +72,19 @@ count_values: Final[Callable[[Any, Any, int], None] | None] = getattr(
 # summary(values): (sum, min, max) of a drained chunk's durations in one C pass.
 summary: Final[Callable[[Sequence[float]], tuple[float, float, float]] | None] = getattr(
     _speedups, "summary", None)
+
+
+class _PythonHost:
+    """What Analytics derives from without the accelerator: nothing."""
+
+    __slots__ = ()
+
+
+if TYPE_CHECKING:
+    MeasureHost = _PythonHost
+else:
+    # The C base of Analytics: fields its C measure() reads (see measure_method).
+    MeasureHost = _PythonHost if _speedups is None else _speedups.MeasureHost
 
 
 def new_buffer() -> Any:
@@ -204,23 +219,36 @@ def success_recorder(stats: FunctionStats, rt: Runtime) -> Callable[[float], Non
     return cast("Callable[[float], None]", _sink(stats, rt).ok)
 
 
-def measure_factory(measure: Callable[..., Any], blocks: Mapping[str, BlockKind]) -> Any:
-    """Return ``measure`` with a C fast path for names it has resolved (None: no C path).
+def measure_method(cls: type) -> Any:
+    """Return ``measure`` in C for instances of ``cls`` (None: no C path).
 
-    ``blocks`` is where ``measure`` caches what a name resolves to; a name found
-    there with the default event type is answered in C from then on (a ``Measure``
-    recording exactly what the Python one records), anything else by ``measure``.
+    ``cls`` subclasses :class:`MeasureHost`; the method is made for ``cls`` itself,
+    whose exact instances the interpreter then calls it on without binding anything.
     """
     if _speedups is None:
         return None
+    return _speedups.measure_method(cls)
+
+
+def measure_setup(host: MeasureHost, measure: Callable[..., Any],
+                  blocks: Mapping[str, BlockKind]) -> None:
+    """Give ``host``'s C ``measure`` its state (nothing to do without the accelerator).
+
+    ``measure`` is the pure-Python method bound to ``host``, and ``blocks`` where it
+    caches what a name resolves to; a name found there with the default event type is
+    answered in C from then on (a ``Measure`` recording exactly what the Python one
+    records), anything else by ``measure``.
+    """
+    if _speedups is None:
+        return
     sites: dict[str, Any] = {}
 
     def fallback(name: str, *args: Any, **kwargs: Any) -> Any:
         made = measure(name, *args, **kwargs)
-        if not args and not kwargs and type(name) is str and name not in sites:
+        if type(name) is str and name not in sites:
             kind = blocks.get(name)
             if kind is not None and kind.event_type == "block":
                 sites[name] = _sink(kind.stats, kind.rt)
         return made
 
-    return _speedups.MeasureFactory(sites, fallback)
+    _speedups.measure_setup(host, sites, fallback)

@@ -57,7 +57,7 @@ def _check_text(what: str, value: object) -> str:
     return value
 
 
-class Analytics(ReadBack, Outputs):
+class Analytics(ReadBack, Outputs, _accel.MeasureHost):
     """Tracks function performance, success rates, and execution patterns.
 
     Decorate functions with :meth:`track`; read exact statistics with
@@ -128,10 +128,8 @@ class Analytics(ReadBack, Outputs):
         self._adhoc = weakref.WeakKeyDictionary()
         self._blocks: dict[str, BlockKind] = {}
         # accel: names measured before are answered in C (the same Measure as the
-        # method's); the instance attribute shadows the method.
-        fast_measure = _accel.measure_factory(self.measure, self._blocks)
-        if fast_measure is not None:
-            self.__dict__["measure"] = fast_measure
+        # Python method's, which the C one falls back to).
+        _accel.measure_setup(self, python_measure.__get__(self), self._blocks)
         self._store: Any = None
         if cfg.store_path is not None and self.enabled:
             from callmetrics._store import attach_store  # noqa: PLC0415  # optional feature
@@ -416,3 +414,10 @@ class Analytics(ReadBack, Outputs):
         """Identify the instance and how many functions it tracks."""
         return (f"Analytics(#{self.instance_id}, enabled={self.enabled}, "
                 f"functions={len(self._recorder.stats)}, max_events={self.max_events})")
+
+
+# measure() in Python: what Analytics.measure is without the accelerator, and what
+# the C one (a method made for Analytics itself) falls back to with it.
+python_measure = Analytics.measure
+if (_c_measure := _accel.measure_method(Analytics)) is not None:
+    setattr(Analytics, "measure", _c_measure)  # noqa: B010  # mypy keeps the Python signature

@@ -12,6 +12,7 @@ typedef struct {
     PyObject *fallback;   /* (name) -> pure-Python measure, used while observers exist */
     PyObject *delegate;   /* that pure-Python measure, once entered with observers */
     PyObject *message;    /* the block's note (NULL: none), as the Python Measure's */
+    PyObject *exit_method;  /* a host's spare block only: __exit__ bound once (MeasureSlot) */
     double start;
 } MeasureObject;
 
@@ -33,6 +34,7 @@ measure_make(SinkObject *sink, PyObject *name, PyObject *fallback)
     self->fallback = Py_NewRef(fallback);
     self->delegate = NULL;
     self->message = NULL;
+    self->exit_method = NULL;
     self->start = 0.0;
     PyObject_GC_Track(self);
     return self;
@@ -58,6 +60,7 @@ Measure_traverse(MeasureObject *self, visitproc visit, void *arg)
     Py_VISIT(self->fallback);
     Py_VISIT(self->delegate);
     Py_VISIT(self->message);
+    Py_VISIT(self->exit_method);
     return 0;
 }
 
@@ -69,6 +72,7 @@ Measure_clear(MeasureObject *self)
     Py_CLEAR(self->fallback);
     Py_CLEAR(self->delegate);
     Py_CLEAR(self->message);
+    Py_CLEAR(self->exit_method);
     return 0;
 }
 
@@ -174,7 +178,12 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
    bound to a block they give the block itself, whose vectorcall enters when called
    with no argument and exits when called with three (exactly how `with`, `async
    with` aside, calls them).  Looked up on the class, a slot is a plain callable that
-   takes the block first, as contextlib.ExitStack calls it. */
+   takes the block first, as contextlib.ExitStack calls it.
+   The one exception is the spare block a MeasureHost hands out again and again
+   (host.c): it keeps its __exit__ bound once, in `exit_method`, and __exit__ gives
+   that.  A builtin method is what the interpreter calls fastest (it specialises the
+   call, where calling the block itself takes the generic path); the cycle it makes
+   (block -> bound method -> block) is broken when the host lets go of the block. */
 static PyObject *
 measure_call(PyObject *op, int exits, PyObject *const *args, Py_ssize_t nargs,
              PyObject *kwnames)
@@ -198,6 +207,17 @@ Measure_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     return measure_call(op, nargs != 0, args, nargs, kwnames);
 }
+
+static PyObject *
+measure_exit_method(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return measure_exit((MeasureObject *)self, args, nargs);
+}
+
+static PyMethodDef measure_exit_def = {
+    "__exit__", (PyCFunction)(void (*)(void))measure_exit_method, METH_FASTCALL,
+    "Record the block.",
+};
 
 typedef struct {
     PyObject_HEAD
@@ -229,6 +249,10 @@ Slot_descr_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
     if (!Py_IS_TYPE(obj, &Measure_Type)) {   /* Measure is final: cannot happen */
         PyErr_SetString(PyExc_TypeError, "a Measure slot bound to another type");
         return NULL;
+    }
+    PyObject *bound = ((MeasureObject *)obj)->exit_method;
+    if (((SlotObject *)self)->exits && bound != NULL) {
+        return Py_NewRef(bound);
     }
     return Py_NewRef(obj);
 }

@@ -10,13 +10,15 @@
  *   Tracked  the sync wrapper: a vectorcall type that reads the perf_counter clock
  *            around PyObject_Vectorcall and stores the call in the CallBuffer,
  *            allocating nothing and calling no Python code on the common path.
- *   Measure  the `with analytics.measure(name):` block, made by a MeasureFactory
- *            that resolves names seen before with one dict lookup.
+ *   Measure  the `with analytics.measure(name):` block.
+ *   MeasureHost  the C base of Analytics, whose measure() (a method made for the
+ *            Analytics class by measure_method) resolves names seen before with
+ *            one dict lookup.
  *   drain helpers  summary, count_values and group_calls: a drained chunk's sums,
  *            sketch buckets and grouping by function, straight from its doubles.
  *
  * Files: this one (the module) includes common.h and one file per part above
- * (buffer.c, sink.c, tracked.c, measure.c, factory.c, drain.c), in that order, so
+ * (buffer.c, sink.c, tracked.c, measure.c, host.c, drain.c), in that order, so
  * that the whole extension is one translation unit: the hot path's helpers
  * (buffer_push, sink_success) inline into the wrappers that call them.  setup.py
  * compiles this file only.
@@ -35,7 +37,7 @@
 #include "sink.c"
 #include "tracked.c"
 #include "measure.c"
-#include "factory.c"
+#include "host.c"
 #include "drain.c"
 
 /* ------------------------------------------------------------------ module */
@@ -55,6 +57,10 @@ static PyMethodDef module_methods[] = {
      "count_values(values, dense, first): dense[key(v) - first] += 1 for every value."},
     {"group_calls", (PyCFunction)(void (*)(void))speedups_group_calls, METH_FASTCALL,
      "group_calls(keys, durations, plain, failed): a chunk's calls grouped by function."},
+    {"measure_method", speedups_measure_method, METH_O,
+     "measure_method(cls): measure() for instances of cls, a subclass of MeasureHost."},
+    {"measure_setup", (PyCFunction)(void (*)(void))speedups_measure_setup, METH_FASTCALL,
+     "measure_setup(host, sites, fallback): the names measure() answers, and the rest."},
     {"now", speedups_now, METH_NOARGS,
      "The clock the C hot path reads (same scale as time.perf_counter())."},
     {NULL, NULL, 0, NULL},
@@ -72,7 +78,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     PyTypeObject *types[] = {&Buffer_Type, &Sink_Type, &Tracked_Type, &Measure_Type,
-                             &Ready_Type, &Factory_Type, &Slot_Type};
+                             &Ready_Type, &Host_Type, &Slot_Type};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         if (PyType_Ready(types[i]) < 0) {
             return NULL;
@@ -82,7 +88,10 @@ PyInit__speedups(void)
     str_exit = PyUnicode_InternFromString("__exit__");
     str_qualname = PyUnicode_InternFromString("__qualname__");
     str_stats = PyUnicode_InternFromString("stats");
-    if (!str_enter || !str_exit || !str_qualname || !str_stats || measure_add_slots() < 0) {
+    str_event_type = PyUnicode_InternFromString("event_type");
+    str_block = PyUnicode_InternFromString("block");
+    if (!str_enter || !str_exit || !str_qualname || !str_stats || !str_event_type
+        || !str_block || measure_add_slots() < 0) {
         return NULL;
     }
     PyObject *array_module = PyImport_ImportModule("array");
@@ -102,7 +111,7 @@ PyInit__speedups(void)
         || PyModule_AddObjectRef(module, "Sink", (PyObject *)&Sink_Type) < 0
         || PyModule_AddObjectRef(module, "Tracked", (PyObject *)&Tracked_Type) < 0
         || PyModule_AddObjectRef(module, "Measure", (PyObject *)&Measure_Type) < 0
-        || PyModule_AddObjectRef(module, "MeasureFactory", (PyObject *)&Factory_Type) < 0) {
+        || PyModule_AddObjectRef(module, "MeasureHost", (PyObject *)&Host_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }
