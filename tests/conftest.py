@@ -9,10 +9,19 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from callmetrics import Analytics, LoggerContainer
 
 IN_CI = os.environ.get("CI") == "true"
+
+# Under valgrind (.ci/run sets CALLMETRICS_EXAMPLES) every call is tens of times
+# slower: fewer examples, no deadline, and no failure for slow data generation.
+if "CALLMETRICS_EXAMPLES" in os.environ:
+    settings.register_profile(
+        "valgrind", max_examples=int(os.environ["CALLMETRICS_EXAMPLES"]), deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.load_profile("valgrind")
 
 
 def require_program(name: str, why: str) -> str:
