@@ -351,6 +351,42 @@ def test_measure_keeps_validating_names_and_event_types(analytics: Analytics) ->
     assert analytics.call_counts == {"x": 2}
 
 
+def test_instances_measuring_in_turn_record_into_their_own() -> None:
+    """Several instances (and a subclass's) measuring in turn each count their blocks."""
+
+    class Sub(Analytics):
+        pass
+
+    first, second, third = Analytics(), Analytics(), Sub()
+    for _ in range(50):
+        with first.measure("x"), second.measure("x"), third.measure("x"):
+            pass
+        with second.measure("y"):
+            pass
+    assert first.call_counts == {"x": 50}
+    assert second.call_counts == {"x": 50, "y": 50}
+    assert third.call_counts == {"x": 50}
+
+
+@C_ONLY
+def test_an_instance_whose_measure_state_was_replaced_fails_cleanly(
+        analytics: Analytics) -> None:
+    """measure() in C reads the instance's own state: anything else is refused."""
+    other = Analytics()
+    for _ in range(2):
+        with analytics.measure("x"), other.measure("x"):
+            pass
+    analytics._measure_host = other._measure_host  # the damage under test
+    with pytest.raises(RuntimeError, match="_measure_host"):
+        analytics.measure("x")
+    del analytics._measure_host
+    with pytest.raises(AttributeError):
+        analytics.measure("x")
+    with other.measure("x"):
+        pass
+    assert other.call_counts == {"x": 3}
+
+
 def test_disabled_instance_returns_the_function_itself() -> None:
     """``enabled=False`` tracks nothing and does not wrap."""
     analytics = Analytics({"enabled": False})

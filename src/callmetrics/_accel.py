@@ -34,11 +34,10 @@ if TYPE_CHECKING:
 __all__ = [
     "IMPLEMENTATION",
     "REASON",
-    "MeasureHost",
     "count_values",
     "group_calls",
+    "measure_host",
     "measure_method",
-    "measure_setup",
     "new_buffer",
     "success_recorder",
     "summary",
@@ -73,18 +72,6 @@ count_values: Final[Callable[[Any, Any, int], None] | None] = getattr(
 summary: Final[Callable[[Sequence[float]], tuple[float, float, float]] | None] = getattr(
     _speedups, "summary", None)
 
-
-class _PythonHost:
-    """What Analytics derives from without the accelerator: nothing."""
-
-    __slots__ = ()
-
-
-if TYPE_CHECKING:
-    MeasureHost = _PythonHost
-else:
-    # The C base of Analytics: fields its C measure() reads (see measure_method).
-    MeasureHost = _PythonHost if _speedups is None else _speedups.MeasureHost
 
 
 def new_buffer() -> Any:
@@ -222,25 +209,26 @@ def success_recorder(stats: FunctionStats, rt: Runtime) -> Callable[[float], Non
 def measure_method(cls: type) -> Any:
     """Return ``measure`` in C for instances of ``cls`` (None: no C path).
 
-    ``cls`` subclasses :class:`MeasureHost`; the method is made for ``cls`` itself,
-    whose exact instances the interpreter then calls it on without binding anything.
+    The method is made for ``cls`` itself, whose exact instances the interpreter then
+    calls it on without binding anything; each instance keeps its state, made by
+    :func:`measure_host`, as its ``_measure_host`` attribute.
     """
     if _speedups is None:
         return None
     return _speedups.measure_method(cls)
 
 
-def measure_setup(host: MeasureHost, measure: Callable[..., Any],
-                  blocks: Mapping[str, BlockKind]) -> None:
-    """Give ``host``'s C ``measure`` its state (nothing to do without the accelerator).
+def measure_host(owner: object, measure: Callable[..., Any],
+                 blocks: Mapping[str, BlockKind]) -> Any:
+    """Return the state of ``owner``'s C ``measure`` (None without the accelerator).
 
-    ``measure`` is the pure-Python method bound to ``host``, and ``blocks`` where it
+    ``measure`` is the pure-Python method bound to ``owner``, and ``blocks`` where it
     caches what a name resolves to; a name found there with the default event type is
     answered in C from then on (a ``Measure`` recording exactly what the Python one
     records), anything else by ``measure``.
     """
     if _speedups is None:
-        return
+        return None
     sites: dict[str, Any] = {}
 
     def fallback(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -251,4 +239,4 @@ def measure_setup(host: MeasureHost, measure: Callable[..., Any],
                 sites[name] = _sink(kind.stats, kind.rt)
         return made
 
-    _speedups.measure_setup(host, sites, fallback)
+    return _speedups.MeasureHost(owner, sites, fallback)

@@ -57,7 +57,7 @@ def _check_text(what: str, value: object) -> str:
     return value
 
 
-class Analytics(ReadBack, Outputs, _accel.MeasureHost):
+class Analytics(ReadBack, Outputs):
     """Tracks function performance, success rates, and execution patterns.
 
     Decorate functions with :meth:`track`; read exact statistics with
@@ -128,8 +128,9 @@ class Analytics(ReadBack, Outputs, _accel.MeasureHost):
         self._adhoc = weakref.WeakKeyDictionary()
         self._blocks: dict[str, BlockKind] = {}
         # accel: names measured before are answered in C (the same Measure as the
-        # Python method's, which the C one falls back to).
-        _accel.measure_setup(self, python_measure.__get__(self), self._blocks)
+        # Python method's, which the C one falls back to); None without it.
+        self._measure_host = _accel.measure_host(self, python_measure.__get__(self),
+                                                 self._blocks)
         self._store: Any = None
         if cfg.store_path is not None and self.enabled:
             from callmetrics._store import attach_store  # noqa: PLC0415  # optional feature

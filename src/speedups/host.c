@@ -1,4 +1,4 @@
-/* callmetrics._speedups: MeasureHost, the C base of Analytics that answers measure().
+/* callmetrics._speedups: MeasureHost, the state behind Analytics.measure() in C.
  * Part of one translation unit: included by speedups.c (so the hot path's helpers
  * inline across parts), never compiled on its own. */
 
@@ -7,13 +7,16 @@
 /* In C, `analytics.measure(name)` is a method of Analytics made by measure_method():
    a method descriptor of the Analytics class itself, which the interpreter calls
    without binding anything (3.11+ specialise a method descriptor's call when the
-   instance is exactly of the descriptor's class).  Its state lives in the instance,
-   at the fixed offset of this C base, so finding it costs nothing.  Names resolved
-   before (with the default event type) are found with one dict lookup; everything
-   else goes to the pure-Python measure, which validates, resolves, and may add the
-   name to `sites`. */
+   instance is exactly of the descriptor's class).  Its state is the instance's
+   MeasureHost (its `_measure_host` attribute), remembered for the instance measured
+   last, so that a program's one instance finds it with one comparison; Analytics
+   stays a plain Python class, whose instances keep the interpreter's fast attribute
+   layout.  Names resolved before (with the default event type) are found with one
+   dict lookup; everything else goes to the pure-Python measure, which validates,
+   resolves, and may add the name to `sites`. */
 typedef struct {
     PyObject_HEAD
+    PyObject *owner;      /* the Analytics: held, so it lives as long as this does */
     PyObject *sites;      /* dict: name -> Sink; only grows, never rebinds a name */
     PyObject *fallback;   /* the pure-Python measure(name, *, event_type=...) */
     MeasureObject *spare; /* the last block made, made again once only this holds it */
@@ -22,6 +25,12 @@ typedef struct {
 static PyTypeObject Host_Type;
 static PyObject *str_event_type;   /* "event_type" */
 static PyObject *str_block;        /* "block": measure()'s default event type */
+static PyObject *str_measure_host; /* "_measure_host": where an Analytics keeps its host */
+
+/* The host found last (borrowed).  A host clears it when it goes, so it always points
+   to a live host; and a live host holds its owner, so no other object can be at the
+   owner's address: `last_host->owner == instance` identifies the instance's host. */
+static HostObject *last_host = NULL;
 
 /* Whether nobody but the host holds its spare block: the host and the block's bound
    __exit__ hold the block, and only the block holds that method (the garbage
@@ -112,14 +121,12 @@ host_default_keywords(PyObject *const *values, PyObject *kwnames)
     return PyErr_Occurred() ? -1 : equal == 0;
 }
 
-/* analytics.measure(name, *, event_type="block"): see the top of this part. */
+/* measure() for `host`, which the caller holds. */
 static PyObject *
-host_measure(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+host_answer(HostObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    HostObject *self = (HostObject *)op;
     if (self->sites == NULL || self->fallback == NULL) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "callmetrics: measure() on an Analytics whose __init__ did not run");
+        PyErr_SetString(PyExc_RuntimeError, "callmetrics: measure() state was cleared");
         return NULL;
     }
     if (nargs == 1 && PyUnicode_CheckExact(args[0])) {
@@ -149,6 +156,41 @@ host_measure(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
     return PyObject_Vectorcall(self->fallback, args, nargs, kwnames);
 }
 
+/* The host of `owner` (a new reference), from its `_measure_host` attribute. */
+static HostObject *
+host_find(PyObject *owner)
+{
+    PyObject *found = PyObject_GetAttr(owner, str_measure_host);
+    if (found == NULL) {
+        return NULL;
+    }
+    if (!Py_IS_TYPE(found, &Host_Type) || ((HostObject *)found)->owner != owner) {
+        PyErr_Format(PyExc_RuntimeError, "callmetrics: %.100s._measure_host is not the "
+                     "instance's own measure() state", Py_TYPE(owner)->tp_name);
+        Py_DECREF(found);
+        return NULL;
+    }
+    last_host = (HostObject *)found;
+    return (HostObject *)found;
+}
+
+/* analytics.measure(name, *, event_type="block"): see the top of this part.  The host
+   is held for the call: what it runs (a note's __del__) may drop the instance's. */
+static PyObject *
+host_measure(PyObject *owner, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    HostObject *host = last_host;
+    if (host != NULL && host->owner == owner) {
+        Py_INCREF(host);
+    }
+    else if ((host = host_find(owner)) == NULL) {
+        return NULL;
+    }
+    PyObject *r = host_answer(host, args, nargs, kwnames);
+    Py_DECREF(host);
+    return r;
+}
+
 static PyMethodDef host_measure_def = {
     "measure", (PyCFunction)(void (*)(void))host_measure, METH_FASTCALL | METH_KEYWORDS,
     "measure($self, name, *, event_type='block')\n--\n\n"
@@ -158,52 +200,42 @@ static PyMethodDef host_measure_def = {
     "``measure(\"x\")`` per block costs about as much as a tracked call.",
 };
 
-/* measure_method(cls): analytics.measure for instances of cls, a subclass of
-   MeasureHost (a descriptor of cls itself: see the top of this part). */
+/* measure_method(cls): analytics.measure for instances of cls, each of which keeps a
+   MeasureHost of its own as `_measure_host` (see the top of this part). */
 static PyObject *
 speedups_measure_method(PyObject *Py_UNUSED(module), PyObject *cls)
 {
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &Host_Type)) {
-        PyErr_SetString(PyExc_TypeError, "measure_method() takes a subclass of MeasureHost");
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "measure_method() takes a class");
         return NULL;
     }
     return PyDescr_NewMethod((PyTypeObject *)cls, &host_measure_def);
 }
 
-/* measure_setup(host, sites, fallback): what host.measure() reads. */
 static PyObject *
-speedups_measure_setup(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+Host_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    if (nargs != 3 || !PyObject_TypeCheck(args[0], &Host_Type) || !PyDict_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "measure_setup(host, sites, fallback) takes a "
-                                         "MeasureHost, a dict and a callable");
+    static char *kwlist[] = {"owner", "sites", "fallback", NULL};
+    PyObject *owner, *sites, *fallback;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O:MeasureHost", kwlist, &owner,
+                                     &PyDict_Type, &sites, &fallback)) {
         return NULL;
     }
-    HostObject *self = (HostObject *)args[0];
-    Py_XSETREF(self->sites, Py_NewRef(args[1]));
-    Py_XSETREF(self->fallback, Py_NewRef(args[2]));
-    host_set_spare(self, NULL);
-    Py_RETURN_NONE;
-}
-
-/* object.__new__'s work (not PyType_GenericNew's): it also gives a Python subclass's
-   instance its inline attribute values, without which the instance's first attribute
-   makes it a dict, and the interpreter specialises no method lookup on it. */
-static PyObject *
-Host_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds))
-{
-    PyObject *none = PyTuple_New(0);
-    if (none == NULL) {
+    HostObject *self = (HostObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
         return NULL;
     }
-    PyObject *self = PyBaseObject_Type.tp_new(type, none, NULL);
-    Py_DECREF(none);
-    return self;
+    self->owner = Py_NewRef(owner);
+    self->sites = Py_NewRef(sites);
+    self->fallback = Py_NewRef(fallback);
+    self->spare = NULL;
+    return (PyObject *)self;
 }
 
 static int
 Host_traverse(HostObject *self, visitproc visit, void *arg)
 {
+    Py_VISIT(self->owner);
     Py_VISIT(self->sites);
     Py_VISIT(self->fallback);
     Py_VISIT(self->spare);
@@ -213,6 +245,10 @@ Host_traverse(HostObject *self, visitproc visit, void *arg)
 static int
 Host_clear(HostObject *self)
 {
+    if (last_host == self) {
+        last_host = NULL;
+    }
+    Py_CLEAR(self->owner);
     Py_CLEAR(self->sites);
     Py_CLEAR(self->fallback);
     host_set_spare(self, NULL);
@@ -232,8 +268,8 @@ static PyTypeObject Host_Type = {
     .tp_name = "callmetrics._speedups.MeasureHost",
     .tp_basicsize = sizeof(HostObject),
     .tp_dealloc = (destructor)Host_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "The C base of Analytics: what its measure() method reads.",
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "MeasureHost(owner, sites, fallback): what owner.measure() reads in C.",
     .tp_traverse = (traverseproc)Host_traverse,
     .tp_clear = (inquiry)Host_clear,
     .tp_new = Host_new,

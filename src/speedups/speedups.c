@@ -11,9 +11,9 @@
  *            around PyObject_Vectorcall and stores the call in the CallBuffer,
  *            allocating nothing and calling no Python code on the common path.
  *   Measure  the `with analytics.measure(name):` block.
- *   MeasureHost  the C base of Analytics, whose measure() (a method made for the
- *            Analytics class by measure_method) resolves names seen before with
- *            one dict lookup.
+ *   MeasureHost  an Analytics' state for its measure() in C (a method made for the
+ *            Analytics class by measure_method), which resolves names seen
+ *            before with one dict lookup.
  *   drain helpers  summary, count_values and group_calls: a drained chunk's sums,
  *            sketch buckets and grouping by function, straight from its doubles.
  *
@@ -59,8 +59,6 @@ static PyMethodDef module_methods[] = {
      "group_calls(keys, durations, plain, failed): a chunk's calls grouped by function."},
     {"measure_method", speedups_measure_method, METH_O,
      "measure_method(cls): measure() for instances of cls, a subclass of MeasureHost."},
-    {"measure_setup", (PyCFunction)(void (*)(void))speedups_measure_setup, METH_FASTCALL,
-     "measure_setup(host, sites, fallback): the names measure() answers, and the rest."},
     {"now", speedups_now, METH_NOARGS,
      "The clock the C hot path reads (same scale as time.perf_counter())."},
     {NULL, NULL, 0, NULL},
@@ -90,8 +88,9 @@ PyInit__speedups(void)
     str_stats = PyUnicode_InternFromString("stats");
     str_event_type = PyUnicode_InternFromString("event_type");
     str_block = PyUnicode_InternFromString("block");
+    str_measure_host = PyUnicode_InternFromString("_measure_host");
     if (!str_enter || !str_exit || !str_qualname || !str_stats || !str_event_type
-        || !str_block || measure_add_slots() < 0) {
+        || !str_block || !str_measure_host || measure_add_slots() < 0) {
         return NULL;
     }
     PyObject *array_module = PyImport_ImportModule("array");
