@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from callmetrics import Analytics, LoggerContainer
+from callmetrics._analytics import python_measure
 from core_helpers import only_event
 
 # asyncio may run a timer up to its clock resolution early; durations of tracked calls
@@ -347,6 +348,8 @@ def test_measure_takes_its_arguments_as_documented(analytics: Analytics) -> None
     assert [(p.name, p.kind, p.default) for p in parameters.values()] == [
         ("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
         ("event_type", inspect.Parameter.KEYWORD_ONLY, "block")]
+    # The C method carries the Python method's documentation.
+    assert inspect.getdoc(Analytics.measure) == inspect.getdoc(python_measure)
 
 
 def test_a_subclass_measures_and_may_override_measure() -> None:

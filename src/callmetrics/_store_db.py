@@ -174,7 +174,7 @@ def connect_writable(path: str | Path, *, create: bool,
     """
     path = Path(path).expanduser()
     if has_content(path):
-        open_checked(path, immutable=not wal_path(path).exists(), timeout=timeout).close()
+        _check_existing(path, timeout)
         conn = _connect(path, "rw", timeout)
     else:
         if not create:
@@ -197,6 +197,24 @@ def connect_writable(path: str | Path, *, create: bool,
         conn.close()
         raise
     return conn
+
+
+def _check_existing(path: Path, timeout: float) -> None:
+    """Check an existing file before writing to it (see :func:`open_checked`).
+
+    Without a ``-wal`` file nobody writes, or a writer is creating the store (its
+    first transaction is not in WAL mode yet): the lock-free immutable check may then
+    see a half-written file, so a failure is checked again sharing the file, which
+    waits for that writer.
+    """
+    if not wal_path(path).exists():
+        try:
+            open_checked(path, immutable=True, timeout=timeout).close()
+        except (sqlite3.Error, StoreError):
+            pass
+        else:
+            return
+    open_checked(path, timeout=timeout).close()
 
 
 def _initialise(conn: sqlite3.Connection, path: Path) -> None:

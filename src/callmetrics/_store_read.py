@@ -85,18 +85,25 @@ def read_store(path: str | Path, work: Callable[[sqlite3.Connection, Path], _T])
         # The last writer to close removes the -wal file: without one, nobody writes
         # now, and the file can be read as immutable.  A writer that starts meanwhile
         # changes the file only when it checkpoints, which the stamp check catches.
+        # An immutable read takes no lock, so it may see a file a writer is changing (a
+        # new store's first transaction is not yet in WAL mode): whatever fails then is
+        # read again, and the last attempt, sharing the file, waits for the writer.
         quiet = attempt < 2 and not wal_path(path).exists()  # then share
         try:
             conn = open_checked(path, immutable=quiet)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:
+            if quiet:
+                continue
+            if isinstance(exc, StoreError):
+                raise
             raise read_error(path, exc) from exc
         try:
             conn.execute("BEGIN")  # one consistent picture while other processes write
             result = work(conn, path)
             conn.execute("COMMIT")
         except (sqlite3.Error, StoreError) as exc:
-            if quiet and _stamp(path) != stamp:
-                continue  # changed under an immutable read: read again
+            if quiet:
+                continue
             if isinstance(exc, StoreError):
                 raise
             raise read_error(path, exc) from exc
