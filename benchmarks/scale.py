@@ -73,6 +73,23 @@ def best_per_call(fn: Callable[[int], Any], calls: int, rounds: int = 5) -> floa
     return best
 
 
+def best_in_turns(fns: dict[str, Callable[[int], Any]], calls: int,
+                  rounds: int = 9) -> dict[str, float]:
+    """Return each function's best per-call time in ns, the functions taking turns.
+
+    Each round times every function once, so that a busy spell of the machine
+    disturbs them alike instead of one figure of a ratio.
+    """
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            began = time.perf_counter_ns()
+            for i in range(calls):
+                fn(i)
+            best[name] = min(best[name], (time.perf_counter_ns() - began) / calls)
+    return best
+
+
 # --------------------------------------------------------------------- figures
 def memory_round_robin(calls: int, functions: int = 1_000) -> None:
     """RSS growth of round-robin calls over many functions, no reads; then the first read."""
@@ -198,6 +215,9 @@ def tail_latency(calls: int, functions: int) -> None:
               f"(untracked p99.99 {q(plain, .9999):.1f} µs)")
 
 
+ROUNDS_THREADED = 5
+
+
 def _threaded(fn: Callable[[int], Any], threads: int, calls: int) -> float:
     """Return wall ns per call of ``threads`` threads each calling ``fn`` ``calls`` times."""
     barrier = threading.Barrier(threads + 1)
@@ -232,13 +252,13 @@ def threads(count: int, calls: int) -> None:
     rows = {}
     for label, threads_n in (("1 thread", 1), (f"{count} threads", count)):
         best: dict[str, float] = {}
-        for _ in range(3):
+        for _ in range(ROUNDS_THREADED):
             for name, fn in (("plain", noop), ("floor", floor), ("tracked", tracked)):
                 took = _threaded(fn, threads_n, calls)
                 best[name] = min(best.get(name, float("inf")), took)
         rows[label] = best
     made = analytics.call_counts.get("threaded", 0)
-    expected = 3 * (calls + count * calls)
+    expected = ROUNDS_THREADED * (calls + count * calls)
     single = rows["1 thread"]["tracked"] - rows["1 thread"]["plain"]
     multi = rows[f"{count} threads"]["tracked"] - rows[f"{count} threads"]["plain"]
     floor_multi = rows[f"{count} threads"]["floor"] - rows[f"{count} threads"]["plain"]
@@ -264,10 +284,10 @@ def measure_blocks(calls: int) -> None:
     def plain_block(i: int) -> int:
         return noop(i)
 
-    base = best_per_call(plain_block, calls)
-    plain = best_per_call(noop, calls)
-    sync_over = best_per_call(tracked, calls) - plain
-    block_over = best_per_call(block, calls) - base
+    best = best_in_turns({"plain": noop, "tracked": tracked, "base": plain_block,
+                          "block": block}, calls)
+    sync_over = best["tracked"] - best["plain"]
+    block_over = best["block"] - best["base"]
     print(f"measure fresh measure('x') per block: overhead {block_over:.0f} ns vs tracked sync "
           f"call {sync_over:.0f} ns ({block_over / sync_over:.2f}x)")
 
@@ -376,7 +396,7 @@ def main() -> None:
                                            50_000 if q else 200_000),
         "tail": lambda: tails(200_000 if q else 1_000_000),
         "threads": lambda: threads(8, 20_000 if q else 100_000),
-        "measure": lambda: measure_blocks(50_000 if q else 200_000),
+        "measure": lambda: measure_blocks(30_000 if q else 100_000),
         "failures": lambda: failures(20_000 if q else 100_000),
     }
     for name in args.only:
