@@ -73,7 +73,6 @@ summary: Final[Callable[[Sequence[float]], tuple[float, float, float]] | None] =
     _speedups, "summary", None)
 
 
-
 def new_buffer() -> Any:
     """Return an empty call buffer: a ``CallBuffer`` with the accelerator, else a list.
 

@@ -89,15 +89,9 @@ def read_store(path: str | Path, work: Callable[[sqlite3.Connection, Path], _T])
         # new store's first transaction is not yet in WAL mode): whatever fails then is
         # read again, and the last attempt, sharing the file, waits for the writer.
         quiet = attempt < 2 and not wal_path(path).exists()  # then share
+        conn = None
         try:
             conn = open_checked(path, immutable=quiet)
-        except (sqlite3.Error, StoreError) as exc:
-            if quiet:
-                continue
-            if isinstance(exc, StoreError):
-                raise
-            raise read_error(path, exc) from exc
-        try:
             conn.execute("BEGIN")  # one consistent picture while other processes write
             result = work(conn, path)
             conn.execute("COMMIT")
@@ -108,7 +102,8 @@ def read_store(path: str | Path, work: Callable[[sqlite3.Connection, Path], _T])
                 raise
             raise read_error(path, exc) from exc
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
         if not quiet or _stamp(path) == stamp:
             return result
     raise AssertionError("unreachable: the last attempt shares the file")  # pragma: no cover

@@ -58,7 +58,7 @@ static PyMethodDef module_methods[] = {
     {"group_calls", (PyCFunction)(void (*)(void))speedups_group_calls, METH_FASTCALL,
      "group_calls(keys, durations, plain, failed): a chunk's calls grouped by function."},
     {"measure_method", speedups_measure_method, METH_O,
-     "measure_method(cls): measure() for instances of cls, a subclass of MeasureHost."},
+     "measure_method(cls): measure() for instances of cls, each keeping its MeasureHost."},
     {"now", speedups_now, METH_NOARGS,
      "The clock the C hot path reads (same scale as time.perf_counter())."},
     {NULL, NULL, 0, NULL},
