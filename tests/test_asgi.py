@@ -100,7 +100,9 @@ async def _touch(url: str) -> None:
 
 
 async def _send(url: str, requests: list[tuple[str, str]]) -> Counter[int]:
-    limits = httpx.Limits(max_connections=16)
+    # No keep-alive: uvicorn closes a connection whose app raised (after the 500 is
+    # sent), and a request the client sent on it meanwhile would fail to be read.
+    limits = httpx.Limits(max_connections=16, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         responses = await asyncio.gather(*(client.request(m, p) for m, p in requests))
     return Counter(r.status_code for r in responses)

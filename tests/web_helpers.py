@@ -50,8 +50,14 @@ def waitress_serving(app: Callable[..., Any]) -> Iterator[str]:
 
 
 def send_at_once(url: str, requests: list[tuple[str, str]]) -> Counter[int]:
-    """Send ``(method, path)`` requests from 8 threads; return how many got each status."""
-    with httpx.Client(base_url=url, timeout=30) as client, ThreadPoolExecutor(8) as pool:
+    """Send ``(method, path)`` requests from 8 threads; return how many got each status.
+
+    One connection per request: a server may close a connection whose app raised,
+    while the client sends its next request on it.
+    """
+    limits = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=url, timeout=30, limits=limits) as client, \
+            ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(lambda r: client.request(*r), requests))
     return Counter(r.status_code for r in responses)
 
