@@ -48,7 +48,7 @@ class OptionalBuildExt(build_ext):
 setup(
     ext_modules=[
         Extension(
-            "callmetrics._speedups",
+            "callmetrics._engine._speedups",
             # One translation unit: speedups.c includes the other parts (see there).
             sources=["src/speedups/speedups.c"],
             depends=[str(part) for part in sorted(Path("src/speedups").glob("*.[ch]"))],

@@ -20,8 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from callmetrics._cli import main  # after the tests folder is importable
 from test_cli_diff import interleaved_runs, workload, write_samples
+
+from callmetrics._cli import main  # after the tests folder is importable
 
 
 def _diff(store: Path) -> int:

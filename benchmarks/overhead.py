@@ -26,8 +26,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import callmetrics
-from callmetrics import Analytics, _wrap
+from callmetrics import Analytics
 from callmetrics._analytics import python_measure
+from callmetrics._engine import wrap as _wrap
 
 ROUNDS = 7
 BLOCK_BASELINE = "a function calling work (block baseline)"

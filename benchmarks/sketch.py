@@ -4,7 +4,7 @@ Run: ``python benchmarks/sketch.py [--samples N] [--quick] [--baseline FILE]``. 
 figures; never fails on them.  ``--baseline`` adds a column for another version of the
 sketch, loaded from a self-contained ``_sketch.py`` file, e.g. the one on main::
 
-    git show main:src/callmetrics/_sketch.py > /tmp/main_sketch.py
+    git show main:src/callmetrics/_engine/sketch.py > /tmp/main_sketch.py
     python benchmarks/sketch.py --baseline /tmp/main_sketch.py
 
 ``pip install ddsketch`` adds the DDSketch column (a benchmark-only dependency, not one

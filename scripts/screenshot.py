@@ -17,7 +17,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from callmetrics import Analytics, AnalyticsConfig
-from callmetrics._demo import run_demo
+from callmetrics._cli.workload import run_demo
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",

@@ -1,6 +1,6 @@
 """Run a command under valgrind's memcheck and fail on errors in callmetrics' C code.
 
-Usage: ``python scripts/valgrind_check.py -- python -m pytest tests/test_accel.py``
+Usage: ``python scripts/valgrind_check.py -- python -m pytest tests/engine/test_accel.py``
 
 CPython itself leaves blocks allocated at exit and trips memcheck in places that are
 not ours, so rather than keep a suppressions file per interpreter build, this keeps

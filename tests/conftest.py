@@ -83,7 +83,7 @@ def analytics() -> Analytics:
 
 def pytest_report_header() -> str:
     """Say which hot path the suite runs against (``CALLMETRICS_PURE_PYTHON=1`` forces Python)."""
-    from callmetrics import _accel  # noqa: PLC0415  # after pytest has set up paths
+    from callmetrics._engine import accel as _accel  # noqa: PLC0415  # after pytest has set up paths
 
     reason = f" ({_accel.REASON})" if _accel.REASON else ""
     return f"callmetrics hot path: {_accel.IMPLEMENTATION}{reason}"

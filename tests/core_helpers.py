@@ -6,7 +6,7 @@ import math
 import time
 
 from callmetrics import Analytics, DurationSketch, Event
-from callmetrics._state import FunctionSnapshot
+from callmetrics._engine.state import FunctionSnapshot
 
 
 def feed(analytics: Analytics, name: str, durations: list[float], *, event_type: str = "fed",

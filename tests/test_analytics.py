@@ -522,9 +522,9 @@ def test_config_is_the_object_the_caller_passed() -> None:
 
 
 def test_notebook_display_delegates_to_the_notebook_module(analytics: Analytics) -> None:
-    """_repr_html_() and report() come from callmetrics._notebook (another part's module)."""
-    notebook = pytest.importorskip("callmetrics._notebook",
-                                   reason="callmetrics._notebook is written by the report part")
+    """_repr_html_() and report() come from the outputs' notebook module."""
+    notebook = pytest.importorskip("callmetrics._outputs.notebook",
+                                   reason="the notebook module is written by the report part")
     analytics.track("unit", name="f")(lambda: None)()
     assert analytics._repr_html_() == notebook.summary_html(analytics)
     assert isinstance(analytics.report(), notebook.InlineReport)

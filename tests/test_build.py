@@ -64,7 +64,7 @@ def test_install_with_a_compiler_builds_and_uses_the_accelerator(tmp_path: Path)
     done, target = _install(tmp_path, env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "C accelerator not built" not in done.stdout + done.stderr
-    assert list((target / "callmetrics").glob("_speedups*.so"))
+    assert list((target / "callmetrics" / "_engine").glob("_speedups*.so"))
     implementation, location = _run(target, tmp_path).split()
     assert implementation == "c"
     assert location.startswith(str(target))
@@ -79,7 +79,7 @@ def test_install_without_a_working_compiler_still_works(tmp_path: Path) -> None:
             if "callmetrics: C accelerator not built" in line]
     assert len(said) == 1, said
     assert "the pure-Python hot path will be used" in said[0]
-    assert not list((target / "callmetrics").glob("_speedups*.so"))
+    assert not list((target / "callmetrics" / "_engine").glob("_speedups*.so"))
     implementation, location = _run(target, tmp_path).split()
     assert implementation == "python"
     assert location.startswith(str(target))

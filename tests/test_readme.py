@@ -83,7 +83,7 @@ def test_the_demo_writes_the_files_the_readme_names(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's first-run listing is what the demo prints, folder and prefix aside."""
-    import callmetrics._cli_demo as cli_demo  # noqa: PLC0415  # patched below
+    import callmetrics._cli.demo as cli_demo  # noqa: PLC0415  # patched below
 
     shown = re.search(r"```text\n(HTML report: .*?)```", TEXT, re.DOTALL)
     assert shown is not None

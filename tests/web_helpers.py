@@ -26,7 +26,7 @@ import httpx
 import waitress
 
 from callmetrics import load
-from callmetrics._load import list_runs
+from callmetrics._store.runs import list_runs
 from readme_examples import printed_as_commented, readme_example
 
 __all__ = ["Workers", "printed_as_commented", "readme_example", "send_at_once",

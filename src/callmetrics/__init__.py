@@ -7,16 +7,17 @@ from ``generate_reports()``.
 
 from typing import TYPE_CHECKING, Any
 
-from callmetrics._accel import IMPLEMENTATION
 from callmetrics._analytics import Analytics
-from callmetrics._config import AnalyticsConfig, DurationThresholds
-from callmetrics._records import CallInfo, Event, LoggerContainer, TimingInfo
-from callmetrics._sketch import DurationSketch
-from callmetrics._state import FunctionSnapshot
+from callmetrics._engine.accel import IMPLEMENTATION
+from callmetrics._engine.config import AnalyticsConfig, DurationThresholds
+from callmetrics._engine.records import CallInfo, Event, LoggerContainer, TimingInfo
+from callmetrics._engine.sketch import DurationSketch
+from callmetrics._engine.state import FunctionSnapshot
+from callmetrics._version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from callmetrics._console import get_console, logging_handler
     from callmetrics._load import load
+    from callmetrics._outputs.console import get_console, logging_handler
     from callmetrics._store import StoreError
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "logging_handler",
 ]
 
-__version__ = "0.1.0"
 
 # accel: which hot path runs, "c" (the optional C accelerator) or "python".
 implementation: str = IMPLEMENTATION
@@ -56,7 +56,7 @@ def __getattr__(name: str) -> Any:
 
         return StoreError
     if name in ("get_console", "logging_handler"):
-        from callmetrics import _console  # noqa: PLC0415  # lazy on purpose
+        from callmetrics._outputs import console as _console  # noqa: PLC0415  # lazy on purpose
 
         return getattr(_console, name)
     raise AttributeError(f"module 'callmetrics' has no attribute {name!r}")

@@ -8,7 +8,6 @@ interface (``settings``, ``snapshot()``, ``retained()``, ``read()``), loaded laz
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import time
 import weakref
@@ -17,18 +16,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from callmetrics import _accel
-from callmetrics._config import AnalyticsConfig, coerce_config
-from callmetrics._logging import CallLogger, default_loggers, report_internal_error
-from callmetrics._measure import BlockKind, Measure, NoMeasure, new_measure
-from callmetrics._outputs import Outputs
-from callmetrics._readback import ReadBack
-from callmetrics._recorder import BUFFER_LIMIT, Recorder
-from callmetrics._records import LoggerContainer
-from callmetrics._state import FunctionSnapshot
-from callmetrics._transfer import merge_into, restore_into
-from callmetrics._view import RetainedCall
-from callmetrics._wrap import (
+from callmetrics._engine import sinks
+from callmetrics._engine.adhoc import AdHocCalls, check_text
+from callmetrics._engine.config import AnalyticsConfig, coerce_config
+from callmetrics._engine.logs import CallLogger, default_loggers, report_internal_error
+from callmetrics._engine.measure import BlockKind, Measure, NoMeasure, new_measure
+from callmetrics._engine.readback import ReadBack
+from callmetrics._engine.recorder import BUFFER_LIMIT, Recorder
+from callmetrics._engine.records import LoggerContainer
+from callmetrics._engine.state import FunctionSnapshot
+from callmetrics._engine.transfer import merge_into, restore_into
+from callmetrics._engine.view import RetainedCall
+from callmetrics._engine.wrap import (
     OWNER_ATTRIBUTE,
     CallObserver,
     Ends,
@@ -37,6 +36,7 @@ from callmetrics._wrap import (
     recorded_name,
     wrap,
 )
+from callmetrics._outputs.methods import Outputs
 
 __all__ = ["Analytics"]
 
@@ -49,15 +49,7 @@ _SECONDS_PER_DAY = 86_400.0
 _GC_THRESHOLD = 5_000
 
 
-def _check_text(what: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, got {type(value).__name__}")
-    if not value.strip():
-        raise ValueError(f"{what} must not be empty")
-    return value
-
-
-class Analytics(ReadBack, Outputs):
+class Analytics(ReadBack, AdHocCalls, Outputs):
     """Tracks function performance, success rates, and execution patterns.
 
     Decorate functions with :meth:`track`; read exact statistics with
@@ -129,7 +121,7 @@ class Analytics(ReadBack, Outputs):
         self._blocks: dict[str, BlockKind] = {}
         # accel: names measured before are answered in C (the same Measure as the
         # Python method's, which the C one falls back to); None without it.
-        self._measure_host = _accel.measure_host(self, python_measure.__get__(self),
+        self._measure_host = sinks.measure_host(self, python_measure.__get__(self),
                                                  self._blocks)
         self._store: Any = None
         if cfg.store_path is not None and self.enabled:
@@ -190,9 +182,9 @@ class Analytics(ReadBack, Outputs):
             TypeError, ValueError: for a bad ``event_type`` or ``name``, at once.
 
         """
-        _check_text("event_type", event_type)
+        check_text("event_type", event_type)
         if name is not None:
-            _check_text("name", name)
+            check_text("name", name)
 
         def decorator(func: Callable[P, R]) -> Callable[P, R]:
             return self._decorate(func, event_type, name)  # type: ignore[no-any-return]
@@ -235,8 +227,8 @@ class Analytics(ReadBack, Outputs):
             block._kind = kind
             block.message = None
             return block
-        _check_text("name", name)
-        _check_text("event_type", event_type)
+        check_text("name", name)
+        check_text("event_type", event_type)
         if not self.enabled:
             return NoMeasure()
         stats = self._recorder.stats_for(name, event_type, "<block>", explicit=True)
@@ -245,69 +237,6 @@ class Analytics(ReadBack, Outputs):
         if len(self._blocks) < 4 * max(self.settings.max_functions, 1):
             self._blocks[name] = kind
         return new_measure(kind)
-
-    def _adhoc_wrapper(self, func: Callable[..., Any], event_type: str,
-                       kind: str | None = None) -> Callable[..., Any]:
-        _check_text("event_type", event_type)
-        if not callable(func):
-            raise TypeError(f"func must be callable, got {type(func).__name__}")
-        key = (event_type, kind or "")
-        try:
-            per_func = self._adhoc.setdefault(func, {})
-        except TypeError:  # not weak-referenceable: wrap afresh each time
-            per_func = {}
-        wrapper = per_func.get(key)
-        if wrapper is None:
-            if kind == "async" and callable_kind(func) == "sync":
-                wrapper = self._awaiting_wrapper(func, event_type)
-            else:
-                wrapper = self._decorate(func, event_type, None)
-            per_func[key] = wrapper
-        return wrapper
-
-    def _awaiting_wrapper(self, func: Callable[..., Any], event_type: str) -> Callable[..., Any]:
-        """Track a plain callable that returns an awaitable, timing it to completion."""
-
-        async def call_and_await(*args: Any, **kwargs: Any) -> Any:
-            result = func(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
-
-        name, module = recorded_name(func), callable_module(func)
-        call_and_await.__qualname__ = name
-        call_and_await.__module__ = module
-        stats = self._recorder.stats_for(name, event_type, module, explicit=False)
-        return wrap(call_and_await, "async", stats, self)  # type: ignore[no-any-return]
-
-    def execute_sync_wrapped_call(
-        self, func: Callable[..., Any], event_type: str, *args: Any, **kwargs: Any
-    ) -> Any:
-        """Call ``func(*args, **kwargs)`` once, tracked, and return its result.
-
-        Unlike the seed, this works (and is tracked) inside a running event loop.
-        """
-        if not self.enabled:
-            return func(*args, **kwargs)
-        return self._adhoc_wrapper(func, event_type)(*args, **kwargs)
-
-    async def execute_async_wrapped_call(
-        self, func: Callable[..., Any], event_type: str, *args: Any, **kwargs: Any
-    ) -> Any:
-        """Await ``func(*args, **kwargs)`` once, tracked, and return its result."""
-        if not self.enabled:
-            result = func(*args, **kwargs)
-            return await result if inspect.isawaitable(result) else result
-        return await self._adhoc_wrapper(func, event_type, "async")(*args, **kwargs)
-
-    async def execute_wrapped_call(
-        self, func: Callable[..., Any], event_type: str, is_async: bool,  # seed API
-        *args: Any, **kwargs: Any,
-    ) -> Any:
-        """Run one tracked call of ``func``, awaiting it when ``is_async``."""
-        if is_async:
-            return await self.execute_async_wrapped_call(func, event_type, *args, **kwargs)
-        return self.execute_sync_wrapped_call(func, event_type, *args, **kwargs)
 
     # -------------------------------------------------------- zero-code tracking
     def instrument(self, *patterns: str, exclude: str | Iterable[str] = (),
@@ -327,13 +256,13 @@ class Analytics(ReadBack, Outputs):
             TypeError, ValueError: for a bad pattern or event type, at once.
 
         """
-        from callmetrics._instrument import instrument  # noqa: PLC0415  # zero-code only
+        from callmetrics._zerocode.instrument import instrument  # noqa: PLC0415  # zero-code only
 
         instrument(self, patterns, exclude=exclude, event_type=event_type)
 
     def uninstrument(self) -> None:
         """Undo every :meth:`instrument` of this instance (functions already running finish)."""
-        from callmetrics._instrument import uninstrument  # noqa: PLC0415  # zero-code only
+        from callmetrics._zerocode.instrument import uninstrument  # noqa: PLC0415  # zero-code only
 
         uninstrument(self)
 
@@ -420,5 +349,5 @@ class Analytics(ReadBack, Outputs):
 # measure() in Python: what Analytics.measure is without the accelerator, and what
 # the C one (a method made for Analytics itself) falls back to with it.
 python_measure = Analytics.measure
-if (_c_measure := _accel.measure_method(Analytics)) is not None:
+if (_c_measure := sinks.measure_method(Analytics)) is not None:
     setattr(Analytics, "measure", _c_measure)  # noqa: B010  # mypy keeps the Python signature

@@ -1,4 +1,4 @@
-/* callmetrics._speedups: includes, interned names, the clock, compatibility helpers.
+/* callmetrics._engine._speedups: includes, interned names, the clock, compatibility helpers.
  * Part of one translation unit: included by speedups.c (so the hot path's helpers
  * inline across parts), never compiled on its own. */
 

@@ -1,4 +1,4 @@
-/* callmetrics._speedups: the drain's bulk helpers (summary, count_values, group_calls).
+/* callmetrics._engine._speedups: the drain's bulk helpers (summary, count_values, group_calls).
  * Part of one translation unit: included by speedups.c (so the hot path's helpers
  * inline across parts), never compiled on its own. */
 

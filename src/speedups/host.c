@@ -1,4 +1,4 @@
-/* callmetrics._speedups: MeasureHost, the state behind Analytics.measure() in C.
+/* callmetrics._engine._speedups: MeasureHost, the state behind Analytics.measure() in C.
  * Part of one translation unit: included by speedups.c (so the hot path's helpers
  * inline across parts), never compiled on its own. */
 
@@ -265,7 +265,7 @@ Host_dealloc(HostObject *self)
 
 static PyTypeObject Host_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "callmetrics._speedups.MeasureHost",
+    .tp_name = "callmetrics._engine._speedups.MeasureHost",
     .tp_basicsize = sizeof(HostObject),
     .tp_dealloc = (destructor)Host_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,

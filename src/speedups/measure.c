@@ -1,4 +1,4 @@
-/* callmetrics._speedups: the measure() block.
+/* callmetrics._engine._speedups: the measure() block.
  * Part of one translation unit: included by speedups.c (so the hot path's helpers
  * inline across parts), never compiled on its own. */
 
@@ -17,7 +17,6 @@ typedef struct {
 } MeasureObject;
 
 static PyTypeObject Measure_Type;
-static PyTypeObject Ready_Type;
 static PyObject *Measure_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf,
                                     PyObject *kwnames);
 
@@ -266,7 +265,7 @@ Slot_repr(SlotObject *self)
 
 static PyTypeObject Slot_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "callmetrics._speedups.MeasureSlot",
+    .tp_name = "callmetrics._engine._speedups.MeasureSlot",
     .tp_basicsize = sizeof(SlotObject),
     .tp_dealloc = (destructor)PyObject_Del,
     .tp_repr = (reprfunc)Slot_repr,
@@ -299,80 +298,6 @@ measure_add_slots(void)
     return 0;
 }
 
-/* An awaitable that is already done: what __aenter__ and __aexit__ return. */
-typedef struct {
-    PyObject_HEAD
-    PyObject *value;
-} ReadyObject;
-
-static PyObject *
-ready_make(PyObject *value)
-{
-    if (value == NULL) {
-        return NULL;
-    }
-    ReadyObject *self = PyObject_GC_New(ReadyObject, &Ready_Type);
-    if (self == NULL) {
-        Py_DECREF(value);
-        return NULL;
-    }
-    self->value = value;   /* steals */
-    PyObject_GC_Track(self);
-    return (PyObject *)self;
-}
-
-static int
-Ready_traverse(ReadyObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->value);
-    return 0;
-}
-
-static int
-Ready_clear(ReadyObject *self)
-{
-    Py_CLEAR(self->value);
-    return 0;
-}
-
-static void
-Ready_dealloc(ReadyObject *self)
-{
-    PyObject_GC_UnTrack(self);
-    Ready_clear(self);
-    PyObject_GC_Del(self);
-}
-
-static PyObject *
-Ready_iternext(ReadyObject *self)
-{
-    PyObject *value = self->value ? self->value : Py_None;
-    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
-    if (stop != NULL) {
-        PyErr_SetObject(PyExc_StopIteration, stop);
-        Py_DECREF(stop);
-    }
-    Py_CLEAR(self->value);
-    return NULL;
-}
-
-static PyAsyncMethods Ready_as_async = {
-    .am_await = PyObject_SelfIter,
-};
-
-static PyTypeObject Ready_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "callmetrics._speedups.Ready",
-    .tp_basicsize = sizeof(ReadyObject),
-    .tp_dealloc = (destructor)Ready_dealloc,
-    .tp_as_async = &Ready_as_async,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_traverse = (traverseproc)Ready_traverse,
-    .tp_clear = (inquiry)Ready_clear,
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = (iternextfunc)Ready_iternext,
-};
-
 static PyObject *
 Measure_aenter(MeasureObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -400,7 +325,7 @@ static PyMemberDef Measure_members[] = {
 
 static PyTypeObject Measure_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "callmetrics._speedups.Measure",
+    .tp_name = "callmetrics._engine._speedups.Measure",
     .tp_basicsize = sizeof(MeasureObject),
     .tp_dealloc = (destructor)Measure_dealloc,
     .tp_vectorcall_offset = offsetof(MeasureObject, vectorcall),

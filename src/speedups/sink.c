@@ -1,4 +1,4 @@
-/* callmetrics._speedups: the Sink.
+/* callmetrics._engine._speedups: the Sink.
  * Part of one translation unit: included by speedups.c (so the hot path's helpers
  * inline across parts), never compiled on its own. */
 
@@ -240,7 +240,7 @@ static PyGetSetDef Sink_getset[] = {
 
 static PyTypeObject Sink_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "callmetrics._speedups.Sink",
+    .tp_name = "callmetrics._engine._speedups.Sink",
     .tp_basicsize = sizeof(SinkObject),
     .tp_dealloc = (destructor)Sink_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,

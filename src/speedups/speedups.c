@@ -1,5 +1,5 @@
 /*
- * callmetrics._speedups: the optional C hot path (see callmetrics._accel and
+ * callmetrics._engine._speedups: the optional C hot path (see callmetrics._engine.accel and
  * docs/engine.md, the seam it plugs into).
  *
  *   CallBuffer  an instance's buffered calls (keys, starts, durations) in C arrays:
@@ -30,12 +30,14 @@
  *
  * Thread safety: relies on the GIL.  Appending a call to the CallBuffer runs no
  * Python code, so a drain in another thread never sees half a call.
- * callmetrics._accel does not load this module on a free-threaded build.
+ * callmetrics._engine.accel does not load this module on a free-threaded build.
  */
 #include "common.h"
 #include "buffer.c"
+#include "take.c"
 #include "sink.c"
 #include "tracked.c"
+#include "ready.c"
 #include "measure.c"
 #include "host.c"
 #include "drain.c"
@@ -66,8 +68,8 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "callmetrics._speedups",
-    .m_doc = "The optional C hot path of callmetrics (see callmetrics._accel).",
+    .m_name = "callmetrics._engine._speedups",
+    .m_doc = "The optional C hot path of callmetrics (see callmetrics._engine.accel).",
     .m_size = -1,
     .m_methods = module_methods,
 };

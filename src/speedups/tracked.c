@@ -1,4 +1,4 @@
-/* callmetrics._speedups: the sync wrapper.
+/* callmetrics._engine._speedups: the sync wrapper.
  * Part of one translation unit: included by speedups.c (so the hot path's helpers
  * inline across parts), never compiled on its own. */
 
@@ -167,7 +167,7 @@ static PyGetSetDef Tracked_getset[] = {
 
 static PyTypeObject Tracked_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "callmetrics._speedups.Tracked",
+    .tp_name = "callmetrics._engine._speedups.Tracked",
     .tp_basicsize = sizeof(TrackedObject),
     .tp_dealloc = (destructor)Tracked_dealloc,
     .tp_vectorcall_offset = offsetof(TrackedObject, vectorcall),

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from callmetrics import StoreError, load
-from callmetrics._load import list_runs
+from callmetrics._store.runs import list_runs
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL needs a POSIX system")
 

@@ -8,7 +8,7 @@ callmetrics`` works without them.
 import math
 from collections.abc import Iterable
 
-from callmetrics._sketch import DurationSketch
+from callmetrics._engine.sketch import DurationSketch
 
 __all__ = ["DEFAULT_BUCKETS"]
 

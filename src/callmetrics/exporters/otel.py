@@ -65,15 +65,15 @@ except ImportError as exc:
         "(from a checkout: pip install '.[otel]')"
     ) from exc
 
-from callmetrics import __version__
 from callmetrics._analytics import Analytics
-from callmetrics._logging import report_internal_error
-from callmetrics._recorder import OVERFLOW_NAME
-from callmetrics._sketch import DurationSketch
+from callmetrics._engine.logs import report_internal_error
+from callmetrics._engine.recorder import OVERFLOW_NAME
+from callmetrics._engine.sketch import DurationSketch
+from callmetrics._version import __version__
 from callmetrics.exporters import _check_buckets, _cumulative_counts
 
 if TYPE_CHECKING:
-    from callmetrics._aggregate import FunctionStats
+    from callmetrics._engine.aggregate import FunctionStats
 
 __all__ = ["QUANTILES", "Instrumentation", "instrument"]
 

@@ -55,16 +55,16 @@ except ImportError as exc:
     ) from exc
 
 from callmetrics._analytics import Analytics
+from callmetrics._engine.logs import report_internal_error
+from callmetrics._engine.recorder import OVERFLOW_NAME
 from callmetrics._load import read_view
-from callmetrics._logging import report_internal_error
-from callmetrics._recorder import OVERFLOW_NAME
 from callmetrics.exporters import DEFAULT_BUCKETS, _check_buckets, _cumulative_counts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from callmetrics._state import FunctionSnapshot
+    from callmetrics._engine.state import FunctionSnapshot
 
 __all__ = [
     "DEFAULT_BUCKETS",

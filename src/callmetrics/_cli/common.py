@@ -1,0 +1,168 @@
+"""What every command shares: the parser class, the one-line error, store helpers.
+
+Commands import this module; it imports no command, so the command modules and the
+entry point (``_cli.main``) only ever import downward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from callmetrics._format import printable
+
+if TYPE_CHECKING:
+    from callmetrics._analytics import Analytics
+    from callmetrics._store.runs import RunInfo
+
+__all__ = [
+    "CliError",
+    "Handler",
+    "Parser",
+    "fail",
+    "list_store_runs",
+    "load_store",
+    "local_time",
+    "os_error",
+    "parse_span",
+    "positive_arg",
+    "print_table",
+    "run_id_arg",
+    "since_arg",
+    "store_path",
+]
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+
+
+# A command is a sub-parser whose defaults carry ``handler``: a function of the
+# parsed arguments returning the exit code.
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CliError(Exception):
+    """A user error the CLI reports as one line with exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that reports bad arguments in one line, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line naming the problem and exit with code 2."""
+        self.exit(2, f"{printable(self.prog)}: error: {printable(message)} (see --help)\n")
+
+
+def fail(message: str) -> NoReturn:
+    raise CliError(message)
+
+
+# ------------------------------------------------------------------ argument types
+def parse_span(text: str) -> timedelta:
+    """Parse a span like ``30d``, ``12h``, ``90m``, ``45s`` or ``2w``."""
+    match = _SPAN.fullmatch(text.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a span like 30d, 12h, 90m, 45s or 2w, got {text!r}")
+    try:
+        return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"span {text!r} is too long") from None
+
+
+def since_arg(text: str) -> float | timedelta:
+    try:
+        return parse_span(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a span like 2d or 12h, or a date like 2026-11-01, got {text!r}",
+        ) from None
+
+
+def run_id_arg(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a run id (a number), got {text!r}")
+    return int(text)
+
+
+def positive_arg(text: str) -> float:
+    """Parse a finite number > 0 (argparse reports anything else in one line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------- formatting
+def local_time(unix: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unix))
+
+
+def print_table(header: list[str], rows: Iterable[list[str]], align: str) -> None:
+    """Print aligned columns; ``align`` holds ``l`` or ``r`` for each column.
+
+    Cells are made printable here, so no caller can forget it.
+    """
+    body = [header, *([printable(cell) for cell in row] for row in rows)]
+    widths = [max(len(row[i]) for row in body) for i in range(len(header))]
+    for row in body:
+        cells = [cell.ljust(w) if side == "l" else cell.rjust(w)
+                 for cell, w, side in zip(row, widths, align, strict=True)]
+        print("  ".join(cells).rstrip())
+
+
+def os_error(what: str, exc: OSError) -> str:
+    """Word an OSError once: ``cannot write X: reason``, never the reason twice."""
+    reason = str(exc.strerror or exc)
+    return reason if reason.startswith(what) else f"{what}: {reason}"
+
+
+# ---------------------------------------------------------------------- loading
+def store_path(args: argparse.Namespace) -> Path:
+    path = Path(args.store).expanduser()
+    if not path.exists():
+        fail(f"no such store: {path}")
+    return path
+
+
+def load_store(path: Path, *, runs: list[int] | None = None, since: float | timedelta | None = None,
+          label: str | None = None, events: bool = True) -> Analytics:
+    from callmetrics._load import read_view  # noqa: PLC0415  # keep --help fast
+    from callmetrics._store import StoreError  # noqa: PLC0415
+
+    try:
+        return read_view(path, runs=runs, since=since, label=label, events=events)
+    except FileNotFoundError:
+        fail(f"no such store: {path}")
+    except StoreError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(os_error(f"cannot read {path}", exc))
+
+
+def list_store_runs(store: Path) -> list[RunInfo]:
+    from callmetrics._store import StoreError  # noqa: PLC0415
+    from callmetrics._store.runs import list_runs  # noqa: PLC0415  # keep --help fast
+
+    try:
+        return list_runs(store)
+    except FileNotFoundError:
+        fail(f"no such store: {store}")
+    except StoreError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(os_error(f"cannot read {store}", exc))
+
+

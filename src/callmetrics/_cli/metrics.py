@@ -1,0 +1,99 @@
+"""``callmetrics serve-metrics STORE --port N``: a Prometheus endpoint over a store."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from callmetrics._format import printable
+
+__all__ = ["add_commands"]
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--port must be a number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"--port must be between 0 and 65535, got {port}")
+    return port
+
+
+def _buckets(text: str) -> list[float]:
+    from callmetrics.exporters import _check_buckets  # noqa: PLC0415  # keep --help fast
+
+    try:
+        bounds = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--buckets must be comma-separated seconds, got {text!r}") from None
+    try:
+        _check_buckets(bounds)  # checked before the store is opened
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--{exc}") from None
+    return bounds
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from callmetrics._cli.common import (  # noqa: PLC0415  # keep --help fast
+        CliError,  # _cli imports this module
+        list_store_runs,
+        store_path,
+    )
+
+    try:
+        from callmetrics.exporters.prometheus import serve_metrics  # noqa: PLC0415  # optional extra
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+    # Checked like every other command (same words, exit 2): a missing file, a folder or
+    # a file that is not a store never gets served as "callmetrics_source_up 0".
+    store = store_path(args)
+    if not store.is_file():
+        raise CliError(f"not a callmetrics store: {store} is a folder")
+    list_store_runs(store)
+    try:
+        server = serve_metrics(store, args.port, args.addr, buckets=args.buckets)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.addr}:{args.port}: {exc.strerror or exc}") from None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001  # signal API
+        stop.set()
+
+    previous: dict[int, Any] = {sig: signal.signal(sig, on_signal)
+                                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        print(f"Serving the metrics of {printable(str(store))} at {printable(server.url)} "
+              "(Ctrl-C stops)", flush=True)
+        # A timed wait, so that signals are handled promptly on every platform.
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add ``serve-metrics`` to the CLI."""
+    serve = commands.add_parser(
+        "serve-metrics", help="serve a store's numbers on a Prometheus /metrics endpoint",
+        description="Serve the numbers of a store (every process that writes to it, counted "
+                    "once) on a Prometheus /metrics endpoint, until stopped.")
+    serve.add_argument("store", metavar="STORE", help="the SQLite store the processes write to")
+    serve.add_argument("--port", type=_port, required=True,
+                       help="TCP port to listen on (0 picks a free one, printed at start)")
+    serve.add_argument("--addr", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; 0.0.0.0 for every "
+                            "interface)")
+    serve.add_argument("--buckets", type=_buckets, default=None,
+                       help="duration histogram bucket bounds in seconds, comma-separated "
+                            "(default: prometheus_client's)")
+    serve.set_defaults(handler=_serve)

@@ -1,0 +1,190 @@
+"""Reading back what the recorder holds: the seed's read API and the ``Source`` interface.
+
+``ReadBack`` is a part of ``Analytics`` (a mixin): every read drains the buffer
+under the recorder's lock (``Recorder.reading()``), then costs in proportion to
+``max_events`` plus the number of functions, never to the number of calls made.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from callmetrics._engine.aggregate import FailedCall, FunctionStats, NotedCall
+from callmetrics._engine.calibrate import per_call_overhead
+from callmetrics._engine.recorder import Recorder
+from callmetrics._engine.records import Event, make_event
+from callmetrics._engine.sketch import DurationSketch
+from callmetrics._engine.state import FunctionSnapshot
+from callmetrics._engine.view import Reading, RetainedCall
+from callmetrics._format import duration, percent
+
+__all__ = ["ReadBack"]
+
+
+def _owner(key: FunctionStats | FailedCall | NotedCall) -> FunctionStats:
+    return key if isinstance(key, FunctionStats) else key.stats
+
+
+class ReadBack:
+    """The read half of ``Analytics``."""
+
+    _recorder: Recorder
+    enabled: bool
+    time_format: str
+    compact_time: bool
+    console_logger: logging.Logger
+
+    def _snapshots(self, per_call: dict[str, float]) -> list[FunctionSnapshot]:
+        fmt, compact = self.time_format, self.compact_time
+        return [stats.snapshot(per_call, fmt, compact=compact)
+                for _, stats in sorted(self._recorder.stats.items()) if stats.calls]
+
+    def _retained(self) -> list[RetainedCall]:
+        out = []
+        for start, took, key in self._recorder.ring.calls():
+            if type(key) is FailedCall:
+                stats = key.stats
+                out.append(RetainedCall(start, took, stats.name, stats.event_type, key.error,
+                                        key.message, key.location))
+            elif type(key) is NotedCall:  # a success with a note
+                stats = key.stats
+                out.append(RetainedCall(start, took, stats.name, stats.event_type, None,
+                                        key.message))
+            else:
+                out.append(RetainedCall(start, took, key.name, key.event_type, None))
+        return out
+
+    def snapshot(self) -> list[FunctionSnapshot]:
+        """Return a consistent copy of every function's aggregates, in name order."""
+        per_call = per_call_overhead()  # calibrated once, outside the lock
+        with self._recorder.reading():
+            return self._snapshots(per_call)
+
+    def retained(self) -> list[RetainedCall]:
+        """Return the retained calls, oldest first (part of the ``Source`` interface)."""
+        with self._recorder.reading():
+            return self._retained()
+
+    def read(self) -> Reading:
+        """Return aggregates and retained calls taken together, so that they agree."""
+        per_call = per_call_overhead()
+        with self._recorder.reading():
+            return Reading(self._snapshots(per_call), self._retained())
+
+    @property
+    def events(self) -> list[Event]:
+        """The most recent calls (at most ``max_events``), oldest first, as plain dicts."""
+        fmt = "%H:%M:%S" if self.compact_time else self.time_format
+        with self._recorder.reading():
+            calls = self._recorder.ring.calls()
+        out = []
+        for start, took, key in calls:
+            if type(key) is FailedCall:
+                stats = key.stats
+                out.append(make_event(stats.name, stats.event_type, start, took, key.error, fmt,
+                                      key.message, key.location))
+            elif type(key) is NotedCall:  # a success with a note
+                stats = key.stats
+                out.append(make_event(stats.name, stats.event_type, start, took, None, fmt,
+                                      key.message))
+            else:
+                out.append(make_event(key.name, key.event_type, start, took, None, fmt))
+        return out
+
+    @property
+    def call_counts(self) -> dict[str, int]:
+        """Calls per function, exact over every call ever made (a snapshot)."""
+        with self._recorder.reading():
+            return {name: s.calls for name, s in self._recorder.stats.items() if s.calls}
+
+    @property
+    def success_counts(self) -> dict[str, int]:
+        """Successful calls per function, exact over every call ever made (a snapshot)."""
+        with self._recorder.reading():
+            return {name: s.successes for name, s in self._recorder.stats.items() if s.calls}
+
+    @property
+    def decorator_overhead(self) -> dict[str, float]:
+        """Seconds the wrapper added to each function's calls in total (a snapshot)."""
+        return {snap.name: snap.overhead for snap in self.snapshot()}
+
+    def _select(self, function_filter: str | Iterable[str] | None) -> list[FunctionStats]:
+        every = self._recorder.stats
+        if not function_filter:  # None, "" or an empty collection: every function (seed)
+            return [s for s in every.values() if s.calls]
+        if isinstance(function_filter, str):
+            names = {function_filter}
+        elif isinstance(function_filter, Iterable):
+            names = set(function_filter)
+            if not all(isinstance(n, str) for n in names):
+                raise TypeError("function_filter must hold only str names")
+        else:
+            raise TypeError(
+                f"function_filter must be a str, an iterable of str or None, "
+                f"got {type(function_filter).__name__}"
+            )
+        return [s for n in sorted(names) if (s := every.get(n)) is not None and s.calls]
+
+    def get_stats(self, function_filter: str | Iterable[str] | None = None) -> dict[str, Any]:
+        """Return statistics over every call of the selected functions.
+
+        Everything except ``event_count`` covers every call ever made, not just the
+        retained events.  Durations and percentiles are in seconds.  The result is
+        plain data (``json.dumps`` takes it).
+
+        Args:
+            function_filter: a function name, several names, or None (or anything
+                falsy, as in the seed) for all.
+
+        """
+        with self._recorder.reading():
+            selected = self._select(function_filter)
+            chosen = {id(s) for s in selected}
+            event_count = sum(n for key, n in self._recorder.ring.counts().items()
+                              if id(_owner(key)) in chosen)
+            sketch = DurationSketch()
+            for stats in selected:
+                sketch.merge(stats.sketch)
+            total_calls = sum(s.calls for s in selected)
+            total_success = sum(s.successes for s in selected)
+            total_time = math.fsum(s.total for s in selected)
+            slowest = max(((s, s.slowest) for s in selected if s.slowest),
+                          key=lambda p: p[1][1], default=None)
+            fastest = min(((s, s.fastest) for s in selected if s.fastest),
+                          key=lambda p: p[1][1], default=None)
+            fmt, compact = self.time_format, self.compact_time
+            return {
+                "total_calls": total_calls,
+                "total_success": total_success,
+                "success_rate": total_success / total_calls * 100 if total_calls else 0.0,
+                "total_time": total_time,
+                "avg_duration": total_time / total_calls if total_calls else 0.0,
+                "slowest": slowest[0].event(slowest[1], fmt, compact=compact) if slowest else None,
+                "fastest": fastest[0].event(fastest[1], fmt, compact=compact) if fastest else None,
+                "duration_counts": {
+                    "fast": sum(s.fast for s in selected),
+                    "medium": sum(s.medium for s in selected),
+                    "slow": sum(s.slow for s in selected),
+                },
+                "function_count": len(selected),
+                "event_count": event_count,
+                **sketch.summary(),
+            }
+
+    def log_summary(self) -> None:
+        """Log the two summary lines (calls, success, average; speed mix) to the console logger."""
+        if not self.enabled:
+            return
+        stats = self.get_stats()
+        calls = stats["total_calls"]
+        self.console_logger.info(
+            "Analytics Summary: %s calls | %s success | avg %s", f"{calls:,}",
+            percent(stats["total_success"], calls), duration(stats["avg_duration"]))
+        counts = stats["duration_counts"]
+        total = sum(counts.values())
+        self.console_logger.info(
+            "Performance: fast %s | medium %s | slow %s", percent(counts["fast"], total, 0),
+            percent(counts["medium"], total, 0), percent(counts["slow"], total, 0))

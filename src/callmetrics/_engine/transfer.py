@@ -1,0 +1,96 @@
+"""Moving recorded calls between recorders: ``merge_with`` and ``restore``.
+
+Both run with the recorders' locks held and their buffers drained (``reading()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from callmetrics._engine.aggregate import Extreme, FailedCall, FunctionStats, NotedCall
+from callmetrics._engine.recorder import Recorder
+from callmetrics._engine.records import Event
+from callmetrics._engine.ring import Retained
+from callmetrics._engine.state import FunctionSnapshot
+from callmetrics._engine.view import RetainedCall
+
+__all__ = ["merge_into", "restore_into"]
+
+
+def _mine(recorder: Recorder, name: str, event_type: str, module: str) -> FunctionStats:
+    stats = recorder.stats.get(name)
+    if stats is None:
+        stats = recorder.stats[name] = FunctionStats(name, event_type, module)
+    return stats
+
+
+def _rekey(key: object, mapping: dict[int, FunctionStats]) -> object:
+    if type(key) is FailedCall:
+        return FailedCall(mapping[id(key.stats)], key.error, key.message, key.location)
+    if type(key) is NotedCall:
+        return NotedCall(mapping[id(key.stats)], key.message)
+    return mapping[id(key)]
+
+
+def merge_into(mine: Recorder, theirs: Recorder) -> int:
+    """Move everything ``theirs`` holds into ``mine``; return how many events were cut."""
+    mapping: dict[int, FunctionStats] = {}
+    for name, source in theirs.stats.items():
+        target = _mine(mine, name, source.event_type, source.module)
+        target.merge(source)
+        mapping[id(source)] = target
+        source.reset()
+    incoming = [(start, took, _rekey(key, mapping)) for start, took, key in theirs.ring.calls()]
+    theirs.ring.clear()
+    return mine.ring.replace(mine.ring.calls() + incoming)
+
+
+def _key(stats: FunctionStats, error: str | None, message: str | None,
+         location: str | None) -> FunctionStats | FailedCall | NotedCall:
+    """The ring key of a stored call: a failure, a success with a note, or a plain success."""
+    if error is not None:
+        return FailedCall(stats, error, message, location)
+    if message is not None:
+        return NotedCall(stats, message)
+    return stats
+
+
+def _extreme(stats: FunctionStats, event: Event | None) -> Extreme | None:
+    if event is None:
+        return None
+    key = _key(stats, event.error, event.message, event.location)
+    return (event.start, event.duration, None if isinstance(key, FunctionStats) else key)
+
+
+def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
+                 events: Iterable[RetainedCall | tuple[Any, ...]]) -> None:
+    """Add stored aggregates and retained calls.
+
+    Each event is a ``RetainedCall`` (what a store read gives, message and location
+    included), or a plain ``(start, duration, error, name[, message, location])``.  A
+    call without error but with a message is a success with a note.
+    """
+    for snap in functions:
+        stats = _mine(recorder, snap.name, snap.event_type, snap.module)
+        loaded = FunctionStats(snap.name, snap.event_type, snap.module)
+        loaded.calls, loaded.successes, loaded.total = snap.calls, snap.successes, snap.total
+        loaded.fast, loaded.medium, loaded.slow = snap.fast, snap.medium, snap.slow
+        loaded.sketch = snap.sketch.copy()
+        loaded.drain_seconds = snap.overhead
+        loaded.slowest = _extreme(stats, snap.slowest)
+        loaded.fastest = _extreme(stats, snap.fastest)
+        stats.merge(loaded)
+    restored: list[Retained] = []
+    for event in events:
+        if isinstance(event, RetainedCall):
+            start, took, name, event_type, error, message, location = event
+        else:
+            start, took, error, name, *details = event
+            event_type = "unknown"
+            message, location = [*details, None, None][:2]
+        owner = recorder.stats.get(name)
+        if owner is None:
+            owner = recorder.stats[name] = FunctionStats(name, event_type, "<store>")
+        restored.append((start, took, _key(owner, error, message, location)))
+    recorder.ring.replace(recorder.ring.calls() + restored)

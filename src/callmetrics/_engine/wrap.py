@@ -1,0 +1,323 @@
+"""The hot path: wrappers for sync, async, generator and async-generator functions.
+
+Everything that can be decided at decoration time is (the kind of callable, its
+recorded name, the buffer it appends to).  A successful call then costs two clock
+reads, one ``buffer.extend((stats, start, duration))`` (one atomic C call: see
+``_recorder.py``), a length check and one dict lookup for the cached logging
+decision.  Aggregation happens in bulk, later (``Recorder._fold``).  How calls end
+(a failure described, a full buffer drained, a line logged) is ``_ends.Ends``.
+
+``SystemExit`` with code 0 or None is a normal end, recorded as a success; every
+other exception, ``KeyboardInterrupt`` and ``asyncio.CancelledError`` included, is a
+failure (the call did not return), and always propagates untouched.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import types
+from collections.abc import AsyncGenerator, Callable, Generator
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from callmetrics._engine import sinks
+from callmetrics._engine.ends import (
+    BACKLOG,
+    CallObserver,
+    Ends,
+    Runtime,
+    end_observers,
+    start_observers,
+)
+from callmetrics._engine.logs import CACHE_KEY
+
+if TYPE_CHECKING:
+    from callmetrics._engine.aggregate import FunctionStats
+
+# BACKLOG, CallObserver, Ends, Runtime and the observer helpers live in _ends; they
+# are also reached from here, where the wrappers that use them are.
+__all__ = [
+    "BACKLOG",
+    "OWNER_ATTRIBUTE",
+    "CallObserver",
+    "Ends",
+    "Runtime",
+    "binds",
+    "callable_kind",
+    "callable_module",
+    "end_observers",
+    "recorded_name",
+    "start_observers",
+    "wrap",
+]
+
+
+def recorded_name(func: object) -> str:
+    """Return the key a callable is recorded under: ``__qualname__`` without ``<locals>``."""
+    target = _unwrap(func)
+    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    if not isinstance(qualname, str):
+        qualname = type(target).__qualname__
+    parts = [part for part in qualname.split(".") if part != "<locals>"]
+    return ".".join(parts) or qualname
+
+
+def callable_module(func: object) -> str:
+    """Return the module that defines a callable (its class's module for objects)."""
+    target = _unwrap(func)
+    module = getattr(target, "__module__", None)
+    if not isinstance(module, str):
+        module = type(target).__module__
+    return module
+
+
+def _unwrap(func: object) -> object:
+    while True:
+        if isinstance(func, functools.partial):
+            func = func.func
+        elif isinstance(func, classmethod | staticmethod):
+            func = func.__func__
+        else:
+            return func
+
+
+def callable_kind(func: Callable[..., Any]) -> str:
+    """Classify a callable as ``sync``, ``async``, ``gen`` or ``agen``."""
+    probes: list[object] = [func]
+    target = _unwrap(func)
+    if not inspect.isroutine(target) and not inspect.isclass(target):
+        call = getattr(type(target), "__call__", None)  # noqa: B004  # we want the method itself
+        if call is not None:
+            probes.append(call)
+    for probe in probes:
+        if inspect.isasyncgenfunction(probe):
+            return "agen"
+        if inspect.isgeneratorfunction(probe):
+            return "gen"
+        if inspect.iscoroutinefunction(probe):
+            return "async"
+    return "sync"
+
+
+def _observed_sync(rt: Runtime, func: Callable[..., Any], stats: FunctionStats,
+                   args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    started = start_observers(rt, stats)
+    t0 = perf_counter()
+    try:
+        result = func(*args, **kwargs)
+    except BaseException as exc:
+        end_observers(started, stats, rt.ends.failed(stats, t0, exc), exc)
+        raise
+    end_observers(started, stats, rt.ends.ok(stats, t0), None)
+    return result
+
+
+async def _observed_async(rt: Runtime, func: Callable[..., Any], stats: FunctionStats,
+                          args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    started = start_observers(rt, stats)
+    t0 = perf_counter()
+    try:
+        result = await func(*args, **kwargs)
+    except BaseException as exc:
+        end_observers(started, stats, rt.ends.failed(stats, t0, exc), exc)
+        raise
+    end_observers(started, stats, rt.ends.ok(stats, t0), None)
+    return result
+
+
+def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
+    # Every name below is a closure cell of the wrapper (40 bytes each per function);
+    # the clock and the cache key are module globals, as fast to load in 3.11+.
+    ends = rt.ends
+    buf, extend, cache = ends.buffer, ends.extend, ends.cache
+    after, failed, refresh = ends.hooks
+    observers = rt.observers
+
+    # The body below is the library's hot path; it repeats Ends.ok() inline on
+    # purpose, since one more Python call there would add a quarter of its cost.
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if observers:
+            return _observed_sync(rt, func, stats, args, kwargs)
+        t0 = perf_counter()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            failed(stats, t0, exc)
+            raise
+        duration = perf_counter() - t0
+        extend((stats, t0, duration))
+        try:
+            if len(buf) >= cache[CACHE_KEY]:
+                after(stats, duration, cache[CACHE_KEY])
+        except KeyError:  # logging changed a level and cleared its caches: decide again
+            after(stats, duration, refresh())
+        return result
+
+    return wrapper
+
+
+def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
+    # Every name below is a closure cell of the wrapper (40 bytes each per function);
+    # the clock and the cache key are module globals, as fast to load in 3.11+.
+    ends = rt.ends
+    failed = ends.failed
+    observers = rt.observers
+    record = sinks.success_recorder(stats, rt)
+    if record is not None:
+        # With the accelerator, the end of a successful call is one C call; the
+        # pure-Python body below repeats Ends.ok inline, as the sync wrapper does.
+        async def recorded(*args: Any, **kwargs: Any) -> Any:
+            if observers:
+                return await _observed_async(rt, func, stats, args, kwargs)
+            t0 = perf_counter()
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                failed(stats, t0, exc)
+                raise
+            record(t0)
+            return result
+
+        return recorded
+
+    buf, extend, cache = ends.buffer, ends.extend, ends.cache
+    after, _, refresh = ends.hooks
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if observers:
+            return await _observed_async(rt, func, stats, args, kwargs)
+        t0 = perf_counter()
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as exc:
+            failed(stats, t0, exc)
+            raise
+        duration = perf_counter() - t0
+        extend((stats, t0, duration))
+        try:
+            if len(buf) >= cache[CACHE_KEY]:
+                after(stats, duration, cache[CACHE_KEY])
+        except KeyError:  # logging changed a level and cleared its caches: decide again
+            after(stats, duration, refresh())
+        return result
+
+    return wrapper
+
+
+def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
+    ok, failed = rt.ends.ok, rt.ends.failed
+    observers = rt.observers
+
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        inner = func(*args, **kwargs)
+        # This body first runs at the consumer's first next(): timing starts there.
+        started = start_observers(rt, stats) if observers else None
+        t0 = perf_counter()
+        try:
+            result = yield from inner
+        except GeneratorExit:
+            # The consumer stopped early: that is a normal, successful end.
+            duration = ok(stats, t0)
+            if started:
+                end_observers(started, stats, duration, None)
+            raise
+        except BaseException as exc:
+            duration = failed(stats, t0, exc)
+            if started:
+                end_observers(started, stats, duration, exc)
+            raise
+        duration = ok(stats, t0)
+        if started:
+            end_observers(started, stats, duration, None)
+        return result
+
+    return wrapper
+
+
+def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
+    ok, failed = rt.ends.ok, rt.ends.failed
+    observers = rt.observers
+
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        inner = func(*args, **kwargs)
+        started = start_observers(rt, stats) if observers else None
+        t0 = perf_counter()
+        try:
+            value = await inner.__anext__()
+            while True:
+                try:
+                    sent = yield value
+                except GeneratorExit:
+                    await inner.aclose()
+                    raise
+                except BaseException as thrown:  # noqa: BLE001  # pass athrow() on, as `yield from` does
+                    value = await inner.athrow(thrown)
+                else:
+                    value = await inner.asend(sent)
+        except StopAsyncIteration:
+            pass
+        except GeneratorExit:
+            duration = ok(stats, t0)
+            if started:
+                end_observers(started, stats, duration, None)
+            raise
+        except BaseException as exc:
+            duration = failed(stats, t0, exc)
+            if started:
+                end_observers(started, stats, duration, exc)
+            raise
+        duration = ok(stats, t0)
+        if started:
+            end_observers(started, stats, duration, None)
+
+    return wrapper
+
+
+_BUILDERS = {"sync": _wrap_sync, "async": _wrap_async, "gen": _wrap_gen, "agen": _wrap_agen}
+# accel: sync calls run through the C wrapper when the accelerator is built.
+_BUILDERS["sync"] = sinks.sync_builder(_wrap_sync)
+
+
+# Set on every wrapper: the instance that made it (decorating it again is a no-op).
+OWNER_ATTRIBUTE = "__callmetrics_owner__"
+
+
+def binds(func: object) -> bool:
+    """Whether ``func`` becomes a bound method when stored as a class attribute.
+
+    Functions and method descriptors (``str.upper``) bind; a bound method is
+    already bound (its ``__get__`` returns it unchanged); partials, builtins,
+    callable objects and classes have no ``__get__`` at all.
+    """
+    if isinstance(func, types.MethodType):
+        return False
+    if isinstance(func, functools.partial) and sys.version_info < (3, 14):
+        # 3.13 gave partial a __get__ that returns it unchanged (with a FutureWarning);
+        # partials bind from 3.14 on.
+        return False
+    return hasattr(type(func), "__get__")
+
+
+def wrap(func: Callable[..., Any], kind: str, stats: FunctionStats, rt: Runtime) -> Any:
+    """Return the tracking wrapper of ``func``, with its metadata and signature kept.
+
+    The wrapper binds as ``func`` binds: a plain function wrapper becomes a method
+    when stored on a class, so a sync callable that does not bind (a
+    ``functools.partial``, a builtin such as ``len``, a callable object, a class) gets
+    a ``staticmethod`` around its wrapper, which is callable and never binds.  Async
+    and generator wrappers stay functions, so that ``inspect.iscoroutinefunction``
+    and friends keep recognising them.
+    """
+    stats.kind = kind
+    wrapper = _BUILDERS[kind](func, stats, rt)
+    functools.update_wrapper(wrapper, func)
+    if not hasattr(func, "__name__"):  # functools.partial, callable objects
+        wrapper.__name__ = stats.name.rsplit(".", 1)[-1]
+        wrapper.__qualname__ = stats.name
+    result: Any = wrapper
+    if kind == "sync" and not binds(func):
+        result = staticmethod(wrapper)
+    setattr(result, OWNER_ATTRIBUTE, rt)
+    return result

@@ -1,0 +1,156 @@
+"""The documented JSON shape of an instance's statistics (``to_dict``, ``stats --json``).
+
+Shape, schema version 1 (durations in seconds, times as Unix seconds)::
+
+    {
+      "schema": "callmetrics.stats",
+      "schema_version": 1,
+      "generated_at": "2026-11-27T23:05:00Z",        # UTC, ISO 8601
+      "totals": {                                    # over every call of every function
+        "calls", "successes", "failures", "success_rate" (percent), "total_time",
+        "avg_duration", "min_duration", "max_duration", "p50", "p90", "p95", "p99",
+        "duration_counts": {"fast", "medium", "slow"},
+        "function_count", "event_count" (retained events),
+        "slowest", "fastest"                         # event objects or null
+      },
+      "functions": [                                 # sorted by total_time, largest first
+        {"name", "event_type", "module", the same keys as totals except function_count
+         and event_count, and "overhead" (seconds the wrapper added in total)}
+      ],
+      "errors": [                                    # retained failed calls, grouped
+        {"function", "event_type", "error", "message", "location",
+         "count", "first", "last"}                   # newest group first
+      ]
+    }
+
+An event object is ``{"function", "event_type", "start", "end", "duration",
+"success", "error"}`` (``error``: the exception type's name or null).  Percentiles,
+``slowest`` and ``fastest`` are null when there were no calls.
+
+``errors`` groups the *retained* failed calls (the newest ``max_events`` calls) by
+function, exception type and message: ``message`` is the exception's message (one
+line, at most 500 characters) and ``location`` where it was raised
+(``file:line in function``), each null when unknown (stores written before they were
+recorded); ``count`` is how many retained calls share the group, ``first`` and
+``last`` the Unix start times of the oldest and newest.  The exact number of failures
+is ``failures`` in ``totals`` and in each function.
+
+The keys differ from ``get_stats()`` on purpose: ``get_stats()`` keeps the seed's
+``total_calls`` and ``total_success``; this shape says ``calls``, ``successes`` and
+``failures`` throughout.  New keys may be added within a schema version; renamed or
+removed keys raise it.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from callmetrics._engine.records import Event
+from callmetrics._engine.sketch import DurationSketch
+from callmetrics._engine.state import FunctionSnapshot
+
+if TYPE_CHECKING:
+    from callmetrics._engine.view import RetainedCall, Source
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "error_groups", "event_dict", "to_dict"]
+
+SCHEMA: Final = "callmetrics.stats"
+SCHEMA_VERSION: Final = 1
+
+
+def event_dict(event: Event | None) -> dict[str, Any] | None:
+    """Return the JSON form of one call (None stays None)."""
+    if event is None:
+        return None
+    return {
+        "function": event.function,
+        "event_type": event.event_type,
+        "start": event.start,
+        "end": event.end,
+        "duration": event.duration,
+        "success": event.success,
+        "error": event.error,
+    }
+
+
+def _figures(calls: int, successes: int, total: float, sketch: DurationSketch,
+             counts: tuple[int, int, int]) -> dict[str, Any]:
+    return {
+        "calls": calls,
+        "successes": successes,
+        "failures": calls - successes,
+        "success_rate": successes / calls * 100 if calls else 0.0,
+        "total_time": total,
+        "avg_duration": total / calls if calls else 0.0,
+        **sketch.summary(),
+        "duration_counts": {"fast": counts[0], "medium": counts[1], "slow": counts[2]},
+    }
+
+
+def _function(snap: FunctionSnapshot) -> dict[str, Any]:
+    return {
+        "name": snap.name,
+        "event_type": snap.event_type,
+        "module": snap.module,
+        **_figures(snap.calls, snap.successes, snap.total, snap.sketch,
+                   (snap.fast, snap.medium, snap.slow)),
+        "overhead": snap.overhead,
+        "slowest": event_dict(snap.slowest),
+        "fastest": event_dict(snap.fastest),
+    }
+
+
+def error_groups(calls: list[RetainedCall]) -> list[dict[str, Any]]:
+    """Group the failed calls among ``calls`` by function, type and message, newest first."""
+    groups: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+    for call in calls:
+        if call.error is None:
+            continue
+        key = (call.name, call.error, call.message)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = {"function": call.name, "event_type": call.event_type,
+                           "error": call.error, "message": call.message,
+                           "location": call.location, "count": 1, "first": call.start,
+                           "last": call.start}
+            continue
+        group["count"] += 1
+        group["first"] = min(group["first"], call.start)
+        if call.start >= group["last"]:
+            group["last"] = call.start
+            # The newest example's location stands for the group.
+            group["location"] = call.location or group["location"]
+    return sorted(groups.values(), key=lambda g: (-g["last"], g["function"]))
+
+
+def to_dict(source: Source) -> dict[str, Any]:
+    """Return the JSON-ready statistics of ``source`` in the shape documented above."""
+    reading = source.read()
+    snaps = reading.functions
+    sketch = DurationSketch()
+    for snap in snaps:
+        sketch.merge(snap.sketch)
+    calls = sum(s.calls for s in snaps)
+    slowest = max((s.slowest for s in snaps if s.slowest), key=lambda e: e.duration,
+                  default=None)
+    fastest = min((s.fastest for s in snaps if s.fastest), key=lambda e: e.duration,
+                  default=None)
+    totals = {
+        **_figures(calls, sum(s.successes for s in snaps), math.fsum(s.total for s in snaps),
+                   sketch, (sum(s.fast for s in snaps), sum(s.medium for s in snaps),
+                            sum(s.slow for s in snaps))),
+        "function_count": len(snaps),
+        "event_count": len(reading.calls),
+        "slowest": event_dict(slowest),
+        "fastest": event_dict(fastest),
+    }
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "totals": totals,
+        "functions": [_function(s) for s in sorted(snaps, key=lambda s: (-s.total, s.name))],
+        "errors": error_groups(reading.calls),
+    }

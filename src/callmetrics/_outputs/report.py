@@ -1,0 +1,252 @@
+"""The HTML report: one self-contained, offline file rendered with autoescaping Jinja2.
+
+The report reads its source only through the ``Source`` interface (``_view``):
+every figure comes from the exact per-function aggregates and sketches, the
+failures, outliers and the timeline from the retained calls.  Charts and tables
+are computed in ``_report_charts`` and ``_report_tables``: time bars are HTML,
+histograms SVG, and the timeline a small canvas script (``static/report.js``) that
+reads compact arrays from an inert JSON block.  A Content-Security-Policy allows
+no request at all and only that script (by its hash) to run.  ``_notebook`` shows
+the same report, and its functions table, in Jupyter.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import hashlib
+import logging
+import math
+import os
+import tempfile
+import time
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from jinja2 import Environment, PackageLoader
+from markupsafe import Markup, escape
+
+from callmetrics._engine.logs import report_internal_error
+from callmetrics._engine.view import Source
+from callmetrics._format import count, duration, percent
+from callmetrics._outputs.report_charts import (
+    HIST,
+    calls_label,
+    histograms,
+    outlier_bounds,
+    outlier_levels,
+    time_bars,
+)
+from callmetrics._outputs.report_tables import (
+    FUNCTION_COLUMNS,
+    describe_thresholds,
+    details,
+    failure_groups,
+    function_rows,
+    outlier_rows,
+    valid_calls,
+    when,
+)
+from callmetrics._outputs.report_timeline import timeline
+from callmetrics._version import __version__
+
+__all__ = ["breakable", "build_report", "environment", "generate_reports", "render_report",
+           "static_asset"]
+
+# After a report over this many retained calls, a full garbage collection runs (the seed's
+# behaviour, with ``enable_gc_collect``).
+GC_COLLECTION_THRESHOLD = 5_000
+
+_fallback_logger = logging.getLogger("callmetrics")
+
+
+@runtime_checkable
+class _Summarising(Protocol):
+    """A source that logs its two summary lines before a report (``Analytics`` does)."""
+
+    console_logger: logging.Logger
+
+    def log_summary(self) -> None:
+        """Log the summary lines."""
+
+
+@cache
+def environment() -> Environment:
+    """The Jinja2 environment of the report's templates (autoescaping, shared filters)."""
+    env = Environment(
+        loader=PackageLoader("callmetrics", "templates"),
+        autoescape=True,  # every template is HTML: names, types and errors are escaped
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # Compact JSON (the timeline arrays are large); |tojson still escapes <, >, & and '.
+    env.policies["json.dumps_kwargs"] = {"separators": (",", ":"), "allow_nan": False}
+    env.filters["duration"] = duration
+    env.filters["num"] = count
+    env.filters["breakable"] = breakable
+    return env
+
+
+@cache
+def static_asset(name: str) -> str:
+    """The text of ``static/<name>``, checked safe to inline in a ``<script>``/``<style>``."""
+    text = resources.files("callmetrics").joinpath("static", name).read_text("utf-8")
+    # The asset is inserted unescaped into a <script>/<style> element.
+    if "</" in text.replace("<\\/", ""):
+        raise ValueError(f"static/{name} must not contain '</'")
+    return text
+
+
+def breakable(text: str) -> Markup:
+    """Escape ``text`` and let a long dotted name or path wrap after ``.`` and ``/``."""
+    escaped = str(escape(text)).replace(".", ".<wbr>").replace("/", "/<wbr>")
+    return Markup(escaped)  # noqa: S704  # escaped first: only our <wbr> tags are markup
+
+
+def _csp_hash(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+_KIND_HELP = ("Both kinds hold every call recorded so far: generate_reports(force_mode=True) "
+              "writes a full report (analytics_full.html), generate_reports() an incremental "
+              "one (analytics_incremental.html), so that a periodic report and a final one "
+              "can sit side by side.")
+
+
+def build_report(source: Source, *, force_mode: bool = False) -> dict[str, Any]:
+    """Compute everything the report template shows (a plain mapping, for tests and reuse)."""
+    settings = source.settings
+    reading = source.read()
+    snaps, calls = reading.functions, valid_calls(reading.calls)
+    invalid = len(reading.calls) - len(calls)
+    thresholds = settings.duration_thresholds
+    short, medium = thresholds.short_max, thresholds.medium_max
+    fmt, compact = settings.time_format, settings.compact_time
+    total_calls = sum(s.calls for s in snaps)
+    successes = sum(s.successes for s in snaps)
+    total_time = math.fsum(s.total for s in snaps)
+    bounds = outlier_bounds(snaps)
+    cap = settings.report_max_detail_rows
+    levels = outlier_levels(calls, bounds)
+    detail_rows, left_out = details(calls, levels, bounds, short, medium, cap, fmt, compact)
+    failures = failure_groups(calls, fmt, compact)
+    timeline_data, legend = timeline(calls, levels, short, medium)
+    return {
+        "title": "callmetrics report",
+        "version": __version__,
+        "generated": when(time.time(), fmt, compact=False),
+        "run_type": "full" if force_mode else "incremental",
+        "run_type_help": _KIND_HELP,
+        "function_count": count(len(snaps)),
+        "calls": count(total_calls),
+        "failures": count(total_calls - successes),
+        "has_failures": total_calls > successes,
+        "retained": count(len(calls)),
+        "retained_count": len(calls),
+        "invalid": calls_label(invalid) if invalid else "",
+        "retained_failures": count(sum(1 for c in calls if c.error is not None)),
+        "success_rate": percent(successes, total_calls),
+        "total_time": duration(total_time),
+        "thresholds": describe_thresholds(short, medium),
+        "columns": FUNCTION_COLUMNS,
+        "functions": function_rows(snaps),
+        "failure_groups": failures[:cap],
+        "failure_groups_left_out": max(len(failures) - cap, 0),
+        "outliers": outlier_rows(snaps, calls, levels, fmt, compact),
+        "details": detail_rows,
+        "left_out": count(left_out) if left_out else "",
+        "detail_cap": count(cap),
+        "bars": time_bars(snaps, total_time),
+        "histograms": histograms(snaps),
+        "hist": HIST,
+        "legend": legend,
+        "timeline": timeline_data,
+    }
+
+
+def _render(source: Source, *, force_mode: bool) -> tuple[str, int]:
+    script = static_asset("report.js")
+    style = static_asset("table.css") + static_asset("report.css")
+    context = build_report(source, force_mode=force_mode)
+    html = environment().get_template("report.html.j2").render(
+        context,
+        script=Markup(script),  # noqa: S704  # our own static file, checked free of '</'
+        style=Markup(style),  # noqa: S704  # our own static file, checked free of '</'
+        script_hash=_csp_hash(script),
+    )
+    return html, context["retained_count"]
+
+
+def render_report(source: Source, *, force_mode: bool = False) -> str:
+    """Render the report of ``source`` to a self-contained HTML string."""
+    return _render(source, force_mode=force_mode)[0]
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``target``, then rename it over ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        # A name may hold a lone surrogate (valid str, not UTF-8): write it as \udXXX text.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace",
+                       newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temp).chmod(0o644)  # mkstemp makes it private; a report is meant to be shared
+        Path(temp).replace(target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def generate_reports(source: Source, *, force_mode: bool = False,
+                     path: str | Path | None = None) -> Path | None:
+    """Write the report of ``source``; return its path, or None when nothing was written.
+
+    Logs the summary first (when the source can).  Disabled settings write nothing;
+    no recorded call gives a warning.  A failed write leaves any previous report
+    intact and is logged; it raises only when ``path`` was given explicitly.
+
+    Raises:
+        OSError: when the explicitly given ``path`` cannot be written.
+
+    """
+    settings = source.settings
+    if not settings.enabled:
+        return None
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str, a Path or None, got {type(path).__name__}")
+    summarising = source if isinstance(source, _Summarising) else None
+    logger = summarising.console_logger if summarising else _fallback_logger
+    if not source.snapshot() and not source.retained():
+        logger.warning("No analytics data; skipping report")
+        return None
+    if summarising:
+        summarising.log_summary()
+    if path is not None:
+        target = Path(path)
+    else:
+        name = "analytics_full.html" if force_mode else "analytics_incremental.html"
+        target = Path(settings.report_dir) / name
+    written: Path | None = None
+    html: str | None = None
+    retained = 0
+    try:
+        html, retained = _render(source, force_mode=force_mode)
+    except Exception as exc:  # noqa: BLE001  # a report bug must not break the caller
+        report_internal_error("rendering the HTML report", exc)
+    if html is not None:
+        try:
+            _write_atomically(target, html)
+            written = target
+        except OSError as exc:
+            if path is not None:
+                message = f"cannot write the report to {target}: {exc.strerror or exc}"
+                raise (OSError(exc.errno, message) if exc.errno else OSError(message)) from exc
+            report_internal_error(f"writing the HTML report to {target}", exc)
+    if settings.enable_gc_collect and retained > GC_COLLECTION_THRESHOLD:
+        gc.collect()
+    return written

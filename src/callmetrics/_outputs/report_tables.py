@@ -1,0 +1,232 @@
+"""The report's tables: functions, failures grouped by cause, outliers, slow calls.
+
+Every text that came from user code or from disk goes through ``printable`` here
+(Jinja2 escapes it afterwards), and every figure through ``_format``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from callmetrics._engine.records import format_time
+from callmetrics._engine.state import FunctionSnapshot
+from callmetrics._engine.view import RetainedCall
+from callmetrics._format import count, duration, percent, printable, ratio
+from callmetrics._outputs.report_charts import OUTLIER_MIN_CALLS, Bounds, calls_label
+
+__all__ = ["FUNCTION_COLUMNS", "Cell", "Detail", "FailureGroup", "OutlierRow",
+           "describe_thresholds", "details", "failure_groups", "function_rows", "outlier_rows",
+           "valid_calls", "when"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """A table cell: what it shows and the value it sorts by."""
+
+    text: str
+    sort: str | float
+
+
+def when(timestamp: float, time_format: str, *, compact: bool, millis: bool = False) -> str:
+    """A local time as configured, or ``-`` for a time no calendar holds.
+
+    With ``millis``, a format that ends with the seconds (``%S``, as the default and
+    ``compact_time`` do) gets the milliseconds too (``14:14:16.352``): calls of one
+    run are often less than a second apart, and equal times would tell them nothing.
+    """
+    shown = millis and ("%H:%M:%S" if compact else time_format).endswith("%S")
+    try:
+        # Rounded to the millisecond first, so that 12:00:00.9996 reads 12:00:01.000.
+        second, ms = divmod(round(timestamp * 1000), 1000) if shown else (timestamp, 0)
+        text = format_time(second, time_format, compact=compact)
+    except (OverflowError, ValueError, OSError):
+        return "-"
+    return printable(f"{text}.{ms:03d}" if shown else text)
+
+
+def valid_calls(calls: Sequence[RetainedCall]) -> list[RetainedCall]:
+    """The calls whose start and duration are finite numbers (duration not negative), by start.
+
+    Retained calls come in the order they *ended*; a call that encloses others (a
+    ``measure`` block, a request around its queries) ends after them but started
+    first.  The timeline counts time from the first start and the tables say "newest
+    first", so the report works on the calls in the order they started.
+    """
+    return sorted((c for c in calls if math.isfinite(c.start) and math.isfinite(c.duration)
+                   and c.duration >= 0), key=_start)
+
+
+def _start(call: RetainedCall) -> float:
+    return call.start
+
+
+def _sort_key(value: float | None) -> float:
+    """A compact numeric sort key (three significant digits)."""
+    return float(f"{value or 0.0:.3g}")
+
+
+FUNCTION_COLUMNS = ("Function", "Event type", "Calls", "Successes", "Failures", "Success %",
+                    "Total time", "Average", "p50", "p95", "p99", "Max", "Overhead")
+
+
+def function_rows(snaps: Iterable[FunctionSnapshot]) -> list[list[Cell]]:
+    """One row per function, by total time; the columns of ``FUNCTION_COLUMNS``."""
+    rows = []
+    for s in sorted(snaps, key=lambda s: (-s.total, s.name)):
+        p50, p95, p99 = s.sketch.quantiles((0.5, 0.95, 0.99))
+        name, kind = printable(s.name), printable(s.event_type)
+        rows.append([
+            Cell(name, name.lower()), Cell(kind, kind.lower()),
+            Cell(count(s.calls), s.calls), Cell(count(s.successes), s.successes),
+            Cell(count(s.failures), s.failures),
+            Cell(percent(s.successes, s.calls), round(s.successes / s.calls, 6) if s.calls else 0),
+            *(Cell(duration(v), _sort_key(v))
+              for v in (s.total, s.average, p50, p95, p99, s.max, s.overhead)),
+        ])
+    return rows
+
+
+# --------------------------------------------------------------------- failures
+@dataclass(frozen=True, slots=True)
+class FailureGroup:
+    """Retained failures of one function with one exception type and message."""
+
+    name: str
+    event_type: str
+    error: str
+    message: str | None
+    count: int
+    first: str
+    last: str
+    example_start: str
+    example_duration: str
+    location: str | None
+    newest: float
+
+
+def failure_groups(calls: Sequence[RetainedCall], time_format: str,
+                   compact: bool) -> list[FailureGroup]:
+    """Group the retained failures by function, exception type and message; newest first.
+
+    The example of each group is its newest call.  A message or location may be
+    missing (stores written before they were recorded): the group then says so.
+    """
+    groups: dict[tuple[str, str, str | None], list[RetainedCall]] = {}
+    for call in calls:
+        if call.error is not None:
+            groups.setdefault((call.name, call.error, call.message), []).append(call)
+    found = []
+    for (name, error, message), members in groups.items():
+        newest = max(members, key=lambda c: c.start)
+        oldest = min(c.start for c in members)
+        found.append(FailureGroup(
+            name=printable(name), event_type=printable(newest.event_type), error=printable(error),
+            message=None if message is None else printable(message), count=len(members),
+            first=when(oldest, time_format, compact=compact, millis=True),
+            last=when(newest.start, time_format, compact=compact, millis=True),
+            example_start=when(newest.start, time_format, compact=compact, millis=True),
+            example_duration=duration(newest.duration),
+            location=None if newest.location is None else printable(newest.location),
+            newest=newest.start,
+        ))
+    found.sort(key=lambda g: (-g.newest, -g.count, g.name))
+    return found
+
+
+# --------------------------------------------------------------------- outliers
+@dataclass(frozen=True, slots=True)
+class OutlierRow:
+    """One function's tail: its p95 and p99 and the retained calls above them."""
+
+    name: str
+    event_type: str
+    p50: str
+    p95: str
+    p99: str
+    above_p95: int
+    above_p99: int
+    slowest: str
+    slowest_at: str
+    slowest_ratio: str
+
+
+def outlier_rows(snaps: Sequence[FunctionSnapshot], calls: Sequence[RetainedCall],
+                 levels: Sequence[int], time_format: str,
+                 compact: bool) -> list[OutlierRow]:
+    """Functions with retained calls above their own p95, most p99 outliers first."""
+    above: dict[str, list[int]] = {}
+    slowest: dict[str, RetainedCall] = {}
+    for call, level in zip(calls, levels, strict=True):
+        if not level:
+            continue
+        tally = above.setdefault(call.name, [0, 0])
+        tally[0] += 1
+        tally[1] += level == 2
+        if call.name not in slowest or call.duration > slowest[call.name].duration:
+            slowest[call.name] = call
+    by_name = {s.name: s for s in snaps}
+    rows = []
+    for name, (p95_count, p99_count) in above.items():
+        snap = by_name.get(name)
+        if snap is None:
+            continue
+        p50, p95, p99 = snap.sketch.quantiles((0.5, 0.95, 0.99))
+        worst = slowest[name]
+        rows.append(OutlierRow(
+            name=printable(name), event_type=printable(snap.event_type), p50=duration(p50),
+            p95=duration(p95), p99=duration(p99), above_p95=p95_count, above_p99=p99_count,
+            slowest=duration(worst.duration),
+            slowest_at=when(worst.start, time_format, compact=compact, millis=True),
+            slowest_ratio=ratio(worst.duration / p50 if p50 else None),
+        ))
+    rows.sort(key=lambda r: (-r.above_p99, -r.above_p95, r.name))
+    return rows
+
+
+# ----------------------------------------------------------------- slow calls
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """A retained call worth a look: slow by the thresholds, or above its own p99."""
+
+    name: str
+    event_type: str
+    start: str
+    duration: str
+    category: str
+    why: str
+    error: str | None
+
+
+def details(calls: Sequence[RetainedCall], levels: Sequence[int],
+            bounds: Mapping[str, Bounds], short_max: float, medium_max: float, cap: int,
+            time_format: str, compact: bool) -> tuple[list[Detail], int]:
+    """Medium, slow and p99-outlier calls, newest first, at most ``cap``; and how many more."""
+    rows: list[Detail] = []
+    matching = 0
+    for call, level in zip(reversed(calls), reversed(levels), strict=True):
+        if call.duration <= short_max and level < 2:
+            continue
+        matching += 1
+        if len(rows) >= cap:
+            continue
+        if call.duration > medium_max:
+            category, why = "slow", f"slow (over {duration(medium_max)})"
+        elif call.duration > short_max:
+            category, why = "medium", f"medium (over {duration(short_max)})"
+        else:
+            category, why = "outlier", f"above its p99 ({duration(bounds[call.name].p99)})"
+        rows.append(Detail(
+            printable(call.name), printable(call.event_type),
+            when(call.start, time_format, compact=compact, millis=True),
+            duration(call.duration),
+            category, why, None if call.error is None else printable(call.error)))
+    return rows, matching - len(rows)
+
+
+def describe_thresholds(short_max: float, medium_max: float) -> str:
+    """The one line that says what fast, medium, slow and outlier mean here."""
+    return (f"Fast: up to {duration(short_max)}; medium: up to {duration(medium_max)}; slow: "
+            f"above (duration_thresholds). Outliers: calls above their own function's p95 "
+            f"or p99, for functions with at least {calls_label(OUTLIER_MIN_CALLS)}.")

@@ -1,0 +1,118 @@
+"""The report's timeline: retained calls as compact arrays for the canvas script, and its legend.
+
+Colours tell the busiest functions apart (``PALETTE_SIZE`` of them, the rest
+grey); the x axis is the time since the first retained call, its tick labels
+formatted here with ``_format`` so that the page shows what every output shows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from callmetrics._engine.view import RetainedCall
+from callmetrics._format import printable
+from callmetrics._outputs.report_charts import axis_label, frange, nice_step, shorten
+
+__all__ = ["PALETTE_SIZE", "LegendEntry", "timeline"]
+
+PALETTE_SIZE = 8  # distinct timeline colours; further functions are grey
+# Distinct failure messages the page carries for its tooltips (160 characters each at most).
+_MAX_MESSAGES = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class LegendEntry:
+    """A function's colour on the timeline (``colour`` -1: grey, the rest)."""
+
+    label: str
+    colour: int
+
+
+def _three_digits(value: float) -> float:
+    """Round to three significant digits, as an int from 100 up (shorter JSON)."""
+    if value >= 99.95:
+        return int(float(f"{value:.3g}"))
+    return float(f"{value:.3g}")
+
+
+def _time_ticks(span: float) -> list[list[list[Any]]]:
+    """Candidate x-axis tick sets (coarse to fine) for ``span`` seconds since the first call.
+
+    Each set is ``[[microseconds, label], ...]``; the page picks the finest that fits.
+    """
+    options: list[list[list[Any]]] = []
+    seen: set[float] = set()
+    for wanted in (2, 3, 4, 6, 8, 10):
+        step = nice_step(span / wanted) if span > 0 else 1e-6
+        if step in seen:
+            continue
+        seen.add(step)
+        marks = frange(0, math.floor(span / step + 1e-9) * step, step)
+        options.append([[round(t * 1e6, 3), "0 s" if t == 0 else axis_label(t)] for t in marks])
+    return options
+
+
+def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
+             short_max: float, medium_max: float) -> tuple[dict[str, Any], list[LegendEntry]]:
+    """Encode the retained calls (in the order they started) as arrays for the canvas script.
+
+    ``s``: start deltas in microseconds; ``d``: durations in microseconds (three
+    significant digits); ``f``: function index; ``c``: each function's colour
+    (-1 grey); ``x``: ``[index, error index, message index]`` of each failure
+    (no message index when it has none; -1 past 1,000 distinct messages); ``o``: indices of
+    calls above their function's p99.  Every text is already ``printable``.
+    """
+    names: dict[str, int] = {}
+    types: list[str] = []
+    functions: list[int] = []
+    for call in calls:
+        index = names.get(call.name)
+        if index is None:
+            index = names[call.name] = len(names)
+            types.append(printable(call.event_type))
+        functions.append(index)
+    t0 = calls[0].start if calls else 0.0
+    micros = [round((call.start - t0) * 1e6) for call in calls]
+    starts = [b - a for a, b in zip([0, *micros], micros, strict=False)]
+    durations = [_three_digits(call.duration * 1e6) for call in calls]
+    errors: dict[str, int] = {}
+    messages: dict[str, int] = {}
+    failures = []
+    for i, call in enumerate(calls):
+        if call.error is None:
+            continue
+        entry = [i, errors.setdefault(printable(call.error), len(errors))]
+        if call.message and len(messages) < _MAX_MESSAGES:
+            entry.append(messages.setdefault(shorten(printable(call.message), 160),
+                                             len(messages)))
+        elif call.message:
+            entry.append(messages.get(shorten(printable(call.message), 160), -1))
+        failures.append(entry)
+    outliers = [i for i, level in enumerate(levels) if level == 2]
+    ranked = Counter(functions).most_common()
+    colours = [-1] * len(names)
+    for rank, (index, _) in enumerate(ranked[:PALETTE_SIZE]):
+        colours[index] = rank
+    shown = [printable(name) for name in names]
+    legend = [LegendEntry(shorten(shown[i], 40), rank)
+              for rank, (i, _) in enumerate(ranked[:PALETTE_SIZE])]
+    if len(ranked) > PALETTE_SIZE:
+        legend.append(LegendEntry(f"{len(ranked) - PALETTE_SIZE} other functions", -1))
+    span = (calls[-1].start - t0) if calls else 0.0
+    positive = [d for d in durations if d > 0]
+    low = math.floor(math.log10(min(positive) / 2)) if positive else 0
+    high = max(math.ceil(math.log10(max(positive))), low + 1) if positive else 1
+    data = {
+        "names": shown, "types": types, "errors": list(errors),
+        "messages": list(messages), "c": colours,
+        "s": starts, "d": durations, "f": functions, "x": failures, "o": outliers,
+        "xt": _time_ticks(span), "floor": min(positive) / 2 if positive else 1.0,
+        "y": [[e, axis_label(10.0 ** (e - 6))] for e in range(low, high + 1)],
+        "lines": [[short_max * 1e6, f"medium > {axis_label(short_max)}"],
+                  [medium_max * 1e6, f"slow > {axis_label(medium_max)}"]],
+    }
+    return data, legend

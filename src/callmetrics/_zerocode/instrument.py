@@ -1,0 +1,309 @@
+"""Zero-code tracking: wrap the functions of chosen modules with ``track``'s wrapper.
+
+How it hooks in (see the README's "Track a program without decorating it"):
+
+- modules already imported are wrapped at once;
+- modules imported later are wrapped right after they execute, by one import hook
+  (``_hooks``: a meta path finder that hands out a loader proxy);
+- the program's own ``__main__`` code is compiled with one extra statement after
+  each top-level ``def`` and ``class`` that wraps what was just defined (``_hooks``),
+  so the script's functions are tracked before its first call to them.
+
+Each function gets the very wrapper ``Analytics.track`` builds, so a call costs what a
+decorated call costs, and nothing is paid by functions that are not tracked.  On
+Python 3.11 PEP 669 ``sys.monitoring`` does not exist; on 3.12+ its Python callbacks
+cost more per call than this wrapper (the README gives the figures).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import site
+import sys
+import sysconfig
+import threading
+import types
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol, TypeGuard
+
+from callmetrics._engine.logs import report_internal_error
+from callmetrics._zerocode.hooks import ACTIVE, install, uninstall_if_idle
+
+__all__ = [
+    "Instrumentation",
+    "Matcher",
+    "instrument",
+    "start",
+    "stop",
+    "uninstrument",
+]
+
+# Dunder methods worth timing; the others (``__repr__``, ``__eq__``, ``__hash__``,
+# ``__getattr__``...) run implicitly and often, and wrapping them would mostly add noise.
+_DUNDERS = frozenset({"__init__", "__post_init__", "__call__", "__enter__", "__exit__",
+                      "__aenter__", "__aexit__"})
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+class Tracker(Protocol):
+    """What instrumenting needs of an ``Analytics``: its public ``track``."""
+
+    def track(self, event_type: str, *, name: str | None = None) -> Callable[[Any], Any]:
+        """Return the tracking decorator."""
+
+
+def _installation_dirs() -> tuple[str, ...]:
+    """Directories of the standard library and of installed packages (never default)."""
+    found: set[str] = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            found.add(os.path.realpath(path))
+    for path in [*site.getsitepackages(), site.getusersitepackages()]:
+        found.add(os.path.realpath(path))
+    return tuple(sorted(found))
+
+
+def _under(path: str, dirs: Iterable[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip(os.sep) + os.sep) for d in dirs)
+
+
+class Matcher:
+    """Decides which modules are instrumented: by name globs, or by the folder they live in.
+
+    ``pkg.*`` also matches ``pkg`` itself.  Folder roots never match the standard
+    library or installed packages (a virtual environment inside the project folder
+    included); name globs match whatever they name.  ``callmetrics`` itself never
+    matches.
+    """
+
+    def __init__(self, patterns: Iterable[str] = (), exclude: Iterable[str] = (),
+                 roots: Iterable[str | Path] = ()) -> None:
+        """Match modules named by ``patterns`` or living under ``roots``, minus ``exclude``."""
+        self.patterns = tuple(patterns)
+        self.exclude = tuple(exclude)
+        self.roots = tuple(os.path.realpath(root) for root in roots)
+        self._installed = _installation_dirs() if self.roots else ()
+
+    @staticmethod
+    def _glob(name: str, patterns: tuple[str, ...]) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) or (p.endswith(".*") and name == p[:-2])
+                   for p in patterns)
+
+    def __call__(self, name: str, origin: str | None) -> bool:
+        """Say whether the module ``name`` (loaded from file ``origin``) is instrumented."""
+        if name == "callmetrics" or name.startswith("callmetrics."):
+            return False
+        if self._glob(name, self.exclude):
+            return False
+        if self._glob(name, self.patterns):
+            return True
+        if not self.roots or not origin:
+            return False
+        path = os.path.realpath(origin)
+        return _under(path, self.roots) and not _under(path, self._installed)
+
+
+def _is_ours(func: types.FunctionType) -> bool:
+    """True for callmetrics' own code, tracking wrappers included: never wrap those."""
+    return func.__code__.co_filename.startswith(_PACKAGE_DIR)
+
+
+class Instrumentation:
+    """One ``instrument()`` call: what it matches, and what it replaced (to undo it)."""
+
+    def __init__(self, analytics: Tracker, matcher: Callable[[str, str | None], bool],
+                 event_type: str) -> None:
+        """Wrap with ``analytics.track(event_type)`` the modules ``matcher`` accepts."""
+        self.analytics = analytics
+        self.matcher = matcher
+        self.event_type = event_type
+        # (namespace owner, attribute, original, wrapper), to restore in reverse order.
+        self._replaced: list[tuple[object, str, object, object]] = []
+        # id(original) -> (original, wrapper, recorded name)
+        self._wrappers: dict[int, tuple[object, object, str]] = {}
+        self._dropped: set[int] = set()  # ids of originals never to wrap again
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ wrapping
+    def _wrapped(self, func: types.FunctionType, name: str) -> Any:
+        known = self._wrappers.get(id(func))
+        if known is not None and known[0] is func:
+            return func if id(func) in self._dropped else known[1]  # an alias: same wrapper
+        wrapper = self.analytics.track(self.event_type, name=name)(func)
+        self._wrappers[id(func)] = (func, wrapper, name)
+        return wrapper
+
+    @staticmethod
+    def _plain(func: object, module: str, prefix: str) -> TypeGuard[types.FunctionType]:
+        return (isinstance(func, types.FunctionType) and func.__module__ == module
+                and func.__name__ != "<lambda>" and not _is_ours(func)
+                and func.__qualname__.startswith(prefix))
+
+    def _replace(self, owner: object, attr: str, old: object, new: object) -> None:
+        if new is old:
+            return
+        try:
+            setattr(owner, attr, new)
+        except (AttributeError, TypeError) as exc:  # a read-only namespace: leave it be
+            report_internal_error(f"instrumenting {attr}", exc)
+            return
+        self._replaced.append((owner, attr, old, new))
+
+    def _label(self, module: str, qualname: str) -> str:
+        return qualname if module == "__main__" else f"{module}.{qualname}"
+
+    def _class(self, cls: type, module: str, seen: set[int]) -> None:
+        if id(cls) in seen:
+            return
+        seen.add(id(cls))
+        prefix = cls.__qualname__ + "."
+        for attr, value in list(vars(cls).items()):
+            if attr.startswith("__") and attr.endswith("__") and attr not in _DUNDERS:
+                continue
+            func = value.__func__ if isinstance(value, classmethod | staticmethod) else value
+            if isinstance(value, property):
+                func = value.fget
+            if self._plain(func, module, prefix):
+                wrapper = self._wrapped(func, self._label(module, func.__qualname__))
+                if isinstance(value, property):
+                    new: object = value.getter(wrapper)
+                elif isinstance(value, classmethod | staticmethod):
+                    new = type(value)(wrapper)
+                else:
+                    new = wrapper
+                self._replace(cls, attr, value, new)
+            elif (isinstance(value, type) and value.__module__ == module
+                  and value.__qualname__.startswith(prefix)):
+                self._class(value, module, seen)
+
+    def wrap_value(self, namespace: object, attr: str, value: object, module: str) -> None:
+        """Wrap ``value`` (a function or class found as ``namespace.attr``) if it qualifies."""
+        with self._lock:
+            if self._plain(value, module, ""):
+                if "<locals>" not in value.__qualname__:
+                    self._replace(namespace, attr, value,
+                                  self._wrapped(value, self._label(module, value.__qualname__)))
+            elif (isinstance(value, type) and value.__module__ == module
+                  and "<locals>" not in value.__qualname__):
+                self._class(value, module, set())
+
+    def wrap_module(self, module: types.ModuleType) -> None:
+        """Wrap every qualifying function and class defined in ``module``."""
+        name = getattr(module, "__name__", None)
+        if not isinstance(name, str):
+            return
+        try:
+            for attr, value in list(vars(module).items()):
+                self.wrap_value(module, attr, value, name)
+        except Exception as exc:  # noqa: BLE001  # instrumenting must never break the program
+            report_internal_error(f"instrumenting module {name}", exc)
+
+    def matches(self, module: types.ModuleType) -> bool:
+        """Say whether ``module`` is one this instrumentation wraps."""
+        name = getattr(module, "__name__", None)
+        origin = getattr(module, "__file__", None)
+        return isinstance(name, str) and self.matcher(
+            name, origin if isinstance(origin, str) else None)
+
+    def names(self) -> set[str]:
+        """Return the recorded names of the functions wrapped and not dropped."""
+        with self._lock:
+            return {name for key, (_, _, name) in self._wrappers.items()
+                    if key not in self._dropped}
+
+    def drop(self, names: set[str]) -> int:
+        """Stop tracking the functions recorded under ``names``: put their originals back.
+
+        Restores what this instrumentation replaced, and every reference to the
+        wrappers in the modules it instruments (``from helpers import f`` included).
+        Calls already running finish tracked.  Returns how many references changed.
+        """
+        with self._lock:
+            originals: dict[int, object] = {}
+            for key, (func, wrapper, name) in self._wrappers.items():
+                if name in names and key not in self._dropped:
+                    self._dropped.add(key)
+                    originals[id(wrapper)] = func
+            if not originals:
+                return 0
+            changed = 0
+            for owner, attr, old, new in list(self._replaced):
+                plain = getattr(new, "fget", None) or getattr(new, "__func__", None) or new
+                current = (owner.__dict__ if isinstance(owner, type) else vars(owner)).get(attr)
+                if id(plain) in originals and current is new:
+                    setattr(owner, attr, old)
+                    self._replaced.remove((owner, attr, old, new))
+                    changed += 1
+            for module in list(sys.modules.values()):
+                if isinstance(module, types.ModuleType) and self.matches(module):
+                    for attr, value in list(vars(module).items()):
+                        if id(value) in originals:
+                            setattr(module, attr, originals[id(value)])
+                            changed += 1
+            return changed
+
+    def undo(self) -> None:
+        """Put every original back where the wrapper still stands."""
+        with self._lock:
+            while self._replaced:
+                owner, attr, old, new = self._replaced.pop()
+                current = (owner.__dict__ if isinstance(owner, type) else vars(owner)).get(attr)
+                if current is new:
+                    setattr(owner, attr, old)
+            self._wrappers.clear()
+
+
+def start(inst: Instrumentation) -> None:
+    """Activate ``inst``: wrap matching modules already imported, and those imported later."""
+    ACTIVE.append(inst)
+    install()
+    for module in list(sys.modules.values()):
+        if isinstance(module, types.ModuleType) and inst.matches(module):
+            inst.wrap_module(module)
+
+
+def stop(inst: Instrumentation) -> None:
+    """Deactivate ``inst`` and restore what it wrapped."""
+    if inst in ACTIVE:
+        ACTIVE.remove(inst)
+    uninstall_if_idle()
+    inst.undo()
+
+
+_BY_ANALYTICS: dict[int, list[Instrumentation]] = {}
+
+
+def _texts(what: str, value: str | Iterable[str]) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else tuple(value)
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise TypeError(f"{what} must hold non-empty str globs, got {item!r}")
+    return items
+
+
+def instrument(analytics: Tracker, patterns: Iterable[str], *,
+               exclude: str | Iterable[str] = (), event_type: str = "function") -> None:
+    """Track every function of the modules matching ``patterns`` (``Analytics.instrument``).
+
+    Raises:
+        TypeError, ValueError: for a bad pattern, ``exclude`` or ``event_type``, at once.
+
+    """
+    chosen = _texts("patterns", patterns)
+    if not chosen:
+        raise ValueError("patterns: give at least one module glob, e.g. 'myapp.*'")
+    excluded = _texts("exclude", exclude)
+    analytics.track(event_type)  # validates event_type, naming it
+    inst = Instrumentation(analytics, Matcher(chosen, excluded), event_type)
+    _BY_ANALYTICS.setdefault(id(analytics), []).append(inst)
+    start(inst)
+
+
+def uninstrument(analytics: Tracker) -> None:
+    """Undo every ``instrument()`` of ``analytics`` (``Analytics.uninstrument``)."""
+    for inst in reversed(_BY_ANALYTICS.pop(id(analytics), [])):
+        stop(inst)
+

@@ -1,0 +1,276 @@
+"""`callmetrics diff`: verdicts that hold on noise and catch real slowdowns."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from callmetrics import Analytics
+from callmetrics._cli import main
+from callmetrics._store import attach_store
+from callmetrics._store.runs import list_runs
+from store_helpers import snapshot, write_run
+
+# Durations as a timer reports them: a lognormal body, a few slow outliers, 100 ns ticks.
+Draw = Callable[[random.Random], float]
+
+
+def api_call(rng: random.Random) -> float:
+    base = rng.lognormvariate(-7.0, 0.35)  # ~0.9 ms
+    if rng.random() < 0.03:
+        base *= rng.uniform(3, 10)
+    return round(base, 7)
+
+
+def cache_get(rng: random.Random) -> float:
+    return round(rng.lognormvariate(-13.5, 0.25), 7)  # ~1.4 µs: timer ticks make ties
+
+
+def write_samples(store: Path, functions: dict[str, list[float]], *,
+                  label: str | None = None) -> None:
+    """Write one run whose retained calls are exactly ``functions``, through the real writer."""
+    analytics = Analytics(max_events=0)
+    writer = attach_store(analytics, store, label=label)
+    now = time.time()
+    events = sorted((now + i * 1e-3, duration, None, name)
+                    for name, durations in functions.items()
+                    for i, duration in enumerate(durations))
+    analytics.restore([snapshot(name, durations) for name, durations in functions.items()],
+                      events)
+    writer.close()
+
+
+def workload(rng: random.Random, *, slowdown: float = 1.0) -> dict[str, list[float]]:
+    return {
+        "api": [api_call(rng) for _ in range(300)],
+        "cache": [cache_get(rng) for _ in range(400)],
+        "render": [round(rng.gauss(0.004, 0.0004) * slowdown, 7) for _ in range(200)],
+        "rare": [api_call(rng) for _ in range(5)],
+    }
+
+
+def diff(store: Path, *extra: str) -> int:
+    base, head = sorted(run.id for run in list_runs(store))[-2:]
+    return main(["diff", str(store), "--base", str(base), "--head", str(head), *extra])
+
+
+def test_same_workload_passes_at_least_19_times_in_20(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Two runs drawn from the same distributions: exit 0 in at least 19 of 20 repetitions."""
+    passed = 0
+    for seed in range(20):
+        store = tmp_path / f"same-{seed}.db"
+        rng = random.Random(seed)
+        write_samples(store, workload(rng), label="base")
+        write_samples(store, workload(rng), label="head")
+        passed += diff(store) == 0
+    capsys.readouterr()
+    assert passed >= 19
+
+
+def test_a_one_and_a_half_times_slowdown_fails_naming_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One function 1.5x slower: exit 1, its row REGRESSED, its name in the verdict line."""
+    caught = 0
+    for seed in range(5):
+        store = tmp_path / f"slow-{seed}.db"
+        rng = random.Random(1000 + seed)
+        write_samples(store, workload(rng))
+        write_samples(store, workload(rng, slowdown=1.5))
+        code = diff(store)
+        out = capsys.readouterr().out
+        caught += code == 1
+        verdict = out.splitlines()[-1]
+        assert verdict.startswith("REGRESSED"), out
+        assert re.search(r"render \(1\.[45]\d\u00d7, p=", verdict), verdict
+        assert "api" not in verdict
+        rows = {line.split()[0]: line for line in out.splitlines()[2:-1]}
+        assert rows["render"].split()[1] == "slower"
+        assert rows["render"].rstrip().endswith("REGRESSED")
+        assert "REGRESSED" not in rows["api"]
+    assert caught == 5
+
+
+def test_the_table_is_sorted_by_significance_and_labels_both_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The changed function comes first; the header names base and head columns and runs."""
+    store = tmp_path / "runs.db"
+    rng = random.Random(3)
+    write_samples(store, workload(rng), label="main")
+    write_samples(store, workload(rng, slowdown=1.5), label="branch")
+    assert main(["diff", str(store), "--base", "main", "--head", "branch"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Base: label 'main' (run 1); head: label 'branch' (run 2)")
+    assert lines[1].split()[:4] == ["FUNCTION", "VERDICT", "BASE", "CALLS"]
+    assert "HEAD P50" in lines[1]
+    assert "95% CI" in lines[1]
+    assert lines[2].split()[0] == "render"
+    assert lines[-2].split()[0] == "rare"  # untested last
+    assert "too few calls" in lines[-2]
+    assert all(" us" not in line for line in lines)
+
+
+def test_faster_is_reported_and_passes(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A significantly faster function is `faster`, and never fails the gate."""
+    store = tmp_path / "runs.db"
+    rng = random.Random(4)
+    write_samples(store, workload(rng, slowdown=1.5))
+    write_samples(store, workload(rng))
+    assert diff(store) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("render "))
+    assert row.split()[1] == "faster"
+    assert out.splitlines()[-1].startswith("OK")
+
+
+def test_a_significant_change_below_the_noise_floor_is_the_same(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A consistent +0.5 µs on a 1.4 µs function is below --min-delta 1us: `same`, exit 0."""
+    store = tmp_path / "runs.db"
+    rng = random.Random(5)
+    write_samples(store, {"cache": [cache_get(rng) for _ in range(2000)]})
+    write_samples(store, {"cache": [cache_get(rng) + 5e-7 for _ in range(2000)]})
+    assert diff(store) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("cache "))
+    assert row.split()[1] == "same"
+    assert diff(store, "--min-delta", "100ns") == 1
+    assert "cache" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_slower_within_max_ratio_is_shown_but_passes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real 5 % slowdown is `slower` but within --max-ratio 1.1: exit 0; 1.04 fails it."""
+    store = tmp_path / "runs.db"
+    rng = random.Random(6)
+    write_samples(store, {"render": [rng.gauss(0.004, 0.0001) for _ in range(500)]})
+    write_samples(store, {"render": [rng.gauss(0.0042, 0.0001) for _ in range(500)]})
+    assert diff(store) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("render "))
+    assert row.split()[1] == "slower"
+    assert "within --max-ratio" in row
+    assert diff(store, "--max-ratio", "1.04") == 1
+
+
+def test_new_and_gone_functions_never_fail(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Functions only in one run are `new` or `gone`, and the gate passes."""
+    store = tmp_path / "runs.db"
+    write_run(store, {"old": [0.01] * 50, "both": [0.01] * 3})
+    write_run(store, {"fresh": [0.5] * 50, "both": [0.01] * 3})
+    assert diff(store) == 0
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()
+            if line.split() and line.split()[0] in ("old", "fresh", "both")}
+    assert rows == {"old": "gone", "fresh": "new", "both": "same"}
+
+
+def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--json prints every comparison and the regressed names, with the same exit code."""
+    store = tmp_path / "runs.db"
+    rng = random.Random(8)
+    write_samples(store, workload(rng))
+    write_samples(store, workload(rng, slowdown=1.5))
+    assert diff(store, "--json") == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["schema"] == "callmetrics.diff"
+    assert data["regressed"] == ["render"]
+    render = next(f for f in data["functions"] if f["function"] == "render")
+    assert render["verdict"] == "slower"
+    assert render["ratio_low"] <= render["ratio"] <= render["ratio_high"]
+    assert 1.4 < render["ratio"] < 1.6
+    assert render["p_value"] < 1e-6
+    assert data["thresholds"] == {"alpha": 0.002, "min_calls": 30, "min_delta": 1e-6,
+                                  "max_ratio": 1.1}
+
+
+def test_diff_takes_numeric_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A label made of digits (a build number) is a label when no run has that id."""
+    store = tmp_path / "runs.db"
+    write_run(store, {"a": [0.010] * 10}, label="1041")
+    write_run(store, {"a": [0.010] * 10}, label="1042")
+    write_run(store, {"a": [0.030] * 10}, label="1042")
+    assert main(["diff", str(store), "--base", "1041", "--head", "1042"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Base: label '1041' (run 1); head: label '1042' (runs 2, 3)")
+    assert next(line for line in out.splitlines() if line.startswith("a ")).split()[2:4] == [
+        "10", "20"]
+
+
+def test_diff_refuses_a_side_that_is_both_a_run_id_and_a_label(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A side naming a run id and another run's label is an error, not a silent guess."""
+    store = tmp_path / "runs.db"
+    write_run(store, {"a": [0.010]}, label="2")
+    write_run(store, {"a": [0.020]}, label="1")
+    assert main(["diff", str(store), "--base", "1", "--head", "2"]) == 2
+    assert "both a run id and a label" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-ratio", "-1"], "positive number"),
+    (["--alpha", "1.5"], "probability"),
+    (["--min-calls", "1"], "whole number >= 2"),
+    (["--min-delta", "soon"], "expected a duration"),
+])
+def test_bad_thresholds_are_one_line_and_exit_2(args: list[str], message: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed threshold exits 2 with one line naming it."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["diff", "S", "--base", "1", "--head", "2", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert message in err
+
+
+def interleaved_runs(store: Path, *, head_factor: float) -> None:
+    """Two real runs of CPU-bound tracked calls, interleaved so both see the same machine.
+
+    That is how a benchmark meant for a CI gate is best run on a shared machine; the
+    head's ``crunch`` does ``head_factor`` times the work of the base's.
+    """
+    sides = []
+    for label, factor in (("base", 1.0), ("head", head_factor)):
+        analytics = Analytics(max_events=0)
+        writer = attach_store(analytics, store, label=label)
+        size = int(3000 * factor)
+        crunch = analytics.track("cpu", name="crunch")(lambda n=size: sum(range(n)))
+        parse = analytics.track("cpu", name="parse")(lambda: "-".join(map(str, range(200))))
+        sides.append((writer, crunch, parse))
+    for _ in range(300):
+        for _, crunch, parse in sides:
+            crunch()
+            parse()
+    for writer, _, _ in sides:
+        writer.close()
+
+
+def test_real_interleaved_runs_of_the_same_code_pass(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Real tracked calls, same code on both sides: exit 0 in at least 19 of 20 repetitions."""
+    passed = 0
+    for rep in range(20):
+        store = tmp_path / f"real-{rep}.db"
+        interleaved_runs(store, head_factor=1.0)
+        passed += main(["diff", str(store), "--base", "base", "--head", "head"]) == 0
+    capsys.readouterr()
+    assert passed >= 19
+
+
+def test_a_real_one_and_a_half_times_slowdown_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Real tracked calls, one function doing 1.5x the work: exit 1 naming it, not the other."""
+    store = tmp_path / "real.db"
+    interleaved_runs(store, head_factor=1.5)
+    assert main(["diff", str(store), "--base", "base", "--head", "head"]) == 1
+    verdict = capsys.readouterr().out.splitlines()[-1]
+    assert "crunch (" in verdict
+    assert "parse" not in verdict

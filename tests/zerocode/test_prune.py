@@ -1,0 +1,92 @@
+"""Dropping functions too short to track cheaply (``callmetrics run`` without ``--exact``)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from callmetrics import Analytics
+from callmetrics._zerocode.instrument import Instrumentation, Matcher, start, stop
+from callmetrics._zerocode.prune import Pruner
+
+CODE = """
+    import time
+
+    def tiny():
+        return 1
+
+    def fib(n):
+        return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+    def slow():
+        time.sleep(0.005)
+"""
+
+
+@pytest.fixture
+def modules(tmp_path: Path) -> Iterator[str]:
+    name = f"prunepkg{id(tmp_path)}"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / name / "work.py").write_text(textwrap.dedent(CODE))
+    (tmp_path / name / "user.py").write_text(f"from {name}.work import tiny\n")
+    sys.path.insert(0, str(tmp_path))
+    importlib.invalidate_caches()
+    yield name
+    sys.path.remove(str(tmp_path))
+    for key in [k for k in sys.modules if k.startswith(name)]:
+        del sys.modules[key]
+
+
+def test_short_functions_are_dropped_the_others_kept(modules: str) -> None:
+    analytics = Analytics()
+    inst = Instrumentation(analytics, Matcher([f"{modules}.*"]), "function")
+    start(inst)
+    try:
+        work = importlib.import_module(f"{modules}.work")
+        user = importlib.import_module(f"{modules}.user")
+        for _ in range(1_000):
+            work.tiny()
+        work.fib(15)  # 1,973 calls
+        for _ in range(3):
+            work.slow()
+        pruner = Pruner(analytics, inst, below=1e-3, after=1_000)
+        assert pruner.check() == [f"{modules}.work.fib", f"{modules}.work.tiny"]
+        assert pruner.check() == []  # nothing new
+        before = analytics.call_counts
+        work.tiny()
+        user.tiny()  # a reference taken by another instrumented module is restored too
+        work.fib(10)
+        work.slow()
+        after = analytics.call_counts
+        restored = [work.fib, work.tiny, user.tiny]
+        still_wrapped = work.slow
+    finally:
+        stop(inst)
+    assert before[f"{modules}.work.tiny"] == after[f"{modules}.work.tiny"] == 1_000
+    assert before[f"{modules}.work.fib"] == after[f"{modules}.work.fib"] == 1_973
+    assert after[f"{modules}.work.slow"] == 4  # still tracked
+    assert set(pruner.dropped) == {f"{modules}.work.fib", f"{modules}.work.tiny"}
+    assert all(f.__code__.co_filename.endswith("work.py") for f in restored)
+    assert still_wrapped.__wrapped__.__code__.co_filename.endswith("work.py")  # a wrapper
+
+
+def test_functions_below_the_call_count_are_not_judged_yet(modules: str) -> None:
+    analytics = Analytics()
+    inst = Instrumentation(analytics, Matcher([f"{modules}.*"]), "function")
+    start(inst)
+    try:
+        work = importlib.import_module(f"{modules}.work")
+        for _ in range(999):
+            work.tiny()
+        pruner = Pruner(analytics, inst, below=1e-3, after=1_000)
+        assert pruner.check() == []
+        work.tiny()
+        assert pruner.check() == [f"{modules}.work.tiny"]
+    finally:
+        stop(inst)
