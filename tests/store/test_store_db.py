@@ -183,6 +183,14 @@ def test_a_version_1_store_is_migrated_when_opened_for_writing(old_store: Path) 
         str(SCHEMA_VERSION),)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
     assert {"message", "location"} <= columns
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(functions)")}
+    assert {"self_time", "inclusive_time", "active_time", "active_self_time",
+            "callers"} <= columns
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    assert {"probe", "environment"} <= columns
+    # Rows written before version 3 know nothing of where their time went: NULL.
+    assert conn.execute("SELECT count(*) FROM functions WHERE run_id <= 2 "
+                        "AND self_time IS NULL").fetchone() == (2,)
     conn.close()
     assert load(old_store).call_counts == {"fetch": 105, "parse": 30}
     assert load(old_store, runs=[1]).call_counts == {"fetch": 100}

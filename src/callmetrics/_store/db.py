@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from callmetrics._store.schema import (
     FORMAT_NAME,
-    MIGRATE_1_TO_2,
+    MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
     StoreError,
@@ -144,8 +144,9 @@ def _migrate(conn: sqlite3.Connection, path: Path, timeout: float) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version >= SCHEMA_VERSION:
             return  # another process migrated it first
-        for statement in MIGRATE_1_TO_2:
-            db.execute(statement)
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step]:
+                db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                    (str(SCHEMA_VERSION),))

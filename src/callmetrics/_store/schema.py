@@ -1,6 +1,6 @@
 """The store's format: its tables, its versions, and the checks that a file is one.
 
-Layout (schema version 2, also in ``PRAGMA user_version``; ``PRAGMA application_id``
+Layout (schema version 3, also in ``PRAGMA user_version``; ``PRAGMA application_id``
 marks the file as a callmetrics store):
 
 - ``meta(key, value)``: ``format`` = ``callmetrics-store``, ``schema_version``, ``created``.
@@ -13,8 +13,12 @@ marks the file as a callmetrics store):
   no error) of successful ones that carry one.
 
 Version 2 added ``events.message`` and ``events.location`` (and the same for the
-slowest and fastest calls of ``functions``).  A version-1 file is migrated when it is
-opened for writing, and read as it is (without changing it) otherwise.
+slowest and fastest calls of ``functions``).  Version 3 added where the time goes
+(``functions.self_time``, ``inclusive_time``, ``active_time``, ``active_self_time``,
+``callers`` as JSON) and what a run knows of its machine (``runs.probe``, the
+machine-speed probe as JSON; ``runs.environment``, Python, platform, hot path, argv
+as JSON); NULL in rows written before, read as unknown.  An older file is migrated
+when it is opened for writing, and read as it is (without changing it) otherwise.
 """
 
 from __future__ import annotations
@@ -35,18 +39,21 @@ __all__ = [
     "INSERT_EVENT",
     "INSERT_EVENTS",
     "MIGRATE_1_TO_2",
+    "MIGRATE_2_TO_3",
+    "MIGRATIONS",
     "SCHEMA",
     "SCHEMA_VERSION",
     "UPSERT_FUNCTION",
     "StoreError",
     "check_ids",
     "function_row",
+    "has_attribution",
     "has_failure_details",
     "library_version",
     "validate",
 ]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 # "cmtr": tells a callmetrics store from any other SQLite file before reading tables.
 APPLICATION_ID: Final = 0x636D7472
 FORMAT_NAME: Final = "callmetrics-store"
@@ -64,7 +71,9 @@ CREATE TABLE runs (
     program TEXT NOT NULL,
     started REAL NOT NULL,
     ended REAL NOT NULL,
-    closed INTEGER NOT NULL DEFAULT 0
+    closed INTEGER NOT NULL DEFAULT 0,
+    probe TEXT,
+    environment TEXT
 );
 CREATE INDEX runs_label ON runs(label);
 CREATE TABLE functions (
@@ -93,6 +102,11 @@ CREATE TABLE functions (
     slowest_location TEXT,
     fastest_message TEXT,
     fastest_location TEXT,
+    self_time REAL,
+    inclusive_time REAL,
+    active_time REAL,
+    active_self_time REAL,
+    callers TEXT,
     PRIMARY KEY (run_id, name)
 );
 CREATE TABLE events (
@@ -119,6 +133,19 @@ MIGRATE_1_TO_2 = (
     "ALTER TABLE functions ADD COLUMN fastest_message TEXT",
     "ALTER TABLE functions ADD COLUMN fastest_location TEXT",
 )
+# Version 2 -> 3: attribution (self, inclusive and active time, callers) and the
+# run's machine probe and environment.  NULL in old rows: unknown, never zero.
+MIGRATE_2_TO_3 = (
+    "ALTER TABLE functions ADD COLUMN self_time REAL",
+    "ALTER TABLE functions ADD COLUMN inclusive_time REAL",
+    "ALTER TABLE functions ADD COLUMN active_time REAL",
+    "ALTER TABLE functions ADD COLUMN active_self_time REAL",
+    "ALTER TABLE functions ADD COLUMN callers TEXT",
+    "ALTER TABLE runs ADD COLUMN probe TEXT",
+    "ALTER TABLE runs ADD COLUMN environment TEXT",
+)
+# The statements that bring a store of version v (the key) to v + 1.
+MIGRATIONS: Final = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3}
 
 _TABLES = frozenset({"meta", "runs", "functions", "events"})
 
@@ -166,6 +193,11 @@ def validate(conn: sqlite3.Connection, path: Path) -> None:
 def has_failure_details(conn: sqlite3.Connection) -> bool:
     """Tell whether an open store has the failure-detail columns (schema version 2+)."""
     return bool(conn.execute("PRAGMA user_version").fetchone()[0] >= 2)
+
+
+def has_attribution(conn: sqlite3.Connection) -> bool:
+    """Tell whether an open store has the attribution and probe columns (version 3+)."""
+    return bool(conn.execute("PRAGMA user_version").fetchone()[0] >= 3)
 
 
 

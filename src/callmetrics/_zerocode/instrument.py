@@ -44,7 +44,7 @@ __all__ = [
 # ``__getattr__``...) run implicitly and often, and wrapping them would mostly add noise.
 _DUNDERS = frozenset({"__init__", "__post_init__", "__call__", "__enter__", "__exit__",
                       "__aenter__", "__aexit__"})
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])  # the callmetrics package
 
 
 class Tracker(Protocol):
