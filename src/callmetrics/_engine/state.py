@@ -11,7 +11,23 @@ from dataclasses import dataclass
 from callmetrics._engine.records import Event
 from callmetrics._engine.sketch import DurationSketch
 
-__all__ = ["FunctionSnapshot"]
+__all__ = ["OTHER_CALLERS", "CallerEdge", "FunctionSnapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallerEdge:
+    """Calls of a function made by one caller: the nearest tracked call on the stack."""
+
+    name: str
+    """The caller's recorded name; ``OTHER_CALLERS`` folds the callers past the cap."""
+    calls: int
+    """How many calls it made."""
+    time: float
+    """The seconds those calls took (their durations, summed)."""
+
+
+# The name of the entry that folds every caller past the per-instance cap on edges.
+OTHER_CALLERS = "(other callers)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +47,19 @@ class FunctionSnapshot:
     sketch: DurationSketch
     slowest: Event | None
     fastest: Event | None
+    # Where the time goes (None: unknown, as in stores written before schema 3).
+    self_time: float | None = None
+    """Seconds of the calls less the time of the tracked calls they made directly
+    (on the same thread, or awaited by the same coroutine)."""
+    inclusive_time: float | None = None
+    """Seconds of the outermost calls only: a recursion counted once (cProfile's cumtime)."""
+    active_time: float | None = None
+    """Seconds the calls were running (coroutines and generators: the sum of their steps,
+    from each resume to the next suspension); ``total`` for plain functions."""
+    active_self_time: float | None = None
+    """``active_time`` less the active time of the tracked calls made directly."""
+    callers: tuple[CallerEdge, ...] = ()
+    """Who called it: one entry per tracked caller (none for calls from untracked code)."""
 
     @property
     def failures(self) -> int:

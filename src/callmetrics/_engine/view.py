@@ -45,6 +45,10 @@ class Reading:
     """Every function with at least one call, in name order."""
     calls: list[RetainedCall]
     """The retained calls (at most ``max_events``), oldest first."""
+    wall_time: float | None = None
+    """Seconds of wall time the recorder covers (a live instance: from its creation to
+    the reading; a store view: the chosen runs' spans, overlaps counted once); None:
+    unknown."""
 
 
 class Source(Protocol):
