@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from callmetrics import Analytics, DurationSketch, FunctionSnapshot
+from callmetrics import Analytics, DurationSketch, FunctionSnapshot, implementation
+from callmetrics._version import __version__
 from callmetrics.exporters import DEFAULT_BUCKETS
 from callmetrics.exporters.prometheus import (
     CallmetricsCollector,
@@ -39,8 +40,10 @@ def scrape(collector: CallmetricsCollector) -> str:
     return generate_latest(registry).decode()
 
 
-def labels(function: str, event_type: str, **more: str) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted({"function": function, "event_type": event_type, **more}.items()))
+def labels(function: str, event_type: str, module: str = "conftest",
+           **more: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({"function": function, "event_type": event_type, "module": module,
+                         **more}.items()))
 
 
 def test_counts_are_exact(analytics: Analytics) -> None:
@@ -103,14 +106,14 @@ def test_buckets_are_cumulative_counts_from_the_sketch() -> None:
     buckets = {dict(key)["le"]: value for (name, key), value in got.items()
                if name == "callmetrics_call_duration_seconds_bucket"}
     assert buckets == {"0.01": 90, "0.1": 90, "1.0": 99, "10.0": 100, "+Inf": 100}
-    assert got["callmetrics_call_duration_seconds_sum", labels("job", "batch")] == \
+    assert got["callmetrics_call_duration_seconds_sum", labels("job", "batch", "m")] == \
         pytest.approx(0.09 + 1.8 + 3.0)
 
 
 def test_buckets_never_decrease_when_slower_calls_arrive() -> None:
     """A call counted in a bucket stays counted there after slower calls come (a counter)."""
-    analytics = restored([0.75])  # exactly a default bound, and for now the slowest call
-    collector = CallmetricsCollector(analytics)
+    analytics = restored([0.75])  # exactly a bound, and for now the slowest call
+    collector = CallmetricsCollector(analytics, buckets=[0.25, 0.5, 0.75, 1.0, 2.5])
     before = buckets_of(scrape(collector))
     analytics.restore([snapshot_of([2.0])], [])
     after = buckets_of(scrape(collector))
@@ -124,23 +127,48 @@ def test_buckets_never_decrease_when_slower_calls_arrive() -> None:
 def test_buckets_are_monotone_in_le_and_over_time(batches: list[list[float]]) -> None:
     """Across scrapes no bucket decreases; within one, counts grow with le up to +Inf."""
     analytics = Analytics()
-    collector = CallmetricsCollector(analytics)
+    collector = CallmetricsCollector(analytics)  # bounds derived from the data
     previous: dict[str, float] = {}
     for batch in batches:
         analytics.restore([snapshot_of(batch)], [])
         now = buckets_of(scrape(collector))
-        counts = [now[le] for le in [*map(_go_float, DEFAULT_BUCKETS), "+Inf"]]
+        counts = [now[le] for le in sorted(now, key=float)]
         assert counts == sorted(counts)
+        # A bound once exposed stays, and its count never drops.
         assert all(now[le] >= count for le, count in previous.items())
         previous = now
 
 
-def test_default_buckets_are_prometheus_defaults() -> None:
-    """Without buckets the histogram uses prometheus_client's default bounds."""
-    text = scrape(CallmetricsCollector(restored([0.3])))
-    bounds = [float(dict(key)["le"]) for (name, key), _ in samples_of(text).items()
-              if name == "callmetrics_call_duration_seconds_bucket"]
-    assert sorted(bounds) == [*DEFAULT_BUCKETS, float("inf")]
+def test_fixed_default_buckets_span_a_microsecond_to_ten_seconds() -> None:
+    """DEFAULT_BUCKETS, the fixed alternative, runs 1-2.5-5 per decade from 1 µs to 10 s."""
+    assert DEFAULT_BUCKETS[0] == 1e-6
+    assert DEFAULT_BUCKETS[-1] == 10.0
+    text = scrape(CallmetricsCollector(restored([0.3]), buckets=DEFAULT_BUCKETS))
+    assert set(buckets_of(text)) == {*map(_go_float, DEFAULT_BUCKETS), "+Inf"}
+
+
+def test_default_buckets_are_derived_from_the_data() -> None:
+    """Without buckets, ten bounds a decade span the fastest to the slowest call of any function."""
+    analytics = restored([3e-7, 3e-3])
+    analytics.restore([snapshot_of([0.04], name="other")], [])
+    text = scrape(CallmetricsCollector(analytics))
+    bounds = sorted(float(dict(key)["le"]) for (name, key), _ in samples_of(text).items()
+                    if name == "callmetrics_call_duration_seconds_bucket"
+                    and dict(key)["function"] == "job")
+    assert bounds[0] == 2.5e-7  # the grid point at or below the fastest call
+    assert bounds[-2] == 0.04  # the one at or above the slowest call of any function
+    assert len(bounds) - 1 == 6 + 40 + 7  # 2.5e-7 .. 8e-7, four whole decades, 1e-2 .. 4e-2
+    assert 1.25e-6 in bounds
+    assert 3.15e-3 in bounds
+
+
+def test_derived_buckets_do_not_move_when_calls_arrive_inside_the_range() -> None:
+    """Calls inside the spanned range leave the bounds as they were (series stay stable)."""
+    analytics = restored([1e-6, 1.0])
+    collector = CallmetricsCollector(analytics)
+    before = set(buckets_of(scrape(collector)))
+    analytics.restore([snapshot_of([3e-4, 0.02, 0.5])], [])
+    assert set(buckets_of(scrape(collector))) == before
 
 
 def test_label_values_are_escaped_by_the_library(analytics: Analytics) -> None:
@@ -155,7 +183,8 @@ def test_label_values_are_escaped_by_the_library(analytics: Analytics) -> None:
 def test_no_calls_exposes_only_up(analytics: Analytics) -> None:
     """An instance without calls exposes no per-function series."""
     assert samples_of(scrape(CallmetricsCollector(analytics))) == {
-        ("callmetrics_functions_overflowed", ()): 0, ("callmetrics_source_up", ()): 1}
+        ("callmetrics_functions_overflowed", ()): 0, ("callmetrics_source_up", ()): 1,
+        ("callmetrics_build_info", (("hot_path", implementation), ("version", __version__))): 1}
 
 
 def test_unreadable_store_reports_source_down(tmp_path: Path,
@@ -171,15 +200,13 @@ def test_unreadable_store_reports_source_down(tmp_path: Path,
 
 
 def test_registering_reads_nothing(tmp_path: Path) -> None:
-    """Registering describes the metrics without reading the source."""
+    """Registering reads nothing: the store need not exist yet, and nothing is created."""
     registry = CollectorRegistry(auto_describe=True)
-    collector = CallmetricsCollector(tmp_path / "not-yet-written.sqlite")
+    store = tmp_path / "not-yet-written.sqlite"
+    collector = CallmetricsCollector(store)
     registry.register(collector)
-    assert [m.name for m in collector.describe()] == [
-        "callmetrics_calls", "callmetrics_failures", "callmetrics_call_duration_seconds",
-        "callmetrics_decorator_overhead_seconds", "callmetrics_functions_overflowed",
-        "callmetrics_source_up"]
-    assert all(not m.samples for m in collector.describe())
+    assert collector.describe() == []
+    assert not store.exists()
 
 
 @pytest.mark.parametrize(("buckets", "error", "match"), [
@@ -350,10 +377,11 @@ def test_names_past_max_functions_are_one_series_and_say_so(tmp_path: Path) -> N
     for source in (analytics, store):
         got = samples_of(scrape(CallmetricsCollector(source)))
         assert got["callmetrics_functions_overflowed", ()] == 1
-        other = labels("<other functions>", "mixed")
+        other = labels("<other functions>", "mixed", "<overflow>")
         assert got["callmetrics_calls_total", other] == 12
         assert got["callmetrics_failures_total", other] == 3
         assert got["callmetrics_call_duration_seconds_count", other] == 12
         calls = {key: value for (metric, key), value in got.items()
                  if metric == "callmetrics_calls_total"}
         assert calls == {labels("f0", "unit"): 4, labels("f1", "unit"): 4, other: 12}
+

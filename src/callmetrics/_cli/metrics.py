@@ -1,4 +1,9 @@
-"""``callmetrics serve-metrics STORE --port N``: a Prometheus endpoint over a store."""
+"""``callmetrics serve-metrics STORE --port N``: a Prometheus endpoint over a store.
+
+It answers in the format the scraper asks for: the protobuf exposition with native
+histograms (Prometheus with ``--enable-feature=native-histograms``), OpenMetrics, or
+the text format.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ def _port(text: str) -> int:
 
 
 def _buckets(text: str) -> list[float]:
-    from callmetrics.exporters import _check_buckets  # noqa: PLC0415  # keep --help fast
+    from callmetrics.exporters.buckets import check_buckets  # noqa: PLC0415  # keep --help fast
 
     try:
         bounds = [float(part) for part in text.split(",") if part.strip()]
@@ -32,7 +37,7 @@ def _buckets(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"--buckets must be comma-separated seconds, got {text!r}") from None
     try:
-        _check_buckets(bounds)  # checked before the store is opened
+        check_buckets(bounds)  # checked before the store is opened
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--{exc}") from None
     return bounds
@@ -56,7 +61,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise CliError(f"not a callmetrics store: {store} is a folder")
     list_store_runs(store)
     try:
-        server = serve_metrics(store, args.port, args.addr, buckets=args.buckets)
+        server = serve_metrics(store, args.port, args.addr, buckets=args.buckets,
+                               naming=args.naming, service=args.service_name)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
@@ -94,6 +100,13 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for every "
                             "interface)")
     serve.add_argument("--buckets", type=_buckets, default=None,
-                       help="duration histogram bucket bounds in seconds, comma-separated "
-                            "(default: prometheus_client's)")
+                       help="classic histogram bucket bounds in seconds, comma-separated "
+                            "(default: derived from the data, ten per decade over the range "
+                            "the calls span)")
+    serve.add_argument("--naming", choices=("callmetrics", "autometrics"), default="callmetrics",
+                       help="metric names and labels: callmetrics' own (default), or the "
+                            "autometrics v1.0.0 specification's (function_calls_total, ...)")
+    serve.add_argument("--service-name", default=None,
+                       help="autometrics service_name (default: AUTOMETRICS_SERVICE_NAME, "
+                            "OTEL_SERVICE_NAME, else the store's file name)")
     serve.set_defaults(handler=_serve)

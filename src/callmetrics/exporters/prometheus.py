@@ -1,52 +1,49 @@
 """Prometheus export: a custom collector, the ``/metrics`` endpoint and Pushgateway pushes.
 
 ``CallmetricsCollector(source)`` exposes an ``Analytics`` instance, or a SQLite store
-written by any number of processes, as:
+written by any number of processes.  In the default naming (``naming="callmetrics"``):
 
 - ``callmetrics_calls_total`` and ``callmetrics_failures_total``: counters, exact;
-- ``callmetrics_call_duration_seconds``: a histogram whose cumulative bucket counts
-  come from each function's duration sketch (to its 1% precision), with exact
-  ``_sum`` and ``_count``;
+- ``callmetrics_call_duration_seconds``: a histogram with exact ``_sum`` and
+  ``_count``; its classic buckets come from each function's duration sketch, over
+  bounds derived from the data by default (:mod:`callmetrics.exporters.buckets`); a
+  scraper asking for the protobuf exposition also gets it as a native histogram
+  built from the sketch (schema 6, within ~1.5 %: :mod:`callmetrics.exporters.native`);
+  in OpenMetrics its buckets carry exemplars when calls are traced;
+- ``callmetrics_self_seconds_total``: self time, where recorded;
 - ``callmetrics_decorator_overhead_seconds_total``: seconds the decorator added;
 - ``callmetrics_functions_overflowed``: 1 once the source reached ``max_functions``
   distinct names, after which new names are counted together in the series
   ``function="<other functions>"`` (``event_type="mixed"``); 0 otherwise;
-- ``callmetrics_source_up``: 1 when the source was read, 0 when reading it failed.
+- ``callmetrics_build_info`` (``version``, ``hot_path``) and ``callmetrics_source_up``:
+  1 when the source was read, 0 when reading it failed.
 
-Every series but the last two carries the labels ``function`` and ``event_type``.  The
-collector reads aggregates when Prometheus scrapes; tracked calls pay nothing for it.
+Function series carry ``function``, ``module`` and ``event_type``.  With
+``naming="autometrics"`` the names and labels are autometrics v1.0.0's instead (see
+:mod:`callmetrics.exporters.model`).  The collector reads aggregates when Prometheus
+scrapes; tracked calls pay nothing for it.
 
 For a server with several worker processes, let every worker write one store
 (``Analytics(store=PATH)``) and serve that store from one process
-(``callmetrics serve-metrics PATH --port N``): each worker's calls are counted once,
-without prometheus_client's multiprocess directory.
+(``callmetrics serve-metrics PATH --port N``): each worker's calls are counted once.
 
 Counters only grow, with two exceptions an operator sees as counter resets: an
 instance emptied by ``merge_with`` (its series restart from zero, as after a process
-restart), and store runs deleted by ``callmetrics prune`` (the totals drop by
-those runs' calls; ``rate()`` over a window spanning the prune then overstates once).
+restart), and store runs deleted by ``callmetrics prune``.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import TYPE_CHECKING
 
 try:
-    from prometheus_client import CollectorRegistry, make_wsgi_app, push_to_gateway
+    from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import default_handler
-    from prometheus_client.metrics_core import (
-        CounterMetricFamily,
-        GaugeMetricFamily,
-        HistogramMetricFamily,
-        Metric,
-    )
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.samples import Exemplar as ClientExemplar
     from prometheus_client.utils import floatToGoString
 except ImportError as exc:
     raise ImportError(
@@ -56,13 +53,23 @@ except ImportError as exc:
 
 from callmetrics._analytics import Analytics
 from callmetrics._engine.logs import report_internal_error
-from callmetrics._engine.recorder import OVERFLOW_NAME
 from callmetrics._load import read_view
-from callmetrics.exporters import DEFAULT_BUCKETS, _check_buckets, _cumulative_counts
+from callmetrics.exporters.buckets import DEFAULT_BUCKETS, check_buckets
+from callmetrics.exporters.exemplars import store_for
+from callmetrics.exporters.model import (
+    Family,
+    Histogram,
+    Naming,
+    check_naming,
+    families,
+    service_name,
+)
+from callmetrics.exporters.push import push_families
+from callmetrics.exporters.server import MetricsServer, start
+from callmetrics.exporters.wsgi import metrics_app as _metrics_app
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+    from wsgiref.types import WSGIApplication
 
     from callmetrics._engine.state import FunctionSnapshot
 
@@ -71,11 +78,10 @@ __all__ = [
     "CallmetricsCollector",
     "MetricsServer",
     "Source",
+    "metrics_app",
     "push_metrics",
     "serve_metrics",
 ]
-
-LABELS = ("function", "event_type")
 
 # The library's own float formatting for ``le`` (untyped upstream, hence the annotation).
 _go_float: Callable[[float], str] = floatToGoString
@@ -102,6 +108,11 @@ def _read(source: Analytics | Path) -> list[FunctionSnapshot]:
     return read_view(source, events=False).snapshot()
 
 
+def _up(value: int) -> Family:
+    return Family("callmetrics_source_up", "gauge",
+                  "1 when the callmetrics source was read, 0 when it failed.", [((), value)])
+
+
 class CallmetricsCollector:
     """A prometheus_client custom collector exposing a callmetrics source.
 
@@ -109,193 +120,112 @@ class CallmetricsCollector:
     scrape reads the source's aggregates afresh.
     """
 
-    def __init__(self, source: Source, *, buckets: Iterable[float] | None = None) -> None:
+    def __init__(self, source: Source, *, buckets: Iterable[float] | None = None,
+                 naming: Naming = "callmetrics", service: str | None = None) -> None:
         """Expose ``source``.
 
         Args:
             source: an ``Analytics`` instance, or the path of a store (read through
                 its aggregates on each scrape, so every process that wrote to
                 it is counted once).
-            buckets: upper bounds in seconds of the duration histogram's buckets,
-                strictly increasing; ``+Inf`` is added.  Defaults to
-                :data:`DEFAULT_BUCKETS`.
+            buckets: upper bounds in seconds of the classic buckets, strictly
+                increasing (``+Inf`` is added); None (the default) derives them
+                from the data, ten per decade over the range the calls span.
+            naming: ``"callmetrics"`` or ``"autometrics"`` (v1.0.0 names and labels).
+            service: autometrics' ``service_name``; by default from
+                ``AUTOMETRICS_SERVICE_NAME``, ``OTEL_SERVICE_NAME``, else the store's
+                or program's name.
 
         Raises:
-            TypeError, ValueError: for a bad ``source`` or ``buckets``, naming it.
+            TypeError, ValueError: for a bad argument, naming it.
 
         """
         self._source = _check_source(source)
-        self.buckets = _check_buckets(buckets)
-        self._le = [_go_float(b) for b in self.buckets]
+        self.buckets = check_buckets(buckets)
+        self.naming = check_naming(naming)
+        if service is not None and not isinstance(service, str):
+            raise TypeError(f"service must be a str, got {type(service).__name__}")
+        self.service = service_name(service, self._source)
 
     @property
     def source(self) -> Analytics | Path:
         """The instance, or the store's path, this collector reads."""
         return self._source
 
-    def describe(self) -> list[Metric]:
-        """Return the metric families without samples (so registering reads nothing)."""
-        return list(self._families())
-
-    def collect(self) -> list[Metric]:
-        """Read the source and return its metric families.
+    def families(self) -> list[Family]:
+        """Read the source and return its metric families, format-neutral.
 
         A source that cannot be read (a missing or broken store) is logged once and
         reported as ``callmetrics_source_up 0``, so one bad store never breaks the
-        rest of a registry's scrape.
+        rest of a scrape.
         """
-        calls, failures, duration, overhead, overflowed, up = self._families()
         try:
             snapshots = _read(self._source)
         except Exception as exc:  # noqa: BLE001  # surfaced as callmetrics_source_up 0
             report_internal_error(f"reading {self._source} for Prometheus", exc)
-            up.add_metric([], 0)
-            return [up]
-        for snap in snapshots:
-            labels = [snap.name, snap.event_type]
-            calls.add_metric(labels, snap.calls)
-            failures.add_metric(labels, snap.failures)
-            overhead.add_metric(labels, snap.overhead)
-            duration.add_metric(labels, self._histogram(snap), sum_value=snap.total)
-        # The cap's overflow entry is one more series above; this says it exists.
-        overflowed.add_metric([], int(any(snap.name == OVERFLOW_NAME for snap in snapshots)))
-        up.add_metric([], 1)
-        return [calls, failures, duration, overhead, overflowed, up]
+            return [_up(0)]
+        store = store_for(self._source) if isinstance(self._source, Analytics) else None
+        found = families(snapshots, naming=self.naming, buckets=self.buckets,
+                         service=self.service,
+                         exemplars=store.read() if store is not None else None)
+        return [*found, _up(1)]
 
-    def _histogram(self, snap: FunctionSnapshot) -> list[tuple[str, float]]:
-        # Cumulative counts; +Inf (hence _count) is the exact call count.
-        counts = _cumulative_counts(snap.sketch, self.buckets, snap.calls)
-        return [*zip(self._le, counts, strict=True), ("+Inf", snap.calls)]
+    def describe(self) -> list[Metric]:
+        """Return nothing: registering must not read the source."""
+        return []
 
-    @staticmethod
-    def _families() -> tuple[CounterMetricFamily, CounterMetricFamily, HistogramMetricFamily,
-                             CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
-        return (
-            CounterMetricFamily("callmetrics_calls_total",
-                                "Calls of each tracked function, exact.", labels=LABELS),
-            CounterMetricFamily("callmetrics_failures_total",
-                                "Calls that raised, exact.", labels=LABELS),
-            HistogramMetricFamily(
-                "callmetrics_call_duration_seconds",
-                "Call durations; bucket counts from the sketch (1% precision), "
-                "sum and count exact.", labels=LABELS),
-            CounterMetricFamily("callmetrics_decorator_overhead_seconds_total",
-                                "Seconds the callmetrics decorator added to the calls.",
-                                labels=LABELS),
-            GaugeMetricFamily("callmetrics_functions_overflowed",
-                              f"1 once max_functions distinct names were reached: new names "
-                              f"are then counted together as function=\"{OVERFLOW_NAME}\"."),
-            GaugeMetricFamily("callmetrics_source_up",
-                              "1 when the callmetrics source was read, 0 when it failed."),
-        )
+    def collect(self) -> list[Metric]:
+        """Read the source and return prometheus_client metric families."""
+        return [_to_client(family) for family in self.families() if family.series]
 
 
-def _registry(source: Source, buckets: Iterable[float] | None) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=True)
-    registry.register(CallmetricsCollector(source, buckets=buckets))
+def _to_client(family: Family) -> Metric:
+    base = family.name.removesuffix("_total") if family.kind == "counter" else family.name
+    metric = Metric(base, family.help, family.kind)
+    for labels, value in family.series:
+        named = dict(labels)
+        if not isinstance(value, Histogram):
+            metric.add_sample(family.name, named, float(value))
+            continue
+        exemplars = value.exemplars
+        bounds = [*(_go_float(b) for b in value.bounds), "+Inf"]
+        counts = [*value.cumulative, value.count]
+        for i, (le, count) in enumerate(zip(bounds, counts, strict=True)):
+            exemplar = exemplars[i] if exemplars else None
+            metric.add_sample(
+                f"{base}_bucket", {**named, "le": le}, count,
+                exemplar=None if exemplar is None else ClientExemplar(
+                    {"trace_id": exemplar.trace_id, "span_id": exemplar.span_id},
+                    exemplar.value, exemplar.timestamp))
+        metric.add_sample(f"{base}_count", named, value.count)
+        metric.add_sample(f"{base}_sum", named, value.total)
+    return metric
+
+
+def _registry(collector: CallmetricsCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
     return registry
 
 
-_INDEX = (b'<!doctype html><meta charset="utf-8"><title>callmetrics</title>'
-          b'<p>callmetrics: the metrics are at <a href="/metrics">/metrics</a>.</p>\n')
-_NOT_FOUND = b"Not found: callmetrics serves its metrics at /metrics only.\n"
+def metrics_app(source: Source, *, buckets: Iterable[float] | None = None,
+                naming: Naming = "callmetrics", service: str | None = None,
+                ) -> WSGIApplication:
+    """Return a WSGI app answering ``/metrics`` in the format the scraper asks for.
 
-
-def _routed(registry: CollectorRegistry) -> WSGIApplication:
-    """Answer ``/metrics`` with the registry, ``/`` with a link to it, anything else 404."""
-    metrics = make_wsgi_app(registry)
-
-    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
-        path = environ.get("PATH_INFO") or "/"
-        if path == "/metrics":
-            yield from metrics(environ, start_response)
-            return
-        found = path == "/"
-        body = _INDEX if found else _NOT_FOUND
-        kind = "text/html" if found else "text/plain"
-        start_response("200 OK" if found else "404 Not Found",
-                       [("Content-Type", f"{kind}; charset=utf-8"),
-                        ("Content-Length", str(len(body)))])
-        yield body
-
-    return app
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Serves requests without printing a line for each on stderr."""
-
-    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
-        """Say nothing: a scrape every few seconds must not fill the terminal."""
-
-
-def _start(registry: CollectorRegistry, addr: str, port: int) -> tuple[WSGIServer,
-                                                                        threading.Thread]:
-    family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM,
-                                flags=socket.AI_PASSIVE)[0][0]
-
-    class Server(ThreadingMixIn, WSGIServer):
-        """One thread per request (a slow scrape never blocks the next), IPv4 or IPv6."""
-
-        daemon_threads = True
-        address_family = family
-
-    server = make_server(addr, port, _routed(registry), Server, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="callmetrics-metrics",
-                              daemon=True)
-    thread.start()
-    return server, thread
-
-
-class MetricsServer:
-    """A running ``/metrics`` endpoint; ``close()`` (or leaving ``with``) stops it.
-
-    It answers ``/metrics`` only (``/`` links to it; any other path is 404).
+    The protobuf exposition (native histograms, classic buckets alongside) when the
+    ``Accept`` header asks for it, as Prometheus does with
+    ``--enable-feature=native-histograms``; OpenMetrics (with exemplars) when asked;
+    the text format otherwise.  ``/`` links to ``/metrics``; other paths are 404.
+    Arguments as for :class:`CallmetricsCollector`.
     """
-
-    def __init__(self, server: WSGIServer, thread: threading.Thread,
-                 registry: CollectorRegistry) -> None:
-        """Wrap the running server, its thread and the registry it serves."""
-        self._server = server
-        self._thread = thread
-        self.registry = registry
-
-    @property
-    def addr(self) -> str:
-        """The address the endpoint listens on."""
-        return str(self._server.server_address[0])
-
-    @property
-    def port(self) -> int:
-        """The port the endpoint listens on (the real one when 0 was asked for)."""
-        return int(self._server.server_port)
-
-    @property
-    def url(self) -> str:
-        """The endpoint's ``http://addr:port/metrics`` address."""
-        host = f"[{self.addr}]" if ":" in self.addr else self.addr
-        return f"http://{host}:{self.port}/metrics"
-
-    def close(self) -> None:
-        """Stop serving and free the port; safe to call twice."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> MetricsServer:
-        """Return self; leaving the block stops the server."""
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Stop the server."""
-        self.close()
-
-    def __repr__(self) -> str:
-        """Show where it serves."""
-        return f"MetricsServer({self.url})"
+    collector = CallmetricsCollector(source, buckets=buckets, naming=naming, service=service)
+    return _metrics_app(collector.families, _registry(collector))
 
 
 def serve_metrics(source: Source, port: int, addr: str = "127.0.0.1", *,
-                  buckets: Iterable[float] | None = None) -> MetricsServer:
+                  buckets: Iterable[float] | None = None, naming: Naming = "callmetrics",
+                  service: str | None = None) -> MetricsServer:
     """Serve ``source`` on the standard ``/metrics`` endpoint, in a background thread.
 
     Only ``/metrics`` answers with the metrics; ``/`` links to it and every other path
@@ -306,7 +236,7 @@ def serve_metrics(source: Source, port: int, addr: str = "127.0.0.1", *,
         port: the TCP port (0 picks a free one; see ``MetricsServer.port``).
         addr: the address to listen on; the loopback by default, ``"0.0.0.0"`` to
             let a Prometheus on another machine scrape it.
-        buckets: the duration histogram's bucket bounds (see ``CallmetricsCollector``).
+        buckets, naming, service: as for :class:`CallmetricsCollector`.
 
     Returns:
         The running server; call ``close()`` to stop it.
@@ -320,14 +250,17 @@ def serve_metrics(source: Source, port: int, addr: str = "127.0.0.1", *,
         raise TypeError(f"addr must be a str, got {type(addr).__name__}")
     if not addr.strip():
         raise ValueError("addr must not be empty")
-    registry = _registry(source, buckets)
-    server, thread = _start(registry, addr, port)
+    collector = CallmetricsCollector(source, buckets=buckets, naming=naming, service=service)
+    registry = _registry(collector)
+    server, thread = start(_metrics_app(collector.families, registry), addr, port)
     return MetricsServer(server, thread, registry)
 
 
 def push_metrics(source: Source, gateway: str, job: str, *,
                  grouping_key: Mapping[str, str] | None = None,
-                 buckets: Iterable[float] | None = None, timeout: float | None = 30.0,
+                 buckets: Iterable[float] | None = None, naming: Naming = "callmetrics",
+                 service: str | None = None, native: bool = True,
+                 timeout: float | None = 30.0,
                  handler: Callable[..., Callable[[], None]] = default_handler) -> None:
     """Push ``source``'s metrics to a Pushgateway, replacing the group's previous push.
 
@@ -339,7 +272,10 @@ def push_metrics(source: Source, gateway: str, job: str, *,
         gateway: the gateway's address, ``"host:port"`` or ``"http://host:port"``.
         job: the ``job`` label of the pushed group.
         grouping_key: further labels identifying the group (e.g. ``{"instance": host}``).
-        buckets: the duration histogram's bucket bounds (see ``CallmetricsCollector``).
+        buckets, naming, service: as for :class:`CallmetricsCollector`.
+        native: push the protobuf exposition, native histograms included (the
+            Pushgateway takes it since 1.5, and serves native histograms to a
+            Prometheus scraping it with them on); False pushes the text format.
         timeout: seconds to wait for the gateway (None: no limit).
         handler: prometheus_client's push handler, e.g. ``basic_auth_handler``.
 
@@ -350,7 +286,7 @@ def push_metrics(source: Source, gateway: str, job: str, *,
     for what, value in (("gateway", gateway), ("job", job)):
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{what} must be a non-empty str, got {value!r}")
-    push_to_gateway(gateway, job=job, registry=_registry(source, buckets),
-                    grouping_key=dict(grouping_key) if grouping_key else None,
-                    timeout=timeout, handler=handler)
-
+    collector = CallmetricsCollector(source, buckets=buckets, naming=naming, service=service)
+    push_families(gateway, job, dict(grouping_key) if grouping_key else {},
+                  collector.families, _registry(collector), native=native,
+                  timeout=timeout, handler=handler)
