@@ -21,8 +21,10 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from callmetrics._engine.sketch import DurationSketch
+from callmetrics.exporters.keys import dense, midpoints
 
 __all__ = ["DEFAULT_BUCKETS", "R10", "check_buckets", "cumulative_counts", "derived_bounds"]
 
@@ -90,6 +92,13 @@ def derived_bounds(sketches: Iterable[DurationSketch]) -> tuple[float, ...]:
     return _GRID[first:last + 1]
 
 
+@lru_cache(maxsize=8)
+def _thresholds(bounds: tuple[float, ...]) -> list[int]:
+    """For each bound, how many keys have a midpoint at most the bound."""
+    table = midpoints()
+    return [bisect_right(table, bound) for bound in bounds]
+
+
 def cumulative_counts(sketch: DurationSketch, bounds: Sequence[float], calls: int) -> list[int]:
     """Return, for each bound, how many calls took at most that long (from the sketch).
 
@@ -98,14 +107,13 @@ def cumulative_counts(sketch: DurationSketch, bounds: Sequence[float], calls: in
     later, slower call would undo): so each count only grows as calls are added, as
     a Prometheus bucket or an OpenTelemetry counter must.
     """
-    counts: list[int] = []
-    seen = 0
-    pending = iter(sketch.buckets())  # increasing, so one pass serves every bound
-    bucket = next(pending, None)
-    for bound in bounds:
-        while bucket is not None and (
-                0.0 if bucket[0] == 0.0 else (bucket[0] + bucket[1]) / 2) <= bound:
-            seen += bucket[2]
-            bucket = next(pending, None)
-        counts.append(min(seen, calls))
-    return counts
+    if not bounds:
+        return []
+    counts = dense(sketch)
+    running = counts.running()
+    size = len(running)
+    out: list[int] = []
+    for keys_below in _thresholds(tuple(bounds)):
+        at = min(keys_below - counts.offset, size)
+        out.append(min(counts.zeros + (running[at - 1] if at > 0 else 0), calls))
+    return out

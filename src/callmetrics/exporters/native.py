@@ -20,33 +20,18 @@ Values the sketch cannot tell from zero (below 2**-126 s) go to the zero bucket.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
+from itertools import compress
 from dataclasses import dataclass
 
 from callmetrics._engine.sketch import DurationSketch
+from callmetrics.exporters.keys import ZERO_KEYS, dense, native_indexes
 
 __all__ = ["SCHEMA", "ZERO_THRESHOLD", "NativeHistogram", "native_histogram"]
 
 SCHEMA = 6
-_PER_OCTAVE = 1 << SCHEMA
 # Values at most this count as zero: the sketch's smallest normal float32 bucket starts here.
 ZERO_THRESHOLD = 2.0 ** -126
-# The native index of each sketch bucket, by the bucket's lower bound (at most 2**15).
-_INDEX: dict[float, int] = {}
-
-
-def _native_index(low: float, high: float) -> int:
-    """Return the index of the native bucket ``(base**(i-1), base**i]`` holding the midpoint."""
-    found = _INDEX.get(low)
-    if found is None:
-        fraction, exponent = math.frexp((low + high) / 2)  # midpoint = fraction * 2**exponent
-        # log2(midpoint) * 64, rounded up: fraction is in [0.5, 1), so its log2 in [-1, 0).
-        found = exponent * _PER_OCTAVE + math.ceil(math.log2(fraction) * _PER_OCTAVE)
-        _INDEX[low] = found
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class NativeHistogram:
     """A sketch's counts in schema-6 exponential buckets."""
@@ -80,15 +65,24 @@ class NativeHistogram:
 
 def native_histogram(sketch: DurationSketch) -> NativeHistogram:
     """Return the sketch's counts in schema-6 buckets (see the module's note on error)."""
-    zero = 0
-    merged: list[list[int]] = []  # [index, count], increasing
-    for low, high, count in sketch.buckets():
-        if (low + high) / 2 <= ZERO_THRESHOLD:
-            zero += count
+    counts = dense(sketch)
+    offset, values = counts.offset, counts.counts
+    below = max(min(ZERO_KEYS - offset, len(values)), 0)  # keys counted as zero
+    zero = counts.zeros + sum(values[:below])
+    values = values[below:]
+    table = native_indexes(SCHEMA)
+    first = offset + below
+    indexes = compress(table[first:first + len(values)], values)  # of non-empty keys only
+    merged: list[tuple[int, int]] = []
+    last_index = None
+    held = 0
+    for index, count in zip(indexes, compress(values, values), strict=False):
+        if index == last_index:
+            held += count
             continue
-        index = _native_index(low, high)
-        if merged and merged[-1][0] == index:
-            merged[-1][1] += count
-        else:
-            merged.append([index, count])
-    return NativeHistogram(zero, tuple((index, count) for index, count in merged))
+        if last_index is not None:
+            merged.append((last_index, held))
+        last_index, held = index, count
+    if last_index is not None:
+        merged.append((last_index, held))
+    return NativeHistogram(zero, tuple(merged))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from operator import sub
 
 from callmetrics.exporters.exemplars import Exemplar
 from callmetrics.exporters.model import Family, Histogram, Labels
@@ -44,6 +45,15 @@ def _varint(value: int) -> bytes:
 
 def _zigzag(value: int) -> int:
     return (value << 1) ^ (value >> 63)
+
+
+# The varint of each small zigzagged delta, made once: most bucket deltas are small.
+_SMALL = {delta: _varint(_zigzag(delta)) for delta in range(-4096, 4097)}
+
+
+def _delta_bytes(delta: int) -> bytes:
+    found = _SMALL.get(delta)
+    return found if found is not None else _varint(_zigzag(delta))
 
 
 def _key(number: int, wire: int) -> bytes:
@@ -94,17 +104,15 @@ def _histogram(histogram: Histogram) -> bytes:
     if native.zero_count:
         parts.append(_uint(7, native.zero_count))
     spans: list[bytes] = []
-    deltas = bytearray()
+    every: list[int] = []
     previous_end = 0
-    previous_count = 0
     for first, counts in native.spans():
         # The first span's offset is its index; each next one's, the gap since the last.
         offset = first if not spans else first - previous_end
         spans.append(_message(12, _uint(1, _zigzag(offset)) + _uint(2, len(counts))))
         previous_end = first + len(counts)
-        for count in counts:
-            deltas += _varint(_zigzag(count - previous_count))
-            previous_count = count
+        every += counts
+    deltas = b"".join(map(_delta_bytes, map(sub, every, [0, *every[:-1]])))
     if not spans:  # a no-op span: says "native" even with no bucket yet
         spans.append(_message(12, b""))
     parts += spans

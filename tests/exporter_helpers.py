@@ -1,0 +1,128 @@
+"""Test helpers for the exporters: decoding the Prometheus protobuf exposition.
+
+The messages are decoded with the real ``protobuf`` package against a descriptor of
+``io.prometheus.client``'s ``metrics.proto`` built here field by field (the fields
+callmetrics writes, numbered as in Prometheus's file), so the tests check the
+hand-written encoder against an independent decoder.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+_F = descriptor_pb2.FieldDescriptorProto
+_OPT, _REP = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
+_MESSAGES: dict[str, list[tuple[str, int, int, int, str]]] = {
+    "Timestamp": [("seconds", 1, _F.TYPE_INT64, _OPT, ""), ("nanos", 2, _F.TYPE_INT32, _OPT, "")],
+    "LabelPair": [("name", 1, _F.TYPE_STRING, _OPT, ""), ("value", 2, _F.TYPE_STRING, _OPT, "")],
+    "Gauge": [("value", 1, _F.TYPE_DOUBLE, _OPT, "")],
+    "Exemplar": [("label", 1, _F.TYPE_MESSAGE, _REP, "LabelPair"),
+                 ("value", 2, _F.TYPE_DOUBLE, _OPT, ""),
+                 ("timestamp", 3, _F.TYPE_MESSAGE, _OPT, "Timestamp")],
+    "Counter": [("value", 1, _F.TYPE_DOUBLE, _OPT, ""),
+                ("exemplar", 2, _F.TYPE_MESSAGE, _OPT, "Exemplar")],
+    "Bucket": [("cumulative_count", 1, _F.TYPE_UINT64, _OPT, ""),
+               ("upper_bound", 2, _F.TYPE_DOUBLE, _OPT, ""),
+               ("exemplar", 3, _F.TYPE_MESSAGE, _OPT, "Exemplar")],
+    "BucketSpan": [("offset", 1, _F.TYPE_SINT32, _OPT, ""),
+                   ("length", 2, _F.TYPE_UINT32, _OPT, "")],
+    "Histogram": [("sample_count", 1, _F.TYPE_UINT64, _OPT, ""),
+                  ("sample_sum", 2, _F.TYPE_DOUBLE, _OPT, ""),
+                  ("bucket", 3, _F.TYPE_MESSAGE, _REP, "Bucket"),
+                  ("schema", 5, _F.TYPE_SINT32, _OPT, ""),
+                  ("zero_threshold", 6, _F.TYPE_DOUBLE, _OPT, ""),
+                  ("zero_count", 7, _F.TYPE_UINT64, _OPT, ""),
+                  ("positive_span", 12, _F.TYPE_MESSAGE, _REP, "BucketSpan"),
+                  ("positive_delta", 13, _F.TYPE_SINT64, _REP, "")],
+    "Metric": [("label", 1, _F.TYPE_MESSAGE, _REP, "LabelPair"),
+               ("gauge", 2, _F.TYPE_MESSAGE, _OPT, "Gauge"),
+               ("counter", 3, _F.TYPE_MESSAGE, _OPT, "Counter"),
+               ("histogram", 7, _F.TYPE_MESSAGE, _OPT, "Histogram")],
+    "MetricFamily": [("name", 1, _F.TYPE_STRING, _OPT, ""), ("help", 2, _F.TYPE_STRING, _OPT, ""),
+                     ("type", 3, _F.TYPE_INT32, _OPT, ""),
+                     ("metric", 4, _F.TYPE_MESSAGE, _REP, "Metric")],
+}
+
+
+def _family_class() -> Any:
+    file = descriptor_pb2.FileDescriptorProto(name="callmetrics_test_metrics.proto",
+                                              package="io.prometheus.client", syntax="proto2")
+    for name, fields in _MESSAGES.items():
+        message = file.message_type.add(name=name)
+        for field, number, kind, label, type_name in fields:
+            added = message.field.add(name=field, number=number, type=kind, label=label)
+            if type_name:
+                added.type_name = f".io.prometheus.client.{type_name}"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("io.prometheus.client.MetricFamily"))
+
+
+MetricFamily = _family_class()
+
+
+def decode_delimited(data: bytes) -> dict[str, Any]:
+    """Return the MetricFamily messages of a delimited stream, by name."""
+    found: dict[str, Any] = {}
+    at = 0
+    while at < len(data):
+        length = shift = 0
+        while True:
+            byte = data[at]
+            at += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        family = MetricFamily()
+        family.ParseFromString(data[at:at + length])
+        at += length
+        found[family.name] = family
+    return found
+
+
+def labels_of(metric: Any) -> dict[str, str]:
+    """Return a decoded Metric's labels."""
+    return {pair.name: pair.value for pair in metric.label}
+
+
+def native_buckets(histogram: Any) -> dict[int, int]:
+    """Return a decoded native histogram's ``{index: count}`` from its spans and deltas."""
+    counts: dict[int, int] = {}
+    deltas = iter(histogram.positive_delta)
+    index = 0
+    count = 0
+    for n, span in enumerate(histogram.positive_span):
+        index = span.offset if n == 0 else index + span.offset
+        for _ in range(span.length):
+            count += next(deltas)
+            if count:
+                counts[index] = count
+            index += 1
+    return counts
+
+
+def native_quantile(q: float, schema: int, zero_count: int, buckets: dict[int, int]) -> float:
+    """Return the q-quantile as Prometheus 2.42 computes it: linear within the bucket."""
+    total = zero_count + sum(buckets.values())
+    rank = q * total
+    if rank <= zero_count:
+        return 0.0
+    seen = zero_count
+    base = 2.0 ** (2.0 ** -schema)
+    for index in sorted(buckets):
+        if seen + buckets[index] >= rank:
+            low, high = base ** (index - 1), base ** index
+            return low + (high - low) * (rank - seen) / buckets[index]
+        seen += buckets[index]
+    return base ** max(buckets)
+
+
+def exact_quantile(q: float, values: list[float]) -> float:
+    """Return the q-quantile Prometheus estimates: the value at rank q * n (n sorted values)."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
