@@ -54,7 +54,7 @@ def scrape(app: Callable[..., Iterable[bytes]], accept: str) -> bytes:
     """Return one whole answer of the WSGI ``app`` to ``GET /metrics``."""
     status: list[str] = []
 
-    def start_response(line: str, headers: list[tuple[str, str]], *_: Any) -> None:
+    def start_response(line: str, _headers: list[tuple[str, str]], *_: Any) -> None:
         status.append(line)
 
     body = b"".join(app({"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics",

@@ -52,7 +52,7 @@ def log_uniform(n: int, seed: int = 7) -> list[float]:
 def scrape(app: Any, accept: str) -> tuple[str, bytes]:
     got: list[Any] = []
     body = b"".join(app({"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics",
-                         "HTTP_ACCEPT": accept}, lambda status, headers: got.append(headers)))
+                         "HTTP_ACCEPT": accept}, lambda _status, headers: got.append(headers)))
     return dict(got[0])["Content-Type"], body
 
 
@@ -60,10 +60,10 @@ def scrape(app: Any, accept: str) -> tuple[str, bytes]:
     (PROMETHEUS_ACCEPT, "protobuf"),
     ("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5", "openmetrics"),
     ("text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5", "text"),
-    ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
-     "encoding=text", "text"),  # the protobuf text encoding is not offered
-    ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
-     "encoding=delimited;q=0", "text"),
+    (("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+     "encoding=text"), "text"),  # the protobuf text encoding is not offered
+    (("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+     "encoding=delimited;q=0"), "text"),
     (None, "text"),
     ("", "text"),
     ("image/png", "text"),
@@ -93,7 +93,8 @@ def test_prometheus_native_scrape_gets_protobuf_with_native_and_classic() -> Non
     assert histogram.schema == SCHEMA
     assert histogram.zero_count + sum(native_buckets(histogram).values()) == 5000
     classic = [(b.upper_bound, b.cumulative_count) for b in histogram.bucket]
-    assert classic[0][0] <= min(values) and classic[-1][0] >= max(values)
+    assert classic[0][0] <= min(values)
+    assert classic[-1][0] >= max(values)
     assert [count for _, count in classic] == sorted(count for _, count in classic)
     assert classic[-1][1] == 5000
     assert families["callmetrics_source_up"].metric[0].gauge.value == 1

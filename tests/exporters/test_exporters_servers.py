@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import socket
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,112 +18,31 @@ from callmetrics import Analytics
 from callmetrics._cli import main
 from callmetrics.exporters.prometheus import push_metrics, serve_metrics
 from conftest import require_program
-
-T = TypeVar("T")
+from exporter_helpers import Launcher, Server, free_port, query
+from exporter_helpers import get as raw_get
 
 # Bounds chosen so that a trivial call lands below the first one even on a loaded
 # machine, and a call sleeping SLOW seconds lands, for sure, in the second bucket.
 BUCKETS = (0.02, 5.0)
 SLOW = 0.03
-STARTUP_DEADLINE = 60.0  # seconds for a server to start and a first scrape to land
 
 
-def free_port() -> int:
-    """Return a loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Launcher]:
+    """Start server processes that are always terminated when the test ends."""
+    launcher = Launcher(tmp_path)
+    yield launcher
+    launcher.stop()
+
+
+@pytest.fixture
+def start_prometheus(launch: Launcher) -> Callable[[list[str]], Server]:
+    """Start Debian's prometheus scraping the given targets every second."""
+    return launch.prometheus
 
 
 def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # loopback http
-        return str(response.read().decode())
-
-
-@dataclass
-class Server:
-    """A server process started for one test, with its log file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    base_url: str
-
-    def wait_for(self, what: str, probe: Callable[[], T | None],
-                 deadline: float = STARTUP_DEADLINE) -> T:
-        """Poll ``probe`` until it returns a value, failing at the deadline or if we exit."""
-        until = time.monotonic() + deadline
-        last_error: Exception | None = None
-        while time.monotonic() < until:
-            if self.process.poll() is not None:
-                pytest.fail(f"{self.name} exited with {self.process.returncode} while waiting "
-                            f"for {what}:\n{self.log.read_text()[-3000:]}")
-            try:
-                found = probe()
-            except OSError as exc:  # not listening yet
-                last_error = exc
-            else:
-                if found is not None:
-                    return found
-            time.sleep(0.2)  # poll interval, not a tuned wait: the deadline bounds it
-        pytest.fail(f"{self.name}: no {what} within {deadline:.0f} s (last error: {last_error})"
-                    f"\n{self.log.read_text()[-3000:]}")
-
-
-@pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Callable[[str, list[str], str], Server]]:
-    """Start server processes that are always terminated when the test ends."""
-    started: list[Server] = []
-
-    def start(name: str, argv: list[str], base_url: str) -> Server:
-        log = tmp_path / f"{name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                       cwd=tmp_path)
-        server = Server(name, process, log, base_url)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.process.terminate()
-    for server in started:
-        try:
-            server.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
-
-
-@pytest.fixture
-def start_prometheus(tmp_path: Path, launch: Callable[[str, list[str], str], Server],
-                     ) -> Callable[[list[str]], Server]:
-    """Start Debian's prometheus scraping the given targets every second."""
-    binary = require_program("prometheus", "the Prometheus end-to-end tests scrape with it")
-
-    def start(targets: list[str]) -> Server:
-        config = tmp_path / "prometheus.yml"
-        config.write_text(json.dumps({  # JSON is YAML
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-            "scrape_configs": [{"job_name": "callmetrics",
-                                "static_configs": [{"targets": targets}]}],
-        }))
-        port = free_port()
-        return launch("prometheus", [
-            binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ], f"http://127.0.0.1:{port}")
-
-    return start
-
-
-def query(prometheus: Server, promql: str) -> list[dict[str, Any]]:
-    """Run an instant PromQL query and return its result vector."""
-    url = f"{prometheus.base_url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-    answer = json.loads(get(url))
-    assert answer["status"] == "success", answer
-    result: list[dict[str, Any]] = answer["data"]["result"]
-    return result
+    return raw_get(url).decode()
 
 
 def scraped_total(prometheus: Server, expected_series: int) -> Callable[[], float | None]:
@@ -189,7 +103,7 @@ def test_prometheus_scrapes_exact_counts_and_quantiles(
 
 @pytest.mark.servers
 def test_pushgateway_receives_a_batch_job(
-        launch: Callable[[str, list[str], str], Server]) -> None:
+        launch: Launcher) -> None:
     """Metrics pushed to a real Pushgateway read back exactly, and a second push replaces them."""
     binary = require_program("prometheus-pushgateway", "the push test pushes to it")
     port = free_port()
@@ -234,7 +148,7 @@ with Analytics(store=sys.argv[1]) as analytics:
 
 @pytest.mark.servers
 def test_store_of_many_processes_is_scraped_once_each(
-        tmp_path: Path, launch: Callable[[str, list[str], str], Server],
+        tmp_path: Path, launch: Launcher,
         start_prometheus: Callable[[list[str]], Server]) -> None:
     """Workers write one store; `callmetrics serve-metrics` serves it; Prometheus sees each once."""
     store = tmp_path / "runs.sqlite"
@@ -256,7 +170,7 @@ def test_store_of_many_processes_is_scraped_once_each(
 
 
 def test_serve_metrics_command_serves_a_store_until_terminated(
-        tmp_path: Path, launch: Callable[[str, list[str], str], Server]) -> None:
+        tmp_path: Path, launch: Launcher) -> None:
     """`callmetrics serve-metrics STORE --port 0` prints its URL, serves, and exits 0 on SIGTERM."""
     store = tmp_path / "runs.sqlite"
     with Analytics(store=store) as worker:

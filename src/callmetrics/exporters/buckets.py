@@ -29,9 +29,11 @@ from callmetrics.exporters.keys import dense, midpoints
 __all__ = ["DEFAULT_BUCKETS", "R10", "check_buckets", "cumulative_counts", "derived_bounds"]
 
 # A fixed alternative to the derived bounds: one microsecond to ten seconds.
-DEFAULT_BUCKETS: tuple[float, ...] = tuple(
-    float(f"{mantissa}e{exponent}")
-    for exponent in range(-6, 1) for mantissa in ("1", "2.5", "5")) + (10.0,)
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    *(float(f"{mantissa}e{exponent}")
+      for exponent in range(-6, 1) for mantissa in ("1", "2.5", "5")),
+    10.0,
+)
 
 # The mantissas of the derived grid (ISO 3 R10), written so each bound prints short.
 R10 = ("1", "1.25", "1.6", "2", "2.5", "3.15", "4", "5", "6.3", "8")

@@ -21,8 +21,8 @@ Values the sketch cannot tell from zero (below 2**-126 s) go to the zero bucket.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import compress
 from dataclasses import dataclass
+from itertools import compress
 
 from callmetrics._engine.sketch import DurationSketch
 from callmetrics.exporters.keys import ZERO_KEYS, dense, native_indexes

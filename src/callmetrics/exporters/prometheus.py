@@ -236,7 +236,9 @@ def serve_metrics(source: Source, port: int, addr: str = "127.0.0.1", *,
         port: the TCP port (0 picks a free one; see ``MetricsServer.port``).
         addr: the address to listen on; the loopback by default, ``"0.0.0.0"`` to
             let a Prometheus on another machine scrape it.
-        buckets, naming, service: as for :class:`CallmetricsCollector`.
+        buckets: classic bucket bounds (see :class:`CallmetricsCollector`).
+        naming: ``"callmetrics"`` or ``"autometrics"``.
+        service: autometrics' ``service_name``.
 
     Returns:
         The running server; call ``close()`` to stop it.
@@ -272,7 +274,9 @@ def push_metrics(source: Source, gateway: str, job: str, *,
         gateway: the gateway's address, ``"host:port"`` or ``"http://host:port"``.
         job: the ``job`` label of the pushed group.
         grouping_key: further labels identifying the group (e.g. ``{"instance": host}``).
-        buckets, naming, service: as for :class:`CallmetricsCollector`.
+        buckets: classic bucket bounds (see :class:`CallmetricsCollector`).
+        naming: ``"callmetrics"`` or ``"autometrics"``.
+        service: autometrics' ``service_name``.
         native: push the protobuf exposition, native histograms included (the
             Pushgateway takes it since 1.5, and serves native histograms to a
             Prometheus scraping it with them on); False pushes the text format.
