@@ -1,5 +1,8 @@
 """``callmetrics serve-metrics STORE --port N``: a Prometheus endpoint over a store.
 
+``callmetrics metrics-asset dashboard|rules`` prints the shipped Grafana dashboard or
+Prometheus rules.
+
 It answers in the format the scraper asks for: the protobuf exposition with native
 histograms (Prometheus with ``--enable-feature=native-histograms``), OpenMetrics, or
 the text format.
@@ -87,8 +90,15 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _asset(args: argparse.Namespace) -> int:
+    from callmetrics.exporters.assets import asset_text  # noqa: PLC0415  # keep --help fast
+
+    print(asset_text(args.asset), end="")
+    return 0
+
+
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
-    """Add ``serve-metrics`` to the CLI."""
+    """Add ``serve-metrics`` and ``metrics-asset`` to the CLI."""
     serve = commands.add_parser(
         "serve-metrics", help="serve a store's numbers on a Prometheus /metrics endpoint",
         description="Serve the numbers of a store (every process that writes to it, counted "
@@ -110,3 +120,11 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
                        help="autometrics service_name (default: AUTOMETRICS_SERVICE_NAME, "
                             "OTEL_SERVICE_NAME, else the store's file name)")
     serve.set_defaults(handler=_serve)
+    asset = commands.add_parser(
+        "metrics-asset", help="print the shipped Grafana dashboard or Prometheus rules",
+        description="Print one of the monitoring assets installed with callmetrics: the "
+                    "Grafana dashboard (JSON, to import) or the Prometheus recording and "
+                    "alerting rules (YAML, for rule_files).")
+    asset.add_argument("asset", choices=("dashboard", "rules"),
+                       help="dashboard: Grafana JSON; rules: Prometheus rules YAML")
+    asset.set_defaults(handler=_asset)
