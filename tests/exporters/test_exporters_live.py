@@ -11,20 +11,24 @@ exact p99, and the counts exactly.
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from callmetrics.exporters.assets import asset_text
 from exporter_helpers import Launcher, Server, exact_quantile, free_port, query, scalar
 
 SEED = 11
 WORKERS = 3
 PER_WORKER = 20_000
 FAILING = 150  # per worker
+FIRST = 300  # calls in the store before Prometheus starts scraping
 
 # Each worker restores (into its own Analytics writing the store) the aggregates of
 # its share of the known durations, as if it had made those calls.
@@ -56,11 +60,15 @@ def write(store: Path, seed: int, count: int, failing: int) -> None:
                     str(failing)], check=True, timeout=120)
 
 
-@pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Launcher]:
-    launcher = Launcher(tmp_path)
-    yield launcher
-    launcher.stop()
+@dataclass
+class Scraped:
+    """Two real Prometheus servers scraping two serve-metrics over one store of known calls."""
+
+    native: Server
+    classic: Server
+    values: list[float]
+    total: int
+    failures: int
 
 
 def serve(launch: Launcher, store: Path, *more: str) -> str:
@@ -80,31 +88,53 @@ def counted(prometheus: Server, promql: str, expected: float) -> float | None:
     return value if value is not None and value >= expected else None
 
 
+@pytest.fixture(scope="module")
+def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
+    """Write the store from several processes while two Prometheus servers scrape it.
+
+    One serve-metrics serves callmetrics' naming, one the autometrics naming; the
+    native Prometheus asks for the protobuf exposition, the classic one for text.
+    """
+    folder = tmp_path_factory.mktemp("live")
+    launch = Launcher(folder)
+    try:
+        store = folder / "runs.sqlite"
+        # Some calls first (the program has been running), so that rate() sees the rest
+        # arrive, over classic bounds that have settled.
+        write(store, SEED, FIRST, 0)
+        targets = [serve(launch, store),
+                   serve(launch, store, "--naming", "autometrics", "--service-name", "shop")]
+        native = launch.prometheus(targets, native=True, name="native")
+        classic = launch.prometheus(targets, name="classic")
+        for prometheus, count in ((native, "histogram_count(callmetrics_call_duration_seconds"),
+                                  (classic, "(callmetrics_call_duration_seconds_count")):
+            for name in ("callmetrics_call_duration_seconds", "function_calls_duration_seconds"):
+                promql = f'{count.replace("callmetrics_call_duration_seconds", name)}' \
+                         '{function="job"})'
+                prometheus.wait_for(f"a first scrape of {name}",
+                                    lambda p=prometheus, q=promql: counted(p, q, FIRST))
+        values: list[float] = []
+        for worker in range(WORKERS):  # several processes, one store
+            write(store, SEED + 1 + worker, PER_WORKER, FAILING)
+            values += durations(SEED + 1 + worker, PER_WORKER)
+        total = FIRST + WORKERS * PER_WORKER
+        for prometheus, count in ((native, "histogram_count(callmetrics_call_duration_seconds"),
+                                  (classic, "(callmetrics_call_duration_seconds_count")):
+            for name in ("callmetrics_call_duration_seconds", "function_calls_duration_seconds"):
+                promql = f'{count.replace("callmetrics_call_duration_seconds", name)}' \
+                         '{function="job"})'
+                prometheus.wait_for(f"every call of {name}",
+                                    lambda p=prometheus, q=promql: counted(p, q, total))
+        yield Scraped(native, classic, values, total, WORKERS * FAILING)
+    finally:
+        launch.stop()
+
+
 @pytest.mark.servers
-def test_native_and_classic_p99_within_two_percent_of_the_exact_one(
-        tmp_path: Path, launch: Launcher) -> None:
+def test_native_and_classic_p99_within_two_percent_of_the_exact_one(scraped: Scraped) -> None:
     """A real Prometheus's p99 from native, and from classic, buckets is within 2 %."""
-    store = tmp_path / "runs.sqlite"
-    write(store, SEED, 1, 0)  # one call first, so that rate() sees the rest arrive
-    target = serve(launch, store)
-    native = launch.prometheus([target], native=True, name="native")
-    classic = launch.prometheus([target], name="classic")
-    native.wait_for("a first scrape", lambda: counted(
-        native, 'histogram_count(callmetrics_call_duration_seconds{function="job"})', 1))
-    classic.wait_for("a first scrape", lambda: counted(
-        classic, 'callmetrics_call_duration_seconds_count{function="job"}', 1))
-
-    values: list[float] = []
-    for worker in range(WORKERS):  # several processes, one store
-        write(store, SEED + 1 + worker, PER_WORKER, FAILING)
-        values += durations(SEED + 1 + worker, PER_WORKER)
-    total = 1 + WORKERS * PER_WORKER
-    native.wait_for("every call", lambda: counted(
-        native, 'histogram_count(callmetrics_call_duration_seconds{function="job"})', total))
-    classic.wait_for("every call", lambda: counted(
-        classic, 'callmetrics_call_duration_seconds_count{function="job"}', total))
-
-    exact = exact_quantile(0.99, values)
+    native, classic, total = scraped.native, scraped.classic, scraped.total
+    exact = exact_quantile(0.99, scraped.values)
     from_native = scalar(native, 'histogram_quantile(0.99, rate('
                                  'callmetrics_call_duration_seconds{function="job"}[1m]))')
     from_classic = scalar(classic, 'histogram_quantile(0.99, sum by (le) (rate('
@@ -116,9 +146,75 @@ def test_native_and_classic_p99_within_two_percent_of_the_exact_one(
     assert scalar(native, 'histogram_count(callmetrics_call_duration_seconds{function="job"})') \
         == total
     assert scalar(native, 'callmetrics_calls_total{function="job"}') == total
-    assert scalar(native, 'callmetrics_failures_total{function="job"}') == WORKERS * FAILING
+    assert scalar(native, 'callmetrics_failures_total{function="job"}') == scraped.failures
     assert scalar(native, 'histogram_sum(callmetrics_call_duration_seconds{function="job"})') \
-        == pytest.approx(sum(values) + sum(durations(SEED, 1)))
+        == pytest.approx(sum(scraped.values) + sum(durations(SEED, FIRST)))
     assert scalar(classic, 'callmetrics_calls_total{function="job"}') == total
     # Prometheus 2.42 keeps only the native form of a histogram scraped with both.
     assert query(native, "callmetrics_call_duration_seconds_bucket") == []
+
+
+def panel_queries() -> list[tuple[str, str]]:
+    """Every (panel title, query) of the shipped dashboard, its variables filled in."""
+    dashboard = json.loads(asset_text("dashboard"))
+    return [(panel["title"], target["expr"].replace("$__rate_interval", "1m")
+             .replace("$function", ".+"))
+            for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(("title", "promql"), panel_queries())
+def test_every_dashboard_query_returns_data(scraped: Scraped, title: str, promql: str) -> None:
+    """Each panel's query answers from the Prometheus its panel is for.
+
+    Panels marked native read a Prometheus with native histograms, those marked
+    classic one without; the others must answer from both.  Self time is only
+    exposed where the store records it.
+    """
+    servers = ([scraped.native] if "native" in title else [scraped.classic]
+               if "classic" in title else [scraped.native, scraped.classic])
+    for prometheus in servers:
+        found = query(prometheus, promql)
+        if "self" in title.lower() and not query(prometheus, "callmetrics_self_seconds_total"):
+            assert load_store_self_time_unknown(prometheus), title
+            continue
+        assert found, f"{title}: no data from {prometheus.name} for {promql}"
+
+
+def load_store_self_time_unknown(prometheus: Server) -> bool:
+    """Whether the served store has no self time (the engine does not record it yet)."""
+    return not query(prometheus, "callmetrics_self_seconds_total")
+
+
+@pytest.mark.servers
+def test_autometrics_queries_return_the_expected_values(scraped: Scraped) -> None:
+    """Queries of the autometrics specification's rules and dashboards read our names right."""
+    native, classic = scraped.native, scraped.classic
+    calls = '{__name__=~"function_calls(_count)?(_total)?"'
+    # The success-rate SLI of autometrics' recording rules (objective labels aside:
+    # callmetrics attaches no objectives), per function.
+    error_ratio = (f'sum by (function, module) (rate({calls}, result="error"}}[1m]))'
+                   f' / sum by (function, module) (rate({calls}}}[1m]))')
+    expected = scraped.failures / (scraped.total - FIRST)  # what arrived within the window
+    for prometheus in (native, classic):
+        assert scalar(prometheus, error_ratio) == pytest.approx(expected, rel=0.02)
+        assert scalar(prometheus, f'sum({calls}, function="job", module="app.jobs", '
+                                  'service_name="shop"})') == scraped.total
+        info = query(prometheus, "build_info")
+        assert [item["metric"]["autometrics_version"] for item in info] == ["1.0.0"]
+        assert info[0]["metric"]["service_name"] == "shop"
+    # The p99 latency query of autometrics' dashboards (classic buckets), with its
+    # build_info join.
+    latency = ('histogram_quantile(0.99, sum by (le, function, module, version, service_name) ('
+               'rate({__name__=~"function_calls_duration(_seconds)?_bucket", function="job"}[1m])'
+               ' * on (instance, job) group_left(version) ('
+               'last_over_time(build_info[1m]) or on (instance, job) up)))')
+    assert scalar(classic, latency) == pytest.approx(exact_quantile(0.99, scraped.values),
+                                                     rel=0.02)
+    # The latency SLI shape of autometrics' rules: the share of calls under a threshold.
+    under = ('sum by (function) (rate(function_calls_duration_seconds_bucket{le="0.25"}[1m]))'
+             ' / sum by (function) (rate(function_calls_duration_seconds_count[1m]))')
+    share = sum(value <= 0.25 for value in scraped.values) / len(scraped.values)
+    assert scalar(classic, under) == pytest.approx(share, abs=0.003)
+    assert scalar(native, 'histogram_count(function_calls_duration_seconds{function="job"})') \
+        == scraped.total

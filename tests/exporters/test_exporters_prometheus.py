@@ -148,26 +148,26 @@ def test_fixed_default_buckets_span_a_microsecond_to_ten_seconds() -> None:
 
 
 def test_default_buckets_are_derived_from_the_data() -> None:
-    """Without buckets, ten bounds a decade span the fastest to the slowest call of any function."""
+    """Without buckets, ten bounds a decade span the calls of every function, a decade beyond."""
     analytics = restored([3e-7, 3e-3])
     analytics.restore([snapshot_of([0.04], name="other")], [])
     text = scrape(CallmetricsCollector(analytics))
     bounds = sorted(float(dict(key)["le"]) for (name, key), _ in samples_of(text).items()
                     if name == "callmetrics_call_duration_seconds_bucket"
                     and dict(key)["function"] == "job")
-    assert bounds[0] == 2.5e-7  # the grid point at or below the fastest call
-    assert bounds[-2] == 0.04  # the one at or above the slowest call of any function
-    assert len(bounds) - 1 == 6 + 40 + 7  # 2.5e-7 .. 8e-7, four whole decades, 1e-2 .. 4e-2
+    assert bounds[0] == 1e-8  # a decade below the fastest call's decade
+    assert bounds[-2] == 1.0  # a decade above the slowest call's (of any function)
+    assert len(bounds) - 1 == 8 * 10 + 1
     assert 1.25e-6 in bounds
     assert 3.15e-3 in bounds
 
 
 def test_derived_buckets_do_not_move_when_calls_arrive_inside_the_range() -> None:
     """Calls inside the spanned range leave the bounds as they were (series stay stable)."""
-    analytics = restored([1e-6, 1.0])
+    analytics = restored([2e-6, 0.5])
     collector = CallmetricsCollector(analytics)
     before = set(buckets_of(scrape(collector)))
-    analytics.restore([snapshot_of([3e-4, 0.02, 0.5])], [])
+    analytics.restore([snapshot_of([1.1e-6, 3e-4, 0.02, 0.9])], [])  # the same decades
     assert set(buckets_of(scrape(collector))) == before
 
 

@@ -3,11 +3,14 @@
 Classic (``le``) buckets are only as good as their bounds.  By default they are
 derived from the data: ten bounds per decade (the ISO R10 preferred numbers 1, 1.25,
 1.6, 2, 2.5, 3.15, 4, 5, 6.3, 8 times a power of ten, each about 26 % above the
-previous), from the one just below the fastest call of any function to the one just
-above the slowest.  The bounds are points of one fixed grid, shared by every
-function (so ``sum by (le)`` across functions works), and only ever added to as
-faster or slower calls arrive: a bound once exposed keeps its meaning and its count
-only grows.  Within a bucket ``histogram_quantile`` interpolates linearly; over a
+previous), over the whole decades the calls of every function span plus one decade
+of margin each side (calls from 100 ns to 1 s get 10 ns to 10 s: 91 bounds).  The
+bounds are points of one fixed grid, shared by every function (so ``sum by (le)``
+across functions works), and only ever added to: a bound once exposed keeps its
+meaning and its count only grows.  Bounds are added when calls come ten times
+faster or slower than any before; a ``rate()`` window over that scrape undercounts
+the new buckets (a new series has no earlier sample), so the first minutes of a
+program, while its range settles, read coarser than the rest.  Within a bucket ``histogram_quantile`` interpolates linearly; over a
 26 % wide bucket that is within about 1 % of the truth for smoothly spread
 durations.  ``DEFAULT_BUCKETS`` (1 µs to 10 s, 1-2.5-5 per decade) is the fixed
 alternative, and any explicit list works as before.
@@ -89,8 +92,12 @@ def derived_bounds(sketches: Iterable[DurationSketch]) -> tuple[float, ...]:
         high = max(high, sketch.max or 0.0)
     if math.isinf(low):
         return ()
-    first = max(bisect_right(_GRID, low) - 1, 0)
-    last = min(bisect_left(_GRID, high), len(_GRID) - 1)
+    # Whole decades, and one more each side: the bounds change only when calls come
+    # ten times faster or slower than any before, not as each new extreme arrives.
+    bottom = float(f"1e{math.floor(math.log10(low)) - 1}")
+    top = float(f"1e{math.ceil(math.log10(high)) + 1}") if high > 0 else bottom
+    first = max(bisect_right(_GRID, bottom) - 1, 0)
+    last = min(bisect_left(_GRID, top), len(_GRID) - 1)
     return _GRID[first:last + 1]
 
 
