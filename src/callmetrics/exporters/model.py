@@ -40,6 +40,8 @@ __all__ = ["NAMINGS", "Family", "Histogram", "Naming", "families", "service_name
 Naming = Literal["callmetrics", "autometrics"]
 NAMINGS: tuple[Naming, ...] = ("callmetrics", "autometrics")
 AUTOMETRICS_VERSION = "1.0.0"
+AUTOMETRICS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+                       7.5, 10.0)
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -119,6 +121,9 @@ def families(snapshots: Sequence[FunctionSnapshot], *, naming: Naming = "callmet
 
     """
     bounds = buckets if buckets is not None else derived_bounds(s.sketch for s in snapshots)
+    if buckets is None and naming == "autometrics" and bounds:
+        # The specification's default bounds too, which its latency objectives name.
+        bounds = tuple(sorted({*bounds, *AUTOMETRICS_BUCKETS}))
     found = exemplars or {}
     if naming == "autometrics":
         return _autometrics(snapshots, bounds, service, found)
