@@ -90,6 +90,16 @@ def counted(prometheus: Server, promql: str, expected: float) -> float | None:
     return value if value is not None and value >= expected else None
 
 
+def wait_for_counts(native: Server, classic: Server, calls: int) -> None:
+    """Wait until both servers hold ``calls`` calls of `job` in both namings."""
+    for name in ("callmetrics_call_duration_seconds", "function_calls_duration_seconds"):
+        for prometheus, promql in (
+                (native, f'histogram_count({name}{{function="job"}})'),
+                (classic, f'{name}_count{{function="job"}}')):
+            prometheus.wait_for(f"{calls} calls in {name}",
+                                lambda p=prometheus, q=promql: counted(p, q, calls))
+
+
 @pytest.fixture(scope="module")
 def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
     """Write the store from several processes while two Prometheus servers scrape it.
@@ -108,25 +118,13 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
                    serve(launch, store, "--naming", "autometrics", "--service-name", "shop")]
         native = launch.prometheus(targets, native=True, name="native")
         classic = launch.prometheus(targets, name="classic")
-        for prometheus, count in ((native, "histogram_count(callmetrics_call_duration_seconds"),
-                                  (classic, "(callmetrics_call_duration_seconds_count")):
-            for name in ("callmetrics_call_duration_seconds", "function_calls_duration_seconds"):
-                promql = f'{count.replace("callmetrics_call_duration_seconds", name)}' \
-                         '{function="job"})'
-                prometheus.wait_for(f"a first scrape of {name}",
-                                    lambda p=prometheus, q=promql: counted(p, q, FIRST))
+        wait_for_counts(native, classic, FIRST)
         values: list[float] = []
         for worker in range(WORKERS):  # several processes, one store
             write(store, SEED + 1 + worker, PER_WORKER, FAILING)
             values += durations(SEED + 1 + worker, PER_WORKER)
         total = FIRST + WORKERS * PER_WORKER
-        for prometheus, count in ((native, "histogram_count(callmetrics_call_duration_seconds"),
-                                  (classic, "(callmetrics_call_duration_seconds_count")):
-            for name in ("callmetrics_call_duration_seconds", "function_calls_duration_seconds"):
-                promql = f'{count.replace("callmetrics_call_duration_seconds", name)}' \
-                         '{function="job"})'
-                prometheus.wait_for(f"every call of {name}",
-                                    lambda p=prometheus, q=promql: counted(p, q, total))
+        wait_for_counts(native, classic, total)
         with load(store) as view:
             known = any(snap.self_time is not None for snap in view.snapshot())
         yield Scraped(native, classic, values, total, WORKERS * FAILING, known)

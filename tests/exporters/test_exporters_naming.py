@@ -32,10 +32,12 @@ class Snapshots:
     """A collector over snapshots built directly (callers and modules as given)."""
 
     def __init__(self, snapshots: list[FunctionSnapshot], **options: Any) -> None:
+        """Hold the snapshots and the options of ``families``."""
         self.snapshots = snapshots
         self.options = options
 
     def collect(self) -> list[Any]:
+        """Return the snapshots' families as prometheus_client metrics."""
         return [_to_client(family) for family in families(self.snapshots, **self.options)]
 
 

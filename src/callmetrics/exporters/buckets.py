@@ -10,9 +10,10 @@ across functions works), and only ever added to: a bound once exposed keeps its
 meaning and its count only grows.  Bounds are added when calls come ten times
 faster or slower than any before; a ``rate()`` window over that scrape undercounts
 the new buckets (a new series has no earlier sample), so the first minutes of a
-program, while its range settles, read coarser than the rest.  Within a bucket ``histogram_quantile`` interpolates linearly; over a
-26 % wide bucket that is within about 1 % of the truth for smoothly spread
-durations.  ``DEFAULT_BUCKETS`` (1 µs to 10 s, 1-2.5-5 per decade) is the fixed
+program, while its range settles, read coarser than the rest.  Within a bucket
+``histogram_quantile`` interpolates linearly; over a 26 % wide bucket that is within
+about 1 % of the truth for smoothly spread durations.  ``DEFAULT_BUCKETS`` (1 µs to
+10 s, 1-2.5-5 per decade) is the fixed
 alternative, and any explicit list works as before.
 
 Counts come from the duration sketch: a sketch bucket counts under a bound when its
