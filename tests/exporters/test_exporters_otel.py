@@ -11,14 +11,20 @@ from typing import Any, NamedTuple
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogramDataPoint,
+    HistogramDataPoint,
+    InMemoryMetricReader,
+    NumberDataPoint,
+)
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 from callmetrics import Analytics, DurationSketch, FunctionSnapshot
-from callmetrics.exporters.otel import QUANTILES, instrument
+from callmetrics.exporters.native import SCHEMA
+from callmetrics.exporters.otel import InMemoryHistogramReader, instrument
 from conftest import make_calls
 
 
@@ -31,8 +37,8 @@ class Sdk(NamedTuple):
 
 @pytest.fixture
 def sdk() -> Iterator[Sdk]:
-    """An in-memory reader on its own meter provider."""
-    reader = InMemoryMetricReader()
+    """An in-memory reader (with callmetrics' histograms) on its own meter provider."""
+    reader = InMemoryHistogramReader()
     provider = MeterProvider(metric_readers=[reader])
     yield Sdk(provider, reader)
     provider.shutdown()
@@ -48,7 +54,7 @@ def spans() -> tuple[TracerProvider, InMemorySpanExporter]:
 
 
 def points(reader: InMemoryMetricReader) -> dict[str, dict[tuple[tuple[str, Any], ...], Any]]:
-    """Map each callmetrics metric to {sorted attributes: value}."""
+    """Map each callmetrics metric to {sorted attributes: value (or histogram point)}."""
     found: dict[str, dict[tuple[tuple[str, Any], ...], Any]] = {}
     data = reader.get_metrics_data()
     if data is None:  # nothing was observed
@@ -60,13 +66,27 @@ def points(reader: InMemoryMetricReader) -> dict[str, dict[tuple[tuple[str, Any]
             for metric in scope.metrics:
                 into = found.setdefault(metric.name, {})
                 for point in metric.data.data_points:
-                    assert isinstance(point, NumberDataPoint)
-                    into[tuple(sorted((point.attributes or {}).items()))] = point.value
+                    key = tuple(sorted((point.attributes or {}).items()))
+                    if isinstance(point, NumberDataPoint):
+                        into[key] = point.value
+                    else:
+                        assert isinstance(point, HistogramDataPoint
+                                          | ExponentialHistogramDataPoint)
+                        into[key] = point
     return found
 
 
-def attrs(function: str, event_type: str, **more: str) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted({"function": function, "event_type": event_type, **more}.items()))
+def attrs(function: str, event_type: str, module: str = "conftest",
+          **more: str) -> tuple[tuple[str, Any], ...]:
+    """The semantic-convention attributes of a function's series."""
+    return tuple(sorted({"code.function.name": f"{module}.{function}",
+                         "callmetrics.event_type": event_type, **more}.items()))
+
+
+def failed(function: str, event_type: str, module: str = "conftest",
+           ) -> tuple[tuple[str, Any], ...]:
+    """The attributes of a function's failed calls (the engine keeps no exception type)."""
+    return attrs(function, event_type, module, **{"error.type": "_OTHER"})
 
 
 def test_counts_equal_the_calls_made(sdk: Sdk) -> None:
@@ -76,9 +96,16 @@ def test_counts_equal_the_calls_made(sdk: Sdk) -> None:
     make_calls(analytics, ok=5000, failing=37)  # more than a drain chunk
     got = points(sdk.reader)
     key = attrs("work", "unit")
-    assert got["callmetrics.calls"] == {key: 5037}
+    assert got["callmetrics.calls"] == {key: 5000, failed("work", "unit"): 37}
     assert got["callmetrics.failures"] == {key: 37}
-    assert got["callmetrics.call.duration.bucket"][attrs("work", "unit", le="+Inf")] == 5037
+    histogram = got["callmetrics.call.duration"][key]
+    assert histogram.count == 5037
+    assert sum(histogram.bucket_counts) == 5037
+    exponential = got["callmetrics.call.duration.exponential"][key]
+    assert exponential.count == 5037
+    assert exponential.zero_count + sum(exponential.positive.bucket_counts) == 5037
+    assert exponential.scale == SCHEMA
+    assert histogram.sum == exponential.sum == pytest.approx(analytics.get_stats()["total_time"])
     assert got["callmetrics.call.time"][key] == pytest.approx(
         analytics.get_stats()["total_time"])
     assert got["callmetrics.decorator.overhead"][key] > 0
@@ -91,24 +118,50 @@ def test_counters_follow_later_calls(sdk: Sdk) -> None:
     make_calls(analytics, ok=3, failing=0)
     assert points(sdk.reader)["callmetrics.calls"] == {attrs("work", "unit"): 3}
     make_calls(analytics, ok=4, failing=1)
-    assert points(sdk.reader)["callmetrics.calls"] == {attrs("work", "unit"): 8}
+    assert points(sdk.reader)["callmetrics.calls"] == {attrs("work", "unit"): 7,
+                                                       failed("work", "unit"): 1}
 
 
-def test_buckets_and_quantiles_follow_the_sketch(sdk: Sdk) -> None:
-    """Bucket counters are cumulative sketch counts; the gauge reports the sketch's percentiles."""
+def test_histograms_follow_the_sketch(sdk: Sdk) -> None:
+    """The explicit histogram counts per bucket from the sketch; min and max are exact."""
     analytics = Analytics()
-    instrument(analytics, sdk.provider, buckets=[0.5, 60.0])
-    make_calls(analytics, ok=10, failing=0)
-    got = points(sdk.reader)
-    buckets = got["callmetrics.call.duration.bucket"]
-    assert buckets == {attrs("work", "unit", le="0.5"): 10, attrs("work", "unit", le="60.0"): 10,
-                       attrs("work", "unit", le="+Inf"): 10}
-    quantiles = got["callmetrics.call.duration"]
-    stats = analytics.get_stats()
-    assert quantiles[attrs("work", "unit", quantile="0.95")] == stats["p95"]
-    assert quantiles[attrs("work", "unit", quantile="0")] == stats["min_duration"]
-    assert quantiles[attrs("work", "unit", quantile="1")] == stats["max_duration"]
-    assert len(quantiles) == len(QUANTILES)
+    instrument(analytics, sdk.provider, buckets=[0.001, 0.01, 0.1])
+    for duration, count in ((0.0005, 3), (0.005, 5), (0.05, 2), (0.5, 1)):
+        for _ in range(count):
+            add_call(analytics, duration)
+    histogram = points(sdk.reader)["callmetrics.call.duration"][attrs("job", "batch", "m")]
+    assert list(histogram.explicit_bounds) == [0.001, 0.01, 0.1]
+    assert list(histogram.bucket_counts) == [3, 5, 2, 1]
+    assert histogram.min == 0.0005
+    assert histogram.max == 0.5
+
+
+def test_exponential_buckets_hold_their_values(sdk: Sdk) -> None:
+    """Each value lands in OpenTelemetry's bucket (base**i, base**(i+1)] holding it (±0.4%)."""
+    analytics = Analytics()
+    instrument(analytics, sdk.provider)
+    for duration in (3e-6, 0.02):
+        add_call(analytics, duration)
+    point = points(sdk.reader)["callmetrics.call.duration.exponential"][
+        attrs("job", "batch", "m")]
+    base = 2 ** (2 ** -point.scale)
+    filled = [point.positive.offset + i for i, n in enumerate(point.positive.bucket_counts) if n]
+    assert len(filled) == 2
+    for index, duration in zip(filled, (3e-6, 0.02), strict=True):
+        assert base ** index / 1.004 < duration <= base ** (index + 1) * 1.004
+
+
+def test_the_sdks_plain_reader_gets_the_counters(sdk: Sdk) -> None:
+    """A reader that is not callmetrics' still gets every counter (no histogram)."""
+    plain = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[plain])
+    analytics = Analytics()
+    instrument(analytics, provider)
+    make_calls(analytics, ok=2, failing=0)
+    got = points(plain)
+    assert got["callmetrics.calls"] == {attrs("work", "unit"): 2}
+    assert "callmetrics.call.duration" not in got
+    provider.shutdown()
 
 
 def add_call(analytics: Analytics, duration: float) -> None:
@@ -120,16 +173,17 @@ def add_call(analytics: Analytics, duration: float) -> None:
         fast=1, medium=0, slow=0, overhead=0.0, sketch=sketch, slowest=None, fastest=None)], [])
 
 
-def test_bucket_counters_never_decrease_when_slower_calls_arrive(sdk: Sdk) -> None:
-    """A call counted under an le stays counted after slower calls come (monotonic counters)."""
+def test_histogram_counts_never_decrease_when_slower_calls_arrive(sdk: Sdk) -> None:
+    """A call counted in a bucket stays counted there after slower calls come (cumulative)."""
     analytics = Analytics()
-    instrument(analytics, sdk.provider)
-    add_call(analytics, 1.0)  # exactly a default bound, and for now the slowest call
-    before = points(sdk.reader)["callmetrics.call.duration.bucket"]
+    instrument(analytics, sdk.provider, buckets=[0.5, 1.0, 2.5])
+    add_call(analytics, 1.0)  # exactly a bound, and for now the slowest call
+    key = attrs("job", "batch", "m")
+    before = points(sdk.reader)["callmetrics.call.duration"][key]
     add_call(analytics, 2.0)
-    after = points(sdk.reader)["callmetrics.call.duration.bucket"]
-    assert after[attrs("job", "batch", le="+Inf")] == 2
-    assert {key: (before[key], after[key]) for key in before if after[key] < before[key]} == {}
+    after = points(sdk.reader)["callmetrics.call.duration"][key]
+    assert after.count == 2
+    assert all(a >= b for a, b in zip(after.bucket_counts, before.bucket_counts, strict=True))
 
 
 def test_functions_are_reported_separately(sdk: Sdk) -> None:
@@ -149,8 +203,9 @@ def test_functions_are_reported_separately(sdk: Sdk) -> None:
         query()
     asyncio.run(fetch())
     calls = points(sdk.reader)["callmetrics.calls"]
-    assert calls == {attrs("test_functions_are_reported_separately.query", "db"): 3,
-                     attrs("test_functions_are_reported_separately.fetch", "api"): 1}
+    module = "test_exporters_otel"
+    assert calls == {attrs("test_functions_are_reported_separately.query", "db", module): 3,
+                     attrs("test_functions_are_reported_separately.fetch", "api", module): 1}
 
 
 def test_two_instances_on_one_provider_add_up(sdk: Sdk) -> None:
@@ -160,7 +215,8 @@ def test_two_instances_on_one_provider_add_up(sdk: Sdk) -> None:
     instrument(second, sdk.provider)
     make_calls(first, ok=2, failing=0)
     make_calls(second, ok=5, failing=1)
-    assert points(sdk.reader)["callmetrics.calls"] == {attrs("work", "unit"): 8}
+    assert points(sdk.reader)["callmetrics.calls"] == {attrs("work", "unit"): 7,
+                                                       failed("work", "unit"): 1}
 
 
 def test_instrumenting_twice_does_not_double_count(sdk: Sdk) -> None:
@@ -217,7 +273,12 @@ GLOBAL_SCRIPT = """
 import json, sys
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogramDataPoint,
+    HistogramDataPoint,
+    InMemoryMetricReader,
+    NumberDataPoint,
+)
 from callmetrics import Analytics, DurationSketch, FunctionSnapshot
 from callmetrics.exporters.otel import instrument
 
@@ -272,8 +333,8 @@ for rm in reader.get_metrics_data().resource_metrics:
         for m in sm.metrics:
             if m.name == "callmetrics.calls":
                 for p in m.data.data_points:
-                    found[p.attributes["function"]] = found.get(p.attributes["function"], 0) \
-                        + p.value
+                    name = p.attributes["code.function.name"].rpartition(".")[2]
+                    found[name] = found.get(name, 0) + p.value
 print(json.dumps(found, sort_keys=True))
 """
 
@@ -285,9 +346,9 @@ def test_instances_instrumented_before_and_after_the_global_provider_is_set() ->
     assert json.loads(done.stdout) == {"early": 3, "explicit": 2, "late": 5}
 
 
-def test_spans_carry_function_event_type_and_outcome(
+def test_spans_carry_the_code_attributes_and_the_error_type(
         spans: tuple[TracerProvider, InMemorySpanExporter]) -> None:
-    """With spans=True every call becomes a span with its function, event type and outcome."""
+    """With spans=True every call becomes a span: code.function.name, error.type on failure."""
     tracer_provider, exporter = spans
     analytics = Analytics()
     instrument(analytics, MeterProvider(), spans=True, tracer_provider=tracer_provider)
@@ -295,15 +356,15 @@ def test_spans_carry_function_event_type_and_outcome(
     finished = exporter.get_finished_spans()
     assert len(finished) == 5
     assert {s.name for s in finished} == {"work"}
-    outcomes = [s.attributes["callmetrics.outcome"] for s in finished if s.attributes]
-    assert outcomes == ["success"] * 3 + ["failure"] * 2
-    failed = finished[-1]
-    assert failed.attributes is not None
-    assert failed.attributes["callmetrics.event_type"] == "unit"
-    assert failed.attributes["callmetrics.function"] == "work"
-    assert failed.attributes["error.type"] == "ValueError"
-    assert failed.status.status_code is StatusCode.ERROR
-    assert [e.name for e in failed.events] == ["exception"]
+    errors = [(s.attributes or {}).get("error.type") for s in finished]
+    assert errors == [None] * 3 + ["ValueError"] * 2
+    failing = finished[-1]
+    assert failing.attributes is not None
+    assert failing.attributes["callmetrics.event_type"] == "unit"
+    assert failing.attributes["code.function.name"] == "conftest.work"
+    assert not any(key.startswith("callmetrics.function") for key in failing.attributes)
+    assert failing.status.status_code is StatusCode.ERROR
+    assert [e.name for e in failing.events] == ["exception"]
     assert finished[0].status.status_code is StatusCode.UNSET
 
 
@@ -376,9 +437,9 @@ def test_names_past_max_functions_are_one_series_and_say_so(sdk: Sdk) -> None:
         make_calls(analytics, ok=3, failing=1, name=name)
     got = points(sdk.reader)
     assert got["callmetrics.functions.overflowed"] == {(): 1}
-    other = attrs("<other functions>", "mixed")
-    assert got["callmetrics.calls"] == {attrs("f0", "unit"): 4, attrs("f1", "unit"): 4,
-                                        other: 12}
+    other = attrs("<other functions>", "mixed", "<overflow>")
+    assert got["callmetrics.calls"] == {
+        attrs("f0", "unit"): 3, failed("f0", "unit"): 1, attrs("f1", "unit"): 3,
+        failed("f1", "unit"): 1, other: 9, failed("<other functions>", "mixed", "<overflow>"): 3}
     assert got["callmetrics.failures"][other] == 3
-    assert got["callmetrics.call.duration.bucket"][attrs("<other functions>", "mixed",
-                                                         le="+Inf")] == 12
+    assert got["callmetrics.call.duration"][other].count == 12
