@@ -65,17 +65,9 @@ def scrape(app: Callable[..., Iterable[bytes]], accept: str) -> bytes:
 
 def app_for(analytics: Analytics) -> Callable[..., Iterable[bytes]]:
     """Return the exporter's WSGI app (the one serve-metrics runs) over ``analytics``."""
-    from callmetrics.exporters import prometheus  # noqa: PLC0415  # after the instance is made
+    from callmetrics.exporters.prometheus import metrics_app  # noqa: PLC0415  # after the data
 
-    make = getattr(prometheus, "metrics_app", None)
-    if make is not None:
-        return make(analytics)  # type: ignore[no-any-return]  # checked by the release
-    from prometheus_client import CollectorRegistry  # noqa: PLC0415  # the older exporter
-    from prometheus_client import make_wsgi_app as client_app  # noqa: PLC0415
-
-    registry = CollectorRegistry()
-    registry.register(prometheus.CallmetricsCollector(analytics))
-    return client_app(registry)  # type: ignore[no-any-return]  # untyped upstream
+    return metrics_app(analytics)
 
 
 def main() -> None:

@@ -131,9 +131,9 @@ def native_quantile(q: float, schema: int, zero_count: int, buckets: dict[int, i
     for index in sorted(buckets):
         if seen + buckets[index] >= rank:
             low, high = base ** (index - 1), base ** index
-            return low + (high - low) * (rank - seen) / buckets[index]
+            return float(low + (high - low) * (rank - seen) / buckets[index])
         seen += buckets[index]
-    return base ** max(buckets)
+    return float(base ** max(buckets))
 
 
 def exact_quantile(q: float, values: list[float]) -> float:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,7 @@ def wait_for_counts(native: Server, classic: Server, calls: int) -> None:
                 (native, f'histogram_count({name}{{function="job"}})'),
                 (classic, f'{name}_count{{function="job"}}')):
             prometheus.wait_for(f"{calls} calls in {name}",
-                                lambda p=prometheus, q=promql: counted(p, q, calls))
+                                partial(counted, prometheus, promql, calls))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.exposition import generate_latest as _untyped_openmetrics
 
 from callmetrics.exporters import protobuf
 from callmetrics.exporters.model import Family
@@ -23,6 +23,8 @@ __all__ = ["metrics_app", "render"]
 _INDEX = (b'<!doctype html><meta charset="utf-8"><title>callmetrics</title>'
           b'<p>callmetrics: the metrics are at <a href="/metrics">/metrics</a>.</p>\n')
 _NOT_FOUND = b"Not found: callmetrics serves its metrics at /metrics only.\n"
+# The library's OpenMetrics writer (untyped upstream, hence the annotation).
+generate_openmetrics: Callable[[CollectorRegistry], bytes] = _untyped_openmetrics
 _GZIP_ABOVE = 1024  # bytes: smaller answers are not worth compressing
 
 
