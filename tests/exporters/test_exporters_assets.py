@@ -100,6 +100,17 @@ def test_metrics_asset_command_prints_the_asset(name: str,
     assert capsys.readouterr().out == asset_text(name)
 
 
+def test_metrics_asset_command_writes_the_asset(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`--output FILE` writes the asset there and says so; an unwritable path exits 2."""
+    target = tmp_path / "rules.yml"
+    assert main(["metrics-asset", "rules", "--output", str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == asset_text("rules")
+    assert str(target) in capsys.readouterr().out
+    assert main(["metrics-asset", "rules", "--output", str(tmp_path / "no" / "x.yml")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
 def test_unknown_asset_is_refused() -> None:
     """Asking for an asset that does not exist names the choices."""
     with pytest.raises(ValueError, match="dashboard, rules"):

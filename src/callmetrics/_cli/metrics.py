@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -91,9 +92,18 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _asset(args: argparse.Namespace) -> int:
+    from callmetrics._cli.common import CliError  # noqa: PLC0415  # _cli imports this module
     from callmetrics.exporters.assets import asset_text  # noqa: PLC0415  # keep --help fast
 
-    print(asset_text(args.asset), end="")
+    text = asset_text(args.asset)
+    if args.output is None:
+        print(text, end="")
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {printable(args.output)}: {exc.strerror or exc}") from None
+    print(f"Wrote the {args.asset} to {printable(args.output)}")
     return 0
 
 
@@ -127,4 +137,6 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
                     "alerting rules (YAML, for rule_files).")
     asset.add_argument("asset", choices=("dashboard", "rules"),
                        help="dashboard: Grafana JSON; rules: Prometheus rules YAML")
+    asset.add_argument("-o", "--output", default=None,
+                       help="write it to this file (default: print it)")
     asset.set_defaults(handler=_asset)
