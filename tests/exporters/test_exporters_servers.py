@@ -16,15 +16,26 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from callmetrics import Analytics
 from callmetrics._cli import main
+from callmetrics.exporters.native import SCHEMA
 from callmetrics.exporters.prometheus import push_metrics, serve_metrics
 from conftest import require_program
-from exporter_helpers import Launcher, Server, free_port, query
+from exporter_helpers import (
+    Launcher,
+    Server,
+    decode_delimited,
+    free_port,
+    labels_of,
+    native_buckets,
+    query,
+)
 from exporter_helpers import get as raw_get
 
 # Bounds chosen so that a trivial call lands below the first one even on a loaded
 # machine, and a call sleeping SLOW seconds lands, for sure, in the second bucket.
 BUCKETS = (0.02, 5.0)
 SLOW = 0.03
+PROTOBUF = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+            "encoding=delimited")
 
 
 @pytest.fixture
@@ -107,7 +118,9 @@ def test_pushgateway_receives_a_batch_job(
     """Metrics pushed to a real Pushgateway read back exactly, and a second push replaces them."""
     binary = require_program("prometheus-pushgateway", "the push test pushes to it")
     port = free_port()
-    gateway = launch("pushgateway", [binary, f"--web.listen-address=127.0.0.1:{port}"],
+    gateway = launch("pushgateway", [binary, f"--web.listen-address=127.0.0.1:{port}",
+                      # Debian's default persists to /var/lib/prometheus: keep tests apart
+                      f"--persistence.file={launch.folder / 'pushgateway.data'}"],
                      f"http://127.0.0.1:{port}")
     gateway.wait_for("readiness", lambda: get(f"{gateway.base_url}/-/ready") or None)
     analytics = Analytics()
@@ -133,6 +146,30 @@ def test_pushgateway_receives_a_batch_job(
     push_metrics(analytics, f"http://127.0.0.1:{port}", "nightly",
                  grouping_key={"instance": "worker-1"}, buckets=BUCKETS)
     assert pushed()["callmetrics_calls_total", "fast"] == 180
+
+
+@pytest.mark.servers
+def test_pushgateway_keeps_the_native_histogram(launch: Launcher) -> None:
+    """A protobuf push reaches the gateway as a native histogram, served on in protobuf."""
+    binary = require_program("prometheus-pushgateway", "the push test pushes to it")
+    port = free_port()
+    gateway = launch("pushgateway", [binary, f"--web.listen-address=127.0.0.1:{port}",
+                      # Debian's default persists to /var/lib/prometheus: keep tests apart
+                      f"--persistence.file={launch.folder / 'pushgateway.data'}"],
+                     f"http://127.0.0.1:{port}")
+    gateway.wait_for("readiness", lambda: get(f"{gateway.base_url}/-/ready") or None)
+    analytics = Analytics()
+    make_workload(analytics)
+    push_metrics(analytics, f"127.0.0.1:{port}", "nightly", grouping_key={"instance": "w/1"})
+    families = decode_delimited(raw_get(f"{gateway.base_url}/metrics", PROTOBUF))
+    [fast] = [metric for metric in families["callmetrics_call_duration_seconds"].metric
+              if labels_of(metric).get("function") == "fast"]
+    assert labels_of(fast)["instance"] == "w/1"  # the base64 path segment read back
+    histogram = fast.histogram
+    assert histogram.schema == SCHEMA
+    assert histogram.sample_count == 90
+    assert histogram.zero_count + sum(native_buckets(histogram).values()) == 90
+    assert histogram.bucket  # the classic buckets too
 
 
 WORKER = """
