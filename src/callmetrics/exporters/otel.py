@@ -48,8 +48,9 @@ try:
     from callmetrics.exporters.otel_points import HistogramReader, InMemoryHistogramReader
 except ImportError as exc:
     raise ImportError(
-        "callmetrics.exporters.otel needs opentelemetry-api and -sdk: "
-        "pip install 'callmetrics[otel]' (from a checkout: pip install '.[otel]')"
+        # The extra brings the SDK too, which the histogram readers need.
+        "callmetrics.exporters.otel needs opentelemetry-api: pip install 'callmetrics[otel]' "
+        "(from a checkout: pip install '.[otel]')"
     ) from exc
 
 from callmetrics._analytics import Analytics
