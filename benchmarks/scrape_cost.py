@@ -8,6 +8,11 @@ exporter offers: the text format (classic histograms), OpenMetrics (classic, wit
 exemplars where calls carry trace ids), and the protobuf exposition (native
 histograms with the classic buckets alongside).  Best of several rounds, in
 milliseconds, with the answer's size.  Prints figures; never fails on them.
+
+Measured on the shared 2-core machine (issue 23): before, prometheus_client's text
+exposition of the old collector (14 fixed buckets) took 2.9 s (2.0 MB); after, the
+text format 1.8 s (91 derived buckets, 13 MB), OpenMetrics 3.3 s, and the protobuf
+exposition with native histograms and the classic buckets 2.2 s (3.3 MB).
 """
 
 from __future__ import annotations
