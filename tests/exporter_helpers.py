@@ -210,7 +210,7 @@ class Launcher:
         return server
 
     def prometheus(self, targets: list[str], *, native: bool = False,
-                   name: str = "prometheus") -> Server:
+                   name: str = "prometheus", features: tuple[str, ...] = ()) -> Server:
         """Start Debian's prometheus scraping ``targets`` every second."""
         binary = require_program("prometheus", "the Prometheus end-to-end tests scrape with it")
         config = self.folder / f"{name}.yml"
@@ -224,6 +224,7 @@ class Launcher:
             binary, f"--config.file={config}", f"--storage.tsdb.path={self.folder / name}",
             f"--web.listen-address=127.0.0.1:{port}",
             *(["--enable-feature=native-histograms"] if native else []),
+            *(f"--enable-feature={feature}" for feature in features),
         ], f"http://127.0.0.1:{port}")
 
     def stop(self) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.parse
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -14,8 +19,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from callmetrics import Analytics
 from callmetrics.exporters.exemplars import Exemplar, ExemplarStore, pick, store_for
 from callmetrics.exporters.otel import instrument
-from callmetrics.exporters.prometheus import metrics_app
+from callmetrics.exporters.prometheus import metrics_app, serve_metrics
 from conftest import make_calls
+from exporter_helpers import Launcher, get
 
 # The library's OpenMetrics parser (untyped upstream, hence the annotation).
 text_string_to_metric_families: Callable[[str], Iterable[Any]] = _parse
@@ -93,3 +99,31 @@ def test_pick_takes_the_latest_exemplar_of_each_bucket() -> None:
     new = Exemplar(0.7, 2.0, "b" * 32, "2" * 16)
     slow = Exemplar(9.0, 1.5, "c" * 32, "3" * 16)
     assert pick([old, new, slow], [0.25, 1.0]) == (None, new, slow)
+
+
+@pytest.mark.servers
+def test_prometheus_stores_the_exemplars_of_traced_calls(tmp_path: Path) -> None:
+    """A real Prometheus (exemplar storage on) scrapes OpenMetrics and keeps our trace ids."""
+    analytics, exporter = traced()
+    make_calls(analytics, ok=30, failing=0)
+    traces = {f"{s.context.trace_id:032x}" for s in exporter.get_finished_spans()}
+    launch = Launcher(tmp_path)
+    try:
+        with serve_metrics(analytics, 0) as endpoint:
+            prometheus = launch.prometheus([f"127.0.0.1:{endpoint.port}"],
+                                           features=("exemplar-storage",))
+
+            def stored() -> list[dict[str, Any]] | None:
+                now = time.time()
+                url = (f"{prometheus.base_url}/api/v1/query_exemplars?" + urllib.parse.urlencode(
+                    {"query": "callmetrics_call_duration_seconds_bucket",
+                     "start": now - 600, "end": now + 60}))
+                found: list[dict[str, Any]] = json.loads(get(url))["data"]
+                return found or None
+
+            found = prometheus.wait_for("exemplars", stored)
+    finally:
+        launch.stop()
+    kept = [exemplar for series in found for exemplar in series["exemplars"]]
+    assert kept
+    assert {exemplar["labels"]["trace_id"] for exemplar in kept} <= traces
