@@ -60,6 +60,7 @@ def measure() -> float:
     """Time one sample: the median of the repetitions' seconds for ``LOOP`` iterations."""
     timings = []
     clock = time.perf_counter
+    _loop(LOOP // 4)  # warm: the interpreter specialises the loop's code on first runs
     for _ in range(REPEATS):
         started = clock()
         _loop(LOOP)
