@@ -131,7 +131,8 @@ def test_the_table_is_sorted_by_significance_and_labels_both_runs(
     assert list(table(out))[0] == "render"
     assert list(table(out))[-1] == "rare"  # untested last
     assert table(out)["rare"][:2] == ["untested", "5/5"]
-    assert row_text(out, "rare").endswith("5 retained in base (< --min-calls 30)")
+    assert row_text(out, "rare").endswith("5 retained in base and 5 retained in head "
+                                          "(< --min-calls 30)")
     assert all(" us" not in line for line in lines)
 
 

@@ -183,8 +183,9 @@ def _environment(env: Environment, old_store: bool) -> list[str]:
                      f"{ratio(env.factor.value)}.")
     known = []
     if env.probe is not None:
-        known.append(f"probe {ratio(env.probe.value)} [{env.probe.low:.2f}, "
-                     f"{env.probe.high:.2f}]")
+        spread = (f" [{env.probe.low:.2f}, {env.probe.high:.2f}]"
+                  if math.isfinite(env.probe.high) else "")
+        known.append(f"probe {ratio(env.probe.value)}{spread}")
     elif old_store:
         known.append("no probe: the store predates schema version 3")
     if env.common is not None:

@@ -15,7 +15,7 @@ batch means, the median's interval); this module decides with them, per function
 
    The factor used (``--environment auto``) is the common-mode shift when it holds
    and the probe is missing, too noisy (its interval wider than 1.1x) or disagrees
-   with it (outside the shift's interval
+   with it (fewer than 3 samples in a run counts as too noisy) (outside the shift's interval
    widened by 5 %): the workload's own calls measure what the machine did to *it*;
    else the probe when both runs have one; else none (1).  Each function is then
    judged on its ratio divided by the factor: the head's calls are divided by it
@@ -73,6 +73,8 @@ Calls = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 # (high / low): the probe of a short run on a loaded machine can be off by tens of
 # per cent, more than the changes the gate looks for.
 _PRECISE = 1.1
+# ... and when each run has this many samples (a run of at least one flush_interval).
+_PROBE_SAMPLES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,9 @@ def _robust(logs: Sequence[float]) -> Estimate:
 def _probe(base: Sequence[float] | None, head: Sequence[float] | None) -> Estimate | None:
     if not base or not head:
         return None
+    if min(len(base), len(head)) < _PROBE_SAMPLES:
+        # Start and end only: two samples tell nothing of the probe's own spread.
+        return Estimate(statistics.median(head) / statistics.median(base), 0.0, math.inf)
     b, h = [math.log(v) for v in base], [math.log(v) for v in head]
     center = statistics.median(h) - statistics.median(b)
     # Each side's median's standard error from its samples' spread (MAD), as _robust.
@@ -236,9 +241,11 @@ def environment(ratios: Sequence[float], probe: Estimate | None,
 
     mode = limits.environment
     no_probe = "no probe in one run or both (stores before version 3 have none)"
-    if probe is not None and mode == "auto" and probe.high / probe.low > _PRECISE:
+    if probe is not None and mode == "auto" and probe.high > _PRECISE * probe.low:
         no_probe = (f"the probe is too noisy to correct by ({probe.value:.2f}x, interval "
-                    f"[{probe.low:.2f}, {probe.high:.2f}])")
+                    f"[{probe.low:.2f}, {probe.high:.2f}])" if math.isfinite(probe.high) else
+                    f"the probe has fewer than {_PROBE_SAMPLES} samples in a run (one "
+                    "shorter than flush_interval): too few to correct by")
         probe_used = None
     else:
         probe_used = probe
@@ -302,10 +309,13 @@ def _untested_reason(row: _Row, limits: Thresholds) -> str | None:
             calls = snap.calls if snap else 0
             return (f"0 retained in {side} ({calls:,} calls): raise max_events"
                     if calls else f"no call in {side}")
-    if min(nx, ny) < limits.min_calls:
-        side, n, snap = ("base", nx, row.old) if nx < ny else ("head", ny, row.new)
-        hint = (": raise max_events" if snap is not None and snap.calls > n else "")
-        return f"{n} retained in {side} (< --min-calls {limits.min_calls}){hint}"
+    few = [(side, n, snap) for side, n, snap in (("base", nx, row.old), ("head", ny, row.new))
+           if n < limits.min_calls]
+    if few:
+        said = " and ".join(f"{n} retained in {side}" for side, n, _ in few)
+        hint = (": raise max_events" if any(snap is not None and snap.calls > n
+                                            for _, n, snap in few) else "")
+        return f"{said} (< --min-calls {limits.min_calls}){hint}"
     if smallest_p(nx, ny) >= limits.alpha:
         return f"{nx} and {ny} retained: the test cannot reach p < {limits.alpha:g}"
     return None
