@@ -16,14 +16,13 @@ import fnmatch
 import json
 import math
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from callmetrics._cli.common import (
     fail,
+    guarded,
     list_store_runs,
-    os_error,
     positive_arg,
     print_table,
     store_path,
@@ -35,9 +34,7 @@ if TYPE_CHECKING:
     from callmetrics._cli.common import Parser
     from callmetrics._engine.state import FunctionSnapshot
 
-__all__ = ["add_commands", "duration_arg", "guarded", "speed"]
-
-_T = TypeVar("_T")
+__all__ = ["add_commands", "duration_arg", "speed"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?(?:e-?\d+)?)\s*(ns|us|µs|ms|s)?")
 _SCALE = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, None: 1.0}
@@ -64,20 +61,6 @@ def _alpha_arg(text: str) -> float:
     if value >= 1:
         raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
     return value
-
-
-def guarded(store: Path, read: Callable[[], _T]) -> _T:
-    """Run a store read, turning its errors into the CLI's one-line failures."""
-    from callmetrics._store import StoreError  # noqa: PLC0415  # keep --help fast
-
-    try:
-        return read()
-    except FileNotFoundError:
-        fail(f"no such store: {store}")
-    except StoreError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(os_error(f"cannot read {store}", exc))
 
 
 def _side(store: Path, spec: str) -> tuple[str, Side, bool]:
