@@ -303,3 +303,63 @@ def test_a_real_one_and_a_half_times_slowdown_fails(
     verdict = capsys.readouterr().out.splitlines()[-1]
     assert "crunch (" in verdict
     assert "parse" not in verdict
+
+
+def test_markdown_output_folds_the_unchanged_rows(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """--format markdown: a title, the significant rows, the rest under <details>."""
+    store = tmp_path / "runs.db"
+    rng = random.Random(9)
+    write_samples(store, workload(rng), label="base")
+    write_samples(store, workload(rng, slowdown=1.5), label="head")
+    assert diff(store, "--format", "markdown") == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "### callmetrics diff: REGRESSED (1 of 4 functions)"
+    assert lines[2] == "Base: run 1 (label 'base'); head: run 2 (label 'head')."
+    assert lines[4].startswith("Environment: ")
+    table_rows = [line for line in lines if line.startswith("| ")]
+    assert table_rows[0].startswith("| Function | Verdict | Retained |")
+    assert table_rows[2].startswith("| render | **REGRESSED** | 200/200 |")
+    details = lines.index("<details><summary>3 other functions (no significant change, "
+                          "untested, new or gone)</summary>")
+    assert details > lines.index(table_rows[2])
+    assert "| rare | untested | 5/5 |" in out
+    assert lines[-1].startswith("**REGRESSED: render (1.")
+
+
+def test_markdown_cells_cannot_break_the_table(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A function name with | and < stays in its cell."""
+    store = tmp_path / "runs.db"
+    write_samples(store, {"a|b<c>": [1e-3] * 40})
+    write_samples(store, {"a|b<c>": [1e-3] * 40})
+    assert diff(store, "--format", "markdown") == 0
+    assert "| a\\|b&lt;c> | same |" in capsys.readouterr().out
+
+
+def test_function_chooses_what_is_compared(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """--function takes names or glob patterns; no match is a one-line error."""
+    store = tmp_path / "runs.db"
+    rng = random.Random(10)
+    write_samples(store, workload(rng))
+    write_samples(store, workload(rng, slowdown=1.5))
+    assert diff(store, "--function", "api", "--function", "c*") == 0
+    out = capsys.readouterr().out
+    assert set(table(out)) == {"api", "cache"}
+    assert out.splitlines()[-1] == "OK: none of 2 functions regressed (2 tested)"
+    assert diff(store, "--function", "nothing*") == 2
+    assert "no function matches --function 'nothing*'" in capsys.readouterr().err
+
+
+def test_a_store_before_version_3_says_it_has_no_probe(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Diffing runs of a version-2 store: the environment line says why no probe."""
+    import shutil  # noqa: PLC0415  # this test only
+
+    store = tmp_path / "v2.db"
+    shutil.copy(Path(__file__).resolve().parent.parent / "data" / "store_v2.db", store)
+    assert main(["diff", str(store), "--base", "1", "--head", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "no probe: the store predates schema version 3" in out
