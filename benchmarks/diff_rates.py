@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import rates_helpers  # noqa: E402  # after the tests folder is importable
+import rates_helpers  # after the tests folder is importable
 
 
 def _diff(store: Path, base: str, head: str) -> tuple[int, list[str], float]:

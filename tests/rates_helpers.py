@@ -88,7 +88,7 @@ def run_workload(store: str, label: str, slow: str | None, factor: float,
 @contextlib.contextmanager
 def cpu_hog() -> Iterator[None]:
     """A CPU-bound process running beside the block (a busy loop), ended after it."""
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # noqa: S603  # our interpreter
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # our interpreter
     try:
         time.sleep(0.2)  # let it get going
         yield
@@ -106,7 +106,7 @@ def workload_pair(store: Path, *, slow: str | None = None, factor: float = 1.0,
                 f"rates_helpers.run_workload({str(store)!r}, {label!r}, "
                 f"{slow if label == 'head' else None!r}, {factor!r}, {rounds!r})")
         with cpu_hog() if hog else contextlib.nullcontext():
-            subprocess.run([python, "-c", code], check=True, env=env)  # noqa: S603  # our interpreter
+            subprocess.run([python, "-c", code], check=True, env=env)  # our interpreter
 
 
 # --------------------------------------------------------- a real library's suite
@@ -119,7 +119,7 @@ def library_source(pip: list[str]) -> Path | None:
     if (folder / "tests").is_dir():
         return folder
     CACHE.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([*pip, "download", "--no-deps", "--no-binary", ":all:",  # noqa: S603  # pip
+    done = subprocess.run([*pip, "download", "--no-deps", "--no-binary", ":all:",  # pip
                            "--dest", str(CACHE), f"{LIBRARY}=={LIBRARY_VERSION}"],
                           capture_output=True, text=True, check=False)
     archives = sorted(CACHE.glob(f"{LIBRARY}-{LIBRARY_VERSION}.tar.gz"))
@@ -133,7 +133,7 @@ def library_source(pip: list[str]) -> Path | None:
 def library_session(source: Path, store: Path, label: str, *,
                     python: str = sys.executable, env: dict[str, str] | None = None) -> None:
     """One pytest-plugin session of the library's own suite, tracking its functions."""
-    subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests",  # noqa: S603  # our interpreter
+    subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests",
                     f"--callmetrics={store}", f"--callmetrics-label={label}",
                     "--callmetrics-track", f"{LIBRARY}.*"],
                    cwd=source, check=False, capture_output=True, env=env)

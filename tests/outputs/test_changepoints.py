@@ -11,7 +11,7 @@ from rates_helpers import synthetic_series
 
 
 def test_student_t_values_match_the_tables() -> None:
-    """t quantiles as printed in any table: 12.706 (1 df), 2.571 (5), 2.086 (20)."""
+    """T quantiles as printed in any table: 12.706 (1 df), 2.571 (5), 2.086 (20)."""
     assert t_quantile(0.975, 1) == pytest.approx(12.706, abs=1e-3)
     assert t_quantile(0.975, 5) == pytest.approx(2.571, abs=1e-3)
     assert t_quantile(0.975, 20) == pytest.approx(2.086, abs=1e-3)

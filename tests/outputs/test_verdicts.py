@@ -37,7 +37,7 @@ def test_the_guard_knows_what_a_sample_can_reach() -> None:
 
 
 def test_a_sample_that_cannot_reach_alpha_is_not_tested() -> None:
-    """asv's guard: 4 calls a side, --min-calls 2: untested, and the row says why."""
+    """Asv's guard: 4 calls a side, --min-calls 2: untested, and the row says why."""
     rng = random.Random(1)
     found, _ = judge(side({"f": draws(rng, n=4)}), side({"f": draws(rng, 3, n=4)}),
                      Thresholds(min_calls=2))
@@ -148,7 +148,8 @@ def test_holm_keeps_a_marginal_difference_among_many_functions_from_counting() -
     f = next(c for c in many if c.name == "f")
     assert f.p_value == pytest.approx(min(1.0, 40 * (f.raw_p or 0)))
     assert f.verdict == "same"
-    assert f.reason.startswith("p=") and f.reason.endswith("after Holm, not below 0.002")
+    assert f.reason.startswith("p=")
+    assert f.reason.endswith("after Holm, not below 0.002")
 
 
 def test_zero_retained_calls_point_at_max_events() -> None:

@@ -150,7 +150,7 @@ def _interval(c: Comparison) -> str:
 
 
 def speed(factor: float) -> str:
-    """``1.31× slower``, ``1.25× faster`` or ``as fast`` (within 0.5 %)."""
+    """``1.31x slower``, ``1.25x faster`` (with a multiplication sign) or ``as fast``."""
     if abs(math.log(factor)) < 0.005:
         return "as fast"
     return f"{ratio(factor)} slower" if factor > 1 else f"{ratio(1 / factor)} faster"

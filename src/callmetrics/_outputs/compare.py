@@ -39,10 +39,10 @@ def _average_ranks(values: Sequence[float]) -> tuple[list[float], float]:
     """
     ordered = sorted(values)
     total = len(ordered)
-    last = dict(zip(ordered, range(1, total + 1)))
+    last = dict(zip(ordered, range(1, total + 1), strict=True))
     if len(last) == total:  # no ties: the rank is the position
         return list(map(float, map(last.__getitem__, values))), 0.0
-    first = dict(zip(reversed(ordered), range(total, 0, -1)))
+    first = dict(zip(reversed(ordered), range(total, 0, -1), strict=True))
     ranks = [(low + high) / 2 for low, high in zip(map(first.__getitem__, values),
                                                    map(last.__getitem__, values), strict=True)]
     ties = float(sum((high - first[value] + 1) ** 3 - (high - first[value] + 1)

@@ -194,7 +194,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 
 def _robust(logs: Sequence[float]) -> Estimate:
-    """exp of the median of ``logs`` with a MAD-based 95 % interval."""
+    """Exp of the median of ``logs`` with a MAD-based 95 % interval."""
     center = statistics.median(logs)
     mad = statistics.median(abs(v - center) for v in logs)
     spread = 1.96 * 1.2533 * 1.4826 * mad / math.sqrt(len(logs))
@@ -218,7 +218,7 @@ def _probe(base: Sequence[float] | None, head: Sequence[float] | None) -> Estima
     return Estimate(math.exp(center), math.exp(center - spread), math.exp(center + spread))
 
 
-def environment(ratios: Sequence[float], probe: Estimate | None,
+def environment(ratios: Sequence[float], probe: Estimate | None,  # noqa: PLR0911  # one return per case of the rule above
                 limits: Thresholds) -> Environment:
     """Choose the environment factor from the tested functions' ratios and the probe."""
     logs = [math.log(r) for r in ratios if r > 0 and math.isfinite(r)]
@@ -249,7 +249,7 @@ def environment(ratios: Sequence[float], probe: Estimate | None,
         probe_used = None
     else:
         probe_used = probe
-    no_common = (f"fewer than 4 functions tested" if len(logs) < 4 else
+    no_common = ("fewer than 4 functions tested" if len(logs) < 4 else
                  f"no common shift (not most functions within {limits.max_ratio:g}x of it)")
     if mode == "none":
         return made("none", None, "not corrected (--environment none)")
@@ -262,12 +262,12 @@ def environment(ratios: Sequence[float], probe: Estimate | None,
         if probe_used is None:
             return made("common", common, f"common shift of {agree} of {len(logs)} "
                                           f"functions ({no_probe})")
-        if not common.low / 1.05 <= probe.value <= common.high * 1.05:
+        if not common.low / 1.05 <= probe_used.value <= common.high * 1.05:
             return made("common", common,
                         f"common shift of {agree} of {len(logs)} functions, not the probe's "
-                        f"{probe.value:.2f}x: the workload's own calls tell what the "
+                        f"{probe_used.value:.2f}x: the workload's own calls tell what the "
                         "machine did to it")
-        return made("probe", probe, "by the probe (the common shift agrees)")
+        return made("probe", probe_used, "by the probe (the common shift agrees)")
     if probe_used is not None:
         return made("probe", probe_used, f"by the probe ({no_common})")
     return made("none", None, f"{no_probe}; {no_common}")

@@ -1,11 +1,12 @@
-"""What ``diff`` and ``history`` read from a store, read fast and checked in SQL.
+"""What ``diff`` and ``history`` read from a store, read fast and checked.
 
 ``diff`` needs only each function's retained (start, duration) pairs, in time order;
 ``history`` only each run's per-function aggregates.  Reading them through ``load()``
 builds an ``Analytics`` and a checked ``RetainedCall`` per stored call: seconds for a
 pair of runs of 100,000 calls.  Here the same checks (types, ranges, finiteness) run
-as C-speed passes over each function's values (``sum``, ``min``, ``max``), and a damaged value raises ``StoreError``
-naming the run, the field and the value, as ``_store.runs`` does.
+as C-speed passes over each function's values (``sum``, ``min``, ``max``), and a
+damaged value raises ``StoreError`` naming the field and the value, as
+``_store.runs`` does.
 """
 
 from __future__ import annotations
@@ -159,6 +160,6 @@ def read_history(path: str | Path, *, label_like: str | None = None,
             raise _damaged(checked, run_id, f"functions.self_time of {name!r}", self_time,
                            "must be a number of seconds from 0 or NULL")
         by_id[run_id].functions[name] = HistoryPoint(
-            calls, parsed.quantile(0.5), parsed.quantile(0.95),
+            calls, parsed.quantile(0.5) or 0.0, parsed.quantile(0.95) or 0.0,
             None if self_time is None else float(self_time) / calls)
     return found
