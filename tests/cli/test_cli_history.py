@@ -125,3 +125,41 @@ def test_a_damaged_sketch_is_one_line_and_exit_2(tmp_path: Path,
     assert main(["history", str(store)]) == 2
     err = capsys.readouterr().err
     assert "run 2: functions.sketch of 'f'" in err
+
+
+def test_html_draws_a_trend_chart_per_function(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """--html writes one page: an SVG line per function, the change point marked."""
+    from html.parser import HTMLParser  # noqa: PLC0415  # this test only
+
+    store = tmp_path / "runs.db"
+    rng = random.Random(5)
+    write_history(store, {"crunch": [v * (1.3 if i >= 6 else 1)
+                                     for i, v in enumerate(steady(rng, 12))],
+                          "<parse>": steady(rng, 12)})
+    page = tmp_path / "trend.html"
+    assert main(["history", str(store), "--html", str(page)]) == 0
+    capsys.readouterr()
+    found: dict[str, int] = {}
+    titles: list[str] = []
+
+    class Collect(HTMLParser):
+        in_title = False
+
+        def handle_starttag(self, tag: str, _attrs: list[tuple[str, str | None]]) -> None:
+            found[tag] = found.get(tag, 0) + 1
+            self.in_title = tag == "title"
+
+        def handle_data(self, data: str) -> None:
+            if self.in_title:
+                titles.append(data)
+
+    Collect().feed(page.read_text(encoding="utf-8"))
+    assert found["svg"] == 2
+    assert found["polyline"] == 2
+    assert found["circle"] == 24  # one per run and function
+    assert found["line"] == 1  # crunch's step
+    assert any(t.startswith("from run 7 (build-6): 1.") for t in titles)
+    assert "<parse>" not in page.read_text(encoding="utf-8")  # escaped
+    assert main(["history", str(store), "--html", str(tmp_path / "no" / "page.html")]) == 2
+    assert "cannot write" in capsys.readouterr().err

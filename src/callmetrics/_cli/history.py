@@ -14,9 +14,18 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callmetrics._cli.common import guarded, local_time, positive_arg, print_table, store_path
+from callmetrics._cli.common import (
+    fail,
+    guarded,
+    local_time,
+    os_error,
+    positive_arg,
+    print_table,
+    store_path,
+)
 from callmetrics._format import count, duration, printable, ratio
 from callmetrics._outputs.changepoints import ALPHA, Step, find_steps, newest_step
 
@@ -126,6 +135,19 @@ def _print_series(s: Series) -> None:
         print("  no change point")
 
 
+def _write_html(path: Path, store: Path, series: list[Series]) -> None:
+    from callmetrics._outputs.trend import TrendSeries, trend_page  # noqa: PLC0415
+
+    page = trend_page(f"History of {store.name}", [
+        TrendSeries(s.name, [_run_name(r) for r in s.runs], s.medians,
+                    [(c.index, f"from {_step_text(c, s.runs)}") for c in s.steps])
+        for s in series])
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        fail(os_error(f"cannot write {path}", exc))
+
+
 def _history(args: argparse.Namespace) -> int:
     from callmetrics._store.samples import read_history  # noqa: PLC0415  # keep --help fast
 
@@ -145,6 +167,8 @@ def _history(args: argparse.Namespace) -> int:
     series = series_of(runs, args.alpha)
     gate = ([s for s in series if s.newest is not None and s.newest.low > args.max_ratio]
             if args.gate else None)
+    if args.html is not None:
+        _write_html(Path(args.html), store, series)
     if args.json:
         print(json.dumps(_json(series, runs, gate, args), indent=2))
         return 1 if gate else 0
@@ -200,4 +224,7 @@ def add_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     history.add_argument("--alpha", metavar="P", type=positive_arg, default=ALPHA,
                          help=f"significance of a change point (default {ALPHA:g})")
     history.add_argument("--json", action="store_true", help="print JSON for scripts")
+    history.add_argument("--html", metavar="FILE",
+                         help="also write a page with a small trend chart per function "
+                              "(median per run, change points marked)")
     history.set_defaults(handler=_history)
