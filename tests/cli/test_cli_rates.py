@@ -38,7 +38,7 @@ def test_the_same_workload_beside_a_cpu_hog_passes(tmp_path: Path,
 
 def test_one_function_1_3_times_slower_is_named_alone(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The function crunch doing 1.3x the work, beside a busy process: exit 1 naming only it, 3 of 4."""
+    """Function crunch doing 1.3x the work, beside a busy process: exit 1 naming it alone."""
     caught = 0
     for i in range(4):
         store = tmp_path / f"slow-{i}.db"
