@@ -307,7 +307,8 @@ def _untested_reason(row: _Row, limits: Thresholds) -> str | None:
     for side, n, snap in (("base", nx, row.old), ("head", ny, row.new)):
         if n == 0:
             calls = snap.calls if snap else 0
-            return (f"0 retained in {side} ({calls:,} calls): raise max_events"
+            return (f"0 retained in {side} ({calls:,} call{'s' if calls > 1 else ''}): "
+                    "raise max_events"
                     if calls else f"no call in {side}")
     few = [(side, n, snap) for side, n, snap in (("base", nx, row.old), ("head", ny, row.new))
            if n < limits.min_calls]
