@@ -171,3 +171,39 @@ def test_function_filter_keeps_the_environment_of_all() -> None:
     assert [c.name for c in found] == ["f3"]
     assert env.used == "common"
     assert env.tested == 8
+
+
+def test_faster_says_its_interval_and_p() -> None:
+    """A significantly faster function: its reason gives the interval and the adjusted p."""
+    rng = random.Random(11)
+    found, _ = judge(side({"f": draws(rng, 1.5)}), side({"f": draws(rng)}), Thresholds())
+    assert found[0].verdict == "faster"
+    assert found[0].reason.startswith("CI [0.")
+    assert found[0].reason.endswith("after Holm")
+
+
+def test_a_shift_within_its_own_noise_is_not_applied() -> None:
+    """Eight unchanged functions: the common shift holds 1, and nothing is divided."""
+    rng = random.Random(12)
+    names = [f"f{i}" for i in range(8)]
+    found, env = judge(side({n: draws(rng) for n in names}), side({n: draws(rng) for n in names}),
+                       Thresholds())
+    assert env.used == "none"
+    assert env.factor.value == 1.0
+    assert env.why.startswith("the common shift's 1.0")
+    assert "is within its noise [" in env.why
+    assert all(c.adjusted == c.ratio for c in found)
+
+
+@pytest.mark.parametrize(("mode", "used"), [("none", "none"), ("probe", "probe"),
+                                            ("common", "common")])
+def test_environment_modes_force_the_choice(mode: str, used: str) -> None:
+    """--environment none/probe/common: that estimate, whatever auto would pick."""
+    rng = random.Random(13)
+    names = [f"f{i}" for i in range(8)]
+    _, env = judge(side({n: draws(rng) for n in names}, probe=[1e-4] * 3),
+                   side({n: draws(rng, 1.3) for n in names}, probe=[1.2e-4] * 3),
+                   Thresholds(environment=mode))  # type: ignore[arg-type]  # the CLI checks it
+    assert env.used == used
+    if used == "probe":
+        assert env.factor.value == pytest.approx(1.2)
