@@ -6,17 +6,17 @@ same cores, a lower clock, a noisier neighbour on a shared CI runner.  So that
 carries a probe: a fixed, short CPU-bound loop (pure Python integer arithmetic, the
 kind of work the interpreter does for tracked code), timed by the store's writer
 
-- when its thread starts (the start of the run),
-- on the flush thread before a write, whenever the probe has so far cost less than
-  0.5 % of the run's time (:data:`BUDGET`), and
-- at the last write (the end of the run).
+- when its thread starts (the start of the run: always, about 0.5 ms of CPU),
+- on the flush thread before a write, and at the last write (the end of the run),
+  whenever the probe has so far cost less than 0.5 % of the run's time
+  (:data:`BUDGET`): a run shorter than about 0.1 s keeps its start sample only.
 
 One *sample* is the median of :data:`REPEATS` timings of :data:`LOOP` iterations
-(about 0.2 ms each on a current machine): a repetition that the operating system or
+(about 0.1 ms each on a current machine): a repetition that the operating system or
 the interpreter's lock interrupted does not move it.  The samples are stored as JSON
 in ``runs.probe`` (schema 3)::
 
-    {"kind": "cpu-loop", "version": 1, "loop": 4000, "repeats": 5,
+    {"kind": "cpu-loop", "version": 1, "loop": 2000, "repeats": 5,
      "samples": [[unix_time, seconds], ...], "cost": seconds_spent}
 
 ``samples`` holds at most :data:`MAX_SAMPLES` (a long run keeps every other one when
@@ -42,7 +42,7 @@ from callmetrics._store.schema import StoreError, has_attribution
 
 __all__ = ["BUDGET", "LOOP", "MachineProbe", "ProbeReading", "read_probes"]
 
-LOOP: Final = 4000
+LOOP: Final = 2000
 REPEATS: Final = 5
 BUDGET: Final = 0.005
 MAX_SAMPLES: Final = 200

@@ -267,7 +267,7 @@ class StoreWriter:
                calls: Sequence[RetainedCall], final: bool) -> int:
         """Write one flush inside the caller's transaction; return the run id."""
         if final:
-            self._sample_probe(force=True)  # the end of the run
+            self._sample_probe(force=False)  # the end of the run, within the budget too
         run = (self.label, self._pid, self._host, self._program, self._started, time.time(),
                int(final), self._probe.to_json())
         return write_rows(db, self._run_id, run, self._written, snaps, calls,
