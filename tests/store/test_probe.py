@@ -92,10 +92,20 @@ def test_a_store_before_version_3_has_no_probe(tmp_path: Path) -> None:
     assert store.read_bytes() == before
 
 
+def test_a_probe_of_another_loop_is_not_compared(tmp_path: Path) -> None:
+    """A probe another version wrote (another loop): read as no probe, not as damage."""
+    store = tmp_path / "runs.db"
+    record_calls(store, "work", 10)
+    with sqlite3.connect(store) as conn:
+        conn.execute("UPDATE runs SET probe = ?",
+                     ('{"kind": "cpu-loop", "loop": 4000, "samples": [[1.0, 0.001]]}',))
+    assert read_probes(store, [1]) == {1: None}
+
+
 @pytest.mark.parametrize("probe", [
     "not json", '{"kind": "cpu-loop", "loop": 2000, "samples": []}',
     '{"kind": "cpu-loop", "loop": 2000, "samples": [[1.0, -2.0]]}',
-    '{"kind": "other", "loop": 2000, "samples": [[1.0, 0.001]]}',
+    "[1, 2]",
 ])
 def test_a_damaged_probe_names_the_run_and_the_field(tmp_path: Path, probe: str) -> None:
     """What is read from disk is checked: a damaged probe raises StoreError naming it."""

@@ -107,8 +107,12 @@ class ProbeReading:
     seconds: tuple[float, ...]
 
 
-def parse(run_id: int, text: object, path: Path) -> ProbeReading:
-    """Check one stored probe; raise StoreError naming the run when it is damaged."""
+def parse(run_id: int, text: object, path: Path) -> ProbeReading | None:
+    """Check one stored probe; raise StoreError naming the run when it is damaged.
+
+    A well-formed probe of another kind or loop (another callmetrics version) is not
+    comparable with this one's: None, as for a run without a probe.
+    """
     def damaged(why: str) -> StoreError:
         shown = repr(text)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
@@ -121,8 +125,10 @@ def parse(run_id: int, text: object, path: Path) -> ProbeReading:
         data: Any = json.loads(text)
     except (ValueError, RecursionError):
         raise damaged("not JSON") from None
-    if not isinstance(data, dict) or data.get("kind") != KIND or data.get("loop") != LOOP:
-        raise damaged(f"not a {KIND} probe of {LOOP} iterations")
+    if not isinstance(data, dict):
+        raise damaged("must be a JSON object")
+    if data.get("kind") != KIND or data.get("loop") != LOOP:
+        return None
     samples = data.get("samples")
     if not isinstance(samples, list) or not samples or len(samples) > MAX_SAMPLES:
         raise damaged(f"must hold 1 to {MAX_SAMPLES} samples")
