@@ -20,8 +20,8 @@ in ``runs.probe`` (schema 3)::
      "samples": [[unix_time, seconds], ...], "cost": seconds_spent}
 
 ``samples`` holds at most :data:`MAX_SAMPLES` (a long run keeps every other one when
-full, the first and the newest always).  A memory-bound loop was tried and left out:
-on this project's 2-core machines it moved with the CPU loop, and added cost.
+full, the first and the newest always).  There is no memory-bound loop (yet): the
+CPU loop alone is what ``diff`` reads.
 """
 
 from __future__ import annotations
