@@ -1,64 +1,157 @@
-"""False- and true-positive rates of ``callmetrics diff``'s regression gate.
+"""How often ``callmetrics diff`` and ``callmetrics history`` get it right on a noisy machine.
 
-Run: ``python benchmarks/diff_rates.py [--repeat N]``.  Prints figures; never fails on
-them.  Four cases, each repeated: two runs of the same workload (synthetic durations
-drawn from one distribution, and real CPU-bound tracked calls made interleaved), and
-the same with one function made 1.5x slower.  A good gate passes the first two and
-fails the last two, naming only the slowed function.
+Run: ``python benchmarks/diff_rates.py [--repeat 20] [--sessions 10] [--trials 100]``.
+Prints figures; never fails on them.  The scenarios (tests/rates_helpers.py; the
+tests in tests/cli/test_cli_rates.py run them with fewer repetitions):
+
+- the same CPU-bound workload twice, each run in its own process, the head run with
+  a CPU-bound process beside it: a good gate exits 0;
+- the same with one function (``crunch``) made 1.3x slower in the head: exit 1,
+  naming that function and no other;
+- back-to-back pytest-plugin sessions of a real library's own suite (boltons, fetched
+  with pip once), ``--callmetrics-track 'boltons.*'``, diffed in both directions: exit 0
+  both ways;
+- history: synthetic 30-run series (noise as measured between real runs, occasional
+  slow runs) with one 1.2x step, or none: the step found at the right run, and how
+  often a step is reported where there is none.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
+import json
 import random
+import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from test_cli_diff import interleaved_runs, workload, write_samples
-
-from callmetrics._cli import main  # after the tests folder is importable
+import rates_helpers  # after the tests folder is importable
 
 
-def _diff(store: Path) -> int:
-    with contextlib.redirect_stdout(io.StringIO()):
-        return main(["diff", str(store), "--base", "base", "--head", "head"])
+def _diff(store: Path, base: str, head: str) -> tuple[int, list[str], float]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "callmetrics", "diff", str(store),  # noqa: S603  # our interpreter
+                           "--base", base, "--head", head, "--json"],
+                          capture_output=True, text=True, check=False)
+    took = time.perf_counter() - started
+    try:
+        regressed = json.loads(done.stdout)["regressed"]
+    except (ValueError, KeyError):
+        regressed = ["<no JSON: " + done.stderr.strip()[-200:] + ">"]
+    return done.returncode, regressed, took
 
 
-def _synthetic(store: Path, seed: int, slowdown: float) -> None:
-    rng = random.Random(seed)
-    write_samples(store, workload(rng), label="base")
-    write_samples(store, workload(rng, slowdown=slowdown), label="head")
+def _workload(repeat: int, folder: Path) -> None:
+    same = slow = 0
+    wrong: list[list[str]] = []
+    for i in range(repeat):
+        store = folder / f"same-{i}.db"
+        rates_helpers.workload_pair(store)
+        code, regressed, _ = _diff(store, "base", "head")
+        same += code == 0
+        if code:
+            wrong.append(regressed)
+    print(f"same workload, head beside a CPU hog: exit 0 in {same:>3} of {repeat}"
+          f"{'  (failed naming ' + repr(wrong) + ')' if wrong else ''}", flush=True)
+    wrong = []
+    for i in range(repeat):
+        store = folder / f"slow-{i}.db"
+        rates_helpers.workload_pair(store, slow="crunch", factor=1.3)
+        code, regressed, _ = _diff(store, "base", "head")
+        slow += code == 1 and regressed == ["crunch"]
+        if not (code == 1 and regressed == ["crunch"]):
+            wrong.append(regressed)
+    print(f"crunch 1.3x slower, beside a CPU hog:  exit 1 naming only it in {slow:>3} of "
+          f"{repeat}{'  (otherwise named ' + repr(wrong) + ')' if wrong else ''}", flush=True)
 
 
-def _rate(name: str, repeat: int, make: Callable[[Path, int], None], expected: int) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        hits = 0
-        for i in range(repeat):
-            store = Path(folder) / f"{i}.db"
-            make(store, i)
-            hits += _diff(store) == expected
-    print(f"{name:<42} exit {expected} in {hits:>3} of {repeat}")
+def _sessions(sessions: int, folder: Path) -> None:
+    pip = [sys.executable, "-m", "pip"]
+    source = rates_helpers.library_source(pip)
+    if source is None:
+        print(f"{rates_helpers.LIBRARY} could not be fetched with pip: sessions skipped")
+        return
+    both = 0
+    failed: list[str] = []
+    for i in range(sessions):
+        store = folder / f"sessions-{i}.db"
+        rates_helpers.library_session(source, store, "a")
+        rates_helpers.library_session(source, store, "b")
+        forward, named_f, _ = _diff(store, "a", "b")
+        backward, named_b, _ = _diff(store, "b", "a")
+        both += forward == 0 and backward == 0
+        if forward or backward:
+            failed.append(f"pair {i}: a->b {forward} {named_f[:3]}, b->a {backward} "
+                          f"{named_b[:3]}")
+    print(f"{rates_helpers.LIBRARY} sessions back to back: exit 0 both ways in {both:>3} of "
+          f"{sessions}", flush=True)
+    for line in failed:
+        print(f"  {line}")
 
 
-def main_() -> None:
+def _history(trials: int) -> None:
+    try:
+        from callmetrics._outputs.changepoints import find_steps  # noqa: PLC0415
+    except ImportError:
+        print("history: no change-point detection in this version")
+        return
+    found = false = 0
+    for trial in range(trials):
+        rng = random.Random(trial)
+        at = rng.randint(8, 22)
+        stepped = rates_helpers.synthetic_series(rng, 30, step_at=at, step=1.2)
+        steps = find_steps(stepped)
+        found += [s.index for s in steps] == [at]
+        flat = rates_helpers.synthetic_series(random.Random(10_000 + trial), 30)
+        false += bool(find_steps(flat))
+    print(f"history, 30 runs, one 1.2x step:      found at the right run in {found:>3} of "
+          f"{trials}; a step reported in {false} of {trials} series without one", flush=True)
+
+
+def _speed(folder: Path) -> None:
+    store = folder / "speed.db"
+    rates_helpers.big_pair(store, functions=36, calls=100_000)
+    _diff(store, "base", "head")  # warm the file cache
+    took = min(_diff(store, "base", "head")[2] for _ in range(3))
+    print(f"diff of two runs of 100,000 retained calls (36 functions): {took:.2f} s "
+          "(the whole command)", flush=True)
+    history = folder / "history.db"
+    if not rates_helpers.history_store(history, runs=100, functions=100):
+        return
+    best = 1e9
+    for _ in range(3):
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "callmetrics", "history", str(history)],  # noqa: S603  # our interpreter
+                              capture_output=True, check=False)
+        best = min(best, time.perf_counter() - started)
+        if done.returncode not in (0, 1):
+            print("history: no such command in this version")
+            return
+    print(f"history of 100 runs of 100 functions: {best:.2f} s (the whole command)")
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeat", type=int, default=20)
-    repeat = parser.parse_args().repeat
-    _rate("same workload, synthetic draws", repeat,
-          lambda store, i: _synthetic(store, i, 1.0), 0)
-    _rate("same workload, real interleaved calls", repeat,
-          lambda store, _i: interleaved_runs(store, head_factor=1.0), 0)
-    _rate("one function 1.5x slower, synthetic", repeat,
-          lambda store, i: _synthetic(store, 10_000 + i, 1.5), 1)
-    _rate("one function 1.5x slower, real interleaved", repeat,
-          lambda store, _i: interleaved_runs(store, head_factor=1.5), 1)
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--only", choices=["workload", "sessions", "history", "speed"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        if args.only in (None, "speed"):
+            _speed(folder)
+        if args.only in (None, "history"):
+            _history(args.trials)
+        if args.only in (None, "workload"):
+            _workload(args.repeat, folder)
+        if args.only in (None, "sessions"):
+            _sessions(args.sessions, folder)
 
 
 if __name__ == "__main__":
-    main_()
+    main()

@@ -11,13 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callmetrics._engine.view import Reading, RetainedCall
-from callmetrics._outputs.compare import (
-    Thresholds,
-    compare,
-    mann_whitney,
-    median_interval,
-    rank_test,
-)
+from callmetrics._outputs.compare import mann_whitney, median_interval, rank_test
+from callmetrics._outputs.verdicts import Thresholds, compare
 from store_helpers import snapshot
 
 samples = st.lists(st.floats(min_value=1e-7, max_value=10.0), min_size=1, max_size=60)
@@ -101,7 +96,7 @@ def reading(durations: dict[str, list[float]]) -> Reading:
 
 
 def test_compare_gives_each_verdict() -> None:
-    """Each verdict (slower, faster, same, new, gone), most significant first."""
+    """Each verdict (slower, faster, same, untested, new, gone), most significant first."""
     rng = random.Random(13)
 
     def draw(scale: float, n: int = 200) -> list[float]:
@@ -119,7 +114,7 @@ def test_compare_gives_each_verdict() -> None:
     assert found["flat"].verdict == "same"
     assert found["new"].verdict == "new"
     assert found["gone"].verdict == "gone"
-    assert found["few"].verdict == "same"
+    assert found["few"].verdict == "untested"
     assert not found["few"].tested
     order = [c.name for c in compare(base, head, Thresholds())]
     assert order.index("flat") > max(order.index("up"), order.index("down"))

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from callmetrics._cli.common import CliError, Handler, Parser
 from callmetrics._cli.demo import add_commands as _add_demo
 from callmetrics._cli.diff import add_commands as _add_diff
+from callmetrics._cli.history import add_commands as _add_history
 from callmetrics._cli.metrics import add_commands as _add_metrics
 from callmetrics._cli.run import add_commands as _add_run
 from callmetrics._cli.store import add_commands as _add_store
@@ -32,6 +33,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[Parser]], None]] = [
     _add_metrics,
     _add_store,
     _add_diff,
+    _add_history,
     _add_run,
 ]
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from callmetrics._format import printable
 
@@ -25,6 +25,7 @@ __all__ = [
     "Handler",
     "Parser",
     "fail",
+    "guarded",
     "list_store_runs",
     "load_store",
     "local_time",
@@ -37,6 +38,7 @@ __all__ = [
     "store_path",
 ]
 
+_T = TypeVar("_T")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 
@@ -166,3 +168,17 @@ def list_store_runs(store: Path) -> list[RunInfo]:
         fail(os_error(f"cannot read {store}", exc))
 
 
+
+
+def guarded(store: Path, read: Callable[[], _T]) -> _T:
+    """Run a read of ``store``, turning its errors into the CLI's one-line failures."""
+    from callmetrics._store import StoreError  # noqa: PLC0415  # keep --help fast
+
+    try:
+        return read()
+    except FileNotFoundError:
+        fail(f"no such store: {store}")
+    except StoreError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(os_error(f"cannot read {store}", exc))

@@ -27,7 +27,7 @@ def write_rows(db: sqlite3.Connection, run_id: int | None, run: tuple[Any, ...],
                calls: Sequence[RetainedCall], limit: int) -> int:
     """Write one flush of a run in ``db``'s open transaction; return the run's id.
 
-    ``run`` is the run's row (label, pid, host, program, started, ended, closed);
+    ``run`` is the run's row (label, pid, host, program, started, ended, closed, probe);
     ``before`` the call count of each function as last written (empty: none yet).
     """
     if run_id is not None and db.execute("SELECT 1 FROM runs WHERE id = ?",
@@ -35,17 +35,17 @@ def write_rows(db: sqlite3.Connection, run_id: int | None, run: tuple[Any, ...],
         # Pruned by another process while quiet: write it again, whole, same id
         # (AUTOINCREMENT never hands a deleted id to another run).
         db.execute("DELETE FROM functions WHERE run_id = ?", (run_id,))
-        db.execute("INSERT INTO runs(id, label, pid, host, program, started, ended, closed) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (run_id, *run))
+        db.execute("INSERT INTO runs(id, label, pid, host, program, started, ended, closed, "
+                   "probe) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (run_id, *run))
         before = {}
     elif run_id is None:
         cursor = db.execute("INSERT INTO runs(label, pid, host, program, started, ended, "
-                            "closed) VALUES (?, ?, ?, ?, ?, ?, ?)", run)
+                            "closed, probe) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", run)
         assert cursor.lastrowid is not None  # noqa: S101  # set by every INSERT
         run_id = cursor.lastrowid
     else:
-        db.execute("UPDATE runs SET ended = ?, closed = ? WHERE id = ?",
-                   (run[5], run[6], run_id))
+        db.execute("UPDATE runs SET ended = ?, closed = ?, probe = ? WHERE id = ?",
+                   (run[5], run[6], run[7], run_id))
     # Cumulative rows replace the previous ones, for the functions that changed.  A
     # function gone from the recorder (merge_with moved it to another) takes its
     # calls along: the recorder it moved to stores them.

@@ -41,6 +41,7 @@ from callmetrics._store.hooks import (
     program_name,
     say,
 )
+from callmetrics._store.probe import MachineProbe
 from callmetrics._store.rows import write_rows
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ class StoreWriter:
         self._started = time.time()
         self._host = socket.gethostname()
         self._program = program_name()
+        self._probe = MachineProbe()  # the machine's speed, sampled by the flush thread
         self._forget_written()
         self._stop = threading.Event()
 
@@ -145,12 +147,20 @@ class StoreWriter:
         return self._run_id
 
     def _loop(self) -> None:
+        self._sample_probe(force=True)  # the start of the run
         while not self._stop.wait(self._interval):
+            self._sample_probe(force=False)  # within its budget of the run's time
             # A locked file is tried until the next interval at most, and given up at
             # once when close() takes over.
             self._flush(final=False, deadline=time.monotonic() + max(self.timeout,
                                                                      self._interval),
                         cancelled=self._stop.is_set)
+
+    def _sample_probe(self, *, force: bool) -> None:
+        try:
+            self._probe.sample(force=force)
+        except Exception as exc:  # noqa: BLE001  # never raise into the caller's code
+            report_internal_error("timing the machine-speed probe", exc)
 
     # ----------------------------------------------------------------- writing
     def flush(self) -> bool:
@@ -256,8 +266,10 @@ class StoreWriter:
     def _write(self, db: sqlite3.Connection, snaps: Sequence[FunctionSnapshot],
                calls: Sequence[RetainedCall], final: bool) -> int:
         """Write one flush inside the caller's transaction; return the run id."""
+        if final:
+            self._sample_probe(force=False)  # the end of the run, within the budget too
         run = (self.label, self._pid, self._host, self._program, self._started, time.time(),
-               int(final))
+               int(final), self._probe.to_json())
         return write_rows(db, self._run_id, run, self._written, snaps, calls,
                           self._max_events)
 

@@ -1,0 +1,316 @@
+"""``diff``'s verdicts: the machine's share of a change, many tests at once, and why.
+
+:mod:`callmetrics._outputs.compare` holds the tests (Mann-Whitney kept honest by
+batch means, the median's interval); this module decides with them, per function:
+
+1. **The environment factor.**  Two runs of unchanged code differ when the machine
+   does.  Two estimates of how much faster or slower the head's machine was:
+
+   - the *probe* (``_store/probe.py``): the head's median probe time over the
+     base's, with an interval from the spread of the probe samples;
+   - the *common-mode shift*: the median, over the functions tested, of their
+     median ratios, with a robust interval (1.4826 x MAD / sqrt(n), x 1.2533 for
+     a median); it *holds* when at least 4 functions were tested and more than half
+     of them lie within ``max_ratio`` of it.
+
+   The factor used (``--environment auto``) is the common-mode shift when it holds
+   and the probe is missing, too noisy (its interval wider than 1.1x) or disagrees
+   with it (fewer than 3 samples in a run counts as too noisy) (outside the shift's interval
+   widened by 5 %): the workload's own calls measure what the machine did to *it*;
+   else the probe when both runs have one; else none (1).  Each function is then
+   judged on its ratio divided by the factor: the head's calls are divided by it
+   before the rank test, and the ratio's interval is divided by the factor's.  A
+   factor whose own interval holds 1 is within its noise and not applied.
+
+2. **Many functions at once.**  The p-values of the functions tested are adjusted by
+   Holm's step-down method (family-wise error at most ``alpha`` over all of them), and
+   each ratio interval is widened to hold for all tested functions together at 95 %
+   (Bonferroni: each median's interval at 1 - 0.025/m).
+
+3. **asv's guard.**  A function is not tested when its retained calls cannot reach
+   the significance level at all (the exact test's smallest two-sided p,
+   2 / C(n1 + n2, n1), is not below ``alpha``), nor with fewer than ``min_calls``.
+
+4. **The gate.**  ``slower`` or ``faster`` when the adjusted p is below ``alpha`` and
+   the corrected medians differ by at least ``min_delta``; ``REGRESSED`` only when
+   slower and the whole corrected interval lies above ``max_ratio``.
+
+Every comparison carries its reason, in words a CI log can show.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import operator
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from callmetrics._format import duration
+from callmetrics._outputs.compare import median_interval, rank_test
+from callmetrics._outputs.environment import (
+    Environment,
+    Estimate,
+    Thresholds,
+    environment,
+    probe_estimate,
+)
+
+if TYPE_CHECKING:
+    from callmetrics._engine.state import FunctionSnapshot
+    from callmetrics._engine.view import Reading
+
+__all__ = [
+    "Comparison",
+    "Environment",
+    "Estimate",
+    "Side",
+    "Thresholds",
+    "Verdict",
+    "compare",
+    "holm",
+    "judge",
+    "smallest_p",
+]
+
+Verdict = Literal["slower", "faster", "same", "untested", "new", "gone"]
+Calls = Mapping[str, tuple[Sequence[float], Sequence[float]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One side of a diff: merged aggregates, retained calls, probe samples."""
+
+    functions: Sequence[FunctionSnapshot]
+    calls: Calls
+    """Each function's retained (starts, durations), in the order the calls started."""
+    probe: Sequence[float] | None = None
+    """The runs' probe samples (seconds); None when a run has none."""
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One function compared between the base and the head run."""
+
+    name: str
+    event_type: str
+    base: FunctionSnapshot | None
+    head: FunctionSnapshot | None
+    base_samples: int
+    """Retained calls of the base run compared."""
+    head_samples: int
+    base_median: float | None
+    """Median of the compared calls (of the sketch when untested)."""
+    head_median: float | None
+    ratio: float | None
+    """Head median / base median, as measured."""
+    adjusted: float | None
+    """``ratio`` divided by the environment factor."""
+    ratio_low: float | None
+    """Lower end of the corrected ratio's simultaneous 95 % interval (None: untested)."""
+    ratio_high: float | None
+    p_value: float | None
+    """Holm-adjusted two-sided p-value (None when untested)."""
+    raw_p: float | None
+    verdict: Verdict
+    regressed: bool
+    reason: str
+    """Why the row has its verdict, in a few words."""
+
+    @property
+    def tested(self) -> bool:
+        return self.p_value is not None
+
+    @property
+    def total(self) -> float:
+        """Seconds spent in the function in both runs (a sort key)."""
+        return (self.base.total if self.base else 0.0) + (self.head.total if self.head else 0.0)
+
+    def p95(self, side: Literal["base", "head"]) -> float | None:
+        """The p95 of every call of one side (from its sketch)."""
+        snap = self.base if side == "base" else self.head
+        return snap.sketch.quantile(0.95) if snap else None
+
+
+# ------------------------------------------------------------------ statistics
+def smallest_p(n1: int, n2: int) -> float:
+    """The smallest two-sided p-value an exact rank test of n1 and n2 values can give."""
+    if not n1 or not n2:
+        return 1.0
+    if min(n1, n2) >= 30:
+        return 0.0  # below 1e-17: no level anyone asks for is out of reach
+    return min(1.0, 2 / math.comb(n1 + n2, n1))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given (each at most 1)."""
+    m = len(p_values)
+    order = sorted(range(m), key=p_values.__getitem__)
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+# ------------------------------------------------------------------------ judging
+@dataclass(slots=True)
+class _Row:
+    name: str
+    event_type: str
+    old: FunctionSnapshot | None
+    new: FunctionSnapshot | None
+    xs: Sequence[float]
+    ys: Sequence[float]
+    x_starts: Sequence[float]
+    y_starts: Sequence[float]
+    reason: str = ""
+    medians: tuple[float, float] | None = None
+    ordered: tuple[list[float], list[float]] = ([], [])
+    raw_p: float | None = None
+
+
+def _median(ordered: Sequence[float]) -> float:
+    return statistics.median(ordered)
+
+
+def _ratio(new: float | None, old: float | None) -> float | None:
+    if new is None or old is None:
+        return None
+    if old == 0:
+        return 1.0 if new == 0 else math.inf
+    return new / old
+
+
+def _untested_reason(row: _Row, limits: Thresholds) -> str | None:
+    nx, ny = len(row.xs), len(row.ys)
+    for side, n, snap in (("base", nx, row.old), ("head", ny, row.new)):
+        if n == 0:
+            calls = snap.calls if snap else 0
+            return (f"0 retained in {side} ({calls:,} call{'s' if calls > 1 else ''}): "
+                    "raise max_events"
+                    if calls else f"no call in {side}")
+    few = [(side, n, snap) for side, n, snap in (("base", nx, row.old), ("head", ny, row.new))
+           if n < limits.min_calls]
+    if few:
+        said = " and ".join(f"{n} retained in {side}" for side, n, _ in few)
+        hint = (": raise max_events" if any(snap is not None and snap.calls > n
+                                            for _, n, snap in few) else "")
+        return f"{said} (< --min-calls {limits.min_calls}){hint}"
+    if smallest_p(nx, ny) >= limits.alpha:
+        return f"{nx} and {ny} retained: the test cannot reach p < {limits.alpha:g}"
+    return None
+
+
+def judge(base: Side, head: Side, limits: Thresholds,
+          keep: Callable[[str], bool] | None = None) -> tuple[list[Comparison], Environment]:
+    """Compare every function (those ``keep`` accepts); significant changes first."""
+    before = {s.name: s for s in base.functions}
+    after = {s.name: s for s in head.functions}
+    empty: tuple[Sequence[float], Sequence[float]] = ((), ())
+    rows = []
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        (x_starts, xs), (y_starts, ys) = base.calls.get(name, empty), head.calls.get(name, empty)
+        either = new or old
+        rows.append(_Row(name, either.event_type if either else "", old, new, xs, ys,
+                         x_starts, y_starts))
+    testable = []
+    for row in rows:
+        if row.old is None or row.new is None:
+            row.reason = "only in head" if row.old is None else "only in base"
+            continue
+        reason = _untested_reason(row, limits)
+        if reason is not None:
+            row.reason = reason
+            continue
+        row.ordered = (sorted(row.xs), sorted(row.ys))
+        row.medians = (_median(row.ordered[0]), _median(row.ordered[1]))
+        testable.append(row)
+    ratios = [r for row in testable if row.medians
+              for r in [_ratio(row.medians[1], row.medians[0])] if r is not None]
+    env = environment(ratios, probe_estimate(base.probe, head.probe), limits)
+    chosen = [row for row in testable if keep is None or keep(row.name)]
+    shown = [row for row in rows if keep is None or keep(row.name)]
+    factor = env.factor
+    for row in chosen:
+        ys = (list(map(operator.mul, row.ys, itertools.repeat(1 / factor.value)))
+              if factor.value != 1.0 else row.ys)
+        row.raw_p, _z = rank_test(row.xs, ys, starts=(row.x_starts, row.y_starts))
+    adjusted = dict(zip((row.name for row in chosen),
+                        holm([row.raw_p if row.raw_p is not None else 1.0 for row in chosen]),
+                        strict=True))
+    z_each = statistics.NormalDist().inv_cdf(1 - 0.0125 / max(1, len(chosen)))
+    found = [_decide(row, adjusted.get(row.name), z_each, factor, limits) for row in shown]
+    return sorted(found, key=lambda c: (_rank(c), -c.total, c.name)), env
+
+
+def _decide(row: _Row, p_value: float | None, z_each: float, factor: Estimate,
+            limits: Thresholds) -> Comparison:
+    old, new = row.old, row.new
+    if p_value is None or row.medians is None or old is None or new is None:
+        m_old = old.sketch.quantile(0.5) if old else None
+        m_new = new.sketch.quantile(0.5) if new else None
+        verdict: Verdict = "new" if old is None else "gone" if new is None else "untested"
+        ratio = _ratio(m_new, m_old)
+        return Comparison(row.name, row.event_type, old, new, len(row.xs), len(row.ys), m_old,
+                          m_new, ratio, None if ratio is None else ratio / factor.value,
+                          None, None, None, None, verdict, regressed=False, reason=row.reason)
+    lo_old, m_old, hi_old = median_interval(row.ordered[0], z_each)
+    lo_new, m_new, hi_new = median_interval(row.ordered[1], z_each)
+    ratio = _ratio(m_new, m_old)
+    assert ratio is not None  # noqa: S101  # both medians known
+    adjusted = ratio / factor.value
+    low = (_ratio(lo_new, hi_old) or 0.0) / factor.high
+    high = (_ratio(hi_new, lo_old) or math.inf) / factor.low
+    apart = abs(m_new / factor.value - m_old)
+    interval = f"CI [{low:.2f}, {high:.2f}]"
+    verdict = "same"
+    regressed = False
+    if p_value >= limits.alpha:
+        reason = f"p={_p(p_value)} after Holm, not below {limits.alpha:g}"
+    elif apart < limits.min_delta:
+        reason = (f"below --min-delta {duration(limits.min_delta)}: medians "
+                  f"{duration(apart)} apart")
+    elif m_new / factor.value > m_old:
+        verdict = "slower"
+        regressed = low > limits.max_ratio
+        if regressed:
+            reason = f"{interval} above --max-ratio {limits.max_ratio:g}"
+        elif high <= limits.max_ratio:
+            reason = f"{interval} within --max-ratio {limits.max_ratio:g}"
+        else:
+            reason = f"{interval} includes {limits.max_ratio:g}"
+    else:
+        verdict = "faster"
+        reason = f"{interval}, p={_p(p_value)} after Holm"
+    return Comparison(row.name, row.event_type, old, new, len(row.xs), len(row.ys), m_old,
+                      m_new, ratio, adjusted, low, high, p_value, row.raw_p, verdict,
+                      regressed=regressed, reason=reason)
+
+
+def _p(value: float) -> str:
+    return "<1e-99" if value < 1e-99 else f"{value:.2g}"
+
+
+def _rank(c: Comparison) -> int:
+    """Where a comparison's group comes in the table: significant changes first."""
+    order = {"slower": 1, "faster": 2, "same": 3, "untested": 4, "new": 5, "gone": 6}
+    return 0 if c.regressed else order[c.verdict]
+
+
+def compare(base: Reading, head: Reading, limits: Thresholds) -> list[Comparison]:
+    """Compare two readings (no probe): :func:`judge` on their retained calls."""
+    return judge(_side(base), _side(head), limits)[0]
+
+
+def _side(reading: Reading) -> Side:
+    calls: dict[str, tuple[list[float], list[float]]] = {}
+    for call in sorted(reading.calls, key=lambda c: c.start):
+        starts, durations = calls.setdefault(call.name, ([], []))
+        starts.append(call.start)
+        durations.append(call.duration)
+    return Side(reading.functions, calls)
