@@ -106,28 +106,27 @@ def test_stats_table_and_function_filter(written: Path) -> None:
 
 
 def test_stats_says_why_calls_failed(written: Path) -> None:
-    """Below the table, the failures: exception, message and where, newest first, ten at most.
+    """Below the table, the failures grouped by cause: exception, message template, where.
 
-    The store's 20 failures each have their own message (``ConnectionError(i)``), so
-    ten groups are shown and the rest are counted; --json holds them all.
+    The store's 20 failures each have their own message (``ConnectionError(i)``) from
+    one line of code: one cause, its ids masked; --json holds the examples too.
     """
     result = _cli("stats", str(written))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Failures"))
-    assert lines[start].startswith("Failures among the retained calls (20)")
-    assert lines[start + 1].split() == ["FUNCTION", "EXCEPTION", "COUNT", "LAST", "MESSAGE",
-                                        "RAISED", "AT"]
-    rows = lines[start + 2:start + 12]
-    assert [row.split()[:3] for row in rows] == [["fetch_user", "ConnectionError", "1"]] * 10
-    assert rows[0].split()[5] == "190"  # the newest failure first: i = 190
-    assert rows[0].endswith(" in fetch_user")
-    assert re.search(r" \d\d:\d\d:\d\d\.\d{3} ", rows[0])
-    assert lines[start + 12] == "... and 10 more (all of them: the report, or stats --json)"
-    errors = json.loads(_cli("stats", str(written), "--json").stdout)["errors"]
-    assert len(errors) == 20
-    assert errors[0]["message"] == "190"
-    assert errors[0]["location"].endswith(" in fetch_user")
+    assert lines[start].startswith("Failures among the retained calls (20) in 1 group by cause")
+    assert lines[start + 1].split() == ["Count", "Exception", "Message", "Function", "Last",
+                                        "Raised", "at"]
+    row = lines[start + 3]
+    assert row.split()[:4] == ["20", "ConnectionError", "<n>", "fetch_user"]
+    assert row.endswith(" in fetch_user")
+    assert re.search(r" \d\d:\d\d:\d\d\.\d{3} ", row)
+    (error,) = json.loads(_cli("stats", str(written), "--json").stdout)["errors"]
+    assert error["count"] == 20
+    assert error["message"] == "190"
+    assert error["examples"] == ["190", "180", "170"]
+    assert error["location"].endswith(" in fetch_user")
     quiet = _cli("stats", str(written), "--function", "render")
     assert "Failures" not in quiet.stdout
 

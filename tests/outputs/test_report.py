@@ -243,8 +243,7 @@ def test_live_failures_appear_in_the_failures_section(tmp_path: Path) -> None:
     html = analytics.render_report()
     rows = table_rows(html, "failure-table")
     assert len(rows) == 1
-    assert cells(rows[0])[1] == "ValueError"
-    assert cells(rows[0])[3] == "4"
+    assert cells(rows[0])[:3] == ["ValueError", "bad input", "4"]
 
 
 def test_no_failure_says_so() -> None:

@@ -122,37 +122,15 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-# ``stats`` lists at most this many failure groups (the report and --json have them all),
-# each message cut to this many characters.
+# ``stats`` lists at most this many failure groups (the report and --json have them all).
 _FAILURE_ROWS = 10
-_MESSAGE_WIDTH = 80
 
 
 def _print_failures(view: Source) -> None:
-    """Why calls failed: the retained failures grouped as in the report, newest first."""
-    from callmetrics._outputs.export import error_groups  # noqa: PLC0415  # keep --help fast
-    from callmetrics._outputs.report_tables import when  # noqa: PLC0415
+    """Why calls failed: the retained failures grouped by cause as in the report."""
+    from callmetrics._outputs.console import print_failures  # noqa: PLC0415  # loads rich
 
-    groups = error_groups(view.read().calls)
-    if not groups:
-        return
-    total = sum(group["count"] for group in groups)
-    print(f"\nFailures among the retained calls ({count(total)}), by function, exception and "
-          "message, newest first:")
-
-    def message(text: str | None) -> str:
-        if text is None:
-            return "(not recorded)"
-        return text if len(text) <= _MESSAGE_WIDTH else text[:_MESSAGE_WIDTH - 1] + "\u2026"
-
-    print_table(["FUNCTION", "EXCEPTION", "COUNT", "LAST", "MESSAGE", "RAISED AT"],
-           ([g["function"], g["error"], count(g["count"]),
-             when(g["last"], "%Y-%m-%d %H:%M:%S", compact=False, millis=True),
-             message(g["message"]), g["location"] or "(not recorded)"]
-            for g in groups[:_FAILURE_ROWS]), "llrlll")
-    if len(groups) > _FAILURE_ROWS:
-        print(f"... and {count(len(groups) - _FAILURE_ROWS)} more (all of them: the report, "
-              "or stats --json)")
+    print_failures(view.read().calls, limit=_FAILURE_ROWS)
 
 
 def _stats(args: argparse.Namespace) -> int:

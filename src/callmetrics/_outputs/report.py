@@ -59,6 +59,9 @@ __all__ = ["breakable", "build_report", "environment", "generate_reports", "rend
 # behaviour, with ``enable_gc_collect``).
 GC_COLLECTION_THRESHOLD = 5_000
 
+# The failures section shows this many groups (the most frequent); a button shows the rest.
+FAILURE_GROUPS_SHOWN = 8
+
 _fallback_logger = logging.getLogger("callmetrics")
 
 
@@ -153,6 +156,8 @@ def build_report(source: Source, *, force_mode: bool = False) -> dict[str, Any]:
         "columns": FUNCTION_COLUMNS,
         "functions": function_rows(snaps),
         "failure_groups": failures[:cap],
+        "failure_group_count": len(failures),
+        "failure_groups_shown": FAILURE_GROUPS_SHOWN,
         "failure_groups_left_out": max(len(failures) - cap, 0),
         "outliers": outlier_rows(snaps, calls, levels, fmt, compact),
         "details": detail_rows,

@@ -14,6 +14,7 @@ from callmetrics._engine.records import format_time
 from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._engine.view import RetainedCall
 from callmetrics._format import count, duration, percent, printable, ratio
+from callmetrics._outputs.failures import failure_causes, short_location
 from callmetrics._outputs.report_charts import OUTLIER_MIN_CALLS, Bounds, calls_label
 
 __all__ = ["FUNCTION_COLUMNS", "Cell", "Detail", "FailureGroup", "OutlierRow",
@@ -91,47 +92,54 @@ def function_rows(snaps: Iterable[FunctionSnapshot]) -> list[list[Cell]]:
 # --------------------------------------------------------------------- failures
 @dataclass(frozen=True, slots=True)
 class FailureGroup:
-    """Retained failures of one function with one exception type and message."""
+    """Retained failures with one cause: exception type, raise location, message template."""
 
     name: str
+    """The function with the most of these failures."""
+    others: str
+    """The other functions that failed this way (``""``: none), with their counts."""
     event_type: str
     error: str
+    template: str | None
     message: str | None
+    """The newest message (None: not recorded)."""
+    examples: list[str]
+    """Up to three distinct messages, newest first."""
     count: int
     first: str
     last: str
-    example_start: str
     example_duration: str
+    took: float
+    """The newest call's duration (sort key)."""
     location: str | None
     newest: float
 
 
 def failure_groups(calls: Sequence[RetainedCall], time_format: str,
                    compact: bool) -> list[FailureGroup]:
-    """Group the retained failures by function, exception type and message; newest first.
+    """Group the retained failures by cause (``failure_causes``); the most frequent first.
 
-    The example of each group is its newest call.  A message or location may be
-    missing (stores written before they were recorded): the group then says so.
+    A message or location may be missing (stores written before they were
+    recorded): the group then says so.
     """
-    groups: dict[tuple[str, str, str | None], list[RetainedCall]] = {}
-    for call in calls:
-        if call.error is not None:
-            groups.setdefault((call.name, call.error, call.message), []).append(call)
     found = []
-    for (name, error, message), members in groups.items():
-        newest = max(members, key=lambda c: c.start)
-        oldest = min(c.start for c in members)
+    for cause in failure_causes(calls):
+        name = cause.function
+        others = [f"{printable(fn)} ({count(n)})" for fn, n in cause.functions.most_common()
+                  if fn != name]
         found.append(FailureGroup(
-            name=printable(name), event_type=printable(newest.event_type), error=printable(error),
-            message=None if message is None else printable(message), count=len(members),
-            first=when(oldest, time_format, compact=compact, millis=True),
-            last=when(newest.start, time_format, compact=compact, millis=True),
-            example_start=when(newest.start, time_format, compact=compact, millis=True),
-            example_duration=duration(newest.duration),
-            location=None if newest.location is None else printable(newest.location),
-            newest=newest.start,
+            name=printable(name), others=", ".join(others),
+            event_type=printable(cause.event_type), error=printable(cause.error),
+            template=None if cause.template is None else printable(cause.template),
+            message=None if cause.message is None else printable(cause.message),
+            examples=[printable(m) for m in cause.examples], count=cause.count,
+            first=when(cause.first, time_format, compact=compact, millis=True),
+            last=when(cause.last, time_format, compact=compact, millis=True),
+            example_duration=duration(cause.last_duration), took=_sort_key(cause.last_duration),
+            location=None if cause.location is None
+            else printable(short_location(cause.location) or ""),
+            newest=cause.last,
         ))
-    found.sort(key=lambda g: (-g.newest, -g.count, g.name))
     return found
 
 
