@@ -23,54 +23,215 @@
     else { hideTip(); }
   });
 
-  // ----------------------------------------------------------- function table
-  var table = document.getElementById("function-table");
-  var body = table.tBodies[0];
-  var rows = Array.prototype.slice.call(body.rows);
-  table.tHead.addEventListener("click", function (event) {
-    var button = event.target.closest("button[data-col]");
-    if (!button) { return; }
-    var th = button.parentNode;
-    var col = Number(button.getAttribute("data-col"));
-    var numeric = button.getAttribute("data-kind") === "num";
-    // First click: biggest numbers first, names A to Z; the next click reverses.
-    var current = th.getAttribute("aria-sort");
-    var descending = current === "none" ? numeric : current === "ascending";
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (cell) {
-      cell.setAttribute("aria-sort", "none");
-    });
-    th.setAttribute("aria-sort", descending ? "descending" : "ascending");
-    var keyed = rows.map(function (row, index) {
-      var raw = row.cells[col].getAttribute("data-v");
-      return { row: row, key: numeric ? parseFloat(raw) : raw, index: index };
-    });
-    keyed.sort(function (a, b) {
-      var order = a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
-      return (descending ? -order : order) || a.index - b.index;
-    });
-    var fragment = document.createDocumentFragment();
-    keyed.forEach(function (item) { fragment.appendChild(item.row); });
-    body.appendChild(fragment);
-    rows = keyed.map(function (item) { return item.row; });
-  });
+  function toArray(list) { return Array.prototype.slice.call(list); }
 
+  // A cell's sort key: its data-v, or a number read from its text ("1.23 ms", "2m 03s",
+  // "4.2×", "1,234", "12%"), or its text.
+  var UNIT = { ns: 1e-9, "\u00b5s": 1e-6, ms: 1e-3, s: 1 };
+  function numberOf(text) {
+    var t = text.trim().replace(/^\u2248/, "");
+    var m = /^(\d+)h (\d+)m$/.exec(t) || /^(\d+)m (\d+)s$/.exec(t);
+    if (m) { return /h/.test(t) ? m[1] * 3600 + m[2] * 60 : m[1] * 60 + Number(m[2]); }
+    m = /^(-?[\d,.]+)\s*(ns|\u00b5s|ms|s)?/.exec(t);
+    if (!m) { return -1; }
+    return parseFloat(m[1].replace(/,/g, "")) * (m[2] ? UNIT[m[2]] : 1);
+  }
+
+  // ------------------------------------------------------------ every table
+  // Sortable (click a column), filterable (the one filter), collapsible (data-show).
+  var tables = toArray(document.querySelectorAll("table.sortable"));
+  var filterWords = [];
+  function matches(text) {
+    return filterWords.every(function (word) { return text.indexOf(word) !== -1; });
+  }
+  tables.forEach(function (table) {
+    var body = table.tBodies[0];
+    var rows = toArray(body.rows);
+    table._rows = rows;
+    table._hay = new Map(rows.map(function (row) {
+      return [row, ((row.getAttribute("data-fn") || "") + " " + row.textContent).toLowerCase()];
+    }));
+    var limit = Number(table.getAttribute("data-show") || 0);
+    table._expanded = false;
+    if (limit && rows.length > limit) {
+      var more = document.createElement("button");
+      more.type = "button";
+      more.className = "more";
+      var frame = table.closest(".scroll") || table;
+      frame.parentNode.insertBefore(more, frame.nextSibling);
+      more.addEventListener("click", function () {
+        table._expanded = !table._expanded;
+        applyTable(table);
+      });
+      table._more = more;
+      table._limit = limit;
+    }
+    table.tHead.addEventListener("click", function (event) {
+      var button = event.target.closest("button");
+      if (!button) { return; }
+      var th = button.closest("th");
+      var col = toArray(th.parentNode.cells).indexOf(th);
+      var numeric = button.getAttribute("data-kind") === "num";
+      // First click: biggest numbers first, names A to Z; the next click reverses.
+      var current = th.getAttribute("aria-sort");
+      var descending = current === "none" ? numeric : current === "ascending";
+      toArray(th.parentNode.cells).forEach(function (cell) {
+        if (cell.hasAttribute("aria-sort")) { cell.setAttribute("aria-sort", "none"); }
+      });
+      th.setAttribute("aria-sort", descending ? "descending" : "ascending");
+      var keyed = table._rows.map(function (row, index) {
+        var cell = row.cells[col];
+        var raw = cell.getAttribute("data-v");
+        var key = numeric ? (raw !== null ? parseFloat(raw) : numberOf(cell.textContent))
+          : (raw !== null ? raw : cell.textContent.trim().toLowerCase());
+        return { row: row, key: key, index: index };
+      });
+      keyed.sort(function (x, y) {
+        var order = x.key < y.key ? -1 : x.key > y.key ? 1 : 0;
+        return (descending ? -order : order) || x.index - y.index;
+      });
+      var fragment = document.createDocumentFragment();
+      keyed.forEach(function (item) { fragment.appendChild(item.row); });
+      body.appendChild(fragment);
+      table._rows = keyed.map(function (item) { return item.row; });
+      applyTable(table);
+    });
+    applyTable(table);
+  });
+  // Rows the filter keeps; past data-show of them, collapsed unless expanded or filtering.
+  function applyTable(table) {
+    var shown = 0, kept = 0;
+    table._rows.forEach(function (row) {
+      var keep = matches(table._hay.get(row));
+      if (keep) { kept += 1; }
+      var visible = keep && (table._expanded || filterWords.length > 0 || !table._limit ||
+        kept <= table._limit);
+      row.hidden = !visible;
+      if (visible) { shown += 1; }
+    });
+    if (table._more) {
+      var hidden = kept - shown;
+      table._more.hidden = filterWords.length > 0 || (hidden === 0 && !table._expanded);
+      table._more.textContent = table._expanded ? "Show the first " + table._limit
+        : "Show all: " + hidden + " more row" + (hidden === 1 ? "" : "s");
+    }
+    return kept;
+  }
+
+  // ------------------------------------------------------------- the filter
   var filter = document.getElementById("filter");
   var filterCount = document.getElementById("filter-count");
-  var haystacks = rows.map(function (row) {
-    return (row.cells[0].textContent + " " + row.cells[1].textContent).toLowerCase();
-  });
-  var rowIndex = new Map(rows.map(function (row, i) { return [row, i]; }));
-  filter.addEventListener("input", function () {
-    var words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
-    var shown = 0;
-    rows.forEach(function (row) {
-      var text = haystacks[rowIndex.get(row)];
-      var match = words.every(function (word) { return text.indexOf(word) !== -1; });
-      row.hidden = !match;
-      if (match) { shown += 1; }
+  var functionTable = document.getElementById("function-table");
+  var marked = toArray(document.querySelectorAll("[data-fn]:not(tr)"));
+  var treeNodes = toArray(document.querySelectorAll(".tree .node:not(.root)"));
+  function labelOf(el) {
+    var own = el.tagName === "DETAILS" ? el.firstElementChild : el;
+    return (own.getAttribute("data-fn") || "").toLowerCase();
+  }
+  function applyFilter() {
+    filterWords = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
+    var kept = 0;
+    tables.forEach(function (table) {
+      var n = applyTable(table);
+      if (table === functionTable) { kept = n; }
     });
-    filterCount.textContent = shown + " of " + rows.length + " functions";
+    marked.forEach(function (el) {
+      if (el.closest(".tree")) { return; }
+      el.hidden = !matches(el.getAttribute("data-fn").toLowerCase());
+    });
+    // A tree node stays while it or one of its descendants matches.
+    treeNodes.forEach(function (node) {
+      var keep = matches(labelOf(node)) || toArray(node.querySelectorAll(".node")).some(
+        function (inner) { return matches(labelOf(inner)); });
+      node.hidden = !keep;
+    });
+    if (functionTable) {
+      filterCount.textContent = kept + " of " + functionTable._rows.length + " functions";
+    }
+    schedule();
+  }
+  filter.addEventListener("input", applyFilter);
+
+  // ------------------------------------------------------ a function's view
+  var details = JSON.parse(document.getElementById("function-data").textContent);
+  var byName = new Map(details.map(function (d, i) { return [d.name, i]; }));
+  var dialog = document.getElementById("fn-detail");
+  function fill(id, items, render) {
+    var list = document.getElementById(id);
+    list.textContent = "";
+    if (!items.length) {
+      var none = document.createElement("li");
+      none.className = "muted";
+      none.textContent = "none";
+      list.appendChild(none);
+    }
+    items.forEach(function (item) {
+      var li = document.createElement("li");
+      li.textContent = render(item);
+      list.appendChild(li);
+    });
+  }
+  function openFunction(name) {
+    var index = byName.get(name);
+    if (index === undefined) { return; }
+    var d = details[index];
+    document.getElementById("fn-title").textContent = d.name + " [" + d.type + "]";
+    var figures = document.getElementById("fn-figures");
+    figures.textContent = "";
+    d.figures.forEach(function (pair) {
+      var box = document.createElement("div");
+      var dt = document.createElement("dt");
+      var dd = document.createElement("dd");
+      dt.textContent = pair[0];
+      dd.textContent = pair[1];
+      box.appendChild(dt);
+      box.appendChild(dd);
+      figures.appendChild(box);
+    });
+    var slot = document.getElementById("fn-hist");
+    slot.textContent = "";
+    var template = document.getElementById("hist-" + index);
+    if (template) { slot.appendChild(template.content.cloneNode(true)); }
+    else {
+      var p = document.createElement("p");
+      p.className = "muted";
+      p.textContent = "No histogram: too few calls.";
+      slot.appendChild(p);
+    }
+    fill("fn-callers", d.callers, function (e) { return e[0] + ": " + e[1] + " calls, " + e[2]; });
+    fill("fn-callees", d.callees, function (e) { return e[0] + ": " + e[1] + " calls, " + e[2]; });
+    var failureTable = document.getElementById("failure-table");
+    var failures = failureTable ? failureTable._rows.filter(function (row) {
+      return row.getAttribute("data-fn") === name;
+    }) : [];
+    fill("fn-failures", failures, function (row) {
+      return row.cells[2].textContent.trim() + " \u00d7 " + row.cells[0].textContent.trim() +
+        ": " + row.cells[1].querySelector(".v").firstChild.textContent.trim();
+    });
+    fill("fn-slowest", d.slowest, function (c) { return c[0] + ": " + c[1] + ", " + c[2]; });
+    if (dialog.showModal) { dialog.showModal(); } else { dialog.setAttribute("open", ""); }
+  }
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest ? event.target.closest("[data-open], ol.bars li[data-fn]") : null;
+    if (opener) {
+      openFunction(opener.getAttribute("data-open") || opener.getAttribute("data-fn"));
+    }
   });
+  document.getElementById("fn-close").addEventListener("click", function () { dialog.close(); });
+  dialog.addEventListener("click", function (event) {
+    if (event.target === dialog) { dialog.close(); } // a click on the backdrop
+  });
+
+  // -------------------------------------------------- any function's histogram
+  var pick = document.getElementById("hist-pick");
+  if (pick) {
+    pick.addEventListener("change", function () {
+      var slot = document.getElementById("picked");
+      slot.textContent = "";
+      var template = document.getElementById("hist-" + pick.value);
+      if (template) { slot.appendChild(template.content.cloneNode(true)); }
+    });
+  }
 
   // ------------------------------------------------------------- scroll hints
   // A wide table scrolls inside its frame; the hint above it says so only when it does.
@@ -108,6 +269,13 @@
   data.o.forEach(function (index) { outlier[index] = 1; });
   var lowExp = data.y[0][0], highExp = data.y[data.y.length - 1][0];
   var span = Math.max(n ? starts[n - 1] : 0, 1);
+  var v0 = 0, v1 = span;                 // the zoomed range, microseconds on the axis
+  var fnShown = new Uint8Array(data.names.length).fill(1);
+  var colourOff = {};                    // colour slot -> hidden (legend toggles)
+  var layers = { failed: true, rings: true };
+  function shownCall(k) {
+    return fnShown[data.f[k]] && !colourOff[data.c[data.f[k]]];
+  }
   var pad = { left: 64, right: 14, top: 12, bottom: 42 };
   var px = new Float32Array(n), py = new Float32Array(n);
   var grid = null, gridCols = 0, CELL = 8;
@@ -169,14 +337,18 @@
       ctx.beginPath(); ctx.moveTo(pad.left, gy); ctx.lineTo(pad.left + plotW, gy); ctx.stroke();
       ctx.fillText(tick[1], pad.left - 6, gy);
     });
-    // The finest set of time ticks whose labels keep 80 px apart.
+    // The finest set of time ticks whose labels keep 80 px apart (zoomed: computed here).
     var ticks = data.xt[0];
-    data.xt.forEach(function (option) {
-      if (option.length > 1 && plotW / (option.length - 1) >= 80) { ticks = option; }
-    });
+    if (v0 > 0 || v1 < span) {
+      ticks = zoomTicks(plotW);
+    } else {
+      data.xt.forEach(function (option) {
+        if (option.length > 1 && plotW / (option.length - 1) >= 80) { ticks = option; }
+      });
+    }
     ctx.textBaseline = "top";
     ticks.forEach(function (tick, t) {
-      var gx = pad.left + tick[0] / span * plotW;
+      var gx = pad.left + (tick[0] - v0) / (v1 - v0) * plotW;
       ctx.beginPath(); ctx.moveTo(gx, pad.top); ctx.lineTo(gx, pad.top + plotH); ctx.stroke();
       ctx.textAlign = t === 0 ? "left" : gx > pad.left + plotW - 30 ? "right" : "center";
       ctx.fillText(tick[1], gx, pad.top + plotH + 5);
@@ -195,10 +367,22 @@
       ctx.beginPath(); ctx.moveTo(pad.left, gy); ctx.lineTo(pad.left + plotW, gy); ctx.stroke();
       ctx.fillText(line[1], pad.left + plotW - 4, gy - 2);
     });
+    // The idle gaps cut out of the axis (runs of a store minutes apart).
+    (data.g || []).forEach(function (cut) {
+      if (cut[0] < v0 || cut[0] > v1) { return; }
+      var gx = pad.left + (cut[0] - v0) / (v1 - v0) * plotW;
+      ctx.strokeStyle = ctx.fillStyle = cssColor("--muted");
+      ctx.beginPath(); ctx.moveTo(gx, pad.top); ctx.lineTo(gx, pad.top + plotH); ctx.stroke();
+      ctx.textAlign = "left";
+      ctx.textBaseline = "top";
+      ctx.fillText(cut[1], gx + 3, pad.top + 2);
+    });
     ctx.setLineDash([]);
     if (!n) { grid = null; return; }
+    var scale = plotW / (v1 - v0);
     for (var j = 0; j < n; j++) {
-      px[j] = pad.left + starts[j] / span * plotW;
+      var inside = starts[j] >= v0 && starts[j] <= v1 && shownCall(j);
+      px[j] = inside ? pad.left + (starts[j] - v0) * scale : -1e6;
       py[j] = yOf(durations[j], plotH);
     }
     // One colour at a time, one dot per pixel and colour: 100,000 calls mostly overlap.
@@ -210,6 +394,7 @@
       ctx.beginPath();
       for (var m = 0; m < members.length; m++) {
         var p = members[m];
+        if (px[p] < 0) { continue; }
         var cell = Math.round(py[p]) * stride + Math.round(px[p]);
         if (seen[cell] === colour) { continue; }
         seen[cell] = colour;
@@ -221,15 +406,15 @@
     ctx.strokeStyle = cssColor("--fg");
     ctx.lineWidth = 1.5;
     ctx.beginPath();
-    for (var o = 0; o < n; o++) {
-      if (outlier[o]) { ctx.moveTo(px[o] + 5, py[o]); ctx.arc(px[o], py[o], 5, 0, 2 * Math.PI); }
+    for (var o = 0; o < n && layers.rings; o++) {
+      if (outlier[o] && px[o] >= 0) { ctx.moveTo(px[o] + 5, py[o]); ctx.arc(px[o], py[o], 5, 0, 2 * Math.PI); }
     }
     ctx.stroke();
     ctx.strokeStyle = cssColor("--failure");
     ctx.lineWidth = 2;
     ctx.beginPath();
-    for (var f = 0; f < n; f++) {
-      if (failed[f] >= 0) {
+    for (var f = 0; f < n && layers.failed; f++) {
+      if (failed[f] >= 0 && px[f] >= 0) {
         ctx.moveTo(px[f] - 3.5, py[f] - 3.5); ctx.lineTo(px[f] + 3.5, py[f] + 3.5);
         ctx.moveTo(px[f] + 3.5, py[f] - 3.5); ctx.lineTo(px[f] - 3.5, py[f] + 3.5);
       }
@@ -243,6 +428,7 @@
     gridCols = Math.ceil(wrap.clientWidth / CELL) + 1;
     grid = new Map();
     for (var k = 0; k < n; k++) {
+      if (px[k] < 0) { continue; }
       var key = Math.floor(py[k] / CELL) * gridCols + Math.floor(px[k] / CELL);
       var bucket = grid.get(key);
       if (bucket) { bucket.push(k); } else { grid.set(key, [k]); }
@@ -286,6 +472,63 @@
     showTip(lines.join("\n"), event.clientX, event.clientY);
   });
   canvas.addEventListener("mouseleave", function () { ring.hidden = true; hideTip(); });
+
+  // Zoom: drag across the plot to show that span; double-click or the button zooms out.
+  var zoomOut = document.getElementById("zoom-out");
+  var dragFrom = null;
+  function axisAt(clientX) {
+    var box = canvas.getBoundingClientRect();
+    var plotW = Math.max(box.width - pad.left - pad.right, 10);
+    var f = Math.min(Math.max((clientX - box.left - pad.left) / plotW, 0), 1);
+    return v0 + f * (v1 - v0);
+  }
+  canvas.addEventListener("mousedown", function (event) { dragFrom = event.clientX; });
+  window.addEventListener("mouseup", function (event) {
+    if (dragFrom === null) { return; }
+    var a = axisAt(dragFrom), b = axisAt(event.clientX);
+    dragFrom = null;
+    if (Math.abs(b - a) > (v1 - v0) / 200) {
+      v0 = Math.min(a, b);
+      v1 = Math.max(a, b);
+      zoomOut.hidden = false;
+      schedule();
+    }
+  });
+  function resetZoom() { v0 = 0; v1 = span; zoomOut.hidden = true; schedule(); }
+  canvas.addEventListener("dblclick", resetZoom);
+  zoomOut.addEventListener("click", resetZoom);
+  // Ticks for a zoomed range: 1-2-5 steps, labelled with the true time since the first call.
+  function zoomTicks(plotW) {
+    var wanted = Math.max(Math.floor(plotW / 90), 2);
+    var raw = (v1 - v0) / wanted, exp = Math.pow(10, Math.floor(Math.log10(raw)));
+    var step = [1, 2, 5, 10].map(function (f) { return f * exp; })
+      .filter(function (v) { return v >= raw; })[0];
+    var out = [];
+    for (var t = Math.ceil(v0 / step) * step; t <= v1; t += step) {
+      var removed = 0;
+      (data.g || []).forEach(function (cut) { if (cut[0] < t) { removed += cut[2]; } });
+      out.push([t, formatUs(t + removed)]);
+    }
+    return out;
+  }
+
+  // Legend toggles: a function's colour, the failure crosses, the outlier rings.
+  toArray(document.querySelectorAll("#timeline-legend button.toggle")).forEach(function (b) {
+    b.addEventListener("click", function () {
+      var on = b.getAttribute("aria-pressed") !== "true";
+      b.setAttribute("aria-pressed", on ? "true" : "false");
+      if (b.hasAttribute("data-layer")) { layers[b.getAttribute("data-layer")] = on; }
+      else { colourOff[Number(b.getAttribute("data-colour"))] = !on; }
+      schedule();
+    });
+  });
+  // The filter narrows the timeline to the functions it keeps.
+  filter.addEventListener("input", function () {
+    data.names.forEach(function (name, i) {
+      fnShown[i] = matches((name + " " + data.types[i]).toLowerCase()) ? 1 : 0;
+    });
+    schedule();
+  });
 
   var pending = false;
   function schedule() {
