@@ -51,7 +51,7 @@ def test_summary_and_report_escape_hostile_text() -> None:
         assert "<b>" not in html
     assert "<script" not in summary
     assert "<script" not in frame.replace(frame[frame.index("srcdoc="):], "")
-    assert inner.count("<script") == 2
+    assert inner.count("<script") == 3
     assert CSP in inner
     assert "evil\\x1b[2J\\u202egnp.exe\\x00&lt;script&gt;" in summary.replace("<wbr>", "")
 

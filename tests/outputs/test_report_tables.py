@@ -103,15 +103,16 @@ def test_failure_groups_are_capped_by_report_max_detail_rows() -> None:
 
 
 def test_outliers_are_calls_above_their_own_functions_percentiles() -> None:
-    """Per function with 20+ calls: retained calls above its p95 and its p99 are counted."""
+    """Per function with 20+ calls and a long tail: retained calls above its p99."""
     source = tail_source()
     report = build_report(source)
     rows = report["outliers"]
     assert [r.name for r in rows] == ["steady"]
     assert rows[0].above_p99 == 2  # 200 and 250 ms; p99 is the 150 ms call
-    assert rows[0].above_p95 == 5
     assert rows[0].p99 == "150 ms"
     assert rows[0].slowest == "250 ms"
+    assert rows[0].spread == "143\u00d7"  # p99 / p50 (the sketch's), rounded to what matters
+    assert rows[0].excess == "448 ms"  # (200 - 1.01) + (250 - 1.01) ms
     details = report["details"]
     assert [(d.name, d.category, d.duration) for d in details] == [
         ("steady", "outlier", "250 ms"), ("steady", "outlier", "200 ms")]
@@ -137,7 +138,8 @@ def test_the_thresholds_in_use_are_explained_in_one_line(tmp_path: Path) -> None
     html = analytics.render_report()
     line = unescape(re.search(r'id="thresholds">(.*?)<', html).group(1))  # type: ignore[union-attr]
     assert line.startswith("Fast: up to 10.0 ms; medium: up to 500 ms; slow: above")
-    assert "p95 or p99" in line
+    assert "above their own function's p99" in line
+    assert "at least 5\u00d7 their p50 and at least 100 \u00b5s" in line
     assert "20 calls" in line
 
 

@@ -230,8 +230,10 @@ def _render(source: Source, *, force_mode: bool,
 
 def render_report(source: Source, *, force_mode: bool = False,
                   runs: Sequence[RunSummary] | None = None) -> str:
-    """Render the report of ``source`` to a self-contained HTML string (``runs``: see
-    ``build_report``)."""
+    """Render the report of ``source`` to a self-contained HTML string.
+
+    ``runs``: the stored runs it covers, as for ``build_report``.
+    """
     return _render(source, force_mode=force_mode, runs=runs)[0]
 
 

@@ -186,7 +186,10 @@ class OutlierRow:
 
 
 def times(value: float | None) -> str:
-    """A multiple rounded to what matters: ``4.2×``, ``38×``, ``12,400×``; ``-`` when unknown."""
+    """A multiple rounded to what matters: ``4.2``, ``38``, ``12,400`` and a times sign.
+
+    ``-`` when unknown.
+    """
     if value is None or not math.isfinite(value):
         return "-"
     return f"{value:.1f}\u00d7" if value < 10 else f"{value:,.0f}\u00d7"

@@ -81,7 +81,10 @@ def time_chart(snaps: Sequence[FunctionSnapshot], wall_time: float | None) -> Ti
     wall = wall_time if wall_time is not None and wall_time > 0 else None
     overlap = wall is not None and total > wall * 1.001
     bars: list[Bar] = []
-    scale = max(wall or 0.0, summed) or max((e[1] for e in entries), default=0.0) or 1.0
+    # Self-time bars against the wall time (they add up to it at most); otherwise (they may
+    # overlap) against the longest bar.
+    top = max((e[1] for e in entries), default=0.0)
+    scale = (max(wall, summed) if by_self and wall is not None else top) or 1.0
     whole = wall if wall is not None else summed
     what = "self time" if by_self else "total time"
     for label, seconds, calls, kind in entries:
