@@ -41,7 +41,9 @@ def test_shape_has_schema_totals_and_functions(analytics: Analytics) -> None:
     assert data["schema_version"] == SCHEMA_VERSION == 1
     assert data["generated_at"].endswith("Z")
     assert set(data) == {"schema", "schema_version", "generated_at", "totals", "functions",
-                         "errors"}
+                         "errors", "environment"}
+    assert set(data["environment"]) == {"python", "platform", "hot_path", "argv", "host",
+                                        "pid", "label"}
     assert set(data["totals"]) == FIGURES | {"function_count", "event_count"}
     assert [f["name"] for f in data["functions"]] == sorted(
         analytics.call_counts, key=lambda n: -analytics.get_stats(n)["total_time"])

@@ -39,6 +39,9 @@ __all__ = [
     "time_line",
 ]
 
+# Log times as ISO 8601 (local time), never a locale's 12/07/26.
+_ISO_TIME = "%Y-%m-%dT%H:%M:%S"
+
 _console_lock = threading.Lock()
 _shared_console: Console | None = None
 
@@ -65,7 +68,7 @@ def logging_handler(console: Console | None = None, *,
 
     """
     return _SafeRichHandler(level, console or get_console(), show_path=False, markup=False,
-                            rich_tracebacks=False)
+                            rich_tracebacks=False, log_time_format=_ISO_TIME)
 
 
 class _SafeRichHandler(RichHandler):

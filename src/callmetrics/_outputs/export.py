@@ -20,7 +20,9 @@ Shape, schema version 1 (durations in seconds, times as Unix seconds)::
       "errors": [                                    # retained failed calls, by cause
         {"function", "functions", "event_type", "error", "template", "message",
          "examples", "location", "count", "first", "last"}  # most frequent first
-      ]
+      ],
+      "environment": {"python", "platform", "hot_path", "argv", "host", "pid", "label"}
+    }
     }
 
 An event object is ``{"function", "event_type", "start", "end", "duration",
@@ -36,7 +38,12 @@ newest first (each one line, at most 500 characters); ``location``, ``template``
 ``message`` are null when unknown (stores written before they were recorded).
 ``function`` is the function with the most of these failures, ``functions`` maps
 each function to its count; ``count`` is how many retained calls share the cause,
-``first`` and ``last`` the Unix start times of the oldest and newest.  The exact number of failures
+``first`` and ``last`` the Unix start times of the oldest and newest.
+
+``environment`` describes the process that produced the dict (for a view loaded from
+a store, the process that loaded it, not the runs'): Python, platform, the hot path
+(C accelerator or pure Python), argv, host, pid and the run label
+(``CALLMETRICS_RUN_LABEL``, or null).  The exact number of failures
 is ``failures`` in ``totals`` and in each function.
 
 The keys differ from ``get_stats()`` on purpose: ``get_stats()`` keeps the seed's
@@ -54,6 +61,7 @@ from typing import TYPE_CHECKING, Any, Final
 from callmetrics._engine.records import Event
 from callmetrics._engine.sketch import DurationSketch
 from callmetrics._engine.state import FunctionSnapshot
+from callmetrics._outputs.environment import process_environment
 from callmetrics._outputs.failures import failure_causes
 
 if TYPE_CHECKING:
@@ -144,4 +152,5 @@ def to_dict(source: Source) -> dict[str, Any]:
         "totals": totals,
         "functions": [_function(s) for s in sorted(snaps, key=lambda s: (-s.total, s.name))],
         "errors": error_groups(reading.calls),
+        "environment": process_environment(),
     }
