@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import random
@@ -24,7 +25,7 @@ from pathlib import Path
 from callmetrics import Analytics, AnalyticsConfig
 
 
-def run_service(analytics: Analytics, *, scale: float = 1.0, seed: int = 7) -> None:
+def run_service(analytics: Analytics, *, scale: float = 1.0, seed: int = 7) -> None:  # noqa: PLR0915  # one workload: its functions sit where they are used
     """Run the workload on ``analytics`` (about ``scale`` seconds of wall time)."""
     rng = random.Random(seed)
     track = analytics.track
@@ -83,12 +84,12 @@ def run_service(analytics: Analytics, *, scale: float = 1.0, seed: int = 7) -> N
         return {"id": user, "email": f"u{user}@example.com"}
 
     @track("Database", name="db.query_orders")
-    async def query_orders(user: int) -> list[int]:
+    async def query_orders(_user: int) -> list[int]:
         await asyncio.sleep(rng.uniform(0.002, 0.008))
         return [rng.randint(10, 1500) for _ in range(3)]
 
     @track("Database", name="db.save_order")
-    async def save_order(order: dict[str, object]) -> None:
+    async def save_order(_order: dict[str, object]) -> None:
         await asyncio.sleep(rng.uniform(0.001, 0.003))
         if rng.random() < 0.01:
             raise ConnectionError(f"lost connection to db-{rng.randint(1, 4)} "
@@ -102,7 +103,7 @@ def run_service(analytics: Analytics, *, scale: float = 1.0, seed: int = 7) -> N
         return None if rng.random() < 0.5 else key
 
     @track("Queue", name="queue.publish")
-    async def publish(event: str) -> None:
+    async def publish(_event: str) -> None:
         await asyncio.sleep(rng.uniform(0.0005, 0.002))
 
     @track("Auth", name="auth.verify_token")
@@ -119,7 +120,7 @@ def run_service(analytics: Analytics, *, scale: float = 1.0, seed: int = 7) -> N
         return sorted(items, key=lambda x: (x * 7919) % 101)
 
     @track("Notify", name="notify.send_email")
-    async def send_email(user: int) -> None:
+    async def send_email(_user: int) -> None:
         await asyncio.sleep(rng.uniform(0.001, 0.003))
         if rng.random() < 0.05:
             raise RuntimeError(f"SMTP 451 for message {uuid.UUID(int=rng.getrandbits(128))}")
@@ -160,7 +161,7 @@ def run_service(analytics: Analytics, *, scale: float = 1.0, seed: int = 7) -> N
         return "ok"
 
     @track("Job", name="jobs.handle_request")
-    async def handle(i: int) -> None:
+    async def handle(_i: int) -> None:
         user = rng.randint(1, 5000)
         kind = rng.random()
         try:
@@ -197,10 +198,8 @@ def run_service(analytics: Analytics, *, scale: float = 1.0, seed: int = 7) -> N
     def worker(offset: int) -> None:
         for day in range(max(int(12 * scale), 3)):
             aggregate_day(day + offset)
-            try:
+            with contextlib.suppress(OSError):
                 export_csv(day * 7 + offset)
-            except OSError:
-                pass
 
     threads = [threading.Thread(target=worker, args=(k * 100,)) for k in range(4)]
     for thread in threads:

@@ -195,7 +195,7 @@ def test_prune_says_what_would_go_and_never_empties_a_store_unasked(
 
 def test_report_prints_what_it_wrote_as_json(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    """report --json: the file, the runs it covers and their calls; the page lists the runs."""
+    """With --json, report prints the file, its runs and calls; the page lists the runs."""
     store = tmp_path / "runs.db"
     record_calls(store, "a", 5, label="one")
     target = tmp_path / "r.html"
