@@ -56,7 +56,7 @@ from callmetrics._outputs.report_tables import (
     when,
 )
 from callmetrics._outputs.report_time import call_tree, time_chart
-from callmetrics._outputs.report_timeline import timeline
+from callmetrics._outputs.report_timeline import sample, timeline
 from callmetrics._version import __version__
 
 __all__ = ["breakable", "build_report", "environment", "generate_reports", "render_report",
@@ -151,7 +151,8 @@ def build_report(source: Source, *, force_mode: bool = False,
     failures = failure_groups(calls, fmt, compact)
     chart = time_chart(snaps, reading.wall_time)
     ranked = [bar.name for bar in chart.bars if bar.name]
-    timeline_data, legend = timeline(calls, levels, short, medium, ranked)
+    drawn, drawn_levels = sample(calls, levels)
+    timeline_data, legend = timeline(drawn, drawn_levels, short, medium, ranked)
     hists = histograms(snaps)
     per_function = detail_histograms(snaps)
     fn_details = function_details(snaps, calls, fmt, compact)
@@ -202,6 +203,7 @@ def build_report(source: Source, *, force_mode: bool = False,
         "hist": HIST,
         "legend": legend,
         "timeline": timeline_data,
+        "timeline_sampled": count(len(drawn)) if len(drawn) < len(calls) else "",
         "runs": [_run_row(run, fmt) for run in runs] if runs is not None else None,
         "environment": None if runs is not None else list(process_environment().items()),
     }

@@ -373,6 +373,8 @@ def outlier_bounds(snaps: Sequence[FunctionSnapshot]) -> dict[str, Bounds]:
 
 def outlier_levels(calls: Sequence[RetainedCall], bounds: Mapping[str, Bounds]) -> list[int]:
     """Each call's level: 0 ordinary, 1 above its function's p95, 2 above its p99."""
+    if not bounds:
+        return [0] * len(calls)
     get = bounds.get
     levels = []
     for call in calls:

@@ -26,14 +26,20 @@ def function_details(snaps: Sequence[FunctionSnapshot], calls: Sequence[Retained
                      time_format: str, compact: bool) -> list[dict[str, Any]]:
     """One record per function, in natural name order (the page looks them up by name)."""
     slowest: dict[str, list[RetainedCall]] = {}
+    floor: dict[str, float] = {}  # the shortest kept duration, once a function has five
+    below = floor.get
     for call in calls:
+        if call.duration <= below(call.name, -1.0):
+            continue
         kept = slowest.setdefault(call.name, [])
-        if len(kept) < _SLOWEST:
-            kept.append(call)
+        kept.append(call)
+        if len(kept) > _SLOWEST:
             kept.sort(key=lambda c: -c.duration)
-        elif call.duration > kept[-1].duration:
-            kept[-1] = call
-            kept.sort(key=lambda c: -c.duration)
+            del kept[_SLOWEST:]
+        if len(kept) == _SLOWEST:
+            floor[call.name] = min(c.duration for c in kept)
+    for kept in slowest.values():
+        kept.sort(key=lambda c: -c.duration)
     callees: dict[str, list[tuple[str, int, float]]] = {}
     for snap in snaps:
         for edge in snap.callers:

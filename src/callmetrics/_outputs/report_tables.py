@@ -6,9 +6,11 @@ Every text that came from user code or from disk goes through ``printable`` here
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from callmetrics._engine.records import format_time
 from callmetrics._engine.state import FunctionSnapshot
@@ -62,12 +64,17 @@ def valid_calls(calls: Sequence[RetainedCall]) -> list[RetainedCall]:
     first.  The timeline counts time from the first start and the tables say "newest
     first", so the report works on the calls in the order they started.
     """
-    return sorted((c for c in calls if math.isfinite(c.start) and math.isfinite(c.duration)
-                   and c.duration >= 0), key=_start)
-
-
-def _start(call: RetainedCall) -> float:
-    return call.start
+    starts = [c.start for c in calls]
+    durations = [c.duration for c in calls]
+    # NaN and infinity carry into a sum: one pass in C tells whether every time is sound.
+    if calls and math.isfinite(math.fsum(starts) + math.fsum(durations)) and min(durations) >= 0:
+        chosen: Sequence[RetainedCall] = calls
+    else:
+        chosen = [c for c in calls if math.isfinite(c.start) and math.isfinite(c.duration)
+                  and c.duration >= 0]
+    if all(a <= b for a, b in itertools.pairwise(starts)) and chosen is calls:
+        return list(calls)
+    return sorted(chosen, key=attrgetter("start"))
 
 
 def _sort_key(value: float | None) -> float:

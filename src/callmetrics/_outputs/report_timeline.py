@@ -7,6 +7,7 @@ formatted here with ``_format`` so that the page shows what every output shows.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -17,11 +18,13 @@ from callmetrics._engine.view import RetainedCall
 from callmetrics._format import duration, printable
 from callmetrics._outputs.report_charts import axis_label, frange, nice_step, shorten
 
-__all__ = ["PALETTE_SIZE", "LegendEntry", "timeline"]
+__all__ = ["PALETTE_SIZE", "TIMELINE_MAX", "LegendEntry", "sample", "timeline"]
 
 PALETTE_SIZE = 8  # distinct timeline colours; further functions are grey
 # A pause of at least this many seconds with no retained call running may be cut out.
 _IDLE_GAP = 1.0
+# The timeline draws at most this many calls (every failure and outlier among them).
+TIMELINE_MAX = 150_000
 # Distinct failure messages the page carries for its tooltips (160 characters each at most).
 _MAX_MESSAGES = 1_000
 
@@ -71,21 +74,48 @@ def _cut_idle_gaps(calls: Sequence[RetainedCall]) -> tuple[list[float], list[tup
     if not calls:
         return [], []
     t0 = calls[0].start
-    whole = max(c.start + c.duration for c in calls) - t0
+    begins = [c.start for c in calls]
+    # The latest end so far, before each call: a gap is a start past every earlier end.
+    running = list(itertools.accumulate((c.start + c.duration for c in calls), max,
+                                        initial=t0))
+    whole = running[-1] - t0
     threshold = max(_IDLE_GAP, whole * 0.1)
-    removed = 0.0
-    running_end = t0
-    starts: list[float] = []
+    idle = [i for i, (begin, end) in enumerate(zip(begins, running, strict=False))
+            if begin - end > threshold]
+    if not idle:
+        return [b - t0 for b in begins], []
     cuts: list[tuple[float, float]] = []
-    for call in calls:
-        gap = call.start - running_end
-        if gap > threshold:
-            kept = min(gap, max(whole * 0.01, _IDLE_GAP / 10))
-            cuts.append((running_end - t0 - removed + kept / 2, gap - kept))
-            removed += gap - kept
-        starts.append(call.start - t0 - removed)
-        running_end = max(running_end, call.start + call.duration)
-    return starts, cuts
+    axis: list[float] = []
+    removed = 0.0
+    done = 0
+    for i in idle:
+        axis.extend(b - t0 - removed for b in begins[done:i])
+        gap = begins[i] - running[i]
+        kept = min(gap, max(whole * 0.01, _IDLE_GAP / 10))
+        cuts.append((running[i] - t0 - removed + kept / 2, gap - kept))
+        removed += gap - kept
+        done = i
+    axis.extend(b - t0 - removed for b in begins[done:])
+    return axis, cuts
+
+
+def sample(calls: Sequence[RetainedCall], levels: Sequence[int],
+           limit: int = TIMELINE_MAX) -> tuple[list[RetainedCall], list[int]]:
+    """At most ``limit`` calls for the timeline: every failure and p99 outlier, the rest spaced.
+
+    A canvas a few thousand pixels wide shows no more; the page says when it sampled.
+    """
+    if len(calls) <= limit:
+        return list(calls), list(levels)
+    marked = [i for i, (c, level) in enumerate(zip(calls, levels, strict=True))
+              if level == 2 or c.error is not None]
+    room = max(limit - len(marked), 0)
+    step = max((len(calls) - len(marked)) / room, 1.0) if room else math.inf
+    keep = set(marked)
+    if room:
+        keep.update(round(k * step) for k in range(room))
+    chosen = sorted(i for i in keep if i < len(calls))[:max(limit, len(marked))]
+    return [calls[i] for i in chosen], [levels[i] for i in chosen]
 
 
 def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
