@@ -112,8 +112,9 @@ def time_chart(snaps: Sequence[FunctionSnapshot], wall_time: float | None) -> Ti
                 note += (f". The self times add up to {duration(summed)}, more than the wall "
                          "time: threads ran at the same time")
     else:
-        note = ("Total time per function: self time is unknown (recorded before callmetrics "
-                "measured it), so a nested call is counted in each caller too")
+        note = ("Total time per function: self time is unknown (not recorded, as in stores "
+                "written before callmetrics measured it), so a nested call is counted in each "
+                "caller too")
         if wall is not None:
             note += f"; the wall time is {duration(wall)}"
     if overlap:
