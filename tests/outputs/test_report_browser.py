@@ -327,7 +327,8 @@ def test_notebook_outputs_render_and_the_inline_report_runs_in_its_frame(
     try:
         page.goto(notebook.as_uri())
         page.wait_for_load_state("load")
-        assert page.locator(".cm-summary td", has_text=HOSTILE).count() == 1
+        assert page.locator(".cm-summary table.functions td", has_text=HOSTILE).count() == 1
+        assert page.locator(".cm-summary table.failures td", has_text=HOSTILE).count() == 1
         frame = page.frame_locator("iframe.callmetrics-report")
         assert frame.locator("#function-table td", has_text=HOSTILE).count() == 1
         frame.locator("#function-table th button:text-is('Calls')").click()
