@@ -169,7 +169,16 @@ def test_a_functions_view_long_tables_and_the_timeline_controls(browser: Any,
         assert page.inner_text("#fn-title").startswith(name.replace("\u200b", ""))
         assert page.locator("#fn-figures div").count() == 12
         assert page.locator("#fn-slowest li").count() >= 1
+        assert page.locator("#fn-trend polyline").count() == 2  # p50 and p95 over time
         page.click("#fn-close")
+        # A failing function's view lists its own failures by cause.
+        page.fill("#filter", "db.query_user")
+        page.click('#function-table button.fn-open[data-open="db.query_user"]')
+        causes = page.locator("#fn-failures li").all_inner_texts()
+        assert causes
+        assert any("TimeoutError: GET /users/<n> timed out" in c for c in causes), causes
+        page.click("#fn-close")
+        page.fill("#filter", "")
         assert not page.is_visible("#fn-detail")
         # Long tables collapse with a count, and open.
         more = page.locator("#detail-table ~ button.more, .scroll + button.more").first

@@ -57,6 +57,8 @@ def test_message_templates_mask_what_varies() -> None:
             == "order <uuid> lost")
     assert template("no key 'alice' in \"users\"") == "no key '<value>' in \"<value>\""
     assert template("fn_10 and utf8 are names") == "fn_10 and utf8 are names"
+    # KeyError quotes its whole message: a sentence keeps its words, its values go.
+    assert template("\"session 'ab12' expired\"") == "\"session '<value>' expired\""
 
 
 def test_the_failures_section_shows_the_top_groups_and_collapses_the_rest() -> None:

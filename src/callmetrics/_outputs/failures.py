@@ -28,8 +28,10 @@ EXAMPLES = 3
 _MASKS = (
     (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                 r"[0-9a-fA-F]{12}\b"), "<uuid>"),
-    (re.compile(r"'[^'\n]{0,200}'"), "'<value>'"),
-    (re.compile(r'"[^"\n]{0,200}"'), '"<value>"'),
+    # A quoted value is one token ('alice', "x-17"); quoted text with spaces is a sentence
+    # (KeyError quotes its whole message) and keeps its words.
+    (re.compile(r"'[^'\s]{1,200}'"), "'<value>'"),
+    (re.compile(r'"[^"\s]{1,200}"'), '"<value>"'),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
     # A run of 8+ hex digits holding a digit and a letter (a hash, an object id).
     (re.compile(r"\b(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<hex>"),

@@ -13,10 +13,11 @@ from typing import Any
 from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._engine.view import RetainedCall
 from callmetrics._format import count, duration, percent, printable
+from callmetrics._outputs.failures import failure_causes
 from callmetrics._outputs.names import natural_key
 from callmetrics._outputs.report_tables import when
 
-__all__ = ["function_details"]
+__all__ = ["function_details", "over_time"]
 
 _SLOWEST = 5
 _EDGES = 12
@@ -24,7 +25,17 @@ _EDGES = 12
 
 def function_details(snaps: Sequence[FunctionSnapshot], calls: Sequence[RetainedCall],
                      time_format: str, compact: bool) -> list[dict[str, Any]]:
-    """One record per function, in natural name order (the page looks them up by name)."""
+    """One record per function, in natural name order (the page looks them up by name).
+
+    ``failures``: ``[count, exception, message template]`` of each cause, this
+    function's own count, the most frequent first.
+    """
+    failed: dict[str, list[list[str]]] = {}
+    for cause in failure_causes(calls):
+        for name, n in cause.functions.items():
+            failed.setdefault(name, []).append([
+                count(n), printable(cause.error),
+                "no message recorded" if cause.template is None else printable(cause.template)])
     slowest: dict[str, list[RetainedCall]] = {}
     floor: dict[str, float] = {}  # the shortest kept duration, once a function has five
     below = floor.get
@@ -40,6 +51,9 @@ def function_details(snaps: Sequence[FunctionSnapshot], calls: Sequence[Retained
             floor[call.name] = min(c.duration for c in kept)
     for kept in slowest.values():
         kept.sort(key=lambda c: -c.duration)
+    by_function: dict[str, list[tuple[float, float]]] = {}
+    for call in calls:
+        by_function.setdefault(call.name, []).append((call.start, call.duration))
     callees: dict[str, list[tuple[str, int, float]]] = {}
     for snap in snaps:
         for edge in snap.callers:
@@ -63,9 +77,48 @@ def function_details(snaps: Sequence[FunctionSnapshot], calls: Sequence[Retained
             ],
             "callers": [[printable(n), count(c), duration(t)] for n, c, t in callers[:_EDGES]],
             "callees": [[printable(n), count(c), duration(t)] for n, c, t in made[:_EDGES]],
+            "over_time": over_time(by_function.get(snap.name, [])),
+            "failures": failed.get(snap.name, []),
             "slowest": [[when(c.start, time_format, compact=compact, millis=True),
                          duration(c.duration),
                          "succeeded" if c.error is None else f"failed: {printable(c.error)}"]
                         for c in slowest.get(snap.name, ())],
         })
     return records
+
+
+# Percentiles over time: the retained calls of a function in this many slices of time.
+_SLICES = 20
+_MIN_PER_SLICE = 5
+
+
+def over_time(points: Sequence[tuple[float, float]]) -> dict[str, Any] | None:
+    """p50 and p95 of a function's retained calls per slice of time, for the function view.
+
+    ``t``: each slice's middle as seconds since the first call; ``p50``/``p95``:
+    microseconds (None where a slice holds fewer than five calls); None without enough
+    calls for two slices.
+    """
+    if len(points) < 2 * _MIN_PER_SLICE:
+        return None
+    first = min(t for t, _ in points)
+    span = max(t for t, _ in points) - first
+    if span <= 0:
+        return None
+    slices: list[list[float]] = [[] for _ in range(_SLICES)]
+    for start, took in points:
+        slices[min(int((start - first) / span * _SLICES), _SLICES - 1)].append(took)
+    p50: list[float | None] = []
+    p95: list[float | None] = []
+    for durations in slices:
+        if len(durations) < _MIN_PER_SLICE:
+            p50.append(None)
+            p95.append(None)
+            continue
+        durations.sort()
+        p50.append(round(durations[len(durations) // 2] * 1e6, 3))
+        p95.append(round(durations[min(int(len(durations) * 0.95), len(durations) - 1)] * 1e6, 3))
+    if sum(v is not None for v in p50) < 2:
+        return None
+    return {"t": [round((i + 0.5) * span / _SLICES, 6) for i in range(_SLICES)],
+            "p50": p50, "p95": p95, "span": duration(span)}

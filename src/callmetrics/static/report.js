@@ -198,19 +198,69 @@
       p.textContent = "No histogram: too few calls.";
       slot.appendChild(p);
     }
+    drawTrend(d.over_time);
     fill("fn-callers", d.callers, function (e) { return e[0] + ": " + e[1] + " calls, " + e[2]; });
     fill("fn-callees", d.callees, function (e) { return e[0] + ": " + e[1] + " calls, " + e[2]; });
-    var failureTable = document.getElementById("failure-table");
-    var failures = failureTable ? failureTable._rows.filter(function (row) {
-      return row.getAttribute("data-fn") === name;
-    }) : [];
-    fill("fn-failures", failures, function (row) {
-      return row.cells[2].textContent.trim() + " \u00d7 " + row.cells[0].textContent.trim() +
-        ": " + row.cells[1].querySelector(".v").firstChild.textContent.trim();
-    });
+    fill("fn-failures", d.failures, function (f) { return f[0] + " \u00d7 " + f[1] + ": " + f[2]; });
     fill("fn-slowest", d.slowest, function (c) { return c[0] + ": " + c[1] + ", " + c[2]; });
     if (dialog.showModal) { dialog.showModal(); } else { dialog.setAttribute("open", ""); }
   }
+  // p50 and p95 of the retained calls per slice of time: two lines on a log scale.
+  // The SVG namespace, read from the page's own markers (no address written out here).
+  var SVG = document.querySelector("#timeline-legend svg").namespaceURI;
+  function drawTrend(trend) {
+    var slot = document.getElementById("fn-trend");
+    slot.textContent = "";
+    document.getElementById("fn-span").textContent = "";
+    if (!trend) {
+      var none = document.createElement("p");
+      none.className = "muted";
+      none.textContent = "Too few retained calls to follow over time.";
+      slot.appendChild(none);
+      return;
+    }
+    document.getElementById("fn-span").textContent = "(retained calls, over " + trend.span + ")";
+    var W = 360, H = 120, L = 52, R = 8, T = 8, B = 18;
+    var values = trend.p50.concat(trend.p95).filter(function (v) { return v > 0; });
+    var lo = Math.log10(Math.min.apply(null, values)), hi = Math.log10(Math.max.apply(null, values));
+    if (hi - lo < 0.2) { lo -= 0.1; hi += 0.1; }
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+    svg.setAttribute("class", "chart trend");
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", "p50 and p95 over time");
+    var last = trend.t[trend.t.length - 1] + trend.t[0];
+    function x(t) { return L + t / last * (W - L - R); }
+    function y(v) { return T + (hi - Math.log10(v)) / (hi - lo) * (H - T - B); }
+    [[lo, "start"], [hi, "end"]].forEach(function (edge) {
+      var label = document.createElementNS(SVG, "text");
+      label.setAttribute("x", L - 4);
+      label.setAttribute("y", edge[1] === "start" ? H - B : T + 8);
+      label.setAttribute("text-anchor", "end");
+      label.setAttribute("class", "ticklabel");
+      label.textContent = formatUs(Math.pow(10, edge[0]));
+      svg.appendChild(label);
+    });
+    [["p95", "p95"], ["p50", "p50"]].forEach(function (pair) {
+      var points = [];
+      trend[pair[0]].forEach(function (v, i) {
+        if (v > 0) { points.push(x(trend.t[i]).toFixed(1) + "," + y(v).toFixed(1)); }
+      });
+      var line = document.createElementNS(SVG, "polyline");
+      line.setAttribute("points", points.join(" "));
+      line.setAttribute("class", "trend " + pair[1]);
+      svg.appendChild(line);
+      var tag = document.createElementNS(SVG, "text");
+      var lastPoint = points[points.length - 1].split(",");
+      tag.setAttribute("x", Math.min(Number(lastPoint[0]), W - R - 24));
+      tag.setAttribute("y", Number(lastPoint[1]) - 4);
+      tag.setAttribute("class", "marker " + pair[1]);
+      tag.textContent = pair[1];
+      svg.appendChild(tag);
+    });
+    slot.appendChild(svg);
+  }
+
   document.addEventListener("click", function (event) {
     var opener = event.target.closest ? event.target.closest("[data-open], ol.bars li[data-fn]") : null;
     if (opener) {
