@@ -198,3 +198,17 @@ def test_the_header_lists_the_runs_or_this_process() -> None:
     assert 'id="environment"' in live
     assert "python" in live
     assert "hot path" in live
+
+
+def test_percentiles_over_time_follow_a_slowdown() -> None:
+    """The function view's trend: p50 per slice of time, from the retained calls."""
+    from callmetrics._outputs.report_detail import over_time  # noqa: PLC0415
+
+    starts = [i * 0.01 for i in range(200)]
+    durations = [0.001 if i < 100 else 0.004 for i in range(200)]
+    trend = over_time(starts, durations)
+    assert trend is not None
+    assert trend["p50"][0] == 1000.0  # microseconds
+    assert trend["p50"][-1] == 4000.0
+    assert trend["span"] == "1.99 s"
+    assert over_time(starts[:5], durations[:5]) is None  # too few to follow

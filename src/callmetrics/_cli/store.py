@@ -154,7 +154,8 @@ def _print_failures(view: Source) -> None:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    view: Source = _selected(args)
+    with progress("Reading the store..."):
+        view: Source = _selected(args)
     if args.function:
         view = _subset(view, args.function)
     if args.json:

@@ -7,6 +7,8 @@ the page, and its failures are the failure table's rows of that function.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,9 +53,13 @@ def function_details(snaps: Sequence[FunctionSnapshot], calls: Sequence[Retained
             floor[call.name] = min(c.duration for c in kept)
     for kept in slowest.values():
         kept.sort(key=lambda c: -c.duration)
-    by_function: dict[str, list[tuple[float, float]]] = {}
-    for call in calls:
-        by_function.setdefault(call.name, []).append((call.start, call.duration))
+    by_function: dict[str, tuple[list[float], list[float]]] = {}
+    for call in calls:  # in the order they started (valid_calls)
+        found = by_function.get(call.name)
+        if found is None:
+            found = by_function[call.name] = ([], [])
+        found[0].append(call.start)
+        found[1].append(call.duration)
     callees: dict[str, list[tuple[str, int, float]]] = {}
     for snap in snaps:
         for edge in snap.callers:
@@ -77,7 +83,7 @@ def function_details(snaps: Sequence[FunctionSnapshot], calls: Sequence[Retained
             ],
             "callers": [[printable(n), count(c), duration(t)] for n, c, t in callers[:_EDGES]],
             "callees": [[printable(n), count(c), duration(t)] for n, c, t in made[:_EDGES]],
-            "over_time": over_time(by_function.get(snap.name, [])),
+            "over_time": over_time(*by_function.get(snap.name, ([], []))),
             "failures": failed.get(snap.name, []),
             "slowest": [[when(c.start, time_format, compact=compact, millis=True),
                          duration(c.duration),
@@ -92,32 +98,31 @@ _SLICES = 20
 _MIN_PER_SLICE = 5
 
 
-def over_time(points: Sequence[tuple[float, float]]) -> dict[str, Any] | None:
+def over_time(starts: Sequence[float], durations: Sequence[float]) -> dict[str, Any] | None:
     """p50 and p95 of a function's retained calls per slice of time, for the function view.
 
-    ``t``: each slice's middle as seconds since the first call; ``p50``/``p95``:
-    microseconds (None where a slice holds fewer than five calls); None without enough
-    calls for two slices.
+    ``starts`` ascending, ``durations`` alike.  ``t``: each slice's middle as seconds
+    since the first call; ``p50``/``p95``: microseconds (None where a slice holds fewer
+    than five calls); None without enough calls for two slices.
     """
-    if len(points) < 2 * _MIN_PER_SLICE:
+    if len(starts) < 2 * _MIN_PER_SLICE:
         return None
-    first = min(t for t, _ in points)
-    span = max(t for t, _ in points) - first
+    first, span = starts[0], starts[-1] - starts[0]
     if span <= 0:
         return None
-    slices: list[list[float]] = [[] for _ in range(_SLICES)]
-    for start, took in points:
-        slices[min(int((start - first) / span * _SLICES), _SLICES - 1)].append(took)
+    # The calls are in start order: each slice is one run of them, found by bisection.
+    edges = [bisect.bisect_left(starts, first + k * span / _SLICES) for k in range(_SLICES)]
+    edges.append(len(starts))
     p50: list[float | None] = []
     p95: list[float | None] = []
-    for durations in slices:
-        if len(durations) < _MIN_PER_SLICE:
+    for lo, hi in itertools.pairwise(edges):
+        if hi - lo < _MIN_PER_SLICE:
             p50.append(None)
             p95.append(None)
             continue
-        durations.sort()
-        p50.append(round(durations[len(durations) // 2] * 1e6, 3))
-        p95.append(round(durations[min(int(len(durations) * 0.95), len(durations) - 1)] * 1e6, 3))
+        part = sorted(durations[lo:hi])
+        p50.append(round(part[len(part) // 2] * 1e6, 3))
+        p95.append(round(part[min(int(len(part) * 0.95), len(part) - 1)] * 1e6, 3))
     if sum(v is not None for v in p50) < 2:
         return None
     return {"t": [round((i + 0.5) * span / _SLICES, 6) for i in range(_SLICES)],
