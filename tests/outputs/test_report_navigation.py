@@ -255,3 +255,52 @@ def test_nothing_overlaps_or_overflows(browser: Any, report: Path, width: int,
         assert problems == []
     finally:
         page.close()
+
+
+@pytest.fixture(scope="module")
+def attributed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A report whose source carries self time, callers and the wall time (as the engine's)."""
+    from test_report_time import Snaps, service  # noqa: PLC0415  # shared builders
+
+    from callmetrics._engine.state import CallerEdge  # noqa: PLC0415
+    from callmetrics._outputs.report import render_report  # noqa: PLC0415
+
+    base = service()
+    deep = [*base.functions,
+            snap_with_callers("db.connection_pool.acquire_connection_with_a_long_name",
+                              (CallerEdge("query", 800, 0.4),))]
+    target = tmp_path_factory.mktemp("attributed") / "report.html"
+    target.write_text(render_report(Snaps(deep, wall_time=base.wall_time)), encoding="utf-8")
+    return target
+
+
+def snap_with_callers(name: str, callers: tuple[Any, ...]) -> Any:
+    from test_report_time import snap  # noqa: PLC0415
+
+    return snap(name, 0.4, 800, self_time=0.4, active_self=0.05, callers=callers)
+
+
+@pytest.mark.parametrize(("width", "scheme"), LAYOUTS)
+def test_the_time_chart_and_call_tree_fit_and_open(browser: Any, attributed: Path, width: int,
+                                                   scheme: str) -> None:
+    """Self-time bars within the wall time, the remainder drawn, the tree expands, no overflow."""
+    page, problems = open_page(browser, attributed, width, scheme)
+    try:
+        assert page.locator("#time-chart li.rest").count() == 1
+        assert page.inner_text("#kpi-wall") == "1.00 s"
+        summary = page.locator('.tree summary[data-fn="handle"]')
+        summary.click()
+        nested = page.locator('.tree details[open] summary[data-fn="query"]')
+        assert nested.is_visible()
+        nested.click()
+        assert page.locator('.tree .leaf[data-fn^="db.connection_pool"]').is_visible()
+        found = page.evaluate(GEOMETRY)
+        assert found["overflow"] <= 0
+        assert found["outside"] == []
+        assert found["overlaps"] == []
+        page.fill("#filter", "render")
+        assert not page.locator('.tree summary[data-fn="query"]').is_visible()
+        assert page.locator('.tree .leaf[data-fn="render"]').is_visible()
+        assert problems == []
+    finally:
+        page.close()

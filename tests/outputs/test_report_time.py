@@ -115,6 +115,15 @@ def test_the_call_tree_starts_from_the_wall_time() -> None:
     assert '<details class="node"><summary data-fn="main">' in html
 
 
+def test_the_call_tree_counts_the_time_coroutines_ran() -> None:
+    """400 concurrent handlers waiting together do not make 8 s of a 1 s run."""
+    tree = build_report(service())["tree"]
+    (handle,) = tree.children
+    assert (handle.label, handle.value, handle.share) == ("handle", "300 ms", "30.0%")
+    assert [(c.label, c.value) for c in handle.children] == [("query", "200 ms"),
+                                                             ("render", "100 ms")]
+
+
 def test_no_callers_no_tree_and_unknown_self_time_is_said_so() -> None:
     """Old stores: no tree, total-time bars labelled as such, Self shows '-'."""
     source = CallsSource([call(float(i), 0.01, "old") for i in range(3)])

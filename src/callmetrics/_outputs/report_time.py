@@ -145,6 +145,8 @@ def call_tree(snaps: Sequence[FunctionSnapshot], wall_time: float | None) -> Tre
 
     The root's children are the functions called from untracked code (their calls
     not made by a tracked caller); a node's children are the functions it called.
+    Times are running time: for coroutines and generators their active share of the
+    durations (see ``_running``), for plain functions their durations.
     A function reached by several paths has its time shared out in proportion to
     its time along each caller edge; a recursion stops at the repeated function.
     """
@@ -159,7 +161,7 @@ def call_tree(snaps: Sequence[FunctionSnapshot], wall_time: float | None) -> Tre
         for edge in snap.callers:
             if edge.name in by_name and edge.name != OTHER_CALLERS:
                 callees.setdefault(edge.name, []).append((snap, edge.time, edge.calls))
-        outside = snap.total - edge_time
+        outside = (snap.total - edge_time) * _running(snap)
         if snap.calls - edge_calls > 0 and outside > 0:
             roots.append((snap, outside, snap.calls - edge_calls))
     wall = wall_time if wall_time and wall_time > 0 else \
@@ -172,11 +174,12 @@ def call_tree(snaps: Sequence[FunctionSnapshot], wall_time: float | None) -> Tre
         node = TreeNode(printable(snap.name), time, calls, estimated=estimated)
         if depth >= _MAX_DEPTH:
             return node
-        # The share of this function's time spent on this path.
-        fraction = min(time / snap.total, 1.0) if snap.total > 0 else 0.0
+        # The share of this function's (active) time spent on this path.
+        whole = snap.total * _running(snap)
+        fraction = min(time / whole, 1.0) if whole > 0 else 0.0
         kids = sorted(callees.get(snap.name, ()), key=lambda k: (-k[1], natural_key(k[0].name)))
         for child, edge_time, edge_calls in kids:
-            part = edge_time * fraction
+            part = edge_time * _running(child) * fraction
             if child.name in path or part < wall * _MIN_SHARE or budget[0] <= 0:
                 continue
             node.children.append(grow(child, part, round(edge_calls * fraction),
@@ -191,6 +194,19 @@ def call_tree(snaps: Sequence[FunctionSnapshot], wall_time: float | None) -> Tre
         root.children.append(grow(snap, time, calls, frozenset({snap.name}), 1, False))
     _label(root, wall)
     return root
+
+
+def _running(snap: FunctionSnapshot) -> float:
+    """The share of a function's durations it was running: active over total time.
+
+    1 for plain functions; for a coroutine that mostly awaits I/O, its steps' share. The
+    tree shows running time, so that concurrent calls waiting together do not add up
+    past the wall time; an awaited coroutine's steps run inside its caller's, as in the
+    tree.
+    """
+    if snap.active_time is None or snap.total <= 0:
+        return 1.0
+    return min(snap.active_time / snap.total, 1.0)
 
 
 def _label(node: TreeNode, wall: float) -> None:
