@@ -98,20 +98,19 @@
     });
     applyTable(table);
   });
-  // Rows the filter keeps; past data-show of them, collapsed unless expanded or filtering.
+  // Rows the filter keeps; past data-show of them, collapsed unless expanded.
   function applyTable(table) {
     var shown = 0, kept = 0;
     table._rows.forEach(function (row) {
       var keep = matches(table._hay.get(row));
       if (keep) { kept += 1; }
-      var visible = keep && (table._expanded || filterWords.length > 0 || !table._limit ||
-        kept <= table._limit);
+      var visible = keep && (table._expanded || !table._limit || kept <= table._limit);
       row.hidden = !visible;
       if (visible) { shown += 1; }
     });
     if (table._more) {
       var hidden = kept - shown;
-      table._more.hidden = filterWords.length > 0 || (hidden === 0 && !table._expanded);
+      table._more.hidden = hidden === 0 && !table._expanded;
       table._more.textContent = table._expanded ? "Show the first " + table._limit
         : "Show all: " + hidden + " more row" + (hidden === 1 ? "" : "s");
     }
