@@ -53,7 +53,7 @@ _OVERFLOW_W = 30
 # A histogram needs this many calls to say something.
 HIST_MIN_CALLS = 20
 # Functions whose histograms the detail view can show.
-_MAX_DETAIL_HISTOGRAMS = 120
+_MAX_DETAIL_HISTOGRAMS = 60
 # A function needs this many calls before its own p95/p99 mean anything.
 OUTLIER_MIN_CALLS = 20
 # ~1% of calls are above a p99 by definition: they are outliers worth a look only when
@@ -306,14 +306,22 @@ def frange(start: float, stop: float, step: float) -> list[float]:
     return [start + i * step for i in range(steps + 1)]
 
 
-def histograms(snaps: Sequence[FunctionSnapshot]) -> list[Histogram]:
+def histograms(snaps: Sequence[FunctionSnapshot],
+               made: Mapping[str, Histogram] | None = None) -> list[Histogram]:
     """The histograms that matter: the functions with the most self time, then the failing.
 
     Self time (active self time for coroutines) when known, total time otherwise; up
     to four of the functions with the most failures join them.  A function needs
-    ``HIST_MIN_CALLS`` calls for a histogram to say anything.
+    ``HIST_MIN_CALLS`` calls for a histogram to say anything.  ``made``: histograms
+    already drawn (``detail_histograms``), reused rather than drawn again.
     """
-    return [chart for chart in map(_histogram, chosen_for_histograms(snaps)) if chart]
+    found = []
+    for snap in chosen_for_histograms(snaps):
+        chart = made.get(snap.name) if made is not None else None
+        chart = chart or _histogram(snap)
+        if chart is not None:
+            found.append(chart)
+    return found
 
 
 def chosen_for_histograms(snaps: Sequence[FunctionSnapshot]) -> list[FunctionSnapshot]:

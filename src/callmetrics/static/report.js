@@ -194,7 +194,8 @@
     else {
       var p = document.createElement("p");
       p.className = "muted";
-      p.textContent = "No histogram: too few calls.";
+      p.textContent = "No histogram: fewer than 20 calls, or not among the 60 functions " +
+        "with the most time.";
       slot.appendChild(p);
     }
     drawTrend(d.over_time);
