@@ -171,6 +171,8 @@ def test_names_sort_naturally() -> None:
     """fn_2 before fn_10."""
     names = ["fn_10", "fn_2", "Fn_1", "fn_2b"]
     assert sorted(names, key=natural_key) == ["Fn_1", "fn_2", "fn_2b", "fn_10"]
+    # Digits that are not decimal digits (a superscript two) are text, never an error.
+    assert sorted(["x\u00b2", "x1"], key=natural_key) == ["x1", "x\u00b2"]
 
 
 def test_tracking_cost_is_flagged_with_what_to_do() -> None:

@@ -11,5 +11,5 @@ _PARTS = re.compile(r"(\d+)")
 
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
     """A sort key that orders the digit runs of ``name`` by value: ``fn_2`` < ``fn_10``."""
-    return tuple((1, int(part)) if part.isdigit() else (0, part.lower())
+    return tuple((1, int(part)) if part.isdecimal() else (0, part.lower())
                  for part in _PARTS.split(name) if part)
