@@ -4,7 +4,7 @@ The report reads its source only through the ``Source`` interface (``_view``):
 every figure comes from the exact per-function aggregates and sketches, the
 failures, outliers and the timeline from the retained calls.  Charts and tables
 are computed in ``_report_charts`` and ``_report_tables``: time bars are HTML,
-histograms SVG, and the timeline a small canvas script (``static/report.js``) that
+histograms SVG, and the timeline a small canvas script (``static/timeline.js``) that
 reads compact arrays from an inert JSON block.  A Content-Security-Policy allows
 no request at all and only that script (by its hash) to run.  ``_notebook`` shows
 the same report, and its functions table, in Jupyter.
@@ -59,8 +59,8 @@ from callmetrics._outputs.report_time import call_tree, time_chart
 from callmetrics._outputs.report_timeline import sample, timeline
 from callmetrics._version import __version__
 
-__all__ = ["breakable", "build_report", "environment", "generate_reports", "render_report",
-           "static_asset"]
+__all__ = ["breakable", "build_report", "environment", "generate_reports", "page_script",
+           "render_report", "static_asset"]
 
 # After a report over this many retained calls, a full garbage collection runs (the seed's
 # behaviour, with ``enable_gc_collect``).
@@ -109,6 +109,16 @@ def static_asset(name: str) -> str:
     if "</" in text.replace("<\\/", ""):
         raise ValueError(f"static/{name} must not contain '</'")
     return text
+
+
+@cache
+def page_script() -> str:
+    """The report's one script: ``static/report.js`` and ``static/timeline.js`` in one scope.
+
+    Two files to read, one strict function to run (and one hash for the CSP).
+    """
+    return ('(function () {\n  "use strict";\n' + static_asset("report.js")
+            + static_asset("timeline.js") + "}());\n")
 
 
 def breakable(text: str) -> Markup:
@@ -218,7 +228,7 @@ def _run_row(run: RunSummary, fmt: str) -> dict[str, str]:
 
 def _render(source: Source, *, force_mode: bool,
             runs: Sequence[RunSummary] | None = None) -> tuple[str, int]:
-    script = static_asset("report.js")
+    script = page_script()
     style = static_asset("table.css") + static_asset("report.css")
     context = build_report(source, force_mode=force_mode, runs=runs)
     html = environment().get_template("report.html.j2").render(
