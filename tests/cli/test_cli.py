@@ -55,10 +55,11 @@ def test_bad_usage_exits_2_with_one_line(tmp_path: Path, args: tuple[str, ...],
 
 
 def test_no_command_shows_help_and_exits_2(tmp_path: Path) -> None:
-    """Running without a command prints the help (listing demo) and exits 2."""
+    """Running without a command prints the help (listing demo) on stderr and exits 2."""
     result = run_cli(cwd=tmp_path)
     assert result.returncode == 2
-    assert "demo" in result.stdout
+    assert "demo" in result.stderr
+    assert result.stdout == ""  # stdout is for data
 
 
 def test_version(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -157,3 +159,19 @@ def test_demo_refuses_a_folder_it_cannot_create(tmp_path: Path,
     assert main(["demo", "--scale", "0", "--dir", str(tmp_path / "no" / "such")]) == 2
     assert "cannot create the folder" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()
+
+
+def test_demo_logs_to_stderr_in_iso_time_and_json_to_stdout(tmp_path: Path) -> None:
+    """Piped: stdout is the data (JSON with --json); logs are plain ISO 8601 lines on stderr."""
+    env = {**without_venv_path(), "COLUMNS": "40"}
+    result = demo("--dir", "out", "--json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)  # nothing but the JSON on stdout
+    assert data["report"].endswith(REPORT_NAME)
+    assert data["totals"]["calls"] > 700
+    assert data["errors"][0]["template"] == "upstream refused user <n>"
+    logs = [line for line in result.stderr.splitlines() if line]
+    assert logs
+    iso = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d (INFO|WARNING|ERROR) ")
+    assert all(iso.match(line) for line in logs), logs[:3]
+    assert any(len(line) > 40 for line in logs)  # one line per record, never wrapped

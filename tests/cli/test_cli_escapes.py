@@ -135,7 +135,7 @@ def test_report_messages(store: Path, tmp_path: Path,
 
 def test_prune(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`prune` prints the store's path escaped."""
-    code, out = run(capsys, "prune", str(store), "--older-than", "0s")
+    code, out = run(capsys, "prune", str(store), "--older-than", "0s", "--yes")
     assert code == 0
     assert "runs\\x1b[2J\\x1b[H.db" in out
 

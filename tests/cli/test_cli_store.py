@@ -89,6 +89,8 @@ def test_stats_json_is_the_to_dict_shape_of_the_store(written: Path) -> None:
     expected = load(written).to_dict()
     printed.pop("generated_at")
     expected.pop("generated_at")
+    # The environment is that of the process printing it (argv and pid differ).
+    assert set(printed.pop("environment")) == set(expected.pop("environment"))
     assert printed == expected
     assert printed["totals"]["calls"] == 400
 
@@ -106,28 +108,27 @@ def test_stats_table_and_function_filter(written: Path) -> None:
 
 
 def test_stats_says_why_calls_failed(written: Path) -> None:
-    """Below the table, the failures: exception, message and where, newest first, ten at most.
+    """Below the table, the failures grouped by cause: exception, message template, where.
 
-    The store's 20 failures each have their own message (``ConnectionError(i)``), so
-    ten groups are shown and the rest are counted; --json holds them all.
+    The store's 20 failures each have their own message (``ConnectionError(i)``) from
+    one line of code: one cause, its ids masked; --json holds the examples too.
     """
     result = _cli("stats", str(written))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Failures"))
-    assert lines[start].startswith("Failures among the retained calls (20)")
-    assert lines[start + 1].split() == ["FUNCTION", "EXCEPTION", "COUNT", "LAST", "MESSAGE",
-                                        "RAISED", "AT"]
-    rows = lines[start + 2:start + 12]
-    assert [row.split()[:3] for row in rows] == [["fetch_user", "ConnectionError", "1"]] * 10
-    assert rows[0].split()[5] == "190"  # the newest failure first: i = 190
-    assert rows[0].endswith(" in fetch_user")
-    assert re.search(r" \d\d:\d\d:\d\d\.\d{3} ", rows[0])
-    assert lines[start + 12] == "... and 10 more (all of them: the report, or stats --json)"
-    errors = json.loads(_cli("stats", str(written), "--json").stdout)["errors"]
-    assert len(errors) == 20
-    assert errors[0]["message"] == "190"
-    assert errors[0]["location"].endswith(" in fetch_user")
+    assert lines[start].startswith("Failures among the retained calls (20) in 1 group by cause")
+    assert lines[start + 1].split() == ["Count", "Exception", "Message", "Function", "Last",
+                                        "Raised", "at"]
+    row = lines[start + 3]
+    assert row.split()[:4] == ["20", "ConnectionError", "<n>", "fetch_user"]
+    assert row.endswith(" in fetch_user")
+    assert re.search(r" \d\d:\d\d:\d\d\.\d{3} ", row)
+    (error,) = json.loads(_cli("stats", str(written), "--json").stdout)["errors"]
+    assert error["count"] == 20
+    assert error["message"] == "190"
+    assert error["examples"] == ["190", "180", "170"]
+    assert error["location"].endswith(" in fetch_user")
     quiet = _cli("stats", str(written), "--function", "render")
     assert "Failures" not in quiet.stdout
 
@@ -140,12 +141,15 @@ def test_runs_lists_newest_first(tmp_path: Path, capsys: pytest.CaptureFixture[s
     record_calls(store, "a", 1234, label="after")
     assert main(["runs", str(store)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["ID", "LABEL", "STARTED", "LAST", "WRITE", "STATE", "HOST",
-                                "PID", "CALLS", "FUNCTIONS", "RETAINED", "PROGRAM"]
-    assert lines[1].split()[1:2] == ["after"]
-    assert "1,234" in lines[1]
-    assert "closed" in lines[1]
-    assert "before" in lines[2]
+    assert lines[0].split() == ["ID", "Label", "Started", "Last", "write", "State", "Host",
+                                "PID", "Calls", "Functions", "Retained", "Program"]
+    assert lines[2].split()[1:2] == ["after"]  # under the header's rule
+    assert "1,234" in lines[2]
+    assert "closed" in lines[2]
+    assert "before" in lines[3]
+    assert main(["runs", str(store), "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [(r["label"], r["calls"]) for r in runs] == [("after", 1234), ("before", 3)]
 
 
 def test_runs_of_an_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,9 +167,46 @@ def test_prune_deletes_by_age(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["prune", str(store), "--older-than", "30d"]) == 0
     assert "Pruned 0 run(s)" in capsys.readouterr().out
     assert len(list_runs(store)) == 1
-    assert main(["prune", str(store), "--older-than", "0s", "--vacuum"]) == 0
+    assert main(["prune", str(store), "--older-than", "0s", "--vacuum", "--yes"]) == 0
     assert "Pruned 1 run(s)" in capsys.readouterr().out
     assert list_runs(store) == []
+
+
+def test_prune_says_what_would_go_and_never_empties_a_store_unasked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--dry-run deletes nothing; every run going needs --yes off a terminal; no bare 'm'."""
+    store = tmp_path / "runs.db"
+    record_calls(store, "a", 5, label="kept")
+    assert main(["prune", str(store), "--older-than", "0s", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Would delete 1 of 1 run(s)")
+    assert "kept" in out
+    assert main(["prune", str(store), "--older-than", "0s", "--dry-run", "--json"]) == 0
+    assert [r["label"] for r in json.loads(capsys.readouterr().out)["runs"]] == ["kept"]
+    assert main(["prune", str(store), "--older-than", "0s"]) == 2  # stdin is not a terminal
+    assert "add --yes" in capsys.readouterr().err
+    assert len(list_runs(store)) == 1
+    with pytest.raises(SystemExit):
+        main(["prune", str(store), "--older-than", "1m"])
+    assert "ambiguous" in capsys.readouterr().err
+    assert main(["prune", str(store), "--older-than", "90min", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs_deleted"] == 0
+
+
+def test_report_prints_what_it_wrote_as_json(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """With --json, report prints the file, its runs and calls; the page lists the runs."""
+    store = tmp_path / "runs.db"
+    record_calls(store, "a", 5, label="one")
+    target = tmp_path / "r.html"
+    assert main(["report", str(store), "-o", str(target), "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert written["report"] == str(target.resolve())
+    assert written["calls"] == 5
+    assert len(written["runs"]) == 1
+    html = target.read_text(encoding="utf-8")
+    assert 'id="run-table"' in html
+    assert ">one<" in html
 
 
 def test_report_selects_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

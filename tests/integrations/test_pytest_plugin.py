@@ -79,7 +79,22 @@ def test_every_test_is_a_call_and_the_summary_is_printed(session: pytest.Pyteste
     result = session.runpytest_subprocess(f"--callmetrics={store}", "--callmetrics-label",
                                           "main", "--callmetrics-track", "shop")
     result.assert_outcomes(passed=4, failed=1, errors=1, skipped=1, xfailed=1)
-    result.stdout.fnmatch_lines(["*- callmetrics -*", "*test_shop.py::test_fails*"])
+    result.stdout.fnmatch_lines(["*- callmetrics -*", "Slowest 8 of 8 tests*",
+                                 "*Duration*Outcome*Test*"])
+    out = result.stdout.str()
+    outcomes = {line.split()[-1]: line.split()[2] for line in out.splitlines()
+                if "test_shop.py::" in line and len(line.split()) == 4}
+    assert outcomes == {"test_shop.py::test_ok": "passed", "test_shop.py::test_many[1]": "passed",
+                        "test_shop.py::test_many[2]": "passed",
+                        "test_shop.py::test_many[3]": "passed",
+                        "test_shop.py::test_fails": "failed",
+                        "test_shop.py::test_errors": "error",
+                        "test_shop.py::test_skipped": "skipped",
+                        "test_shop.py::test_known_bug": "xfailed"}
+    # Then the tracked functions, not one row per test.
+    result.stdout.fnmatch_lines(["*callmetrics summary*", "*shop.price*"])
+    summary = out[out.index("callmetrics summary"):out.index("short test summary")]
+    assert "test_shop.py::" not in summary
     view = load(store, label="main")
     counts, successes = view.call_counts, view.success_counts
     tests = {name: n for name, n in counts.items() if name.startswith("test_shop.py::")}
@@ -125,8 +140,17 @@ def test_two_sessions_are_two_runs_that_diff_compares(session: pytest.Pytester) 
 def test_without_a_store_only_the_summary(session: pytest.Pytester) -> None:
     result = session.runpytest_subprocess("--callmetrics")
     result.assert_outcomes(passed=4, failed=1, errors=1, skipped=1, xfailed=1)
-    result.stdout.fnmatch_lines(["*- callmetrics -*", "*8 functions, 8 calls*"])
+    result.stdout.fnmatch_lines(["*- callmetrics -*", "Slowest 8 of 8 tests*",
+                                 "No tracked function was called*"])
     assert not list(Path(session.path).glob("*.db"))
+
+
+def test_top_sets_how_many_slow_tests_are_listed(session: pytest.Pytester) -> None:
+    result = session.runpytest_subprocess("--callmetrics", "--callmetrics-top", "2")
+    result.stdout.fnmatch_lines(["Slowest 2 of 8 tests*"])
+    listed = [line for line in result.stdout.str().splitlines()
+              if "test_shop.py::" in line and len(line.split()) == 4]
+    assert len(listed) == 2
 
 
 @pytest.mark.parametrize(("args", "message"), [

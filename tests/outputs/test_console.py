@@ -3,15 +3,24 @@ import io
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 from rich.console import Console
 
-from callmetrics import Analytics, DurationSketch, FunctionSnapshot, LoggerContainer
+from callmetrics import (
+    Analytics,
+    AnalyticsConfig,
+    DurationSketch,
+    FunctionSnapshot,
+    LoggerContainer,
+)
+from callmetrics._engine.view import Reading, RetainedCall
 from callmetrics._format import duration
 from callmetrics._outputs.console import (
     get_console,
     logging_to_console,
+    print_failures,
     print_summary,
 )
 
@@ -88,40 +97,83 @@ def summary_analytics() -> Analytics:
 
 
 def test_summary_is_plain_text_when_not_a_terminal() -> None:
-    """Off a terminal the summary is an aligned text table, failing rows noted, no escapes."""
+    """Off a terminal the summary is as wide as its content, failing rows noted, no escapes."""
     analytics = summary_analytics()
-    console, buffer = plain_console()
+    console, buffer = plain_console(width=40)
     print_summary(analytics, console)
     output = buffer.getvalue()
     assert ESCAPE not in output
     lines = output.splitlines()
-    assert lines[0].split() == ["Function", "Type", "Calls", "Failed", "Success", "p50", "p95",
-                                "p99", "Max", "Total", "Note"]
-    rows = {line.split()[0]: line for line in lines[2:-1]}
-    assert rows["[bold]fetch[/bold]"].split()[2:5] == ["4", "1", "75.0%"]
-    assert rows["[bold]fetch[/bold]"].endswith("failing")
+    assert lines[1].split() == ["Note", "Function", "Type", "Calls", "Failed", "Success",
+                                "Total", "p50", "p95", "p99", "Max"]
+    rows = {line.split()[1] if line.startswith("FAIL") else line.split()[0]: line
+            for line in lines[3:-1]}
+    assert rows["[bold]fetch[/bold]"].split()[3:6] == ["4", "1", "75.0%"]
+    assert rows["[bold]fetch[/bold]"].startswith("FAIL")
     assert rows["compute"].split()[2:5] == ["1", "0", "100.0%"]
     assert lines[-1].startswith("2 functions, 5 calls, 1 failed, 80.0% success")
+    assert "ranked by total time (self time unknown)" in lines[-1]
 
 
-def snapshot(name: str, duration: float, *, slow: int = 0) -> FunctionSnapshot:
+def snapshot(name: str, duration: float, *, slow: int = 0, self_time: float | None = None,
+             calls: int = 1) -> FunctionSnapshot:
     sketch = DurationSketch()
-    sketch.add(duration)
-    return FunctionSnapshot(name=name, event_type="io", module="m", calls=1, successes=1,
-                            total=duration, fast=1 - slow, medium=0, slow=slow, overhead=0.0,
-                            sketch=sketch, slowest=None, fastest=None)
+    for _ in range(calls):
+        sketch.add(duration / calls)
+    return FunctionSnapshot(name=name, event_type="io", module="m", calls=calls,
+                            successes=calls, total=duration, fast=calls - slow, medium=0,
+                            slow=slow, overhead=0.0, sketch=sketch, slowest=None, fastest=None,
+                            self_time=self_time, inclusive_time=duration)
+
+
+@dataclass
+class Snaps:
+    """A Source of given snapshots and wall time (Analytics.restore keeps older fields only)."""
+
+    functions: list[FunctionSnapshot]
+    wall_time: float | None = None
+
+    @property
+    def settings(self) -> AnalyticsConfig:
+        """Defaults."""
+        return AnalyticsConfig()
+
+    def snapshot(self) -> list[FunctionSnapshot]:
+        """The snapshots given."""
+        return self.functions
+
+    def retained(self) -> list[RetainedCall]:
+        """None."""
+        return []
+
+    def read(self) -> Reading:
+        """The snapshots and the wall time given."""
+        return Reading(self.functions, [], self.wall_time)
 
 
 def test_summary_is_sorted_by_total_time_and_marks_slow_rows(analytics: Analytics) -> None:
-    """The function with the most total time comes first; a slow one is noted as slow."""
+    """Without self time: the most total time first; a slow one is marked in words."""
     analytics.restore([snapshot("quick", 0.1), snapshot("slowpoke", 6.0, slow=1)], [])
     console, buffer = plain_console()
     print_summary(analytics, console)
     lines = buffer.getvalue().splitlines()
-    assert lines[2].startswith("slowpoke")
-    assert lines[2].endswith("slow")
-    assert lines[3].startswith("quick")
-    assert not lines[3].endswith(("slow", "failing"))
+    assert lines[3].startswith("slow   slowpoke")
+    assert lines[4].startswith("       quick")
+
+
+def test_summary_ranks_by_self_time_and_states_the_wall_time() -> None:
+    """With self time: a Self column, ranked by it; the last line gives wall time and share."""
+    source = Snaps([snapshot("main", 2.0, self_time=0.1), snapshot("fib", 1.9, self_time=1.9,
+                                                                   calls=100)], wall_time=2.5)
+    console, buffer = plain_console()
+    print_summary(source, console)
+    lines = buffer.getvalue().splitlines()
+    assert lines[1].split()[5:8] == ["Success", "Self", "Total"]
+    assert lines[3].split()[:2] == ["fib", "io"]
+    assert lines[3].split()[5:7] == ["1.90", "s"]
+    assert lines[4].split()[0] == "main"
+    assert ("wall time 2.50 s, 80.0% of it in tracked functions' self time "
+            "(durations overlap: 3.90 s summed over calls); ranked by self time.") in lines[-1]
 
 
 def test_summary_on_a_terminal_is_a_table() -> None:
@@ -131,9 +183,9 @@ def test_summary_on_a_terminal_is_a_table() -> None:
     print_summary(analytics, console)
     output = buffer.getvalue()
     assert "callmetrics summary" in output
-    assert re.search(r"Function +Type +Calls +Failed +Success +p50 +p95 +p99 +Max +Total",
+    assert re.search(r"Note +Function +Type +Calls +Failed +Success +Total +p50 +p95 +p99 +Max",
                      output)
-    assert "─" in output  # a drawn rule under the header: Rich's table, not the plain text
+    assert "─" in output  # a drawn rule under the header
     assert "[bold]fetch[/bold]" in output
     assert output.index("[bold]fetch") < output.index("compute")
 
@@ -145,31 +197,62 @@ def test_summary_of_nothing_says_so(analytics: Analytics) -> None:
     assert buffer.getvalue() == "callmetrics: no calls recorded\n"
 
 
-def test_summary_on_a_narrow_terminal_keeps_every_number() -> None:
-    """At 80 columns the event type gives way and every figure still shows whole."""
-    analytics = summary_analytics()
-    console, buffer = terminal_console(width=80)
-    print_summary(analytics, console)
-    output = buffer.getvalue()
-    assert re.search(r"Function +Calls +Failed +Success +p50 .*Total", output)
-    for snap in analytics.snapshot():
-        assert duration(snap.total) in output
-    assert "Type" not in output
-    assert all(len(line) <= 80 for line in output.splitlines())
+def _long_names() -> Snaps:
+    return Snaps([snapshot(f"service.handlers.checkout.payment_provider.fn_{i}", 0.01 * i,
+                           self_time=0.01 * i, calls=10 * i, slow=i % 2) for i in range(1, 13)],
+                 wall_time=1.0)
+
+
+@pytest.mark.parametrize(("width", "headers"), [
+    (60, ["Note", "Function", "Calls", "Self", "p95"]),
+    (80, ["Note", "Function", "Calls", "Failed", "Self", "Total", "p95"]),
+    (200, ["Note", "Function", "Type", "Calls", "Failed", "Success", "Self", "Total", "p50",
+           "p95", "p99", "Max"]),
+])
+def test_summary_fits_the_terminal_by_column_priority(width: int, headers: list[str]) -> None:
+    """Name, calls, self time, p95 and the marker stay; names lose their middle, not a column."""
+    console, buffer = terminal_console(width=width)
+    print_summary(_long_names(), console)
+    lines = buffer.getvalue().splitlines()
+    assert lines[1].split() == headers
+    table = lines[1:15]
+    assert all(len(line) <= width for line in table)
+    row = next(line for line in table if "fn_12" in line)
+    assert "service." in row  # the start and the end of the name, the middle cut
+    if width < 200:
+        assert "\u2026" in row
+    assert row.startswith("       ")  # fn_12: even, not slow
+    assert next(line for line in table if "fn_11" in line).startswith("slow")  # NO_COLOR-proof
+    assert duration(0.12) in row
 
 
 def test_summary_on_a_very_narrow_terminal_keeps_names_and_whole_numbers() -> None:
-    """At 60 columns some percentile columns give way so names and figures show whole."""
+    """At 60 columns the names and whole figures show, nothing wraps."""
     analytics = summary_analytics()
     console, buffer = terminal_console(width=60)
     print_summary(analytics, console)
     output = buffer.getvalue()
-    assert "[bold]fetch" in output  # the long name may fold onto a second line
+    assert "[bold]fetch[/bold]" in output
     assert "compute" in output
-    assert re.search(r"Function +Calls +Failed +Success +p50 .*Total", output)
     assert all(len(line) <= 60 for line in output.splitlines())
     for snap in analytics.snapshot():
         assert duration(snap.total) in output
+
+
+def test_failures_print_grouped_by_cause() -> None:
+    """`stats` prints failures by cause: one group for ids that differ, counted."""
+    calls = [RetainedCall(float(i), 0.01, "api.get_user", "io", "KeyError", f"user {i}",
+                          "/srv/api.py:3 in get_user") for i in range(5)]
+    calls.append(RetainedCall(9.0, 0.01, "api.pay", "io", "ValueError", "declined", None))
+    for width in (60, 200):
+        console, buffer = terminal_console(width=width)
+        print_failures(calls, console, limit=1)
+        lines = buffer.getvalue().splitlines()
+        assert lines[1].startswith("Failures among the retained calls (6) in 2 groups")
+        row = next(line for line in lines if "KeyError" in line)
+        assert row.split()[:4] == ["5", "KeyError", "user", "<n>"]
+        assert all(len(line) <= width for line in lines if "KeyError" in line)
+        assert "... and 1 more group (all of them" in buffer.getvalue()
 
 
 @pytest.mark.parametrize("terminal", [False, True])

@@ -41,7 +41,9 @@ def test_shape_has_schema_totals_and_functions(analytics: Analytics) -> None:
     assert data["schema_version"] == SCHEMA_VERSION == 1
     assert data["generated_at"].endswith("Z")
     assert set(data) == {"schema", "schema_version", "generated_at", "totals", "functions",
-                         "errors"}
+                         "errors", "environment"}
+    assert set(data["environment"]) == {"python", "platform", "hot_path", "argv", "host",
+                                        "pid", "label"}
     assert set(data["totals"]) == FIGURES | {"function_count", "event_count"}
     assert [f["name"] for f in data["functions"]] == sorted(
         analytics.call_counts, key=lambda n: -analytics.get_stats(n)["total_time"])
@@ -106,21 +108,25 @@ def test_analytics_to_dict_is_the_same_shape(analytics: Analytics) -> None:
     assert mine == theirs
 
 
-def test_errors_group_the_retained_failures_newest_first(analytics: Analytics) -> None:
-    """`errors` groups retained failed calls by function, type and message, with counts."""
+def test_errors_group_the_retained_failures_by_cause(analytics: Analytics) -> None:
+    """`errors` groups retained failed calls by type, location and message template."""
     _workload(analytics)
     errors = to_dict(analytics)["errors"]
     assert {e["error"] for e in errors} == {"KeyError"}
     assert sum(e["count"] for e in errors) == 10
     for group in errors:
-        assert set(group) == {"function", "event_type", "error", "message", "location",
-                              "count", "first", "last"}
+        assert set(group) == {"function", "functions", "event_type", "error", "template",
+                              "message", "examples", "location", "count", "first", "last"}
         assert group["function"].endswith("fetch")
         assert group["first"] <= group["last"]
         # Filled in once the engine records them; never anything but text or null.
         assert group["message"] is None or isinstance(group["message"], str)
         assert group["location"] is None or isinstance(group["location"], str)
-    assert [e["last"] for e in errors] == sorted((e["last"] for e in errors), reverse=True)
+    # KeyError(20), KeyError(24)...: one line of code, one cause, the ids masked.
+    (group,) = errors
+    assert group["template"] == "<n>"
+    assert group["examples"] == ["36", "32", "28"]
+    assert group["functions"] == {group["function"]: 10}
 
 
 def test_errors_use_message_and_location_from_the_source() -> None:
@@ -132,7 +138,8 @@ def test_errors_use_message_and_location_from_the_source() -> None:
              RetainedCall(2.0, 0.1, "f", "t", "ValueError", "user 7 not found", "a.py:3 in f"),
              RetainedCall(3.0, 0.1, "f", "t", "ValueError", "user 8 not found", "a.py:3 in f"),
              RetainedCall(4.0, 0.1, "f", "t", None)]
-    groups = error_groups(calls)
-    assert [(g["message"], g["count"], g["first"], g["last"]) for g in groups] == [
-        ("user 8 not found", 1, 3.0, 3.0), ("user 7 not found", 2, 1.0, 2.0)]
-    assert groups[0]["location"] == "a.py:3 in f"
+    (group,) = error_groups(calls)
+    assert (group["template"], group["message"], group["count"], group["first"],
+            group["last"]) == ("user <n> not found", "user 8 not found", 3, 1.0, 3.0)
+    assert group["examples"] == ["user 8 not found", "user 7 not found"]
+    assert group["location"] == "a.py:3 in f"

@@ -27,8 +27,14 @@ def test_summary_is_a_self_contained_fragment_without_scripts(tmp_path: Path) ->
     assert re.search(r"(?:src|href)=", html) is None
     assert "2,000 calls" in html
     assert "success 99.9%" in html
-    rows = re.findall(r"<tr[^>]*>.*?</tr>", html.split("<tbody>")[1], re.S)
+    rows = re.findall(r"<tr[^>]*>.*?</tr>", html.split("<tbody>")[1].split("</tbody>")[0],
+                      re.S)
     assert len(rows) == 1
+    # The failures grouped by cause, as in the report.
+    assert "Failures by cause (1 group" in html
+    failures = html.split("<tbody>")[2].split("</tbody>")[0]
+    assert "ValueError" in failures
+    assert "bad input" in failures
     style = re.search(r"<style>(.*?)</style>", html, re.S)
     assert style is not None
     # Every rule is scoped under .cm (or is an at-rule wrapping such rules).
@@ -51,7 +57,7 @@ def test_summary_and_report_escape_hostile_text() -> None:
         assert "<b>" not in html
     assert "<script" not in summary
     assert "<script" not in frame.replace(frame[frame.index("srcdoc="):], "")
-    assert inner.count("<script") == 2
+    assert inner.count("<script") == 3
     assert CSP in inner
     assert "evil\\x1b[2J\\u202egnp.exe\\x00&lt;script&gt;" in summary.replace("<wbr>", "")
 
@@ -154,7 +160,8 @@ def test_what_load_returns_displays_as_its_escaped_summary(tmp_path: Path) -> No
     summary = view._repr_html_()
     _assert_escaped(summary)
     assert "20 calls" in summary
-    rows = re.findall(r"<tr[^>]*>.*?</tr>", summary.split("<tbody>")[1], re.S)
+    rows = re.findall(r"<tr[^>]*>.*?</tr>", summary.split("<tbody>")[1].split("</tbody>")[0],
+                      re.S)
     assert len(rows) == 1
     frame = view.report()._repr_html_()
     _assert_escaped(srcdoc(frame))

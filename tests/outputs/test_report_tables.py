@@ -10,33 +10,74 @@ from callmetrics import AnalyticsConfig
 from callmetrics._outputs.report import build_report, render_report
 
 
-def test_failures_are_grouped_by_function_type_and_message_newest_first() -> None:
-    """Each group counts its calls and shows its newest call's time, duration and location."""
+def test_failures_are_grouped_by_cause_most_frequent_first() -> None:
+    """Type + raise location + message template: ids in messages do not split a cause."""
     calls = [call(float(i), 0.001, "fetch", error="ConnectionError",
-                  message=f"upstream refused user {i % 2}", location=f"app.py:{10 + i} in fetch")
+                  message=f"upstream refused user {i}", location="app.py:10 in fetch")
              for i in range(6)]
     calls += [call(2.5, 0.004, "fetch", error="TimeoutError", message="no answer",
                    location="app.py:40 in fetch"),
               call(3.5, 0.002, "save", error="ConnectionError", message="upstream refused user 0",
                    location="db.py:7 in save"),
-              call(7.0, 0.001, "save")]
+              call(7.0, 0.001, "save"),
+              call(8.0, 0.003, "load", error="ConnectionError", message="upstream refused user 9",
+                   location="app.py:10 in fetch")]
     report = build_report(CallsSource(calls))
-    groups = [(g.name, g.error, g.message, g.count) for g in report["failure_groups"]]
+    groups = [(g.name, g.error, g.template, g.count) for g in report["failure_groups"]]
     assert groups == [
-        ("fetch", "ConnectionError", "upstream refused user 1", 3),
-        ("fetch", "ConnectionError", "upstream refused user 0", 3),
-        ("save", "ConnectionError", "upstream refused user 0", 1),
+        ("fetch", "ConnectionError", "upstream refused user <n>", 7),
+        ("save", "ConnectionError", "upstream refused user <n>", 1),
         ("fetch", "TimeoutError", "no answer", 1),
     ]
-    newest = report["failure_groups"][0]
-    assert newest.location == "app.py:15 in fetch"  # call 5, the newest of its group
-    assert newest.example_duration == "1.00 ms"
+    top = report["failure_groups"][0]
+    assert top.others == "load (1)"  # the same line reached from another tracked function
+    assert top.examples == ["upstream refused user 9", "upstream refused user 5",
+                            "upstream refused user 4"]
+    assert top.location == "app.py:10 in fetch"
+    assert top.example_duration == "3.00 ms"  # the newest call's
     html = render_report(CallsSource(calls))
     rows = table_rows(html, "failure-table")
-    assert len(rows) == 4
+    assert len(rows) == 3
     first = cells(rows[0])
-    assert first[1:4] == ["ConnectionError", "upstream refused user 1", "3"]
-    assert first[6] == "app.py:15 in fetch"
+    assert first[0] == "ConnectionError"
+    assert first[1].startswith("upstream refused user <n>")
+    assert first[2] == "7"
+    assert first[6] == "app.py:10 in fetch"
+
+
+def test_message_templates_mask_what_varies() -> None:
+    """Numbers, hex ids, UUIDs and quoted values are masked; words and identifiers stay."""
+    from callmetrics._outputs.failures import template  # noqa: PLC0415
+
+    assert template("GET /users/1422 timed out") == "GET /users/<n> timed out"
+    assert template("card declined (amount=14.76)") == "card declined (amount=<n>)"
+    assert template("object at 0x7f3a9c2b1d90 freed") == "object at <hex> freed"
+    assert template("job 3f2a9c1e8b7d4a60 failed") == "job <hex> failed"
+    assert (template("order 123e4567-e89b-12d3-a456-426614174000 lost")
+            == "order <uuid> lost")
+    assert template("no key 'alice' in \"users\"") == "no key '<value>' in \"<value>\""
+    assert template("fn_10 and utf8 are names") == "fn_10 and utf8 are names"
+    # KeyError quotes its whole message: a sentence keeps its words, its values go.
+    assert template("\"session 'ab12' expired\"") == "\"session '<value>' expired\""
+
+
+def test_the_failures_section_shows_the_top_groups_and_collapses_the_rest() -> None:
+    """Past eight groups a button shows the rest; every group is in the page."""
+    calls = [call(float(i), 0.001, error=f"E{i}") for i in range(11)]
+    html = render_report(CallsSource(calls))
+    assert 'data-show="8"' in html
+    assert len(table_rows(html, "failure-table")) == 11
+
+
+def test_raise_locations_are_shown_relative() -> None:
+    """Paths under the working directory lose it; a library's lose site-packages/."""
+    from callmetrics._outputs.failures import short_location  # noqa: PLC0415
+
+    assert short_location("/srv/app/api.py:3 in get", cwd="/srv/app") == "api.py:3 in get"
+    assert (short_location("/usr/lib/python3/site-packages/req/m.py:9 in r", cwd="/srv")
+            == "req/m.py:9 in r")
+    assert short_location("/other/x.py:1 in f", cwd="/srv") == "/other/x.py:1 in f"
+    assert short_location(None) is None
 
 
 def test_failures_without_message_or_location_say_so() -> None:
@@ -47,10 +88,10 @@ def test_failures_without_message_or_location_say_so() -> None:
     rows = table_rows(html, "failure-table")
     assert len(rows) == 2
     texts = [cells(row) for row in rows]
-    assert texts[0][2] == "empty message"
-    assert texts[1][2] == "no message recorded"
-    assert texts[1][3] == "2"
-    assert texts[1][6] == "not recorded"
+    assert texts[0][1] == "no message recorded"
+    assert texts[0][2] == "2"
+    assert texts[0][6] == "not recorded"
+    assert texts[1][1] == "empty message"
 
 
 def test_failure_groups_are_capped_by_report_max_detail_rows() -> None:
@@ -60,19 +101,20 @@ def test_failure_groups_are_capped_by_report_max_detail_rows() -> None:
         html = render_report(CallsSource(calls, AnalyticsConfig(report_max_detail_rows=cap)))
         section = html[html.index('id="failures"'):html.index('id="time-chart"')]
         assert f"{5 - cap} more groups left out" in section
-        assert section.count("<tr><td") == shown
+        assert section.count("<tr data-fn") == shown
 
 
 def test_outliers_are_calls_above_their_own_functions_percentiles() -> None:
-    """Per function with 20+ calls: retained calls above its p95 and its p99 are counted."""
+    """Per function with 20+ calls and a long tail: retained calls above its p99."""
     source = tail_source()
     report = build_report(source)
     rows = report["outliers"]
     assert [r.name for r in rows] == ["steady"]
     assert rows[0].above_p99 == 2  # 200 and 250 ms; p99 is the 150 ms call
-    assert rows[0].above_p95 == 5
     assert rows[0].p99 == "150 ms"
     assert rows[0].slowest == "250 ms"
+    assert rows[0].spread == "143\u00d7"  # p99 / p50 (the sketch's), rounded to what matters
+    assert rows[0].excess == "448 ms"  # (200 - 1.01) + (250 - 1.01) ms
     details = report["details"]
     assert [(d.name, d.category, d.duration) for d in details] == [
         ("steady", "outlier", "250 ms"), ("steady", "outlier", "200 ms")]
@@ -98,7 +140,8 @@ def test_the_thresholds_in_use_are_explained_in_one_line(tmp_path: Path) -> None
     html = analytics.render_report()
     line = unescape(re.search(r'id="thresholds">(.*?)<', html).group(1))  # type: ignore[union-attr]
     assert line.startswith("Fast: up to 10.0 ms; medium: up to 500 ms; slow: above")
-    assert "p95 or p99" in line
+    assert "above their own function's p99" in line
+    assert "at least 5\u00d7 their p50 and at least 100 \u00b5s" in line
     assert "20 calls" in line
 
 

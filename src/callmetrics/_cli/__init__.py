@@ -12,7 +12,9 @@ from callmetrics._cli.demo import add_commands as _add_demo
 from callmetrics._cli.diff import add_commands as _add_diff
 from callmetrics._cli.history import add_commands as _add_history
 from callmetrics._cli.metrics import add_commands as _add_metrics
+from callmetrics._cli.prune import add_commands as _add_prune
 from callmetrics._cli.run import add_commands as _add_run
+from callmetrics._cli.runs import add_commands as _add_runs
 from callmetrics._cli.store import add_commands as _add_store
 from callmetrics._engine.accel import IMPLEMENTATION, REASON
 from callmetrics._format import printable
@@ -32,6 +34,8 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[Parser]], None]] = [
     _add_demo,
     _add_metrics,
     _add_store,
+    _add_runs,
+    _add_prune,
     _add_diff,
     _add_history,
     _add_run,
@@ -55,8 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
+    if handler is None:  # bare `callmetrics`: the usage, on stderr (stdout stays for data)
+        parser.print_help(sys.stderr)
         return 2
     try:
         return handler(args)

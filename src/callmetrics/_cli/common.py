@@ -7,9 +7,13 @@ entry point (``_cli.main``) only ever import downward.
 from __future__ import annotations
 
 import argparse
+import logging
 import re
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
@@ -18,6 +22,7 @@ from callmetrics._format import printable
 
 if TYPE_CHECKING:
     from callmetrics._analytics import Analytics
+    from callmetrics._outputs.terminal import Column
     from callmetrics._store.runs import RunInfo
 
 __all__ = [
@@ -26,21 +31,26 @@ __all__ = [
     "Parser",
     "fail",
     "guarded",
+    "iso_log_handler",
     "list_store_runs",
     "load_store",
     "local_time",
     "os_error",
     "parse_span",
     "positive_arg",
+    "print_rows",
     "print_table",
+    "progress",
     "run_id_arg",
     "since_arg",
     "store_path",
 ]
 
 _T = TypeVar("_T")
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
-_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|min|h|d|w)")
+# ``m`` reads as minutes to some and months to others: refused, with what to write.
+_AMBIGUOUS = re.compile(r"\d+(?:\.\d+)?\s*(m|mo|mon|month|months)")
 
 
 # A command is a sub-parser whose defaults carry ``handler``: a function of the
@@ -66,11 +76,15 @@ def fail(message: str) -> NoReturn:
 
 # ------------------------------------------------------------------ argument types
 def parse_span(text: str) -> timedelta:
-    """Parse a span like ``30d``, ``12h``, ``90m``, ``45s`` or ``2w``."""
-    match = _SPAN.fullmatch(text.strip().lower())
+    """Parse a span like ``30d``, ``12h``, ``90min``, ``45s`` or ``2w``; refuse a bare ``m``."""
+    cleaned = text.strip().lower()
+    if _AMBIGUOUS.fullmatch(cleaned):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is ambiguous: write minutes as 'min' (90min); for months use days (30d)")
+    match = _SPAN.fullmatch(cleaned)
     if match is None:
         raise argparse.ArgumentTypeError(
-            f"expected a span like 30d, 12h, 90m, 45s or 2w, got {text!r}")
+            f"expected a span like 30d, 12h, 90min, 45s or 2w, got {text!r}")
     try:
         return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
     except OverflowError:
@@ -123,6 +137,74 @@ def print_table(header: list[str], rows: Iterable[list[str]], align: str) -> Non
         cells = [cell.ljust(w) if side == "l" else cell.rjust(w)
                  for cell, w, side in zip(row, widths, align, strict=True)]
         print("  ".join(cells).rstrip())
+
+
+def print_rows(columns: Sequence[Column], rows: Iterable[Sequence[str]], *,
+               caption: str | None = None) -> None:
+    """Print a table on stdout through the one table engine (``_outputs.terminal``).
+
+    On a terminal it fits the width (columns give way by priority, long names lose
+    their middle); piped, it is as wide as its content.
+    """
+    from rich.console import Console  # noqa: PLC0415  # keep --help fast
+
+    from callmetrics._outputs.terminal import print_table as draw  # noqa: PLC0415
+
+    draw(Console(file=sys.stdout, highlight=False), columns, list(rows), caption=caption)
+
+
+@contextmanager
+def progress(what: str, *, after: float = 1.0) -> Iterator[None]:
+    """Show a spinner on stderr (a terminal only) if the block runs longer than ``after`` s."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console  # noqa: PLC0415  # keep --help fast
+
+    status = Console(file=sys.stderr).status(what)
+    lock = threading.Lock()
+    state = {"started": False, "done": False}
+
+    def start() -> None:
+        with lock:
+            if not state["done"]:
+                status.start()
+                state["started"] = True
+
+    timer = threading.Timer(after, start)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with lock:
+            state["done"] = True
+            if state["started"]:
+                status.stop()
+
+
+def iso_log_handler() -> logging.Handler:
+    """A handler writing ``2026-12-07T10:14:07+00:00 WARNING message`` lines to stderr.
+
+    Plain lines (never wrapped, whatever the width), ISO 8601 local time with its offset,
+    control characters shown as escapes.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_IsoFormatter("%(asctime)s %(levelname)s %(message)s"))
+    return handler
+
+
+class _IsoFormatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord,  # noqa: N802  # logging's name
+                   datefmt: str | None = None) -> str:
+        """ISO 8601 with the UTC offset, to the second (``datefmt`` is not used)."""
+        del datefmt
+        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="seconds")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The line, control characters escaped (multi-line tracebacks keep their breaks)."""
+        return "\n".join(printable(line) for line in super().format(record).split("\n"))
 
 
 def os_error(what: str, exc: OSError) -> str:

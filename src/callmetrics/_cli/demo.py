@@ -8,16 +8,20 @@ virtual environment callmetrics was installed into is not activated.
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import math
 import os
 import shlex
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callmetrics._cli.common import fail, list_store_runs
+from callmetrics._cli.common import fail, iso_log_handler, list_store_runs
 from callmetrics._format import printable
 
 if TYPE_CHECKING:
@@ -102,7 +106,9 @@ def _folder(args: argparse.Namespace) -> Path:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from callmetrics._analytics import Analytics  # noqa: PLC0415  # keep --help fast
+    from rich.console import Console  # noqa: PLC0415  # keep --help fast
+
+    from callmetrics._analytics import Analytics  # noqa: PLC0415
     from callmetrics._cli.workload import run_demo  # noqa: PLC0415
     from callmetrics._outputs.console import logging_to_console  # noqa: PLC0415  # loads rich
 
@@ -110,25 +116,53 @@ def _demo(args: argparse.Namespace) -> int:
     store = Path(args.store).expanduser() if args.store is not None else folder / "demo.db"
     analytics = Analytics(store=store)
     report = folder / REPORT_NAME
-    with logging_to_console(analytics.console_logger):
-        with analytics.batch_mode("Running the callmetrics demo workload..."):
+    # Logs and the spinner go to stderr (stdout is the summary, or the JSON): on a
+    # terminal through one Rich console, piped as plain lines with ISO 8601 times.
+    err = Console(stderr=True)
+    logs = (logging_to_console(analytics.console_logger, err) if err.is_terminal
+            else _plain_logs(analytics.console_logger))
+    with logs:
+        with analytics.batch_mode("Running the callmetrics demo workload...", err):
             run_demo(analytics, scale=args.scale)
-        analytics.print_summary()
+        if not args.json:
+            analytics.print_summary()
         try:
             written = analytics.generate_reports(force_mode=True, path=report)
         except OSError as exc:
             analytics.close()
             fail(str(exc.strerror or exc))
     analytics.close()
-    if written is not None:
-        print(f"HTML report: {printable(str(written.resolve()))}")
     if not store.is_file():
         fail(f"could not write the store {store}")
+    if args.json:
+        stats = analytics.to_dict()
+        print(json.dumps({"report": None if written is None else str(written.resolve()),
+                          "store": str(store.resolve()), "totals": stats["totals"],
+                          "errors": stats["errors"]}, indent=2))
+        return 0
+    if written is not None:
+        print(f"HTML report: {printable(str(written.resolve()))}")
     print(f"Store: {printable(str(store.resolve()))}")
     again = [*(["--dir", _shown(folder)] if args.dir is not None or args.store is None else []),
              *(["--store", _shown(store)] if args.store is not None else [])]
     _lead_on(folder, store, " ".join(again))
     return 0
+
+
+@contextmanager
+def _plain_logs(logger: logging.Logger) -> Iterator[None]:
+    """Show ``logger``'s INFO lines on stderr as plain ISO 8601 lines while the block runs."""
+    handler = iso_log_handler()
+    handler.setLevel(logging.INFO)
+    previous = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
 
 
 def _lead_on(folder: Path, store: Path, again: str) -> None:
@@ -162,4 +196,6 @@ def add_commands(commands: argparse._SubParsersAction[Parser]) -> None:
                            "default: a new temporary folder)")
     demo.add_argument("--store", metavar="PATH", type=demo_store,
                       help="record the run into this SQLite store instead of DIR/demo.db")
+    demo.add_argument("--json", action="store_true",
+                      help="print what was written and the run's totals and failures as JSON")
     demo.set_defaults(handler=_demo)

@@ -1,4 +1,4 @@
-"""``callmetrics serve-metrics STORE --port N``: a Prometheus endpoint over a store.
+"""``callmetrics serve-metrics STORE [--port N]``: a Prometheus endpoint over a store.
 
 ``callmetrics metrics-asset dashboard|rules`` prints the shipped Grafana dashboard or
 Prometheus rules.
@@ -21,6 +21,9 @@ from callmetrics._format import printable
 
 __all__ = ["add_commands"]
 
+
+# The default port: 9464, the one OpenTelemetry's Prometheus exporter listens on.
+DEFAULT_PORT = 9464
 
 def _port(text: str) -> int:
     try:
@@ -114,8 +117,10 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         description="Serve the numbers of a store (every process that writes to it, counted "
                     "once) on a Prometheus /metrics endpoint, until stopped.")
     serve.add_argument("store", metavar="STORE", help="the SQLite store the processes write to")
-    serve.add_argument("--port", type=_port, required=True,
-                       help="TCP port to listen on (0 picks a free one, printed at start)")
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT,
+                       help=f"TCP port to listen on (default {DEFAULT_PORT}, the port "
+                            "registered for Prometheus exporters of this kind; 0 picks a free "
+                            "one, printed at start)")
     serve.add_argument("--addr", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for every "
                             "interface)")

@@ -1,4 +1,6 @@
-"""Store commands: ``report``, ``stats``, ``runs`` and ``prune`` (``diff`` is in ``_cli_diff``).
+"""Store commands: ``report`` and ``stats``.
+
+``runs`` and ``prune`` have their own modules, ``diff`` is in ``_cli.diff``.
 
 Every string that came from disk or from the command line (labels, function names,
 paths, error messages) is printed through ``_format.printable``: control characters
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,8 +20,7 @@ from callmetrics._cli.common import (
     load_store,
     local_time,
     os_error,
-    parse_span,
-    print_table,
+    progress,
     run_id_arg,
     since_arg,
     store_path,
@@ -34,11 +34,18 @@ if TYPE_CHECKING:
     from callmetrics._engine.config import AnalyticsConfig
     from callmetrics._engine.state import FunctionSnapshot
     from callmetrics._engine.view import RetainedCall, Source
+    from callmetrics._store.runs import RunInfo
 
 __all__ = ["add_commands"]
 
 def _selected(args: argparse.Namespace, *, events: bool = True) -> Analytics:
-    """Load the runs the selection options chose; choosing none is an error (exit 2).
+    """Load the runs the selection options chose; choosing none is an error (exit 2)."""
+    return _selection(args, events=events)[0]
+
+
+def _selection(args: argparse.Namespace, *,
+               events: bool = True) -> tuple[Analytics, list[RunInfo]]:
+    """Load the runs the selection options chose, and say which; none is an error (exit 2).
 
     ``--run 99`` (no such run), ``--label nope`` and ``--since`` past every run are
     worded alike, so that scripts see the same exit code for an empty selection.
@@ -60,7 +67,8 @@ def _selected(args: argparse.Namespace, *, events: bool = True) -> Analytics:
                 f"written since {local_time(cutoff)}" if cutoff is not None else "",
                 f"id {', '.join(map(str, args.run))}" if args.run else ""]
         fail(f"no run of {store} has {' and '.join(w for w in what if w)}")
-    return load_store(store, runs=args.run, since=args.since, label=args.label, events=events)
+    view = load_store(store, runs=args.run, since=args.since, label=args.label, events=events)
+    return view, chosen
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -92,7 +100,7 @@ class _Only:
     def read(self) -> Reading:
         reading = self._source.read()
         return Reading([s for s in reading.functions if s.name in self._names],
-                       [c for c in reading.calls if c.name in self._names])
+                       [c for c in reading.calls if c.name in self._names], reading.wall_time)
 
 
 def _subset(view: Source, names: list[str]) -> Source:
@@ -106,57 +114,48 @@ def _subset(view: Source, names: list[str]) -> Source:
 
 # --------------------------------------------------------------------- commands
 def _report(args: argparse.Namespace) -> int:
+    from callmetrics._outputs.environment import RunSummary  # noqa: PLC0415  # keep --help fast
+    from callmetrics._outputs.report import generate_reports  # noqa: PLC0415
+
     store = store_path(args)
     target: Path = args.output or Path(f"{store.stem}-report.html")
     # Never create folders behind the user's back: a typo in -o fails here, in one line.
     if not target.parent.is_dir():
         fail(f"cannot write {target}: no folder {target.parent} (create it first)")
-    view = _selected(args)
+    with progress(f"Reading {printable(store.name)}..."):
+        view, chosen = _selection(args)
+    runs = [RunSummary(r.id, r.label, r.host, r.program, r.started, r.ended, r.calls)
+            for r in sorted(chosen, key=lambda r: r.id)]
     try:
-        written = view.generate_reports(force_mode=True, path=target)
+        with progress(f"Writing the report of {count(len(runs))} run(s)..."):
+            written = generate_reports(view, force_mode=True, path=target, runs=runs)
     except OSError as exc:
         fail(os_error(f"cannot write the report to {target}", exc))
     if written is None:
         fail(f"the chosen runs of {store} recorded no calls")
-    print(f"HTML report: {printable(str(written.resolve()))}")
+    if args.json:
+        print(json.dumps({"report": str(written.resolve()), "store": str(store.resolve()),
+                          "runs": [r.id for r in runs],
+                          "calls": sum(s.calls for s in view.snapshot())}, indent=2))
+    else:
+        print(f"HTML report: {printable(str(written.resolve()))}")
     return 0
 
 
-# ``stats`` lists at most this many failure groups (the report and --json have them all),
-# each message cut to this many characters.
+# ``stats`` lists at most this many failure groups (the report and --json have them all).
 _FAILURE_ROWS = 10
-_MESSAGE_WIDTH = 80
 
 
 def _print_failures(view: Source) -> None:
-    """Why calls failed: the retained failures grouped as in the report, newest first."""
-    from callmetrics._outputs.export import error_groups  # noqa: PLC0415  # keep --help fast
-    from callmetrics._outputs.report_tables import when  # noqa: PLC0415
+    """Why calls failed: the retained failures grouped by cause as in the report."""
+    from callmetrics._outputs.console import print_failures  # noqa: PLC0415  # loads rich
 
-    groups = error_groups(view.read().calls)
-    if not groups:
-        return
-    total = sum(group["count"] for group in groups)
-    print(f"\nFailures among the retained calls ({count(total)}), by function, exception and "
-          "message, newest first:")
-
-    def message(text: str | None) -> str:
-        if text is None:
-            return "(not recorded)"
-        return text if len(text) <= _MESSAGE_WIDTH else text[:_MESSAGE_WIDTH - 1] + "\u2026"
-
-    print_table(["FUNCTION", "EXCEPTION", "COUNT", "LAST", "MESSAGE", "RAISED AT"],
-           ([g["function"], g["error"], count(g["count"]),
-             when(g["last"], "%Y-%m-%d %H:%M:%S", compact=False, millis=True),
-             message(g["message"]), g["location"] or "(not recorded)"]
-            for g in groups[:_FAILURE_ROWS]), "llrlll")
-    if len(groups) > _FAILURE_ROWS:
-        print(f"... and {count(len(groups) - _FAILURE_ROWS)} more (all of them: the report, "
-              "or stats --json)")
+    print_failures(view.read().calls, limit=_FAILURE_ROWS)
 
 
 def _stats(args: argparse.Namespace) -> int:
-    view: Source = _selected(args)
+    with progress("Reading the store..."):
+        view: Source = _selected(args)
     if args.function:
         view = _subset(view, args.function)
     if args.json:
@@ -171,42 +170,6 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _runs(args: argparse.Namespace) -> int:
-    store = store_path(args)
-    runs = list_store_runs(store)
-    if not runs:
-        print(f"No runs recorded in {printable(str(store))} yet.")
-        return 0
-    print_table(
-        # The words of the report's header: calls, functions, retained calls.
-        ["ID", "LABEL", "STARTED", "LAST WRITE", "STATE", "HOST", "PID", "CALLS", "FUNCTIONS",
-         "RETAINED", "PROGRAM"],
-        ([str(run.id), run.label or "-", local_time(run.started), local_time(run.ended),
-          "closed" if run.closed else "open", run.host, str(run.pid), count(run.calls),
-          count(run.functions), count(run.events), run.program] for run in runs),
-        "rlllllrrrrl",
-    )
-    return 0
-
-
-def _prune(args: argparse.Namespace) -> int:
-    from callmetrics._store import StoreError, prune  # noqa: PLC0415  # keep --help fast
-
-    store = store_path(args)
-    cutoff = time.time() - args.older_than.total_seconds()
-    try:
-        runs, events = prune(store, cutoff, vacuum=args.vacuum)
-    except FileNotFoundError:
-        fail(f"no such store: {store}")
-    except StoreError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(os_error(f"cannot write {store}", exc))
-    print(f"Pruned {count(runs)} run(s) last written before {local_time(cutoff)} and "
-          f"{count(events)} other event(s) from {printable(str(store))}")
-    return 0
-
-
 # --------------------------------------------------------------------- parsers
 def add_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     """Add the store commands to the ``callmetrics`` parser."""
@@ -217,34 +180,21 @@ def add_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     report.add_argument("-o", "--output", metavar="FILE", type=Path,
                         help="the HTML file to write (default: STORE's name + -report.html, "
                              "in the current directory)")
+    report.add_argument("--json", action="store_true",
+                        help="print what was written as JSON (report path, runs, calls)")
     _add_selection(report)
     report.set_defaults(handler=_report)
 
     stats = commands.add_parser(
         "stats", help="print a store's statistics (a table, or JSON)",
         description="Print the per-function statistics of the chosen runs of a store, as a "
-                    "table followed by the retained failures grouped by function, exception "
-                    "and message (newest first, at most 10 groups), or as JSON (the shape of "
-                    "Analytics.to_dict(), every group under 'errors').")
+                    "table ranked by self time followed by the retained failures grouped by "
+                    "cause (exception, where it was raised, message with ids masked; the 10 "
+                    "most frequent), or as JSON (the shape of Analytics.to_dict(), every group "
+                    "under 'errors').")
     stats.add_argument("store", metavar="STORE", help="the store file")
     stats.add_argument("--function", metavar="NAME", action="append",
                        help="only this function (repeat for several)")
     stats.add_argument("--json", action="store_true", help="print JSON for scripts")
     _add_selection(stats)
     stats.set_defaults(handler=_stats)
-
-    runs = commands.add_parser("runs", help="list a store's runs, newest first",
-                               description="List the runs of a store, newest first.")
-    runs.add_argument("store", metavar="STORE", help="the store file")
-    runs.set_defaults(handler=_runs)
-
-    prune = commands.add_parser(
-        "prune", help="delete old runs and events from a store",
-        description="Delete runs last written before the span (with their aggregates and "
-                    "events) and every event that started before it.")
-    prune.add_argument("store", metavar="STORE", help="the store file")
-    prune.add_argument("--older-than", metavar="SPAN", type=parse_span, required=True,
-                       help="a span back from now: 30d, 12h, 90m, 45s, 2w")
-    prune.add_argument("--vacuum", action="store_true",
-                       help="also give the freed space back to the file system")
-    prune.set_defaults(handler=_prune)

@@ -17,10 +17,12 @@ Shape, schema version 1 (durations in seconds, times as Unix seconds)::
         {"name", "event_type", "module", the same keys as totals except function_count
          and event_count, and "overhead" (seconds the wrapper added in total)}
       ],
-      "errors": [                                    # retained failed calls, grouped
-        {"function", "event_type", "error", "message", "location",
-         "count", "first", "last"}                   # newest group first
-      ]
+      "errors": [                                    # retained failed calls, by cause
+        {"function", "functions", "event_type", "error", "template", "message",
+         "examples", "location", "count", "first", "last"}  # most frequent first
+      ],
+      "environment": {"python", "platform", "hot_path", "argv", "host", "pid", "label"}
+    }
     }
 
 An event object is ``{"function", "event_type", "start", "end", "duration",
@@ -28,11 +30,20 @@ An event object is ``{"function", "event_type", "start", "end", "duration",
 ``slowest`` and ``fastest`` are null when there were no calls.
 
 ``errors`` groups the *retained* failed calls (the newest ``max_events`` calls) by
-function, exception type and message: ``message`` is the exception's message (one
-line, at most 500 characters) and ``location`` where it was raised
-(``file:line in function``), each null when unknown (stores written before they were
-recorded); ``count`` is how many retained calls share the group, ``first`` and
-``last`` the Unix start times of the oldest and newest.  The exact number of failures
+cause: exception type, where it was raised (``location``, ``file:line in function``)
+and ``template``, the message with what varies between calls masked (numbers, hex
+ids, UUIDs and quoted values read ``<n>``, ``<hex>``, ``<uuid>``, ``'<value>'``).
+``message`` is the newest message, ``examples`` up to three distinct messages,
+newest first (each one line, at most 500 characters); ``location``, ``template`` and
+``message`` are null when unknown (stores written before they were recorded).
+``function`` is the function with the most of these failures, ``functions`` maps
+each function to its count; ``count`` is how many retained calls share the cause,
+``first`` and ``last`` the Unix start times of the oldest and newest.
+
+``environment`` describes the process that produced the dict (for a view loaded from
+a store, the process that loaded it, not the runs'): Python, platform, the hot path
+(C accelerator or pure Python), argv, host, pid and the run label
+(``CALLMETRICS_RUN_LABEL``, or null).  The exact number of failures
 is ``failures`` in ``totals`` and in each function.
 
 The keys differ from ``get_stats()`` on purpose: ``get_stats()`` keeps the seed's
@@ -50,6 +61,8 @@ from typing import TYPE_CHECKING, Any, Final
 from callmetrics._engine.records import Event
 from callmetrics._engine.sketch import DurationSketch
 from callmetrics._engine.state import FunctionSnapshot
+from callmetrics._outputs.environment import process_environment
+from callmetrics._outputs.failures import failure_causes
 
 if TYPE_CHECKING:
     from callmetrics._engine.view import RetainedCall, Source
@@ -103,26 +116,12 @@ def _function(snap: FunctionSnapshot) -> dict[str, Any]:
 
 
 def error_groups(calls: list[RetainedCall]) -> list[dict[str, Any]]:
-    """Group the failed calls among ``calls`` by function, type and message, newest first."""
-    groups: dict[tuple[str, str, str | None], dict[str, Any]] = {}
-    for call in calls:
-        if call.error is None:
-            continue
-        key = (call.name, call.error, call.message)
-        group = groups.get(key)
-        if group is None:
-            groups[key] = {"function": call.name, "event_type": call.event_type,
-                           "error": call.error, "message": call.message,
-                           "location": call.location, "count": 1, "first": call.start,
-                           "last": call.start}
-            continue
-        group["count"] += 1
-        group["first"] = min(group["first"], call.start)
-        if call.start >= group["last"]:
-            group["last"] = call.start
-            # The newest example's location stands for the group.
-            group["location"] = call.location or group["location"]
-    return sorted(groups.values(), key=lambda g: (-g["last"], g["function"]))
+    """Group the failed calls among ``calls`` by cause (``failure_causes``), most frequent first."""
+    return [{"function": g.function, "functions": dict(g.functions.most_common()),
+             "event_type": g.event_type, "error": g.error, "template": g.template,
+             "message": g.message, "examples": list(g.examples), "location": g.location,
+             "count": g.count, "first": g.first, "last": g.last}
+            for g in failure_causes(calls)]
 
 
 def to_dict(source: Source) -> dict[str, Any]:
@@ -153,4 +152,5 @@ def to_dict(source: Source) -> dict[str, Any]:
         "totals": totals,
         "functions": [_function(s) for s in sorted(snaps, key=lambda s: (-s.total, s.name))],
         "errors": error_groups(reading.calls),
+        "environment": process_environment(),
     }

@@ -22,8 +22,8 @@ from callmetrics._outputs.report_tables import FUNCTION_COLUMNS
 __all__ = ["InlineReport", "report_html", "summary_html"]
 
 # The terminal summary's columns, so that the table fits a notebook cell.
-SUMMARY_COLUMNS = ("Function", "Event type", "Calls", "Failures", "Success %", "p50", "p95",
-                   "p99", "Max", "Total time")
+SUMMARY_COLUMNS = ("Function", "Event type", "Calls", "Failures", "Success %", "Self",
+                   "Total time", "p50", "p95", "p99", "Max")
 # The frame is as tall as a typical report's first sections; it scrolls inside.
 _FRAME_HEIGHT = 900
 
@@ -34,6 +34,7 @@ def summary_html(source: Source) -> str:
     return environment().get_template("summary.html.j2").render(
         context,
         summary_order=[FUNCTION_COLUMNS.index(name) for name in SUMMARY_COLUMNS],
+        sorted_by=context["sorted_by"],
         style=Markup(static_asset("table.css")),  # noqa: S704  # our own file, free of '</'
     )
 

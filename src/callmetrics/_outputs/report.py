@@ -4,7 +4,7 @@ The report reads its source only through the ``Source`` interface (``_view``):
 every figure comes from the exact per-function aggregates and sketches, the
 failures, outliers and the timeline from the retained calls.  Charts and tables
 are computed in ``_report_charts`` and ``_report_tables``: time bars are HTML,
-histograms SVG, and the timeline a small canvas script (``static/report.js``) that
+histograms SVG, and the timeline a small canvas script (``static/timeline.js``) that
 reads compact arrays from an inert JSON block.  A Content-Security-Policy allows
 no request at all and only that script (by its hash) to run.  ``_notebook`` shows
 the same report, and its functions table, in Jupyter.
@@ -20,6 +20,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -30,34 +31,45 @@ from markupsafe import Markup, escape
 
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._engine.view import Source
-from callmetrics._format import count, duration, percent
+from callmetrics._format import count, duration, percent, printable
+from callmetrics._outputs.environment import RunSummary, process_environment
 from callmetrics._outputs.report_charts import (
     HIST,
+    HIST_MIN_CALLS,
     calls_label,
+    detail_histograms,
     histograms,
     outlier_bounds,
     outlier_levels,
-    time_bars,
 )
+from callmetrics._outputs.report_detail import function_details
 from callmetrics._outputs.report_tables import (
     FUNCTION_COLUMNS,
+    OVERHEAD_FLAG,
     describe_thresholds,
     details,
     failure_groups,
     function_rows,
     outlier_rows,
+    overhead_rows,
     valid_calls,
     when,
 )
-from callmetrics._outputs.report_timeline import timeline
+from callmetrics._outputs.report_time import call_tree, time_chart
+from callmetrics._outputs.report_timeline import sample, timeline
 from callmetrics._version import __version__
 
-__all__ = ["breakable", "build_report", "environment", "generate_reports", "render_report",
-           "static_asset"]
+__all__ = ["breakable", "build_report", "environment", "generate_reports", "page_script",
+           "render_report", "static_asset"]
 
 # After a report over this many retained calls, a full garbage collection runs (the seed's
 # behaviour, with ``enable_gc_collect``).
 GC_COLLECTION_THRESHOLD = 5_000
+
+# The failures section shows this many groups (the most frequent); a button shows the rest.
+FAILURE_GROUPS_SHOWN = 8
+# The slow-calls table shows this many rows; a button shows the rest.
+DETAIL_ROWS_SHOWN = 25
 
 _fallback_logger = logging.getLogger("callmetrics")
 
@@ -99,6 +111,16 @@ def static_asset(name: str) -> str:
     return text
 
 
+@cache
+def page_script() -> str:
+    """The report's one script: ``static/report.js`` and ``static/timeline.js`` in one scope.
+
+    Two files to read, one strict function to run (and one hash for the CSP).
+    """
+    return ('(function () {\n  "use strict";\n' + static_asset("report.js")
+            + static_asset("timeline.js") + "}());\n")
+
+
 def breakable(text: str) -> Markup:
     """Escape ``text`` and let a long dotted name or path wrap after ``.`` and ``/``."""
     escaped = str(escape(text)).replace(".", ".<wbr>").replace("/", "/<wbr>")
@@ -115,8 +137,13 @@ _KIND_HELP = ("Both kinds hold every call recorded so far: generate_reports(forc
               "can sit side by side.")
 
 
-def build_report(source: Source, *, force_mode: bool = False) -> dict[str, Any]:
-    """Compute everything the report template shows (a plain mapping, for tests and reuse)."""
+def build_report(source: Source, *, force_mode: bool = False,
+                 runs: Sequence[RunSummary] | None = None) -> dict[str, Any]:
+    """Compute everything the report template shows (a plain mapping, for tests and reuse).
+
+    ``runs``: the stored runs the source covers (``callmetrics report``), listed in the
+    header in place of this process's environment.
+    """
     settings = source.settings
     reading = source.read()
     snaps, calls = reading.functions, valid_calls(reading.calls)
@@ -132,7 +159,15 @@ def build_report(source: Source, *, force_mode: bool = False) -> dict[str, Any]:
     levels = outlier_levels(calls, bounds)
     detail_rows, left_out = details(calls, levels, bounds, short, medium, cap, fmt, compact)
     failures = failure_groups(calls, fmt, compact)
-    timeline_data, legend = timeline(calls, levels, short, medium)
+    chart = time_chart(snaps, reading.wall_time)
+    ranked = [bar.name for bar in chart.bars if bar.name]
+    drawn, drawn_levels = sample(calls, levels)
+    timeline_data, legend = timeline(drawn, drawn_levels, short, medium, ranked)
+    per_function = detail_histograms(snaps)
+    hists = histograms(snaps, per_function)
+    fn_details = function_details(snaps, calls, fmt, compact)
+    names = [d["name"] for d in fn_details]
+    wall = reading.wall_time
     return {
         "title": "callmetrics report",
         "version": __version__,
@@ -149,27 +184,53 @@ def build_report(source: Source, *, force_mode: bool = False) -> dict[str, Any]:
         "retained_failures": count(sum(1 for c in calls if c.error is not None)),
         "success_rate": percent(successes, total_calls),
         "total_time": duration(total_time),
+        "wall_time": duration(wall) if wall is not None and wall > 0 else "",
+        "overlap": chart.overlap,
+        "overlap_factor": f"{total_time / wall:.1f}" if chart.overlap and wall else "",
         "thresholds": describe_thresholds(short, medium),
         "columns": FUNCTION_COLUMNS,
+        "sorted_by": "Self" if chart.by_self else "Total time",
         "functions": function_rows(snaps),
         "failure_groups": failures[:cap],
+        "failure_group_count": len(failures),
+        "failure_groups_shown": FAILURE_GROUPS_SHOWN,
         "failure_groups_left_out": max(len(failures) - cap, 0),
         "outliers": outlier_rows(snaps, calls, levels, fmt, compact),
+        "overhead": overhead_rows(snaps),
+        "overhead_flag": f"{OVERHEAD_FLAG:.0%}",
         "details": detail_rows,
+        "details_shown": DETAIL_ROWS_SHOWN,
         "left_out": count(left_out) if left_out else "",
         "detail_cap": count(cap),
-        "bars": time_bars(snaps, total_time),
-        "histograms": histograms(snaps),
+        "chart": chart,
+        "bars": chart.bars,
+        "tree": call_tree(snaps, wall),
+        "histograms": hists,
+        "hist_min_calls": HIST_MIN_CALLS,
+        "detail_histograms": [(names.index(printable(n)), h) for n, h in per_function.items()
+                              if printable(n) in names],
+        "fn_details": fn_details,
         "hist": HIST,
         "legend": legend,
         "timeline": timeline_data,
+        "timeline_sampled": count(len(drawn)) if len(drawn) < len(calls) else "",
+        "runs": [_run_row(run, fmt) for run in runs] if runs is not None else None,
+        "environment": None if runs is not None else list(process_environment().items()),
     }
 
 
-def _render(source: Source, *, force_mode: bool) -> tuple[str, int]:
-    script = static_asset("report.js")
+def _run_row(run: RunSummary, fmt: str) -> dict[str, str]:
+    return {"id": str(run.id), "label": printable(run.label or "-"),
+            "host": printable(run.host), "program": printable(run.program),
+            "start": when(run.started, fmt, compact=False),
+            "wall": duration(max(run.ended - run.started, 0.0)), "calls": count(run.calls)}
+
+
+def _render(source: Source, *, force_mode: bool,
+            runs: Sequence[RunSummary] | None = None) -> tuple[str, int]:
+    script = page_script()
     style = static_asset("table.css") + static_asset("report.css")
-    context = build_report(source, force_mode=force_mode)
+    context = build_report(source, force_mode=force_mode, runs=runs)
     html = environment().get_template("report.html.j2").render(
         context,
         script=Markup(script),  # noqa: S704  # our own static file, checked free of '</'
@@ -179,9 +240,13 @@ def _render(source: Source, *, force_mode: bool) -> tuple[str, int]:
     return html, context["retained_count"]
 
 
-def render_report(source: Source, *, force_mode: bool = False) -> str:
-    """Render the report of ``source`` to a self-contained HTML string."""
-    return _render(source, force_mode=force_mode)[0]
+def render_report(source: Source, *, force_mode: bool = False,
+                  runs: Sequence[RunSummary] | None = None) -> str:
+    """Render the report of ``source`` to a self-contained HTML string.
+
+    ``runs``: the stored runs it covers, as for ``build_report``.
+    """
+    return _render(source, force_mode=force_mode, runs=runs)[0]
 
 
 def _write_atomically(target: Path, text: str) -> None:
@@ -203,7 +268,8 @@ def _write_atomically(target: Path, text: str) -> None:
 
 
 def generate_reports(source: Source, *, force_mode: bool = False,
-                     path: str | Path | None = None) -> Path | None:
+                     path: str | Path | None = None,
+                     runs: Sequence[RunSummary] | None = None) -> Path | None:
     """Write the report of ``source``; return its path, or None when nothing was written.
 
     Logs the summary first (when the source can).  Disabled settings write nothing;
@@ -235,7 +301,7 @@ def generate_reports(source: Source, *, force_mode: bool = False,
     html: str | None = None
     retained = 0
     try:
-        html, retained = _render(source, force_mode=force_mode)
+        html, retained = _render(source, force_mode=force_mode, runs=runs)
     except Exception as exc:  # noqa: BLE001  # a report bug must not break the caller
         report_internal_error("rendering the HTML report", exc)
     if html is not None:

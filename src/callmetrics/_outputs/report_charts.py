@@ -19,16 +19,23 @@ from callmetrics._engine.sketch import bucket_bounds, bucket_keys
 from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._engine.view import RetainedCall
 from callmetrics._format import count, duration, percent, printable
+from callmetrics._outputs.names import natural_key
+from callmetrics._outputs.report_time import own_time
 
 __all__ = [
     "HIST",
+    "HIST_MIN_CALLS",
+    "OUTLIER_FLOOR",
+    "OUTLIER_MIN_CALLS",
+    "OUTLIER_SPREAD",
     "Bounds",
     "Histogram",
     "Marker",
     "MarkerLabel",
-    "TimeBar",
     "axis_label",
     "calls_label",
+    "chosen_for_histograms",
+    "detail_histograms",
     "frange",
     "histograms",
     "nice_step",
@@ -36,15 +43,23 @@ __all__ = [
     "outlier_levels",
     "short_count",
     "shorten",
-    "time_bars",
 ]
 
 # Charts stay readable with this many entries; the rest are summed, greyed or left out.
-_MAX_BARS = 20
 _MAX_HISTOGRAMS = 12
 _HIST_BINS = 36
+# The overflow bar's column, right of a clipped axis (SVG units).
+_OVERFLOW_W = 30
+# A histogram needs this many calls to say something.
+HIST_MIN_CALLS = 20
+# Functions whose histograms the detail view can show.
+_MAX_DETAIL_HISTOGRAMS = 60
 # A function needs this many calls before its own p95/p99 mean anything.
 OUTLIER_MIN_CALLS = 20
+# ~1% of calls are above a p99 by definition: they are outliers worth a look only when
+# the tail is far from the body (p99 at least 5 times p50) and long enough to matter.
+OUTLIER_SPREAD = 5.0
+OUTLIER_FLOOR = 100e-6
 
 
 def calls_label(n: int, noun: str = "call") -> str:
@@ -62,46 +77,6 @@ def short_count(n: int) -> str:
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# ------------------------------------------------------------- time per function
-@dataclass(frozen=True, slots=True)
-class TimeBar:
-    """One row of "Where the time goes" (an HTML bar: width in percent of the longest)."""
-
-    label: str
-    width: float
-    value: str
-    share: str
-    tip: str
-    other: bool = False
-
-
-def _share(part: float, whole: float) -> str:
-    """A share of all time: ``percent``, but ``<0.1%`` for a sliver (never a false 0.1%)."""
-    if whole > 0 and 0 < part / whole < 0.0005:
-        return "<0.1%"
-    return percent(part, whole)
-
-
-def time_bars(snaps: Sequence[FunctionSnapshot], total_time: float) -> list[TimeBar]:
-    """Total time per function, longest first; past 20 functions the rest are summed."""
-    ranked = sorted(snaps, key=lambda s: (-s.total, s.name))
-    shown, rest = ranked[:_MAX_BARS], ranked[_MAX_BARS:]
-    entries = [(printable(s.name), s.total, s.calls, False) for s in shown]
-    if rest:
-        entries.append((f"{len(rest)} other functions", math.fsum(s.total for s in rest),
-                        sum(s.calls for s in rest), True))
-    top = max((e[1] for e in entries), default=0.0) or 1.0
-    bars = []
-    for name, total, calls, other in entries:
-        share = _share(total, total_time)
-        bars.append(TimeBar(
-            label=name, width=max(total / top * 100, 0.3), value=duration(total), share=share,
-            tip=f"{name}: {duration(total)} ({share} of all time), {calls_label(calls)}",
-            other=other,
-        ))
-    return bars
 
 
 # ----------------------------------------------------------- latency histograms
@@ -159,6 +134,9 @@ class Histogram:
     y_ticks: list[Tick] = field(default_factory=list)
     markers: list[Marker] = field(default_factory=list)
     labels: list[MarkerLabel] = field(default_factory=list)
+    overflow: Rect | None = None
+    """The calls past the p99.9, when the axis is clipped there."""
+    overflow_label: Tick | None = None
 
 
 def nice_step(raw: float) -> float:
@@ -249,11 +227,20 @@ def _histogram(snap: FunctionSnapshot) -> Histogram | None:
         return None
     zeros = snap.calls - sum(n for lo, _, n in positive if lo > 0)
     smallest = max(min(lo for lo, _, _ in positive), snap.min or 0.0) or positive[0][1] / 2
-    low, high = math.log10(smallest), math.log10(snap.max)
+    # The axis ends at the p99.9 (the top of its bucket): the few calls past it are one
+    # overflow bar at the right, so that one very slow call does not squeeze the rest.
+    (p999,) = snap.sketch.quantiles((0.999,))
+    clip = snap.max
+    if p999 is not None and p999 > 0 and snap.calls >= 1000:
+        clip = min(max(bucket_bounds(bucket_keys([p999])[0])[1], p999), snap.max)
+    overflow = sum(n for lo, _, n in positive if lo >= clip) if clip < snap.max else 0
+    if not overflow:
+        clip = snap.max
+    low, high = math.log10(min(smallest, clip)), math.log10(clip)
     pad = max(0.1 - (high - low), 0.0) / 2 + 0.02  # at least a factor of 1.26 wide
     low, high = low - pad, high + pad
     width, height = HIST["width"], HIST["height"]
-    plot_w = width - HIST["left"] - HIST["right"]
+    plot_w = width - HIST["left"] - HIST["right"] - (_OVERFLOW_W if overflow else 0)
     plot_h = height - HIST["top"] - HIST["bottom"]
     bin_w = plot_w / _HIST_BINS
 
@@ -264,12 +251,12 @@ def _histogram(snap: FunctionSnapshot) -> Histogram | None:
     counts = [0] * _HIST_BINS
     counts[0] += max(zeros, 0)  # zero-length calls join the shortest bin
     for lo, hi, n in positive:
-        if lo <= 0:
+        if lo <= 0 or (overflow and lo >= clip):
             continue
         middle = math.sqrt(lo * hi)
         index = int((math.log10(middle) - low) / (high - low) * _HIST_BINS)
         counts[min(max(index, 0), _HIST_BINS - 1)] += n
-    peak = max(counts)
+    peak = max(*counts, overflow)
     y_step = nice_step(peak / 3) if peak >= 3 else 1
     y_top = math.ceil(peak / y_step) * y_step
     chart = Histogram(printable(snap.name),
@@ -285,7 +272,15 @@ def _histogram(snap: FunctionSnapshot) -> Histogram | None:
             HIST["left"] + i * bin_w + 0.3, base - bar_h, max(bin_w - 0.6, 0.6), bar_h,
             f"{duration(lo_s)} to {duration(hi_s)}: {calls_label(n)} "
             f"({percent(n, snap.calls)})"))
-    chart.x_ticks = [_keep_inside(t, len(t.label) * _CHAR_WIDTH, width)
+    if overflow:
+        bar_h = max(overflow / y_top * plot_h, 1.0)
+        x0 = HIST["left"] + plot_w + 4
+        chart.overflow = Rect(x0, base - bar_h, _OVERFLOW_W - 6, bar_h,
+                              f"above {duration(clip)} (p99.9) up to {duration(snap.max)}: "
+                              f"{calls_label(overflow)} ({percent(overflow, snap.calls)})")
+        chart.overflow_label = Tick(x0 + (_OVERFLOW_W - 6) / 2, "more")
+    plot_right = HIST["left"] + plot_w
+    chart.x_ticks = [_keep_inside(t, len(t.label) * _CHAR_WIDTH, plot_right + HIST["right"])
                      for t in _duration_ticks(low, high, x_of)]
     chart.y_ticks = [Tick(base - v / y_top * plot_h, short_count(int(v)))
                      for v in frange(0, y_top, y_step)]
@@ -311,10 +306,46 @@ def frange(start: float, stop: float, step: float) -> list[float]:
     return [start + i * step for i in range(steps + 1)]
 
 
-def histograms(snaps: Sequence[FunctionSnapshot]) -> list[Histogram]:
-    """The busiest functions' histograms, each on an axis that fits its own calls."""
-    busy = sorted(snaps, key=lambda s: (-s.calls, s.name))[:_MAX_HISTOGRAMS]
-    return [chart for chart in map(_histogram, busy) if chart is not None]
+def histograms(snaps: Sequence[FunctionSnapshot],
+               made: Mapping[str, Histogram] | None = None) -> list[Histogram]:
+    """The histograms that matter: the functions with the most self time, then the failing.
+
+    Self time (active self time for coroutines) when known, total time otherwise; up
+    to four of the functions with the most failures join them.  A function needs
+    ``HIST_MIN_CALLS`` calls for a histogram to say anything.  ``made``: histograms
+    already drawn (``detail_histograms``), reused rather than drawn again.
+    """
+    found = []
+    for snap in chosen_for_histograms(snaps):
+        chart = made.get(snap.name) if made is not None else None
+        chart = chart or _histogram(snap)
+        if chart is not None:
+            found.append(chart)
+    return found
+
+
+def chosen_for_histograms(snaps: Sequence[FunctionSnapshot]) -> list[FunctionSnapshot]:
+    """The functions ``histograms`` draws, in order: by time, then by failures."""
+    busy = [s for s in snaps if s.calls >= HIST_MIN_CALLS]
+    by_self = all(own_time(s) is not None for s in snaps)
+
+    def spent(s: FunctionSnapshot) -> float:
+        return (own_time(s) or 0.0) if by_self else s.total
+
+    ranked = sorted(busy, key=lambda s: (-spent(s), natural_key(s.name)))
+    chosen = ranked[:_MAX_HISTOGRAMS - 4]
+    failing = sorted((s for s in busy if s.failures and s not in chosen),
+                     key=lambda s: (-s.failures, natural_key(s.name)))
+    chosen += failing[:4]
+    chosen += [s for s in ranked if s not in chosen][:_MAX_HISTOGRAMS - len(chosen)]
+    return chosen
+
+
+def detail_histograms(snaps: Sequence[FunctionSnapshot]) -> dict[str, Histogram]:
+    """A histogram per function with enough calls (most time first), for the detail view."""
+    busy = sorted((s for s in snaps if s.calls >= HIST_MIN_CALLS),
+                  key=lambda s: (-s.total, natural_key(s.name)))[:_MAX_DETAIL_HISTOGRAMS]
+    return {s.name: chart for s in busy if (chart := _histogram(s)) is not None}
 
 
 # -------------------------------------------------------------------- outliers
@@ -327,7 +358,10 @@ class Bounds(NamedTuple):
 
 
 def outlier_bounds(snaps: Sequence[FunctionSnapshot]) -> dict[str, Bounds]:
-    """Per function with enough calls: durations above which a call is past its p95, p99.
+    """Per function with a long tail: durations above which a call is past its p95, p99.
+
+    A function qualifies with ``OUTLIER_MIN_CALLS`` calls, a p99 at least
+    ``OUTLIER_SPREAD`` times its p50 and at least ``OUTLIER_FLOOR``.
 
     The bound is the top of the sketch bucket holding the percentile, so that calls
     as long as the percentile itself (same bucket) never count as outliers.
@@ -336,8 +370,9 @@ def outlier_bounds(snaps: Sequence[FunctionSnapshot]) -> dict[str, Bounds]:
     for snap in snaps:
         if snap.calls < OUTLIER_MIN_CALLS:
             continue
-        p95, p99 = snap.sketch.quantiles((0.95, 0.99))
-        if p95 is None or p99 is None:
+        p50, p95, p99 = snap.sketch.quantiles((0.5, 0.95, 0.99))
+        if p50 is None or p95 is None or p99 is None or p99 < OUTLIER_FLOOR \
+                or p99 < OUTLIER_SPREAD * p50:
             continue
         tops = [bucket_bounds(key)[1] for key in bucket_keys([p95, p99])]
         bounds[snap.name] = Bounds(max(tops[0], p95), max(tops[1], p99), p99)
@@ -346,6 +381,8 @@ def outlier_bounds(snaps: Sequence[FunctionSnapshot]) -> dict[str, Bounds]:
 
 def outlier_levels(calls: Sequence[RetainedCall], bounds: Mapping[str, Bounds]) -> list[int]:
     """Each call's level: 0 ordinary, 1 above its function's p95, 2 above its p99."""
+    if not bounds:
+        return [0] * len(calls)
     get = bounds.get
     levels = []
     for call in calls:

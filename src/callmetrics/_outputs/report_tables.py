@@ -6,19 +6,29 @@ Every text that came from user code or from disk goes through ``printable`` here
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from callmetrics._engine.records import format_time
 from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._engine.view import RetainedCall
-from callmetrics._format import count, duration, percent, printable, ratio
-from callmetrics._outputs.report_charts import OUTLIER_MIN_CALLS, Bounds, calls_label
+from callmetrics._format import count, duration, percent, printable
+from callmetrics._outputs.failures import failure_causes, short_location
+from callmetrics._outputs.names import natural_key
+from callmetrics._outputs.report_charts import (
+    OUTLIER_FLOOR,
+    OUTLIER_MIN_CALLS,
+    OUTLIER_SPREAD,
+    Bounds,
+    calls_label,
+)
 
-__all__ = ["FUNCTION_COLUMNS", "Cell", "Detail", "FailureGroup", "OutlierRow",
-           "describe_thresholds", "details", "failure_groups", "function_rows", "outlier_rows",
-           "valid_calls", "when"]
+__all__ = ["FUNCTION_COLUMNS", "OVERHEAD_FLAG", "Cell", "Detail", "FailureGroup", "OutlierRow",
+           "OverheadRow", "describe_thresholds", "details", "failure_groups", "function_rows",
+           "outlier_rows", "overhead_rows", "times", "valid_calls", "when"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +64,17 @@ def valid_calls(calls: Sequence[RetainedCall]) -> list[RetainedCall]:
     first.  The timeline counts time from the first start and the tables say "newest
     first", so the report works on the calls in the order they started.
     """
-    return sorted((c for c in calls if math.isfinite(c.start) and math.isfinite(c.duration)
-                   and c.duration >= 0), key=_start)
-
-
-def _start(call: RetainedCall) -> float:
-    return call.start
+    starts = [c.start for c in calls]
+    durations = [c.duration for c in calls]
+    # NaN and infinity carry into a sum: one pass in C tells whether every time is sound.
+    if calls and math.isfinite(math.fsum(starts) + math.fsum(durations)) and min(durations) >= 0:
+        chosen: Sequence[RetainedCall] = calls
+    else:
+        chosen = [c for c in calls if math.isfinite(c.start) and math.isfinite(c.duration)
+                  and c.duration >= 0]
+    if all(a <= b for a, b in itertools.pairwise(starts)) and chosen is calls:
+        return list(calls)
+    return sorted(chosen, key=attrgetter("start"))
 
 
 def _sort_key(value: float | None) -> float:
@@ -68,13 +83,26 @@ def _sort_key(value: float | None) -> float:
 
 
 FUNCTION_COLUMNS = ("Function", "Event type", "Calls", "Successes", "Failures", "Success %",
-                    "Total time", "Average", "p50", "p95", "p99", "Max", "Overhead")
+                    "Self", "Total time", "Active", "Average", "p50", "p95", "p99", "Max",
+                    "Overhead")
+
+
+def _maybe(value: float | None) -> Cell:
+    """A duration that may be unknown: ``-``, sorted below every known one."""
+    return Cell(duration(value), -1.0 if value is None else _sort_key(value))
 
 
 def function_rows(snaps: Iterable[FunctionSnapshot]) -> list[list[Cell]]:
-    """One row per function, by total time; the columns of ``FUNCTION_COLUMNS``."""
+    """One row per function, by self time (total time when unknown); ``FUNCTION_COLUMNS``.
+
+    Self is the calls' time less the tracked calls they made; Active the time
+    coroutines and generators actually ran (their total time for plain functions).
+    """
+    snaps = list(snaps)
+    by_self = bool(snaps) and all(s.self_time is not None for s in snaps)
     rows = []
-    for s in sorted(snaps, key=lambda s: (-s.total, s.name)):
+    for s in sorted(snaps, key=lambda s: (-(s.self_time or 0.0) if by_self else -s.total,
+                                          natural_key(s.name))):
         p50, p95, p99 = s.sketch.quantiles((0.5, 0.95, 0.99))
         name, kind = printable(s.name), printable(s.event_type)
         rows.append([
@@ -82,8 +110,10 @@ def function_rows(snaps: Iterable[FunctionSnapshot]) -> list[list[Cell]]:
             Cell(count(s.calls), s.calls), Cell(count(s.successes), s.successes),
             Cell(count(s.failures), s.failures),
             Cell(percent(s.successes, s.calls), round(s.successes / s.calls, 6) if s.calls else 0),
+            _maybe(s.self_time), Cell(duration(s.total), _sort_key(s.total)),
+            _maybe(s.active_time),
             *(Cell(duration(v), _sort_key(v))
-              for v in (s.total, s.average, p50, p95, p99, s.max, s.overhead)),
+              for v in (s.average, p50, p95, p99, s.max, s.overhead)),
         ])
     return rows
 
@@ -91,97 +121,162 @@ def function_rows(snaps: Iterable[FunctionSnapshot]) -> list[list[Cell]]:
 # --------------------------------------------------------------------- failures
 @dataclass(frozen=True, slots=True)
 class FailureGroup:
-    """Retained failures of one function with one exception type and message."""
+    """Retained failures with one cause: exception type, raise location, message template."""
 
     name: str
+    """The function with the most of these failures."""
+    others: str
+    """The other functions that failed this way (``""``: none), with their counts."""
     event_type: str
     error: str
+    template: str | None
     message: str | None
+    """The newest message (None: not recorded)."""
+    examples: list[str]
+    """Up to three distinct messages, newest first."""
     count: int
     first: str
     last: str
-    example_start: str
     example_duration: str
+    took: float
+    """The newest call's duration (sort key)."""
     location: str | None
     newest: float
 
 
 def failure_groups(calls: Sequence[RetainedCall], time_format: str,
                    compact: bool) -> list[FailureGroup]:
-    """Group the retained failures by function, exception type and message; newest first.
+    """Group the retained failures by cause (``failure_causes``); the most frequent first.
 
-    The example of each group is its newest call.  A message or location may be
-    missing (stores written before they were recorded): the group then says so.
+    A message or location may be missing (stores written before they were
+    recorded): the group then says so.
     """
-    groups: dict[tuple[str, str, str | None], list[RetainedCall]] = {}
-    for call in calls:
-        if call.error is not None:
-            groups.setdefault((call.name, call.error, call.message), []).append(call)
     found = []
-    for (name, error, message), members in groups.items():
-        newest = max(members, key=lambda c: c.start)
-        oldest = min(c.start for c in members)
+    for cause in failure_causes(calls):
+        name = cause.function
+        others = [f"{printable(fn)} ({count(n)})" for fn, n in cause.functions.most_common()
+                  if fn != name]
         found.append(FailureGroup(
-            name=printable(name), event_type=printable(newest.event_type), error=printable(error),
-            message=None if message is None else printable(message), count=len(members),
-            first=when(oldest, time_format, compact=compact, millis=True),
-            last=when(newest.start, time_format, compact=compact, millis=True),
-            example_start=when(newest.start, time_format, compact=compact, millis=True),
-            example_duration=duration(newest.duration),
-            location=None if newest.location is None else printable(newest.location),
-            newest=newest.start,
+            name=printable(name), others=", ".join(others),
+            event_type=printable(cause.event_type), error=printable(cause.error),
+            template=None if cause.template is None else printable(cause.template),
+            message=None if cause.message is None else printable(cause.message),
+            examples=[printable(m) for m in cause.examples], count=cause.count,
+            first=when(cause.first, time_format, compact=compact, millis=True),
+            last=when(cause.last, time_format, compact=compact, millis=True),
+            example_duration=duration(cause.last_duration), took=_sort_key(cause.last_duration),
+            location=None if cause.location is None
+            else printable(short_location(cause.location) or ""),
+            newest=cause.last,
         ))
-    found.sort(key=lambda g: (-g.newest, -g.count, g.name))
     return found
 
 
 # --------------------------------------------------------------------- outliers
 @dataclass(frozen=True, slots=True)
 class OutlierRow:
-    """One function's tail: its p95 and p99 and the retained calls above them."""
+    """A function whose tail is far from its body, and its retained calls above its p99."""
 
     name: str
     event_type: str
     p50: str
-    p95: str
     p99: str
-    above_p95: int
+    spread: str
+    """p99 as a multiple of p50."""
     above_p99: int
     slowest: str
     slowest_at: str
     slowest_ratio: str
+    excess: str
+    """Time the retained calls above the p99 took beyond the p50 each."""
+    excess_sort: float
+
+
+def times(value: float | None) -> str:
+    """A multiple rounded to what matters: ``4.2``, ``38``, ``12,400`` and a times sign.
+
+    ``-`` when unknown.
+    """
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.1f}\u00d7" if value < 10 else f"{value:,.0f}\u00d7"
 
 
 def outlier_rows(snaps: Sequence[FunctionSnapshot], calls: Sequence[RetainedCall],
                  levels: Sequence[int], time_format: str,
                  compact: bool) -> list[OutlierRow]:
-    """Functions with retained calls above their own p95, most p99 outliers first."""
-    above: dict[str, list[int]] = {}
-    slowest: dict[str, RetainedCall] = {}
+    """Functions with a long tail (see ``outlier_bounds``) and calls above their p99.
+
+    Sorted by excess: the time their retained calls above the p99 took beyond the p50.
+    """
+    above: dict[str, list[RetainedCall]] = {}
     for call, level in zip(calls, levels, strict=True):
-        if not level:
-            continue
-        tally = above.setdefault(call.name, [0, 0])
-        tally[0] += 1
-        tally[1] += level == 2
-        if call.name not in slowest or call.duration > slowest[call.name].duration:
-            slowest[call.name] = call
+        if level == 2:
+            above.setdefault(call.name, []).append(call)
     by_name = {s.name: s for s in snaps}
     rows = []
-    for name, (p95_count, p99_count) in above.items():
+    for name, members in above.items():
         snap = by_name.get(name)
         if snap is None:
             continue
-        p50, p95, p99 = snap.sketch.quantiles((0.5, 0.95, 0.99))
-        worst = slowest[name]
+        p50, p99 = snap.sketch.quantiles((0.5, 0.99))
+        if not p50 or p99 is None:
+            continue
+        worst = max(members, key=lambda c: c.duration)
+        excess = math.fsum(c.duration - p50 for c in members)
         rows.append(OutlierRow(
             name=printable(name), event_type=printable(snap.event_type), p50=duration(p50),
-            p95=duration(p95), p99=duration(p99), above_p95=p95_count, above_p99=p99_count,
+            p99=duration(p99), spread=times(p99 / p50), above_p99=len(members),
             slowest=duration(worst.duration),
             slowest_at=when(worst.start, time_format, compact=compact, millis=True),
-            slowest_ratio=ratio(worst.duration / p50 if p50 else None),
+            slowest_ratio=times(worst.duration / p50), excess=duration(excess),
+            excess_sort=excess,
         ))
-    rows.sort(key=lambda r: (-r.above_p99, -r.above_p95, r.name))
+    rows.sort(key=lambda r: (-r.excess_sort, natural_key(r.name)))
+    return rows
+
+
+# ------------------------------------------------------------------- overhead
+# Tracking is worth flagging when it costs this share of a function's own time.
+OVERHEAD_FLAG = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class OverheadRow:
+    """A function whose tracking costs a fifth or more of its own time."""
+
+    name: str
+    calls: str
+    own: str
+    overhead: str
+    share: str
+    share_sort: float
+    advice: str
+
+
+def overhead_rows(snaps: Sequence[FunctionSnapshot]) -> list[OverheadRow]:
+    """Functions where the overhead is at least ``OVERHEAD_FLAG`` of their own time, worst first.
+
+    Own time is self time when known (total time otherwise: then a caller's own
+    time includes its callees', and the flag is conservative).
+    """
+    rows = []
+    for s in snaps:
+        own = s.self_time if s.self_time is not None else s.total
+        if not s.calls or s.overhead <= 0:
+            continue
+        share = s.overhead / own if own > 0 else math.inf
+        if share < OVERHEAD_FLAG:
+            continue
+        per_call = own / s.calls
+        advice = ("untrack it, or time the loop that calls it with measure()"
+                  if per_call < 20e-6 else "untrack it if its figures are not needed")
+        rows.append(OverheadRow(
+            name=printable(s.name), calls=count(s.calls), own=duration(own),
+            overhead=duration(s.overhead),
+            share=f"{share * 100:,.0f}%" if math.isfinite(share) else "-",
+            share_sort=share if math.isfinite(share) else 1e18, advice=advice))
+    rows.sort(key=lambda r: (-r.share_sort, natural_key(r.name)))
     return rows
 
 
@@ -197,6 +292,9 @@ class Detail:
     category: str
     why: str
     error: str | None
+    at: float
+    """Start (Unix time) and duration in seconds: the sort keys."""
+    took: float
 
 
 def details(calls: Sequence[RetainedCall], levels: Sequence[int],
@@ -221,12 +319,14 @@ def details(calls: Sequence[RetainedCall], levels: Sequence[int],
             printable(call.name), printable(call.event_type),
             when(call.start, time_format, compact=compact, millis=True),
             duration(call.duration),
-            category, why, None if call.error is None else printable(call.error)))
+            category, why, None if call.error is None else printable(call.error),
+            call.start, call.duration))
     return rows, matching - len(rows)
 
 
 def describe_thresholds(short_max: float, medium_max: float) -> str:
     """The one line that says what fast, medium, slow and outlier mean here."""
     return (f"Fast: up to {duration(short_max)}; medium: up to {duration(medium_max)}; slow: "
-            f"above (duration_thresholds). Outliers: calls above their own function's p95 "
-            f"or p99, for functions with at least {calls_label(OUTLIER_MIN_CALLS)}.")
+            f"above (duration_thresholds). Outliers: calls above their own function's p99, "
+            f"for functions with at least {calls_label(OUTLIER_MIN_CALLS)} whose p99 is at "
+            f"least {OUTLIER_SPREAD:g}\u00d7 their p50 and at least {duration(OUTLIER_FLOOR)}.")

@@ -7,6 +7,7 @@ formatted here with ``_format`` so that the page shows what every output shows.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -14,12 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from callmetrics._engine.view import RetainedCall
-from callmetrics._format import printable
+from callmetrics._format import duration, printable
 from callmetrics._outputs.report_charts import axis_label, frange, nice_step, shorten
 
-__all__ = ["PALETTE_SIZE", "LegendEntry", "timeline"]
+__all__ = ["PALETTE_SIZE", "TIMELINE_MAX", "LegendEntry", "sample", "timeline"]
 
 PALETTE_SIZE = 8  # distinct timeline colours; further functions are grey
+# A pause of at least this many seconds with no retained call running may be cut out.
+_IDLE_GAP = 1.0
+# The timeline draws at most this many calls (every failure and outlier among them).
+TIMELINE_MAX = 150_000
 # Distinct failure messages the page carries for its tooltips (160 characters each at most).
 _MAX_MESSAGES = 1_000
 
@@ -39,10 +44,12 @@ def _three_digits(value: float) -> float:
     return float(f"{value:.3g}")
 
 
-def _time_ticks(span: float) -> list[list[list[Any]]]:
+def _time_ticks(span: float, cuts: Sequence[tuple[float, float]] = ()) -> list[list[list[Any]]]:
     """Candidate x-axis tick sets (coarse to fine) for ``span`` seconds since the first call.
 
     Each set is ``[[microseconds, label], ...]``; the page picks the finest that fits.
+    ``cuts`` are the idle gaps cut out, ``(position on the axis, seconds removed)``: a
+    tick's label is the true time since the first call.
     """
     options: list[list[list[Any]]] = []
     seen: set[float] = set()
@@ -52,19 +59,78 @@ def _time_ticks(span: float) -> list[list[list[Any]]]:
             continue
         seen.add(step)
         marks = frange(0, math.floor(span / step + 1e-9) * step, step)
-        options.append([[round(t * 1e6, 3), "0 s" if t == 0 else axis_label(t)] for t in marks])
+        options.append([[round(t * 1e6, 3), "0 s" if t == 0 else axis_label(
+            t + sum(removed for at, removed in cuts if at < t))] for t in marks])
     return options
 
 
+def _cut_idle_gaps(calls: Sequence[RetainedCall]) -> tuple[list[float], list[tuple[float, float]]]:
+    """Each call's start on an axis without the idle gaps, and the cuts made.
+
+    A gap is idle when no retained call runs for at least ``_IDLE_GAP`` seconds and a
+    tenth of the whole span (runs of a store minutes apart); it is shown as a short
+    break instead.
+    """
+    if not calls:
+        return [], []
+    t0 = calls[0].start
+    begins = [c.start for c in calls]
+    # The latest end so far, before each call: a gap is a start past every earlier end.
+    running = list(itertools.accumulate((c.start + c.duration for c in calls), max,
+                                        initial=t0))
+    whole = running[-1] - t0
+    threshold = max(_IDLE_GAP, whole * 0.1)
+    idle = [i for i, (begin, end) in enumerate(zip(begins, running, strict=False))
+            if begin - end > threshold]
+    if not idle:
+        return [b - t0 for b in begins], []
+    cuts: list[tuple[float, float]] = []
+    axis: list[float] = []
+    removed = 0.0
+    done = 0
+    for i in idle:
+        axis.extend(b - t0 - removed for b in begins[done:i])
+        gap = begins[i] - running[i]
+        kept = min(gap, max(whole * 0.01, _IDLE_GAP / 10))
+        cuts.append((running[i] - t0 - removed + kept / 2, gap - kept))
+        removed += gap - kept
+        done = i
+    axis.extend(b - t0 - removed for b in begins[done:])
+    return axis, cuts
+
+
+def sample(calls: Sequence[RetainedCall], levels: Sequence[int],
+           limit: int = TIMELINE_MAX) -> tuple[list[RetainedCall], list[int]]:
+    """At most ``limit`` calls for the timeline: every failure and p99 outlier, the rest spaced.
+
+    A canvas a few thousand pixels wide shows no more; the page says when it sampled.
+    """
+    if len(calls) <= limit:
+        return list(calls), list(levels)
+    marked = [i for i, (c, level) in enumerate(zip(calls, levels, strict=True))
+              if level == 2 or c.error is not None]
+    room = max(limit - len(marked), 0)
+    step = max((len(calls) - len(marked)) / room, 1.0) if room else math.inf
+    keep = set(marked)
+    if room:
+        keep.update(round(k * step) for k in range(room))
+    chosen = sorted(i for i in keep if i < len(calls))[:max(limit, len(marked))]
+    return [calls[i] for i in chosen], [levels[i] for i in chosen]
+
+
 def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
-             short_max: float, medium_max: float) -> tuple[dict[str, Any], list[LegendEntry]]:
+             short_max: float, medium_max: float,
+             ranked: Sequence[str] = ()) -> tuple[dict[str, Any], list[LegendEntry]]:
     """Encode the retained calls (in the order they started) as arrays for the canvas script.
 
     ``s``: start deltas in microseconds; ``d``: durations in microseconds (three
     significant digits); ``f``: function index; ``c``: each function's colour
     (-1 grey); ``x``: ``[index, error index, message index]`` of each failure
     (no message index when it has none; -1 past 1,000 distinct messages); ``o``: indices of
-    calls above their function's p99.  Every text is already ``printable``.
+    calls above their function's p99; ``g``: the idle gaps cut out,
+    ``[position in microseconds, label]``.  Colours go to the functions first in
+    ``ranked`` (the most self time), then to the busiest others.  Every text is already
+    ``printable``.
     """
     names: dict[str, int] = {}
     types: list[str] = []
@@ -75,8 +141,8 @@ def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
             index = names[call.name] = len(names)
             types.append(printable(call.event_type))
         functions.append(index)
-    t0 = calls[0].start if calls else 0.0
-    micros = [round((call.start - t0) * 1e6) for call in calls]
+    axis, cuts = _cut_idle_gaps(calls)
+    micros = [round(t * 1e6) for t in axis]
     starts = [b - a for a, b in zip([0, *micros], micros, strict=False)]
     durations = [_three_digits(call.duration * 1e6) for call in calls]
     errors: dict[str, int] = {}
@@ -93,16 +159,19 @@ def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
             entry.append(messages.get(shorten(printable(call.message), 160), -1))
         failures.append(entry)
     outliers = [i for i, level in enumerate(levels) if level == 2]
-    ranked = Counter(functions).most_common()
-    colours = [-1] * len(names)
-    for rank, (index, _) in enumerate(ranked[:PALETTE_SIZE]):
-        colours[index] = rank
     shown = [printable(name) for name in names]
+    order = {name: i for i, name in enumerate(ranked)}
+    # Stable: the functions ``ranked`` lists first, in its order; then the busiest others.
+    chosen = sorted(Counter(functions).most_common(),
+                    key=lambda item: order.get(shown[item[0]], len(order)))
+    colours = [-1] * len(names)
+    for rank, (index, _) in enumerate(chosen[:PALETTE_SIZE]):
+        colours[index] = rank
     legend = [LegendEntry(shorten(shown[i], 40), rank)
-              for rank, (i, _) in enumerate(ranked[:PALETTE_SIZE])]
-    if len(ranked) > PALETTE_SIZE:
-        legend.append(LegendEntry(f"{len(ranked) - PALETTE_SIZE} other functions", -1))
-    span = (calls[-1].start - t0) if calls else 0.0
+              for rank, (i, _) in enumerate(chosen[:PALETTE_SIZE])]
+    if len(chosen) > PALETTE_SIZE:
+        legend.append(LegendEntry(f"{len(chosen) - PALETTE_SIZE} other functions", -1))
+    span = axis[-1] if calls else 0.0
     positive = [d for d in durations if d > 0]
     low = math.floor(math.log10(min(positive) / 2)) if positive else 0
     high = max(math.ceil(math.log10(max(positive))), low + 1) if positive else 1
@@ -110,7 +179,9 @@ def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
         "names": shown, "types": types, "errors": list(errors),
         "messages": list(messages), "c": colours,
         "s": starts, "d": durations, "f": functions, "x": failures, "o": outliers,
-        "xt": _time_ticks(span), "floor": min(positive) / 2 if positive else 1.0,
+        "g": [[round(at * 1e6), f"{duration(removed)} idle", round(removed * 1e6)]
+              for at, removed in cuts],
+        "xt": _time_ticks(span, cuts), "floor": min(positive) / 2 if positive else 1.0,
         "y": [[e, axis_label(10.0 ** (e - 6))] for e in range(low, high + 1)],
         "lines": [[short_max * 1e6, f"medium > {axis_label(short_max)}"],
                   [medium_max * 1e6, f"slow > {axis_label(medium_max)}"]],

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Literal
 
 from callmetrics._format import duration
 from callmetrics._outputs.compare import median_interval, rank_test
-from callmetrics._outputs.environment import (
+from callmetrics._outputs.machine import (
     Environment,
     Estimate,
     Thresholds,

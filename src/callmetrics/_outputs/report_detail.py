@@ -1,0 +1,129 @@
+"""The report's per-function view: what the page shows when a function is clicked.
+
+One compact JSON record per function (figures already formatted, callers and
+callees, its slowest retained calls); its histogram is an inert ``<template>`` in
+the page, and its failures are the failure table's rows of that function.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from callmetrics._engine.state import FunctionSnapshot
+from callmetrics._engine.view import RetainedCall
+from callmetrics._format import count, duration, percent, printable
+from callmetrics._outputs.failures import failure_causes
+from callmetrics._outputs.names import natural_key
+from callmetrics._outputs.report_tables import when
+
+__all__ = ["function_details", "over_time"]
+
+_SLOWEST = 5
+_EDGES = 12
+
+
+def function_details(snaps: Sequence[FunctionSnapshot], calls: Sequence[RetainedCall],
+                     time_format: str, compact: bool) -> list[dict[str, Any]]:
+    """One record per function, in natural name order (the page looks them up by name).
+
+    ``failures``: ``[count, exception, message template]`` of each cause, this
+    function's own count, the most frequent first.
+    """
+    failed: dict[str, list[list[str]]] = {}
+    for cause in failure_causes(calls):
+        for name, n in cause.functions.items():
+            failed.setdefault(name, []).append([
+                count(n), printable(cause.error),
+                "no message recorded" if cause.template is None else printable(cause.template)])
+    slowest: dict[str, list[RetainedCall]] = {}
+    floor: dict[str, float] = {}  # the shortest kept duration, once a function has five
+    below = floor.get
+    for call in calls:
+        if call.duration <= below(call.name, -1.0):
+            continue
+        kept = slowest.setdefault(call.name, [])
+        kept.append(call)
+        if len(kept) > _SLOWEST:
+            kept.sort(key=lambda c: -c.duration)
+            del kept[_SLOWEST:]
+        if len(kept) == _SLOWEST:
+            floor[call.name] = min(c.duration for c in kept)
+    for kept in slowest.values():
+        kept.sort(key=lambda c: -c.duration)
+    by_function: dict[str, tuple[list[float], list[float]]] = {}
+    for call in calls:  # in the order they started (valid_calls)
+        found = by_function.get(call.name)
+        if found is None:
+            found = by_function[call.name] = ([], [])
+        found[0].append(call.start)
+        found[1].append(call.duration)
+    callees: dict[str, list[tuple[str, int, float]]] = {}
+    for snap in snaps:
+        for edge in snap.callers:
+            callees.setdefault(edge.name, []).append((snap.name, edge.calls, edge.time))
+    records = []
+    for snap in sorted(snaps, key=lambda s: natural_key(s.name)):
+        p50, p95, p99 = snap.sketch.quantiles((0.5, 0.95, 0.99))
+        callers = sorted(((e.name, e.calls, e.time) for e in snap.callers), key=lambda e: -e[2])
+        made = sorted(callees.get(snap.name, ()), key=lambda e: -e[2])
+        records.append({
+            "name": printable(snap.name),
+            "type": printable(snap.event_type),
+            "figures": [
+                ["Calls", count(snap.calls)], ["Failures", count(snap.failures)],
+                ["Success", percent(snap.successes, snap.calls)],
+                ["Self", duration(snap.self_time)], ["Total", duration(snap.total)],
+                ["Active", duration(snap.active_time)],
+                ["Inclusive", duration(snap.inclusive_time)],
+                ["p50", duration(p50)], ["p95", duration(p95)], ["p99", duration(p99)],
+                ["Max", duration(snap.max)], ["Overhead", duration(snap.overhead)],
+            ],
+            "callers": [[printable(n), count(c), duration(t)] for n, c, t in callers[:_EDGES]],
+            "callees": [[printable(n), count(c), duration(t)] for n, c, t in made[:_EDGES]],
+            "over_time": over_time(*by_function.get(snap.name, ([], []))),
+            "failures": failed.get(snap.name, []),
+            "slowest": [[when(c.start, time_format, compact=compact, millis=True),
+                         duration(c.duration),
+                         "succeeded" if c.error is None else f"failed: {printable(c.error)}"]
+                        for c in slowest.get(snap.name, ())],
+        })
+    return records
+
+
+# Percentiles over time: the retained calls of a function in this many slices of time.
+_SLICES = 20
+_MIN_PER_SLICE = 5
+
+
+def over_time(starts: Sequence[float], durations: Sequence[float]) -> dict[str, Any] | None:
+    """p50 and p95 of a function's retained calls per slice of time, for the function view.
+
+    ``starts`` ascending, ``durations`` alike.  ``t``: each slice's middle as seconds
+    since the first call; ``p50``/``p95``: microseconds (None where a slice holds fewer
+    than five calls); None without enough calls for two slices.
+    """
+    if len(starts) < 2 * _MIN_PER_SLICE:
+        return None
+    first, span = starts[0], starts[-1] - starts[0]
+    if span <= 0:
+        return None
+    # The calls are in start order: each slice is one run of them, found by bisection.
+    edges = [bisect.bisect_left(starts, first + k * span / _SLICES) for k in range(_SLICES)]
+    edges.append(len(starts))
+    p50: list[float | None] = []
+    p95: list[float | None] = []
+    for lo, hi in itertools.pairwise(edges):
+        if hi - lo < _MIN_PER_SLICE:
+            p50.append(None)
+            p95.append(None)
+            continue
+        part = sorted(durations[lo:hi])
+        p50.append(round(part[len(part) // 2] * 1e6, 3))
+        p95.append(round(part[min(int(len(part) * 0.95), len(part) - 1)] * 1e6, 3))
+    if sum(v is not None for v in p50) < 2:
+        return None
+    return {"t": [round((i + 0.5) * span / _SLICES, 6) for i in range(_SLICES)],
+            "p50": p50, "p95": p95, "span": duration(span)}
