@@ -38,13 +38,17 @@ def test_the_same_workload_beside_a_cpu_hog_passes(tmp_path: Path,
 
 def test_one_function_1_3_times_slower_is_named_alone(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Function crunch doing 1.3x the work, beside a busy process: exit 1 naming it alone."""
+    """Function crunch doing 1.3x the work, beside a busy process: exit 1 naming it alone.
+
+    The benchmark measures 17-18 pairs in 20 on a loaded 2-core machine; two of four
+    here keeps this test from failing on such a machine more than about once in 100.
+    """
     caught = 0
     for i in range(4):
         store = tmp_path / f"slow-{i}.db"
         workload_pair(store, slow="crunch", factor=1.3)
         caught += diff_json(store, "base", "head", capsys) == (1, ["crunch"])
-    assert caught >= 3
+    assert caught >= 2
 
 
 def test_back_to_back_sessions_of_a_real_suite_name_at_most_two_functions(

@@ -172,11 +172,13 @@ def test_a_functions_view_long_tables_and_the_timeline_controls(browser: Any,
         assert page.locator("#fn-trend polyline").count() == 2  # p50 and p95 over time
         page.click("#fn-close")
         # A failing function's view lists its own failures by cause.
-        page.fill("#filter", "db.query_user")
-        page.click('#function-table button.fn-open[data-open="db.query_user"]')
+        # (validate.check_amount declines about 16 cards a run; the workload's rarer
+        # failures, 2% of db.query_user's calls, may not happen at all in one run.)
+        page.fill("#filter", "validate.check_amount")
+        page.click('#function-table button.fn-open[data-open="validate.check_amount"]')
         causes = page.locator("#fn-failures li").all_inner_texts()
         assert causes
-        assert any("TimeoutError: GET /users/<n> timed out" in c for c in causes), causes
+        assert any("ValueError: card declined (amount=<n>)" in c for c in causes), causes
         page.click("#fn-close")
         page.fill("#filter", "")
         assert not page.is_visible("#fn-detail")
