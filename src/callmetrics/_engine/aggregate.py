@@ -16,15 +16,17 @@ a web request's status line): a success of ``stats`` in every count.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from callmetrics._engine.accel import summary
+from callmetrics._engine.callers import Edge, EdgeBudget
 from callmetrics._engine.records import Event
 from callmetrics._engine.sketch import DurationSketch
-from callmetrics._engine.state import FunctionSnapshot
+from callmetrics._engine.state import OTHER_CALLERS, CallerEdge, FunctionSnapshot
 
-__all__ = ["MESSAGE_LIMIT", "Extreme", "FailedCall", "FunctionStats", "NotedCall", "failure_of",
-           "note_of"]
+__all__ = ["MESSAGE_LIMIT", "Extreme", "FailedCall", "FunctionStats", "NotedCall", "children_times",
+           "failure_of", "note_of"]
 
 
 def _python_summary(values: Sequence[float]) -> tuple[float, float, float]:
@@ -45,10 +47,10 @@ Extreme = tuple[float, float, "FailedCall | NotedCall | None"]
 class FailedCall:
     """One call that raised: its function, exception type, message and location."""
 
-    __slots__ = ("_error", "location", "message", "stats")
+    __slots__ = ("_error", "edge", "location", "message", "stats")
 
     def __init__(self, stats: FunctionStats, error: str | type[BaseException],
-                 message: str | None, location: str | None) -> None:
+                 message: str | None, location: str | None, edge: object = None) -> None:
         """Describe a failure of ``stats``'s function (see :func:`failure_of`).
 
         ``error`` is the exception type, or its name; the name is only read when the
@@ -58,6 +60,7 @@ class FailedCall:
         self._error = error
         self.message = message
         self.location = location
+        self.edge = edge  # the call's caller edge (callers.Edge), None: no tracked caller
 
     @property
     def error(self) -> str:
@@ -69,12 +72,13 @@ class FailedCall:
 class NotedCall:
     """One successful call that carries a note: its function and the one-line message."""
 
-    __slots__ = ("message", "stats")
+    __slots__ = ("edge", "message", "stats")
 
-    def __init__(self, stats: FunctionStats, message: str) -> None:
+    def __init__(self, stats: FunctionStats, message: str, edge: object = None) -> None:
         """Describe a success of ``stats``'s function noted ``message`` (see :func:`note_of`)."""
         self.stats = stats
         self.message = message
+        self.edge = edge  # the call's caller edge (callers.Edge), None: no tracked caller
 
 
 def _message(value: object) -> str | None:
@@ -105,18 +109,24 @@ def _location(exc: BaseException) -> str | None:
     return f"{code.co_filename}:{tb.tb_lineno} in {code.co_name}"
 
 
-def failure_of(stats: FunctionStats, exc: BaseException) -> FailedCall:
-    """Describe ``exc``, raised by a call of ``stats``'s function, keeping no reference to it."""
-    return FailedCall(stats, type(exc), _message(exc), _location(exc))
+def failure_of(stats: FunctionStats, exc: BaseException, edge: object = None) -> FailedCall:
+    """Describe ``exc``, raised by a call of ``stats``'s function, keeping no reference to it.
+
+    ``edge`` is the call's caller edge (None: called from untracked code).
+    """
+    return FailedCall(stats, type(exc), _message(exc), _location(exc), edge)
 
 
-def note_of(stats: FunctionStats, message: object) -> NotedCall | FunctionStats:
+def note_of(stats: FunctionStats, message: object, edge: object = None) -> object:
     """Describe a success of ``stats``'s function noted ``message`` (``str()`` of it).
 
-    The note is cleaned as a failure's message is; an empty one leaves a plain success.
+    The note is cleaned as a failure's message is; an empty one leaves a plain success
+    (``edge``, the call's caller edge, when it has one, else ``stats``).
     """
     text = _message(message)
-    return stats if text is None else NotedCall(stats, text)
+    if text is None:
+        return stats if edge is None else edge
+    return NotedCall(stats, text, edge)
 
 
 def _event(name: str, event_type: str, raw: Extreme | None, time_format: str, *,
@@ -142,16 +152,28 @@ class FunctionStats:
 
     __slots__ = (
         "__weakref__",
+        "active_known",
+        "budget",
+        "callers_extra",
         "calls",
+        "children_extra",
         "drain_seconds",
+        "edges",
         "event_type",
         "fast",
         "fastest",
+        "folded",
+        "folded_children",
         "hot_calls",
+        "inactive_extra",
         "kind",
         "medium",
         "module",
         "name",
+        "nested",
+        "nested_extra",
+        "self_gap_extra",
+        "self_known",
         "sketch",
         "slow",
         "slowest",
@@ -159,8 +181,12 @@ class FunctionStats:
         "total",
     )
 
-    def __init__(self, name: str, event_type: str, module: str) -> None:
-        """Start empty aggregates for the function recorded as ``name``."""
+    def __init__(self, name: str, event_type: str, module: str,
+                 budget: EdgeBudget | None = None) -> None:
+        """Start empty aggregates for the function recorded as ``name``.
+
+        ``budget`` bounds the caller edges of the instance it belongs to.
+        """
         self.name = name
         self.event_type = event_type
         self.module = module
@@ -180,6 +206,40 @@ class FunctionStats:
         # the measured seconds spent draining this function's calls.
         self.hot_calls = 0
         self.drain_seconds = 0.0
+        # Where the time goes (see _callers): caller edges of outer and nested calls,
+        # by caller, counted by drains; never rebound (the hot path holds them).
+        self.budget = budget if budget is not None else EdgeBudget()
+        self.edges: dict[FunctionStats, Any] = {}
+        self.nested: dict[FunctionStats, Any] = {}
+        self.folded: dict[bool, Any] = {}  # outer? -> the edge of callers past the cap
+        self._clear_attribution()
+
+    def _clear_attribution(self) -> None:
+        """Forget what merges added, and what the hot path credited directly."""
+        # Seconds of calls this function made whose edges were folded (past the cap).
+        self.folded_children = 0.0
+        # Merged in from other recorders or stores: the seconds of calls this function
+        # made, of its nested calls, its callers by name [calls, seconds]; total less
+        # active time, self less active self time.
+        self.children_extra = 0.0
+        self.nested_extra = 0.0
+        self.callers_extra: dict[str, list[Any]] = {}
+        self.inactive_extra = 0.0
+        self.self_gap_extra = 0.0
+        # False once aggregates that did not know them were merged in (old stores).
+        self.self_known = True
+        self.active_known = True
+
+    def folded_edge(self, outer: bool) -> Any:
+        """The edge calls past the instance's cap on edges are counted in."""
+        edge = self.folded.get(outer)
+        if edge is None:
+            edge = self.folded.setdefault(outer, Edge(self, None, outer, True))
+        return edge
+
+    def all_edges(self) -> list[Any]:
+        """Every edge of this function's calls (outer, nested, folded)."""
+        return [*self.edges.values(), *self.nested.values(), *self.folded.values()]
 
     def add(self, durations: Sequence[float], successes: int, short_max: float,
             medium_max: float) -> tuple[float, float]:
@@ -231,8 +291,12 @@ class FunctionStats:
             self.slow += 1
         self.sketch.add_one(duration)
 
-    def merge(self, other: FunctionStats) -> None:
-        """Add another function's aggregates to this one."""
+    def merge(self, other: FunctionStats, children: float = 0.0) -> None:
+        """Add another function's aggregates to this one.
+
+        ``children`` is what :func:`children_times` gives ``other`` in its recorder.
+        """
+        self.merge_attribution(other, children)
         self.calls += other.calls
         self.successes += other.successes
         self.total += other.total
@@ -251,20 +315,89 @@ class FunctionStats:
         self.hot_calls += other.hot_calls
         self.drain_seconds += other.drain_seconds
 
+    def merge_attribution(self, other: FunctionStats, children: float) -> None:
+        """Add ``other``'s self, inclusive and active time and callers (by name)."""
+        self.children_extra += children + other.folded_children + other.children_extra
+        self.nested_extra += other.nested_extra + sum(e.time for e in other.nested.values())
+        nested_folded = other.folded.get(False)
+        if nested_folded is not None:
+            self.nested_extra += nested_folded.time
+        self.inactive_extra += other.inactive_extra
+        self.self_gap_extra += other.self_gap_extra
+        self.self_known = self.self_known and other.self_known and not other.async_kind()
+        self.active_known = self.active_known and other.active_known and not other.async_kind()
+        for name, calls, took in other.callers():
+            entry = self.callers_extra.setdefault(name, [0, 0.0])
+            entry[0] += calls
+            entry[1] += took
+
+    def async_kind(self) -> bool:
+        """Whether calls are coroutines or generators, whose time is not attributed yet."""
+        return self.kind in ("async", "gen", "agen") and self.hot_calls > 0
+
+    def callers(self) -> list[tuple[str, int, float]]:
+        """Who called this function: (caller's name, calls, seconds), merged ones included."""
+        found: dict[str, list[Any]] = {}
+        for edge in self.all_edges():
+            if edge.calls:
+                name = OTHER_CALLERS if edge.caller is None else edge.caller.name
+                entry = found.setdefault(name, [0, 0.0])
+                entry[0] += edge.calls
+                entry[1] += edge.time
+        for name, (calls, took) in self.callers_extra.items():
+            entry = found.setdefault(name, [0, 0.0])
+            entry[0] += calls
+            entry[1] += took
+        return [(name, calls, took) for name, (calls, took) in found.items()]
+
     def reset(self) -> None:
-        """Forget every aggregate."""
+        """Forget every aggregate (edges are zeroed in place: wrappers hold them)."""
         fresh = FunctionStats(self.name, self.event_type, self.module)
         for slot in FunctionStats.__slots__:
-            if slot not in ("name", "event_type", "module", "kind", "__weakref__"):
+            if slot not in ("name", "event_type", "module", "kind", "__weakref__", "budget",
+                            "edges", "nested", "folded"):
                 setattr(self, slot, getattr(fresh, slot))
+        for edge in self.all_edges():
+            edge.calls = 0
+            edge.time = 0.0
 
     def event(self, raw: Extreme | None, time_format: str, *, compact: bool) -> Event | None:
         """Turn a kept extreme into an ``Event``."""
         return _event(self.name, self.event_type, raw, time_format, compact=compact)
 
+    def times(self, children: float) -> tuple[float | None, float | None, float | None,
+                                              float | None]:
+        """(self, inclusive, active, active self) seconds; None: unknown.
+
+        ``children`` is the seconds of the calls this function made (from
+        :func:`children_times`).  Durations read off two clocks can differ from a sum
+        by rounding: a figure never goes below 0.
+        """
+        if not self.self_known or self.async_kind():
+            return None, None, None, None
+        self_time = max(0.0, self.total - children - self.folded_children
+                        - self.children_extra)
+        nested = self.nested_extra + sum(e.time for e in self.nested.values())
+        folded = self.folded.get(False)
+        if folded is not None:
+            nested += folded.time
+        inclusive = max(0.0, self.total - nested)
+        if not self.active_known:
+            return self_time, inclusive, None, None
+        return (self_time, inclusive, max(0.0, self.total - self.inactive_extra),
+                max(0.0, self_time - self.self_gap_extra))
+
     def snapshot(self, per_call_overhead: Mapping[str, float], time_format: str, *,
-                 compact: bool) -> FunctionSnapshot:
-        """Copy the aggregates; the caller must hold the recorder's lock."""
+                 compact: bool, children: float = 0.0) -> FunctionSnapshot:
+        """Copy the aggregates; the caller must hold the recorder's lock.
+
+        ``children`` is the seconds of the calls this function made (from
+        :func:`children_times`).
+        """
+        self_time, inclusive, active, active_self = self.times(children)
+        callers = tuple(sorted((CallerEdge(name, calls, took)
+                                for name, calls, took in self.callers()),
+                               key=lambda edge: (-edge.time, edge.name)))
         return FunctionSnapshot(
             name=self.name,
             event_type=self.event_type,
@@ -279,8 +412,24 @@ class FunctionStats:
             sketch=self.sketch.copy(),
             slowest=self.event(self.slowest, time_format, compact=compact),
             fastest=self.event(self.fastest, time_format, compact=compact),
+            self_time=self_time,
+            inclusive_time=inclusive,
+            active_time=active,
+            active_self_time=active_self,
+            callers=callers,
         )
 
     def __repr__(self) -> str:
         """Name the function and its call count."""
         return f"FunctionStats({self.name!r}, {self.event_type!r}, calls={self.calls})"
+
+
+def children_times(functions: Iterable[FunctionStats]) -> dict[FunctionStats, float]:
+    """Seconds of the calls each function made (as the nearest tracked caller), by function."""
+    out: dict[FunctionStats, float] = {}
+    for stats in functions:
+        for edge in stats.all_edges():
+            caller = edge.caller
+            if caller is not None and edge.time:
+                out[caller] = out.get(caller, 0.0) + edge.time
+    return out

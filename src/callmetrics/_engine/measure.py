@@ -15,6 +15,7 @@ from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from callmetrics._engine.callers import frames_pop, frames_push
 from callmetrics._engine.logs import CACHE_KEY
 from callmetrics._engine.wrap import CallObserver, end_observers, start_observers
 
@@ -57,8 +58,9 @@ class Measure:
     is the common use, so its creation is part of the hot path).
     """
 
-    __slots__ = ("_kind", "_started", "_t0", "message")
+    __slots__ = ("_at", "_kind", "_started", "_t0", "message")
 
+    _at: int
     _kind: BlockKind
     _started: list[tuple[CallObserver, object]] | None
     _t0: float
@@ -68,6 +70,8 @@ class Measure:
         """Start timing (after the observers, if any, have seen the start)."""
         kind = self._kind
         self._started = start_observers(kind.rt, kind.stats) if kind.observers else None
+        # A block is a tracked call: on the thread's stack while it runs (_callers).
+        self._at = frames_push(kind.stats)
         self._t0 = perf_counter()
         return self
 
@@ -75,15 +79,17 @@ class Measure:
                  tb: TracebackType | None) -> None:
         """Record the block: a success (with its note, if any), or a failure."""
         kind = self._kind
+        at = self._at
         if exc is not None:
-            duration = kind.failed(kind.stats, self._t0, exc)
+            duration = kind.failed(kind.stats, self._t0, exc, at)
         elif self.message is not None:
-            duration = kind.noted(kind.stats, self._t0, self.message)
+            duration = kind.noted(kind.stats, self._t0, self.message, at)
         else:
             t0 = self._t0
             duration = perf_counter() - t0
             buffer = kind.buffer
-            buffer.extend((kind.stats, t0, duration))
+            key = kind.stats if at < 0 else frames_pop(kind.stats, at, duration)
+            buffer.extend((key, t0, duration))
             cache = kind.cache
             try:
                 if len(buffer) >= cache[CACHE_KEY]:
@@ -94,8 +100,12 @@ class Measure:
             end_observers(self._started, kind.stats, duration, exc)
 
     async def __aenter__(self) -> Measure:
-        """Start timing, as ``__enter__``."""
-        return self.__enter__()
+        """Start timing, as ``__enter__`` (off the stack: a coroutine's blocks interleave)."""
+        kind = self._kind
+        self._started = start_observers(kind.rt, kind.stats) if kind.observers else None
+        self._at = -1
+        self._t0 = perf_counter()
+        return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:

@@ -38,6 +38,7 @@ from typing import Any
 
 from callmetrics._engine.accel import group_calls, new_buffer, take
 from callmetrics._engine.aggregate import FailedCall, FunctionStats
+from callmetrics._engine.callers import EdgeBudget, fold_edges
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._engine.ring import EventRing
 
@@ -76,8 +77,8 @@ def _functions(keys: list[Any]) -> int:
 class Recorder:
     """Buffers, drains, per-function aggregates and the ring of one ``Analytics``."""
 
-    __slots__ = ("_busy", "_warn", "buffer", "lock", "max_functions", "medium_max",
-                 "overflow", "ring", "short_max", "stats")
+    __slots__ = ("_busy", "_warn", "buffer", "budget", "created", "lock", "max_functions",
+                 "medium_max", "overflow", "ring", "short_max", "stats")
 
     def __init__(self, *, max_events: int, max_functions: int, short_max: float,
                  medium_max: float, warn: Callable[[str], None]) -> None:
@@ -92,6 +93,8 @@ class Recorder:
         self.medium_max = medium_max
         self.overflow: FunctionStats | None = None
         self._warn = warn
+        self.budget = EdgeBudget()  # caller edges this instance may still make
+        self.created = perf_counter()  # where its wall time starts
 
     # ------------------------------------------------------------ registry
     def stats_for(self, name: str, event_type: str, module: str, *, explicit: bool,
@@ -106,7 +109,7 @@ class Recorder:
                 if self.max_functions and len(self.stats) - (self.overflow is not None) \
                         >= self.max_functions:
                     return self._overflow(name)
-                stats = self.stats[name] = FunctionStats(name, event_type, module)
+                stats = self.stats[name] = FunctionStats(name, event_type, module, self.budget)
                 return stats
             if explicit or stats.module == module:
                 if stats.event_type != event_type and warn:
@@ -125,7 +128,7 @@ class Recorder:
                        f"names; {name} and every later new name are recorded together as "
                        f"{OVERFLOW_NAME!r} (totals stay exact)")
             self.overflow = self.stats[OVERFLOW_NAME] = FunctionStats(
-                OVERFLOW_NAME, "mixed", "<overflow>")
+                OVERFLOW_NAME, "mixed", "<overflow>", self.budget)
         return self.overflow
 
     # -------------------------------------------------------------- drains
@@ -224,6 +227,7 @@ class Recorder:
         """
         began = perf_counter()
         offset = time.time() - began
+        fold_edges(keys, durations, FunctionStats)  # callers counted; keys are functions again
         first = keys[0]
         n = len(keys)
         spent: list[tuple[FunctionStats, int]] = []  # each function folded, with its calls
