@@ -92,7 +92,7 @@ class _Only:
     def read(self) -> Reading:
         reading = self._source.read()
         return Reading([s for s in reading.functions if s.name in self._names],
-                       [c for c in reading.calls if c.name in self._names])
+                       [c for c in reading.calls if c.name in self._names], reading.wall_time)
 
 
 def _subset(view: Source, names: list[str]) -> Source:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-from time import perf_counter
 from collections.abc import Iterable
+from time import perf_counter
 from typing import Any
 
 from callmetrics._engine.aggregate import FailedCall, FunctionStats, NotedCall, children_times
@@ -78,8 +78,12 @@ class ReadBack:
             return Reading(self._snapshots(per_call), self._retained(), self.wall_time())
 
     def wall_time(self) -> float:
-        """Seconds from this instance's creation to now: the span its calls can cover."""
-        return perf_counter() - self._recorder.created
+        """Seconds from this instance's creation to now: the span its calls can cover.
+
+        A view of stored runs (``load()``): the seconds those runs spanned.
+        """
+        fixed = self._recorder.wall
+        return perf_counter() - self._recorder.created if fixed is None else fixed
 
     @property
     def events(self) -> list[Event]:

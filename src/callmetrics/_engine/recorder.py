@@ -77,8 +77,8 @@ def _functions(keys: list[Any]) -> int:
 class Recorder:
     """Buffers, drains, per-function aggregates and the ring of one ``Analytics``."""
 
-    __slots__ = ("_busy", "_warn", "buffer", "budget", "created", "lock", "max_functions",
-                 "medium_max", "overflow", "ring", "short_max", "stats")
+    __slots__ = ("_busy", "_warn", "budget", "buffer", "created", "lock", "max_functions",
+                 "medium_max", "overflow", "ring", "short_max", "stats", "wall")
 
     def __init__(self, *, max_events: int, max_functions: int, short_max: float,
                  medium_max: float, warn: Callable[[str], None]) -> None:
@@ -95,6 +95,7 @@ class Recorder:
         self._warn = warn
         self.budget = EdgeBudget()  # caller edges this instance may still make
         self.created = perf_counter()  # where its wall time starts
+        self.wall: float | None = None  # a view of stored runs: the seconds they spanned
 
     # ------------------------------------------------------------ registry
     def stats_for(self, name: str, event_type: str, module: str, *, explicit: bool,
