@@ -56,11 +56,24 @@ def nested_program(analytics: Analytics, suffix: str = "") -> Any:
     return root
 
 
-def by_name(analytics: Analytics) -> dict[str, FunctionSnapshot]:
-    return {snap.name: snap for snap in analytics.snapshot()}
+class Known:
+    """A function's snapshot whose self and inclusive time are known (not None)."""
+
+    def __init__(self, snap: FunctionSnapshot) -> None:
+        """Copy what the tests read of ``snap``."""
+        assert snap.self_time is not None
+        assert snap.inclusive_time is not None
+        self.name, self.calls, self.total = snap.name, snap.calls, snap.total
+        self.self_time: float = snap.self_time
+        self.inclusive_time: float = snap.inclusive_time
+        self.callers = snap.callers
 
 
-def callers(snap: FunctionSnapshot) -> dict[str, int]:
+def by_name(analytics: Analytics) -> dict[str, Known]:
+    return {snap.name: Known(snap) for snap in analytics.snapshot()}
+
+
+def callers(snap: Known | FunctionSnapshot) -> dict[str, int]:
     return {edge.name: edge.calls for edge in snap.callers}
 
 
@@ -71,7 +84,7 @@ def test_self_time_is_duration_less_the_tracked_calls_made(analytics: Analytics)
         root()
     snaps = by_name(analytics)
     # Everything ran inside root: the self times add up to root's time exactly.
-    assert math.fsum(s.self_time or 0.0 for s in snaps.values()) == pytest.approx(
+    assert math.fsum(s.self_time for s in snaps.values()) == pytest.approx(
         snaps["root"].total, rel=1e-9)
     leaf = snaps["leaf"]
     assert leaf.self_time == pytest.approx(leaf.total, rel=1e-12)  # calls nothing tracked
@@ -173,7 +186,7 @@ def test_caller_edges_past_the_cap_fold_into_other_callers(analytics: Analytics)
     assert found[OTHER_CALLERS] > 0
     assert len(found) <= 3
     # Self times stay exact: every caller's is its time less its two calls of shared.
-    assert math.fsum(s.self_time or 0.0 for s in snaps.values()) == pytest.approx(
+    assert math.fsum(s.self_time for s in snaps.values()) == pytest.approx(
         snaps["top"].total, rel=1e-9)
     for i in range(5):
         assert snaps[f"caller{i}"].self_time < snaps[f"caller{i}"].total
@@ -201,7 +214,7 @@ def test_threads_do_not_attribute_time_across(analytics: Analytics) -> None:
         assert callers(snaps[f"fib{i}"])[f"root{i}"] == 20
         # Per thread, the self times of its functions add up to its root's time.
         mine = [s for name, s in snaps.items() if name.endswith(str(i))]
-        assert math.fsum(s.self_time or 0.0 for s in mine) == pytest.approx(
+        assert math.fsum(s.self_time for s in mine) == pytest.approx(
             snaps[f"root{i}"].total, rel=1e-9)
 
 
@@ -250,7 +263,7 @@ def test_merge_keeps_every_new_aggregate() -> None:
 def test_store_round_trip_and_old_stores(tmp_path: Path) -> None:
     """Two runs' attribution reads back from the store summed; old stores read as unknown."""
     path = tmp_path / "runs.db"
-    live: list[dict[str, FunctionSnapshot]] = []
+    live: list[dict[str, Known]] = []
     for _ in range(2):
         analytics = Analytics(store=path)
         root = nested_program(analytics)
