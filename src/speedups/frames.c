@@ -17,55 +17,136 @@
 
 #define FRAMES_MAX 1024
 
-static _Thread_local PyObject *frames[FRAMES_MAX];
-static _Thread_local int frames_depth;
+typedef struct {
+    int depth;
+    PyObject *slots[FRAMES_MAX];
+} Frames;
 
-/* Push `stats`; return where (-1: too deep, not pushed). */
-static inline int
-frames_enter(PyObject *stats)
+/* One per thread, found once per call (frames_here) and passed on.  Where the
+   compiler allows, the thread-local variable is one pointer of the initial-exec model
+   (one instruction to read, where a shared library's thread-locals otherwise cost a
+   function call at each use), and the stack is allocated on the thread's first
+   tracked call and freed when the thread ends (a pthread key's destructor).  NULL
+   (no memory): calls on that thread are not pushed. */
+#if defined(__GNUC__) && !defined(_WIN32)
+#include <pthread.h>
+#include <stdlib.h>
+
+static __thread Frames *frames_mine __attribute__((tls_model("initial-exec")));
+static pthread_key_t frames_key;
+static int frames_keyed;
+
+static void
+frames_free(void *fr)
 {
-    int at = frames_depth;
+    free(fr);   /* the thread ends: no Python code runs here, the GIL is not held */
+}
+
+static int
+frames_init(void)
+{
+    if (pthread_key_create(&frames_key, frames_free) != 0) {
+        return 0;   /* no key: stacks are never freed, but still work */
+    }
+    frames_keyed = 1;
+    return 0;
+}
+
+static Frames *
+frames_new(void)
+{
+    Frames *fr = calloc(1, sizeof(Frames));
+    if (fr != NULL) {
+        if (frames_keyed) {
+            (void)pthread_setspecific(frames_key, fr);
+        }
+        frames_mine = fr;
+    }
+    return fr;
+}
+
+static inline Frames *
+frames_here(void)
+{
+    Frames *fr = frames_mine;
+    return fr != NULL ? fr : frames_new();
+}
+#else
+static _Thread_local Frames frames_of_thread;
+
+static int
+frames_init(void)
+{
+    return 0;
+}
+
+static inline Frames *
+frames_here(void)
+{
+    return &frames_of_thread;
+}
+#endif
+
+/* Push `stats`; return where (-1: too deep or no stack, not pushed). */
+static inline int
+frames_enter(Frames *fr, PyObject *stats)
+{
+    if (fr == NULL) {
+        return -1;
+    }
+    int at = fr->depth;
     if (at >= FRAMES_MAX) {
         return -1;
     }
-    frames[at] = Py_NewRef(stats);
-    frames_depth = at + 1;
+    fr->slots[at] = Py_NewRef(stats);
+    fr->depth = at + 1;
     return at;
 }
 
 /* Truncate the stack to `at` (a call pushed there ends).  The references are dropped
    once the stack is short again, so code their release may run sees it whole. */
 static inline void
-frames_leave(int at)
+frames_leave(Frames *fr, int at)
 {
-    int depth = frames_depth;
-    if (at < 0 || depth <= at) {
+    if (at < 0 || fr == NULL) {
         return;
     }
-    frames_depth = at;
+    int depth = fr->depth;
+    if (depth == at + 1) {   /* the common case: this call is on top */
+        fr->depth = at;
+        Py_DECREF(fr->slots[at]);
+        return;
+    }
+    if (depth <= at) {
+        return;
+    }
+    fr->depth = at;
     for (int i = depth - 1; i >= at; i--) {
-        Py_DECREF(frames[i]);
+        Py_DECREF(fr->slots[i]);
     }
 }
 
 /* The nearest tracked caller of a call of `stats` that just left (borrowed; NULL:
    none), and whether that call was outer (no call of `stats` still running). */
 static inline PyObject *
-frames_caller(PyObject *stats, int *outer)
+frames_caller(Frames *fr, PyObject *stats, int *outer)
 {
-    int depth = frames_depth;
+    if (fr == NULL) {
+        return NULL;
+    }
+    int depth = fr->depth;
     if (depth == 0) {
         return NULL;
     }
     int found = 0;
     for (int i = 0; i < depth; i++) {
-        if (frames[i] == stats) {
+        if (fr->slots[i] == stats) {
             found = 1;
             break;
         }
     }
     *outer = !found;
-    return frames[depth - 1];
+    return fr->slots[depth - 1];
 }
 
 /* ------------------------------------------------------------------- Edge */
@@ -160,7 +241,7 @@ static PyTypeObject Edge_Type = {
 static PyObject *
 speedups_frames_push(PyObject *Py_UNUSED(module), PyObject *stats)
 {
-    return PyLong_FromLong(frames_enter(stats));
+    return PyLong_FromLong(frames_enter(frames_here(), stats));
 }
 
 /* frames_pop(stats, at): the call pushed at `at` ends; return its nearest tracked
@@ -179,9 +260,10 @@ speedups_frames_pop(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize
     if (at < 0) {
         Py_RETURN_NONE;
     }
-    frames_leave((int)(at > FRAMES_MAX ? FRAMES_MAX : at));
+    Frames *fr = frames_here();
+    frames_leave(fr, (int)(at > FRAMES_MAX ? FRAMES_MAX : at));
     int outer = 1;
-    PyObject *caller = frames_caller(args[0], &outer);
+    PyObject *caller = frames_caller(fr, args[0], &outer);
     if (caller == NULL) {
         Py_RETURN_NONE;
     }
@@ -192,5 +274,6 @@ speedups_frames_pop(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize
 static PyObject *
 speedups_frames_depth(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
-    return PyLong_FromLong(frames_depth);
+    Frames *fr = frames_here();
+    return PyLong_FromLong(fr == NULL ? 0 : fr->depth);
 }

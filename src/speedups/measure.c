@@ -100,7 +100,7 @@ measure_enter(MeasureObject *self, int push)
         return PyObject_CallMethodNoArgs(delegate, str_enter);
     }
     Py_CLEAR(self->delegate);
-    self->at = (push && self->sink != NULL) ? frames_enter(self->sink->key) : -1;
+    self->at = (push && self->sink != NULL) ? frames_enter(frames_here(), self->sink->key) : -1;
     self->start = monotonic_seconds();
     return Py_NewRef(self);
 }
@@ -129,12 +129,13 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     int at = self->at;
     self->at = -1;
+    Frames *fr = frames_here();
     if (self->sink == NULL) {
-        frames_leave(at);
+        frames_leave(fr, at);
         Py_RETURN_NONE;
     }
     if (!sink_ready(self->sink)) {
-        frames_leave(at);
+        frames_leave(fr, at);
         return NULL;
     }
     PyObject *exc = args[1];
@@ -152,7 +153,7 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
             r = PyObject_Vectorcall(sink->noted, argv, 4, NULL);
         }
         else {
-            frames_leave(at);
+            frames_leave(fr, at);
         }
         Py_XDECREF(start);
         Py_XDECREF(where);
@@ -165,9 +166,9 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     if (exc == Py_None) {
-        frames_leave(at);
+        frames_leave(fr, at);
         SinkObject *sink = self->sink;
-        PyObject *key = sink_key(sink, at, end - self->start);
+        PyObject *key = sink_key(sink, fr, at, end - self->start);
         if (key == NULL) {
             return NULL;
         }
@@ -185,7 +186,7 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (argv[1] == NULL || argv[3] == NULL) {
         Py_XDECREF(argv[1]);
         Py_XDECREF(argv[3]);
-        frames_leave(at);
+        frames_leave(fr, at);
         return NULL;
     }
     PyObject *r = PyObject_Vectorcall(self->sink->failed, argv, 4, NULL);

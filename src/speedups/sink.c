@@ -121,11 +121,11 @@ sink_observed(SinkObject *sink)
    caller (one dict lookup; a new edge is made by the engine's Python).  A new
    reference; NULL with an exception set. */
 static PyObject *
-sink_key(SinkObject *sink, int at, double duration)
+sink_key(SinkObject *sink, Frames *fr, int at, double duration)
 {
     PyObject *stats = sink->key;
     int outer = 1;
-    PyObject *caller = at < 0 ? NULL : frames_caller(stats, &outer);
+    PyObject *caller = at < 0 ? NULL : frames_caller(fr, stats, &outer);
     if (caller == NULL) {
         return Py_NewRef(stats);
     }
@@ -237,7 +237,7 @@ sink_failure(SinkObject *sink, double start, int at)
         r = PyObject_Vectorcall(sink->failed, argv, 4, NULL);
     }
     else {
-        frames_leave(at);
+        frames_leave(frames_here(), at);
     }
     Py_XDECREF(t0);
     Py_XDECREF(where);

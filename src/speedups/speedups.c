@@ -88,6 +88,9 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    if (frames_init() < 0) {
+        return NULL;
+    }
     PyTypeObject *types[] = {&Buffer_Type, &Sink_Type, &Tracked_Type, &Measure_Type,
                              &Ready_Type, &Host_Type, &Slot_Type, &Edge_Type};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {

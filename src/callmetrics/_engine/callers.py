@@ -47,6 +47,7 @@ __all__ = [
     "frames_pop",
     "frames_push",
     "key_for",
+    "unwind",
 ]
 
 # Caller edges one instance keeps apart (each a small object: about 100 bytes).
@@ -86,14 +87,36 @@ class EdgeBudget:
         self.left = cap
 
 
+# The stack's bottom: None entries (a call's caller is None: untracked code).  Four of
+# them in a list with room for eight: pushing and popping the first call then never
+# reallocates the list (it would, between empty and one item).
+BOTTOM: Final = 4
+
+
 class _Stack(threading.local):
     """The pure-Python path's stack of running tracked calls, one list per thread."""
 
     def __init__(self) -> None:
-        self.calls: list[Any] = []
+        calls: list[Any] = [None] * (2 * BOTTOM)
+        del calls[BOTTOM:]
+        self.calls = calls
 
 
 STACK: Final = _Stack()
+
+
+def unwind(stack: list[Any], top: Any, stats: Any) -> None:
+    """A call of ``stats`` ended and popped ``top``, which was not its entry: repair.
+
+    Something was left above its entry (a block never exited, interleaved
+    generators): drop it with the entry.  Or its entry had been cut already (popped
+    ``top`` is the bottom): put that back.
+    """
+    if top is None:
+        stack.append(None)
+        return
+    while stack[-1] is not None and stack.pop() is not stats:
+        pass
 
 
 def _python_push(stats: Any) -> int:
@@ -106,10 +129,11 @@ def _python_push(stats: Any) -> int:
 def _python_pop(stats: Any, at: int, duration: float) -> Any:
     """Truncate the stack to ``at``; return the call's key (``stats`` or its edge)."""
     calls = STACK.calls
-    del calls[at:]
-    if not calls or at == 0:
+    del calls[max(at, BOTTOM):]
+    caller = calls[-1]
+    if caller is None:
         return stats
-    return key_for(stats, calls[-1], stats not in calls, duration)
+    return key_for(stats, caller, stats not in calls, duration)
 
 
 def _c_pop(stats: Any, at: int, duration: float) -> Any:

@@ -228,12 +228,17 @@ class Recorder:
         """
         began = perf_counter()
         offset = time.time() - began
-        fold_edges(keys, durations, FunctionStats)  # callers counted; keys are functions again
         first = keys[0]
         n = len(keys)
         spent: list[tuple[FunctionStats, int]] = []  # each function folded, with its calls
         owners: list[FunctionStats] = []  # or each call's function, when folded one by one
-        if type(first) is FunctionStats and keys.count(first) == n:
+        alone = type(first) is FunctionStats and keys.count(first) == n
+        if not alone:
+            # Callers counted (_callers); the edges' keys are their functions again.
+            fold_edges(keys, durations, FunctionStats)
+            first = keys[0]
+            alone = type(first) is FunctionStats and keys.count(first) == n
+        if alone:
             # One function filled the chunk (the common hot loop): no grouping at all.
             low, high = first.add(durations, n, self.short_max, self.medium_max)
             self._extremes(first, keys, starts, durations, offset, low, high, -1, -1)

@@ -23,7 +23,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from callmetrics._engine import sinks
-from callmetrics._engine.callers import STACK, frames_push, key_for
+from callmetrics._engine.callers import STACK, frames_push, key_for, unwind
 from callmetrics._engine.ends import (
     BACKLOG,
     CallObserver,
@@ -146,25 +146,26 @@ def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
         if observers:
             return _observed_sync(rt, func, stats, args, kwargs)
         stack = STACK.calls
-        at = len(stack)
         stack.append(stats)
         t0 = perf_counter()
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            failed(stats, t0, exc, at)
+            failed(stats, t0, exc, len(stack) - 1)
             raise
         duration = perf_counter() - t0
-        del stack[at:]
-        if stack:  # called by a tracked call: buffered under its edge
-            caller = stack[-1]
+        top = stack.pop()
+        if top is not stats:  # something was left above this call's entry (rare)
+            unwind(stack, top, stats)
+        caller = stack[-1]
+        if caller is None:  # called from untracked code
+            extend((stats, t0, duration))
+        else:  # called by a tracked call: buffered under its edge
             if stats in stack:
                 key = nested.get(caller) or key_for(stats, caller, False, duration)
             else:
                 key = edges.get(caller) or key_for(stats, caller, True, duration)
             extend((key, t0, duration))
-        else:
-            extend((stats, t0, duration))
         try:
             if len(buf) >= cache[CACHE_KEY]:
                 after(stats, duration, cache[CACHE_KEY])
