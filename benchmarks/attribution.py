@@ -66,9 +66,9 @@ def checksum(values: list[int]) -> int:
 
 def pipeline(rounds: int, n: int) -> int:
     """Nested calls: stage_a -> stage_b -> kernel, then a checksum."""
-    results = []
-    for _ in range(rounds):
-        results.append(stage_a(n))
+    results = [0] * rounds
+    for at in range(rounds):
+        results[at] = stage_a(n)
     return checksum(results * 2000)
 
 
@@ -100,9 +100,9 @@ def pong(count: int, n: int) -> int:
 
 def tokenize(text: str) -> list[str]:
     """Split a text into lowercase words."""
-    words = []
-    for word in text.split():
-        words.append(word.strip(".,").lower())
+    words = text.split()
+    for at, word in enumerate(words):
+        words[at] = word.strip(".,").lower()
     return words
 
 
@@ -124,7 +124,7 @@ def render(counts: dict[str, int]) -> str:
 
 
 def text_job(text: str) -> int:
-    """tokenize -> count_words -> render."""
+    """Run tokenize, count_words and render in turn."""
     return len(render(count_words(tokenize(text))))
 
 
@@ -167,12 +167,13 @@ def _callmetrics(scale: int, folder: Path) -> tuple[dict[str, Any], dict[str, An
     return figures, printed, wall
 
 
-# cProfile with builtins=False: a builtin's time (sum, sorted, str methods) stays in
-# its caller's tottime, as it stays in a tracked function's self time.
+# cProfile, whose tottime of a function leaves out the builtins it calls (str methods,
+# sorted...): their time is added back to each caller below, as it is part of a
+# tracked function's self time.
 _PROFILE = """
 import cProfile, runpy, sys
 sys.argv = [{program!r}, "--workload", {scale!r}]
-profile = cProfile.Profile(builtins=False)
+profile = cProfile.Profile()
 profile.enable()
 try:
     runpy.run_path({program!r}, run_name="__main__")
@@ -190,12 +191,16 @@ def _cprofile(scale: int, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]
     stats = pstats.Stats(str(out)).stats  # type: ignore[attr-defined]  # pstats keeps its table there
     mine = {key: value for key, value in stats.items() if key[0] == str(HERE)
             and key[2] != "<module>"}
-    made: dict[str, int] = {}
-    for (_, _, _name), (_, _, _, _, callers) in mine.items():
-        for caller, (_, calls, _, _) in callers.items():
+    own = {key: value[2] for key, value in mine.items()}
+    made: dict[Any, int] = {}  # calls each function made (its own and builtins: events)
+    for key, (_, _, _, _, callers) in stats.items():
+        builtin = key[0] == "~"
+        for caller, (_, calls, took, _) in callers.items():
             if caller in mine:
-                made[caller[2]] = made.get(caller[2], 0) + calls
-    figures = {key[2]: {"self": value[2], "calls": value[1], "made": made.get(key[2], 0)}
+                made[caller] = made.get(caller, 0) + calls
+                if builtin:
+                    own[caller] += took
+    figures = {key[2]: {"self": own[key], "calls": value[1], "made": made.get(key, 0)}
                for key, value in mine.items()}
     return figures, printed
 
@@ -219,7 +224,7 @@ def main() -> None:
     """Run the three variants and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=int, default=1, help="how much work (1: ~1 s plain)")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="runs of each variant; per function the least time is kept")
     args = parser.parse_args()
     plains, ours_rounds, theirs_rounds = [], [], []
@@ -235,12 +240,14 @@ def main() -> None:
     ours_printed, wall = min(((r[1], r[2]) for r in ours_rounds), key=lambda r: r[0]["work"])
     theirs = _best([r[0] for r in theirs_rounds])
     theirs_printed = min((r[1] for r in theirs_rounds), key=lambda p: p["work"])
-    calls = sum(f["calls"] for f in theirs.values())
+    calls = sum(f["calls"] for f in ours.values())
+    events = sum(f["made"] for f in theirs.values())  # calls cProfile saw, builtins included
     ours_cost = max(0.0, ours_printed["work"] - plain["work"]) / calls
-    theirs_cost = max(0.0, theirs_printed["work"] - plain["work"]) / calls
+    theirs_cost = max(0.0, theirs_printed["work"] - plain["work"]) / max(events, 1)
     print(f"plain work {plain['work']:.3f} s; under callmetrics run --exact "
-          f"{ours_printed['work']:.3f} s ({ours_cost * 1e9:.0f} ns a call); under cProfile "
-          f"{theirs_printed['work']:.3f} s ({theirs_cost * 1e9:.0f} ns a call); {calls:,} calls")
+          f"{ours_printed['work']:.3f} s ({ours_cost * 1e9:.0f} ns a tracked call, {calls:,}); "
+          f"under cProfile {theirs_printed['work']:.3f} s ({theirs_cost * 1e9:.0f} ns a "
+          f"profiled call, {events:,})")
     mine, profiled = _corrected(ours, ours_cost), _corrected(theirs, theirs_cost)
     top_ours = sorted(mine, key=lambda n: -mine[n])[:10]
     top_theirs = sorted(profiled, key=lambda n: -profiled[n])[:10]
@@ -274,8 +281,8 @@ if __name__ == "__main__":
         SCALE = int(sys.argv[2])
         BEGAN = time.perf_counter()
         TOTAL = 0
-        for I in range(1_000_000 * SCALE):
-            TOTAL += I % 11
+        for STEP in range(1_000_000 * SCALE):
+            TOTAL += STEP % 11
         UNTRACKED = time.perf_counter() - BEGAN
         WORK_BEGAN = time.perf_counter()
         workload(SCALE)
