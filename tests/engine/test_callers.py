@@ -324,3 +324,67 @@ def test_c_and_python_agree() -> None:
         found.append(json.loads(done.stdout))
     assert [impl for impl, _ in found] == ["c", "python"]
     assert found[0][1] == found[1][1]
+
+
+def _program(ns: dict[str, Any]) -> None:
+    """root -> mid -> leaf (x2), root -> fib (recursive), root -> even/odd (mutual)."""
+
+    def leaf(n: int) -> int:
+        total = 0  # the work inline: a call to spin() would be a function of its own here
+        for i in range(n):
+            total += i * i
+        return total
+
+    def mid(n: int) -> int:
+        return ns["leaf"](n) + ns["leaf"](n)
+
+    def fib(n: int) -> int:
+        return n if n < 2 else ns["fib"](n - 1) + ns["fib"](n - 2)
+
+    def even(n: int) -> bool:
+        return True if n == 0 else ns["odd"](n - 1)
+
+    def odd(n: int) -> bool:
+        return False if n == 0 else ns["even"](n - 1)
+
+    def root() -> None:
+        for _ in range(3):
+            ns["mid"](20_000)
+        ns["fib"](8)
+        ns["even"](7)
+
+    ns.update(leaf=leaf, mid=mid, fib=fib, even=even, odd=odd, root=root)
+
+
+def test_callers_and_ranking_agree_with_cprofile(analytics: Analytics) -> None:
+    """On a small nested program, callers and call counts are cProfile's; the top agrees."""
+    import cProfile  # noqa: PLC0415
+    import pstats  # noqa: PLC0415
+
+    plain: dict[str, Any] = {}
+    _program(plain)
+    profile = cProfile.Profile(builtins=False)
+    profile.runcall(plain["root"])
+    table = pstats.Stats(profile).stats  # type: ignore[attr-defined]  # pstats keeps its table there
+    names = set(plain)
+    profiled: dict[str, dict[str, int]] = {}
+    tottime: dict[str, float] = {}
+    for (_, _, name), (_, calls, took, _, by) in table.items():
+        if name in names:
+            tottime[name] = took
+            profiled[name] = {caller[2]: count for caller, (count, _, _, _) in by.items()
+                              if caller[2] in names}
+
+    tracked: dict[str, Any] = {}
+    _program(tracked)
+    for name in list(tracked):
+        tracked[name] = analytics.track("t", name=name)(tracked[name])
+    tracked["root"]()
+    snaps = by_name(analytics)
+    for name in names:
+        assert callers(snaps[name]) == profiled[name], name
+    assert max(snaps, key=lambda n: snaps[n].self_time) == max(tottime, key=tottime.__getitem__)
+    # Recursion once: fib's inclusive time is its one outer call's.
+    assert snaps["fib"].inclusive_time == pytest.approx(snaps["fib"].callers[0].time
+                                                        if snaps["fib"].callers[0].name == "root"
+                                                        else snaps["fib"].callers[1].time)
