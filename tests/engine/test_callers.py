@@ -327,7 +327,7 @@ def test_c_and_python_agree() -> None:
 
 
 def _program(ns: dict[str, Any]) -> None:
-    """root -> mid -> leaf (x2), root -> fib (recursive), root -> even/odd (mutual)."""
+    """Fill ``ns``: root calls mid (which calls leaf twice), fib (recursive), even/odd."""
 
     def leaf(n: int) -> int:
         total = 0  # the work inline: a call to spin() would be a function of its own here
@@ -336,7 +336,7 @@ def _program(ns: dict[str, Any]) -> None:
         return total
 
     def mid(n: int) -> int:
-        return ns["leaf"](n) + ns["leaf"](n)
+        return int(ns["leaf"](n) + ns["leaf"](n))
 
     def fib(n: int) -> int:
         return n if n < 2 else ns["fib"](n - 1) + ns["fib"](n - 2)
@@ -369,7 +369,7 @@ def test_callers_and_ranking_agree_with_cprofile(analytics: Analytics) -> None:
     names = set(plain)
     profiled: dict[str, dict[str, int]] = {}
     tottime: dict[str, float] = {}
-    for (_, _, name), (_, calls, took, _, by) in table.items():
+    for (_, _, name), (_, _, took, _, by) in table.items():
         if name in names:
             tottime[name] = took
             profiled[name] = {caller[2]: count for caller, (count, _, _, _) in by.items()
