@@ -211,7 +211,8 @@ class FunctionStats:
         self.budget = budget if budget is not None else EdgeBudget()
         self.edges: dict[FunctionStats, Any] = {}
         self.nested: dict[FunctionStats, Any] = {}
-        self.folded: dict[bool, Any] = {}  # outer? -> the edge of callers past the cap
+        # outer? -> the edge of callers past the cap (None until one is: memory per function)
+        self.folded: dict[bool, Any] | None = None
         self._clear_attribution()
 
     def _clear_attribution(self) -> None:
@@ -223,7 +224,7 @@ class FunctionStats:
         # active time, self less active self time.
         self.children_extra = 0.0
         self.nested_extra = 0.0
-        self.callers_extra: dict[str, list[Any]] = {}
+        self.callers_extra: dict[str, list[Any]] | None = None
         self.inactive_extra = 0.0
         self.self_gap_extra = 0.0
         # False once aggregates that did not know them were merged in (old stores).
@@ -232,14 +233,23 @@ class FunctionStats:
 
     def folded_edge(self, outer: bool) -> Any:
         """The edge calls past the instance's cap on edges are counted in."""
-        edge = self.folded.get(outer)
+        folded = self.folded
+        if folded is None:
+            folded = self.folded = {}
+        edge = folded.get(outer)
         if edge is None:
-            edge = self.folded.setdefault(outer, Edge(self, None, outer, True))
+            edge = folded.setdefault(outer, Edge(self, None, outer, True))
         return edge
+
+    def _nested_folded(self) -> float:
+        """Seconds of nested calls whose callers were past the cap."""
+        edge = self.folded.get(False) if self.folded else None
+        return 0.0 if edge is None else float(edge.time)
 
     def all_edges(self) -> list[Any]:
         """Every edge of this function's calls (outer, nested, folded)."""
-        return [*self.edges.values(), *self.nested.values(), *self.folded.values()]
+        return [*self.edges.values(), *self.nested.values(),
+                *(self.folded.values() if self.folded else ())]
 
     def add(self, durations: Sequence[float], successes: int, short_max: float,
             medium_max: float) -> tuple[float, float]:
@@ -319,14 +329,14 @@ class FunctionStats:
         """Add ``other``'s self, inclusive and active time and callers (by name)."""
         self.children_extra += children + other.folded_children + other.children_extra
         self.nested_extra += other.nested_extra + sum(e.time for e in other.nested.values())
-        nested_folded = other.folded.get(False)
-        if nested_folded is not None:
-            self.nested_extra += nested_folded.time
+        self.nested_extra += other._nested_folded()
         self.inactive_extra += other.inactive_extra
         self.self_gap_extra += other.self_gap_extra
         self.self_known = self.self_known and other.self_known and not other.async_kind()
         self.active_known = self.active_known and other.active_known and not other.async_kind()
         for name, calls, took in other.callers():
+            if self.callers_extra is None:
+                self.callers_extra = {}
             entry = self.callers_extra.setdefault(name, [0, 0.0])
             entry[0] += calls
             entry[1] += took
@@ -344,7 +354,7 @@ class FunctionStats:
                 entry = found.setdefault(name, [0, 0.0])
                 entry[0] += edge.calls
                 entry[1] += edge.time
-        for name, (calls, took) in self.callers_extra.items():
+        for name, (calls, took) in (self.callers_extra or {}).items():
             entry = found.setdefault(name, [0, 0.0])
             entry[0] += calls
             entry[1] += took
@@ -377,10 +387,8 @@ class FunctionStats:
             return None, None, None, None
         self_time = max(0.0, self.total - children - self.folded_children
                         - self.children_extra)
-        nested = self.nested_extra + sum(e.time for e in self.nested.values())
-        folded = self.folded.get(False)
-        if folded is not None:
-            nested += folded.time
+        nested = (self.nested_extra + sum(e.time for e in self.nested.values())
+                  + self._nested_folded())
         inclusive = max(0.0, self.total - nested)
         if not self.active_known:
             return self_time, inclusive, None, None

@@ -78,8 +78,7 @@ def _attribution(loaded: FunctionStats, snap: FunctionSnapshot) -> None:
         return
     loaded.children_extra = total - snap.self_time
     loaded.nested_extra = total - snap.inclusive_time
-    for edge in snap.callers:
-        loaded.callers_extra[edge.name] = [edge.calls, edge.time]
+    loaded.callers_extra = {edge.name: [edge.calls, edge.time] for edge in snap.callers}
     if snap.active_time is None or snap.active_self_time is None:
         loaded.active_known = False
         return
