@@ -388,3 +388,57 @@ def test_callers_and_ranking_agree_with_cprofile(analytics: Analytics) -> None:
     assert snaps["fib"].inclusive_time == pytest.approx(snaps["fib"].callers[0].time
                                                         if snaps["fib"].callers[0].name == "root"
                                                         else snaps["fib"].callers[1].time)
+
+
+def test_coroutines_are_not_attributed_yet(analytics: Analytics) -> None:
+    """A coroutine's self, inclusive and active time are unknown; its sync calls still count."""
+    import asyncio  # noqa: PLC0415
+
+    @analytics.track("t", name="step")
+    def step() -> int:
+        return spin(100)
+
+    @analytics.track("t", name="task")
+    async def task() -> int:
+        await asyncio.sleep(0)
+        return step()
+
+    async def main() -> None:
+        await asyncio.gather(*(task() for _ in range(5)))
+
+    asyncio.run(main())
+    snaps = {s.name: s for s in analytics.snapshot()}
+    assert snaps["task"].self_time is None
+    assert snaps["task"].active_time is None
+    assert snaps["task"].callers == ()
+    # Made from a coroutine's step, with no tracked sync call below it on the thread.
+    assert snaps["step"].callers == ()
+    assert snaps["step"].self_time == pytest.approx(snaps["step"].total)
+    assert analytics.get_stats()["self_time"] is None  # a function's is unknown
+    exported = {f["name"]: f for f in analytics.to_dict()["functions"]}
+    assert exported["task"]["self_time"] is None
+
+
+def test_a_block_left_open_does_not_corrupt_the_stack(analytics: Analytics) -> None:
+    """A block entered and never exited inside a call is dropped when that call ends."""
+
+    @analytics.track("t", name="inner")
+    def inner() -> int:
+        return spin(10)
+
+    @analytics.track("t", name="leaky")
+    def leaky() -> None:
+        analytics.measure("never closed").__enter__()  # left open on purpose
+        inner()
+
+    @analytics.track("t", name="after")
+    def after() -> int:
+        return inner()
+
+    leaky()
+    after()
+    inner()
+    snaps = {s.name: s for s in analytics.snapshot()}
+    assert callers(snaps["inner"]) == {"never closed": 1, "after": 1}
+    assert callers(snaps["after"]) == {}
+    assert callers(snaps["leaky"]) == {}
