@@ -8,9 +8,10 @@ cProfile``.  Then:
 
 * the ten functions with the most self time by callmetrics against cProfile's ten
   with the most ``tottime``: the same ten?  each within 10%?  Each tool's own cost is
-  first taken out: its measured overhead per call (its run's time less the plain
-  run's, over the calls it saw) times the tracked calls each function made, which is
-  where a tracker's cost of a call lands (in the caller's own time);
+  first taken out: its cost per call (callmetrics' calibrated ``decorator_overhead``,
+  cProfile's measured on empty calls) times the calls each function made, which is
+  where a tracker's cost of a call lands (in the caller's own time), and then what
+  slows the whole program down (the figures are scaled to the plain run's time);
 * the tracked self times plus the untracked work (timed by the program itself) against
   the run's wall time as callmetrics stored it: within 5%?
 """
@@ -168,13 +169,13 @@ def _callmetrics(scale: int, folder: Path) -> tuple[dict[str, Any], dict[str, An
     return figures, printed, wall
 
 
-# cProfile, whose tottime of a function leaves out the builtins it calls (str methods,
-# sorted...): their time is added back to each caller below, as it is part of a
-# tracked function's self time.
+# cProfile with builtins=False: a builtin's time (str methods, sorted...) stays in its
+# caller's tottime, as it stays in a tracked function's self time (profiled, builtins
+# would each cost an event, most of which would land in the caller).
 _PROFILE = """
 import cProfile, runpy, sys
 sys.argv = [{program!r}, "--workload", {scale!r}]
-profile = cProfile.Profile()
+profile = cProfile.Profile(builtins=False)
 profile.enable()
 try:
     runpy.run_path({program!r}, run_name="__main__")
@@ -193,14 +194,11 @@ def _cprofile(scale: int, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]
     mine = {key: value for key, value in stats.items() if key[0] == str(HERE)
             and key[2] != "<module>"}
     own = {key: value[2] for key, value in mine.items()}
-    made: dict[Any, int] = {}  # calls each function made (its own and builtins: events)
-    for key, (_, _, _, _, callers) in stats.items():
-        builtin = key[0] == "~"
-        for caller, (_, calls, took, _) in callers.items():
+    made: dict[Any, int] = {}  # profiled calls each function made
+    for _, _, _, _, callers in stats.values():
+        for caller, (calls, _, _, _) in callers.items():
             if caller in mine:
                 made[caller] = made.get(caller, 0) + calls
-                if builtin:
-                    own[caller] += took
     figures = {key[2]: {"self": own[key], "calls": value[1], "made": made.get(key, 0)}
                for key, value in mine.items()}
     return figures, printed
@@ -231,9 +229,16 @@ def _cprofile_cost(calls: int = 200_000, rounds: int = 5) -> float:
     return max(0.0, (timed(cProfile.Profile()) - timed(None)) / calls)
 
 
-def _corrected(figures: dict[str, Any], per_call: float) -> dict[str, float]:
-    """Self time less the tool's cost of the tracked calls each function made."""
-    return {name: max(0.0, f["self"] - per_call * f["made"]) for name, f in figures.items()}
+def _corrected(figures: dict[str, Any], per_call: float, plain: float) -> dict[str, float]:
+    """Return self time less the tool's cost of the calls each function made, scaled.
+
+    Scaled to the plain run's time: that takes out what slows the whole program down
+    under a tool rather than each call (under cProfile, Python 3.11 runs every
+    instruction on its slower tracing path: the program takes 2 to 3 times as long).
+    """
+    less = {name: max(0.0, f["self"] - per_call * f["made"]) for name, f in figures.items()}
+    total = sum(less.values())
+    return {name: value * plain / total for name, value in less.items()} if total else less
 
 
 def _best(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -272,12 +277,13 @@ def main() -> None:
     calls = sum(f["calls"] for f in ours.values())
     ours_cost = sum(f["overhead"] for f in ours.values()) / max(calls, 1)
     theirs_cost = _cprofile_cost()
-    events = sum(f["made"] for f in theirs.values())  # calls cProfile saw, builtins included
+    events = sum(f["calls"] for f in theirs.values())  # calls cProfile saw
     print(f"plain work {plain['work']:.3f} s; under callmetrics run --exact "
           f"{ours_printed['work']:.3f} s ({ours_cost * 1e9:.0f} ns a tracked call, {calls:,}); "
           f"under cProfile {theirs_printed['work']:.3f} s ({theirs_cost * 1e9:.0f} ns a "
           f"profiled call, {events:,})")
-    mine, profiled = _corrected(ours, ours_cost), _corrected(theirs, theirs_cost)
+    mine = _corrected(ours, ours_cost, plain["work"])
+    profiled = _corrected(theirs, theirs_cost, plain["work"])
     top_ours = sorted(mine, key=lambda n: -mine[n])[:10]
     top_theirs = sorted(profiled, key=lambda n: -profiled[n])[:10]
     print(f"\n{'function':14} {'callmetrics self':>17} {'cProfile tottime':>17} {'diff':>7}")
