@@ -20,8 +20,9 @@
  *            sketch buckets and grouping by function, straight from its doubles.
  *
  * Files: this one (the module) includes common.h and one file per part above
- * (buffer.c, sink.c, tracked.c, measure.c, host.c, drain.c), in that order, so
- * that the whole extension is one translation unit: the hot path's helpers
+ * (buffer.c, take.c, frames.c, sink.c, tracked.c, ready.c, measure.c, host.c, drain.c,
+ * edges.c), in that order, so that the whole extension is one translation unit: the
+ * hot path's helpers
  * (buffer_push, sink_success) inline into the wrappers that call them.  setup.py
  * compiles this file only.
  *
@@ -44,6 +45,7 @@
 #include "measure.c"
 #include "host.c"
 #include "drain.c"
+#include "edges.c"
 
 /* ------------------------------------------------------------------ module */
 

@@ -16,14 +16,15 @@ a web request's status line): a success of ``stats`` in every count.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from callmetrics._engine.accel import summary
-from callmetrics._engine.callers import Edge, EdgeBudget
+from callmetrics._engine.attribution import Attributed, children_times
+from callmetrics._engine.callers import EdgeBudget
 from callmetrics._engine.records import Event
 from callmetrics._engine.sketch import DurationSketch
-from callmetrics._engine.state import OTHER_CALLERS, CallerEdge, FunctionSnapshot
+from callmetrics._engine.state import CallerEdge, FunctionSnapshot
 
 __all__ = ["MESSAGE_LIMIT", "Extreme", "FailedCall", "FunctionStats", "NotedCall", "children_times",
            "failure_of", "note_of"]
@@ -143,7 +144,7 @@ def _event(name: str, event_type: str, raw: Extreme | None, time_format: str, *,
                  message=failed.message, location=failed.location)
 
 
-class FunctionStats:
+class FunctionStats(Attributed):
     """Everything recorded about one tracked function (keyed by its recorded name).
 
     Observers receive this object: ``name``, ``event_type`` and ``kind`` are theirs
@@ -152,28 +153,16 @@ class FunctionStats:
 
     __slots__ = (
         "__weakref__",
-        "active_known",
-        "budget",
-        "callers_extra",
         "calls",
-        "children_extra",
         "drain_seconds",
-        "edges",
         "event_type",
         "fast",
         "fastest",
-        "folded",
-        "folded_children",
         "hot_calls",
-        "inactive_extra",
         "kind",
         "medium",
         "module",
         "name",
-        "nested",
-        "nested_extra",
-        "self_gap_extra",
-        "self_known",
         "sketch",
         "slow",
         "slowest",
@@ -214,42 +203,6 @@ class FunctionStats:
         # outer? -> the edge of callers past the cap (None until one is: memory per function)
         self.folded: dict[bool, Any] | None = None
         self._clear_attribution()
-
-    def _clear_attribution(self) -> None:
-        """Forget what merges added, and what the hot path credited directly."""
-        # Seconds of calls this function made whose edges were folded (past the cap).
-        self.folded_children = 0.0
-        # Merged in from other recorders or stores: the seconds of calls this function
-        # made, of its nested calls, its callers by name [calls, seconds]; total less
-        # active time, self less active self time.
-        self.children_extra = 0.0
-        self.nested_extra = 0.0
-        self.callers_extra: dict[str, list[Any]] | None = None
-        self.inactive_extra = 0.0
-        self.self_gap_extra = 0.0
-        # False once aggregates that did not know them were merged in (old stores).
-        self.self_known = True
-        self.active_known = True
-
-    def folded_edge(self, outer: bool) -> Any:
-        """The edge calls past the instance's cap on edges are counted in."""
-        folded = self.folded
-        if folded is None:
-            folded = self.folded = {}
-        edge = folded.get(outer)
-        if edge is None:
-            edge = folded.setdefault(outer, Edge(self, None, outer, True))
-        return edge
-
-    def _nested_folded(self) -> float:
-        """Seconds of nested calls whose callers were past the cap."""
-        edge = self.folded.get(False) if self.folded else None
-        return 0.0 if edge is None else float(edge.time)
-
-    def all_edges(self) -> list[Any]:
-        """Every edge of this function's calls (outer, nested, folded)."""
-        return [*self.edges.values(), *self.nested.values(),
-                *(self.folded.values() if self.folded else ())]
 
     def add(self, durations: Sequence[float], successes: int, short_max: float,
             medium_max: float) -> tuple[float, float]:
@@ -325,48 +278,13 @@ class FunctionStats:
         self.hot_calls += other.hot_calls
         self.drain_seconds += other.drain_seconds
 
-    def merge_attribution(self, other: FunctionStats, children: float) -> None:
-        """Add ``other``'s self, inclusive and active time and callers (by name)."""
-        self.children_extra += children + other.folded_children + other.children_extra
-        self.nested_extra += other.nested_extra + sum(e.time for e in other.nested.values())
-        self.nested_extra += other._nested_folded()
-        self.inactive_extra += other.inactive_extra
-        self.self_gap_extra += other.self_gap_extra
-        self.self_known = self.self_known and other.self_known and not other.async_kind()
-        self.active_known = self.active_known and other.active_known and not other.async_kind()
-        for name, calls, took in other.callers():
-            if self.callers_extra is None:
-                self.callers_extra = {}
-            entry = self.callers_extra.setdefault(name, [0, 0.0])
-            entry[0] += calls
-            entry[1] += took
-
-    def async_kind(self) -> bool:
-        """Whether calls are coroutines or generators, whose time is not attributed yet."""
-        return self.kind in ("async", "gen", "agen") and self.hot_calls > 0
-
-    def callers(self) -> list[tuple[str, int, float]]:
-        """Who called this function: (caller's name, calls, seconds), merged ones included."""
-        found: dict[str, list[Any]] = {}
-        for edge in self.all_edges():
-            if edge.calls:
-                name = OTHER_CALLERS if edge.caller is None else edge.caller.name
-                entry = found.setdefault(name, [0, 0.0])
-                entry[0] += edge.calls
-                entry[1] += edge.time
-        for name, (calls, took) in (self.callers_extra or {}).items():
-            entry = found.setdefault(name, [0, 0.0])
-            entry[0] += calls
-            entry[1] += took
-        return [(name, calls, took) for name, (calls, took) in found.items()]
-
     def reset(self) -> None:
         """Forget every aggregate (edges are zeroed in place: wrappers hold them)."""
         fresh = FunctionStats(self.name, self.event_type, self.module)
         for slot in FunctionStats.__slots__:
-            if slot not in ("name", "event_type", "module", "kind", "__weakref__", "budget",
-                            "edges", "nested", "folded"):
+            if slot not in ("name", "event_type", "module", "kind", "__weakref__"):
                 setattr(self, slot, getattr(fresh, slot))
+        self._clear_attribution()
         for edge in self.all_edges():
             edge.calls = 0
             edge.time = 0.0
@@ -374,26 +292,6 @@ class FunctionStats:
     def event(self, raw: Extreme | None, time_format: str, *, compact: bool) -> Event | None:
         """Turn a kept extreme into an ``Event``."""
         return _event(self.name, self.event_type, raw, time_format, compact=compact)
-
-    def times(self, children: float) -> tuple[float | None, float | None, float | None,
-                                              float | None]:
-        """(self, inclusive, active, active self) seconds; None: unknown.
-
-        ``children`` is the seconds of the calls this function made (from
-        :func:`children_times`).  Durations read off two clocks can differ from a sum
-        by rounding: a figure never goes below 0.
-        """
-        if not self.self_known or self.async_kind():
-            return None, None, None, None
-        self_time = max(0.0, self.total - children - self.folded_children
-                        - self.children_extra)
-        nested = (self.nested_extra + sum(e.time for e in self.nested.values())
-                  + self._nested_folded())
-        inclusive = max(0.0, self.total - nested)
-        if not self.active_known:
-            return self_time, inclusive, None, None
-        return (self_time, inclusive, max(0.0, self.total - self.inactive_extra),
-                max(0.0, self_time - self.self_gap_extra))
 
     def snapshot(self, per_call_overhead: Mapping[str, float], time_format: str, *,
                  compact: bool, children: float = 0.0) -> FunctionSnapshot:
@@ -430,14 +328,3 @@ class FunctionStats:
     def __repr__(self) -> str:
         """Name the function and its call count."""
         return f"FunctionStats({self.name!r}, {self.event_type!r}, calls={self.calls})"
-
-
-def children_times(functions: Iterable[FunctionStats]) -> dict[FunctionStats, float]:
-    """Seconds of the calls each function made (as the nearest tracked caller), by function."""
-    out: dict[FunctionStats, float] = {}
-    for stats in functions:
-        for edge in stats.all_edges():
-            caller = edge.caller
-            if caller is not None and edge.time:
-                out[caller] = out.get(caller, 0.0) + edge.time
-    return out
