@@ -66,8 +66,9 @@ def test_the_stats_shape_lists_the_keys_to_dict_has() -> None:
     assert event is not None
     assert [k.strip() for k in event.group(1).split(",")] == list(shape["totals"]["slowest"])
     per_function = set(shape["functions"][0])
-    assert per_function == (set(shape["totals"]) - {"function_count", "event_count"}
-                            | {"name", "event_type", "module", "overhead"})
+    assert per_function == (set(shape["totals"]) - {"function_count", "event_count", "wall_time"}
+                            | {"name", "event_type", "module", "overhead", "inclusive_time",
+                               "active_time", "callers"})
 
 
 def test_the_get_stats_keys_named_are_those_it_returns() -> None:

@@ -308,17 +308,22 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
             )
 
     def restore(self, functions: Iterable[FunctionSnapshot],
-                events: Iterable[RetainedCall | tuple[Any, ...]]) -> None:
+                events: Iterable[RetainedCall | tuple[Any, ...]], *,
+                wall_time: float | None = None) -> None:
         """Add stored aggregates and events to this instance.
 
         ``events`` are ``RetainedCall`` tuples (as a store read gives them, a failure's
         ``message`` and ``location`` kept), or plain ``(start, duration, error, name)``
         optionally followed by ``message`` and ``location``; a call with no error but a
         message is a success with a note.  Used to rebuild a view from a store; the
-        functions' totals are added to any already here.
+        functions' totals are added to any already here.  ``wall_time``: the seconds
+        the stored runs spanned, reported from then on as this instance's wall time
+        (instead of the time since its creation).
         """
         with self._recorder.reading():
             restore_into(self._recorder, functions, events)
+            if wall_time is not None:
+                self._recorder.wall = wall_time
 
     def flush(self) -> None:
         """Write everything recorded so far to the store, if one is attached."""

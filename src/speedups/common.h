@@ -15,6 +15,7 @@ static PyObject *str_enter;   /* "__enter__" */
 static PyObject *str_exit;    /* "__exit__" */
 static PyObject *str_qualname;
 static PyObject *str_stats;   /* "stats" */
+static PyObject *str_edge;    /* "edge" */
 
 static inline double
 monotonic_seconds(void)

@@ -90,6 +90,7 @@ host_block(HostObject *self, SinkObject *sink, PyObject *name)
     block->delegate = NULL;
     block->message = NULL;
     block->start = 0.0;
+    block->at = -1;
     Py_INCREF(block);
     Py_XDECREF(old_sink);
     Py_XDECREF(old_name);

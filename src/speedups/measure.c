@@ -14,6 +14,7 @@ typedef struct {
     PyObject *message;    /* the block's note (NULL: none), as the Python Measure's */
     PyObject *exit_method;  /* a host's spare block only: __exit__ bound once (MeasureSlot) */
     double start;
+    int at;               /* where the block is on its thread's stack (-1: not on it) */
 } MeasureObject;
 
 static PyTypeObject Measure_Type;
@@ -35,6 +36,7 @@ measure_make(SinkObject *sink, PyObject *name, PyObject *fallback)
     self->message = NULL;
     self->exit_method = NULL;
     self->start = 0.0;
+    self->at = -1;
     PyObject_GC_Track(self);
     return self;
 }
@@ -83,8 +85,10 @@ Measure_dealloc(MeasureObject *self)
     PyObject_GC_Del(self);
 }
 
+/* Start the block; `push`: put it on the thread's stack of tracked calls (a `with`
+   block; an `async with` one is not: a coroutine's blocks interleave). */
 static PyObject *
-measure_enter(MeasureObject *self)
+measure_enter(MeasureObject *self, int push)
 {
     if (self->sink != NULL && sink_observed(self->sink)) {
         /* Observers want to see this block: the pure-Python measure does it all. */
@@ -96,6 +100,7 @@ measure_enter(MeasureObject *self)
         return PyObject_CallMethodNoArgs(delegate, str_enter);
     }
     Py_CLEAR(self->delegate);
+    self->at = (push && self->sink != NULL) ? frames_enter(frames_here(), self->sink->key) : -1;
     self->start = monotonic_seconds();
     return Py_NewRef(self);
 }
@@ -122,10 +127,15 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(delegate);
         return r;
     }
+    int at = self->at;
+    self->at = -1;
+    Frames *fr = frames_here();
     if (self->sink == NULL) {
+        frames_leave(fr, at);
         Py_RETURN_NONE;
     }
     if (!sink_ready(self->sink)) {
+        frames_leave(fr, at);
         return NULL;
     }
     PyObject *exc = args[1];
@@ -136,12 +146,17 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
         SinkObject *sink = (SinkObject *)Py_NewRef(self->sink);
         PyObject *message = Py_NewRef(self->message);
         PyObject *start = PyFloat_FromDouble(self->start);
+        PyObject *where = PyLong_FromLong(at);
         PyObject *r = NULL;
-        if (start != NULL) {
-            PyObject *argv[3] = {sink->key, start, message};
-            r = PyObject_Vectorcall(sink->noted, argv, 3, NULL);
-            Py_DECREF(start);
+        if (start != NULL && where != NULL) {
+            PyObject *argv[4] = {sink->key, start, message, where};
+            r = PyObject_Vectorcall(sink->noted, argv, 4, NULL);
         }
+        else {
+            frames_leave(fr, at);
+        }
+        Py_XDECREF(start);
+        Py_XDECREF(where);
         Py_DECREF(message);
         Py_DECREF(sink);
         if (r == NULL) {
@@ -151,19 +166,32 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     if (exc == Py_None) {
-        if (sink_success(self->sink, self->start, end) < 0) {
+        frames_leave(fr, at);
+        SinkObject *sink = self->sink;
+        PyObject *key = sink_key(sink, fr, at, end - self->start);
+        if (key == NULL) {
+            return NULL;
+        }
+        int failed = sink_success(sink, key, self->start, end);
+        Py_DECREF(key);
+        if (failed < 0) {
             return NULL;
         }
         Py_RETURN_NONE;
     }
     /* Record the failure with the block's exception; let it propagate (return None). */
-    PyObject *argv[3] = {self->sink->key, NULL, exc};
+    PyObject *argv[4] = {self->sink->key, NULL, exc, NULL};
     argv[1] = PyFloat_FromDouble(self->start);
-    if (argv[1] == NULL) {
+    argv[3] = PyLong_FromLong(at);
+    if (argv[1] == NULL || argv[3] == NULL) {
+        Py_XDECREF(argv[1]);
+        Py_XDECREF(argv[3]);
+        frames_leave(fr, at);
         return NULL;
     }
-    PyObject *r = PyObject_Vectorcall(self->sink->failed, argv, 3, NULL);
+    PyObject *r = PyObject_Vectorcall(self->sink->failed, argv, 4, NULL);
     Py_DECREF(argv[1]);
+    Py_DECREF(argv[3]);
     if (r == NULL) {
         return NULL;
     }
@@ -189,7 +217,7 @@ measure_call(PyObject *op, int exits, PyObject *const *args, Py_ssize_t nargs,
 {
     if (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0) {
         if (!exits && nargs == 0) {
-            return measure_enter((MeasureObject *)op);
+            return measure_enter((MeasureObject *)op, 1);
         }
         if (exits && nargs == 3) {
             return measure_exit((MeasureObject *)op, args, nargs);
@@ -301,7 +329,7 @@ measure_add_slots(void)
 static PyObject *
 Measure_aenter(MeasureObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return ready_make(measure_enter(self));
+    return ready_make(measure_enter(self, 0));
 }
 
 static PyObject *

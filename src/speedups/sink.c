@@ -14,7 +14,10 @@ typedef struct {
     PyObject *refresh;     /* () -> int: recompute the limit after a cache clear */
     PyObject *after;       /* (stats, duration, limit) -> None: drain soon, log a success */
     PyObject *failed;      /* (stats, start, exc) -> float: record, log a failed call */
-    PyObject *noted;       /* (stats, start, message) -> float: record a noted success */
+    PyObject *noted;       /* (stats, start, message, at) -> float: record a noted success */
+    PyObject *edges;       /* dict caller -> Edge: the function's outer calls, by caller */
+    PyObject *nested;      /* dict caller -> Edge: its nested calls, by caller */
+    PyObject *key_for;     /* (stats, caller, outer, duration) -> Edge: a new edge */
 } SinkObject;
 
 static PyTypeObject Sink_Type;
@@ -23,12 +26,14 @@ static PyObject *
 Sink_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"buffer", "key", "observers", "cache", "cache_key", "refresh",
-                             "after", "failed", "noted", NULL};
+                             "after", "failed", "noted", "edges", "nested", "key_for", NULL};
     PyObject *buffer, *key, *observers, *cache, *cache_key, *refresh, *after, *failed, *noted;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!O!OOOOO:Sink", kwlist,
+    PyObject *edges, *nested, *key_for;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!O!OOOOOO!O!O:Sink", kwlist,
                                      &Buffer_Type, &buffer, &key, &PyList_Type, &observers,
                                      &PyDict_Type, &cache, &cache_key, &refresh, &after,
-                                     &failed, &noted)) {
+                                     &failed, &noted, &PyDict_Type, &edges, &PyDict_Type,
+                                     &nested, &key_for)) {
         return NULL;
     }
     SinkObject *self = (SinkObject *)type->tp_alloc(type, 0);
@@ -44,6 +49,9 @@ Sink_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->after = Py_NewRef(after);
     self->failed = Py_NewRef(failed);
     self->noted = Py_NewRef(noted);
+    self->edges = Py_NewRef(edges);
+    self->nested = Py_NewRef(nested);
+    self->key_for = Py_NewRef(key_for);
     return (PyObject *)self;
 }
 
@@ -59,6 +67,9 @@ Sink_traverse(SinkObject *self, visitproc visit, void *arg)
     Py_VISIT(self->after);
     Py_VISIT(self->failed);
     Py_VISIT(self->noted);
+    Py_VISIT(self->edges);
+    Py_VISIT(self->nested);
+    Py_VISIT(self->key_for);
     return 0;
 }
 
@@ -74,6 +85,9 @@ Sink_clear(SinkObject *self)
     Py_CLEAR(self->after);
     Py_CLEAR(self->failed);
     Py_CLEAR(self->noted);
+    Py_CLEAR(self->edges);
+    Py_CLEAR(self->nested);
+    Py_CLEAR(self->key_for);
     return 0;
 }
 
@@ -88,7 +102,8 @@ Sink_dealloc(SinkObject *self)
 static inline int
 sink_ready(SinkObject *sink)
 {
-    if (sink->buffer == NULL || sink->failed == NULL || sink->noted == NULL) {   /* cleared */
+    if (sink->buffer == NULL || sink->failed == NULL || sink->noted == NULL
+        || sink->key_for == NULL) {   /* cleared */
         PyErr_SetString(PyExc_RuntimeError, "callmetrics: tracking state was cleared");
         return 0;
     }
@@ -101,15 +116,49 @@ sink_observed(SinkObject *sink)
     return sink->observers != NULL && PyList_GET_SIZE(sink->observers) > 0;
 }
 
-/* Append one successful call; -1 with an exception set if that or a callback failed.
-   The common case allocates nothing: three stores into the buffer's arrays, one
-   dict lookup for the cached limit, one comparison. */
+/* The key a call of the sink's function that left the stack at `at` (-1: it was
+   not pushed) is buffered under: its function, or the Edge of its nearest tracked
+   caller (one dict lookup; a new edge is made by the engine's Python).  A new
+   reference; NULL with an exception set. */
+static PyObject *
+sink_key(SinkObject *sink, Frames *fr, int at, double duration)
+{
+    PyObject *stats = sink->key;
+    int outer = 1;
+    PyObject *caller = at < 0 ? NULL : frames_caller(fr, stats, &outer);
+    if (caller == NULL) {
+        return Py_NewRef(stats);
+    }
+    PyObject *edge = PyDict_GetItemWithError(outer ? sink->edges : sink->nested, caller);
+    if (edge != NULL) {
+        return Py_NewRef(edge);
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *took = PyFloat_FromDouble(duration);
+    if (took == NULL) {
+        return NULL;
+    }
+    Py_INCREF(caller);   /* Python code runs: hold what the stack lends */
+    Py_INCREF(stats);
+    PyObject *argv[4] = {stats, caller, outer ? Py_True : Py_False, took};
+    edge = PyObject_Vectorcall(sink->key_for, argv, 4, NULL);
+    Py_DECREF(stats);
+    Py_DECREF(caller);
+    Py_DECREF(took);
+    return edge;
+}
+
+/* Append one successful call under `key`; -1 with an exception set if that or a
+   callback failed.  The common case allocates nothing: three stores into the
+   buffer's arrays, one dict lookup for the cached limit, one comparison. */
 static int
-sink_success(SinkObject *sink, double start, double end)
+sink_success(SinkObject *sink, PyObject *key, double start, double end)
 {
     BufferObject *buf = (BufferObject *)sink->buffer;
     double duration = end - start;
-    if (buffer_push(buf, sink->key, start, duration) < 0) {
+    if (buffer_push(buf, key, start, duration) < 0) {
         return -1;
     }
     PyObject *limit;
@@ -172,20 +221,26 @@ sink_success(SinkObject *sink, double start, double end)
     return 0;
 }
 
-/* Record the failed call whose exception is set; leaves an exception set: the
-   call's own, or (like an exception raised in an `except` block) one raised by
-   the bookkeeping, with the call's as its context. */
+/* Record the failed call whose exception is set, pushed on the stack at `at` (the
+   engine's Python takes it off); leaves an exception set: the call's own, or (like
+   an exception raised in an `except` block) one raised by the bookkeeping, with the
+   call's as its context. */
 static void
-sink_failure(SinkObject *sink, double start)
+sink_failure(SinkObject *sink, double start, int at)
 {
     PyObject *exc = PyErr_GetRaisedException_compat();
     PyObject *t0 = PyFloat_FromDouble(start);
+    PyObject *where = PyLong_FromLong(at);
     PyObject *r = NULL;
-    if (t0 != NULL && exc != NULL) {
-        PyObject *argv[3] = {sink->key, t0, exc};
-        r = PyObject_Vectorcall(sink->failed, argv, 3, NULL);
+    if (t0 != NULL && where != NULL && exc != NULL) {
+        PyObject *argv[4] = {sink->key, t0, exc, where};
+        r = PyObject_Vectorcall(sink->failed, argv, 4, NULL);
+    }
+    else {
+        frames_leave(frames_here(), at);
     }
     Py_XDECREF(t0);
+    Py_XDECREF(where);
     if (r != NULL) {
         Py_DECREF(r);
         PyErr_SetRaisedException_compat(exc);
@@ -221,7 +276,7 @@ Sink_ok(SinkObject *self, PyObject *start)
         return NULL;
     }
     double end = monotonic_seconds();
-    if (!sink_ready(self) || sink_success(self, began, end) < 0) {
+    if (!sink_ready(self) || sink_success(self, self->key, began, end) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -244,7 +299,8 @@ static PyTypeObject Sink_Type = {
     .tp_basicsize = sizeof(SinkObject),
     .tp_dealloc = (destructor)Sink_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Sink(buffer, key, observers, cache, cache_key, refresh, after, failed, noted)",
+    .tp_doc = "Sink(buffer, key, observers, cache, cache_key, refresh, after, failed, noted,\n"
+              "edges, nested, key_for)",
     .tp_traverse = (traverseproc)Sink_traverse,
     .tp_clear = (inquiry)Sink_clear,
     .tp_getset = Sink_getset,

@@ -11,6 +11,8 @@
  *            around PyObject_Vectorcall and stores the call in the CallBuffer,
  *            allocating nothing and calling no Python code on the common path.
  *   Measure  the `with analytics.measure(name):` block.
+ *   frames, Edge  the thread's stack of running tracked calls, and the caller edges
+ *            calls are buffered under (where the time goes: callmetrics._engine.callers).
  *   MeasureHost  an Analytics' state for its measure() in C (a method made for the
  *            Analytics class by measure_method), which resolves names seen
  *            before with one dict lookup.
@@ -18,8 +20,9 @@
  *            sketch buckets and grouping by function, straight from its doubles.
  *
  * Files: this one (the module) includes common.h and one file per part above
- * (buffer.c, sink.c, tracked.c, measure.c, host.c, drain.c), in that order, so
- * that the whole extension is one translation unit: the hot path's helpers
+ * (buffer.c, take.c, frames.c, sink.c, tracked.c, ready.c, measure.c, host.c, drain.c,
+ * edges.c), in that order, so that the whole extension is one translation unit: the
+ * hot path's helpers
  * (buffer_push, sink_success) inline into the wrappers that call them.  setup.py
  * compiles this file only.
  *
@@ -35,12 +38,14 @@
 #include "common.h"
 #include "buffer.c"
 #include "take.c"
+#include "frames.c"
 #include "sink.c"
 #include "tracked.c"
 #include "ready.c"
 #include "measure.c"
 #include "host.c"
 #include "drain.c"
+#include "edges.c"
 
 /* ------------------------------------------------------------------ module */
 
@@ -61,6 +66,14 @@ static PyMethodDef module_methods[] = {
      "group_calls(keys, durations, plain, failed): a chunk's calls grouped by function."},
     {"measure_method", speedups_measure_method, METH_O,
      "measure_method(cls): measure() for instances of cls, each keeping its MeasureHost."},
+    {"frames_push", speedups_frames_push, METH_O,
+     "frames_push(stats) -> at: a tracked call starts on this thread (-1: too deep)."},
+    {"frames_pop", (PyCFunction)(void (*)(void))speedups_frames_pop, METH_FASTCALL,
+     "frames_pop(stats, at): it ends; its caller: None, the caller, or (caller,) if nested."},
+    {"frames_depth", speedups_frames_depth, METH_NOARGS,
+     "How many tracked calls run on this thread."},
+    {"fold_edges", (PyCFunction)(void (*)(void))speedups_fold_edges, METH_FASTCALL,
+     "fold_edges(keys, durations, plain): count edges' calls; put their functions back."},
     {"now", speedups_now, METH_NOARGS,
      "The clock the C hot path reads (same scale as time.perf_counter())."},
     {NULL, NULL, 0, NULL},
@@ -77,8 +90,11 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    if (frames_init() < 0) {
+        return NULL;
+    }
     PyTypeObject *types[] = {&Buffer_Type, &Sink_Type, &Tracked_Type, &Measure_Type,
-                             &Ready_Type, &Host_Type, &Slot_Type};
+                             &Ready_Type, &Host_Type, &Slot_Type, &Edge_Type};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         if (PyType_Ready(types[i]) < 0) {
             return NULL;
@@ -88,10 +104,11 @@ PyInit__speedups(void)
     str_exit = PyUnicode_InternFromString("__exit__");
     str_qualname = PyUnicode_InternFromString("__qualname__");
     str_stats = PyUnicode_InternFromString("stats");
+    str_edge = PyUnicode_InternFromString("edge");
     str_event_type = PyUnicode_InternFromString("event_type");
     str_block = PyUnicode_InternFromString("block");
     str_measure_host = PyUnicode_InternFromString("_measure_host");
-    if (!str_enter || !str_exit || !str_qualname || !str_stats || !str_event_type
+    if (!str_enter || !str_exit || !str_qualname || !str_stats || !str_edge || !str_event_type
         || !str_block || !str_measure_host || measure_add_slots() < 0) {
         return NULL;
     }
@@ -112,7 +129,8 @@ PyInit__speedups(void)
         || PyModule_AddObjectRef(module, "Sink", (PyObject *)&Sink_Type) < 0
         || PyModule_AddObjectRef(module, "Tracked", (PyObject *)&Tracked_Type) < 0
         || PyModule_AddObjectRef(module, "Measure", (PyObject *)&Measure_Type) < 0
-        || PyModule_AddObjectRef(module, "MeasureHost", (PyObject *)&Host_Type) < 0) {
+        || PyModule_AddObjectRef(module, "MeasureHost", (PyObject *)&Host_Type) < 0
+        || PyModule_AddObjectRef(module, "Edge", (PyObject *)&Edge_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

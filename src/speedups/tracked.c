@@ -30,16 +30,30 @@ Tracked_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
     if (sink_observed(sink)) {
         return PyObject_Vectorcall(self->observed, args, nargsf, kwnames);
     }
+    Frames *fr = frames_here();
+    int at = frames_enter(fr, sink->key);
     double start = monotonic_seconds();
     PyObject *result = PyObject_Vectorcall(self->func, args, nargsf, kwnames);
     if (result == NULL) {
-        sink_failure(sink, start);
+        sink_failure(sink, start, at);
         return NULL;
     }
-    if (sink_success(sink, start, monotonic_seconds()) < 0) {
+    double end = monotonic_seconds();
+    frames_leave(fr, at);
+    if (at <= 0) {   /* called from untracked code (or not pushed): under its function */
+        if (sink_success(sink, sink->key, start, end) < 0) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        return result;
+    }
+    PyObject *key = sink_key(sink, fr, at, end - start);
+    if (key == NULL || sink_success(sink, key, start, end) < 0) {
+        Py_XDECREF(key);
         Py_DECREF(result);
         return NULL;
     }
+    Py_DECREF(key);
     return result;
 }
 

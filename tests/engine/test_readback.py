@@ -27,7 +27,10 @@ ASYNCIO_EARLY = 1e-3
 
 STAT_KEYS = {"total_calls", "total_success", "success_rate", "total_time", "avg_duration",
              "slowest", "fastest", "duration_counts", "function_count", "event_count",
-             "min_duration", "max_duration", "p50", "p90", "p95", "p99"}
+             "min_duration", "max_duration", "p50", "p90", "p95", "p99",
+             # Where the time goes (added to the seed's keys): the instance's wall time
+             # and the selected functions' self times, summed.
+             "wall_time", "self_time"}
 
 
 def exact_quantile(values: list[float], q: float) -> float:

@@ -44,11 +44,13 @@ def test_shape_has_schema_totals_and_functions(analytics: Analytics) -> None:
                          "errors", "environment"}
     assert set(data["environment"]) == {"python", "platform", "hot_path", "argv", "host",
                                         "pid", "label"}
-    assert set(data["totals"]) == FIGURES | {"function_count", "event_count"}
+    assert set(data["totals"]) == FIGURES | {"function_count", "event_count", "wall_time",
+                                             "self_time"}
     assert [f["name"] for f in data["functions"]] == sorted(
         analytics.call_counts, key=lambda n: -analytics.get_stats(n)["total_time"])
     for entry in data["functions"]:
-        assert set(entry) == FIGURES | {"name", "event_type", "module", "overhead"}
+        assert set(entry) == FIGURES | {"name", "event_type", "module", "overhead", "self_time",
+                                        "inclusive_time", "active_time", "callers"}
         assert set(entry["slowest"]) == EVENT
 
 
@@ -105,6 +107,8 @@ def test_analytics_to_dict_is_the_same_shape(analytics: Analytics) -> None:
     mine, theirs = analytics.to_dict(), to_dict(analytics)
     mine.pop("generated_at")
     theirs.pop("generated_at")
+    # A live instance's wall time runs to each reading: the later one is longer.
+    assert 0 < mine["totals"].pop("wall_time") <= theirs["totals"].pop("wall_time")
     assert mine == theirs
 
 

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from callmetrics._engine.accel import summary
+from callmetrics._engine.attribution import Attributed, children_times
+from callmetrics._engine.callers import EdgeBudget
 from callmetrics._engine.records import Event
 from callmetrics._engine.sketch import DurationSketch
-from callmetrics._engine.state import FunctionSnapshot
+from callmetrics._engine.state import CallerEdge, FunctionSnapshot
 
-__all__ = ["MESSAGE_LIMIT", "Extreme", "FailedCall", "FunctionStats", "NotedCall", "failure_of",
-           "note_of"]
+__all__ = ["MESSAGE_LIMIT", "Extreme", "FailedCall", "FunctionStats", "NotedCall", "children_times",
+           "failure_of", "note_of"]
 
 
 def _python_summary(values: Sequence[float]) -> tuple[float, float, float]:
@@ -45,10 +48,10 @@ Extreme = tuple[float, float, "FailedCall | NotedCall | None"]
 class FailedCall:
     """One call that raised: its function, exception type, message and location."""
 
-    __slots__ = ("_error", "location", "message", "stats")
+    __slots__ = ("_error", "edge", "location", "message", "stats")
 
     def __init__(self, stats: FunctionStats, error: str | type[BaseException],
-                 message: str | None, location: str | None) -> None:
+                 message: str | None, location: str | None, edge: object = None) -> None:
         """Describe a failure of ``stats``'s function (see :func:`failure_of`).
 
         ``error`` is the exception type, or its name; the name is only read when the
@@ -58,6 +61,7 @@ class FailedCall:
         self._error = error
         self.message = message
         self.location = location
+        self.edge = edge  # the call's caller edge (callers.Edge), None: no tracked caller
 
     @property
     def error(self) -> str:
@@ -69,12 +73,13 @@ class FailedCall:
 class NotedCall:
     """One successful call that carries a note: its function and the one-line message."""
 
-    __slots__ = ("message", "stats")
+    __slots__ = ("edge", "message", "stats")
 
-    def __init__(self, stats: FunctionStats, message: str) -> None:
+    def __init__(self, stats: FunctionStats, message: str, edge: object = None) -> None:
         """Describe a success of ``stats``'s function noted ``message`` (see :func:`note_of`)."""
         self.stats = stats
         self.message = message
+        self.edge = edge  # the call's caller edge (callers.Edge), None: no tracked caller
 
 
 def _message(value: object) -> str | None:
@@ -105,18 +110,24 @@ def _location(exc: BaseException) -> str | None:
     return f"{code.co_filename}:{tb.tb_lineno} in {code.co_name}"
 
 
-def failure_of(stats: FunctionStats, exc: BaseException) -> FailedCall:
-    """Describe ``exc``, raised by a call of ``stats``'s function, keeping no reference to it."""
-    return FailedCall(stats, type(exc), _message(exc), _location(exc))
+def failure_of(stats: FunctionStats, exc: BaseException, edge: object = None) -> FailedCall:
+    """Describe ``exc``, raised by a call of ``stats``'s function, keeping no reference to it.
+
+    ``edge`` is the call's caller edge (None: called from untracked code).
+    """
+    return FailedCall(stats, type(exc), _message(exc), _location(exc), edge)
 
 
-def note_of(stats: FunctionStats, message: object) -> NotedCall | FunctionStats:
+def note_of(stats: FunctionStats, message: object, edge: object = None) -> object:
     """Describe a success of ``stats``'s function noted ``message`` (``str()`` of it).
 
-    The note is cleaned as a failure's message is; an empty one leaves a plain success.
+    The note is cleaned as a failure's message is; an empty one leaves a plain success
+    (``edge``, the call's caller edge, when it has one, else ``stats``).
     """
     text = _message(message)
-    return stats if text is None else NotedCall(stats, text)
+    if text is None:
+        return stats if edge is None else edge
+    return NotedCall(stats, text, edge)
 
 
 def _event(name: str, event_type: str, raw: Extreme | None, time_format: str, *,
@@ -133,7 +144,7 @@ def _event(name: str, event_type: str, raw: Extreme | None, time_format: str, *,
                  message=failed.message, location=failed.location)
 
 
-class FunctionStats:
+class FunctionStats(Attributed):
     """Everything recorded about one tracked function (keyed by its recorded name).
 
     Observers receive this object: ``name``, ``event_type`` and ``kind`` are theirs
@@ -159,8 +170,12 @@ class FunctionStats:
         "total",
     )
 
-    def __init__(self, name: str, event_type: str, module: str) -> None:
-        """Start empty aggregates for the function recorded as ``name``."""
+    def __init__(self, name: str, event_type: str, module: str,
+                 budget: EdgeBudget | None = None) -> None:
+        """Start empty aggregates for the function recorded as ``name``.
+
+        ``budget`` bounds the caller edges of the instance it belongs to.
+        """
         self.name = name
         self.event_type = event_type
         self.module = module
@@ -180,6 +195,14 @@ class FunctionStats:
         # the measured seconds spent draining this function's calls.
         self.hot_calls = 0
         self.drain_seconds = 0.0
+        # Where the time goes (see _callers): caller edges of outer and nested calls,
+        # by caller, counted by drains; never rebound (the hot path holds them).
+        self.budget = budget if budget is not None else EdgeBudget()
+        self.edges: dict[FunctionStats, Any] = {}
+        self.nested: dict[FunctionStats, Any] = {}
+        # outer? -> the edge of callers past the cap (None until one is: memory per function)
+        self.folded: dict[bool, Any] | None = None
+        self._clear_attribution()
 
     def add(self, durations: Sequence[float], successes: int, short_max: float,
             medium_max: float) -> tuple[float, float]:
@@ -231,8 +254,12 @@ class FunctionStats:
             self.slow += 1
         self.sketch.add_one(duration)
 
-    def merge(self, other: FunctionStats) -> None:
-        """Add another function's aggregates to this one."""
+    def merge(self, other: FunctionStats, children: float = 0.0) -> None:
+        """Add another function's aggregates to this one.
+
+        ``children`` is what :func:`children_times` gives ``other`` in its recorder.
+        """
+        self.merge_attribution(other, children)
         self.calls += other.calls
         self.successes += other.successes
         self.total += other.total
@@ -252,19 +279,31 @@ class FunctionStats:
         self.drain_seconds += other.drain_seconds
 
     def reset(self) -> None:
-        """Forget every aggregate."""
+        """Forget every aggregate (edges are zeroed in place: wrappers hold them)."""
         fresh = FunctionStats(self.name, self.event_type, self.module)
         for slot in FunctionStats.__slots__:
             if slot not in ("name", "event_type", "module", "kind", "__weakref__"):
                 setattr(self, slot, getattr(fresh, slot))
+        self._clear_attribution()
+        for edge in self.all_edges():
+            edge.calls = 0
+            edge.time = 0.0
 
     def event(self, raw: Extreme | None, time_format: str, *, compact: bool) -> Event | None:
         """Turn a kept extreme into an ``Event``."""
         return _event(self.name, self.event_type, raw, time_format, compact=compact)
 
     def snapshot(self, per_call_overhead: Mapping[str, float], time_format: str, *,
-                 compact: bool) -> FunctionSnapshot:
-        """Copy the aggregates; the caller must hold the recorder's lock."""
+                 compact: bool, children: float = 0.0) -> FunctionSnapshot:
+        """Copy the aggregates; the caller must hold the recorder's lock.
+
+        ``children`` is the seconds of the calls this function made (from
+        :func:`children_times`).
+        """
+        self_time, inclusive, active, active_self = self.times(children)
+        callers = tuple(sorted((CallerEdge(name, calls, took)
+                                for name, calls, took in self.callers()),
+                               key=lambda edge: (-edge.time, edge.name)))
         return FunctionSnapshot(
             name=self.name,
             event_type=self.event_type,
@@ -279,6 +318,11 @@ class FunctionStats:
             sketch=self.sketch.copy(),
             slowest=self.event(self.slowest, time_format, compact=compact),
             fastest=self.event(self.fastest, time_format, compact=compact),
+            self_time=self_time,
+            inclusive_time=inclusive,
+            active_time=active,
+            active_self_time=active_self,
+            callers=callers,
         )
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from callmetrics._engine.aggregate import failure_of, note_of
+from callmetrics._engine.callers import frames_pop
 from callmetrics._engine.logs import CACHE_KEY, report_internal_error
 
 if TYPE_CHECKING:
@@ -103,7 +104,9 @@ class Ends:
     ``ok(stats, t0)``, ``noted(stats, t0, message)`` (a success with a note) and
     ``failed(stats, t0, exc)`` record a call that started at ``t0`` and return its
     duration; ``after(stats, duration, limit)`` drains a full buffer and logs a
-    success.  Wrappers inline ``ok`` on their hot path.
+    success.  Wrappers inline ``ok`` on their hot path.  A call that pushed itself on
+    the thread's stack of tracked calls (``_callers.frames_push``) passes where, ``at``:
+    the end pops it and records the call under its caller's edge.
     """
 
     __slots__ = ("buffer", "cache", "capacity", "drain_soon", "extend", "hooks", "log")
@@ -150,9 +153,11 @@ class Ends:
         if cache.get(CACHE_KEY) == seen:
             cache[CACHE_KEY] = limit
 
-    def ok(self, stats: FunctionStats, t0: float) -> float:
+    def ok(self, stats: FunctionStats, t0: float, at: int = -1) -> float:
         """Record a successful call that started at ``t0``; return its duration."""
-        return self._succeeded(stats, stats, t0, perf_counter() - t0)
+        duration = perf_counter() - t0
+        key = stats if at < 0 else frames_pop(stats, at, duration)
+        return self._succeeded(key, stats, t0, duration)
 
     def _succeeded(self, key: object, stats: FunctionStats, t0: float,
                    duration: float) -> float:
@@ -166,30 +171,32 @@ class Ends:
             self.after(stats, duration, limit)
         return duration
 
-    def noted(self, stats: FunctionStats, t0: float, message: object) -> float:
+    def noted(self, stats: FunctionStats, t0: float, message: object, at: int = -1) -> float:
         """Record a successful call noted ``message`` (``str()`` of it); return its duration.
 
         The note is cleaned as a failure's message is (``note_of``).  Never raises.
         """
         duration = perf_counter() - t0
+        plain: object = stats if at < 0 else frames_pop(stats, at, duration)
         try:
-            key: object = note_of(stats, message)
+            key: object = note_of(stats, message, None if plain is stats else plain)
         except Exception as err:  # noqa: BLE001  # never let the note break the call
             report_internal_error("describing a note", err)
-            key = stats
+            key = plain
         return self._succeeded(key, stats, t0, duration)
 
-    def failed(self, stats: FunctionStats, t0: float, exc: BaseException) -> float:
+    def failed(self, stats: FunctionStats, t0: float, exc: BaseException, at: int = -1) -> float:
         """Record a call that raised ``exc``; return its duration.  Never raises."""
         duration = perf_counter() - t0
+        plain: object = stats if at < 0 else frames_pop(stats, at, duration)
         if _normal_exit(exc):
-            self.extend((stats, t0, duration))
+            self.extend((plain, t0, duration))
             return duration
         try:
-            described: object = failure_of(stats, exc)
+            described: object = failure_of(stats, exc, None if plain is stats else plain)
         except Exception as err:  # noqa: BLE001  # never let describing it break the call
             report_internal_error("describing a failure", err)
-            described = stats
+            described = plain
         self.extend((described, t0, duration))
         self._make_room(self.cache.get(CACHE_KEY, 0))
         self.log.failure(stats.name, stats.event_type, duration, exc)

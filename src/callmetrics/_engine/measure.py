@@ -15,6 +15,8 @@ from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from callmetrics._engine.accel import speedups as _speedups
+from callmetrics._engine.callers import STACK, frames_pop, frames_push, key_for, unwind
 from callmetrics._engine.logs import CACHE_KEY
 from callmetrics._engine.wrap import CallObserver, end_observers, start_observers
 
@@ -57,8 +59,10 @@ class Measure:
     is the common use, so its creation is part of the hot path).
     """
 
-    __slots__ = ("_kind", "_started", "_t0", "message")
+    __slots__ = ("_at", "_kind", "_stack", "_started", "_t0", "message")
 
+    _at: int
+    _stack: list[Any] | None
     _kind: BlockKind
     _started: list[tuple[CallObserver, object]] | None
     _t0: float
@@ -68,6 +72,15 @@ class Measure:
         """Start timing (after the observers, if any, have seen the start)."""
         kind = self._kind
         self._started = start_observers(kind.rt, kind.stats) if kind.observers else None
+        # A block is a tracked call: on the thread's stack while it runs (_callers).
+        # The pure-Python stack is kept for the exit (a block ends on its thread).
+        if _PURE:
+            stack = self._stack = STACK.calls
+            self._at = len(stack)
+            stack.append(kind.stats)
+        else:
+            self._stack = None
+            self._at = frames_push(kind.stats)
         self._t0 = perf_counter()
         return self
 
@@ -75,15 +88,27 @@ class Measure:
                  tb: TracebackType | None) -> None:
         """Record the block: a success (with its note, if any), or a failure."""
         kind = self._kind
+        at = self._at
         if exc is not None:
-            duration = kind.failed(kind.stats, self._t0, exc)
+            duration = kind.failed(kind.stats, self._t0, exc, at)
         elif self.message is not None:
-            duration = kind.noted(kind.stats, self._t0, self.message)
+            duration = kind.noted(kind.stats, self._t0, self.message, at)
         else:
             t0 = self._t0
             duration = perf_counter() - t0
             buffer = kind.buffer
-            buffer.extend((kind.stats, t0, duration))
+            stats = kind.stats
+            stack = self._stack
+            if stack is not None:
+                top = stack.pop()
+                if top is not stats:  # something was left above this block (rare)
+                    unwind(stack, top, stats)
+                caller = stack[-1]
+                key = stats if caller is None else key_for(stats, caller, stats not in stack,
+                                                           duration)
+            else:
+                key = stats if at < 0 else frames_pop(stats, at, duration)
+            buffer.extend((key, t0, duration))
             cache = kind.cache
             try:
                 if len(buffer) >= cache[CACHE_KEY]:
@@ -94,8 +119,13 @@ class Measure:
             end_observers(self._started, kind.stats, duration, exc)
 
     async def __aenter__(self) -> Measure:
-        """Start timing, as ``__enter__``."""
-        return self.__enter__()
+        """Start timing, as ``__enter__`` (off the stack: a coroutine's blocks interleave)."""
+        kind = self._kind
+        self._started = start_observers(kind.rt, kind.stats) if kind.observers else None
+        self._at = -1
+        self._stack = None
+        self._t0 = perf_counter()
+        return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -104,6 +134,8 @@ class Measure:
 
 
 _new = object.__new__
+# Whether blocks use the pure-Python stack inline (else _speedups' stack, through calls).
+_PURE = _speedups is None
 
 
 def new_measure(kind: BlockKind) -> Measure:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
+from time import perf_counter
 from typing import Any
 
-from callmetrics._engine.aggregate import FailedCall, FunctionStats, NotedCall
+from callmetrics._engine.aggregate import FailedCall, FunctionStats, NotedCall, children_times
 from callmetrics._engine.calibrate import per_call_overhead
 from callmetrics._engine.recorder import Recorder
 from callmetrics._engine.records import Event, make_event
@@ -39,8 +40,10 @@ class ReadBack:
 
     def _snapshots(self, per_call: dict[str, float]) -> list[FunctionSnapshot]:
         fmt, compact = self.time_format, self.compact_time
-        return [stats.snapshot(per_call, fmt, compact=compact)
-                for _, stats in sorted(self._recorder.stats.items()) if stats.calls]
+        every = self._recorder.stats
+        children = children_times(every.values())
+        return [stats.snapshot(per_call, fmt, compact=compact, children=children.get(stats, 0.0))
+                for _, stats in sorted(every.items()) if stats.calls]
 
     def _retained(self) -> list[RetainedCall]:
         out = []
@@ -72,7 +75,15 @@ class ReadBack:
         """Return aggregates and retained calls taken together, so that they agree."""
         per_call = per_call_overhead()
         with self._recorder.reading():
-            return Reading(self._snapshots(per_call), self._retained())
+            return Reading(self._snapshots(per_call), self._retained(), self.wall_time())
+
+    def wall_time(self) -> float:
+        """Seconds from this instance's creation to now: the span its calls can cover.
+
+        A view of stored runs (``load()``): the seconds those runs spanned.
+        """
+        fixed = self._recorder.wall
+        return perf_counter() - self._recorder.created if fixed is None else fixed
 
     @property
     def events(self) -> list[Event]:
@@ -172,7 +183,17 @@ class ReadBack:
                 "function_count": len(selected),
                 "event_count": event_count,
                 **sketch.summary(),
+                "wall_time": self.wall_time(),
+                "self_time": self._self_total(selected),
             }
+
+    def _self_total(self, selected: list[FunctionStats]) -> float | None:
+        """The selected functions' self times, summed (None: one is unknown); lock held."""
+        children = children_times(self._recorder.stats.values())
+        found = [stats.times(children.get(stats, 0.0))[0] for stats in selected]
+        if any(value is None for value in found):
+            return None
+        return math.fsum(value for value in found if value is not None)
 
     def log_summary(self) -> None:
         """Log the two summary lines (calls, success, average; speed mix) to the console logger."""

@@ -38,6 +38,7 @@ from typing import Any
 
 from callmetrics._engine.accel import group_calls, new_buffer, take
 from callmetrics._engine.aggregate import FailedCall, FunctionStats
+from callmetrics._engine.callers import EdgeBudget, fold_edges
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._engine.ring import EventRing
 
@@ -76,8 +77,8 @@ def _functions(keys: list[Any]) -> int:
 class Recorder:
     """Buffers, drains, per-function aggregates and the ring of one ``Analytics``."""
 
-    __slots__ = ("_busy", "_warn", "buffer", "lock", "max_functions", "medium_max",
-                 "overflow", "ring", "short_max", "stats")
+    __slots__ = ("_busy", "_warn", "budget", "buffer", "created", "lock", "max_functions",
+                 "medium_max", "overflow", "ring", "short_max", "stats", "wall")
 
     def __init__(self, *, max_events: int, max_functions: int, short_max: float,
                  medium_max: float, warn: Callable[[str], None]) -> None:
@@ -92,6 +93,9 @@ class Recorder:
         self.medium_max = medium_max
         self.overflow: FunctionStats | None = None
         self._warn = warn
+        self.budget = EdgeBudget()  # caller edges this instance may still make
+        self.created = perf_counter()  # where its wall time starts
+        self.wall: float | None = None  # a view of stored runs: the seconds they spanned
 
     # ------------------------------------------------------------ registry
     def stats_for(self, name: str, event_type: str, module: str, *, explicit: bool,
@@ -106,7 +110,7 @@ class Recorder:
                 if self.max_functions and len(self.stats) - (self.overflow is not None) \
                         >= self.max_functions:
                     return self._overflow(name)
-                stats = self.stats[name] = FunctionStats(name, event_type, module)
+                stats = self.stats[name] = FunctionStats(name, event_type, module, self.budget)
                 return stats
             if explicit or stats.module == module:
                 if stats.event_type != event_type and warn:
@@ -125,7 +129,7 @@ class Recorder:
                        f"names; {name} and every later new name are recorded together as "
                        f"{OVERFLOW_NAME!r} (totals stay exact)")
             self.overflow = self.stats[OVERFLOW_NAME] = FunctionStats(
-                OVERFLOW_NAME, "mixed", "<overflow>")
+                OVERFLOW_NAME, "mixed", "<overflow>", self.budget)
         return self.overflow
 
     # -------------------------------------------------------------- drains
@@ -228,7 +232,13 @@ class Recorder:
         n = len(keys)
         spent: list[tuple[FunctionStats, int]] = []  # each function folded, with its calls
         owners: list[FunctionStats] = []  # or each call's function, when folded one by one
-        if type(first) is FunctionStats and keys.count(first) == n:
+        alone = type(first) is FunctionStats and keys.count(first) == n
+        if not alone:
+            # Callers counted (_callers); the edges' keys are their functions again.
+            fold_edges(keys, durations, FunctionStats)
+            first = keys[0]
+            alone = type(first) is FunctionStats and keys.count(first) == n
+        if alone:
             # One function filled the chunk (the common hot loop): no grouping at all.
             low, high = first.add(durations, n, self.short_max, self.medium_max)
             self._extremes(first, keys, starts, durations, offset, low, high, -1, -1)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from callmetrics._engine.accel import speedups as _speedups
+from callmetrics._engine.callers import key_for
 from callmetrics._engine.logs import CACHE_KEY
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ def _sink(stats: FunctionStats, rt: Runtime) -> Any:
     """The C ``Sink`` of ``stats``: where its calls go, and the engine's Python ends."""
     ends = rt.ends
     return _speedups.Sink(ends.buffer, stats, rt.observers, ends.cache, CACHE_KEY,
-                          ends.log.refresh, ends.after, ends.failed, ends.noted)
+                          ends.log.refresh, ends.after, ends.failed, ends.noted,
+                          stats.edges, stats.nested, key_for)
 
 
 def sync_builder(python_builder: B) -> B:

@@ -8,7 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from callmetrics._engine.aggregate import Extreme, FailedCall, FunctionStats, NotedCall
+from callmetrics._engine.aggregate import (
+    Extreme,
+    FailedCall,
+    FunctionStats,
+    NotedCall,
+    children_times,
+)
 from callmetrics._engine.recorder import Recorder
 from callmetrics._engine.records import Event
 from callmetrics._engine.ring import Retained
@@ -21,7 +27,7 @@ __all__ = ["merge_into", "restore_into"]
 def _mine(recorder: Recorder, name: str, event_type: str, module: str) -> FunctionStats:
     stats = recorder.stats.get(name)
     if stats is None:
-        stats = recorder.stats[name] = FunctionStats(name, event_type, module)
+        stats = recorder.stats[name] = FunctionStats(name, event_type, module, recorder.budget)
     return stats
 
 
@@ -36,9 +42,10 @@ def _rekey(key: object, mapping: dict[int, FunctionStats]) -> object:
 def merge_into(mine: Recorder, theirs: Recorder) -> int:
     """Move everything ``theirs`` holds into ``mine``; return how many events were cut."""
     mapping: dict[int, FunctionStats] = {}
+    children = children_times(theirs.stats.values())
     for name, source in theirs.stats.items():
         target = _mine(mine, name, source.event_type, source.module)
-        target.merge(source)
+        target.merge(source, children.get(source, 0.0))
         mapping[id(source)] = target
         source.reset()
     incoming = [(start, took, _rekey(key, mapping)) for start, took, key in theirs.ring.calls()]
@@ -63,6 +70,22 @@ def _extreme(stats: FunctionStats, event: Event | None) -> Extreme | None:
     return (event.start, event.duration, None if isinstance(key, FunctionStats) else key)
 
 
+def _attribution(loaded: FunctionStats, snap: FunctionSnapshot) -> None:
+    """Give ``loaded`` the stored self, inclusive and active time and callers (None: unknown)."""
+    total = snap.total
+    if snap.self_time is None or snap.inclusive_time is None:
+        loaded.self_known = loaded.active_known = False
+        return
+    loaded.children_extra = total - snap.self_time
+    loaded.nested_extra = total - snap.inclusive_time
+    loaded.callers_extra = {edge.name: [edge.calls, edge.time] for edge in snap.callers}
+    if snap.active_time is None or snap.active_self_time is None:
+        loaded.active_known = False
+        return
+    loaded.inactive_extra = total - snap.active_time
+    loaded.self_gap_extra = snap.self_time - snap.active_self_time
+
+
 def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
                  events: Iterable[RetainedCall | tuple[Any, ...]]) -> None:
     """Add stored aggregates and retained calls.
@@ -80,6 +103,7 @@ def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
         loaded.drain_seconds = snap.overhead
         loaded.slowest = _extreme(stats, snap.slowest)
         loaded.fastest = _extreme(stats, snap.fastest)
+        _attribution(loaded, snap)
         stats.merge(loaded)
     restored: list[Retained] = []
     for event in events:

@@ -23,6 +23,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from callmetrics._engine import sinks
+from callmetrics._engine.callers import STACK, frames_push, key_for, unwind
 from callmetrics._engine.ends import (
     BACKLOG,
     CallObserver,
@@ -104,13 +105,14 @@ def callable_kind(func: Callable[..., Any]) -> str:
 def _observed_sync(rt: Runtime, func: Callable[..., Any], stats: FunctionStats,
                    args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     started = start_observers(rt, stats)
+    at = frames_push(stats)
     t0 = perf_counter()
     try:
         result = func(*args, **kwargs)
     except BaseException as exc:
-        end_observers(started, stats, rt.ends.failed(stats, t0, exc), exc)
+        end_observers(started, stats, rt.ends.failed(stats, t0, exc, at), exc)
         raise
-    end_observers(started, stats, rt.ends.ok(stats, t0), None)
+    end_observers(started, stats, rt.ends.ok(stats, t0, at), None)
     return result
 
 
@@ -134,20 +136,36 @@ def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
     buf, extend, cache = ends.buffer, ends.extend, ends.cache
     after, failed, refresh = ends.hooks
     observers = rt.observers
+    edges, nested = stats.edges, stats.nested
 
     # The body below is the library's hot path; it repeats Ends.ok() inline on
     # purpose, since one more Python call there would add a quarter of its cost.
+    # The thread's stack of tracked calls (_callers) is the pure-Python one: with the
+    # accelerator this wrapper only runs observed calls (through frames_push).
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if observers:
             return _observed_sync(rt, func, stats, args, kwargs)
+        stack = STACK.calls
+        stack.append(stats)
         t0 = perf_counter()
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            failed(stats, t0, exc)
+            failed(stats, t0, exc, len(stack) - 1)
             raise
         duration = perf_counter() - t0
-        extend((stats, t0, duration))
+        top = stack.pop()
+        if top is not stats:  # something was left above this call's entry (rare)
+            unwind(stack, top, stats)
+        caller = stack[-1]
+        if caller is None:  # called from untracked code
+            extend((stats, t0, duration))
+        else:  # called by a tracked call: buffered under its edge
+            if stats in stack:
+                key = nested.get(caller) or key_for(stats, caller, False, duration)
+            else:
+                key = edges.get(caller) or key_for(stats, caller, True, duration)
+            extend((key, t0, duration))
         try:
             if len(buf) >= cache[CACHE_KEY]:
                 after(stats, duration, cache[CACHE_KEY])

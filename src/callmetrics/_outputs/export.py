@@ -11,11 +11,14 @@ Shape, schema version 1 (durations in seconds, times as Unix seconds)::
         "avg_duration", "min_duration", "max_duration", "p50", "p90", "p95", "p99",
         "duration_counts": {"fast", "medium", "slow"},
         "function_count", "event_count" (retained events),
-        "slowest", "fastest"                         # event objects or null
+        "slowest", "fastest",                        # event objects or null
+        "wall_time",                                 # seconds the run spans, or null
+        "self_time"                                  # the functions' self times, summed
       },
       "functions": [                                 # sorted by total_time, largest first
-        {"name", "event_type", "module", the same keys as totals except function_count
-         and event_count, and "overhead" (seconds the wrapper added in total)}
+        {"name", "event_type", "module", the same keys as totals except function_count,
+         event_count and wall_time, and "overhead" (seconds the wrapper added in total),
+         "inclusive_time", "active_time", "callers": [{"name", "calls", "time"}]}
       ],
       "errors": [                                    # retained failed calls, by cause
         {"function", "functions", "event_type", "error", "template", "message",
@@ -28,6 +31,17 @@ Shape, schema version 1 (durations in seconds, times as Unix seconds)::
 An event object is ``{"function", "event_type", "start", "end", "duration",
 "success", "error"}`` (``error``: the exception type's name or null).  Percentiles,
 ``slowest`` and ``fastest`` are null when there were no calls.
+
+Where the time goes: a function's ``self_time`` is its calls' durations less those
+of the tracked calls they made directly (on the same thread); ``inclusive_time`` counts
+recursion once (outermost calls only, as cProfile's cumtime); ``active_time`` is the
+time its calls ran (``total_time`` for plain functions); ``callers`` lists the tracked
+functions that called it (nearest tracked call on the stack), the most time first,
+with ``"(other callers)"`` folding those past the instance's cap.  Each is null when
+unknown (coroutines and generators; stores written before they were recorded), and
+the totals' ``self_time`` is null when any function's is.  ``wall_time`` is the span
+of the instance (from its creation to the reading) or of the stored runs read
+(overlapping runs counted once).
 
 ``errors`` groups the *retained* failed calls (the newest ``max_events`` calls) by
 cause: exception type, where it was raised (``location``, ``file:line in function``)
@@ -67,7 +81,7 @@ from callmetrics._outputs.failures import failure_causes
 if TYPE_CHECKING:
     from callmetrics._engine.view import RetainedCall, Source
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "error_groups", "event_dict", "to_dict"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "error_groups", "event_dict", "self_total", "to_dict"]
 
 SCHEMA: Final = "callmetrics.stats"
 SCHEMA_VERSION: Final = 1
@@ -112,7 +126,20 @@ def _function(snap: FunctionSnapshot) -> dict[str, Any]:
         "overhead": snap.overhead,
         "slowest": event_dict(snap.slowest),
         "fastest": event_dict(snap.fastest),
+        "self_time": snap.self_time,
+        "inclusive_time": snap.inclusive_time,
+        "active_time": snap.active_time,
+        "callers": [{"name": edge.name, "calls": edge.calls, "time": edge.time}
+                    for edge in snap.callers],
     }
+
+
+def self_total(snaps: list[FunctionSnapshot]) -> float | None:
+    """The functions' self times, summed (None when any is unknown)."""
+    found = [s.self_time for s in snaps]
+    if any(value is None for value in found):
+        return None
+    return math.fsum(value for value in found if value is not None)
 
 
 def error_groups(calls: list[RetainedCall]) -> list[dict[str, Any]]:
@@ -144,6 +171,8 @@ def to_dict(source: Source) -> dict[str, Any]:
         "event_count": len(reading.calls),
         "slowest": event_dict(slowest),
         "fastest": event_dict(fastest),
+        "wall_time": reading.wall_time,
+        "self_time": self_total(snaps),
     }
     return {
         "schema": SCHEMA,

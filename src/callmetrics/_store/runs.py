@@ -19,12 +19,12 @@ from typing import Any, Final
 
 from callmetrics._engine.records import Event
 from callmetrics._engine.sketch import DurationSketch
-from callmetrics._engine.state import FunctionSnapshot
+from callmetrics._engine.state import CallerEdge, FunctionSnapshot
 from callmetrics._engine.view import RetainedCall
 from callmetrics._store.read import read_store
-from callmetrics._store.schema import StoreError, has_failure_details
+from callmetrics._store.schema import StoreError, has_attribution, has_failure_details
 
-__all__ = ["RunInfo", "list_runs", "read_stored", "since_to_unix"]
+__all__ = ["RunInfo", "list_runs", "read_stored", "read_stored_runs", "since_to_unix", "span"]
 
 # Sane ranges for stored values; anything outside is damage, not data.
 MAX_COUNT: Final = 2 ** 53  # calls of one function: exact as a float, far past any run
@@ -167,6 +167,8 @@ def _check_function(path: Path, row: tuple[Any, ...], time_format: str,
                      check.text(f"{prefix}_error", error, optional=True), time_format,
                      compact=compact, message=message, location=location)
 
+    self_time, inclusive, active, active_self, callers = _attribution(check, total,
+                                                                      row[23:28])
     return FunctionSnapshot(
         name=name, event_type=event_type, module=check.name("module", module), calls=calls,
         successes=successes, total=total, fast=fast, medium=medium, slow=slow,
@@ -174,7 +176,55 @@ def _check_function(path: Path, row: tuple[Any, ...], time_format: str,
         sketch=parsed,
         slowest=extreme("slowest", s_start, s_duration, s_error, row[19:21]),
         fastest=extreme("fastest", f_start, f_duration, f_error, row[21:23]),
+        self_time=self_time, inclusive_time=inclusive, active_time=active,
+        active_self_time=active_self, callers=callers,
     )
+
+
+def _attribution(check: _Row, total: float, stored: tuple[object, ...]) -> tuple[
+        float | None, float | None, float | None, float | None, tuple[CallerEdge, ...]]:
+    """Self, inclusive, active, active self time and callers (None: unknown, old store)."""
+    self_time, inclusive, active, active_self, callers = (*stored, None, None, None, None,
+                                                          None)[:5]
+    # Each is at most the total (a sum of the same durations less some), give or take
+    # the rounding of that subtraction.
+    bound = total * (1 + 1e-9) + 1e-9
+
+    def seconds(field: str, value: object) -> float | None:
+        return None if value is None else check.real(field, value, 0.0, bound)
+
+    if self_time is None:
+        return None, None, None, None, ()
+    edges: list[CallerEdge] = []
+    try:
+        data = json.loads(check.name("callers", callers))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise check.damaged("callers", callers, f"not JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise check.damaged("callers", callers, "must be a list")
+    for item in data:
+        if not (isinstance(item, list) and len(item) == 3):
+            raise check.damaged("callers", item, "must be [name, calls, seconds]")
+        edges.append(CallerEdge(check.name("callers name", item[0]),
+                                check.integer("callers calls", item[1], 0, MAX_COUNT),
+                                check.real("callers time", item[2], 0.0, bound)))
+    return (seconds("self_time", self_time), seconds("inclusive_time", inclusive),
+            seconds("active_time", active), seconds("active_self_time", active_self),
+            tuple(edges))
+
+
+def span(runs: Iterable[tuple[float, float]]) -> float:
+    """Seconds covered by the (started, ended) intervals, overlaps counted once."""
+    covered = 0.0
+    reach = None
+    for started, ended in sorted(runs):
+        if reach is None or started > reach:
+            covered += max(0.0, ended - started)
+            reach = ended
+        elif ended > reach:
+            covered += ended - reach
+            reach = ended
+    return covered
 
 
 # ---------------------------------------------------------------------------- runs
@@ -264,6 +314,21 @@ def read_stored(path: str | Path, *, runs: Iterable[int] | None = None,
             not in it.
 
     """
+    snapshots, retained, _ = read_stored_runs(
+        path, runs=runs, since=since, label=label, events=events, time_format=time_format,
+        compact=compact)
+    return snapshots, retained
+
+
+def read_stored_runs(path: str | Path, *, runs: Iterable[int] | None = None,
+                     since: float | datetime | timedelta | None = None,
+                     label: str | None = None, events: bool = True,
+                     time_format: str = "%Y-%m-%d %H:%M:%S", compact: bool = False,
+                     ) -> tuple[list[FunctionSnapshot], list[RetainedCall], float]:
+    """Do what :func:`read_stored` does; also return the chosen runs' wall time.
+
+    That is the seconds their spans (started to ended) cover, overlaps counted once.
+    """
     checked = Path(path).expanduser()
     cutoff = since_to_unix(since) if since is not None else None
     wanted = _run_ids(runs)
@@ -281,6 +346,8 @@ def read_stored(path: str | Path, *, runs: Iterable[int] | None = None,
         details = has_failure_details(conn)
         extra = (", slowest_message, slowest_location, fastest_message, fastest_location"
                  if details else "")
+        if has_attribution(conn):
+            extra += ", self_time, inclusive_time, active_time, active_self_time, callers"
         fields = ("run_id, name, event_type, module, calls, successes, failures, total, "
                   "fast, medium, slow, overhead, sketch, slowest_start, slowest_duration, "
                   "slowest_error, fastest_start, fastest_duration, fastest_error" + extra)
@@ -295,10 +362,12 @@ def read_stored(path: str | Path, *, runs: Iterable[int] | None = None,
         return runs_read, functions, calls
 
     chosen_runs, functions, calls = read_store(checked, work)
+    spans = []
     for row in chosen_runs:
-        _check_run(checked, row)
+        checked_run = _check_run(checked, row)
+        spans.append((checked_run[5], max(checked_run[5], checked_run[6])))
     snapshots = [_check_function(checked, row, time_format, compact) for row in functions]
     retained = [_check_call(checked, row) for row in calls]
     types = {snap.name: snap.event_type for snap in snapshots}
     retained = [call._replace(event_type=types.get(call.name, "unknown")) for call in retained]
-    return snapshots, retained
+    return snapshots, retained, span(spans)

@@ -214,8 +214,17 @@ def function_row(run_id: int, snap: FunctionSnapshot) -> tuple[Any, ...]:
         run_id, snap.name, snap.event_type, snap.module, snap.calls, snap.successes,
         snap.failures, snap.total, snap.min, snap.max, snap.fast, snap.medium, snap.slow,
         snap.overhead, _sketch_json(snap), *slowest[:3], *fastest[:3], *slowest[3:],
-        *fastest[3:],
+        *fastest[3:], snap.self_time, snap.inclusive_time, snap.active_time,
+        snap.active_self_time, _callers_json(snap),
     )
+
+
+def _callers_json(snap: FunctionSnapshot) -> str | None:
+    """The callers as JSON ``[[name, calls, seconds], ...]``; None when self time is unknown."""
+    if snap.self_time is None:
+        return None
+    return json.dumps([[edge.name, edge.calls, edge.time] for edge in snap.callers],
+                      separators=(",", ":"))
 
 
 def _sketch_json(snap: FunctionSnapshot) -> str:
@@ -226,8 +235,10 @@ UPSERT_FUNCTION = (
     "INSERT OR REPLACE INTO functions(run_id, name, event_type, module, calls, successes, "
     "failures, total, min, max, fast, medium, slow, overhead, sketch, slowest_start, "
     "slowest_duration, slowest_error, fastest_start, fastest_duration, fastest_error, "
-    "slowest_message, slowest_location, fastest_message, fastest_location) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "slowest_message, slowest_location, fastest_message, fastest_location, self_time, "
+    "inclusive_time, active_time, active_self_time, callers) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    "?, ?, ?, ?, ?)"
 )
 INSERT_EVENT = ("INSERT INTO events(run_id, start, duration, error, function, message, "
                  "location) VALUES (?, ?, ?, ?, ?, ?, ?)")
