@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from callmetrics._analytics import Analytics
     from callmetrics._zerocode.instrument import Instrumentation
+    from callmetrics._zerocode.monitored import MonitoredInstrumentation
     from callmetrics._zerocode.prune import Pruner
 
 __all__ = ["add_commands", "run_program"]
@@ -138,10 +139,22 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _run_script(target: str, args: list[str], inst: Instrumentation) -> None:
-    from importlib.machinery import SourceFileLoader  # noqa: PLC0415
-
+def _main_code(source: bytes, filename: str, inst: Instrumentation | MonitoredInstrumentation,
+               main: types.ModuleType) -> types.CodeType:
+    """The script's code: unchanged with its functions tracked (sys.monitoring), or hooked."""
     from callmetrics._zerocode.hooks import MAIN_HOOK, MainHook, main_code  # noqa: PLC0415
+    from callmetrics._zerocode.monitored import MonitoredInstrumentation  # noqa: PLC0415
+
+    if isinstance(inst, MonitoredInstrumentation):
+        code = compile(source, filename, "exec", dont_inherit=True)
+        return inst.prepare(code, "__main__") if inst.matcher("__main__", None) else code
+    main.__dict__[MAIN_HOOK] = MainHook(inst)
+    return main_code(source, filename)
+
+
+def _run_script(target: str, args: list[str],
+                inst: Instrumentation | MonitoredInstrumentation) -> None:
+    from importlib.machinery import SourceFileLoader  # noqa: PLC0415
 
     source = Path(target).read_bytes()
     # python (3.9+) names its main script by the path joined to the working directory,
@@ -152,21 +165,23 @@ def _run_script(target: str, args: list[str], inst: Instrumentation) -> None:
     main.__loader__ = SourceFileLoader("__main__", filename)
     main.__dict__.update(__builtins__=builtins, __spec__=None, __cached__=None,
                          __package__=None)
-    main.__dict__[MAIN_HOOK] = MainHook(inst)
+    code = _main_code(source, filename, inst, main)
     sys.modules["__main__"] = main
     sys.argv[:] = [target, *args]
     sys.path[0] = str(Path(target).resolve().parent)
-    exec(main_code(source, filename), main.__dict__)  # noqa: S102  # running the user's program is the point
+    exec(code, main.__dict__)  # noqa: S102  # running the user's program is the point
 
 
-def _run_module(name: str, args: list[str], inst: Instrumentation) -> None:
+def _run_module(name: str, args: list[str],
+                inst: Instrumentation | MonitoredInstrumentation) -> None:
     from callmetrics._zerocode.hooks import MAIN_HOOK, MainHook, run_targets  # noqa: PLC0415
+    from callmetrics._zerocode.monitored import MonitoredInstrumentation  # noqa: PLC0415
 
     run_targets((name, f"{name}.__main__"))
     sys.argv[:] = [name, *args]  # runpy puts the module's file in argv[0]
     sys.path[0] = str(Path.cwd())
-    runpy.run_module(name, init_globals={MAIN_HOOK: MainHook(inst)}, run_name="__main__",
-                     alter_sys=True)
+    hooks = None if isinstance(inst, MonitoredInstrumentation) else {MAIN_HOOK: MainHook(inst)}
+    runpy.run_module(name, init_globals=hooks, run_name="__main__", alter_sys=True)
 
 
 def _room_for_wrappers() -> None:
@@ -182,7 +197,12 @@ def _room_for_wrappers() -> None:
 def run_program(run: _Run, target: str, args: list[str], *, module: bool,
                 track: list[str], exclude: list[str], exact: bool = False) -> int:
     """Run the program with its functions tracked; return its exit code."""
-    from callmetrics._zerocode.instrument import Instrumentation, Matcher, start  # noqa: PLC0415
+    from callmetrics._zerocode.instrument import (  # noqa: PLC0415
+        Instrumentation,
+        Matcher,
+        make_instrumentation,
+        start,
+    )
     from callmetrics._zerocode.prune import Pruner  # noqa: PLC0415
 
     if module:
@@ -191,9 +211,10 @@ def run_program(run: _Run, target: str, args: list[str], *, module: bool,
     else:
         roots = [] if track else [Path(target).resolve().parent]
         matcher = Matcher(["__main__", *track], exclude, roots)
-    inst = Instrumentation(run.analytics, matcher, "function")
+    inst = make_instrumentation(run.analytics, matcher, "function")
     start(inst)
-    _room_for_wrappers()
+    if isinstance(inst, Instrumentation):  # sys.monitoring adds no frame
+        _room_for_wrappers()
     if not exact:
         run.pruner = Pruner(run.analytics, inst)
         run.pruner.start()
