@@ -144,24 +144,27 @@ class MonitoredInstrumentation:
                     del self._codes[id(code)]
                     self.tool.detach(code)
 
-    def _value(self, value: object, module: str, seen: set[int]) -> None:
+    def _value(self, value: object, module: str, namespace: dict[str, Any] | None,
+               seen: set[int]) -> None:
         for func in _functions_of(value):
             if getattr(func, _OWNER, None) is not None:
                 self.refuse(func)
-            elif isinstance(func, types.FunctionType) and func.__module__ == module:
+            elif (isinstance(func, types.FunctionType) and func.__module__ == module
+                  and (namespace is None or func.__globals__ is namespace)):
+                # defined there (a wrapper that copied the name from elsewhere is not)
                 for code in _nested(func.__code__):
                     self._attach(code, module)
             elif (isinstance(func, type) and func.__module__ == module
                   and id(func) not in seen):
                 seen.add(id(func))
                 for attr in list(vars(func).values()):
-                    self._value(attr, module, seen)
+                    self._value(attr, module, namespace, seen)
 
     def wrap_value(self, namespace: object, attr: str, value: object, module: str) -> None:  # noqa: ARG002  # the Wrapper protocol's signature
         """Track the function or class ``value`` (found as ``namespace.attr``)."""
         with self._lock:
             if not self._closed:
-                self._value(value, module, set())
+                self._value(value, module, getattr(namespace, "__dict__", None), set())
 
     def wrap_module(self, module: types.ModuleType) -> None:
         """Track the functions and classes ``module`` defines (it has run already)."""
@@ -173,8 +176,9 @@ class MonitoredInstrumentation:
                 if self._closed:
                     return
                 seen: set[int] = set()
-                for value in list(vars(module).values()):
-                    self._value(value, name, seen)
+                namespace = vars(module)
+                for value in list(namespace.values()):
+                    self._value(value, name, namespace, seen)
         except Exception as exc:  # noqa: BLE001  # instrumenting must never break the program
             report_internal_error(f"instrumenting module {name}", exc)
 
