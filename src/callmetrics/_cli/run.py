@@ -235,9 +235,26 @@ def run_program(run: _Run, target: str, args: list[str], *, module: bool,
     return 0
 
 
+_DEFAULT_REPORT = "analytics/analytics_full.html"
+
+
+def _settings(args: argparse.Namespace) -> dict[str, int]:
+    """Fill defaults from pyproject.toml's [tool.callmetrics]; return the instance's limits."""
+    from callmetrics._cli.run_config import apply_config  # noqa: PLC0415  # only for run
+
+    apply_config(args, Path.cwd())
+    if args.no_report:
+        args.report = ""
+    elif args.report is None:
+        args.report = _DEFAULT_REPORT
+    return {field: getattr(args, field) for field in ("max_events", "max_functions")
+            if getattr(args, field) is not None}
+
+
 def _run(args: argparse.Namespace) -> int:
     from callmetrics._cli.common import CliError  # noqa: PLC0415  # _cli imports this module
 
+    limits = _settings(args)
     if args.target[:1] == ["--"]:  # `callmetrics run -- prog.py`: the options end there
         args.target = args.target[1:]
     if not args.target:
@@ -250,9 +267,13 @@ def _run(args: argparse.Namespace) -> int:
     try:
         from callmetrics._session import make_analytics  # noqa: PLC0415  # keep --help fast
 
-        analytics = make_analytics(args.store, args.label)
+        analytics = make_analytics(args.store, args.label, limits)
     except (OSError, ValueError, TypeError) as exc:
-        raise CliError(str(exc)) from None
+        message = str(exc)
+        for field in limits:  # name the option, not the config field behind it
+            message = message.replace(f"AnalyticsConfig.{field}",
+                                      f"--{field.replace('_', '-')}")
+        raise CliError(message) from None
     except Exception as exc:
         if type(exc).__name__ == "StoreError":
             raise CliError(str(exc)) from None
@@ -280,8 +301,16 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
                      help="do not track modules matching this glob (repeatable)")
     run.add_argument("--store", metavar="PATH", help="also save the run into this SQLite store")
     run.add_argument("--label", help="the stored run's label (with --store)")
-    run.add_argument("--report", metavar="PATH", default="analytics/analytics_full.html",
-                     help="where to write the HTML report (default %(default)s; '' for none)")
+    run.add_argument("--report", metavar="PATH",
+                     help=f"where to write the HTML report (default {_DEFAULT_REPORT}; "
+                          "'' for none)")
+    run.add_argument("--no-report", action="store_true", help="write no HTML report")
+    run.add_argument("--max-events", type=int, metavar="N",
+                     help="keep the newest N calls for the report's timeline (default 10000; "
+                          "0: all)")
+    run.add_argument("--max-functions", type=int, metavar="N",
+                     help="record at most N function names; later ones are counted together "
+                          "(default 10000; 0: no cap)")
     run.add_argument("--exact", action="store_true",
                      help="keep tracking every call of every function; by default a function "
                           "whose median call takes under 5 us is no longer tracked after its "
@@ -291,3 +320,6 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     run.add_argument("target", nargs=argparse.REMAINDER, metavar="SCRIPT|MODULE [ARGS...]",
                      help="the program and its arguments")
     run.set_defaults(handler=_run)
+    run.epilog = ("Defaults for these options may be written once in pyproject.toml's "
+                  "[tool.callmetrics] table (track, exclude, store, label, max-events, "
+                  "max-functions, report, exact); the command line overrides them.")
