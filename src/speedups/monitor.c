@@ -19,12 +19,13 @@
  *                   sweep() records it, ending at its last step, once only the
  *                   Pending holds its frame.
  *
- * The stack is a plain malloc'd array per thread (C11 _Thread_local): a steady-state
+ * The stack is a plain malloc'd array per thread (see mon_stack): a steady-state
  * call allocates nothing, and tracemalloc sees nothing of it.  Callbacks never raise:
  * an internal failure is handed to `report(where, exc)` and the program goes on. */
 
 #if PY_VERSION_HEX >= 0x030C0000
 
+#include <pthread.h>
 #include <stdlib.h>
 
 #define MON_GEN_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR)
@@ -49,7 +50,57 @@ typedef struct {
     Py_ssize_t capacity;
 } MonStack;
 
-static _Thread_local MonStack mon_stack;
+/* One stack per thread, found by the thread's pthread id: the GIL-holding thread's
+   stack is cached, so the common case is one pthread_self() and one comparison (a
+   _Thread_local variable costs a __tls_get_addr call in a shared module).  The table
+   only grows; an ended thread's empty stack is reused by a thread given its id. */
+typedef struct {
+    pthread_t owner;
+    MonStack stack;
+} MonThread;
+
+static MonThread *mon_threads;
+static Py_ssize_t mon_nthreads, mon_threads_capacity;
+static pthread_t mon_cur_owner;
+static MonStack *mon_cur;   /* the stack of mon_cur_owner, or NULL */
+
+static MonStack *
+mon_stack_switch(pthread_t me)
+{
+    for (Py_ssize_t i = 0; i < mon_nthreads; i++) {
+        if (pthread_equal(mon_threads[i].owner, me)) {
+            mon_cur_owner = me;
+            return mon_cur = &mon_threads[i].stack;
+        }
+    }
+    if (mon_nthreads == mon_threads_capacity) {
+        Py_ssize_t capacity = mon_threads_capacity ? 2 * mon_threads_capacity : 8;
+        MonThread *grown = realloc(mon_threads, (size_t)capacity * sizeof(MonThread));
+        if (grown == NULL) {
+            return NULL;
+        }
+        mon_threads = grown;
+        mon_threads_capacity = capacity;
+    }
+    MonThread *made = &mon_threads[mon_nthreads++];
+    made->owner = me;
+    made->stack.calls = NULL;
+    made->stack.depth = 0;
+    made->stack.capacity = 0;
+    mon_cur_owner = me;
+    return mon_cur = &made->stack;
+}
+
+/* This thread's stack (NULL only when out of memory). */
+static inline MonStack *
+mon_stack(void)
+{
+    pthread_t me = pthread_self();
+    if (mon_cur != NULL && pthread_equal(me, mon_cur_owner)) {
+        return mon_cur;
+    }
+    return mon_stack_switch(me);
+}
 
 /* The Sink of `code` (borrowed), or NULL (untracked). */
 static inline SinkObject *
@@ -64,9 +115,8 @@ mon_sink_of(PyObject *code)
 }
 
 static int
-mon_push(PyObject *code, SinkObject *sink, double start)
+mon_push(MonStack *st, PyObject *code, SinkObject *sink, double start)
 {
-    MonStack *st = &mon_stack;
     if (st->depth == st->capacity) {
         Py_ssize_t capacity = st->capacity ? 2 * st->capacity : 64;
         MonCall *grown = realloc(st->calls, (size_t)capacity * sizeof(MonCall));
@@ -87,9 +137,8 @@ mon_push(PyObject *code, SinkObject *sink, double start)
 /* Pop the topmost call of `code` into *out (its sink reference passes to the caller);
    0 when `code` is not on the stack (then nothing is popped). */
 static int
-mon_pop(PyObject *code, MonCall *out)
+mon_pop(MonStack *st, PyObject *code, MonCall *out)
 {
-    MonStack *st = &mon_stack;
     Py_ssize_t at = st->depth - 1;
     while (at >= 0 && st->calls[at].code != code) {
         at--;
@@ -347,7 +396,11 @@ Monitor_start(MonitorObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (((PyCodeObject *)code)->co_flags & MON_GEN_FLAGS) {
         return mon_gen_start(self, sink, now);
     }
-    if (mon_push(code, sink, now) < 0) {
+    MonStack *st = mon_stack();
+    if (st == NULL || mon_push(st, code, sink, now) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_NoMemory();
+        }
         mon_report(self, "starting a call");
     }
     Py_RETURN_NONE;
@@ -366,12 +419,15 @@ mon_ended(MonitorObject *self, PyObject *const *args, Py_ssize_t nargs, int unwo
     if (((PyCodeObject *)code)->co_flags & MON_GEN_FLAGS) {
         return mon_gen_end(self, now, exc);
     }
-    MonStack *st = &mon_stack;
+    MonStack *st = mon_stack();
     MonCall call;
+    if (st == NULL) {
+        Py_RETURN_NONE;
+    }
     if (st->depth > 0 && st->calls[st->depth - 1].code == code) {   /* the usual case */
         call = st->calls[--st->depth];
     }
-    else if (!mon_pop(code, &call)) {
+    else if (!mon_pop(st, code, &call)) {
         if (!unwound && mon_sink_of(code) == NULL) {   /* PY_UNWIND cannot be disabled */
             return Py_NewRef(self->disable);
         }
@@ -477,7 +533,8 @@ Monitor_sweep(MonitorObject *self, PyObject *all)
 static PyObject *
 Monitor_depth(MonitorObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
 {
-    return PyLong_FromSsize_t(mon_stack.depth);
+    MonStack *st = mon_stack();
+    return PyLong_FromSsize_t(st == NULL ? 0 : st->depth);
 }
 
 static PyMethodDef Monitor_methods[] = {
