@@ -45,6 +45,7 @@ class _Run:
         self.analytics = analytics
         self.report = report
         self.pruner: Pruner | None = None
+        self.inst: Instrumentation | MonitoredInstrumentation | None = None
         self.interrupted = False  # the program stopped on KeyboardInterrupt (Ctrl-C)
 
 
@@ -72,6 +73,8 @@ def _finish(run: _Run) -> None:
     try:
         if run.pruner is not None:
             run.pruner.stop()
+        if run.inst is not None:
+            run.inst.flush()  # generators closed without an event (see _zerocode.monitor)
         analytics.print_summary(err)
         if run.pruner is not None and run.pruner.dropped:
             print(_dropped_note(run.pruner, analytics.call_counts), file=sys.stderr)
@@ -211,7 +214,7 @@ def run_program(run: _Run, target: str, args: list[str], *, module: bool,
     else:
         roots = [] if track else [Path(target).resolve().parent]
         matcher = Matcher(["__main__", *track], exclude, roots)
-    inst = make_instrumentation(run.analytics, matcher, "function")
+    inst = run.inst = make_instrumentation(run.analytics, matcher, "function")
     start(inst)
     if isinstance(inst, Instrumentation):  # sys.monitoring adds no frame
         _room_for_wrappers()

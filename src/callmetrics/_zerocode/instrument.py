@@ -248,6 +248,9 @@ class Instrumentation:
                             changed += 1
             return changed
 
+    def flush(self) -> None:
+        """Nothing is held back when wrapping (see ``MonitoredInstrumentation.flush``)."""
+
     def undo(self) -> None:
         """Put every original back where the wrapper still stands."""
         with self._lock:

@@ -209,6 +209,10 @@ class MonitoredInstrumentation:
                 self.tool.detach(code)
             return len(gone)
 
+    def flush(self) -> None:
+        """Record the generator calls closed without an event so far."""
+        self.tool.sweep()
+
     def undo(self) -> None:
         """Stop tracking everything and give the tool back (once)."""
         with self._lock:
