@@ -3,6 +3,12 @@
 Decorate functions with ``Analytics().track("event type")``; read exact statistics
 and percentiles with ``get_stats()``, look at ``print_summary()`` or an HTML report
 from ``generate_reports()``.
+
+PYTEST_DONT_REWRITE: pytest marks the packages of its plugins (ours is
+``callmetrics.integrations.pytest_plugin``) for assertion rewriting; under
+``callmetrics run -m pytest`` this package is imported before pytest starts, and
+this marker keeps pytest from warning about it (an error under ``filterwarnings =
+error``).  callmetrics has no assertions to rewrite.
 """
 
 from typing import TYPE_CHECKING, Any

@@ -9,6 +9,7 @@ interface (``settings``, ``snapshot()``, ``retained()``, ``read()``), loaded laz
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -18,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from callmetrics._engine import sinks
 from callmetrics._engine.adhoc import AdHocCalls, check_text
+from callmetrics._engine.aggregate import FunctionStats
 from callmetrics._engine.config import AnalyticsConfig, coerce_config
 from callmetrics._engine.logs import CallLogger, default_loggers, report_internal_error
 from callmetrics._engine.measure import BlockKind, Measure, NoMeasure, new_measure
@@ -205,7 +207,22 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
         key = name if name is not None else recorded_name(func)
         stats = self._recorder.stats_for(key, event_type, callable_module(func),
                                          explicit=name is not None)
-        return wrap(func, callable_kind(func), stats, self)
+        wrapper = wrap(func, callable_kind(func), stats, self)
+        if "callmetrics._zerocode.hooks" in sys.modules:  # zero-code tracking in use
+            from callmetrics._zerocode.hooks import decorated  # noqa: PLC0415  # loaded already
+
+            decorated(func)  # its wrapper records it: sys.monitoring must not count it too
+        return wrapper
+
+    def function_stats(self, name: str, event_type: str, module: str,
+                       kind: str) -> FunctionStats:
+        """Return the aggregates the calls of ``name`` go to (zero-code tracking's).
+
+        ``kind`` is ``sync``, ``async``, ``gen`` or ``agen``.
+        """
+        stats = self._recorder.stats_for(name, event_type, module, explicit=True)
+        stats.kind = kind
+        return stats
 
     def _already(self, wrapper: Any) -> Any:
         self._warn(f"callmetrics: {recorded_name(wrapper)} is already tracked by this "

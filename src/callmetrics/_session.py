@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from callmetrics._analytics import Analytics
 from callmetrics._engine.records import LoggerContainer
@@ -28,15 +29,21 @@ def _quiet_loggers() -> LoggerContainer:
     return LoggerContainer(*made)
 
 
-def make_analytics(store: str | None, label: str | None) -> Analytics:
-    """Return a quiet instance, writing a run labelled ``label`` into ``store`` if given."""
+def make_analytics(store: str | None, label: str | None,
+                   settings: dict[str, Any] | None = None) -> Analytics:
+    """Return a quiet instance, writing a run labelled ``label`` into ``store`` if given.
+
+    ``settings`` are ``AnalyticsConfig`` fields (``max_events``...), checked as it checks
+    them (a ``TypeError``/``ValueError`` naming the field).
+    """
+    config = dict(settings) if settings else None
     if store is None:
-        return Analytics(loggers=_quiet_loggers())
+        return Analytics(config, loggers=_quiet_loggers())
     saved = os.environ.get(LABEL_ENV)
     if label is not None:  # the store reads the label from here when it opens the run
         os.environ[LABEL_ENV] = label
     try:
-        return Analytics(loggers=_quiet_loggers(), store=store)
+        return Analytics(config, loggers=_quiet_loggers(), store=store)
     finally:
         if saved is None:
             os.environ.pop(LABEL_ENV, None)

@@ -10,6 +10,7 @@
  *   Tracked  the sync wrapper: a vectorcall type that reads the perf_counter clock
  *            around PyObject_Vectorcall and stores the call in the CallBuffer,
  *            allocating nothing and calling no Python code on the common path.
+ *   Monitor  (3.12+) the sys.monitoring callbacks of zero-code tracking (monitor.c).
  *   Measure  the `with analytics.measure(name):` block.
  *   frames, Edge  the thread's stack of running tracked calls, and the caller edges
  *            calls are buffered under (where the time goes: callmetrics._engine.callers).
@@ -41,6 +42,7 @@
 #include "frames.c"
 #include "sink.c"
 #include "tracked.c"
+#include "monitor.c"
 #include "ready.c"
 #include "measure.c"
 #include "host.c"
@@ -130,7 +132,8 @@ PyInit__speedups(void)
         || PyModule_AddObjectRef(module, "Tracked", (PyObject *)&Tracked_Type) < 0
         || PyModule_AddObjectRef(module, "Measure", (PyObject *)&Measure_Type) < 0
         || PyModule_AddObjectRef(module, "MeasureHost", (PyObject *)&Host_Type) < 0
-        || PyModule_AddObjectRef(module, "Edge", (PyObject *)&Edge_Type) < 0) {
+        || PyModule_AddObjectRef(module, "Edge", (PyObject *)&Edge_Type) < 0
+        || monitor_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -251,3 +251,81 @@ def test_a_file_that_is_not_a_store_is_refused_before_running(tmp_path: Path) ->
     assert result.returncode == 2
     assert "ran" not in result.stdout
     assert bad.read_text() == "not a store"
+
+
+PYTEST_PROJECT = {
+    "pyproject.toml": """
+        [tool.pytest.ini_options]
+        filterwarnings = ["error"]
+
+        [tool.callmetrics]
+        track = ["mylib"]
+        max-events = 5
+        report = ""
+    """,
+    "mylib.py": """
+        def add(a, b):
+            return a + b
+    """,
+    "test_mylib.py": """
+        from mylib import add
+
+        def test_add():
+            assert add(1, 2) == 3
+
+        def test_many():
+            assert [add(i, 1) for i in range(9)][-1] == 9
+    """,
+}
+
+
+@pytest.fixture
+def pytest_project(tmp_path: Path) -> Path:
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    for name, text in PYTEST_PROJECT.items():
+        (folder / name).write_text(textwrap.dedent(text))
+    return folder
+
+
+def test_pytest_runs_under_callmetrics_with_warnings_as_errors(pytest_project: Path) -> None:
+    """Pytest must not see callmetrics (imported first) as a plugin it failed to rewrite."""
+    plain = _python("-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=pytest_project)
+    store = pytest_project / "runs.db"
+    tracked = _python("-m", "callmetrics", "run", "--store", store, "-m", "pytest", "-q",
+                      "-p", "no:cacheprovider", cwd=pytest_project)
+    assert plain.returncode == tracked.returncode == 0, tracked.stdout + tracked.stderr
+    assert "2 passed" in tracked.stdout
+    assert "PytestAssertRewriteWarning" not in tracked.stdout + tracked.stderr
+    view = load(store)
+    assert view.call_counts == {"mylib.add": 10}  # track = ["mylib"] from pyproject.toml
+    assert len(view.events) == 5  # max-events = 5 from pyproject.toml
+    assert not (pytest_project / "analytics").exists()  # report = "" from pyproject.toml
+    with_plugin = _python("-m", "pytest", "-q", "-p", "no:cacheprovider", "--callmetrics",
+                          cwd=pytest_project)
+    assert with_plugin.returncode == 0, with_plugin.stdout
+    assert "test_mylib.py::test_add" in with_plugin.stdout
+
+
+def test_the_command_line_overrides_pyproject_and_bad_settings_fail_early(
+        pytest_project: Path) -> None:
+    (pytest_project / "prog.py").write_text("from mylib import add\nprint(add(1, 1))\n")
+    both = _python("-m", "callmetrics", "run", "--max-events", "1", "--track", "prog*",
+                   "--no-report", "prog.py", cwd=pytest_project)
+    assert both.returncode == 0, both.stderr
+    assert both.stdout == "2\n"
+    assert "mylib.add" not in both.stderr  # --track replaced pyproject's track
+    bad = _python("-m", "callmetrics", "run", "--max-events", "-1", "prog.py",
+                  cwd=pytest_project)
+    assert bad.returncode == 2
+    assert "--max-events" in bad.stderr
+    assert bad.stdout == ""  # the program never started
+    config = pytest_project / "pyproject.toml"
+    for line, field in (("max-functions = 'many'", "max-functions"),
+                        ("trakc = ['x']", "trakc"), ("exact = 1", "exact")):
+        config.write_text(textwrap.dedent(PYTEST_PROJECT["pyproject.toml"]) + line + "\n")
+        failed = _python("-m", "callmetrics", "run", "prog.py", cwd=pytest_project)
+        assert failed.returncode == 2, field
+        assert field in failed.stderr
+        assert str(config) in failed.stderr
+        assert failed.stdout == ""

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from callmetrics._analytics import Analytics
     from callmetrics._zerocode.instrument import Instrumentation
+    from callmetrics._zerocode.monitored import MonitoredInstrumentation
     from callmetrics._zerocode.prune import Pruner
 
 __all__ = ["add_commands", "run_program"]
@@ -44,6 +45,7 @@ class _Run:
         self.analytics = analytics
         self.report = report
         self.pruner: Pruner | None = None
+        self.inst: Instrumentation | MonitoredInstrumentation | None = None
         self.interrupted = False  # the program stopped on KeyboardInterrupt (Ctrl-C)
 
 
@@ -71,6 +73,8 @@ def _finish(run: _Run) -> None:
     try:
         if run.pruner is not None:
             run.pruner.stop()
+        if run.inst is not None:
+            run.inst.flush()  # generators closed without an event (see _zerocode.monitor)
         analytics.print_summary(err)
         if run.pruner is not None and run.pruner.dropped:
             print(_dropped_note(run.pruner, analytics.call_counts), file=sys.stderr)
@@ -138,10 +142,22 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _run_script(target: str, args: list[str], inst: Instrumentation) -> None:
-    from importlib.machinery import SourceFileLoader  # noqa: PLC0415
-
+def _main_code(source: bytes, filename: str, inst: Instrumentation | MonitoredInstrumentation,
+               main: types.ModuleType) -> types.CodeType:
+    """The script's code: unchanged with its functions tracked (sys.monitoring), or hooked."""
     from callmetrics._zerocode.hooks import MAIN_HOOK, MainHook, main_code  # noqa: PLC0415
+    from callmetrics._zerocode.monitored import MonitoredInstrumentation  # noqa: PLC0415
+
+    if isinstance(inst, MonitoredInstrumentation):
+        code = compile(source, filename, "exec", dont_inherit=True)
+        return inst.prepare(code, "__main__") if inst.matcher("__main__", None) else code
+    main.__dict__[MAIN_HOOK] = MainHook(inst)
+    return main_code(source, filename)
+
+
+def _run_script(target: str, args: list[str],
+                inst: Instrumentation | MonitoredInstrumentation) -> None:
+    from importlib.machinery import SourceFileLoader  # noqa: PLC0415
 
     source = Path(target).read_bytes()
     # python (3.9+) names its main script by the path joined to the working directory,
@@ -152,21 +168,23 @@ def _run_script(target: str, args: list[str], inst: Instrumentation) -> None:
     main.__loader__ = SourceFileLoader("__main__", filename)
     main.__dict__.update(__builtins__=builtins, __spec__=None, __cached__=None,
                          __package__=None)
-    main.__dict__[MAIN_HOOK] = MainHook(inst)
+    code = _main_code(source, filename, inst, main)
     sys.modules["__main__"] = main
     sys.argv[:] = [target, *args]
     sys.path[0] = str(Path(target).resolve().parent)
-    exec(main_code(source, filename), main.__dict__)  # noqa: S102  # running the user's program is the point
+    exec(code, main.__dict__)  # noqa: S102  # running the user's program is the point
 
 
-def _run_module(name: str, args: list[str], inst: Instrumentation) -> None:
+def _run_module(name: str, args: list[str],
+                inst: Instrumentation | MonitoredInstrumentation) -> None:
     from callmetrics._zerocode.hooks import MAIN_HOOK, MainHook, run_targets  # noqa: PLC0415
+    from callmetrics._zerocode.monitored import MonitoredInstrumentation  # noqa: PLC0415
 
     run_targets((name, f"{name}.__main__"))
     sys.argv[:] = [name, *args]  # runpy puts the module's file in argv[0]
     sys.path[0] = str(Path.cwd())
-    runpy.run_module(name, init_globals={MAIN_HOOK: MainHook(inst)}, run_name="__main__",
-                     alter_sys=True)
+    hooks = None if isinstance(inst, MonitoredInstrumentation) else {MAIN_HOOK: MainHook(inst)}
+    runpy.run_module(name, init_globals=hooks, run_name="__main__", alter_sys=True)
 
 
 def _room_for_wrappers() -> None:
@@ -182,7 +200,12 @@ def _room_for_wrappers() -> None:
 def run_program(run: _Run, target: str, args: list[str], *, module: bool,
                 track: list[str], exclude: list[str], exact: bool = False) -> int:
     """Run the program with its functions tracked; return its exit code."""
-    from callmetrics._zerocode.instrument import Instrumentation, Matcher, start  # noqa: PLC0415
+    from callmetrics._zerocode.instrument import (  # noqa: PLC0415
+        Instrumentation,
+        Matcher,
+        make_instrumentation,
+        start,
+    )
     from callmetrics._zerocode.prune import Pruner  # noqa: PLC0415
 
     if module:
@@ -191,9 +214,10 @@ def run_program(run: _Run, target: str, args: list[str], *, module: bool,
     else:
         roots = [] if track else [Path(target).resolve().parent]
         matcher = Matcher(["__main__", *track], exclude, roots)
-    inst = Instrumentation(run.analytics, matcher, "function")
+    inst = run.inst = make_instrumentation(run.analytics, matcher, "function")
     start(inst)
-    _room_for_wrappers()
+    if isinstance(inst, Instrumentation):  # sys.monitoring adds no frame
+        _room_for_wrappers()
     if not exact:
         run.pruner = Pruner(run.analytics, inst)
         run.pruner.start()
@@ -214,9 +238,26 @@ def run_program(run: _Run, target: str, args: list[str], *, module: bool,
     return 0
 
 
+_DEFAULT_REPORT = "analytics/analytics_full.html"
+
+
+def _settings(args: argparse.Namespace) -> dict[str, int]:
+    """Fill defaults from pyproject.toml's [tool.callmetrics]; return the instance's limits."""
+    from callmetrics._cli.run_config import apply_config  # noqa: PLC0415  # only for run
+
+    apply_config(args, Path.cwd())
+    if args.no_report:
+        args.report = ""
+    elif args.report is None:
+        args.report = _DEFAULT_REPORT
+    return {field: getattr(args, field) for field in ("max_events", "max_functions")
+            if getattr(args, field) is not None}
+
+
 def _run(args: argparse.Namespace) -> int:
     from callmetrics._cli.common import CliError  # noqa: PLC0415  # _cli imports this module
 
+    limits = _settings(args)
     if args.target[:1] == ["--"]:  # `callmetrics run -- prog.py`: the options end there
         args.target = args.target[1:]
     if not args.target:
@@ -229,9 +270,13 @@ def _run(args: argparse.Namespace) -> int:
     try:
         from callmetrics._session import make_analytics  # noqa: PLC0415  # keep --help fast
 
-        analytics = make_analytics(args.store, args.label)
+        analytics = make_analytics(args.store, args.label, limits)
     except (OSError, ValueError, TypeError) as exc:
-        raise CliError(str(exc)) from None
+        message = str(exc)
+        for field in limits:  # name the option, not the config field behind it
+            message = message.replace(f"AnalyticsConfig.{field}",
+                                      f"--{field.replace('_', '-')}")
+        raise CliError(message) from None
     except Exception as exc:
         if type(exc).__name__ == "StoreError":
             raise CliError(str(exc)) from None
@@ -259,8 +304,16 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
                      help="do not track modules matching this glob (repeatable)")
     run.add_argument("--store", metavar="PATH", help="also save the run into this SQLite store")
     run.add_argument("--label", help="the stored run's label (with --store)")
-    run.add_argument("--report", metavar="PATH", default="analytics/analytics_full.html",
-                     help="where to write the HTML report (default %(default)s; '' for none)")
+    run.add_argument("--report", metavar="PATH",
+                     help=f"where to write the HTML report (default {_DEFAULT_REPORT}; "
+                          "'' for none)")
+    run.add_argument("--no-report", action="store_true", help="write no HTML report")
+    run.add_argument("--max-events", type=int, metavar="N",
+                     help="keep the newest N calls for the report's timeline (default 10000; "
+                          "0: all)")
+    run.add_argument("--max-functions", type=int, metavar="N",
+                     help="record at most N function names; later ones are counted together "
+                          "(default 10000; 0: no cap)")
     run.add_argument("--exact", action="store_true",
                      help="keep tracking every call of every function; by default a function "
                           "whose median call takes under 5 us is no longer tracked after its "
@@ -270,3 +323,6 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     run.add_argument("target", nargs=argparse.REMAINDER, metavar="SCRIPT|MODULE [ARGS...]",
                      help="the program and its arguments")
     run.set_defaults(handler=_run)
+    run.epilog = ("Defaults for these options may be written once in pyproject.toml's "
+                  "[tool.callmetrics] table (track, exclude, store, label, max-events, "
+                  "max-functions, report, exact); the command line overrides them.")

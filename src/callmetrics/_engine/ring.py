@@ -4,20 +4,26 @@ Calls arrive as the chunks a drain took from the buffer, as three parallel
 sequences: ``keys`` (the function's ``FunctionStats``, a ``FailedCall`` for a call
 that raised, a ``NotedCall`` for a successful one with a note), ``starts``
 (``perf_counter`` readings) and ``durations`` (seconds), lists or ``array('d')``;
-each chunk carries the offset that turns those readings into Unix times.  The ring
-keeps the chunks as they are (no per-call object is built until a read asks for
-one) and trims the oldest chunk exactly, so it never holds more than ``limit``
-calls between two drains.
+each chunk carries the offset that turns those readings into Unix times.
+
+With a limit, the ring is a circular store sized up front (up to ``PREALLOCATED``
+calls; a larger limit grows to its size as calls come): a key list and
+``array('d')`` of starts, durations and Unix offsets that each chunk is copied into,
+overwriting the oldest calls once full.  So a drain allocates nothing that stays
+(beyond growing a limit above ``PREALLOCATED``): a program measuring its own
+allocations (``tracemalloc``) sees none of it.  No per-call object is built until a read asks.
+Without a limit (0), chunks are kept as they come.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, MutableSequence
 from operator import itemgetter
 from typing import Any
 
-__all__ = ["EventRing", "Retained"]
+__all__ = ["PREALLOCATED", "EventRing", "Retained"]
 
 # One retained call: (unix start, duration, key), key a FunctionStats, FailedCall or NotedCall.
 Retained = tuple[float, float, Any]
@@ -27,17 +33,30 @@ _by_start = itemgetter(0)
 # offset, keys, starts, durations
 _Chunk = tuple[float, list[Any], MutableSequence[float], MutableSequence[float]]
 
+PREALLOCATED = 100_000  # calls stored up front (32 bytes each) for limits up to this
+
+
+def _zeros(n: int) -> array[float]:
+    return array("d", bytes(8 * n))
+
 
 class EventRing:
     """The most recent calls, at most ``limit`` of them (0: no cap)."""
 
-    __slots__ = ("_chunks", "_size", "limit")
+    __slots__ = ("_chunks", "_durations", "_head", "_keys", "_offsets", "_size", "_starts",
+                 "limit")
 
     def __init__(self, limit: int) -> None:
         """Create an empty ring holding at most ``limit`` calls (0: no cap)."""
         self.limit = limit
-        self._chunks: deque[_Chunk] = deque()
+        self._chunks: deque[_Chunk] = deque()  # without a limit only
         self._size = 0
+        self._head = 0  # once full: where the oldest call is (the next to overwrite)
+        room = min(limit, PREALLOCATED)
+        self._keys: list[Any] = [None] * room
+        self._starts = _zeros(room)
+        self._durations = _zeros(room)
+        self._offsets = _zeros(room)  # per call: what turns its start into Unix time
 
     def __len__(self) -> int:
         """Return how many calls are retained."""
@@ -45,31 +64,57 @@ class EventRing:
 
     def append(self, keys: list[Any], starts: MutableSequence[float],
                durations: MutableSequence[float], offset: float) -> None:
-        """Retain a drained chunk (the ring owns the sequences from now on), then trim."""
-        if not keys:
+        """Retain a drained chunk (copied: the sequences stay the caller's)."""
+        n = len(keys)
+        if not n:
             return
-        self._chunks.append((offset, keys, starts, durations))
-        self._size += len(keys)
         limit = self.limit
         if not limit:
+            self._chunks.append((offset, keys, starts, durations))
+            self._size += n
             return
-        chunks = self._chunks
-        while self._size > limit:
-            excess = self._size - limit
-            _, old_keys, old_starts, old_durations = chunks[0]
-            held = len(old_keys)
-            if held <= excess:
-                chunks.popleft()
-                self._size -= held
-            else:
-                del old_keys[:excess]
-                del old_starts[:excess]
-                del old_durations[:excess]
-                self._size -= excess
+        first = max(0, n - limit)  # more than the ring holds: only the newest count
+        began, took = starts[first:], durations[first:]
+        if not isinstance(began, array):
+            began = array("d", began)
+        if not isinstance(took, array):
+            took = array("d", took)
+        self._store(keys[first:] if first else keys, began, took, array("d", [offset]))
+
+    def _store(self, keys: list[Any], began: array[float], took: array[float],
+               offset: array[float]) -> None:
+        limit, done, n = self.limit, 0, len(keys)
+        while done < n:
+            if self._size < limit:  # filling: write after the last call
+                at = self._size
+                held = len(self._keys)
+                if at == held:  # a limit above PREALLOCATED: grow towards it
+                    grow = min(limit, max(2 * held, 1_024)) - held
+                    self._keys.extend([None] * grow)
+                    self._starts.extend(_zeros(grow))
+                    self._durations.extend(_zeros(grow))
+                    self._offsets.extend(_zeros(grow))
+                    held += grow
+                step = min(n - done, held - at)
+                self._size += step
+            else:  # full: overwrite the oldest
+                at = self._head
+                step = min(n - done, limit - at)
+                self._head = (at + step) % limit
+            self._keys[at:at + step] = keys[done:done + step]
+            self._starts[at:at + step] = began[done:done + step]
+            self._durations[at:at + step] = took[done:done + step]
+            self._offsets[at:at + step] = offset * step
+            done += step
 
     def calls(self) -> list[Retained]:
         """Return every retained call, oldest start first."""
         out: list[Retained] = []
+        if self.limit:
+            size = self._size
+            out.extend((start + offset, duration, key) for start, offset, duration, key in zip(
+                self._starts[:size], self._offsets[:size], self._durations[:size],
+                self._keys[:size], strict=True))
         for offset, keys, starts, durations in list(self._chunks):
             out.extend(
                 (start + offset, duration, key)
@@ -80,7 +125,7 @@ class EventRing:
 
     def counts(self) -> Counter[Any]:
         """Return how many retained calls each key has (each FailedCall, NotedCall: one)."""
-        counter: Counter[Any] = Counter()
+        counter: Counter[Any] = Counter(self._keys[:self._size] if self.limit else ())
         for _, keys, _, _ in list(self._chunks):
             counter.update(keys)
         return counter
@@ -104,6 +149,8 @@ class EventRing:
         return len(before) - self._size
 
     def clear(self) -> None:
-        """Drop every retained call."""
+        """Drop every retained call (the store keeps its size)."""
         self._chunks.clear()
+        self._keys[:] = [None] * len(self._keys)
         self._size = 0
+        self._head = 0

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from callmetrics._engine.aggregate import FunctionStats
     from callmetrics._engine.ends import Runtime
 
-__all__ = ["measure_host", "measure_method", "success_recorder", "sync_builder"]
+__all__ = ["code_sink", "measure_host", "measure_method", "success_recorder", "sync_builder"]
 
 Builder = Callable[[Callable[..., Any], "FunctionStats", "Runtime"], Callable[..., Any]]
 B = TypeVar("B", bound=Builder)
@@ -39,6 +39,15 @@ def _sink(stats: FunctionStats, rt: Runtime) -> Any:
     return _speedups.Sink(ends.buffer, stats, rt.observers, ends.cache, CACHE_KEY,
                           ends.log.refresh, ends.after, ends.failed, ends.noted,
                           stats.edges, stats.nested, key_for)
+
+
+def code_sink(stats: FunctionStats, rt: Runtime) -> Any:
+    """Return the C ``Sink`` of ``stats`` (None without the accelerator).
+
+    Zero-code tracking through ``sys.monitoring`` records a code object's calls into it
+    (``_speedups.Monitor``), exactly as the C wrapper records a tracked call.
+    """
+    return None if _speedups is None else _sink(stats, rt)
 
 
 def sync_builder(python_builder: B) -> B:

@@ -13,12 +13,13 @@ import sys
 import threading
 import types
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from importlib.machinery import SourceFileLoader, SourcelessFileLoader
+from typing import Any, Protocol, cast
 
 from callmetrics._engine.logs import report_internal_error
 
-__all__ = ["ACTIVE", "MAIN_HOOK", "MainHook", "Wrapper", "install", "main_code", "run_targets",
-           "uninstall_if_idle"]
+__all__ = ["ACTIVE", "MAIN_HOOK", "MainHook", "Preparer", "Wrapper", "decorated", "install",
+           "main_code", "run_targets", "uninstall_if_idle"]
 
 # The name under which the ``__main__`` namespace finds the wrap-after-definition hook.
 MAIN_HOOK = "__callmetrics_defined__"
@@ -39,7 +40,22 @@ class Wrapper(Protocol):
         """Wrap one function or class found as ``namespace.attr``."""
 
 
+class Preparer(Protocol):
+    """An instrumentation that tracks a module's code objects before the module runs."""
+
+    def matches(self, module: types.ModuleType) -> bool:
+        """Say whether ``module`` is one to track."""
+
+    def prepare(self, code: types.CodeType, module: str) -> types.CodeType:
+        """Track the functions ``code`` defines; return the code to run."""
+
+    def refuse(self, func: object) -> None:
+        """Leave ``func`` alone: a decorator tracks it."""
+
+
 # ----------------------------------------------------------------- import hook
+# Loaders whose exec_module is exactly "get_code, then exec it in the module's namespace".
+_PLAIN_LOADERS = (SourceFileLoader, SourcelessFileLoader)
 ACTIVE: list[Wrapper] = []
 _MAIN_TARGETS: set[str] = set()  # module names runpy is about to run as __main__
 _hook_lock = threading.RLock()
@@ -49,6 +65,20 @@ def _after_import(module: types.ModuleType) -> None:
     for inst in tuple(ACTIVE):  # a copy: another thread may (un)instrument
         if inst.matches(module):
             inst.wrap_module(module)
+
+
+def _preparers(module: types.ModuleType) -> list[Preparer]:
+    """The active instrumentations that track ``module``'s code before it runs."""
+    return [cast("Preparer", inst) for inst in tuple(ACTIVE)
+            if hasattr(inst, "prepare") and inst.matches(module)]
+
+
+def decorated(func: object) -> None:
+    """``track`` just wrapped ``func``: zero-code tracking must not count its calls too."""
+    for inst in tuple(ACTIVE):
+        refuse = getattr(inst, "refuse", None)
+        if refuse is not None:
+            refuse(func)
 
 
 class _Loader:
@@ -62,13 +92,30 @@ class _Loader:
         return create(spec) if create is not None else None
 
     def exec_module(self, module: types.ModuleType) -> None:
-        self._loader.exec_module(module)
+        preparers = _preparers(module)
+        if preparers and type(self._loader) in _PLAIN_LOADERS:
+            # What the loader's own exec_module does, with the code tracked first, so
+            # that functions registered or called while the module runs are seen too.
+            code = self._loader.get_code(module.__name__)
+            if code is None:
+                raise ImportError(f"cannot load {module.__name__!r}", name=module.__name__)
+            for inst in preparers:
+                code = inst.prepare(code, module.__name__)
+            exec(code, module.__dict__)  # noqa: S102  # running the module is the point
+        else:
+            self._loader.exec_module(module)
         _after_import(module)
 
     def get_code(self, fullname: str) -> types.CodeType | None:
         """Return the module's code; for the module run as ``__main__``, with the hooks."""
         code: types.CodeType | None = self._loader.get_code(fullname)
         if fullname in _MAIN_TARGETS and code is not None:
+            preparers = [inst for inst in tuple(ACTIVE) if hasattr(inst, "prepare")]
+            if preparers:  # sys.monitoring: the code runs unchanged
+                for inst in preparers:
+                    if inst.matcher("__main__", None):
+                        code = cast("Preparer", inst).prepare(code, "__main__")
+                return code
             source = self._loader.get_source(fullname)
             if source is not None:
                 code = main_code(source, code.co_filename)

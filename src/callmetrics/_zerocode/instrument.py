@@ -1,6 +1,8 @@
-"""Zero-code tracking: wrap the functions of chosen modules with ``track``'s wrapper.
+"""Zero-code tracking: which modules, and (3.11, or no free tool id) wrapping them.
 
-How it hooks in (see the README's "Track a program without decorating it"):
+On Python 3.12+ the functions are tracked through ``sys.monitoring`` and never
+replaced (``monitored``, ``tool``); :func:`make_instrumentation` picks that whenever a
+tool id is free.  Otherwise each function is wrapped with ``track``'s wrapper:
 
 - modules already imported are wrapped at once;
 - modules imported later are wrapped right after they execute, by one import hook
@@ -9,10 +11,8 @@ How it hooks in (see the README's "Track a program without decorating it"):
   each top-level ``def`` and ``class`` that wraps what was just defined (``_hooks``),
   so the script's functions are tracked before its first call to them.
 
-Each function gets the very wrapper ``Analytics.track`` builds, so a call costs what a
-decorated call costs, and nothing is paid by functions that are not tracked.  On
-Python 3.11 PEP 669 ``sys.monitoring`` does not exist; on 3.12+ its Python callbacks
-cost more per call than this wrapper (the README gives the figures).
+Each function then gets the very wrapper ``Analytics.track`` builds, so a call costs
+what a decorated call costs, and nothing is paid by functions that are not tracked.
 """
 
 from __future__ import annotations
@@ -30,11 +30,14 @@ from typing import Any, Protocol, TypeGuard
 
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._zerocode.hooks import ACTIVE, install, uninstall_if_idle
+from callmetrics._zerocode.monitored import MonitoredInstrumentation
+from callmetrics._zerocode.tool import acquire, supported
 
 __all__ = [
     "Instrumentation",
     "Matcher",
     "instrument",
+    "make_instrumentation",
     "start",
     "stop",
     "uninstrument",
@@ -245,6 +248,9 @@ class Instrumentation:
                             changed += 1
             return changed
 
+    def flush(self) -> None:
+        """Nothing is held back when wrapping (see ``MonitoredInstrumentation.flush``)."""
+
     def undo(self) -> None:
         """Put every original back where the wrapper still stands."""
         with self._lock:
@@ -256,7 +262,20 @@ class Instrumentation:
             self._wrappers.clear()
 
 
-def start(inst: Instrumentation) -> None:
+def make_instrumentation(analytics: Any, matcher: Callable[[str, str | None], bool],
+                         event_type: str) -> Instrumentation | MonitoredInstrumentation:
+    """Track through ``sys.monitoring`` where it is there (3.12+) and a tool id is free.
+
+    Else (3.11, or every id taken, said in one line) wrap the functions.
+    """
+    if supported():
+        tool = acquire()
+        if tool is not None:
+            return MonitoredInstrumentation(analytics, matcher, event_type, tool)
+    return Instrumentation(analytics, matcher, event_type)
+
+
+def start(inst: Instrumentation | MonitoredInstrumentation) -> None:
     """Activate ``inst``: wrap matching modules already imported, and those imported later."""
     ACTIVE.append(inst)
     install()
@@ -265,7 +284,7 @@ def start(inst: Instrumentation) -> None:
             inst.wrap_module(module)
 
 
-def stop(inst: Instrumentation) -> None:
+def stop(inst: Instrumentation | MonitoredInstrumentation) -> None:
     """Deactivate ``inst`` and restore what it wrapped."""
     if inst in ACTIVE:
         ACTIVE.remove(inst)
@@ -273,7 +292,7 @@ def stop(inst: Instrumentation) -> None:
     inst.undo()
 
 
-_BY_ANALYTICS: dict[int, list[Instrumentation]] = {}
+_BY_ANALYTICS: dict[int, list[Instrumentation | MonitoredInstrumentation]] = {}
 
 
 def _texts(what: str, value: str | Iterable[str]) -> tuple[str, ...]:
@@ -297,7 +316,7 @@ def instrument(analytics: Tracker, patterns: Iterable[str], *,
         raise ValueError("patterns: give at least one module glob, e.g. 'myapp.*'")
     excluded = _texts("exclude", exclude)
     analytics.track(event_type)  # validates event_type, naming it
-    inst = Instrumentation(analytics, Matcher(chosen, excluded), event_type)
+    inst = make_instrumentation(analytics, Matcher(chosen, excluded), event_type)
     _BY_ANALYTICS.setdefault(id(analytics), []).append(inst)
     start(inst)
 

@@ -4,8 +4,9 @@ A Python wrapper costs a fraction of a microsecond per call; on functions that t
 about as long, tracking would dominate the program's time (and cost more than
 cProfile, whose C hook costs less per call).  A background thread looks at the
 recorded counts now and then (every 10 ms at first, backing off to once a second),
-and once a function has ``after`` calls with a median under ``below`` seconds, puts
-its original back: its counts stop there, and the run's note names it.
+and once a function has ``after`` calls with a median under ``below`` seconds, stops
+tracking it (3.12+: its monitoring events go off; 3.11: its original is put back):
+its counts stop there, and the run's note names it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._zerocode.instrument import Instrumentation
+from callmetrics._zerocode.monitored import MonitoredInstrumentation
 
 __all__ = ["Pruner"]
 
@@ -33,7 +35,8 @@ class Reader(Protocol):
 class Pruner:
     """Drops instrumented functions whose median call is shorter than ``below`` seconds."""
 
-    def __init__(self, analytics: Reader, inst: Instrumentation, *, below: float = 5e-6,
+    def __init__(self, analytics: Reader, inst: Instrumentation | MonitoredInstrumentation,
+                 *, below: float = 5e-6,
                  after: int = 1_000) -> None:
         """Watch ``analytics`` and drop from ``inst``; call :meth:`start` to begin."""
         self.analytics = analytics

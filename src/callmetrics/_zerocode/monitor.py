@@ -1,0 +1,196 @@
+"""The ``sys.monitoring`` callbacks of zero-code tracking, in pure Python (3.12+).
+
+The twin of the accelerator's ``_speedups.Monitor`` (``src/speedups/monitor.c``, whose
+comment tells the whole scheme), used without it; both record exactly the same calls:
+
+- a sync function's call is pushed on its thread's stack at ``PY_START`` and popped
+  at ``PY_RETURN``/``PY_UNWIND`` (the topmost entry of the same code; entries above
+  it, left by calls whose events were turned off while they ran, are dropped);
+- a generator's or coroutine's call runs from its first step (``PY_START``) to its
+  end (``PY_RETURN``, or ``PY_UNWIND``: ``GeneratorExit`` is a success), filed under
+  its frame meanwhile; one closed without its frame running again (CPython skips a
+  frame suspended outside any ``try``) is recorded by :meth:`Monitor.sweep`, ending
+  at its last step (``PY_YIELD``), once only the monitor holds its frame.
+
+Callbacks never raise: an internal failure goes to ``report(where, exc)``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+from collections.abc import Callable
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from callmetrics._engine.callers import frames_pop, frames_push
+from callmetrics._engine.logs import CACHE_KEY
+
+if TYPE_CHECKING:
+    from callmetrics._engine.aggregate import FunctionStats
+    from callmetrics._engine.ends import Ends
+
+__all__ = ["GEN_FLAGS", "Monitor", "PySink"]
+
+GEN_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+# References to a frame that only the pending dict holds, as sys.getrefcount sees it
+# inside the comprehension of ``sweep``: the dict's key, the loop variable, the argument.
+_ALONE = 3
+
+
+class PySink:
+    """Where one function's calls go without the accelerator: its stats and ``Ends``."""
+
+    __slots__ = ("ends", "stats")
+
+    def __init__(self, stats: FunctionStats, ends: Ends) -> None:
+        """Record calls of ``stats`` through ``ends``."""
+        self.stats = stats
+        self.ends = ends
+
+    def ok(self, start: float, end: float, at: int = -1) -> None:
+        """Record a successful call from ``start`` to ``end``, as a wrapper does.
+
+        ``at``: where the call sits on the thread's stack of tracked calls
+        (``frames_push``; -1: not on it), taken off here.
+        """
+        ends, duration = self.ends, end - start
+        key = self.stats if at < 0 else frames_pop(self.stats, at, duration)
+        ends.extend((key, start, duration))
+        after, _, refresh = ends.hooks
+        try:
+            limit = ends.cache[CACHE_KEY]
+        except KeyError:  # logging changed a level and cleared its caches: decide again
+            limit = refresh()
+        if len(ends.buffer) >= limit:
+            after(self.stats, duration, limit)
+
+    def failed(self, start: float, exc: BaseException, at: int = -1) -> None:
+        """Record a call from ``start`` that raised ``exc`` (ending now)."""
+        self.ends.failed(self.stats, start, exc, at)
+
+
+class _Pending:
+    __slots__ = ("last", "sink", "start")
+
+    def __init__(self, sink: PySink, start: float) -> None:
+        self.sink = sink
+        self.start = start
+        self.last = start
+
+
+class Monitor:
+    """``PY_START``/``PY_RETURN``/``PY_UNWIND``/``PY_YIELD`` callbacks recording into sinks."""
+
+    def __init__(self, report: Callable[[str, BaseException], None], disable: object) -> None:
+        """Report internal failures to ``report``; ``disable`` is ``sys.monitoring.DISABLE``."""
+        self._report = report
+        self._disable = disable
+        self._sinks: dict[int, tuple[types.CodeType, PySink]] = {}
+        self._local = threading.local()
+        self._pending: dict[types.FrameType, _Pending] = {}
+        self._sweep_at = 64
+
+    # ------------------------------------------------------------ code objects
+    def attach(self, code: types.CodeType, sink: PySink) -> bool:
+        """Record the calls of ``code`` into ``sink``; False if it already has a sink."""
+        if not isinstance(code, types.CodeType) or not isinstance(sink, PySink):
+            raise TypeError("attach(code, sink) takes a code object and a PySink")
+        if id(code) in self._sinks:
+            return False
+        self._sinks[id(code)] = (code, sink)
+        return True
+
+    def detach(self, code: types.CodeType) -> None:
+        """Stop recording the calls of ``code`` (those under way still are)."""
+        self._sinks.pop(id(code), None)
+
+    def sink(self, code: types.CodeType) -> PySink | None:
+        """Return where the calls of ``code`` go, or None."""
+        found = self._sinks.get(id(code))
+        return found[1] if found is not None and found[0] is code else None
+
+    def depth(self) -> int:
+        """Return the number of tracked sync calls under way on this thread."""
+        return len(self._stack())
+
+    def _stack(self) -> list[tuple[types.CodeType, PySink, float, int]]:
+        try:
+            return self._local.stack  # type: ignore[no-any-return]  # set below, a list
+        except AttributeError:
+            stack: list[tuple[types.CodeType, PySink, float, int]] = []
+            self._local.stack = stack
+            return stack
+
+    # --------------------------------------------------------------- the ends
+    def _end(self, sink: PySink, start: float, end: float, exc: BaseException | None,
+             gen: bool, at: int = -1) -> None:
+        try:
+            if exc is None or (gen and isinstance(exc, GeneratorExit)):
+                sink.ok(start, end, at)
+            else:
+                sink.failed(start, exc, at)
+        except Exception as err:  # noqa: BLE001  # never reaches the program
+            self._report("recording a call", err)
+
+    def sweep(self, everything: bool) -> int:
+        """Record the pending calls whose frame only this monitor holds (or all of them)."""
+        pending = self._pending
+        gone = [f for f in pending if everything or sys.getrefcount(f) <= _ALONE]
+        for frame in gone:
+            entry = pending.pop(frame, None)
+            if entry is not None:
+                self._end(entry.sink, entry.start, entry.last, None, True)
+        self._sweep_at = 64 if len(pending) < 32 else 2 * len(pending)
+        return len(gone)
+
+    # -------------------------------------------------------------- callbacks
+    def py_start(self, code: types.CodeType, offset: int) -> object:  # noqa: ARG002  # the event's signature
+        """``PY_START``: a call of ``code`` begins (a generator's: its first step)."""
+        sink = self.sink(code)
+        if sink is None:
+            return self._disable
+        now = perf_counter()
+        if code.co_flags & GEN_FLAGS:
+            frame = sys._getframe(1)
+            self._pending[frame] = _Pending(sink, now)
+            if len(self._pending) >= self._sweep_at:
+                self.sweep(everything=False)
+            return None
+        self._stack().append((code, sink, now, frames_push(sink.stats)))
+        return None
+
+    def _ended(self, code: types.CodeType, exc: BaseException | None, unwound: bool) -> object:
+        now = perf_counter()
+        if code.co_flags & GEN_FLAGS:
+            entry = self._pending.pop(sys._getframe(2), None)
+            if entry is not None:
+                self._end(entry.sink, entry.start, now, exc, True)
+            return None
+        stack = self._stack()
+        at = len(stack) - 1
+        while at >= 0 and stack[at][0] is not code:
+            at -= 1
+        if at < 0:
+            return None if unwound or self.sink(code) is not None else self._disable
+        _, sink, start, where = stack[at]
+        del stack[at:]
+        self._end(sink, start, now, exc, False, where)
+        return None
+
+    def py_return(self, code: types.CodeType, offset: int, value: object) -> object:  # noqa: ARG002  # the event's signature
+        """``PY_RETURN``: a call of ``code`` returned."""
+        return self._ended(code, None, unwound=False)
+
+    def py_unwind(self, code: types.CodeType, offset: int, exc: BaseException) -> object:  # noqa: ARG002  # the event's signature
+        """``PY_UNWIND``: a call of ``code`` ends by an exception (any code: a global event)."""
+        return self._ended(code, exc, unwound=True)
+
+    def py_yield(self, code: types.CodeType, offset: int, value: object) -> Any:  # noqa: ARG002  # the event's signature
+        """``PY_YIELD``: a step of a generator or coroutine of ``code`` ends."""
+        entry = self._pending.get(sys._getframe(1))
+        if entry is not None:
+            entry.last = perf_counter()
+            return None
+        return None if self.sink(code) is not None else self._disable
