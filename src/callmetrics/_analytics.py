@@ -297,7 +297,7 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
             return
         if not isinstance(other, Analytics):
             raise TypeError(f"can only merge another Analytics, got {type(other).__name__}")
-        first, second = sorted((self, other), key=lambda a: a.instance_id)
+        first, second = sorted((self, other), key=lambda a: a._recorder.order)
         with first._recorder.reading(), second._recorder.reading():
             dropped = merge_into(self._recorder, other._recorder)
         other.flush()  # its run drops the moved rows now, before it records again

@@ -25,12 +25,23 @@ Re-entry: the lock is re-entrant so that a signal handler, a ``__del__`` or a
 logging handler running inside a drain or a read in the same thread cannot
 deadlock; ``_busy`` marks that a drain or read is under way, and a nested one then
 neither drains nor waits: it reads the aggregates as they stand.
+
+Fork: a child inherits every lock as it was, held or not, and has only the thread
+that forked; a lock another thread held would never be released there.  So the
+forking thread takes every live recorder's lock just before ``fork()`` (after the
+store's hooks, which take their write locks first: hooks registered later run
+earlier), which also means no drain is half done, and releases them on both sides
+after it: the child starts with working locks and exactly the calls recorded (or
+buffered) before the fork.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from contextlib import contextmanager
 from time import perf_counter
@@ -73,17 +84,43 @@ def _functions(keys: list[Any]) -> int:
     return len({key if type(key) is FunctionStats else key.stats for key in keys})
 
 
+_ORDER = itertools.count()
+_LIVE: weakref.WeakSet[Recorder] = weakref.WeakSet()
+_HELD: list[Recorder] = []  # the recorders whose locks the forking thread holds
+
+
+def _before_fork() -> None:
+    """Take every live recorder's lock, in creation order, before ``fork()``."""
+    for recorder in sorted(list(_LIVE), key=lambda r: r.order):
+        recorder.lock.acquire()
+        _HELD.append(recorder)
+
+
+def _after_fork() -> None:
+    """Release what ``_before_fork`` took (in the parent, and in the child: its one thread)."""
+    while _HELD:
+        _HELD.pop().lock.release()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork,
+                        after_in_child=_after_fork)
+
+
 class Recorder:
     """Buffers, drains, per-function aggregates and the ring of one ``Analytics``."""
 
-    __slots__ = ("_busy", "_warn", "buffer", "lock", "max_functions", "medium_max",
-                 "overflow", "ring", "short_max", "stats")
+    __slots__ = ("__weakref__", "_busy", "_warn", "buffer", "lock", "max_functions",
+                 "medium_max", "order", "overflow", "ring", "short_max", "stats")
 
     def __init__(self, *, max_events: int, max_functions: int, short_max: float,
                  medium_max: float, warn: Callable[[str], None]) -> None:
         """Create an empty recorder; ``warn`` logs a one-line warning."""
         self.buffer: Any = new_buffer()  # a list, or the accelerator's CallBuffer
         self.lock = threading.RLock()
+        # Locks of several recorders are always taken in this order (fork, merge).
+        self.order = next(_ORDER)
+        _LIVE.add(self)
         self._busy = False
         self.stats: dict[str, FunctionStats] = {}
         self.ring = EventRing(max_events)
