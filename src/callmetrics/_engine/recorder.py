@@ -52,7 +52,7 @@ from callmetrics._engine.aggregate import FailedCall, FunctionStats
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._engine.ring import EventRing
 
-__all__ = ["BUFFER_LIMIT", "OVERFLOW_NAME", "Recorder"]
+__all__ = ["BUFFER_LIMIT", "NAME_LIMIT", "OVERFLOW_NAME", "Recorder", "bounded_name"]
 
 # Calls buffered before the call that sees them drains one chunk.  Small enough that
 # a drain of one function's chunk stays far below 100 µs, large enough to amortise it.
@@ -65,6 +65,20 @@ GROUPS_PER_DRAIN = 16
 
 # Where calls of functions past ``max_functions`` are recorded, together.
 OVERFLOW_NAME = "<other functions>"
+
+# A recorded name (and event type, and module) is cut to at most this many characters,
+# the full length noted, whatever asked for it (track, measure, a middleware, zero-code):
+# anything the recorder accepts can be stored and read back.
+NAME_LIMIT = 1000
+
+
+def bounded_name(text: str) -> str:
+    """Return ``text``, or its start and a marker noting its full length, in ``NAME_LIMIT``."""
+    full = len(text)
+    if full <= NAME_LIMIT:
+        return text
+    marker = f"… ({full:,} characters)"
+    return text[:NAME_LIMIT - len(marker)] + marker
 
 
 def _locate(keys: list[Any], durations: Sequence[float], stats: FunctionStats,
@@ -91,7 +105,7 @@ _HELD: list[Recorder] = []  # the recorders whose locks the forking thread holds
 
 def _before_fork() -> None:
     """Take every live recorder's lock, in creation order, before ``fork()``."""
-    for recorder in sorted(list(_LIVE), key=lambda r: r.order):
+    for recorder in sorted(_LIVE, key=lambda r: r.order):
         recorder.lock.acquire()
         _HELD.append(recorder)
 
@@ -136,7 +150,11 @@ class Recorder:
         """Return the aggregates calls of ``name`` are recorded into (created if new).
 
         Past ``max_functions`` names, a new name is recorded under ``OVERFLOW_NAME``.
+        A name, event type or module longer than ``NAME_LIMIT`` is cut (``bounded_name``).
         """
+        if len(name) > NAME_LIMIT or len(event_type) > NAME_LIMIT or len(module) > NAME_LIMIT:
+            name, event_type = bounded_name(name), bounded_name(event_type)
+            module = bounded_name(module)
         with self.lock:
             stats = self.stats.get(name)
             if stats is None:
