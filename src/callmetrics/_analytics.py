@@ -225,6 +225,7 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
             # one more Python call here would cost as much as the rest of measure().
             block: Measure = _new_object(Measure)
             block._kind = kind
+            block._started = False
             block.message = None
             return block
         check_text("name", name)

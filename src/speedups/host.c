@@ -90,6 +90,7 @@ host_block(HostObject *self, SinkObject *sink, PyObject *name)
     block->delegate = NULL;
     block->message = NULL;
     block->start = 0.0;
+    block->active = 0;
     Py_INCREF(block);
     Py_XDECREF(old_sink);
     Py_XDECREF(old_name);
@@ -142,6 +143,7 @@ host_answer(HostObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
                    not a new object at a freed address): the same sink, since `sites`
                    only grows and never rebinds a name.  No lookup, nothing to swap. */
                 spare->start = 0.0;
+                spare->active = 0;
                 return Py_NewRef(spare);
             }
             PyObject *sink = PyDict_GetItemWithError(self->sites, args[0]);   /* borrowed */
