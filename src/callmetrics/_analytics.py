@@ -291,8 +291,9 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
     def merge_with(self, other: Analytics) -> None:
         """Move everything ``other`` recorded into this instance and clear ``other``.
 
-        Counts, successes, overhead and sketches add up exactly; the retained events
-        become the newest ``max_events`` of both (a warning says how many were dropped).
+        Counts, successes, overhead and sketches add up exactly.  The retained events
+        are, as in the seed, this instance's own, then the other's newest that fit
+        under ``max_events``; a warning says how many of the other's were dropped.
         """
         if other is self:
             return
