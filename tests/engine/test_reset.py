@@ -38,7 +38,7 @@ def test_the_seeds_ways_of_clearing_work() -> None:
     assert analytics.events == []
     assert analytics.call_counts == {"work": 5}
     _tracked(analytics)
-    analytics.events = []  # type: ignore[misc]  # the seed's attribute assignment
+    analytics.events = []  # the seed's attribute assignment
     assert analytics.events == []
     analytics.call_counts.clear()
     assert analytics.call_counts == {}
@@ -73,5 +73,5 @@ def test_events_can_only_be_set_to_empty() -> None:
     analytics = Analytics()
     _tracked(analytics)
     with pytest.raises(TypeError, match="restore"):
-        analytics.events = [analytics.events[0]]  # type: ignore[misc]  # on purpose
+        analytics.events = [analytics.events[0]]  # on purpose
     assert len(analytics.events) == 5

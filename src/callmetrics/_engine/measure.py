@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from time import perf_counter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from callmetrics._engine.logs import CACHE_KEY
 from callmetrics._engine.wrap import CallObserver, end_observers, start_observers
@@ -65,7 +65,7 @@ class Measure:
 
     _kind: BlockKind
     # False: not active (fresh, or exited); else active, with the observers started.
-    _started: list[tuple[CallObserver, object]] | None | bool
+    _started: list[tuple[CallObserver, object]] | Literal[False] | None
     _t0: float
     message: object
 
