@@ -145,6 +145,7 @@ class FunctionStats:
         "calls",
         "drain_seconds",
         "event_type",
+        "expected",
         "fast",
         "fastest",
         "hot_calls",
@@ -180,6 +181,10 @@ class FunctionStats:
         # the measured seconds spent draining this function's calls.
         self.hot_calls = 0
         self.drain_seconds = 0.0
+        # Calls that raised an exception declared expected (``track(expected=...)``),
+        # counted as successes: incremented by the hot path's failure end
+        # (``Ends.failed``), one slot increment under the GIL.
+        self.expected = 0
 
     def add(self, durations: Sequence[float], successes: int, short_max: float,
             medium_max: float) -> tuple[float, float]:
@@ -250,6 +255,7 @@ class FunctionStats:
             self.fastest = other.fastest
         self.hot_calls += other.hot_calls
         self.drain_seconds += other.drain_seconds
+        self.expected += other.expected
 
     def reset(self) -> None:
         """Forget every aggregate."""

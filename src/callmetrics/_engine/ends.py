@@ -106,7 +106,8 @@ class Ends:
     success.  Wrappers inline ``ok`` on their hot path.
     """
 
-    __slots__ = ("buffer", "cache", "capacity", "drain_soon", "extend", "hooks", "log")
+    __slots__ = ("buffer", "cache", "capacity", "drain_soon", "expected", "extend", "hooks",
+                 "log")
 
     def __init__(self, rt: Runtime) -> None:
         """Resolve the runtime's buffer, drain and logging cache once."""
@@ -118,6 +119,14 @@ class Ends:
         self.drain_soon = rt.drain_soon
         # Bound once: every wrapper holds these same objects (memory per function).
         self.hooks = (self.after, self.failed, self.log.refresh)
+        # The exceptions declared expected per function (track/measure(expected=...)):
+        # decided here, where a call that raised ends, so a success costs nothing more.
+        self.expected: dict[FunctionStats, tuple[type[BaseException], ...]] = {}
+
+    def expect(self, stats: FunctionStats, types: tuple[type[BaseException], ...]) -> None:
+        """Count calls of ``stats`` raising one of ``types`` as successes from now on."""
+        known = self.expected.get(stats, ())
+        self.expected[stats] = known + tuple(t for t in types if t not in known)
 
     def after(self, stats: FunctionStats, duration: float, limit: int) -> None:
         """Drain a full buffer; log the success while successful calls are logged."""
@@ -179,12 +188,26 @@ class Ends:
             key = stats
         return self._succeeded(key, stats, t0, duration)
 
+    def _expected(self, stats: FunctionStats, t0: float, duration: float,
+                  exc: BaseException) -> float:
+        """Record a call that raised an expected ``exc``: a success noted ``expected KeyError``."""
+        stats.expected += 1
+        try:
+            key: object = note_of(stats, f"expected {type(exc).__name__}")
+        except Exception as err:  # noqa: BLE001  # never let the note break the call
+            report_internal_error("describing an expected exception", err)
+            key = stats
+        return self._succeeded(key, stats, t0, duration)
+
     def failed(self, stats: FunctionStats, t0: float, exc: BaseException) -> float:
         """Record a call that raised ``exc``; return its duration.  Never raises."""
         duration = perf_counter() - t0
         if _normal_exit(exc):
             self.extend((stats, t0, duration))
             return duration
+        expected = self.expected
+        if expected and isinstance(exc, expected.get(stats, ())):
+            return self._expected(stats, t0, duration, exc)
         try:
             described: object = failure_of(stats, exc)
         except Exception as err:  # noqa: BLE001  # never let describing it break the call

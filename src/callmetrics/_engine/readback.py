@@ -262,6 +262,8 @@ class ReadBack:
                 },
                 "function_count": len(selected),
                 "event_count": event_count,
+                # Calls that raised an exception declared expected: among the successes.
+                "expected_exceptions": sum(s.expected for s in selected),
                 **sketch.summary(),
             }
 
