@@ -106,8 +106,8 @@ class Ends:
     success.  Wrappers inline ``ok`` on their hot path.
     """
 
-    __slots__ = ("buffer", "cache", "capacity", "drain_soon", "expected", "extend", "hooks",
-                 "log")
+    __slots__ = ("buffer", "cache", "capacity", "drain_soon", "expected", "expected_names",
+                 "extend", "hooks", "log")
 
     def __init__(self, rt: Runtime) -> None:
         """Resolve the runtime's buffer, drain and logging cache once."""
@@ -122,6 +122,21 @@ class Ends:
         # The exceptions declared expected per function (track/measure(expected=...)):
         # decided here, where a call that raised ends, so a success costs nothing more.
         self.expected: dict[FunctionStats, tuple[type[BaseException], ...]] = {}
+        # Exception classes expected of every function, by name (``callmetrics run
+        # --expected``): ``KeyError``, or ``module.Class``; their subclasses too.
+        self.expected_names: frozenset[str] = frozenset()
+
+    def expect_named(self, names: frozenset[str]) -> None:
+        """Count calls of every function raising a class named in ``names`` as successes."""
+        self.expected_names = self.expected_names | names
+
+    def _is_expected(self, stats: FunctionStats, exc: BaseException) -> bool:
+        if isinstance(exc, self.expected.get(stats, ())):
+            return True
+        names = self.expected_names
+        return bool(names) and any(
+            cls.__name__ in names or f"{cls.__module__}.{cls.__qualname__}" in names
+            for cls in type(exc).__mro__)
 
     def expect(self, stats: FunctionStats, types: tuple[type[BaseException], ...]) -> None:
         """Count calls of ``stats`` raising one of ``types`` as successes from now on."""
@@ -205,8 +220,7 @@ class Ends:
         if _normal_exit(exc):
             self.extend((stats, t0, duration))
             return duration
-        expected = self.expected
-        if expected and isinstance(exc, expected.get(stats, ())):
+        if (self.expected or self.expected_names) and self._is_expected(stats, exc):
             return self._expected(stats, t0, duration, exc)
         try:
             described: object = failure_of(stats, exc)
