@@ -393,7 +393,7 @@ def test_clear_old_events_rejects_negative_days(analytics: Analytics) -> None:
 def test_merge_with_keeps_newest_events_and_sums(
     loggers: LoggerContainer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Merging keeps the newest max_events of both in time order and sums the counts."""
+    """Merging keeps its own events and the other's newest that fit (the seed), and sums counts."""
     mine = Analytics(loggers=loggers, max_events=5)
     theirs = Analytics(loggers=loggers, max_events=100)
 
@@ -412,7 +412,8 @@ def test_merge_with_keeps_newest_events_and_sums(
             target(i)
     mine_overhead = mine.decorator_overhead["test_merge_with_keeps_newest_events_and_sums.work"]
     their_overhead = theirs.decorator_overhead["test_merge_with_keeps_newest_events_and_sums.work"]
-    expected_starts = sorted(e.start for e in mine.events + theirs.events)[-5:]
+    # The seed's meaning at the cap: all 4 of its own, then the other's newest 1 that fits.
+    expected_starts = sorted([e.start for e in mine.events] + [theirs.events[-1].start])
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         mine.merge_with(theirs)

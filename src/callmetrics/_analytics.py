@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from callmetrics._engine import sinks
-from callmetrics._engine.adhoc import AdHocCalls, check_text
+from callmetrics._engine.adhoc import AdHocCalls, check_expected, check_text
 from callmetrics._engine.aggregate import FunctionStats
 from callmetrics._engine.config import AnalyticsConfig, coerce_config
 from callmetrics._engine.logs import CallLogger, default_loggers, report_internal_error
@@ -165,7 +165,8 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
 
     # -------------------------------------------------------------- decorators
     def track(
-        self, event_type: str, *, name: str | None = None
+        self, event_type: str, *, name: str | None = None,
+        expected: type[BaseException] | tuple[type[BaseException], ...] = (),
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Return a decorator that records every call of the function it decorates.
 
@@ -179,25 +180,32 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
             event_type: the category shown next to the function (e.g. "API call").
             name: the key to record under; defaults to the ``__qualname__`` without
                 ``<locals>`` parts.
+            expected: an exception class, or a tuple of them, that this function
+                raises as part of its normal work (control flow): such a call counts as
+                a success noted ``expected KeyError`` (``get_stats()["expected_exceptions"]``
+                counts them); the exception still propagates.
 
         Raises:
-            TypeError, ValueError: for a bad ``event_type`` or ``name``, at once.
+            TypeError, ValueError: for a bad ``event_type``, ``name`` or ``expected``,
+                at once.
 
         """
         check_text("event_type", event_type)
         if name is not None:
             check_text("name", name)
+        types = check_expected(expected)
 
         def decorator(func: Callable[P, R]) -> Callable[P, R]:
-            return self._decorate(func, event_type, name)  # type: ignore[no-any-return]
+            return self._decorate(func, event_type, name, types)  # type: ignore[no-any-return]
 
         return decorator
 
-    def _decorate(self, func: Any, event_type: str, name: str | None) -> Any:
+    def _decorate(self, func: Any, event_type: str, name: str | None,
+                  expected: tuple[type[BaseException], ...] = ()) -> Any:
         if isinstance(func, classmethod | staticmethod):
             if getattr(func, OWNER_ATTRIBUTE, None) is self:
                 return self._already(func)
-            return type(func)(self._decorate(func.__func__, event_type, name))
+            return type(func)(self._decorate(func.__func__, event_type, name, expected))
         if not callable(func):
             raise TypeError(f"track() needs a callable, got {type(func).__name__}")
         if not self.enabled:
@@ -207,6 +215,8 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
         key = name if name is not None else recorded_name(func)
         stats = self._recorder.stats_for(key, event_type, callable_module(func),
                                          explicit=name is not None)
+        if expected:
+            self.ends.expect(stats, expected)
         wrapper = wrap(func, callable_kind(func), stats, self)
         if "callmetrics._zerocode.hooks" in sys.modules:  # zero-code tracking in use
             from callmetrics._zerocode.hooks import decorated  # noqa: PLC0415  # loaded already
@@ -229,27 +239,37 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
                    "instance; returning the existing wrapper (each call counts once)")
         return wrapper
 
-    def measure(self, name: str, *, event_type: str = "block") -> Measure | NoMeasure:
+    def measure(self, name: str, *, event_type: str = "block",
+                expected: type[BaseException] | tuple[type[BaseException], ...] = (),
+                ) -> Measure | NoMeasure:
         """Time a block of code, recorded like a call of a function called ``name``.
 
         Usable as ``with`` and ``async with``; an exception leaving the block is a
-        failure and propagates.  What ``name`` resolves to is cached: a fresh
-        ``measure("x")`` per block costs about as much as a tracked call.
+        failure and propagates, unless it is one of ``expected`` (as for ``track``):
+        then the block is a success noted ``expected KeyError``.  What ``name``
+        resolves to is cached: a fresh ``measure("x")`` per block costs about as much
+        as a tracked call.
         """
         kind = self._blocks.get(name)  # a name of a bad type misses, then fails below
+        if expected and kind is not None and kind.event_type == event_type:
+            self.ends.expect(kind.stats, check_expected(expected))
         if kind is not None and kind.event_type == event_type:
             # new_measure(kind) inline: a fresh block per `with` is the common use, and
             # one more Python call here would cost as much as the rest of measure().
             block: Measure = _new_object(Measure)
             block._kind = kind
+            block._started = False
             block.message = None
             return block
         check_text("name", name)
         check_text("event_type", event_type)
         if not self.enabled:
             return NoMeasure()
+        types = check_expected(expected)
         stats = self._recorder.stats_for(name, event_type, "<block>", explicit=True)
         stats.kind = "block"
+        if types:
+            self.ends.expect(stats, types)
         kind = BlockKind(stats, event_type, self)
         if len(self._blocks) < 4 * max(self.settings.max_functions, 1):
             self._blocks[name] = kind
@@ -307,14 +327,15 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
     def merge_with(self, other: Analytics) -> None:
         """Move everything ``other`` recorded into this instance and clear ``other``.
 
-        Counts, successes, overhead and sketches add up exactly; the retained events
-        become the newest ``max_events`` of both (a warning says how many were dropped).
+        Counts, successes, overhead and sketches add up exactly.  The retained events
+        are, as in the seed, this instance's own, then the other's newest that fit
+        under ``max_events``; a warning says how many of the other's were dropped.
         """
         if other is self:
             return
         if not isinstance(other, Analytics):
             raise TypeError(f"can only merge another Analytics, got {type(other).__name__}")
-        first, second = sorted((self, other), key=lambda a: a.instance_id)
+        first, second = sorted((self, other), key=lambda a: a._recorder.order)
         with first._recorder.reading(), second._recorder.reading():
             dropped = merge_into(self._recorder, other._recorder)
         other.flush()  # its run drops the moved rows now, before it records again

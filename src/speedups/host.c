@@ -91,6 +91,7 @@ host_block(HostObject *self, SinkObject *sink, PyObject *name)
     block->message = NULL;
     block->start = 0.0;
     block->at = -1;
+    block->active = 0;
     Py_INCREF(block);
     Py_XDECREF(old_sink);
     Py_XDECREF(old_name);
@@ -143,6 +144,7 @@ host_answer(HostObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
                    not a new object at a freed address): the same sink, since `sites`
                    only grows and never rebinds a name.  No lookup, nothing to swap. */
                 spare->start = 0.0;
+                spare->active = 0;
                 return Py_NewRef(spare);
             }
             PyObject *sink = PyDict_GetItemWithError(self->sites, args[0]);   /* borrowed */
@@ -194,11 +196,13 @@ host_measure(PyObject *owner, PyObject *const *args, Py_ssize_t nargs, PyObject 
 
 static PyMethodDef host_measure_def = {
     "measure", (PyCFunction)(void (*)(void))host_measure, METH_FASTCALL | METH_KEYWORDS,
-    "measure($self, name, *, event_type='block')\n--\n\n"
+    "measure($self, name, *, event_type='block', expected=())\n--\n\n"
     "Time a block of code, recorded like a call of a function called ``name``.\n\n"
     "Usable as ``with`` and ``async with``; an exception leaving the block is a\n"
-    "failure and propagates.  What ``name`` resolves to is cached: a fresh\n"
-    "``measure(\"x\")`` per block costs about as much as a tracked call.",
+    "failure and propagates, unless it is one of ``expected`` (as for ``track``):\n"
+    "then the block is a success noted ``expected KeyError``.  What ``name``\n"
+    "resolves to is cached: a fresh ``measure(\"x\")`` per block costs about as much\n"
+    "as a tracked call.",
 };
 
 /* measure_method(cls): analytics.measure for instances of cls, each of which keeps a

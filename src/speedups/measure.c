@@ -15,6 +15,8 @@ typedef struct {
     PyObject *exit_method;  /* a host's spare block only: __exit__ bound once (MeasureSlot) */
     double start;
     int at;               /* where the block is on its thread's stack (-1: not on it) */
+    int active;           /* entered and not yet exited: a second enter raises, a second
+                             exit is ignored (as the Python Measure's) */
 } MeasureObject;
 
 static PyTypeObject Measure_Type;
@@ -37,6 +39,7 @@ measure_make(SinkObject *sink, PyObject *name, PyObject *fallback)
     self->exit_method = NULL;
     self->start = 0.0;
     self->at = -1;
+    self->active = 0;
     PyObject_GC_Track(self);
     return self;
 }
@@ -90,14 +93,26 @@ Measure_dealloc(MeasureObject *self)
 static PyObject *
 measure_enter(MeasureObject *self, int push)
 {
+    if (self->active) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "measure(%R) block entered while already active; use a fresh "
+                     "analytics.measure(...) for each block", self->name);
+        return NULL;
+    }
+    self->active = 1;
     if (self->sink != NULL && sink_observed(self->sink)) {
         /* Observers want to see this block: the pure-Python measure does it all. */
         PyObject *delegate = PyObject_CallOneArg(self->fallback, self->name);
         if (delegate == NULL) {
+            self->active = 0;
             return NULL;
         }
         Py_XSETREF(self->delegate, delegate);
-        return PyObject_CallMethodNoArgs(delegate, str_enter);
+        PyObject *entered = PyObject_CallMethodNoArgs(delegate, str_enter);
+        if (entered == NULL) {
+            self->active = 0;
+        }
+        return entered;
     }
     Py_CLEAR(self->delegate);
     self->at = (push && self->sink != NULL) ? frames_enter(frames_here(), self->sink->key) : -1;
@@ -113,6 +128,10 @@ measure_exit(MeasureObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     double end = monotonic_seconds();
+    if (!self->active) {
+        Py_RETURN_NONE;   /* exited already (or never entered): recorded once, at most */
+    }
+    self->active = 0;
     if (self->delegate != NULL) {
         PyObject *delegate = self->delegate;
         self->delegate = NULL;

@@ -347,7 +347,8 @@ def test_measure_takes_its_arguments_as_documented(analytics: Analytics) -> None
     parameters = inspect.signature(analytics.measure).parameters
     assert [(p.name, p.kind, p.default) for p in parameters.values()] == [
         ("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
-        ("event_type", inspect.Parameter.KEYWORD_ONLY, "block")]
+        ("event_type", inspect.Parameter.KEYWORD_ONLY, "block"),
+        ("expected", inspect.Parameter.KEYWORD_ONLY, ())]
     # The C method carries the Python method's documentation.
     assert inspect.getdoc(Analytics.measure) == inspect.getdoc(python_measure)
 
@@ -356,8 +357,10 @@ def test_a_subclass_measures_and_may_override_measure() -> None:
     """Subclasses of Analytics measure blocks; an override may call the base's."""
 
     class Prefixed(Analytics):
-        def measure(self, name: str, *, event_type: str = "block") -> Any:
-            return super().measure(f"app.{name}", event_type=event_type)
+        def measure(self, name: str, *, event_type: str = "block",
+                    expected: type[BaseException] | tuple[type[BaseException], ...] = (),
+                    ) -> Any:
+            return super().measure(f"app.{name}", event_type=event_type, expected=expected)
 
     class Plain(Analytics):
         pass

@@ -27,6 +27,7 @@ ASYNCIO_EARLY = 1e-3
 
 STAT_KEYS = {"total_calls", "total_success", "success_rate", "total_time", "avg_duration",
              "slowest", "fastest", "duration_counts", "function_count", "event_count",
+             "expected_exceptions",
              "min_duration", "max_duration", "p50", "p90", "p95", "p99",
              # Where the time goes (added to the seed's keys): the instance's wall time
              # and the selected functions' self times, summed.

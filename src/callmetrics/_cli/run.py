@@ -284,6 +284,8 @@ def _run(args: argparse.Namespace) -> int:
     # At interpreter exit, after the program's non-daemon threads and its own atexit
     # handlers (atexit runs last-registered first), so every call is in.
     # The report's path is fixed now: the program may change directory.
+    if args.expected:
+        analytics.ends.expect_named(frozenset(args.expected))
     run = _Run(analytics, None if args.report == "" else Path(args.report).resolve())
     atexit.register(_finish, run)
     return run_program(run, target, rest, module=args.module, track=args.track or [],
@@ -318,6 +320,10 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
                      help="keep tracking every call of every function; by default a function "
                           "whose median call takes under 5 us is no longer tracked after its "
                           "first 1,000 calls (tracking it would cost more than the call)")
+    run.add_argument("--expected", action="append", metavar="EXC",
+                     help="an exception the program raises as part of its normal work "
+                          "(KeyError, or module.Class; subclasses too; repeatable): a call "
+                          "raising it counts as a success noted 'expected EXC'")
     run.add_argument("-m", dest="module", action="store_true",
                      help="run a module, as python -m does (the next argument names it)")
     run.add_argument("target", nargs=argparse.REMAINDER, metavar="SCRIPT|MODULE [ARGS...]",

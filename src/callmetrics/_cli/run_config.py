@@ -12,6 +12,7 @@ gives defaults that the command line overrides::
     max-functions = 2000
     report = ""                  # '' for none, as --report ''
     exact = false
+    expected = ["StopIteration", "docutils.nodes.SkipNode"]   # --expected
 
 Bad configuration fails before the program starts, naming the file and the field.
 """
@@ -27,15 +28,14 @@ from callmetrics._cli.common import CliError
 
 __all__ = ["FIELDS", "apply_config", "find_pyproject", "read_config"]
 
-# Field -> (argparse destination, expected type).  `expected` (issue 24's
-# `callmetrics run --expected`) is applied when the command has that option.
+# Field -> (argparse destination, expected type).
 FIELDS: dict[str, tuple[str, type]] = {
     "track": ("track", list), "exclude": ("exclude", list), "store": ("store", str),
     "label": ("label", str), "max-events": ("max_events", int),
     "max-functions": ("max_functions", int), "report": ("report", str),
-    "exact": ("exact", bool), "expected": ("expected", str),
+    "exact": ("exact", bool), "expected": ("expected", list),
 }
-_PATHS = ("store", "report", "expected")  # relative to the pyproject.toml's folder
+_PATHS = ("store", "report")  # relative to the pyproject.toml's folder
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -54,7 +54,8 @@ def _checked(path: Path, key: str, value: object) -> Any:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) and i.strip()
                                                    for i in items):
-            raise CliError(f"{where}: must be a glob or a list of globs, got {value!r}")
+            what = "an exception name" if key == "expected" else "a glob"
+            raise CliError(f"{where}: must be {what} or a list of them, got {value!r}")
         return items
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from callmetrics._engine.ends import Runtime
     from callmetrics._engine.recorder import Recorder
 
-__all__ = ["AdHocCalls", "check_text"]
+__all__ = ["AdHocCalls", "check_expected", "check_text"]
 
 
 def check_text(what: str, value: object) -> str:
@@ -30,6 +30,16 @@ def check_text(what: str, value: object) -> str:
     return value
 
 
+def check_expected(expected: object) -> tuple[type[BaseException], ...]:
+    """Return ``expected`` (an exception class, or a tuple of them) as a tuple; else raise."""
+    types = expected if isinstance(expected, tuple) else (expected,)
+    for item in types:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise TypeError(f"expected must be an exception class or a tuple of them, "
+                            f"got {item!r}")
+    return types
+
+
 class AdHocCalls:
     """One-off tracked calls of functions that were not decorated (the seed's API)."""
 
@@ -37,7 +47,8 @@ class AdHocCalls:
     _recorder: Recorder
     _adhoc: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Callable[..., Any]]]
 
-    def _decorate(self, func: Any, event_type: str, name: str | None) -> Any:
+    def _decorate(self, func: Any, event_type: str, name: str | None,
+                  expected: tuple[type[BaseException], ...] = ()) -> Any:
         raise NotImplementedError  # Analytics.track's
 
     def _runtime(self) -> Runtime:

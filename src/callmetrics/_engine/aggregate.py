@@ -156,6 +156,7 @@ class FunctionStats(Attributed):
         "calls",
         "drain_seconds",
         "event_type",
+        "expected",
         "fast",
         "fastest",
         "hot_calls",
@@ -203,6 +204,10 @@ class FunctionStats(Attributed):
         # outer? -> the edge of callers past the cap (None until one is: memory per function)
         self.folded: dict[bool, Any] | None = None
         self._clear_attribution()
+        # Calls that raised an exception declared expected (``track(expected=...)``),
+        # counted as successes: incremented by the hot path's failure end
+        # (``Ends.failed``), one slot increment under the GIL.
+        self.expected = 0
 
     def add(self, durations: Sequence[float], successes: int, short_max: float,
             medium_max: float) -> tuple[float, float]:
@@ -277,6 +282,7 @@ class FunctionStats(Attributed):
             self.fastest = other.fastest
         self.hot_calls += other.hot_calls
         self.drain_seconds += other.drain_seconds
+        self.expected += other.expected
 
     def reset(self) -> None:
         """Forget every aggregate (edges are zeroed in place: wrappers hold them)."""

@@ -109,7 +109,8 @@ class Ends:
     the end pops it and records the call under its caller's edge.
     """
 
-    __slots__ = ("buffer", "cache", "capacity", "drain_soon", "extend", "hooks", "log")
+    __slots__ = ("buffer", "cache", "capacity", "drain_soon", "expected", "expected_names",
+                 "extend", "hooks", "log")
 
     def __init__(self, rt: Runtime) -> None:
         """Resolve the runtime's buffer, drain and logging cache once."""
@@ -121,6 +122,29 @@ class Ends:
         self.drain_soon = rt.drain_soon
         # Bound once: every wrapper holds these same objects (memory per function).
         self.hooks = (self.after, self.failed, self.log.refresh)
+        # The exceptions declared expected per function (track/measure(expected=...)):
+        # decided here, where a call that raised ends, so a success costs nothing more.
+        self.expected: dict[FunctionStats, tuple[type[BaseException], ...]] = {}
+        # Exception classes expected of every function, by name (``callmetrics run
+        # --expected``): ``KeyError``, or ``module.Class``; their subclasses too.
+        self.expected_names: frozenset[str] = frozenset()
+
+    def expect_named(self, names: frozenset[str]) -> None:
+        """Count calls of every function raising a class named in ``names`` as successes."""
+        self.expected_names = self.expected_names | names
+
+    def _is_expected(self, stats: FunctionStats, exc: BaseException) -> bool:
+        if isinstance(exc, self.expected.get(stats, ())):
+            return True
+        names = self.expected_names
+        return bool(names) and any(
+            cls.__name__ in names or f"{cls.__module__}.{cls.__qualname__}" in names
+            for cls in type(exc).__mro__)
+
+    def expect(self, stats: FunctionStats, types: tuple[type[BaseException], ...]) -> None:
+        """Count calls of ``stats`` raising one of ``types`` as successes from now on."""
+        known = self.expected.get(stats, ())
+        self.expected[stats] = known + tuple(t for t in types if t not in known)
 
     def after(self, stats: FunctionStats, duration: float, limit: int) -> None:
         """Drain a full buffer; log the success while successful calls are logged."""
@@ -185,6 +209,22 @@ class Ends:
             key = plain
         return self._succeeded(key, stats, t0, duration)
 
+    def _expected(self, stats: FunctionStats, t0: float, duration: float,
+                  exc: BaseException, plain: object) -> float:
+        """Record a call that raised an expected ``exc``: a success noted ``expected KeyError``.
+
+        ``plain`` is what the call is buffered under without a note (``stats`` or its
+        caller edge).
+        """
+        stats.expected += 1
+        try:
+            key: object = note_of(stats, f"expected {type(exc).__name__}",
+                                  None if plain is stats else plain)
+        except Exception as err:  # noqa: BLE001  # never let the note break the call
+            report_internal_error("describing an expected exception", err)
+            key = plain
+        return self._succeeded(key, stats, t0, duration)
+
     def failed(self, stats: FunctionStats, t0: float, exc: BaseException, at: int = -1) -> float:
         """Record a call that raised ``exc``; return its duration.  Never raises."""
         duration = perf_counter() - t0
@@ -192,6 +232,8 @@ class Ends:
         if _normal_exit(exc):
             self.extend((plain, t0, duration))
             return duration
+        if (self.expected or self.expected_names) and self._is_expected(stats, exc):
+            return self._expected(stats, t0, duration, exc, plain)
         try:
             described: object = failure_of(stats, exc, None if plain is stats else plain)
         except Exception as err:  # noqa: BLE001  # never let describing it break the call

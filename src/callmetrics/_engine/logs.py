@@ -23,6 +23,7 @@ from callmetrics._format import duration as format_duration
 __all__ = [
     "CACHE_KEY",
     "CONSOLE_SUPPRESSED",
+    "FAILURES_LOGGED_BY_CALLER",
     "CallLogger",
     "default_loggers",
     "report_internal_error",
@@ -38,6 +39,10 @@ CACHE_KEY: Final = "callmetrics.success-limit"
 # suppressed while it is above zero.  A ContextVar, so two concurrent asyncio tasks
 # (or threads) each see their own batches.
 CONSOLE_SUPPRESSED: ContextVar[int] = ContextVar("callmetrics_console_suppressed", default=0)
+# Set (True) while a caller that logs the failure itself, in one line, records it (the
+# web middlewares): the per-call failure lines are then left out.
+FAILURES_LOGGED_BY_CALLER: ContextVar[bool] = ContextVar("callmetrics_failures_logged",
+                                                         default=False)
 
 # A per-call line: status, name, [event type], duration as ``_format.duration`` shows it
 # (``OK app.fetch [API call] 12.3 µs``).  Formatted by logging, only for a handler that emits.
@@ -145,6 +150,8 @@ class CallLogger:
     def failure(self, name: str, event_type: str, duration: float,
                 exc: BaseException) -> None:
         """Log a failed call: DEBUG to analytics, WARNING to console, ERROR with the exception."""
+        if FAILURES_LOGGED_BY_CALLER.get():
+            return
         try:
             to_analytics = self.analytics.isEnabledFor(logging.DEBUG)
             to_console = not CONSOLE_SUPPRESSED.get() and self.console.isEnabledFor(

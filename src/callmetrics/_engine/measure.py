@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from time import perf_counter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from callmetrics._engine.accel import speedups as _speedups
 from callmetrics._engine.callers import STACK, frames_pop, frames_push, key_for, unwind
@@ -55,6 +55,10 @@ class Measure:
     is (one line, at most 500 characters).  When an exception leaves the block, the
     exception's message is recorded instead and the note is ignored.
 
+    A block is entered once at a time: entering it again while it is active raises
+    ``RuntimeError``; exiting it again (or without entering it) is ignored, so a block
+    is recorded once per entry.
+
     Made by :func:`new_measure` without a Python ``__init__`` (a fresh one per block
     is the common use, so its creation is part of the hot path).
     """
@@ -64,13 +68,17 @@ class Measure:
     _at: int
     _stack: list[Any] | None
     _kind: BlockKind
-    _started: list[tuple[CallObserver, object]] | None
+    # False: not active (fresh, or exited); else active, with the observers started.
+    _started: list[tuple[CallObserver, object]] | Literal[False] | None
     _t0: float
     message: object
 
     def __enter__(self) -> Measure:
         """Start timing (after the observers, if any, have seen the start)."""
         kind = self._kind
+        if self._started is not False:
+            raise RuntimeError(f"measure({kind.stats.name!r}) block entered while already "
+                               "active; use a fresh analytics.measure(...) for each block")
         self._started = start_observers(kind.rt, kind.stats) if kind.observers else None
         # A block is a tracked call: on the thread's stack while it runs (_callers).
         # The pure-Python stack is kept for the exit (a block ends on its thread).
@@ -87,6 +95,10 @@ class Measure:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         """Record the block: a success (with its note, if any), or a failure."""
+        started = self._started
+        if started is False:
+            return  # exited already (or never entered): recorded once, at most
+        self._started = False
         kind = self._kind
         at = self._at
         if exc is not None:
@@ -115,8 +127,8 @@ class Measure:
                     kind.after(kind.stats, duration, cache[CACHE_KEY])
             except KeyError:  # logging changed a level and cleared its caches
                 kind.after(kind.stats, duration, kind.refresh())
-        if self._started:
-            end_observers(self._started, kind.stats, duration, exc)
+        if started:
+            end_observers(started, kind.stats, duration, exc)
 
     async def __aenter__(self) -> Measure:
         """Start timing, as ``__enter__`` (off the stack: a coroutine's blocks interleave)."""
@@ -142,6 +154,7 @@ def new_measure(kind: BlockKind) -> Measure:
     """Return a fresh ``Measure`` of ``kind`` (``Analytics.measure`` inlines this)."""
     measure: Measure = _new(Measure)
     measure._kind = kind
+    measure._started = False
     measure.message = None
     return measure
 

@@ -22,7 +22,65 @@ from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._engine.view import Reading, RetainedCall
 from callmetrics._format import duration, percent
 
-__all__ = ["ReadBack"]
+__all__ = ["CountsView", "EventList", "ReadBack"]
+
+_NO_EDIT = ("{what} is a read-only snapshot of what was recorded; use {instead}")
+
+
+class EventList(list[Event]):
+    """What ``events`` returns: a snapshot list whose ``clear()`` clears the retained events.
+
+    ``clear()`` (the seed's way) drops the instance's retained events, as
+    ``analytics.events = []`` does; any other change raises ``TypeError``: the list is a
+    copy, and changing it would change nothing recorded.
+    """
+
+    __slots__ = ("_clear",)
+
+    def __init__(self, events: list[Event], clear: Any) -> None:
+        super().__init__(events)
+        self._clear = clear
+
+    def clear(self) -> None:
+        """Drop every retained event of the instance (its counts stay): ``clear_events()``."""
+        self._clear()
+        super().clear()
+
+    def _refuse(self, *_: object, **__: object) -> Any:
+        raise TypeError(_NO_EDIT.format(what="analytics.events",
+                                        instead="events.clear() or reset() to start again, "
+                                                "list(analytics.events) for a copy to edit"))
+
+    append = extend = insert = pop = remove = reverse = sort = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+
+class CountsView(dict[str, Any]):
+    """What ``call_counts`` and friends return: a snapshot whose ``clear()`` is ``reset()``.
+
+    ``clear()`` (the seed's way of starting again) forgets every call of the instance
+    (``reset()``); any other change raises ``TypeError``.
+    """
+
+    __slots__ = ("_reset", "_what")
+
+    def __init__(self, counts: dict[str, Any], reset: Any, what: str) -> None:
+        super().__init__(counts)
+        self._reset = reset
+        self._what = what
+
+    def clear(self) -> None:
+        """Forget every recorded call of the instance: ``reset()``."""
+        self._reset()
+        super().clear()
+
+    def _refuse(self, *_: object, **__: object) -> Any:
+        raise TypeError(_NO_EDIT.format(what=f"analytics.{self._what}",
+                                        instead=f"{self._what}.clear() or reset() to start "
+                                                "again, dict(...) for a copy to edit"))
+
+    pop = popitem = setdefault = update = _refuse
+    __setitem__ = __delitem__ = __ior__ = _refuse
 
 
 def _owner(key: FunctionStats | FailedCall | NotedCall) -> FunctionStats:
@@ -85,9 +143,39 @@ class ReadBack:
         fixed = self._recorder.wall
         return perf_counter() - self._recorder.created if fixed is None else fixed
 
+    def reset(self) -> None:
+        """Forget every recorded call: counts, aggregates and retained events.
+
+        The tracked functions stay tracked (their next calls count from zero), and an
+        attached store's run follows at its next flush.
+        """
+        with self._recorder.reading():
+            for stats in self._recorder.stats.values():
+                stats.reset()
+            self._recorder.ring.clear()
+
+    def clear_events(self) -> None:
+        """Drop every retained event; the exact counts and aggregates stay."""
+        with self._recorder.reading():
+            self._recorder.ring.clear()
+
     @property
     def events(self) -> list[Event]:
-        """The most recent calls (at most ``max_events``), oldest first, as plain dicts."""
+        """The most recent calls (at most ``max_events``), oldest first, as plain dicts.
+
+        A snapshot: ``events.clear()`` (or ``analytics.events = []``) drops the retained
+        events; any other change raises ``TypeError``.
+        """
+        return EventList(self._events(), self.clear_events)
+
+    @events.setter
+    def events(self, value: object) -> None:
+        if isinstance(value, str | bytes) or not hasattr(value, "__len__") or len(value):
+            raise TypeError("analytics.events can only be set to [] (which drops the retained "
+                            "events); use restore() to add calls, reset() to start again")
+        self.clear_events()
+
+    def _events(self) -> list[Event]:
         fmt = "%H:%M:%S" if self.compact_time else self.time_format
         with self._recorder.reading():
             calls = self._recorder.ring.calls()
@@ -107,20 +195,23 @@ class ReadBack:
 
     @property
     def call_counts(self) -> dict[str, int]:
-        """Calls per function, exact over every call ever made (a snapshot)."""
+        """Calls per function, exact over every call ever made (a snapshot; ``clear()``: reset)."""
         with self._recorder.reading():
-            return {name: s.calls for name, s in self._recorder.stats.items() if s.calls}
+            counts = {name: s.calls for name, s in self._recorder.stats.items() if s.calls}
+        return CountsView(counts, self.reset, "call_counts")
 
     @property
     def success_counts(self) -> dict[str, int]:
-        """Successful calls per function, exact over every call ever made (a snapshot)."""
+        """Successful calls per function, exact over every call (a snapshot; ``clear()``: reset)."""
         with self._recorder.reading():
-            return {name: s.successes for name, s in self._recorder.stats.items() if s.calls}
+            counts = {name: s.successes for name, s in self._recorder.stats.items() if s.calls}
+        return CountsView(counts, self.reset, "success_counts")
 
     @property
     def decorator_overhead(self) -> dict[str, float]:
-        """Seconds the wrapper added to each function's calls in total (a snapshot)."""
-        return {snap.name: snap.overhead for snap in self.snapshot()}
+        """Seconds the wrapper added to each function's calls (a snapshot; ``clear()``: reset)."""
+        return CountsView({snap.name: snap.overhead for snap in self.snapshot()}, self.reset,
+                          "decorator_overhead")
 
     def _select(self, function_filter: str | Iterable[str] | None) -> list[FunctionStats]:
         every = self._recorder.stats
@@ -182,6 +273,8 @@ class ReadBack:
                 },
                 "function_count": len(selected),
                 "event_count": event_count,
+                # Calls that raised an exception declared expected: among the successes.
+                "expected_exceptions": sum(s.expected for s in selected),
                 **sketch.summary(),
                 "wall_time": self.wall_time(),
                 "self_time": self._self_total(selected),

@@ -25,12 +25,23 @@ Re-entry: the lock is re-entrant so that a signal handler, a ``__del__`` or a
 logging handler running inside a drain or a read in the same thread cannot
 deadlock; ``_busy`` marks that a drain or read is under way, and a nested one then
 neither drains nor waits: it reads the aggregates as they stand.
+
+Fork: a child inherits every lock as it was, held or not, and has only the thread
+that forked; a lock another thread held would never be released there.  So the
+forking thread takes every live recorder's lock just before ``fork()`` (after the
+store's hooks, which take their write locks first: hooks registered later run
+earlier), which also means no drain is half done, and releases them on both sides
+after it: the child starts with working locks and exactly the calls recorded (or
+buffered) before the fork.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from contextlib import contextmanager
 from time import perf_counter
@@ -42,7 +53,7 @@ from callmetrics._engine.callers import EdgeBudget, fold_edges
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._engine.ring import EventRing
 
-__all__ = ["BUFFER_LIMIT", "OVERFLOW_NAME", "Recorder"]
+__all__ = ["BUFFER_LIMIT", "NAME_LIMIT", "OVERFLOW_NAME", "Recorder", "bounded_name"]
 
 # Calls buffered before the call that sees them drains one chunk.  Small enough that
 # a drain of one function's chunk stays far below 100 µs, large enough to amortise it.
@@ -55,6 +66,20 @@ GROUPS_PER_DRAIN = 16
 
 # Where calls of functions past ``max_functions`` are recorded, together.
 OVERFLOW_NAME = "<other functions>"
+
+# A recorded name (and event type, and module) is cut to at most this many characters,
+# the full length noted, whatever asked for it (track, measure, a middleware, zero-code):
+# anything the recorder accepts can be stored and read back.
+NAME_LIMIT = 1000
+
+
+def bounded_name(text: str) -> str:
+    """Return ``text``, or its start and a marker noting its full length, in ``NAME_LIMIT``."""
+    full = len(text)
+    if full <= NAME_LIMIT:
+        return text
+    marker = f"… ({full:,} characters)"
+    return text[:NAME_LIMIT - len(marker)] + marker
 
 
 def _locate(keys: list[Any], durations: Sequence[float], stats: FunctionStats,
@@ -74,17 +99,44 @@ def _functions(keys: list[Any]) -> int:
     return len({key if type(key) is FunctionStats else key.stats for key in keys})
 
 
+_ORDER = itertools.count()
+_LIVE: weakref.WeakSet[Recorder] = weakref.WeakSet()
+_HELD: list[Recorder] = []  # the recorders whose locks the forking thread holds
+
+
+def _before_fork() -> None:
+    """Take every live recorder's lock, in creation order, before ``fork()``."""
+    for recorder in sorted(_LIVE, key=lambda r: r.order):
+        recorder.lock.acquire()
+        _HELD.append(recorder)
+
+
+def _after_fork() -> None:
+    """Release what ``_before_fork`` took (in the parent, and in the child: its one thread)."""
+    while _HELD:
+        _HELD.pop().lock.release()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork,
+                        after_in_child=_after_fork)
+
+
 class Recorder:
     """Buffers, drains, per-function aggregates and the ring of one ``Analytics``."""
 
-    __slots__ = ("_busy", "_warn", "budget", "buffer", "created", "lock", "max_functions",
-                 "medium_max", "overflow", "ring", "short_max", "stats", "wall")
+    __slots__ = ("__weakref__", "_busy", "_warn", "budget", "buffer", "created", "lock",
+                 "max_functions", "medium_max", "order", "overflow", "ring", "short_max",
+                 "stats", "wall")
 
     def __init__(self, *, max_events: int, max_functions: int, short_max: float,
                  medium_max: float, warn: Callable[[str], None]) -> None:
         """Create an empty recorder; ``warn`` logs a one-line warning."""
         self.buffer: Any = new_buffer()  # a list, or the accelerator's CallBuffer
         self.lock = threading.RLock()
+        # Locks of several recorders are always taken in this order (fork, merge).
+        self.order = next(_ORDER)
+        _LIVE.add(self)
         self._busy = False
         self.stats: dict[str, FunctionStats] = {}
         self.ring = EventRing(max_events)
@@ -103,7 +155,11 @@ class Recorder:
         """Return the aggregates calls of ``name`` are recorded into (created if new).
 
         Past ``max_functions`` names, a new name is recorded under ``OVERFLOW_NAME``.
+        A name, event type or module longer than ``NAME_LIMIT`` is cut (``bounded_name``).
         """
+        if len(name) > NAME_LIMIT or len(event_type) > NAME_LIMIT or len(module) > NAME_LIMIT:
+            name, event_type = bounded_name(name), bounded_name(event_type)
+            module = bounded_name(module)
         with self.lock:
             stats = self.stats.get(name)
             if stats is None:

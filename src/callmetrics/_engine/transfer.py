@@ -40,7 +40,11 @@ def _rekey(key: object, mapping: dict[int, FunctionStats]) -> object:
 
 
 def merge_into(mine: Recorder, theirs: Recorder) -> int:
-    """Move everything ``theirs`` holds into ``mine``; return how many events were cut."""
+    """Move everything ``theirs`` holds into ``mine``; return how many of its events were cut.
+
+    The retained events keep the seed's meaning at the cap: ``mine``'s own, then the
+    newest of ``theirs`` that fit in the room left (by start); the others are dropped.
+    """
     mapping: dict[int, FunctionStats] = {}
     children = children_times(theirs.stats.values())
     for name, source in theirs.stats.items():
@@ -50,7 +54,11 @@ def merge_into(mine: Recorder, theirs: Recorder) -> int:
         source.reset()
     incoming = [(start, took, _rekey(key, mapping)) for start, took, key in theirs.ring.calls()]
     theirs.ring.clear()
-    return mine.ring.replace(mine.ring.calls() + incoming)
+    limit = mine.ring.limit
+    room = max(0, limit - len(mine.ring)) if limit else len(incoming)
+    kept = incoming[len(incoming) - room:] if room else []  # the newest that fit
+    mine.ring.replace(mine.ring.calls() + kept)
+    return len(incoming) - len(kept)
 
 
 def _key(stats: FunctionStats, error: str | None, message: str | None,

@@ -9,13 +9,14 @@ field and the value, and the file is never changed.  Reading leaves no ``-wal`` 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from callmetrics._engine.records import Event
 from callmetrics._engine.sketch import DurationSketch
@@ -25,6 +26,9 @@ from callmetrics._store.read import read_store
 from callmetrics._store.schema import StoreError, has_attribution, has_failure_details
 
 __all__ = ["RunInfo", "list_runs", "read_stored", "read_stored_runs", "since_to_unix", "span"]
+
+_log = logging.getLogger("callmetrics.store")
+_R = TypeVar("_R")
 
 # Sane ranges for stored values; anything outside is damage, not data.
 MAX_COUNT: Final = 2 ** 53  # calls of one function: exact as a float, far past any run
@@ -68,6 +72,12 @@ def since_to_unix(since: float | datetime | timedelta) -> float:
 
 
 # ------------------------------------------------------------------- checking values
+def _short(value: object) -> str:
+    """``repr(value)``, cut to 60 characters: enough to recognise it, never a whole field."""
+    shown = repr(value[:61] if isinstance(value, str | bytes) else value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
 class _Row:
     """Checks the values of one stored row, naming the run and the field at fault."""
 
@@ -75,10 +85,8 @@ class _Row:
         self.path, self.table, self.run_id, self.what = path, table, run_id, what
 
     def damaged(self, field: str, value: object, rule: str) -> StoreError:
-        shown = repr(value)
-        if len(shown) > 60:  # enough to recognise the value
-            shown = shown[:57] + "..."
-        of = f" of {self.what!r}" if self.what else ""
+        shown = _short(value)
+        of = f" of {_short(self.what)}" if self.what else ""
         return StoreError(f"{self.path} is damaged: run {self.run_id}: {self.table}.{field}"
                           f"{of} is {shown} ({rule}); the file was left as it is")
 
@@ -362,12 +370,34 @@ def read_stored_runs(path: str | Path, *, runs: Iterable[int] | None = None,
         return runs_read, functions, calls
 
     chosen_runs, functions, calls = read_store(checked, work)
-    spans = []
-    for row in chosen_runs:
-        checked_run = _check_run(checked, row)
-        spans.append((checked_run[5], max(checked_run[5], checked_run[6])))
-    snapshots = [_check_function(checked, row, time_format, compact) for row in functions]
-    retained = [_check_call(checked, row) for row in calls]
+    # A damaged row makes its own run unreadable, never the others.
+    damaged: dict[object, StoreError] = {}
+
+    def checked_rows(rows: list[Any], check: Callable[[Any], _R]) -> list[tuple[object, _R]]:
+        out = []
+        for row in rows:
+            if row[0] in damaged:
+                continue
+            try:
+                out.append((row[0], check(row)))
+            except StoreError as exc:
+                damaged[row[0]] = exc
+        return out
+
+    read_runs = checked_rows(chosen_runs, lambda row: _check_run(checked, row))
+    read_functions = checked_rows(
+        functions, lambda row: _check_function(checked, row, time_format, compact))
+    read_calls = checked_rows(calls, lambda row: _check_call(checked, row))
+    if damaged:
+        readable = {row[0] for row in chosen_runs} - damaged.keys()
+        if wanted is not None or not readable:
+            raise next(iter(damaged.values()))  # runs asked for by id, or none readable
+        for exc in damaged.values():
+            _log.warning("callmetrics: %s; that run is left out", exc)
+    spans = [(run[5], max(run[5], run[6])) for run_id, run in read_runs
+             if run_id not in damaged]
+    snapshots = [snap for run_id, snap in read_functions if run_id not in damaged]
+    retained = [call for run_id, call in read_calls if run_id not in damaged]
     types = {snap.name: snap.event_type for snap in snapshots}
     retained = [call._replace(event_type=types.get(call.name, "unknown")) for call in retained]
     return snapshots, retained, span(spans)

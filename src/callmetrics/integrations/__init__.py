@@ -10,21 +10,30 @@ through ``Analytics.measure``.
 from __future__ import annotations
 
 import http
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
+from callmetrics._engine.logs import FAILURES_LOGGED_BY_CALLER, report_internal_error
+from callmetrics._format import printable
+
 __all__ = [
+    "DISCONNECTED",
     "UNMATCHED",
     "Block",
+    "ClientDisconnected",
     "FailedStatus",
     "Recorder",
     "RequestLog",
     "check_arguments",
     "check_event_type",
+    "check_log_level",
     "default_failure",
+    "disconnected_note",
+    "end_request",
     "fail_on",
     "request_name",
     "status_line",
@@ -147,3 +156,50 @@ class RequestLog:
 
 
 FailureRule = Callable[[int], bool]
+
+_log = logging.getLogger("callmetrics.http")
+
+# What a request whose client went away is noted with (after its status line).
+DISCONNECTED = "client disconnected"
+
+
+class ClientDisconnected(Exception):  # noqa: N818  # recorded as the call's error type
+    """The error recorded for a request whose client went away, if that is a failure.
+
+    Only with ``disconnect_is_failure=True``; never raised to the app.
+    """
+
+
+def check_log_level(level: object) -> int:
+    """Fail early for a ``failure_log_level`` that is not a logging level number."""
+    if isinstance(level, bool) or not isinstance(level, int) or level < 0:
+        raise TypeError(f"failure_log_level must be a logging level (an int), got {level!r}")
+    return level
+
+
+def end_request(block: Block, name: str, error: BaseException | None, level: int) -> None:
+    """Exit a request's block; a failure is logged here, in one line at ``level``.
+
+    The per-call failure lines (and their traceback) are left out; the app's own
+    exception propagates untouched, for the server or framework to log.
+    """
+    if error is None:
+        block.__exit__(None, None, None)
+        return
+    token = FAILURES_LOGGED_BY_CALLER.set(True)
+    try:
+        block.__exit__(type(error), error, error.__traceback__)
+    finally:
+        FAILURES_LOGGED_BY_CALLER.reset(token)
+    try:
+        if _log.isEnabledFor(level):
+            text = str(error) if isinstance(error, FailedStatus | ClientDisconnected) else (
+                f"{type(error).__name__}: {str(error)[:200]}")
+            _log.log(level, "callmetrics: %s failed (%s)", name, printable(text))
+    except Exception as exc:  # noqa: BLE001  # a broken handler or __str__: never the request's
+        report_internal_error("logging a failed request", exc)
+
+
+def disconnected_note(status: int) -> str:
+    """The note of a request whose client went away: ``200 OK; client disconnected``."""
+    return f"{status_line(status)}; {DISCONNECTED}" if status else DISCONNECTED

@@ -16,17 +16,22 @@ Any ASGI app::
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from callmetrics.integrations import (
+    ClientDisconnected,
     FailedStatus,
     FailureRule,
     Recorder,
     RequestLog,
     check_arguments,
+    check_log_level,
     default_failure,
+    disconnected_note,
+    end_request,
     fail_on,
     request_name,
 )
@@ -90,18 +95,29 @@ class CallmetricsMiddleware:
     status line as message, any other as a success whose event's message is the
     status line (``200 OK``).  ``status_counts`` counts responses per name and status.
     WebSocket and lifespan traffic passes through untouched.
+
+    A failing request is logged in one line (logger ``callmetrics.http``, at
+    ``failure_log_level``, INFO by default), never with a traceback.  A request whose
+    client went away before the response was complete (the app received
+    ``http.disconnect``, or sending to the client failed) is a success noted
+    ``200 OK; client disconnected``, or with ``disconnect_is_failure=True`` a failure
+    of error type ``ClientDisconnected``.
     """
 
     def __init__(self, app: ASGIApp, analytics: Recorder, *, event_type: str = "http",
-                 route: RouteOf | None = None, failure: FailureRule = default_failure) -> None:
+                 route: RouteOf | None = None, failure: FailureRule = default_failure,
+                 failure_log_level: int = logging.INFO,
+                 disconnect_is_failure: bool = False) -> None:
         """Wrap ``app``, recording into ``analytics``.
 
         Raises:
-            TypeError: when ``analytics`` has no ``measure`` or ``route``/``failure`` are
-                not callable.
+            TypeError: when ``analytics`` has no ``measure``, ``route``/``failure`` are
+                not callable, or ``failure_log_level`` is not a level number.
 
         """
         check_arguments(analytics, event_type, route, failure, route_of="scope")
+        self.failure_log_level = check_log_level(failure_log_level)
+        self.disconnect_is_failure = bool(disconnect_is_failure)
         self.app = app
         self.analytics = analytics
         self.event_type = event_type
@@ -129,18 +145,44 @@ class CallmetricsMiddleware:
             return
         name = self._name(scope)
         status = 0
+        complete = gone = False  # the response sent whole; the client went away before
 
         async def send_status(message: Message) -> None:
-            nonlocal status
-            if message.get("type") == "http.response.start":
+            nonlocal status, complete, gone
+            kind = message.get("type")
+            if kind == "http.response.start":
                 status = int(message.get("status", 0))
-            await send(message)
+            try:
+                await send(message)
+            except OSError:
+                gone = gone or not complete
+                raise
+            if kind == "http.response.body" and not message.get("more_body", False):
+                complete = True
 
+        async def receive_watched() -> Message:
+            nonlocal gone
+            message = await receive()
+            if message.get("type") == "http.disconnect" and not complete:
+                gone = True
+            return message
+
+        block = self.analytics.measure(name, event_type=self.event_type)
+        block.__enter__()
+        error: BaseException | None = None
         try:
-            with self.analytics.measure(name, event_type=self.event_type) as block:
-                await self.app(scope, receive, send_status)
-                fail_on(status, self.failure, block)
-        except FailedStatus:
-            pass
+            await self.app(scope, receive_watched, send_status)
+            fail_on(status, self.failure, block)
+        except FailedStatus as failed:
+            error = failed
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             self._log.add(name, status)
+            if error is None and gone:
+                if self.disconnect_is_failure:
+                    error = ClientDisconnected(disconnected_note(status))
+                else:
+                    block.message = disconnected_note(status)
+            end_request(block, name, error, self.failure_log_level)

@@ -18,18 +18,22 @@ The call lasts until the server closes the response, so streamed bodies count wh
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
 from typing import Any
 
 from callmetrics.integrations import (
+    ClientDisconnected,
     FailedStatus,
     FailureRule,
     Recorder,
     RequestLog,
     check_arguments,
+    check_log_level,
     default_failure,
+    disconnected_note,
+    end_request,
     fail_on,
     request_name,
 )
@@ -98,17 +102,27 @@ def _detect(app: object) -> RouteOf | None:
 
 
 class _Body:
-    """The app's response, passed through; the call ends when the server closes it."""
+    """The app's response, passed through; the call ends when the server closes it.
 
-    def __init__(self, body: Iterable[bytes], finish: Callable[[BaseException | None], None]
-                 ) -> None:
+    A body the server stopped sending part way ends the call as a disconnect (what a
+    server does when the client went away): fewer bytes than its ``Content-Length``
+    were taken, or, without one, it was iterated and dropped or closed before its end.
+    """
+
+    def __init__(self, body: Iterable[bytes], finish: Callable[[BaseException | None, bool], None],
+                 expected: Callable[[], int | None]) -> None:
         self._body = body
         self._finish = finish
+        self._expected = expected  # the response's Content-Length (None: not given)
         self._done = False
+        self._sending = False  # iterated, not to its end
+        self._sent = 0
 
     def __iter__(self) -> Iterator[bytes]:
+        self._sending = True
         try:
-            for chunk in self._body:  # noqa: UP028  # not `yield from`: only close() closes the body, once
+            for chunk in self._body:  # not `yield from`: only close() closes the body, once
+                self._sent += len(chunk)
                 yield chunk
         except GeneratorExit:  # dropped unfinished (no close() came first): not a failure
             self.close()
@@ -116,19 +130,27 @@ class _Body:
         except BaseException as exc:
             self.close(exc)
             raise
+        self._sending = False
+
+    def _cut_short(self) -> bool:
+        expected = self._expected()
+        if expected is not None:
+            return self._sent < expected
+        return self._sending
 
     def close(self, exc: BaseException | None = None) -> None:
         if self._done:
             return
         self._done = True
+        disconnected = exc is None and self._cut_short()
         try:
             close = getattr(self._body, "close", None)
             if close is not None:
                 close()
         except BaseException as error:
-            self._finish(error)
+            self._finish(error, False)
             raise
-        self._finish(exc)
+        self._finish(exc, disconnected)
 
 
 class CallmetricsMiddleware:
@@ -139,18 +161,28 @@ class CallmetricsMiddleware:
     error ``FailedStatus`` with the status line as message, any other as a success
     whose event's message is the status line (``200 OK``).  ``status_counts`` counts
     responses per name and status.
+
+    A failing request is logged in one line (logger ``callmetrics.http``, at
+    ``failure_log_level``, INFO by default), never with a traceback.  A request whose
+    client went away (the server stopped sending its body part way) is a success
+    noted ``200 OK; client disconnected``, or with ``disconnect_is_failure=True`` a
+    failure of error type ``ClientDisconnected``.
     """
 
     def __init__(self, app: WSGIApp, analytics: Recorder, *, event_type: str = "http",
-                 route: RouteOf | None = None, failure: FailureRule = default_failure) -> None:
+                 route: RouteOf | None = None, failure: FailureRule = default_failure,
+                 failure_log_level: int = logging.INFO,
+                 disconnect_is_failure: bool = False) -> None:
         """Wrap ``app``, recording into ``analytics``.
 
         Raises:
-            TypeError: when ``analytics`` has no ``measure`` or ``route``/``failure`` are
-                not callable.
+            TypeError: when ``analytics`` has no ``measure``, ``route``/``failure`` are
+                not callable, or ``failure_log_level`` is not a level number.
 
         """
         check_arguments(analytics, event_type, route, failure, route_of="WSGI environ")
+        self.failure_log_level = check_log_level(failure_log_level)
+        self.disconnect_is_failure = bool(disconnect_is_failure)
         self.app = app
         self.analytics = analytics
         self.event_type = event_type
@@ -176,32 +208,51 @@ class CallmetricsMiddleware:
         """Handle one request."""
         name = self._name(environ)
         status = 0
+        length: int | None = None  # the response's Content-Length, if any
 
         def start(status_line: str, headers: list[tuple[str, str]],
                   exc_info: Any = None) -> Any:
-            nonlocal status
+            nonlocal status, length
             try:
                 status = int(status_line.split(None, 1)[0])
             except (ValueError, IndexError):
                 status = 0
+            length = _content_length(headers)
             return start_response(status_line, headers, exc_info)
 
         measure = self.analytics.measure(name, event_type=self.event_type)
         measure.__enter__()
 
-        def finish(exc: BaseException | None) -> None:
+        def finish(exc: BaseException | None, disconnected: bool) -> None:
             self._log.add(name, status)
             if exc is None:
                 try:
                     fail_on(status, self.failure, measure)
                 except FailedStatus as failed:
                     exc = failed
-            tb: TracebackType | None = exc.__traceback__ if exc is not None else None
-            measure.__exit__(type(exc) if exc is not None else None, exc, tb)
+                else:
+                    if disconnected and self.disconnect_is_failure:
+                        exc = ClientDisconnected(disconnected_note(status))
+                    elif disconnected:
+                        measure.message = disconnected_note(status)
+            end_request(measure, name, exc, self.failure_log_level)
 
         try:
             body = self.app(environ, start)
         except BaseException as exc:
-            finish(exc)
+            finish(exc, False)
             raise
-        return _Body(body, finish)
+        if environ.get("REQUEST_METHOD") == "HEAD":  # no body to send: never cut short
+            return _Body(body, finish, lambda: 0)
+        return _Body(body, finish, lambda: length)
+
+
+def _content_length(headers: object) -> int | None:
+    """The ``Content-Length`` of a response's headers (None: absent or unreadable)."""
+    try:
+        for key, value in headers:  # type: ignore[attr-defined]  # a list of pairs, per PEP 3333
+            if str(key).lower() == "content-length":
+                return int(value)
+    except (TypeError, ValueError):
+        return None
+    return None
