@@ -44,7 +44,7 @@ def test_failure_keeps_message_and_innermost_location(analytics: Analytics) -> N
     assert location.startswith(__file__)
     retained = analytics.retained()[0]
     assert (retained.message, retained.location) == (event["Message"], location)
-    assert json.loads(json.dumps(analytics.events))[0]["Message"] == "user 7 not found"
+    assert json.loads(json.dumps(list(analytics.events)))[0]["Message"] == "user 7 not found"
 
 
 def test_successful_calls_have_no_details(analytics: Analytics) -> None:

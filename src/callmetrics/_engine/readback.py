@@ -15,44 +15,16 @@ from typing import Any
 
 from callmetrics._engine.aggregate import FailedCall, FunctionStats, NotedCall, children_times
 from callmetrics._engine.calibrate import per_call_overhead
+from callmetrics._engine.events import EventsView
 from callmetrics._engine.recorder import Recorder
-from callmetrics._engine.records import Event, make_event
 from callmetrics._engine.sketch import DurationSketch
 from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._engine.view import Reading, RetainedCall
 from callmetrics._format import duration, percent
 
-__all__ = ["CountsView", "EventList", "ReadBack"]
+__all__ = ["CountsView", "ReadBack"]
 
 _NO_EDIT = ("{what} is a read-only snapshot of what was recorded; use {instead}")
-
-
-class EventList(list[Event]):
-    """What ``events`` returns: a snapshot list whose ``clear()`` clears the retained events.
-
-    ``clear()`` (the seed's way) drops the instance's retained events, as
-    ``analytics.events = []`` does; any other change raises ``TypeError``: the list is a
-    copy, and changing it would change nothing recorded.
-    """
-
-    __slots__ = ("_clear",)
-
-    def __init__(self, events: list[Event], clear: Any) -> None:
-        super().__init__(events)
-        self._clear = clear
-
-    def clear(self) -> None:
-        """Drop every retained event of the instance (its counts stay): ``clear_events()``."""
-        self._clear()
-        super().clear()
-
-    def _refuse(self, *_: object, **__: object) -> Any:
-        raise TypeError(_NO_EDIT.format(what="analytics.events",
-                                        instead="events.clear() or reset() to start again, "
-                                                "list(analytics.events) for a copy to edit"))
-
-    append = extend = insert = pop = remove = reverse = sort = _refuse
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
 
 
 class CountsView(dict[str, Any]):
@@ -160,13 +132,18 @@ class ReadBack:
             self._recorder.ring.clear()
 
     @property
-    def events(self) -> list[Event]:
-        """The most recent calls (at most ``max_events``), oldest first, as plain dicts.
+    def events(self) -> EventsView:
+        """The most recent calls (at most ``max_events``) as plain dicts, in the order recorded.
 
-        A snapshot: ``events.clear()`` (or ``analytics.events = []``) drops the retained
-        events; any other change raises ``TypeError``.
+        A read-only view taken now (``events[-1]`` is the call recorded last), each event
+        built when read: ``events.clear()`` (or ``analytics.events = []``) drops the
+        retained events; any other change raises ``TypeError``; ``list(...)`` copies it.
         """
-        return EventList(self._events(), self.clear_events)
+        fmt = "%H:%M:%S" if self.compact_time else self.time_format
+        recorder = self._recorder
+        with recorder.reading():
+            calls = recorder.ring.view(recorder.lock)
+        return EventsView(calls, fmt, self.clear_events)
 
     @events.setter
     def events(self, value: object) -> None:
@@ -174,24 +151,6 @@ class ReadBack:
             raise TypeError("analytics.events can only be set to [] (which drops the retained "
                             "events); use restore() to add calls, reset() to start again")
         self.clear_events()
-
-    def _events(self) -> list[Event]:
-        fmt = "%H:%M:%S" if self.compact_time else self.time_format
-        with self._recorder.reading():
-            calls = self._recorder.ring.calls()
-        out = []
-        for start, took, key in calls:
-            if type(key) is FailedCall:
-                stats = key.stats
-                out.append(make_event(stats.name, stats.event_type, start, took, key.error, fmt,
-                                      key.message, key.location))
-            elif type(key) is NotedCall:  # a success with a note
-                stats = key.stats
-                out.append(make_event(stats.name, stats.event_type, start, took, None, fmt,
-                                      key.message))
-            else:
-                out.append(make_event(key.name, key.event_type, start, took, None, fmt))
-        return out
 
     @property
     def call_counts(self) -> dict[str, int]:

@@ -17,13 +17,15 @@ Without a limit (0), chunks are kept as they come.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, MutableSequence
 from operator import itemgetter
 from typing import Any
 
-__all__ = ["PREALLOCATED", "EventRing", "Retained"]
+__all__ = ["PREALLOCATED", "EventRing", "Retained", "RingView"]
 
 # One retained call: (unix start, duration, key), key a FunctionStats, FailedCall or NotedCall.
 Retained = tuple[float, float, Any]
@@ -44,7 +46,7 @@ class EventRing:
     """The most recent calls, at most ``limit`` of them (0: no cap)."""
 
     __slots__ = ("_chunks", "_durations", "_head", "_keys", "_offsets", "_size", "_starts",
-                 "limit")
+                 "_views", "limit")
 
     def __init__(self, limit: int) -> None:
         """Create an empty ring holding at most ``limit`` calls (0: no cap)."""
@@ -57,6 +59,7 @@ class EventRing:
         self._starts = _zeros(room)
         self._durations = _zeros(room)
         self._offsets = _zeros(room)  # per call: what turns its start into Unix time
+        self._views: list[weakref.ref[RingView]] = []  # views reading in place (events)
 
     def __len__(self) -> int:
         """Return how many calls are retained."""
@@ -68,6 +71,8 @@ class EventRing:
         n = len(keys)
         if not n:
             return
+        if self._views:
+            self._freeze_views()
         limit = self.limit
         if not limit:
             self._chunks.append((offset, keys, starts, durations))
@@ -106,6 +111,34 @@ class EventRing:
             self._durations[at:at + step] = took[done:done + step]
             self._offsets[at:at + step] = offset * step
             done += step
+
+    def slot(self, at: int) -> Retained:
+        """Return the call stored at slot ``at`` (a capped ring's storage)."""
+        return (self._starts[at] + self._offsets[at], self._durations[at], self._keys[at])
+
+    def view(self, lock: threading.RLock) -> RingView | list[Retained]:
+        """Return the retained calls in the order they were recorded, read lazily.
+
+        A capped ring answers with a ``RingView`` reading its slots in place until the
+        ring next changes (then the view copies them first); an uncapped one with a list.
+        """
+        if not self.limit:
+            return [(start + offset, duration, key)
+                    for offset, keys, starts, durations in list(self._chunks)
+                    for key, start, duration in zip(keys, starts, durations, strict=True)]
+        start = self._head if self._size == self.limit else 0
+        made = RingView(self, lock, start, self._size)
+        self._views = [ref for ref in self._views if ref() is not None]
+        self._views.append(weakref.ref(made))
+        return made
+
+    def _freeze_views(self) -> None:
+        """Have every live view copy what it shows: the ring is about to change."""
+        views, self._views = self._views, []
+        for ref in views:
+            view = ref()
+            if view is not None:
+                view.freeze()
 
     def calls(self) -> list[Retained]:
         """Return every retained call, oldest start first."""
@@ -150,7 +183,51 @@ class EventRing:
 
     def clear(self) -> None:
         """Drop every retained call (the store keeps its size)."""
+        if self._views:
+            self._freeze_views()
         self._chunks.clear()
         self._keys[:] = [None] * len(self._keys)
         self._size = 0
         self._head = 0
+
+
+class RingView:
+    """The ring's calls at one moment, read in place until the ring changes."""
+
+    __slots__ = ("__weakref__", "_frozen", "_lock", "_ring", "_size", "_start")
+
+    def __init__(self, ring: EventRing, lock: threading.RLock, start: int, size: int) -> None:
+        """Show the ``size`` calls of ``ring`` from slot ``start`` on (read under ``lock``)."""
+        self._ring = ring
+        self._lock = lock
+        self._start = start
+        self._size = size
+        self._frozen: list[Retained] | None = None
+
+    def __len__(self) -> int:
+        """Return how many calls the view shows."""
+        return self._size
+
+    def call(self, i: int) -> Retained:
+        """Return the ``i``-th call shown (0 <= i < len), oldest first."""
+        with self._lock:
+            frozen = self._frozen
+            if frozen is None:
+                return self._ring.slot((self._start + i) % self._ring.limit)
+        return frozen[i]
+
+    def calls(self, first: int = 0, stop: int | None = None) -> list[Retained]:
+        """Return the calls shown from ``first`` to ``stop`` (one lock for them all)."""
+        stop = self._size if stop is None else stop
+        with self._lock:
+            frozen = self._frozen
+            if frozen is None:
+                ring, start, limit = self._ring, self._start, self._ring.limit
+                return [ring.slot((start + i) % limit) for i in range(first, stop)]
+        return frozen[first:stop]
+
+    def freeze(self) -> None:
+        """Copy what the view shows: the ring is about to change (its lock is held)."""
+        if self._frozen is None:
+            ring, start, limit = self._ring, self._start, self._ring.limit
+            self._frozen = [ring.slot((start + i) % limit) for i in range(self._size)]
