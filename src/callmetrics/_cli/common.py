@@ -221,35 +221,19 @@ def store_path(args: argparse.Namespace) -> Path:
     return path
 
 
-def load_store(path: Path, *, runs: list[int] | None = None, since: float | timedelta | None = None,
-          label: str | None = None, events: bool = True) -> Analytics:
+def load_store(path: Path, *, runs: list[int] | None = None,
+               since: float | timedelta | None = None, label: str | None = None,
+               events: bool = True) -> Analytics:
     from callmetrics._load import read_view  # noqa: PLC0415  # keep --help fast
-    from callmetrics._store import StoreError  # noqa: PLC0415
 
-    try:
-        return read_view(path, runs=runs, since=since, label=label, events=events)
-    except FileNotFoundError:
-        fail(f"no such store: {path}")
-    except StoreError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(os_error(f"cannot read {path}", exc))
+    return guarded(path, lambda: read_view(path, runs=runs, since=since, label=label,
+                                           events=events))
 
 
 def list_store_runs(store: Path) -> list[RunInfo]:
-    from callmetrics._store import StoreError  # noqa: PLC0415
     from callmetrics._store.runs import list_runs  # noqa: PLC0415  # keep --help fast
 
-    try:
-        return list_runs(store)
-    except FileNotFoundError:
-        fail(f"no such store: {store}")
-    except StoreError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(os_error(f"cannot read {store}", exc))
-
-
+    return guarded(store, lambda: list_runs(store))
 
 
 def guarded(store: Path, read: Callable[[], _T]) -> _T:

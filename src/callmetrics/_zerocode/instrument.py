@@ -30,7 +30,7 @@ from typing import Any, Protocol, TypeGuard
 
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._zerocode.hooks import ACTIVE, install, uninstall_if_idle
-from callmetrics._zerocode.monitored import MonitoredInstrumentation
+from callmetrics._zerocode.monitored import MonitoredInstrumentation, module_matches
 from callmetrics._zerocode.tool import acquire, supported
 
 __all__ = [
@@ -206,10 +206,7 @@ class Instrumentation:
 
     def matches(self, module: types.ModuleType) -> bool:
         """Say whether ``module`` is one this instrumentation wraps."""
-        name = getattr(module, "__name__", None)
-        origin = getattr(module, "__file__", None)
-        return isinstance(name, str) and self.matcher(
-            name, origin if isinstance(origin, str) else None)
+        return module_matches(self.matcher, module)
 
     def names(self) -> set[str]:
         """Return the recorded names of the functions wrapped and not dropped."""

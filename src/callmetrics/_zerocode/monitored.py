@@ -27,7 +27,7 @@ from callmetrics._engine.logs import report_internal_error
 from callmetrics._zerocode.monitor import GEN_FLAGS
 from callmetrics._zerocode.tool import Tool, release
 
-__all__ = ["MonitoredInstrumentation"]
+__all__ = ["MonitoredInstrumentation", "module_matches"]
 
 _CO_OPTIMIZED = 0x1  # set on function code, not on module or class bodies
 _ASYNC = 0x80 | 0x100  # CO_COROUTINE | CO_ITERABLE_COROUTINE
@@ -36,6 +36,13 @@ _DUNDERS = frozenset({"__init__", "__post_init__", "__call__", "__enter__", "__e
                       "__aenter__", "__aexit__"})
 _OWNER = "__callmetrics_owner__"  # wrap.OWNER_ATTRIBUTE: set on track's wrappers
 
+
+
+def module_matches(matcher: Callable[[str, str | None], bool], module: object) -> bool:
+    """Say whether ``matcher`` (name, file) chooses ``module``: by its name and file."""
+    name = getattr(module, "__name__", None)
+    origin = getattr(module, "__file__", None)
+    return isinstance(name, str) and matcher(name, origin if isinstance(origin, str) else None)
 
 class CodeTracker(Protocol):
     """What monitoring needs of an ``Analytics``."""
@@ -184,10 +191,7 @@ class MonitoredInstrumentation:
 
     def matches(self, module: types.ModuleType) -> bool:
         """Say whether ``module`` is one this instrumentation tracks."""
-        name = getattr(module, "__name__", None)
-        origin = getattr(module, "__file__", None)
-        return isinstance(name, str) and self.matcher(
-            name, origin if isinstance(origin, str) else None)
+        return module_matches(self.matcher, module)
 
     # ------------------------------------------------------------- stopping
     def names(self) -> set[str]:
