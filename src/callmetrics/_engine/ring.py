@@ -211,19 +211,23 @@ class RingView:
     def call(self, i: int) -> Retained:
         """Return the ``i``-th call shown (0 <= i < len), oldest first."""
         with self._lock:
+            if self._frozen is None:
+                found = self._ring.slot((self._start + i) % self._ring.limit)
+                if self._frozen is None:  # else a signal handler's drain froze it meanwhile
+                    return found
             frozen = self._frozen
-            if frozen is None:
-                return self._ring.slot((self._start + i) % self._ring.limit)
         return frozen[i]
 
     def calls(self, first: int = 0, stop: int | None = None) -> list[Retained]:
         """Return the calls shown from ``first`` to ``stop`` (one lock for them all)."""
         stop = self._size if stop is None else stop
         with self._lock:
-            frozen = self._frozen
-            if frozen is None:
+            if self._frozen is None:
                 ring, start, limit = self._ring, self._start, self._ring.limit
-                return [ring.slot((start + i) % limit) for i in range(first, stop)]
+                found = [ring.slot((start + i) % limit) for i in range(first, stop)]
+                if self._frozen is None:  # else a signal handler's drain froze it meanwhile
+                    return found
+            frozen = self._frozen
         return frozen[first:stop]
 
     def freeze(self) -> None:
