@@ -169,13 +169,14 @@ def _callmetrics(scale: int, folder: Path) -> tuple[dict[str, Any], dict[str, An
     return figures, printed, wall
 
 
-# cProfile with builtins=False: a builtin's time (str methods, sorted...) stays in its
-# caller's tottime, as it stays in a tracked function's self time (profiled, builtins
-# would each cost an event, most of which would land in the caller).
+# cProfile with builtins=True: a builtin's time (str methods, sorted...) is its own entry,
+# which is added back to its caller's tottime below (a builtin stays in a tracked
+# function's self time).  Profiled, each builtin call costs cProfile an event whether
+# or not it records builtins; counting them lets that cost be taken out too.
 _PROFILE = """
 import cProfile, runpy, sys
 sys.argv = [{program!r}, "--workload", {scale!r}]
-profile = cProfile.Profile(builtins=False)
+profile = cProfile.Profile(builtins=True)
 profile.enable()
 try:
     runpy.run_path({program!r}, run_name="__main__")
@@ -186,7 +187,12 @@ finally:
 
 
 def _cprofile(scale: int, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Tottime, calls made and calls seen by cProfile, for this file's functions."""
+    """Self time, calls made and calls seen by cProfile, for this file's functions.
+
+    A function's self time here is its ``tottime`` plus the cumulative time of the
+    builtins it called (what a tracked function's self time holds); ``made`` counts
+    the Python calls it made, ``made_c`` the builtin ones (each costs cProfile an event).
+    """
     out = folder / "attribution.prof"
     printed = _run([sys.executable, "-c", _PROFILE.format(program=str(HERE), scale=str(scale),
                                                            out=str(out))])
@@ -194,12 +200,20 @@ def _cprofile(scale: int, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]
     mine = {key: value for key, value in stats.items() if key[0] == str(HERE)
             and key[2] != "<module>"}
     own = {key: value[2] for key, value in mine.items()}
-    made: dict[Any, int] = {}  # profiled calls each function made
-    for _, _, _, _, callers in stats.values():
-        for caller, (calls, _, _, _) in callers.items():
-            if caller in mine:
+    made: dict[Any, int] = {}  # profiled Python calls each function made
+    made_c: dict[Any, int] = {}  # builtin calls each function made
+    for callee, (_, _, _, _, callers) in stats.items():
+        builtin = callee[0] == "~"
+        for caller, (calls, _, _, cumulative) in callers.items():
+            if caller not in mine:
+                continue
+            if builtin:
+                made_c[caller] = made_c.get(caller, 0) + calls
+                own[caller] += cumulative
+            else:
                 made[caller] = made.get(caller, 0) + calls
-    figures = {key[2]: {"self": own[key], "calls": value[1], "made": made.get(key, 0)}
+    figures = {key[2]: {"self": own[key], "calls": value[1], "made": made.get(key, 0),
+                        "made_c": made_c.get(key, 0)}
                for key, value in mine.items()}
     return figures, printed
 
@@ -208,35 +222,45 @@ def _empty() -> None:
     """A call that does nothing: what a profiler's cost per call is measured on."""
 
 
-def _cprofile_cost(calls: int = 200_000, rounds: int = 5) -> float:
-    """Return the cost cProfile adds to one call (seconds): empty calls profiled, less plain."""
+def _cprofile_cost(calls: int = 200_000, rounds: int = 5) -> tuple[float, float]:
+    """Return the cost cProfile adds to a Python call and to a builtin call (seconds)."""
     import cProfile  # noqa: PLC0415  # only the driver needs it
 
-    def timed(profile: cProfile.Profile | None) -> float:
+    empty, builtin, nothing = _empty, len, ()
+
+    def timed(profile: cProfile.Profile | None, python: bool) -> float:
         best = float("inf")
         for _ in range(rounds):
             if profile is not None:
                 profile.enable()
             began = time.perf_counter()
-            for _ in range(calls):
-                _empty()
+            if python:
+                for _ in range(calls):
+                    empty()
+            else:
+                for _ in range(calls):
+                    builtin(nothing)
             took = time.perf_counter() - began
             if profile is not None:
                 profile.disable()
             best = min(best, took)
         return best
 
-    return max(0.0, (timed(cProfile.Profile()) - timed(None)) / calls)
+    return tuple(  # type: ignore[return-value]  # two floats
+        max(0.0, (timed(cProfile.Profile(builtins=True), python) - timed(None, python)) / calls)
+        for python in (True, False))
 
 
-def _corrected(figures: dict[str, Any], per_call: float, plain: float) -> dict[str, float]:
+def _corrected(figures: dict[str, Any], per_call: float, plain: float,
+               per_builtin: float = 0.0) -> dict[str, float]:
     """Return self time less the tool's cost of the calls each function made, scaled.
 
     Scaled to the plain run's time: that takes out what slows the whole program down
     under a tool rather than each call (under cProfile, Python 3.11 runs every
     instruction on its slower tracing path: the program takes 2 to 3 times as long).
     """
-    less = {name: max(0.0, f["self"] - per_call * f["made"]) for name, f in figures.items()}
+    less = {name: max(0.0, f["self"] - per_call * f["made"]
+                      - per_builtin * f.get("made_c", 0)) for name, f in figures.items()}
     total = sum(less.values())
     return {name: value * plain / total for name, value in less.items()} if total else less
 
@@ -276,14 +300,16 @@ def main() -> None:
     # are too noisy on a shared machine).
     calls = sum(f["calls"] for f in ours.values())
     ours_cost = sum(f["overhead"] for f in ours.values()) / max(calls, 1)
-    theirs_cost = _cprofile_cost()
+    theirs_cost, theirs_builtin = _cprofile_cost()
     events = sum(f["calls"] for f in theirs.values())  # calls cProfile saw
+    builtins = sum(f["made_c"] for f in theirs.values())
     print(f"plain work {plain['work']:.3f} s; under callmetrics run --exact "
           f"{ours_printed['work']:.3f} s ({ours_cost * 1e9:.0f} ns a tracked call, {calls:,}); "
           f"under cProfile {theirs_printed['work']:.3f} s ({theirs_cost * 1e9:.0f} ns a "
-          f"profiled call, {events:,})")
+          f"profiled call, {events:,}; {theirs_builtin * 1e9:.0f} ns a builtin call, "
+          f"{builtins:,})")
     mine = _corrected(ours, ours_cost, plain["work"])
-    profiled = _corrected(theirs, theirs_cost, plain["work"])
+    profiled = _corrected(theirs, theirs_cost, plain["work"], theirs_builtin)
     top_ours = sorted(mine, key=lambda n: -mine[n])[:10]
     top_theirs = sorted(profiled, key=lambda n: -profiled[n])[:10]
     print(f"\n{'function':14} {'callmetrics self':>17} {'cProfile tottime':>17} {'diff':>7}")
