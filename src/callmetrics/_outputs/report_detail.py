@@ -8,10 +8,15 @@ the page, and its failures are the failure table's rows of that function.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
-from collections.abc import Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Iterable, Sequence
+from itertools import compress, repeat
+from operator import ge
+from typing import Any, TypeVar
 
+from callmetrics._engine.columns import CallColumns
 from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._engine.view import RetainedCall
 from callmetrics._format import count, duration, percent, printable
@@ -22,44 +27,36 @@ from callmetrics._outputs.report_tables import when
 __all__ = ["function_details", "over_time"]
 
 _SLOWEST = 5
+_V = TypeVar("_V")
 _EDGES = 12
 
 
-def function_details(snaps: Sequence[FunctionSnapshot], calls: Sequence[RetainedCall],
-                     time_format: str, compact: bool) -> list[dict[str, Any]]:
+def function_details(snaps: Sequence[FunctionSnapshot], calls: CallColumns,
+                     failed: Sequence[RetainedCall], time_format: str,
+                     compact: bool) -> list[dict[str, Any]]:
     """One record per function, in natural name order (the page looks them up by name).
 
-    ``failures``: ``[count, exception, message template]`` of each cause, this
-    function's own count, the most frequent first.
+    ``calls``: the retained calls in the order they started (``valid_calls``);
+    ``failed``: the failed ones among them.  ``failures``: ``[count, exception, message
+    template]`` of each cause, this function's own count, the most frequent first.
     """
-    failed: dict[str, list[list[str]]] = {}
-    for cause in failure_causes(calls):
+    failed_by: dict[str, list[list[str]]] = {}
+    for cause in failure_causes(failed):
         for name, n in cause.functions.items():
-            failed.setdefault(name, []).append([
+            failed_by.setdefault(name, []).append([
                 count(n), printable(cause.error),
                 "no message recorded" if cause.template is None else printable(cause.template)])
-    slowest: dict[str, list[RetainedCall]] = {}
-    floor: dict[str, float] = {}  # the shortest kept duration, once a function has five
-    below = floor.get
-    for call in calls:
-        if call.duration <= below(call.name, -1.0):
-            continue
-        kept = slowest.setdefault(call.name, [])
-        kept.append(call)
-        if len(kept) > _SLOWEST:
-            kept.sort(key=lambda c: -c.duration)
-            del kept[_SLOWEST:]
-        if len(kept) == _SLOWEST:
-            floor[call.name] = min(c.duration for c in kept)
-    for kept in slowest.values():
-        kept.sort(key=lambda c: -c.duration)
+    # Each function's positions, starts and durations, in start order: C-speed passes.
+    positions_of = _grouped(calls, range(len(calls)))
+    starts_of = _grouped(calls, calls.starts.tolist())
+    durations_of = _grouped(calls, calls.durations.tolist())
+    slowest: dict[str, list[int]] = {}
     by_function: dict[str, tuple[list[float], list[float]]] = {}
-    for call in calls:  # in the order they started (valid_calls)
-        found = by_function.get(call.name)
-        if found is None:
-            found = by_function[call.name] = ([], [])
-        found[0].append(call.start)
-        found[1].append(call.duration)
+    for name, positions, starts, took in zip(calls.names, positions_of, starts_of, durations_of,
+                                             strict=True):
+        if positions:
+            slowest[name] = [positions[i] for i in _longest(took)]
+            by_function[name] = (starts, took)
     callees: dict[str, list[tuple[str, int, float]]] = {}
     for snap in snaps:
         for edge in snap.callers:
@@ -84,14 +81,39 @@ def function_details(snaps: Sequence[FunctionSnapshot], calls: Sequence[Retained
             "callers": [[printable(n), count(c), duration(t)] for n, c, t in callers[:_EDGES]],
             "callees": [[printable(n), count(c), duration(t)] for n, c, t in made[:_EDGES]],
             "over_time": over_time(*by_function.get(snap.name, ([], []))),
-            "failures": failed.get(snap.name, []),
+            "failures": failed_by.get(snap.name, []),
             "slowest": [[when(c.start, time_format, compact=compact, millis=True),
                          duration(c.duration),
                          "succeeded" if c.error is None else f"failed: {printable(c.error)}"]
-                        for c in slowest.get(snap.name, ())],
+                        for c in calls.calls(slowest.get(snap.name, ()))],
         })
     return records
 
+
+def _grouped(calls: CallColumns, values: Iterable[_V]) -> list[list[_V]]:
+    """``values`` (one per call) split by function: a list per index of ``calls.names``."""
+    groups: list[list[_V]] = [[] for _ in calls.names]
+    deque(map(list.append, map(groups.__getitem__, calls.functions), values), maxlen=0)
+    return groups
+
+
+def _longest(durations: list[float]) -> list[int]:
+    """Indices of the ``_SLOWEST`` longest durations, longest first, ties to the earliest.
+
+    ``heapq.nlargest`` is a stable sort's head; it runs on the few candidates at or
+    above the ``_SLOWEST``-th longest of an evenly spaced probe (at least that many
+    durations are that long, so every one of the longest is among them).
+    """
+    n = len(durations)
+    candidates: Iterable[int] = range(n)
+    if n > 4 * _PROBE:
+        floor = heapq.nlargest(_SLOWEST, durations[::n // _PROBE])[-1]
+        candidates = compress(range(n), map(ge, durations, repeat(floor)))
+    return heapq.nlargest(_SLOWEST, candidates, key=durations.__getitem__)
+
+
+# Durations sampled to find a floor for the longest (``_longest``).
+_PROBE = 256
 
 # Percentiles over time: the retained calls of a function in this many slices of time.
 _SLICES = 20
