@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import compress, repeat
 from time import perf_counter
 from typing import Any
@@ -85,7 +85,7 @@ class ReadBack:
     compact_time: bool
     console_logger: logging.Logger
 
-    def _snapshots(self, per_call: dict[str, float]) -> list[FunctionSnapshot]:
+    def _snapshots(self, per_call: Mapping[str, float]) -> list[FunctionSnapshot]:
         fmt, compact = self.time_format, self.compact_time
         every = self._recorder.stats
         children = children_times(every.values())
@@ -130,15 +130,32 @@ class ReadBack:
 
     def read_columns(self) -> ColumnReading:
         """Return aggregates and retained calls (as columns) taken together, as ``read()``."""
-        per_call = per_call_overhead()
+        per_call = self._per_call()
         with self._recorder.reading():
-            return ColumnReading(self._snapshots(per_call), self._columns(), self.wall_time())
+            return ColumnReading(self._snapshots(self._calibrated(per_call)), self._columns(),
+                                 self.wall_time())
+
+    def _per_call(self) -> Mapping[str, float]:
+        """The wrapper's calibrated cost per call (measured once, outside the lock).
+
+        Not measured (a fifth of a second) while no call went through a wrapper: a
+        view of a store has none, and its overheads are the stored ones.
+        """
+        if any(stats.hot_calls for stats in list(self._recorder.stats.values())):
+            return per_call_overhead()
+        return {}
+
+    def _calibrated(self, per_call: Mapping[str, float]) -> Mapping[str, float]:
+        """``per_call``, or the calibration if a wrapped call came meanwhile (lock held)."""
+        if not per_call and any(stats.hot_calls for stats in self._recorder.stats.values()):
+            return per_call_overhead()
+        return per_call
 
     def snapshot(self) -> list[FunctionSnapshot]:
         """Return a consistent copy of every function's aggregates, in name order."""
-        per_call = per_call_overhead()  # calibrated once, outside the lock
+        per_call = self._per_call()
         with self._recorder.reading():
-            return self._snapshots(per_call)
+            return self._snapshots(self._calibrated(per_call))
 
     def retained(self) -> list[RetainedCall]:
         """Return the retained calls, oldest first (part of the ``Source`` interface)."""
@@ -147,9 +164,10 @@ class ReadBack:
 
     def read(self) -> Reading:
         """Return aggregates and retained calls taken together, so that they agree."""
-        per_call = per_call_overhead()
+        per_call = self._per_call()
         with self._recorder.reading():
-            return Reading(self._snapshots(per_call), self._retained(), self.wall_time())
+            return Reading(self._snapshots(self._calibrated(per_call)), self._retained(),
+                           self.wall_time())
 
     def wall_time(self) -> float:
         """Seconds from this instance's creation to now: the span its calls can cover.
