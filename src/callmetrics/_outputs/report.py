@@ -33,7 +33,7 @@ from callmetrics._engine.columns import ColumnReading, ColumnSource, columns_of
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._engine.view import Source
 from callmetrics._format import count, duration, percent, printable
-from callmetrics._outputs.environment import RunSummary, process_environment
+from callmetrics._outputs.environment import RunSummary, process_environment, runs_environment
 from callmetrics._outputs.report_charts import (
     HIST,
     HIST_MIN_CALLS,
@@ -230,7 +230,8 @@ def build_report(source: Source, *, force_mode: bool = False,
         "timeline": timeline_data,
         "timeline_sampled": count(len(drawn)) if len(drawn) < len(calls) else "",
         "runs": [_run_row(run, fmt) for run in runs] if runs is not None else None,
-        "environment": None if runs is not None else list(process_environment().items()),
+        "environment": runs_environment(runs) if runs is not None
+        else list(process_environment().items()),
     }
 
 
@@ -238,7 +239,15 @@ def _run_row(run: RunSummary, fmt: str) -> dict[str, str]:
     return {"id": str(run.id), "label": printable(run.label or "-"),
             "host": printable(run.host), "program": printable(run.program),
             "start": when(run.started, fmt, compact=False),
-            "wall": duration(max(run.ended - run.started, 0.0)), "calls": count(run.calls)}
+            "wall": duration(max(run.ended - run.started, 0.0)), "calls": count(run.calls),
+            "python": _recorded(run, "python"), "hot_path": _recorded(run, "hot_path")}
+
+
+def _recorded(run: RunSummary, key: str) -> str:
+    """One value of a run's recorded environment: ``unknown`` for a run that has none."""
+    if run.environment is None:
+        return "unknown"
+    return printable(run.environment.get(key) or "-")
 
 
 def _render(source: Source, *, force_mode: bool,

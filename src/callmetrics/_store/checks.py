@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from callmetrics._engine.environment import ENVIRONMENT_KEYS
 from callmetrics._engine.records import Event
 from callmetrics._engine.sketch import DurationSketch
 from callmetrics._engine.state import CallerEdge, FunctionSnapshot
@@ -24,7 +25,7 @@ from callmetrics._store.limits import (
 )
 from callmetrics._store.schema import StoreError
 
-__all__ = ["Row", "check_call", "check_function", "check_run"]
+__all__ = ["Row", "check_call", "check_environment", "check_function", "check_run"]
 
 
 def _short(value: object) -> str:
@@ -82,6 +83,35 @@ def check_run(path: Path, row: tuple[Any, ...]) -> tuple[
             check.name("program", row[4]), started,
             check.real("ended", row[6], 0.0, MAX_TIME),
             bool(check.integer("closed", row[7], 0, 1)))
+
+
+# The environment's JSON text, and each of its values, are at most this long.
+_ENVIRONMENT_TEXT = 10_000
+_ENVIRONMENT_VALUE = 1_000
+
+
+def check_environment(path: Path, run_id: object, value: object) -> dict[str, str | None] | None:
+    """A run's stored environment (``runs.environment``): None when not recorded (NULL).
+
+    A JSON object of short texts (or nulls); keys this version does not know are
+    left out.
+    """
+    if value is None:
+        return None
+    check = Row(path, "runs", run_id)
+    rule = (f"must be a JSON object of texts of at most {_ENVIRONMENT_VALUE} characters, "
+            "or NULL")
+    if not isinstance(value, str) or len(value) > _ENVIRONMENT_TEXT:
+        raise check.damaged("environment", value, rule)
+    try:
+        data = json.loads(value)
+    except (ValueError, RecursionError):
+        raise check.damaged("environment", value, rule) from None
+    if not isinstance(data, dict) or not all(
+            item is None or (isinstance(item, str) and len(item) <= _ENVIRONMENT_VALUE)
+            for item in data.values()):
+        raise check.damaged("environment", value, rule)
+    return {key: data.get(key) for key in ENVIRONMENT_KEYS}
 
 
 def check_call(path: Path, row: tuple[Any, ...]) -> RetainedCall:

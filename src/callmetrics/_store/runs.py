@@ -23,7 +23,13 @@ from callmetrics._engine.columns import CallColumns, columns_of
 from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._engine.view import RetainedCall
 from callmetrics._store.bulk import bulk_calls
-from callmetrics._store.checks import Row, check_call, check_function, check_run
+from callmetrics._store.checks import (
+    Row,
+    check_call,
+    check_environment,
+    check_function,
+    check_run,
+)
 from callmetrics._store.limits import (
     MAX_COUNT,
     MAX_RUN_ID,
@@ -52,6 +58,9 @@ class RunInfo:
     calls: int
     functions: int
     events: int
+    environment: dict[str, str | None] | None = None
+    """Python, platform, hot path, argv, host, pid and label as the run recorded them
+    (``_engine.environment``); None: not recorded (a run written before)."""
 
 
 def since_to_unix(since: float | datetime | timedelta) -> float:
@@ -93,8 +102,9 @@ def list_runs(path: str | Path) -> list[RunInfo]:
 
     """
     def work(conn: sqlite3.Connection, _: Path) -> tuple[list[Any], list[Any], list[Any]]:
-        return (conn.execute("SELECT id, label, pid, host, program, started, ended, closed "
-                             "FROM runs").fetchall(),
+        environment = "environment" if has_attribution(conn) else "NULL"  # version 3 on
+        return (conn.execute("SELECT id, label, pid, host, program, started, ended, closed, "  # noqa: S608  # fixed columns
+                             f"{environment} FROM runs").fetchall(),
                 conn.execute("SELECT run_id, name, calls FROM functions").fetchall(),
                 conn.execute("SELECT run_id, count(*) FROM events GROUP BY run_id").fetchall())
 
@@ -111,7 +121,8 @@ def list_runs(path: str | Path) -> list[RunInfo]:
     for row in runs:
         run_id, label, pid, host, program, started, ended, closed = check_run(checked, row)
         infos.append(RunInfo(run_id, label, pid, host, program, started, ended, closed,
-                             calls.get(run_id, 0), names.get(run_id, 0), stored.get(run_id, 0)))
+                             calls.get(run_id, 0), names.get(run_id, 0), stored.get(run_id, 0),
+                             check_environment(checked, run_id, row[8])))
     infos.sort(key=lambda run: (run.started, run.id), reverse=True)
     return infos
 

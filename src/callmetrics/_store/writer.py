@@ -21,6 +21,7 @@ whole run written to it, with a warning.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -31,6 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from callmetrics._engine.environment import process_environment
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._store.db import connect_writable, file_identity, write_transaction
 from callmetrics._store.hooks import (
@@ -113,6 +115,8 @@ class StoreWriter:
         self._host = socket.gethostname()
         self._program = program_name()
         self._probe = MachineProbe()  # the machine's speed, sampled by the flush thread
+        # Python, platform, hot path, argv, host, pid, label: written with the run's row.
+        self._environment = json.dumps(process_environment(self.label), ensure_ascii=False)
         self._forget_written()
         self._stop = threading.Event()
 
@@ -269,7 +273,7 @@ class StoreWriter:
         if final:
             self._sample_probe(force=False)  # the end of the run, within the budget too
         run = (self.label, self._pid, self._host, self._program, self._started, time.time(),
-               int(final), self._probe.to_json())
+               int(final), self._probe.to_json(), self._environment)
         return write_rows(db, self._run_id, run, self._written, snaps, calls,
                           self._max_events)
 
