@@ -174,6 +174,9 @@ def test_runs_show_what_each_run_ran_on(tmp_path: Path,
     assert new["environment"]["python"] == python
     assert new["environment"]["label"] == "new"
     assert new["environment"]["hot_path"].startswith(("C accelerator", "pure Python"))
+    # The program and how many arguments it had, never the arguments themselves.
+    assert new["environment"]["argv"].startswith(new["program"])
+    assert not any(len(arg) > 4 and arg in new["environment"]["argv"] for arg in sys.argv[1:])
     assert set(new["environment"]) == {"python", "platform", "hot_path", "argv", "host", "pid",
                                        "label"}
     assert main(["runs", str(store)]) == 0

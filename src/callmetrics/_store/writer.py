@@ -21,7 +21,6 @@ whole run written to it, with a warning.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -32,7 +31,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from callmetrics._engine.environment import process_environment
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._store.db import connect_writable, file_identity, write_transaction
 from callmetrics._store.hooks import (
@@ -41,6 +39,7 @@ from callmetrics._store.hooks import (
     ORPHANS,
     install_exit_hooks,
     program_name,
+    run_environment,
     say,
 )
 from callmetrics._store.probe import MachineProbe
@@ -115,8 +114,7 @@ class StoreWriter:
         self._host = socket.gethostname()
         self._program = program_name()
         self._probe = MachineProbe()  # the machine's speed, sampled by the flush thread
-        # Python, platform, hot path, argv, host, pid, label: written with the run's row.
-        self._environment = json.dumps(process_environment(self.label), ensure_ascii=False)
+        self._environment = run_environment(self.label, self._program)
         self._forget_written()
         self._stop = threading.Event()
 
