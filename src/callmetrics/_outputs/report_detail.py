@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from itertools import compress, repeat
 from operator import ge
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from callmetrics._engine.columns import CallColumns
 from callmetrics._engine.state import FunctionSnapshot
@@ -46,17 +46,16 @@ def function_details(snaps: Sequence[FunctionSnapshot], calls: CallColumns,
             failed_by.setdefault(name, []).append([
                 count(n), printable(cause.error),
                 "no message recorded" if cause.template is None else printable(cause.template)])
-    # Each function's positions, starts and durations, in start order: C-speed passes.
+    # Each function's positions and durations, in start order: C-speed passes.
     positions_of = _grouped(calls, range(len(calls)))
-    starts_of = _grouped(calls, calls.starts.tolist())
     durations_of = _grouped(calls, calls.durations.tolist())
     slowest: dict[str, list[int]] = {}
-    by_function: dict[str, tuple[list[float], list[float]]] = {}
-    for name, positions, starts, took in zip(calls.names, positions_of, starts_of, durations_of,
-                                             strict=True):
+    trends: dict[str, dict[str, Any] | None] = {}
+    for name, positions, took in zip(calls.names, positions_of, durations_of, strict=True):
         if positions:
-            slowest[name] = [positions[i] for i in _longest(took)]
-            by_function[name] = (starts, took)
+            trend, longest = _profile(_Gathered(positions, calls.starts), took)
+            slowest[name] = [positions[i] for i in longest]
+            trends[name] = trend
     callees: dict[str, list[tuple[str, int, float]]] = {}
     for snap in snaps:
         for edge in snap.callers:
@@ -80,7 +79,7 @@ def function_details(snaps: Sequence[FunctionSnapshot], calls: CallColumns,
             ],
             "callers": [[printable(n), count(c), duration(t)] for n, c, t in callers[:_EDGES]],
             "callees": [[printable(n), count(c), duration(t)] for n, c, t in made[:_EDGES]],
-            "over_time": over_time(*by_function.get(snap.name, ([], []))),
+            "over_time": trends.get(snap.name),
             "failures": failed_by.get(snap.name, []),
             "slowest": [[when(c.start, time_format, compact=compact, millis=True),
                          duration(c.duration),
@@ -120,6 +119,28 @@ _SLICES = 20
 _MIN_PER_SLICE = 5
 
 
+class _Gathered(Sequence[float]):
+    """``values[positions[i]]`` for each ``i``: a function's starts, read only where asked."""
+
+    def __init__(self, positions: list[int], values: Sequence[float]) -> None:
+        self._positions = positions
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    @overload
+    def __getitem__(self, index: int) -> float: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[float]: ...
+
+    def __getitem__(self, index: int | slice) -> float | list[float]:
+        if isinstance(index, slice):
+            return [self._values[p] for p in self._positions[index]]
+        return self._values[self._positions[index]]
+
+
 def over_time(starts: Sequence[float], durations: Sequence[float]) -> dict[str, Any] | None:
     """p50 and p95 of a function's retained calls per slice of time, for the function view.
 
@@ -127,25 +148,42 @@ def over_time(starts: Sequence[float], durations: Sequence[float]) -> dict[str, 
     since the first call; ``p50``/``p95``: microseconds (None where a slice holds fewer
     than five calls); None without enough calls for two slices.
     """
-    if len(starts) < 2 * _MIN_PER_SLICE:
-        return None
+    return _profile(starts, list(durations))[0]
+
+
+def _profile(starts: Sequence[float],
+             durations: list[float]) -> tuple[dict[str, Any] | None, list[int]]:
+    """``over_time`` of a function's calls, and the indices of its ``_SLOWEST`` longest.
+
+    The slices are sorted once for both: the longest calls are among the longest of
+    the slices, so only the slices that hold one are searched again.
+    """
+    n = len(starts)
+    if n < 2 * _MIN_PER_SLICE or starts[-1] - starts[0] <= 0:
+        return None, _longest(durations)
     first, span = starts[0], starts[-1] - starts[0]
-    if span <= 0:
-        return None
     # The calls are in start order: each slice is one run of them, found by bisection.
     edges = [bisect.bisect_left(starts, first + k * span / _SLICES) for k in range(_SLICES)]
-    edges.append(len(starts))
+    edges.append(n)
     p50: list[float | None] = []
     p95: list[float | None] = []
+    tails: list[tuple[int, int, list[float]]] = []  # each slice's longest, sorted
     for lo, hi in itertools.pairwise(edges):
         if hi - lo < _MIN_PER_SLICE:
             p50.append(None)
             p95.append(None)
+            tails.append((lo, hi, sorted(durations[lo:hi])))
             continue
         part = sorted(durations[lo:hi])
         p50.append(round(part[len(part) // 2] * 1e6, 3))
         p95.append(round(part[min(int(len(part) * 0.95), len(part) - 1)] * 1e6, 3))
+        tails.append((lo, hi, part[-_SLOWEST:]))
+    floor = heapq.nlargest(_SLOWEST, itertools.chain.from_iterable(t for _, _, t in tails))[-1]
+    candidates = itertools.chain.from_iterable(
+        compress(range(lo, hi), map(ge, durations[lo:hi], repeat(floor)))
+        for lo, hi, tail in tails if tail and tail[-1] >= floor)
+    longest = heapq.nlargest(_SLOWEST, candidates, key=durations.__getitem__)
     if sum(v is not None for v in p50) < 2:
-        return None
-    return {"t": [round((i + 0.5) * span / _SLICES, 6) for i in range(_SLICES)],
-            "p50": p50, "p95": p95, "span": duration(span)}
+        return None, longest
+    return ({"t": [round((i + 0.5) * span / _SLICES, 6) for i in range(_SLICES)],
+             "p50": p50, "p95": p95, "span": duration(span)}, longest)

@@ -148,8 +148,8 @@ def timeline(calls: CallColumns, drawn: Sequence[int], above: Sequence[int],
     begins = list(map(calls.starts.__getitem__, drawn))
     took = list(map(calls.durations.__getitem__, drawn))
     axis, cuts = _cut_idle_gaps(begins, took)
-    micros = [round(t * 1e6) for t in axis]
-    starts = [b - a for a, b in zip([0, *micros], micros, strict=False)]
+    micros = list(map(round, map(mul, axis, repeat(1e6))))
+    starts = list(map(sub, micros, [0, *micros]))
     durations = _durations(took)
     errors: dict[str, int] = {}
     messages: dict[str, int] = {}
