@@ -20,6 +20,7 @@ from typing import Any, ParamSpec, TypeVar
 from callmetrics._engine import sinks
 from callmetrics._engine.adhoc import AdHocCalls, check_expected, check_text
 from callmetrics._engine.aggregate import FunctionStats
+from callmetrics._engine.columns import CallColumns
 from callmetrics._engine.config import AnalyticsConfig, coerce_config
 from callmetrics._engine.logs import CallLogger, default_loggers, report_internal_error
 from callmetrics._engine.measure import BlockKind, Measure, NoMeasure, new_measure
@@ -346,7 +347,7 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
             )
 
     def restore(self, functions: Iterable[FunctionSnapshot],
-                events: Iterable[RetainedCall | tuple[Any, ...]], *,
+                events: Iterable[RetainedCall | tuple[Any, ...]] | CallColumns, *,
                 wall_time: float | None = None) -> None:
         """Add stored aggregates and events to this instance.
 

@@ -1,6 +1,6 @@
 """``load()``: a store's chosen runs as one read-only ``Analytics``.
 
-The store reads and checks (``_store.runs.read_stored_runs``); this module, above the
+The store reads and checks (``_store.runs.read_stored_view``); this module, above the
 façade, turns what it read into an ``Analytics`` view.
 """
 
@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from callmetrics._analytics import Analytics
-from callmetrics._store.runs import read_stored_runs
+from callmetrics._store.runs import read_stored_view
 
 __all__ = ["load", "read_view"]
 
@@ -46,10 +46,10 @@ def read_view(path: str | Path, *, runs: Iterable[int] | None = None,
               events: bool = True) -> Analytics:
     """Do what :func:`load` does; ``events=False`` skips the events (aggregates only)."""
     view = Analytics(max_events=0)
-    snapshots, calls, wall = read_stored_runs(
+    snapshots, calls, wall = read_stored_view(
         path, runs=runs, since=since, label=label, events=events,
         time_format=view.time_format, compact=view.compact_time)
-    # RetainedCall: failures keep message and location.  The view's wall time is the
-    # runs' spans (overlaps once), not its own short life.
+    # Columns, by start: failures keep message and location.  The view's wall time is
+    # the runs' spans (overlaps once), not its own short life.
     view.restore(snapshots, calls, wall_time=wall)
     return view

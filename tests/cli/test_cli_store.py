@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -142,7 +144,8 @@ def test_runs_lists_newest_first(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["runs", str(store)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["ID", "Label", "Started", "Last", "write", "State", "Host",
-                                "PID", "Calls", "Functions", "Retained", "Program"]
+                                "PID", "Calls", "Functions", "Retained", "Python", "Hot", "path",
+                                "Program"]
     assert lines[2].split()[1:2] == ["after"]  # under the header's rule
     assert "1,234" in lines[2]
     assert "closed" in lines[2]
@@ -150,6 +153,45 @@ def test_runs_lists_newest_first(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["runs", str(store), "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)
     assert [(r["label"], r["calls"]) for r in runs] == [("after", 1234), ("before", 3)]
+
+
+def test_runs_show_what_each_run_ran_on(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Python, platform, hot path, argv, host and label are kept with each run and shown.
+
+    A run written before stores kept them (NULL) shows as unknown, never as this process.
+    """
+    store = tmp_path / "runs.db"
+    record_calls(store, "a", 3, label="old")
+    record_calls(store, "a", 4, label="new")
+    with sqlite3.connect(store) as conn:
+        conn.execute("UPDATE runs SET environment = NULL WHERE label = 'old'")
+    conn.close()
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    assert main(["runs", str(store), "--json"]) == 0
+    new, old = json.loads(capsys.readouterr().out)
+    assert old["environment"] is None
+    assert new["environment"]["python"] == python
+    assert new["environment"]["label"] == "new"
+    assert new["environment"]["hot_path"].startswith(("C accelerator", "pure Python"))
+    # The program and how many arguments it had, never the arguments themselves.
+    assert new["environment"]["argv"].startswith(new["program"])
+    assert not any(len(arg) > 4 and arg in new["environment"]["argv"] for arg in sys.argv[1:])
+    assert set(new["environment"]) == {"python", "platform", "hot_path", "argv", "host", "pid",
+                                       "label"}
+    assert main(["runs", str(store)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert python in lines[2]
+    assert "unknown" in lines[3]
+    target = tmp_path / "r.html"
+    assert main(["report", str(store), "-o", str(target)]) == 0
+    html = target.read_text(encoding="utf-8")
+    rows = re.findall(r"<tr><td data-v=.*?</tr>", html)
+    assert python in rows[1]  # by run id
+    assert "unknown" in rows[0]
+    block = html[html.index('id="environment"'):]
+    block = block[:block.index("</details>")]
+    assert f"<dd>unknown; {python}</dd>" in block  # the runs differ: both values
 
 
 def test_runs_of_an_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

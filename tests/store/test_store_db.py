@@ -88,6 +88,19 @@ def test_a_tampered_value_is_a_store_error_naming_run_and_field(
     assert _fingerprint(store) == before
 
 
+@pytest.mark.parametrize("stored", ["[1, 2]", '{"python": 3}', '{"python"', "x" * 20_000])
+def test_a_tampered_environment_is_a_store_error_where_it_is_read(store: Path,
+                                                                  stored: str) -> None:
+    """list_runs (runs, report headers) checks the stored environment; load never reads it."""
+    conn = sqlite3.connect(store)
+    conn.execute("UPDATE runs SET environment = ?", (stored,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=r"run 1: runs\.environment\b"):
+        list_runs(store)
+    assert load(store).call_counts == {"work": 40}
+
+
 def test_calls_too_large_for_a_sum_are_refused_by_every_reader(store: Path) -> None:
     """A count of 2**63-1 made `runs` fail and `stats` print nonsense: both now refuse it."""
     _tamper(store, "UPDATE functions SET calls = 9223372036854775807")

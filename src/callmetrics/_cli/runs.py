@@ -20,7 +20,15 @@ def run_dict(run: RunInfo) -> dict[str, object]:
     """The JSON form of one run (times as Unix seconds)."""
     return {"id": run.id, "label": run.label, "started": run.started, "ended": run.ended,
             "closed": run.closed, "host": run.host, "pid": run.pid, "calls": run.calls,
-            "functions": run.functions, "retained": run.events, "program": run.program}
+            "functions": run.functions, "retained": run.events, "program": run.program,
+            "environment": run.environment}
+
+
+def _recorded(run: RunInfo, key: str) -> str:
+    """One value of the run's recorded environment (``unknown``: written before stores kept it)."""
+    if run.environment is None:
+        return "unknown"
+    return run.environment.get(key) or "-"
 
 
 def _runs(args: argparse.Namespace) -> int:
@@ -39,12 +47,14 @@ def _runs(args: argparse.Namespace) -> int:
                Column("Started"), Column("Last write", priority=6), Column("State", priority=5),
                Column("Host", shrink=8, priority=4), Column("PID", right=True, priority=7),
                Column("Calls", right=True), Column("Functions", right=True, priority=2),
-               Column("Retained", right=True, priority=8), Column("Program", shrink=12,
-                                                                  priority=1)]
+               Column("Retained", right=True, priority=8),
+               Column("Python", shrink=8, priority=9), Column("Hot path", shrink=8, priority=10),
+               Column("Program", shrink=12, priority=1)]
     print_rows(columns, ([str(run.id), run.label or "-", local_time(run.started),
                           local_time(run.ended), "closed" if run.closed else "open", run.host,
                           str(run.pid), count(run.calls), count(run.functions),
-                          count(run.events), run.program] for run in runs))
+                          count(run.events), _recorded(run, "python"),
+                          _recorded(run, "hot_path"), run.program] for run in runs))
     return 0
 
 

@@ -124,8 +124,8 @@ def _report(args: argparse.Namespace) -> int:
         fail(f"cannot write {target}: no folder {target.parent} (create it first)")
     with progress(f"Reading {printable(store.name)}..."):
         view, chosen = _selection(args)
-    runs = [RunSummary(r.id, r.label, r.host, r.program, r.started, r.ended, r.calls)
-            for r in sorted(chosen, key=lambda r: r.id)]
+    runs = [RunSummary(r.id, r.label, r.host, r.program, r.started, r.ended, r.calls,
+                       r.environment) for r in sorted(chosen, key=lambda r: r.id)]
     try:
         with progress(f"Writing the report of {count(len(runs))} run(s)..."):
             written = generate_reports(view, force_mode=True, path=target, runs=runs)

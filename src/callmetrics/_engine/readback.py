@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Mapping
+from itertools import compress, repeat
 from time import perf_counter
 from typing import Any
 
 from callmetrics._engine.aggregate import FailedCall, FunctionStats, NotedCall, children_times
 from callmetrics._engine.calibrate import per_call_overhead
+from callmetrics._engine.columns import CallColumns, ColumnReading
 from callmetrics._engine.events import EventsView
 from callmetrics._engine.recorder import Recorder
 from callmetrics._engine.sketch import DurationSketch
@@ -59,6 +62,20 @@ def _owner(key: FunctionStats | FailedCall | NotedCall) -> FunctionStats:
     return key if isinstance(key, FunctionStats) else key.stats
 
 
+def _index_of(stats: FunctionStats, index: dict[Any, int], by_name: dict[str, int],
+              out: CallColumns) -> int:
+    """The column index of ``stats``'s name (added to ``out`` when new)."""
+    found = index.get(stats)
+    if found is None:
+        found = by_name.get(stats.name)
+        if found is None:
+            found = by_name[stats.name] = len(out.names)
+            out.names.append(stats.name)
+            out.types.append(stats.event_type)
+        index[stats] = found
+    return found
+
+
 class ReadBack:
     """The read half of ``Analytics``."""
 
@@ -68,7 +85,7 @@ class ReadBack:
     compact_time: bool
     console_logger: logging.Logger
 
-    def _snapshots(self, per_call: dict[str, float]) -> list[FunctionSnapshot]:
+    def _snapshots(self, per_call: Mapping[str, float]) -> list[FunctionSnapshot]:
         fmt, compact = self.time_format, self.compact_time
         every = self._recorder.stats
         children = children_times(every.values())
@@ -90,11 +107,55 @@ class ReadBack:
                 out.append(RetainedCall(start, took, key.name, key.event_type, None))
         return out
 
+    def _columns(self) -> CallColumns:
+        """The retained calls as columns, in ``_retained()``'s order (lock held)."""
+        keys, starts, durations = self._recorder.ring.columns()
+        index: dict[Any, int] = {}  # FunctionStats -> its name's index
+        by_name: dict[str, int] = {}
+        out = CallColumns(starts=starts, durations=durations)
+        for stats in self._recorder.stats.values():
+            _index_of(stats, index, by_name, out)
+        functions = array("l", map(index.get, keys, repeat(-1)))
+        for i in compress(range(len(keys)), map((-1).__eq__, functions)):
+            key = keys[i]
+            if type(key) is FailedCall:
+                out.details[i] = (key.error, key.message, key.location)
+                key = key.stats
+            elif type(key) is NotedCall:
+                out.details[i] = (None, key.message, None)
+                key = key.stats
+            functions[i] = _index_of(key, index, by_name, out)
+        out.functions = functions
+        return out
+
+    def read_columns(self) -> ColumnReading:
+        """Return aggregates and retained calls (as columns) taken together, as ``read()``."""
+        per_call = self._per_call()
+        with self._recorder.reading():
+            return ColumnReading(self._snapshots(self._calibrated(per_call)), self._columns(),
+                                 self.wall_time())
+
+    def _per_call(self) -> Mapping[str, float]:
+        """The wrapper's calibrated cost per call (measured once, outside the lock).
+
+        Not measured (a fifth of a second) while no call went through a wrapper: a
+        view of a store has none, and its overheads are the stored ones.
+        """
+        if any(stats.hot_calls for stats in list(self._recorder.stats.values())):
+            return per_call_overhead()
+        return {}
+
+    def _calibrated(self, per_call: Mapping[str, float]) -> Mapping[str, float]:
+        """``per_call``, or the calibration if a wrapped call came meanwhile (lock held)."""
+        if not per_call and any(stats.hot_calls for stats in self._recorder.stats.values()):
+            return per_call_overhead()
+        return per_call
+
     def snapshot(self) -> list[FunctionSnapshot]:
         """Return a consistent copy of every function's aggregates, in name order."""
-        per_call = per_call_overhead()  # calibrated once, outside the lock
+        per_call = self._per_call()
         with self._recorder.reading():
-            return self._snapshots(per_call)
+            return self._snapshots(self._calibrated(per_call))
 
     def retained(self) -> list[RetainedCall]:
         """Return the retained calls, oldest first (part of the ``Source`` interface)."""
@@ -103,9 +164,10 @@ class ReadBack:
 
     def read(self) -> Reading:
         """Return aggregates and retained calls taken together, so that they agree."""
-        per_call = per_call_overhead()
+        per_call = self._per_call()
         with self._recorder.reading():
-            return Reading(self._snapshots(per_call), self._retained(), self.wall_time())
+            return Reading(self._snapshots(self._calibrated(per_call)), self._retained(),
+                           self.wall_time())
 
     def wall_time(self) -> float:
         """Seconds from this instance's creation to now: the span its calls can cover.

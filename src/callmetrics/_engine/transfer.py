@@ -15,6 +15,7 @@ from callmetrics._engine.aggregate import (
     NotedCall,
     children_times,
 )
+from callmetrics._engine.columns import CallColumns
 from callmetrics._engine.recorder import Recorder
 from callmetrics._engine.records import Event
 from callmetrics._engine.ring import Retained
@@ -95,12 +96,13 @@ def _attribution(loaded: FunctionStats, snap: FunctionSnapshot) -> None:
 
 
 def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
-                 events: Iterable[RetainedCall | tuple[Any, ...]]) -> None:
+                 events: Iterable[RetainedCall | tuple[Any, ...]] | CallColumns) -> None:
     """Add stored aggregates and retained calls.
 
     Each event is a ``RetainedCall`` (what a store read gives, message and location
     included), or a plain ``(start, duration, error, name[, message, location])``.  A
-    call without error but with a message is a success with a note.
+    call without error but with a message is a success with a note.  ``CallColumns``
+    (a store view's, by start) go into an empty uncapped ring as they are.
     """
     for snap in functions:
         stats = _mine(recorder, snap.name, snap.event_type, snap.module)
@@ -113,6 +115,10 @@ def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
         loaded.fastest = _extreme(stats, snap.fastest)
         _attribution(loaded, snap)
         stats.merge(loaded)
+    if isinstance(events, CallColumns):
+        if _adopt(recorder, events):
+            return
+        events = events.calls()
     restored: list[Retained] = []
     for event in events:
         if isinstance(event, RetainedCall):
@@ -126,3 +132,18 @@ def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
             owner = recorder.stats[name] = FunctionStats(name, event_type, "<store>")
         restored.append((start, took, _key(owner, error, message, location)))
     recorder.ring.replace(recorder.ring.calls() + restored)
+
+
+def _adopt(recorder: Recorder, calls: CallColumns) -> bool:
+    """Put ``calls`` in the ring without a tuple per call, when it is empty and uncapped."""
+    owners = []
+    for name, event_type in zip(calls.names, calls.types, strict=True):
+        owner = recorder.stats.get(name)
+        if owner is None:
+            owner = recorder.stats[name] = FunctionStats(name, event_type, "<store>")
+        owners.append(owner)
+    keys: list[FunctionStats | FailedCall | NotedCall] = list(
+        map(owners.__getitem__, calls.functions))
+    for i, (error, message, location) in calls.details.items():
+        keys[i] = _key(owners[calls.functions[i]], error, message, location)
+    return recorder.ring.adopt(keys, calls.starts, calls.durations)

@@ -1,40 +1,20 @@
 """Where a report or a dict was produced: Python, platform, hot path, argv, host, label.
 
-``process_environment()`` describes the running process.  A report of a store's runs
-lists those runs instead (``RunSummary``: each run's host, label and program, as the
-store recorded them).
+``process_environment()`` (``_engine.environment``) describes the running process.  A
+report of a store's runs lists those runs instead (``RunSummary``: each run's host,
+label, program and environment, as the store recorded them), and ``runs_environment``
+sums their environments up.
 """
 
 from __future__ import annotations
 
-import os
-import platform
-import shlex
-import socket
-import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from callmetrics._engine import accel
+from callmetrics._engine.environment import ENVIRONMENT_KEYS, process_environment
+from callmetrics._format import printable
 
-__all__ = ["RunSummary", "process_environment"]
-
-# The run label's environment variable, as the store's writer reads it.
-_LABEL_VARIABLE = "CALLMETRICS_RUN_LABEL"
-
-
-def process_environment() -> dict[str, str | None]:
-    """The running process: Python, platform, hot path, argv, host, pid and run label."""
-    hot_path = ("C accelerator" if accel.IMPLEMENTATION == "c"
-                else f"pure Python ({accel.REASON})" if accel.REASON else "pure Python")
-    return {
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "hot_path": hot_path,
-        "argv": shlex.join(sys.argv),
-        "host": socket.gethostname(),
-        "pid": str(os.getpid()),
-        "label": os.environ.get(_LABEL_VARIABLE) or None,
-    }
+__all__ = ["RunSummary", "process_environment", "runs_environment"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +28,27 @@ class RunSummary:
     started: float
     ended: float
     calls: int
+    environment: dict[str, str | None] | None = None
+    """What the run ran on, as recorded (``process_environment``); None: not recorded."""
+
+
+# Distinct values of a key shown before "and N more".
+_SHOWN_VALUES = 3
+
+
+def runs_environment(runs: Sequence[RunSummary]) -> list[tuple[str, str]]:
+    """The environment block of a report of stored runs: each key's value over the runs.
+
+    One value when the runs agree; otherwise their distinct values ("3.11.7; 3.12.1");
+    runs written before the store kept it count as "unknown".
+    """
+    block = []
+    for key in ENVIRONMENT_KEYS:
+        values = list(dict.fromkeys(
+            "unknown" if run.environment is None else printable(run.environment.get(key) or "-")
+            for run in runs))
+        shown = "; ".join(values[:_SHOWN_VALUES])
+        if len(values) > _SHOWN_VALUES:
+            shown += f" and {len(values) - _SHOWN_VALUES} more"
+        block.append((key, shown))
+    return block

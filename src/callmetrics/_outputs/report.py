@@ -29,18 +29,19 @@ from typing import Any, Protocol, runtime_checkable
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
 
+from callmetrics._engine.columns import ColumnReading, ColumnSource, columns_of
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._engine.view import Source
 from callmetrics._format import count, duration, percent, printable
-from callmetrics._outputs.environment import RunSummary, process_environment
+from callmetrics._outputs.environment import RunSummary, process_environment, runs_environment
 from callmetrics._outputs.report_charts import (
     HIST,
     HIST_MIN_CALLS,
+    above_p99,
     calls_label,
     detail_histograms,
     histograms,
     outlier_bounds,
-    outlier_levels,
 )
 from callmetrics._outputs.report_detail import function_details
 from callmetrics._outputs.report_tables import (
@@ -60,7 +61,7 @@ from callmetrics._outputs.report_timeline import sample, timeline
 from callmetrics._version import __version__
 
 __all__ = ["breakable", "build_report", "environment", "generate_reports", "page_script",
-           "render_report", "static_asset"]
+           "read_columns", "render_report", "static_asset"]
 
 # After a report over this many retained calls, a full garbage collection runs (the seed's
 # behaviour, with ``enable_gc_collect``).
@@ -137,6 +138,18 @@ _KIND_HELP = ("Both kinds hold every call recorded so far: generate_reports(forc
               "can sit side by side.")
 
 
+def read_columns(source: Source) -> ColumnReading:
+    """Read ``source``'s aggregates and retained calls as columns.
+
+    A source that can (``Analytics``) answers without a per-call object; any other is
+    read the usual way and its ``RetainedCall`` tuples turned into columns.
+    """
+    if isinstance(source, ColumnSource):
+        return source.read_columns()
+    reading = source.read()
+    return ColumnReading(reading.functions, columns_of(reading.calls), reading.wall_time)
+
+
 def build_report(source: Source, *, force_mode: bool = False,
                  runs: Sequence[RunSummary] | None = None) -> dict[str, Any]:
     """Compute everything the report template shows (a plain mapping, for tests and reuse).
@@ -145,9 +158,9 @@ def build_report(source: Source, *, force_mode: bool = False,
     header in place of this process's environment.
     """
     settings = source.settings
-    reading = source.read()
-    snaps, calls = reading.functions, valid_calls(reading.calls)
-    invalid = len(reading.calls) - len(calls)
+    reading = read_columns(source)
+    snaps = reading.functions
+    calls, invalid = valid_calls(reading.calls)
     thresholds = settings.duration_thresholds
     short, medium = thresholds.short_max, thresholds.medium_max
     fmt, compact = settings.time_format, settings.compact_time
@@ -156,16 +169,18 @@ def build_report(source: Source, *, force_mode: bool = False,
     total_time = math.fsum(s.total for s in snaps)
     bounds = outlier_bounds(snaps)
     cap = settings.report_max_detail_rows
-    levels = outlier_levels(calls, bounds)
-    detail_rows, left_out = details(calls, levels, bounds, short, medium, cap, fmt, compact)
-    failures = failure_groups(calls, fmt, compact)
+    above = above_p99(calls, bounds)
+    detail_rows, left_out = details(calls, above, bounds, short, medium, cap, fmt, compact)
+    failed = calls.failed()
+    failed_calls = calls.calls(failed)
+    failures = failure_groups(failed_calls, fmt, compact)
     chart = time_chart(snaps, reading.wall_time)
     ranked = [bar.name for bar in chart.bars if bar.name]
-    drawn, drawn_levels = sample(calls, levels)
-    timeline_data, legend = timeline(drawn, drawn_levels, short, medium, ranked)
+    drawn = sample(calls, above, failed)
+    timeline_data, legend = timeline(calls, drawn, above, short, medium, ranked)
     per_function = detail_histograms(snaps)
     hists = histograms(snaps, per_function)
-    fn_details = function_details(snaps, calls, fmt, compact)
+    fn_details = function_details(snaps, calls, failed_calls, fmt, compact)
     names = [d["name"] for d in fn_details]
     wall = reading.wall_time
     return {
@@ -181,7 +196,7 @@ def build_report(source: Source, *, force_mode: bool = False,
         "retained": count(len(calls)),
         "retained_count": len(calls),
         "invalid": calls_label(invalid) if invalid else "",
-        "retained_failures": count(sum(1 for c in calls if c.error is not None)),
+        "retained_failures": count(len(failed)),
         "success_rate": percent(successes, total_calls),
         "total_time": duration(total_time),
         "wall_time": duration(wall) if wall is not None and wall > 0 else "",
@@ -195,7 +210,7 @@ def build_report(source: Source, *, force_mode: bool = False,
         "failure_group_count": len(failures),
         "failure_groups_shown": FAILURE_GROUPS_SHOWN,
         "failure_groups_left_out": max(len(failures) - cap, 0),
-        "outliers": outlier_rows(snaps, calls, levels, fmt, compact),
+        "outliers": outlier_rows(snaps, calls, above, fmt, compact),
         "overhead": overhead_rows(snaps),
         "overhead_flag": f"{OVERHEAD_FLAG:.0%}",
         "details": detail_rows,
@@ -215,7 +230,8 @@ def build_report(source: Source, *, force_mode: bool = False,
         "timeline": timeline_data,
         "timeline_sampled": count(len(drawn)) if len(drawn) < len(calls) else "",
         "runs": [_run_row(run, fmt) for run in runs] if runs is not None else None,
-        "environment": None if runs is not None else list(process_environment().items()),
+        "environment": runs_environment(runs) if runs is not None
+        else list(process_environment().items()),
     }
 
 
@@ -223,7 +239,15 @@ def _run_row(run: RunSummary, fmt: str) -> dict[str, str]:
     return {"id": str(run.id), "label": printable(run.label or "-"),
             "host": printable(run.host), "program": printable(run.program),
             "start": when(run.started, fmt, compact=False),
-            "wall": duration(max(run.ended - run.started, 0.0)), "calls": count(run.calls)}
+            "wall": duration(max(run.ended - run.started, 0.0)), "calls": count(run.calls),
+            "python": _recorded(run, "python"), "hot_path": _recorded(run, "hot_path")}
+
+
+def _recorded(run: RunSummary, key: str) -> str:
+    """One value of a run's recorded environment: ``unknown`` for a run that has none."""
+    if run.environment is None:
+        return "unknown"
+    return printable(run.environment.get(key) or "-")
 
 
 def _render(source: Source, *, force_mode: bool,

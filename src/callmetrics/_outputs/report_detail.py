@@ -8,10 +8,15 @@ the page, and its failures are the failure table's rows of that function.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
-from collections.abc import Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Iterable, Sequence
+from itertools import compress, repeat
+from operator import ge
+from typing import Any, TypeVar, overload
 
+from callmetrics._engine.columns import CallColumns
 from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._engine.view import RetainedCall
 from callmetrics._format import count, duration, percent, printable
@@ -22,44 +27,35 @@ from callmetrics._outputs.report_tables import when
 __all__ = ["function_details", "over_time"]
 
 _SLOWEST = 5
+_V = TypeVar("_V")
 _EDGES = 12
 
 
-def function_details(snaps: Sequence[FunctionSnapshot], calls: Sequence[RetainedCall],
-                     time_format: str, compact: bool) -> list[dict[str, Any]]:
+def function_details(snaps: Sequence[FunctionSnapshot], calls: CallColumns,
+                     failed: Sequence[RetainedCall], time_format: str,
+                     compact: bool) -> list[dict[str, Any]]:
     """One record per function, in natural name order (the page looks them up by name).
 
-    ``failures``: ``[count, exception, message template]`` of each cause, this
-    function's own count, the most frequent first.
+    ``calls``: the retained calls in the order they started (``valid_calls``);
+    ``failed``: the failed ones among them.  ``failures``: ``[count, exception, message
+    template]`` of each cause, this function's own count, the most frequent first.
     """
-    failed: dict[str, list[list[str]]] = {}
-    for cause in failure_causes(calls):
+    failed_by: dict[str, list[list[str]]] = {}
+    for cause in failure_causes(failed):
         for name, n in cause.functions.items():
-            failed.setdefault(name, []).append([
+            failed_by.setdefault(name, []).append([
                 count(n), printable(cause.error),
                 "no message recorded" if cause.template is None else printable(cause.template)])
-    slowest: dict[str, list[RetainedCall]] = {}
-    floor: dict[str, float] = {}  # the shortest kept duration, once a function has five
-    below = floor.get
-    for call in calls:
-        if call.duration <= below(call.name, -1.0):
-            continue
-        kept = slowest.setdefault(call.name, [])
-        kept.append(call)
-        if len(kept) > _SLOWEST:
-            kept.sort(key=lambda c: -c.duration)
-            del kept[_SLOWEST:]
-        if len(kept) == _SLOWEST:
-            floor[call.name] = min(c.duration for c in kept)
-    for kept in slowest.values():
-        kept.sort(key=lambda c: -c.duration)
-    by_function: dict[str, tuple[list[float], list[float]]] = {}
-    for call in calls:  # in the order they started (valid_calls)
-        found = by_function.get(call.name)
-        if found is None:
-            found = by_function[call.name] = ([], [])
-        found[0].append(call.start)
-        found[1].append(call.duration)
+    # Each function's positions and durations, in start order: C-speed passes.
+    positions_of = _grouped(calls, range(len(calls)))
+    durations_of = _grouped(calls, calls.durations.tolist())
+    slowest: dict[str, list[int]] = {}
+    trends: dict[str, dict[str, Any] | None] = {}
+    for name, positions, took in zip(calls.names, positions_of, durations_of, strict=True):
+        if positions:
+            trend, longest = _profile(_Gathered(positions, calls.starts), took)
+            slowest[name] = [positions[i] for i in longest]
+            trends[name] = trend
     callees: dict[str, list[tuple[str, int, float]]] = {}
     for snap in snaps:
         for edge in snap.callers:
@@ -83,19 +79,66 @@ def function_details(snaps: Sequence[FunctionSnapshot], calls: Sequence[Retained
             ],
             "callers": [[printable(n), count(c), duration(t)] for n, c, t in callers[:_EDGES]],
             "callees": [[printable(n), count(c), duration(t)] for n, c, t in made[:_EDGES]],
-            "over_time": over_time(*by_function.get(snap.name, ([], []))),
-            "failures": failed.get(snap.name, []),
+            "over_time": trends.get(snap.name),
+            "failures": failed_by.get(snap.name, []),
             "slowest": [[when(c.start, time_format, compact=compact, millis=True),
                          duration(c.duration),
                          "succeeded" if c.error is None else f"failed: {printable(c.error)}"]
-                        for c in slowest.get(snap.name, ())],
+                        for c in calls.calls(slowest.get(snap.name, ()))],
         })
     return records
 
 
+def _grouped(calls: CallColumns, values: Iterable[_V]) -> list[list[_V]]:
+    """``values`` (one per call) split by function: a list per index of ``calls.names``."""
+    groups: list[list[_V]] = [[] for _ in calls.names]
+    deque(map(list.append, map(groups.__getitem__, calls.functions), values), maxlen=0)
+    return groups
+
+
+def _longest(durations: list[float]) -> list[int]:
+    """Indices of the ``_SLOWEST`` longest durations, longest first, ties to the earliest.
+
+    ``heapq.nlargest`` is a stable sort's head; it runs on the few candidates at or
+    above the ``_SLOWEST``-th longest of an evenly spaced probe (at least that many
+    durations are that long, so every one of the longest is among them).
+    """
+    n = len(durations)
+    candidates: Iterable[int] = range(n)
+    if n > 4 * _PROBE:
+        floor = heapq.nlargest(_SLOWEST, durations[::n // _PROBE])[-1]
+        candidates = compress(range(n), map(ge, durations, repeat(floor)))
+    return heapq.nlargest(_SLOWEST, candidates, key=durations.__getitem__)
+
+
+# Durations sampled to find a floor for the longest (``_longest``).
+_PROBE = 256
+
 # Percentiles over time: the retained calls of a function in this many slices of time.
 _SLICES = 20
 _MIN_PER_SLICE = 5
+
+
+class _Gathered(Sequence[float]):
+    """``values[positions[i]]`` for each ``i``: a function's starts, read only where asked."""
+
+    def __init__(self, positions: list[int], values: Sequence[float]) -> None:
+        self._positions = positions
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    @overload
+    def __getitem__(self, index: int) -> float: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[float]: ...
+
+    def __getitem__(self, index: int | slice) -> float | list[float]:
+        if isinstance(index, slice):
+            return [self._values[p] for p in self._positions[index]]
+        return self._values[self._positions[index]]
 
 
 def over_time(starts: Sequence[float], durations: Sequence[float]) -> dict[str, Any] | None:
@@ -105,25 +148,42 @@ def over_time(starts: Sequence[float], durations: Sequence[float]) -> dict[str, 
     since the first call; ``p50``/``p95``: microseconds (None where a slice holds fewer
     than five calls); None without enough calls for two slices.
     """
-    if len(starts) < 2 * _MIN_PER_SLICE:
-        return None
+    return _profile(starts, list(durations))[0]
+
+
+def _profile(starts: Sequence[float],
+             durations: list[float]) -> tuple[dict[str, Any] | None, list[int]]:
+    """``over_time`` of a function's calls, and the indices of its ``_SLOWEST`` longest.
+
+    The slices are sorted once for both: the longest calls are among the longest of
+    the slices, so only the slices that hold one are searched again.
+    """
+    n = len(starts)
+    if n < 2 * _MIN_PER_SLICE or starts[-1] - starts[0] <= 0:
+        return None, _longest(durations)
     first, span = starts[0], starts[-1] - starts[0]
-    if span <= 0:
-        return None
     # The calls are in start order: each slice is one run of them, found by bisection.
     edges = [bisect.bisect_left(starts, first + k * span / _SLICES) for k in range(_SLICES)]
-    edges.append(len(starts))
+    edges.append(n)
     p50: list[float | None] = []
     p95: list[float | None] = []
+    tails: list[tuple[int, int, list[float]]] = []  # each slice's longest, sorted
     for lo, hi in itertools.pairwise(edges):
         if hi - lo < _MIN_PER_SLICE:
             p50.append(None)
             p95.append(None)
+            tails.append((lo, hi, sorted(durations[lo:hi])))
             continue
         part = sorted(durations[lo:hi])
         p50.append(round(part[len(part) // 2] * 1e6, 3))
         p95.append(round(part[min(int(len(part) * 0.95), len(part) - 1)] * 1e6, 3))
+        tails.append((lo, hi, part[-_SLOWEST:]))
+    floor = heapq.nlargest(_SLOWEST, itertools.chain.from_iterable(t for _, _, t in tails))[-1]
+    candidates = itertools.chain.from_iterable(
+        compress(range(lo, hi), map(ge, durations[lo:hi], repeat(floor)))
+        for lo, hi, tail in tails if tail and tail[-1] >= floor)
+    longest = heapq.nlargest(_SLOWEST, candidates, key=durations.__getitem__)
     if sum(v is not None for v in p50) < 2:
-        return None
-    return {"t": [round((i + 0.5) * span / _SLICES, 6) for i in range(_SLICES)],
-            "p50": p50, "p95": p95, "span": duration(span)}
+        return None, longest
+    return ({"t": [round((i + 0.5) * span / _SLICES, 6) for i in range(_SLICES)],
+             "p50": p50, "p95": p95, "span": duration(span)}, longest)

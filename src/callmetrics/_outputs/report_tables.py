@@ -6,12 +6,13 @@ Every text that came from user code or from disk goes through ``printable`` here
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from itertools import compress, repeat
+from operator import gt
 
+from callmetrics._engine.columns import CallColumns, is_sorted
 from callmetrics._engine.records import format_time
 from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._engine.view import RetainedCall
@@ -56,25 +57,30 @@ def when(timestamp: float, time_format: str, *, compact: bool, millis: bool = Fa
     return printable(f"{text}.{ms:03d}" if shown else text)
 
 
-def valid_calls(calls: Sequence[RetainedCall]) -> list[RetainedCall]:
+def _finite(values: Sequence[float]) -> bool:
+    """Whether every value is a finite number (NaN and infinities carry into a sum: C speed)."""
+    return math.isfinite(sum(values)) or all(map(math.isfinite, values))
+
+
+def valid_calls(calls: CallColumns) -> tuple[CallColumns, int]:
     """The calls whose start and duration are finite numbers (duration not negative), by start.
 
-    Retained calls come in the order they *ended*; a call that encloses others (a
-    ``measure`` block, a request around its queries) ends after them but started
-    first.  The timeline counts time from the first start and the tables say "newest
-    first", so the report works on the calls in the order they started.
+    Also how many were left out.  Retained calls come in the order they *ended*; a call
+    that encloses others (a ``measure`` block, a request around its queries) ends after
+    them but started first.  The timeline counts time from the first start and the
+    tables say "newest first", so the report works on the calls in the order they
+    started (a stable sort: calls that started together keep their order).
     """
-    starts = [c.start for c in calls]
-    durations = [c.duration for c in calls]
-    # NaN and infinity carry into a sum: one pass in C tells whether every time is sound.
-    if calls and math.isfinite(math.fsum(starts) + math.fsum(durations)) and min(durations) >= 0:
-        chosen: Sequence[RetainedCall] = calls
+    starts, durations = calls.starts, calls.durations
+    n = len(calls)
+    if n and _finite(starts) and _finite(durations) and min(durations) >= 0:
+        if is_sorted(starts):
+            return calls, 0
+        chosen: Sequence[int] = range(n)
     else:
-        chosen = [c for c in calls if math.isfinite(c.start) and math.isfinite(c.duration)
-                  and c.duration >= 0]
-    if all(a <= b for a, b in itertools.pairwise(starts)) and chosen is calls:
-        return list(calls)
-    return sorted(chosen, key=attrgetter("start"))
+        chosen = [i for i in range(n) if math.isfinite(starts[i])
+                  and math.isfinite(durations[i]) and durations[i] >= 0]
+    return calls.take(sorted(chosen, key=starts.__getitem__)), n - len(chosen)
 
 
 def _sort_key(value: float | None) -> float:
@@ -202,34 +208,36 @@ def times(value: float | None) -> str:
     return f"{value:.1f}\u00d7" if value < 10 else f"{value:,.0f}\u00d7"
 
 
-def outlier_rows(snaps: Sequence[FunctionSnapshot], calls: Sequence[RetainedCall],
-                 levels: Sequence[int], time_format: str,
+def outlier_rows(snaps: Sequence[FunctionSnapshot], calls: CallColumns,
+                 above: Sequence[int], time_format: str,
                  compact: bool) -> list[OutlierRow]:
     """Functions with a long tail (see ``outlier_bounds``) and calls above their p99.
 
+    ``above``: the positions of the calls above their function's p99 (``above_p99``).
     Sorted by excess: the time their retained calls above the p99 took beyond the p50.
     """
-    above: dict[str, list[RetainedCall]] = {}
-    for call, level in zip(calls, levels, strict=True):
-        if level == 2:
-            above.setdefault(call.name, []).append(call)
+    members_of: dict[int, list[int]] = {}
+    for i in above:
+        members_of.setdefault(calls.functions[i], []).append(i)
     by_name = {s.name: s for s in snaps}
+    durations = calls.durations
     rows = []
-    for name, members in above.items():
+    for function, members in members_of.items():
+        name = calls.names[function]
         snap = by_name.get(name)
         if snap is None:
             continue
         p50, p99 = snap.sketch.quantiles((0.5, 0.99))
         if not p50 or p99 is None:
             continue
-        worst = max(members, key=lambda c: c.duration)
-        excess = math.fsum(c.duration - p50 for c in members)
+        worst = max(members, key=durations.__getitem__)
+        excess = math.fsum(durations[i] - p50 for i in members)
         rows.append(OutlierRow(
             name=printable(name), event_type=printable(snap.event_type), p50=duration(p50),
             p99=duration(p99), spread=times(p99 / p50), above_p99=len(members),
-            slowest=duration(worst.duration),
-            slowest_at=when(worst.start, time_format, compact=compact, millis=True),
-            slowest_ratio=times(worst.duration / p50), excess=duration(excess),
+            slowest=duration(durations[worst]),
+            slowest_at=when(calls.starts[worst], time_format, compact=compact, millis=True),
+            slowest_ratio=times(durations[worst] / p50), excess=duration(excess),
             excess_sort=excess,
         ))
     rows.sort(key=lambda r: (-r.excess_sort, natural_key(r.name)))
@@ -297,18 +305,18 @@ class Detail:
     took: float
 
 
-def details(calls: Sequence[RetainedCall], levels: Sequence[int],
+def details(calls: CallColumns, above: Sequence[int],
             bounds: Mapping[str, Bounds], short_max: float, medium_max: float, cap: int,
             time_format: str, compact: bool) -> tuple[list[Detail], int]:
-    """Medium, slow and p99-outlier calls, newest first, at most ``cap``; and how many more."""
+    """Medium, slow and p99-outlier calls, newest first, at most ``cap``; and how many more.
+
+    ``above``: the positions of the calls above their function's p99 (``above_p99``).
+    """
+    longer = compress(range(len(calls)), map(gt, calls.durations, repeat(short_max)))
+    matching = sorted({*longer, *above}, reverse=True)
     rows: list[Detail] = []
-    matching = 0
-    for call, level in zip(reversed(calls), reversed(levels), strict=True):
-        if call.duration <= short_max and level < 2:
-            continue
-        matching += 1
-        if len(rows) >= cap:
-            continue
+    for i in matching[:cap]:
+        call = calls.call(i)
         if call.duration > medium_max:
             category, why = "slow", f"slow (over {duration(medium_max)})"
         elif call.duration > short_max:
@@ -321,7 +329,7 @@ def details(calls: Sequence[RetainedCall], levels: Sequence[int],
             duration(call.duration),
             category, why, None if call.error is None else printable(call.error),
             call.start, call.duration))
-    return rows, matching - len(rows)
+    return rows, len(matching) - len(rows)
 
 
 def describe_thresholds(short_max: float, medium_max: float) -> str:

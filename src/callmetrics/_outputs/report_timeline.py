@@ -10,11 +10,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import add, gt, mul, sub
 from typing import Any
 
-from callmetrics._engine.view import RetainedCall
+from callmetrics._engine.columns import CallColumns
 from callmetrics._format import duration, printable
 from callmetrics._outputs.report_charts import axis_label, frange, nice_step, shorten
 
@@ -64,26 +66,25 @@ def _time_ticks(span: float, cuts: Sequence[tuple[float, float]] = ()) -> list[l
     return options
 
 
-def _cut_idle_gaps(calls: Sequence[RetainedCall]) -> tuple[list[float], list[tuple[float, float]]]:
+def _cut_idle_gaps(begins: Sequence[float],
+                   durations: Sequence[float]) -> tuple[list[float], list[tuple[float, float]]]:
     """Each call's start on an axis without the idle gaps, and the cuts made.
 
-    A gap is idle when no retained call runs for at least ``_IDLE_GAP`` seconds and a
-    tenth of the whole span (runs of a store minutes apart); it is shown as a short
-    break instead.
+    ``begins`` (ascending) and ``durations``: the calls drawn.  A gap is idle when no
+    retained call runs for at least ``_IDLE_GAP`` seconds and a tenth of the whole span
+    (runs of a store minutes apart); it is shown as a short break instead.
     """
-    if not calls:
+    if not begins:
         return [], []
-    t0 = calls[0].start
-    begins = [c.start for c in calls]
+    t0 = begins[0]
     # The latest end so far, before each call: a gap is a start past every earlier end.
-    running = list(itertools.accumulate((c.start + c.duration for c in calls), max,
-                                        initial=t0))
+    running = list(itertools.accumulate(map(add, begins, durations), max, initial=t0))
     whole = running[-1] - t0
     threshold = max(_IDLE_GAP, whole * 0.1)
-    idle = [i for i, (begin, end) in enumerate(zip(begins, running, strict=False))
-            if begin - end > threshold]
+    idle = list(compress(itertools.count(), map(gt, map(sub, begins, running),
+                                                repeat(threshold))))
     if not idle:
-        return [b - t0 for b in begins], []
+        return list(map(sub, begins, repeat(t0))), []
     cuts: list[tuple[float, float]] = []
     axis: list[float] = []
     removed = 0.0
@@ -99,30 +100,36 @@ def _cut_idle_gaps(calls: Sequence[RetainedCall]) -> tuple[list[float], list[tup
     return axis, cuts
 
 
-def sample(calls: Sequence[RetainedCall], levels: Sequence[int],
-           limit: int = TIMELINE_MAX) -> tuple[list[RetainedCall], list[int]]:
-    """At most ``limit`` calls for the timeline: every failure and p99 outlier, the rest spaced.
+def sample(calls: CallColumns, above: Sequence[int], failed: Sequence[int],
+           limit: int = TIMELINE_MAX) -> list[int]:
+    """Positions of at most ``limit`` calls for the timeline: failures, outliers, the rest spaced.
 
-    A canvas a few thousand pixels wide shows no more; the page says when it sampled.
+    Every failure and p99 outlier (``failed``, ``above``: positions) is kept.  A
+    canvas a few thousand pixels wide shows no more; the page says when it sampled.
     """
-    if len(calls) <= limit:
-        return list(calls), list(levels)
-    marked = [i for i, (c, level) in enumerate(zip(calls, levels, strict=True))
-              if level == 2 or c.error is not None]
+    n = len(calls)
+    if n <= limit:
+        return list(range(n))
+    marked = sorted({*above, *failed})
     room = max(limit - len(marked), 0)
-    step = max((len(calls) - len(marked)) / room, 1.0) if room else math.inf
+    step = max((n - len(marked)) / room, 1.0) if room else math.inf
     keep = set(marked)
     if room:
-        keep.update(round(k * step) for k in range(room))
-    chosen = sorted(i for i in keep if i < len(calls))[:max(limit, len(marked))]
-    return [calls[i] for i in chosen], [levels[i] for i in chosen]
+        keep.update(map(round, map(mul, range(room), repeat(step))))
+    return sorted(i for i in keep if i < n)[:max(limit, len(marked))]
 
 
-def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
+def _durations(values: Iterable[float]) -> list[float]:
+    """Microseconds to three significant digits (``_three_digits``), for many calls."""
+    return [_three_digits(v) for v in map(mul, values, repeat(1e6))]
+
+
+def timeline(calls: CallColumns, drawn: Sequence[int], above: Sequence[int],
              short_max: float, medium_max: float,
              ranked: Sequence[str] = ()) -> tuple[dict[str, Any], list[LegendEntry]]:
-    """Encode the retained calls (in the order they started) as arrays for the canvas script.
+    """Encode the calls at positions ``drawn`` (ascending) as arrays for the canvas script.
 
+    ``above``: positions of the calls above their function's p99.
     ``s``: start deltas in microseconds; ``d``: durations in microseconds (three
     significant digits); ``f``: function index; ``c``: each function's colour
     (-1 grey); ``x``: ``[index, error index, message index]`` of each failure
@@ -132,33 +139,34 @@ def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
     ``ranked`` (the most self time), then to the busiest others.  Every text is already
     ``printable``.
     """
-    names: dict[str, int] = {}
-    types: list[str] = []
-    functions: list[int] = []
-    for call in calls:
-        index = names.get(call.name)
-        if index is None:
-            index = names[call.name] = len(names)
-            types.append(printable(call.event_type))
-        functions.append(index)
-    axis, cuts = _cut_idle_gaps(calls)
-    micros = [round(t * 1e6) for t in axis]
-    starts = [b - a for a, b in zip([0, *micros], micros, strict=False)]
-    durations = [_three_digits(call.duration * 1e6) for call in calls]
+    picked = list(map(calls.functions.__getitem__, drawn))
+    # Functions in the order the drawn calls first name them.
+    index_of = {f: j for j, f in enumerate(dict.fromkeys(picked))}
+    names = [calls.names[f] for f in index_of]
+    types = [printable(calls.types[f]) for f in index_of]
+    functions = list(map(index_of.__getitem__, picked))
+    begins = list(map(calls.starts.__getitem__, drawn))
+    took = list(map(calls.durations.__getitem__, drawn))
+    axis, cuts = _cut_idle_gaps(begins, took)
+    micros = list(map(round, map(mul, axis, repeat(1e6))))
+    starts = list(map(sub, micros, [0, *micros]))
+    durations = _durations(took)
     errors: dict[str, int] = {}
     messages: dict[str, int] = {}
     failures = []
-    for i, call in enumerate(calls):
-        if call.error is None:
+    details = calls.details
+    for j, i in compress(enumerate(drawn), map(details.__contains__, drawn)):
+        error, message, _ = details[i]
+        if error is None:
             continue
-        entry = [i, errors.setdefault(printable(call.error), len(errors))]
-        if call.message and len(messages) < _MAX_MESSAGES:
-            entry.append(messages.setdefault(shorten(printable(call.message), 160),
+        entry = [j, errors.setdefault(printable(error), len(errors))]
+        if message and len(messages) < _MAX_MESSAGES:
+            entry.append(messages.setdefault(shorten(printable(message), 160),
                                              len(messages)))
-        elif call.message:
-            entry.append(messages.get(shorten(printable(call.message), 160), -1))
+        elif message:
+            entry.append(messages.get(shorten(printable(message), 160), -1))
         failures.append(entry)
-    outliers = [i for i, level in enumerate(levels) if level == 2]
+    outliers = list(compress(itertools.count(), map(set(above).__contains__, drawn)))
     shown = [printable(name) for name in names]
     order = {name: i for i, name in enumerate(ranked)}
     # Stable: the functions ``ranked`` lists first, in its order; then the busiest others.
@@ -171,7 +179,7 @@ def timeline(calls: Sequence[RetainedCall], levels: Sequence[int],
               for rank, (i, _) in enumerate(chosen[:PALETTE_SIZE])]
     if len(chosen) > PALETTE_SIZE:
         legend.append(LegendEntry(f"{len(chosen) - PALETTE_SIZE} other functions", -1))
-    span = axis[-1] if calls else 0.0
+    span = axis[-1] if drawn else 0.0
     positive = [d for d in durations if d > 0]
     low = math.floor(math.log10(min(positive) / 2)) if positive else 0
     high = max(math.ceil(math.log10(max(positive))), low + 1) if positive else 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from callmetrics._engine.environment import process_environment
 from callmetrics._engine.logs import report_internal_error
 
 
@@ -42,7 +44,7 @@ class HookedWriter(Protocol):
         """Start a fresh run in a forked child, or go quiet."""
 
 __all__ = ["FORK_HELD", "OPEN", "ORPHANS", "HookedWriter", "install_exit_hooks", "program_name",
-           "say"]
+           "run_environment", "say"]
 
 _log = logging.getLogger("callmetrics.store")
 
@@ -74,6 +76,19 @@ def program_name() -> str:
     program = Path(sys.argv[0])
     return program.parent.name if program.name == "__main__.py" else program.name
 
+
+
+def run_environment(label: str | None, program: str) -> str:
+    """What the run runs on (Python, platform, hot path, argv, host, pid, label), as JSON.
+
+    Its command line is the program's name and how many arguments followed it: the
+    arguments themselves are left out, as from ``runs.program`` (they can carry secrets).
+    """
+    found = process_environment(label)
+    extra = len(sys.argv) - 1
+    found["argv"] = program + (f" (+{extra} argument{'s' if extra > 1 else ''}, not kept)"
+                               if extra > 0 else "")
+    return json.dumps(found, ensure_ascii=False)
 
 
 # Writers still open, closed at interpreter exit (and at a multiprocessing child's exit).

@@ -27,7 +27,8 @@ def write_rows(db: sqlite3.Connection, run_id: int | None, run: tuple[Any, ...],
                calls: Sequence[RetainedCall], limit: int) -> int:
     """Write one flush of a run in ``db``'s open transaction; return the run's id.
 
-    ``run`` is the run's row (label, pid, host, program, started, ended, closed, probe);
+    ``run`` is the run's row (label, pid, host, program, started, ended, closed, probe,
+    environment; the last written when the run's row is);
     ``before`` the call count of each function as last written (empty: none yet).
     """
     if run_id is not None and db.execute("SELECT 1 FROM runs WHERE id = ?",
@@ -36,11 +37,12 @@ def write_rows(db: sqlite3.Connection, run_id: int | None, run: tuple[Any, ...],
         # (AUTOINCREMENT never hands a deleted id to another run).
         db.execute("DELETE FROM functions WHERE run_id = ?", (run_id,))
         db.execute("INSERT INTO runs(id, label, pid, host, program, started, ended, closed, "
-                   "probe) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (run_id, *run))
+                   "probe, environment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (run_id, *run))
         before = {}
     elif run_id is None:
         cursor = db.execute("INSERT INTO runs(label, pid, host, program, started, ended, "
-                            "closed, probe) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", run)
+                            "closed, probe, environment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            run)
         assert cursor.lastrowid is not None  # noqa: S101  # set by every INSERT
         run_id = cursor.lastrowid
     else:

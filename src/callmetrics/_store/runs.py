@@ -12,32 +12,36 @@ import json
 import logging
 import sqlite3
 import time
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
-from callmetrics._engine.records import Event
-from callmetrics._engine.sketch import DurationSketch
-from callmetrics._engine.state import CallerEdge, FunctionSnapshot
+from callmetrics._engine.columns import CallColumns, columns_of
+from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._engine.view import RetainedCall
+from callmetrics._store.bulk import bulk_calls
+from callmetrics._store.checks import (
+    Row,
+    check_call,
+    check_environment,
+    check_function,
+    check_run,
+)
+from callmetrics._store.limits import (
+    MAX_COUNT,
+    MAX_RUN_ID,
+)
 from callmetrics._store.read import read_store
 from callmetrics._store.schema import StoreError, has_attribution, has_failure_details
 
-__all__ = ["RunInfo", "list_runs", "read_stored", "read_stored_runs", "since_to_unix", "span"]
+__all__ = ["RunInfo", "list_runs", "read_stored", "read_stored_runs",
+           "read_stored_view", "since_to_unix", "span"]
 
 _log = logging.getLogger("callmetrics.store")
 _R = TypeVar("_R")
-
-# Sane ranges for stored values; anything outside is damage, not data.
-MAX_COUNT: Final = 2 ** 53  # calls of one function: exact as a float, far past any run
-MAX_TIME: Final = 1e11  # Unix time (the year 5138): every datetime formats it
-MAX_DURATION: Final = 1e9  # seconds of one call (31 years)
-MAX_RUN_ID: Final = 2 ** 63 - 1  # SQLite's INTEGER
-MAX_PID: Final = 2 ** 32
-MAX_TEXT: Final = 100_000  # characters of a name, label, message...
-
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
@@ -54,6 +58,9 @@ class RunInfo:
     calls: int
     functions: int
     events: int
+    environment: dict[str, str | None] | None = None
+    """Python, platform, hot path, argv, host, pid and label as the run recorded them
+    (``_engine.environment``); None: not recorded (a run written before)."""
 
 
 def since_to_unix(since: float | datetime | timedelta) -> float:
@@ -69,156 +76,6 @@ def since_to_unix(since: float | datetime | timedelta) -> float:
         raise TypeError(f"since must be a Unix time, a datetime or a timedelta, "
                         f"got {type(since).__name__}")
     return float(since)
-
-
-# ------------------------------------------------------------------- checking values
-def _short(value: object) -> str:
-    """``repr(value)``, cut to 60 characters: enough to recognise it, never a whole field."""
-    shown = repr(value[:61] if isinstance(value, str | bytes) else value)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
-
-
-class _Row:
-    """Checks the values of one stored row, naming the run and the field at fault."""
-
-    def __init__(self, path: Path, table: str, run_id: object, what: str = "") -> None:
-        self.path, self.table, self.run_id, self.what = path, table, run_id, what
-
-    def damaged(self, field: str, value: object, rule: str) -> StoreError:
-        shown = _short(value)
-        of = f" of {_short(self.what)}" if self.what else ""
-        return StoreError(f"{self.path} is damaged: run {self.run_id}: {self.table}.{field}"
-                          f"{of} is {shown} ({rule}); the file was left as it is")
-
-    def integer(self, field: str, value: object, low: int, high: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.damaged(field, value, f"must be an integer from {low} to {high}")
-        return value
-
-    def real(self, field: str, value: object, low: float, high: float) -> float:
-        if (isinstance(value, bool) or not isinstance(value, int | float)
-                or not low <= value <= high):  # also rejects NaN
-            raise self.damaged(field, value, f"must be a number from {low:g} to {high:g}")
-        return float(value)
-
-    def text(self, field: str, value: object, *, optional: bool = False) -> str | None:
-        if value is None and optional:
-            return None
-        if not isinstance(value, str) or len(value) > MAX_TEXT or not (value or optional):
-            rule = "text" if optional else "non-empty text"
-            raise self.damaged(field, value, f"must be {rule} of at most {MAX_TEXT} "
-                                             "characters" + (" or NULL" if optional else ""))
-        return value
-
-    def name(self, field: str, value: object) -> str:
-        result = self.text(field, value)
-        assert result is not None  # noqa: S101  # not optional
-        return result
-
-
-def _check_run(path: Path, row: tuple[Any, ...]) -> tuple[
-        int, str | None, int, str, str, float, float, bool]:
-    run_id = row[0]
-    check = _Row(path, "runs", run_id)
-    check.integer("id", run_id, 1, MAX_RUN_ID)
-    started = check.real("started", row[5], 0.0, MAX_TIME)
-    return (run_id, check.text("label", row[1], optional=True),
-            check.integer("pid", row[2], 0, MAX_PID), check.name("host", row[3]),
-            check.name("program", row[4]), started,
-            check.real("ended", row[6], 0.0, MAX_TIME),
-            bool(check.integer("closed", row[7], 0, 1)))
-
-
-def _check_call(path: Path, row: tuple[Any, ...]) -> RetainedCall:
-    run_id, start, duration, error, function, message, location = row
-    check = _Row(path, "events", run_id, function if isinstance(function, str) else "")
-    return RetainedCall(
-        check.real("start", start, 0.0, MAX_TIME),
-        check.real("duration", duration, 0.0, MAX_DURATION),
-        check.name("function", function), "unknown", check.text("error", error, optional=True),
-        check.text("message", message, optional=True),
-        check.text("location", location, optional=True))
-
-
-def _check_function(path: Path, row: tuple[Any, ...], time_format: str,
-                    compact: bool) -> FunctionSnapshot:
-    (run_id, name, event_type, module, calls, successes, failures, total, fast, medium,
-     slow, overhead, sketch, s_start, s_duration, s_error, f_start, f_duration,
-     f_error) = row[:19]
-    check = _Row(path, "functions", run_id, name if isinstance(name, str) else "")
-    name = check.name("name", name)
-    event_type = check.name("event_type", event_type)
-    calls = check.integer("calls", calls, 0, MAX_COUNT)
-    successes = check.integer("successes", successes, 0, calls)
-    check.integer("failures", failures, calls - successes, calls - successes)
-    total = check.real("total", total, 0.0, calls * MAX_DURATION)
-    fast = check.integer("fast", fast, 0, calls)
-    medium = check.integer("medium", medium, 0, calls - fast)
-    slow = check.integer("slow", slow, calls - fast - medium, calls - fast - medium)
-    try:
-        data = json.loads(check.name("sketch", sketch))
-        parsed = DurationSketch.from_dict(data if isinstance(data, dict) else {})
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise check.damaged("sketch", sketch, f"not a duration sketch: {exc}") from None
-    if parsed.count != calls:
-        raise check.damaged("sketch", f"count {parsed.count}", f"must count calls = {calls}")
-
-    def extreme(prefix: str, start: object, duration: object, error: object,
-                details: tuple[object, ...]) -> Event | None:
-        if start is None and duration is None:
-            return None
-        stored = (*details, None, None)  # a version-1 store has neither column
-        message = check.text(f"{prefix}_message", stored[0], optional=True)
-        location = check.text(f"{prefix}_location", stored[1], optional=True)
-        return Event(name, event_type, check.real(f"{prefix}_start", start, 0.0, MAX_TIME),
-                     check.real(f"{prefix}_duration", duration, 0.0, MAX_DURATION),
-                     check.text(f"{prefix}_error", error, optional=True), time_format,
-                     compact=compact, message=message, location=location)
-
-    self_time, inclusive, active, active_self, callers = _attribution(check, total,
-                                                                      row[23:28])
-    return FunctionSnapshot(
-        name=name, event_type=event_type, module=check.name("module", module), calls=calls,
-        successes=successes, total=total, fast=fast, medium=medium, slow=slow,
-        overhead=check.real("overhead", overhead, 0.0, calls * MAX_DURATION),
-        sketch=parsed,
-        slowest=extreme("slowest", s_start, s_duration, s_error, row[19:21]),
-        fastest=extreme("fastest", f_start, f_duration, f_error, row[21:23]),
-        self_time=self_time, inclusive_time=inclusive, active_time=active,
-        active_self_time=active_self, callers=callers,
-    )
-
-
-def _attribution(check: _Row, total: float, stored: tuple[object, ...]) -> tuple[
-        float | None, float | None, float | None, float | None, tuple[CallerEdge, ...]]:
-    """Self, inclusive, active, active self time and callers (None: unknown, old store)."""
-    self_time, inclusive, active, active_self, callers = (*stored, None, None, None, None,
-                                                          None)[:5]
-    # Each is at most the total (a sum of the same durations less some), give or take
-    # the rounding of that subtraction.
-    bound = total * (1 + 1e-9) + 1e-9
-
-    def seconds(field: str, value: object) -> float | None:
-        return None if value is None else check.real(field, value, 0.0, bound)
-
-    if self_time is None:
-        return None, None, None, None, ()
-    edges: list[CallerEdge] = []
-    try:
-        data = json.loads(check.name("callers", callers))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise check.damaged("callers", callers, f"not JSON: {exc}") from None
-    if not isinstance(data, list):
-        raise check.damaged("callers", callers, "must be a list")
-    for item in data:
-        if not (isinstance(item, list) and len(item) == 3):
-            raise check.damaged("callers", item, "must be [name, calls, seconds]")
-        edges.append(CallerEdge(check.name("callers name", item[0]),
-                                check.integer("callers calls", item[1], 0, MAX_COUNT),
-                                check.real("callers time", item[2], 0.0, bound)))
-    return (seconds("self_time", self_time), seconds("inclusive_time", inclusive),
-            seconds("active_time", active), seconds("active_self_time", active_self),
-            tuple(edges))
 
 
 def span(runs: Iterable[tuple[float, float]]) -> float:
@@ -245,8 +102,9 @@ def list_runs(path: str | Path) -> list[RunInfo]:
 
     """
     def work(conn: sqlite3.Connection, _: Path) -> tuple[list[Any], list[Any], list[Any]]:
-        return (conn.execute("SELECT id, label, pid, host, program, started, ended, closed "
-                             "FROM runs").fetchall(),
+        environment = "environment" if has_attribution(conn) else "NULL"  # version 3 on
+        return (conn.execute("SELECT id, label, pid, host, program, started, ended, closed, "  # noqa: S608  # fixed columns
+                             f"{environment} FROM runs").fetchall(),
                 conn.execute("SELECT run_id, name, calls FROM functions").fetchall(),
                 conn.execute("SELECT run_id, count(*) FROM events GROUP BY run_id").fetchall())
 
@@ -255,15 +113,16 @@ def list_runs(path: str | Path) -> list[RunInfo]:
     calls: dict[object, int] = {}
     names: dict[object, int] = {}
     for run_id, name, count in functions:
-        check = _Row(checked, "functions", run_id, name if isinstance(name, str) else "")
+        check = Row(checked, "functions", run_id, name if isinstance(name, str) else "")
         calls[run_id] = calls.get(run_id, 0) + check.integer("calls", count, 0, MAX_COUNT)
         names[run_id] = names.get(run_id, 0) + 1
     stored = dict(events)
     infos = []
     for row in runs:
-        run_id, label, pid, host, program, started, ended, closed = _check_run(checked, row)
+        run_id, label, pid, host, program, started, ended, closed = check_run(checked, row)
         infos.append(RunInfo(run_id, label, pid, host, program, started, ended, closed,
-                             calls.get(run_id, 0), names.get(run_id, 0), stored.get(run_id, 0)))
+                             calls.get(run_id, 0), names.get(run_id, 0), stored.get(run_id, 0),
+                             check_environment(checked, run_id, row[8])))
     infos.sort(key=lambda run: (run.started, run.id), reverse=True)
     return infos
 
@@ -337,6 +196,22 @@ def read_stored_runs(path: str | Path, *, runs: Iterable[int] | None = None,
 
     That is the seconds their spans (started to ended) cover, overlaps counted once.
     """
+    snapshots, calls, wall = read_stored_view(
+        path, runs=runs, since=since, label=label, events=events, time_format=time_format,
+        compact=compact)
+    return snapshots, calls.calls(), wall
+
+
+def read_stored_view(path: str | Path, *, runs: Iterable[int] | None = None,
+                     since: float | datetime | timedelta | None = None,
+                     label: str | None = None, events: bool = True,
+                     time_format: str = "%Y-%m-%d %H:%M:%S", compact: bool = False,
+                     ) -> tuple[list[FunctionSnapshot], CallColumns, float]:
+    """Do what :func:`read_stored_runs` does, the retained calls as columns (by start).
+
+    The calls are checked a column at a time (``bulk_calls``); when a value breaks a
+    rule, row by row, so that the damaged run is named (and left out, as ever).
+    """
     checked = Path(path).expanduser()
     cutoff = since_to_unix(since) if since is not None else None
     wanted = _run_ids(runs)
@@ -384,10 +259,13 @@ def read_stored_runs(path: str | Path, *, runs: Iterable[int] | None = None,
                 damaged[row[0]] = exc
         return out
 
-    read_runs = checked_rows(chosen_runs, lambda row: _check_run(checked, row))
+    read_runs = checked_rows(chosen_runs, lambda row: check_run(checked, row))
     read_functions = checked_rows(
-        functions, lambda row: _check_function(checked, row, time_format, compact))
-    read_calls = checked_rows(calls, lambda row: _check_call(checked, row))
+        functions, lambda row: check_function(checked, row, time_format, compact))
+    bulk = bulk_calls(calls)
+    if bulk is None:  # a damaged call: row by row, to name it and leave its run out
+        read_calls = checked_rows(calls, lambda row: check_call(checked, row))
+        bulk = _columns(read_calls)
     if damaged:
         readable = {row[0] for row in chosen_runs} - damaged.keys()
         if wanted is not None or not readable:
@@ -397,7 +275,17 @@ def read_stored_runs(path: str | Path, *, runs: Iterable[int] | None = None,
     spans = [(run[5], max(run[5], run[6])) for run_id, run in read_runs
              if run_id not in damaged]
     snapshots = [snap for run_id, snap in read_functions if run_id not in damaged]
-    retained = [call for run_id, call in read_calls if run_id not in damaged]
+    columns, run_of = bulk
+    if damaged:
+        kept = [i for i, run_id in enumerate(run_of) if run_id not in damaged]
+        if len(kept) < len(columns):
+            columns = columns.take(kept)
     types = {snap.name: snap.event_type for snap in snapshots}
-    retained = [call._replace(event_type=types.get(call.name, "unknown")) for call in retained]
-    return snapshots, retained, span(spans)
+    columns.types = [types.get(name, "unknown") for name in columns.names]
+    return snapshots, columns, span(spans)
+
+
+def _columns(read: list[tuple[object, RetainedCall]]) -> tuple[CallColumns, array[int]]:
+    """Calls checked row by row, as columns, and each one's run id."""
+    ids = array("q", [run_id if isinstance(run_id, int) else 0 for run_id, _ in read])
+    return columns_of([call for _, call in read]), ids

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from callmetrics._engine.sketch import DurationSketch
+from callmetrics._store.limits import MAX_COUNT, MAX_DURATION, MAX_TIME
 from callmetrics._store.probe import ProbeReading, parse
 from callmetrics._store.read import read_store
-from callmetrics._store.runs import MAX_COUNT, MAX_DURATION, MAX_TIME
 from callmetrics._store.schema import StoreError, has_attribution
 
 __all__ = ["HistoryPoint", "HistoryRun", "read_calls", "read_history"]

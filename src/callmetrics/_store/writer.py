@@ -39,6 +39,7 @@ from callmetrics._store.hooks import (
     ORPHANS,
     install_exit_hooks,
     program_name,
+    run_environment,
     say,
 )
 from callmetrics._store.probe import MachineProbe
@@ -113,6 +114,7 @@ class StoreWriter:
         self._host = socket.gethostname()
         self._program = program_name()
         self._probe = MachineProbe()  # the machine's speed, sampled by the flush thread
+        self._environment = run_environment(self.label, self._program)
         self._forget_written()
         self._stop = threading.Event()
 
@@ -269,7 +271,7 @@ class StoreWriter:
         if final:
             self._sample_probe(force=False)  # the end of the run, within the budget too
         run = (self.label, self._pid, self._host, self._program, self._started, time.time(),
-               int(final), self._probe.to_json())
+               int(final), self._probe.to_json(), self._environment)
         return write_rows(db, self._run_id, run, self._written, snaps, calls,
                           self._max_events)
 
