@@ -40,6 +40,7 @@ Every comparison carries its reason, in words a CI log can show.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import operator
@@ -55,7 +56,16 @@ from callmetrics._outputs.machine import (
     Estimate,
     Thresholds,
     environment,
+    local_shift,
     probe_estimate,
+)
+from callmetrics._outputs.timing import (
+    MIN_ALONGSIDE,
+    alongside,
+    cut,
+    kept,
+    moment_reason,
+    stretches,
 )
 
 if TYPE_CHECKING:
@@ -118,6 +128,10 @@ class Comparison:
     regressed: bool
     reason: str
     """Why the row has its verdict, in a few words."""
+    factor: float = 1.0
+    """The environment factor this function was judged by (1: none)."""
+    alongside: int | None = None
+    """Tested functions called alongside it (None: all of them, or not looked at)."""
 
     @property
     def tested(self) -> bool:
@@ -171,6 +185,8 @@ class _Row:
     medians: tuple[float, float] | None = None
     ordered: tuple[list[float], list[float]] = ([], [])
     raw_p: float | None = None
+    factor: Estimate | None = None
+    alongside: int | None = None
 
 
 def _median(ordered: Sequence[float]) -> float:
@@ -211,10 +227,15 @@ def judge(base: Side, head: Side, limits: Thresholds,
     before = {s.name: s for s in base.functions}
     after = {s.name: s for s in head.functions}
     empty: tuple[Sequence[float], Sequence[float]] = ((), ())
+    cuts = (cut(base.calls), cut(head.calls))
+    spans = (stretches(base.calls, cuts[0]), stretches(head.calls, cuts[1]))
     rows = []
     for name in sorted(before.keys() | after.keys()):
         old, new = before.get(name), after.get(name)
-        (x_starts, xs), (y_starts, ys) = base.calls.get(name, empty), head.calls.get(name, empty)
+        x_starts, xs = (kept(base.calls, cuts[0], spans[0].left_out, name)
+                        if name in base.calls else empty)
+        y_starts, ys = (kept(head.calls, cuts[1], spans[1].left_out, name)
+                        if name in head.calls else empty)
         either = new or old
         rows.append(_Row(name, either.event_type if either else "", old, new, xs, ys,
                          x_starts, y_starts))
@@ -223,7 +244,7 @@ def judge(base: Side, head: Side, limits: Thresholds,
         if row.old is None or row.new is None:
             row.reason = "only in head" if row.old is None else "only in base"
             continue
-        reason = _untested_reason(row, limits)
+        reason = _untested_reason(row, limits) or moment_reason(row.name, cuts, spans)
         if reason is not None:
             row.reason = reason
             continue
@@ -232,25 +253,64 @@ def judge(base: Side, head: Side, limits: Thresholds,
         testable.append(row)
     ratios = [r for row in testable if row.medians
               for r in [_ratio(row.medians[1], row.medians[0])] if r is not None]
-    env = environment(ratios, probe_estimate(base.probe, head.probe), limits)
-    chosen = [row for row in testable if keep is None or keep(row.name)]
+    env = dataclasses.replace(
+        environment(ratios, probe_estimate(base.probe, head.probe), limits), stretches=spans)
+    _local_factors(cuts, testable, env, limits)
+    chosen = [row for row in testable if (keep is None or keep(row.name))
+              and row.factor is not None]
     shown = [row for row in rows if keep is None or keep(row.name)]
-    factor = env.factor
     for row in chosen:
-        ys = (list(map(operator.mul, row.ys, itertools.repeat(1 / factor.value)))
-              if factor.value != 1.0 else row.ys)
+        factor = row.factor.value if row.factor else 1.0
+        ys = (list(map(operator.mul, row.ys, itertools.repeat(1 / factor)))
+              if factor != 1.0 else row.ys)
         row.raw_p, _z = rank_test(row.xs, ys, starts=(row.x_starts, row.y_starts))
     adjusted = dict(zip((row.name for row in chosen),
                         holm([row.raw_p if row.raw_p is not None else 1.0 for row in chosen]),
                         strict=True))
     z_each = statistics.NormalDist().inv_cdf(1 - 0.0125 / max(1, len(chosen)))
-    found = [_decide(row, adjusted.get(row.name), z_each, factor, limits) for row in shown]
+    found = [_decide(row, adjusted.get(row.name), z_each, env.factor, limits) for row in shown]
     return sorted(found, key=lambda c: (_rank(c), -c.total, c.name)), env
 
 
-def _decide(row: _Row, p_value: float | None, z_each: float, factor: Estimate,
+_NONE = Estimate(1.0, 1.0, 1.0)
+
+
+def _local_factors(cuts: tuple[Mapping[str, Sequence[int]], Mapping[str, Sequence[int]]],
+                   testable: list[_Row], env: Environment, limits: Thresholds) -> None:
+    """Each tested function's factor: the run's, or that of the functions alongside it.
+
+    With no common shift to be had (fewer than 4 functions tested, or the probe or no
+    correction asked for), every function takes the run's factor.  Otherwise a
+    function called alongside all the others takes it too; one called at other times
+    takes the common shift of the functions called alongside it (at least
+    :data:`~callmetrics._outputs.timing.MIN_ALONGSIDE`, and most of them within
+    ``max_ratio`` of it), and without such functions it is not gated.
+    """
+    names = [row.name for row in testable]
+    if len(names) < MIN_ALONGSIDE or limits.environment not in ("auto", "common"):
+        for row in testable:
+            row.factor = env.factor
+        return
+    near = alongside(cuts[0], cuts[1], names)
+    logs = {row.name: math.log(row.medians[1] / row.medians[0])
+            for row in testable if row.medians and min(row.medians) > 0}
+    for row in testable:
+        others = near[row.name]
+        if len(others) == len(names) - 1:
+            row.factor = env.factor
+            continue
+        row.alongside = len(others)
+        local = local_shift([logs[n] for n in others if n in logs], limits)
+        if isinstance(local, str):
+            row.reason = local
+        else:
+            row.factor = _NONE if local.low <= 1.0 <= local.high else local
+
+
+def _decide(row: _Row, p_value: float | None, z_each: float, run_factor: Estimate,
             limits: Thresholds) -> Comparison:
     old, new = row.old, row.new
+    factor = row.factor or run_factor
     if p_value is None or row.medians is None or old is None or new is None:
         m_old = old.sketch.quantile(0.5) if old else None
         m_new = new.sketch.quantile(0.5) if new else None
@@ -258,7 +318,8 @@ def _decide(row: _Row, p_value: float | None, z_each: float, factor: Estimate,
         ratio = _ratio(m_new, m_old)
         return Comparison(row.name, row.event_type, old, new, len(row.xs), len(row.ys), m_old,
                           m_new, ratio, None if ratio is None else ratio / factor.value,
-                          None, None, None, None, verdict, regressed=False, reason=row.reason)
+                          None, None, None, None, verdict, regressed=False, reason=row.reason,
+                          factor=factor.value, alongside=row.alongside)
     lo_old, m_old, hi_old = median_interval(row.ordered[0], z_each)
     lo_new, m_new, hi_new = median_interval(row.ordered[1], z_each)
     ratio = _ratio(m_new, m_old)
@@ -289,7 +350,8 @@ def _decide(row: _Row, p_value: float | None, z_each: float, factor: Estimate,
         reason = f"{interval}, p={_p(p_value)} after Holm"
     return Comparison(row.name, row.event_type, old, new, len(row.xs), len(row.ys), m_old,
                       m_new, ratio, adjusted, low, high, p_value, row.raw_p, verdict,
-                      regressed=regressed, reason=reason)
+                      regressed=regressed, reason=reason, factor=factor.value,
+                      alongside=row.alongside)
 
 
 def _p(value: float) -> str:
