@@ -3,6 +3,12 @@
 :mod:`callmetrics._outputs.compare` holds the tests (Mann-Whitney kept honest by
 batch means, the median's interval); this module decides with them, per function:
 
+0. **When the calls were made** (:mod:`callmetrics._outputs.timing`).  Each run's
+   slower stretches (windows of its calls where the functions ran more than 1.1x
+   slower than the run's usual best) are left out of the comparison; a function whose
+   calls in a run fall in fewer than 3 of its 20 windows (one moment of the machine)
+   is not gated.
+
 1. **The environment factor.**  Two runs of unchanged code differ when the machine
    does.  Two estimates of how much faster or slower the head's machine was:
 
@@ -20,7 +26,10 @@ batch means, the median's interval); this module decides with them, per function
    else the probe when both runs have one; else none (1).  Each function is then
    judged on its ratio divided by the factor: the head's calls are divided by it
    before the rank test, and the ratio's interval is divided by the factor's.  A
-   factor whose own interval holds 1 is within its noise and not applied.
+   factor whose own interval holds 1 is within its noise and not applied.  A
+   function not called alongside all the others (timing, point 3) is judged instead
+   by the common shift of those called alongside it (at least 4, most within
+   ``max_ratio`` of it), and is not gated without one.
 
 2. **Many functions at once.**  The p-values of the functions tested are adjusted by
    Holm's step-down method (family-wise error at most ``alpha`` over all of them), and
@@ -348,6 +357,9 @@ def _decide(row: _Row, p_value: float | None, z_each: float, run_factor: Estimat
     else:
         verdict = "faster"
         reason = f"{interval}, p={_p(p_value)} after Holm"
+    if row.alongside is not None:
+        reason += (f" (judged by the {row.alongside} functions called alongside it: machine "
+                   f"{factor.value:.2f}x)")
     return Comparison(row.name, row.event_type, old, new, len(row.xs), len(row.ys), m_old,
                       m_new, ratio, adjusted, low, high, p_value, row.raw_p, verdict,
                       regressed=regressed, reason=reason, factor=factor.value,
