@@ -387,7 +387,7 @@ def test_a_slower_stretch_of_the_head_is_left_out_and_said(
     assert diff(store) == 1
     out = capsys.readouterr().out
     assert ("  Slower stretches left out (windows of calls over 1.1x slower than the run's "
-            "usual best): head 8 of 20 windows (up to ") in out
+            "best): head 8 of 20 windows (up to ") in out
     assert out.splitlines()[-1].startswith("REGRESSED: f5 (1.3")
     assert table(out)["f5"][1] == "400/240"
     assert diff(store, "--json") == 1

@@ -58,7 +58,7 @@ def test_a_slower_stretch_is_found_and_its_calls_left_out() -> None:
 
 
 def test_a_steady_run_leaves_nothing_out() -> None:
-    """No stretch: every window within noise of the run's usual best, nothing left out."""
+    """No stretch: every window within noise of the run's best, nothing left out."""
     calls = timed_side(run(random.Random(2), NAMES)).calls
     found = stretches(calls, cut(calls))
     assert found.left_out == frozenset()

@@ -181,7 +181,7 @@ def _environment(env: Environment, old_store: bool) -> list[str]:
             for side, s in zip(("base", "head"), env.stretches or (), strict=False) if s.left_out]
     if left:
         lines.append(f"  Slower stretches left out (windows of calls over 1.1x slower than the "
-                     f"run's usual best): {'; '.join(left)}.")
+                     f"run's best): {'; '.join(left)}.")
     return lines
 
 

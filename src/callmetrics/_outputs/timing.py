@@ -14,8 +14,9 @@ Three consequences for ``diff`` (:mod:`callmetrics._outputs.verdicts` applies th
    :data:`_MIN_SPREAD` windows, shows how much slower than its own median it ran
    there; the window's *level* is the median of that over the functions (at least
    :data:`_MIN_FUNCTIONS`, so one function's own change does not move it).  Other
-   work on a machine only ever adds time, so the run's *usual best* is its faster
-   levels (the lower quartile over windows, robust to a window's noise), and a window
+   work on a machine only ever adds time, so the run's *best* is its fastest level
+   that at least :data:`_REACHED` windows reach (one window alone may be fast by the
+   chance of its few calls), and a window
    more than 1.1x slower than that (:data:`_TOLERANCE`, several times the noise of a
    level of a few functions' medians, below the 1.2x-2x a busy neighbour costs) is a
    slower stretch: its calls are left out of the comparison, for every function.
@@ -62,9 +63,11 @@ MIN_WINDOWS = 3
 _MIN_FUNCTIONS = 4
 """Functions a window's level is the median of, at the fewest."""
 _MIN_LEVELS = 8
-"""Windows with a level, at the fewest, for a run's usual best to be told."""
+"""Windows with a level, at the fewest, for a run's best to be told."""
+_REACHED = 3
+"""Windows that must reach a level for it to be the run's best (one may be noise)."""
 _TOLERANCE = math.log(1.1)
-"""A window this much slower than the run's usual best is a slower stretch."""
+"""A window this much slower than the run's best is a slower stretch."""
 MIN_ALONGSIDE = 4
 """Functions called alongside a function, at the fewest, to judge it by their shift."""
 
@@ -106,17 +109,17 @@ class Stretches:
     """Windows with a level (enough functions called in them)."""
     left_out: frozenset[int]
     slowest: float
-    """The slowest window's level over the run's usual best (1: none left out)."""
+    """The slowest window's level over the run's best (1: none left out)."""
 
 
 def stretches(calls: Calls, windows: Mapping[str, Sequence[int]]) -> Stretches:
-    """Find the windows where the machine ran slower than usual at its best (point 1)."""
+    """Find the windows where the machine ran slower than at its best (point 1)."""
     levels = {window: statistics.median(row.values())
               for window, row in _cells(calls, windows).items() if len(row) >= _MIN_FUNCTIONS}
     if len(levels) < _MIN_LEVELS:
         return Stretches(len(levels), frozenset(), 1.0)
     ordered = sorted(levels.values())
-    best = ordered[(len(ordered) - 1) // 4]
+    best = ordered[_REACHED - 1]
     left = frozenset(w for w, level in levels.items() if level - best > _TOLERANCE)
     return Stretches(len(levels), left, math.exp(ordered[-1] - best) if left else 1.0)
 

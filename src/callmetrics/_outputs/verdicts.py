@@ -5,7 +5,7 @@ batch means, the median's interval); this module decides with them, per function
 
 0. **When the calls were made** (:mod:`callmetrics._outputs.timing`).  Each run's
    slower stretches (windows of its calls where the functions ran more than 1.1x
-   slower than the run's usual best) are left out of the comparison; a function whose
+   slower than the run's best) are left out of the comparison; a function whose
    calls in a run fall in fewer than 3 of its 20 windows (one moment of the machine)
    is not gated.
 
