@@ -132,3 +132,17 @@ def test_alongside_needs_both_runs() -> None:
     head = {"a": [0, 0, 1, 1], "b": [2, 3, 3, 2]}
     assert alongside(base, base, ["a", "b"]) == {"a": ["b"], "b": ["a"]}
     assert alongside(base, head, ["a", "b"]) == {"a": [], "b": []}
+
+
+def test_too_few_calls_once_a_stretch_is_left_out_says_so() -> None:
+    """40 calls in the head, 20 of them in its slower stretch: untested, and why."""
+    rng = random.Random(6)
+    base_calls = run(rng, NAMES)
+    head_calls = run(rng, NAMES, stretch=(0, 200, UNEVEN))
+    base_calls["few"] = [(i * 1e-2, 1e-4) for i in range(40)]
+    head_calls["few"] = [(i * 1e-2, 1e-4) for i in range(40)]
+    found, _ = judge(timed_side(base_calls), timed_side(head_calls), Thresholds())
+    few = next(c for c in found if c.name == "few")
+    assert few.verdict == "untested"
+    assert few.reason == ("20 retained in head (20 more in its slower stretches, left out) "
+                          "(< --min-calls 30)")

@@ -190,6 +190,8 @@ class _Row:
     ys: Sequence[float]
     x_starts: Sequence[float]
     y_starts: Sequence[float]
+    left: tuple[int, int] = (0, 0)
+    """Calls of each side left out (made in its slower stretches)."""
     reason: str = ""
     medians: tuple[float, float] | None = None
     ordered: tuple[list[float], list[float]] = ([], [])
@@ -218,12 +220,15 @@ def _untested_reason(row: _Row, limits: Thresholds) -> str | None:
             return (f"0 retained in {side} ({calls:,} call{'s' if calls > 1 else ''}): "
                     "raise max_events"
                     if calls else f"no call in {side}")
-    few = [(side, n, snap) for side, n, snap in (("base", nx, row.old), ("head", ny, row.new))
+    few = [(side, n, snap, left) for side, n, snap, left in
+           (("base", nx, row.old, row.left[0]), ("head", ny, row.new, row.left[1]))
            if n < limits.min_calls]
     if few:
-        said = " and ".join(f"{n} retained in {side}" for side, n, _ in few)
-        hint = (": raise max_events" if any(snap is not None and snap.calls > n
-                                            for _, n, snap in few) else "")
+        said = " and ".join(f"{n} retained in {side}"
+                            + (f" ({left} more in its slower stretches, left out)" if left else "")
+                            for side, n, _, left in few)
+        hint = (": raise max_events" if any(snap is not None and snap.calls > n + left
+                                            for _, n, snap, left in few) else "")
         return f"{said} (< --min-calls {limits.min_calls}){hint}"
     if smallest_p(nx, ny) >= limits.alpha:
         return f"{nx} and {ny} retained: the test cannot reach p < {limits.alpha:g}"
@@ -246,8 +251,10 @@ def judge(base: Side, head: Side, limits: Thresholds,
         y_starts, ys = (kept(head.calls, cuts[1], spans[1].left_out, name)
                         if name in head.calls else empty)
         either = new or old
+        left = (len(base.calls[name][1]) - len(xs) if name in base.calls else 0,
+                len(head.calls[name][1]) - len(ys) if name in head.calls else 0)
         rows.append(_Row(name, either.event_type if either else "", old, new, xs, ys,
-                         x_starts, y_starts))
+                         x_starts, y_starts, left))
     testable = []
     for row in rows:
         if row.old is None or row.new is None:
