@@ -44,6 +44,7 @@ Three consequences for ``diff`` (:mod:`callmetrics._outputs.verdicts` applies th
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -75,28 +76,41 @@ Calls = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 
 
 def cut(calls: Calls, count: int = WINDOWS) -> dict[str, list[int]]:
-    """Each function's calls' window indices (0 to ``count - 1``), in the calls' order."""
+    """Each function's calls' window indices (0 to ``count - 1``), in the calls' order.
+
+    Each function's starts must be in time order (as :class:`~callmetrics._outputs.
+    verdicts.Side` holds them): its windows are then runs of equal indices, found by
+    bisection at each window's edge rather than call by call.
+    """
     starts = sorted(s for st, _ in calls.values() for s in st)
     if not starts:
         return {name: [] for name in calls}
     edges = [starts[len(starts) * b // count] for b in range(1, count)]
-    return {name: [bisect.bisect_right(edges, s) for s in st]
-            for name, (st, _) in calls.items()}
+    found = {}
+    for name, (st, _) in calls.items():
+        bounds = [0, *(bisect.bisect_left(st, edge) for edge in edges), len(st)]
+        found[name] = [w for w in range(count)
+                       for w in itertools.repeat(w, bounds[w + 1] - bounds[w])]
+    return found
 
 
 def _cells(calls: Calls, windows: Mapping[str, Sequence[int]]) -> dict[int, dict[str, float]]:
     """Per window, per spread function: log(median there / median in the run)."""
     cells: dict[int, dict[str, float]] = {}
     for name, (_, durations) in calls.items():
+        indices = windows[name]
         groups: dict[int, list[float]] = {}
-        for window, value in zip(windows[name], durations, strict=True):
-            if value > 0:
-                groups.setdefault(window, []).append(value)
-        good = {w: values for w, values in groups.items() if len(values) >= _MIN_CELL}
-        if len(good) < _MIN_SPREAD:
+        low = 0
+        while low < len(indices):  # each window's calls are one slice (see cut)
+            high = bisect.bisect_right(indices, indices[low], low)
+            values = [v for v in durations[low:high] if v > 0]
+            if len(values) >= _MIN_CELL:
+                groups[indices[low]] = values
+            low = high
+        if len(groups) < _MIN_SPREAD:
             continue
-        center = math.log(statistics.median([v for vs in groups.values() for v in vs]))
-        for window, values in good.items():
+        center = math.log(statistics.median([v for v in durations if v > 0]))
+        for window, values in groups.items():
             cells.setdefault(window, {})[name] = math.log(statistics.median(values)) - center
     return cells
 
