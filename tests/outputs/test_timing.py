@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from callmetrics._outputs.timing import alongside, cut, kept, stretches
@@ -124,6 +125,8 @@ def test_functions_called_apart_are_judged_by_those_called_alongside_them() -> N
     assert by_name["t0"].verdict == "untested"
     assert by_name["t0"].reason == ("not gated: 2 tested functions called alongside it (< 4): "
                                     "the machine's speed at its times is unknown")
+    assert by_name["t0"].adjusted is None  # the machine's share at its times is unknown
+    assert math.isnan(by_name["t0"].factor)
 
 
 def test_alongside_needs_both_runs() -> None:

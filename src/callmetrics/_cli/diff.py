@@ -279,7 +279,7 @@ def _as_json(c: Comparison) -> dict[str, Any]:
         "ratio_low": finite(c.ratio_low), "ratio_high": finite(c.ratio_high),
         "base_p95": c.p95("base"), "head_p95": c.p95("head"),
         "p95_ratio": finite(_p95_ratio(c)),
-        "environment_factor": c.factor, "alongside": c.alongside,
+        "environment_factor": finite(c.factor), "alongside": c.alongside,
     }
 
 

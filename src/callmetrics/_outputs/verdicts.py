@@ -138,7 +138,8 @@ class Comparison:
     reason: str
     """Why the row has its verdict, in a few words."""
     factor: float = 1.0
-    """The environment factor this function was judged by (1: none)."""
+    """The environment factor this function was judged by (1: none; NaN: unknown, as
+    for a function not gated for want of functions called alongside it)."""
     alongside: int | None = None
     """Tested functions called alongside it (None: all of them, or not looked at)."""
 
@@ -327,15 +328,16 @@ def _decide(row: _Row, p_value: float | None, z_each: float, run_factor: Estimat
             limits: Thresholds) -> Comparison:
     old, new = row.old, row.new
     factor = row.factor or run_factor
+    unknown = row.alongside is not None and row.factor is None  # not gated: no local shift
     if p_value is None or row.medians is None or old is None or new is None:
         m_old = old.sketch.quantile(0.5) if old else None
         m_new = new.sketch.quantile(0.5) if new else None
         verdict: Verdict = "new" if old is None else "gone" if new is None else "untested"
         ratio = _ratio(m_new, m_old)
         return Comparison(row.name, row.event_type, old, new, len(row.xs), len(row.ys), m_old,
-                          m_new, ratio, None if ratio is None else ratio / factor.value,
+                          m_new, ratio, None if ratio is None or unknown else ratio / factor.value,
                           None, None, None, None, verdict, regressed=False, reason=row.reason,
-                          factor=factor.value, alongside=row.alongside)
+                          factor=math.nan if unknown else factor.value, alongside=row.alongside)
     lo_old, m_old, hi_old = median_interval(row.ordered[0], z_each)
     lo_new, m_new, hi_new = median_interval(row.ordered[1], z_each)
     ratio = _ratio(m_new, m_old)
