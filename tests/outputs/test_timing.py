@@ -149,3 +149,18 @@ def test_too_few_calls_once_a_stretch_is_left_out_says_so() -> None:
     assert few.verdict == "untested"
     assert few.reason == ("20 retained in head (20 more in its slower stretches, left out) "
                           "(< --min-calls 30)")
+
+
+def test_functions_alongside_that_moved_apart_give_no_shift_to_judge_by() -> None:
+    """Five functions called apart, moved 1.0x to 2.5x in the head: none is gated."""
+    rng = random.Random(7)
+    group = [f"g{i}" for i in range(5)]
+    moved = dict(zip(group, [1.0, 1.25, 1.6, 2.0, 2.5], strict=True))
+    base = {**run(rng, NAMES), **run(rng, group, start=1.0)}
+    head = {**run(rng, NAMES), **run(rng, group, start=1.0, slow=moved)}
+    found, _ = judge(timed_side(base), timed_side(head), Thresholds())
+    assert not any(c.regressed for c in found)
+    g0 = next(c for c in found if c.name == "g0")
+    assert g0.verdict == "untested"
+    assert g0.reason == ("not gated: the 4 functions called alongside it share no shift "
+                         "(only 0 within 1.1x of their median)")
