@@ -363,3 +363,39 @@ def test_a_store_before_version_3_says_it_has_no_probe(tmp_path: Path,
     assert main(["diff", str(store), "--base", "1", "--head", "1"]) == 0
     out = capsys.readouterr().out
     assert "no probe: the store predates schema version 3" in out
+
+
+def test_a_slower_stretch_of_the_head_is_left_out_and_said(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A head run partly beside a busy neighbour, and one function really slower.
+
+    The first 40% of the head's calls ran 1.5-2.2x slower (unevenly), and ``f5`` is
+    1.3x slower throughout: only f5 regresses, and both outputs say what was left out.
+    """
+    rng = random.Random(21)
+    names = [f"f{i}" for i in range(8)]
+
+    def calls(slow: float, stretch: bool) -> dict[str, list[float]]:
+        return {name: [round(rng.lognormvariate(-9, 0.1) * (1 + k / 10)
+                             * (slow if name == "f5" else 1.0)
+                             * (1.5 + k / 10 if stretch and i < 160 else 1.0), 9)
+                       for i in range(400)] for k, name in enumerate(names)}
+
+    store = tmp_path / "runs.db"
+    write_samples(store, calls(1.0, stretch=False))
+    write_samples(store, calls(1.3, stretch=True))
+    assert diff(store) == 1
+    out = capsys.readouterr().out
+    assert ("  Slower stretches left out (windows of calls over 1.1x slower than the run's "
+            "best): head 8 of 20 windows (up to ") in out
+    assert out.splitlines()[-1].startswith("REGRESSED: f5 (1.3")
+    assert table(out)["f5"][1] == "400/240"
+    assert diff(store, "--json") == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["regressed"] == ["f5"]
+    assert data["environment"]["stretches_left_out"]["base"]["left_out"] == []
+    assert data["environment"]["stretches_left_out"]["head"]["left_out"] == list(range(8))
+    f5 = next(f for f in data["functions"] if f["function"] == "f5")
+    assert f5["head_samples"] == 240
+    assert f5["environment_factor"] == pytest.approx(1.0, abs=0.05)
+    assert f5["alongside"] is None

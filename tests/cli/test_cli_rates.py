@@ -46,27 +46,27 @@ def test_one_function_1_3_times_slower_is_named_alone(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Function crunch doing 1.3x the work, beside a busy process: exit 1 naming it alone.
 
-    The benchmark measures 17-18 pairs in 20 on a loaded 2-core machine; two of four
-    here keeps this test from failing on such a machine more than about once in 100.
+    The benchmark measures 19-20 pairs in 20 on a loaded 2-core machine (17-18 before
+    diff left out each run's slower stretches); three of four here keeps this test
+    from failing on such a machine more than about once in 50.
     """
     caught = 0
     for i in range(4):
         store = tmp_path / f"slow-{i}.db"
         workload_pair(store, slow="crunch", factor=1.3)
         caught += diff_json(store, "base", "head", capsys) == (1, ["crunch"])
-    assert caught >= 2
+    assert caught >= 3
 
 
-def test_back_to_back_sessions_of_a_real_suite_name_at_most_two_functions(
+def test_back_to_back_sessions_of_a_real_suite_name_at_most_one_function(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Two pytest-plugin sessions of boltons' own suite, diffed both ways.
 
-    The goal is exit 0 both ways every time; the benchmark measures 7 pairs in 10
-    (3 in 10 before the environment factor and Holm's correction), the others
-    naming one or two functions (boltons' socket functions, whose time is the
-    thread's at the other end, or a URL method), where the old gate named up to
-    five.  A single pair here asserts what holds every time: at most two of the
-    forty-odd functions tested, in each direction.
+    The goal is exit 0 both ways every time, which the benchmark measures (10 pairs
+    in 10; 7 before diff left out the runs' slower stretches and stopped gating
+    functions called in one moment or apart from all others).  A single pair here
+    asserts, with a margin for a loaded machine, at most one of the forty-odd
+    functions named in each direction.
     """
     source = library_source([sys.executable, "-m", "pip"])
     if source is None:
@@ -82,5 +82,5 @@ def test_back_to_back_sessions_of_a_real_suite_name_at_most_two_functions(
         result = json.loads(capsys.readouterr().out)
         named, tested = result["regressed"], len(result["functions"])
         assert tested >= 20
-        assert len(named) <= tested // 10, named
+        assert len(named) <= 1, named
         assert code == (1 if named else 0)

@@ -192,7 +192,7 @@ def test_a_shift_within_its_own_noise_is_not_applied() -> None:
     assert env.factor.value == 1.0
     assert env.why.startswith("the common shift's 1.0")
     assert "is within its noise [" in env.why
-    assert all(c.adjusted == c.ratio for c in found)
+    assert all(c.factor == 1.0 for c in found)
 
 
 @pytest.mark.parametrize(("mode", "used"), [("none", "none"), ("probe", "probe"),

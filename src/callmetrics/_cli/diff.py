@@ -177,6 +177,11 @@ def _environment(env: Environment, old_store: bool) -> list[str]:
                      "functions within --max-ratio of it")
     if known:
         lines.append(f"  ({'; '.join(known)})")
+    left = [f"{side} {len(s.left_out)} of {s.windows} windows (up to {ratio(s.slowest)} slower)"
+            for side, s in zip(("base", "head"), env.stretches or (), strict=False) if s.left_out]
+    if left:
+        lines.append(f"  Slower stretches left out (windows of calls over 1.1x slower than the "
+                     f"run's best): {'; '.join(left)}.")
     return lines
 
 
@@ -274,6 +279,7 @@ def _as_json(c: Comparison) -> dict[str, Any]:
         "ratio_low": finite(c.ratio_low), "ratio_high": finite(c.ratio_high),
         "base_p95": c.p95("base"), "head_p95": c.p95("head"),
         "p95_ratio": finite(_p95_ratio(c)),
+        "environment_factor": finite(c.factor), "alongside": c.alongside,
     }
 
 
@@ -283,7 +289,11 @@ def _env_json(env: Environment) -> dict[str, Any]:
 
     return {"used": env.used, "factor": estimate(env.factor), "why": env.why,
             "probe": estimate(env.probe), "common_shift": estimate(env.common),
-            "common_agree": env.common_agree, "tested": env.tested}
+            "common_agree": env.common_agree, "tested": env.tested,
+            "stretches_left_out": {side: {"windows": s.windows, "left_out": sorted(s.left_out),
+                                          "slowest": s.slowest}
+                                   for side, s in zip(("base", "head"), env.stretches or (),
+                                                      strict=False)}}
 
 
 def _diff(args: argparse.Namespace) -> int:

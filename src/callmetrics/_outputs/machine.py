@@ -11,10 +11,16 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+from callmetrics._outputs.timing import MIN_ALONGSIDE
+
+if TYPE_CHECKING:
+    from callmetrics._outputs.timing import Stretches
 
 __all__ = ["Environment", "EnvironmentMode", "Estimate", "Thresholds", "environment",
-           "probe_estimate"]
+           "local_shift", "probe_estimate",
+           "robust_shift"]
 
 EnvironmentMode = Literal["auto", "probe", "common", "none"]
 # The probe corrects (in --environment auto) only when its interval is this narrow
@@ -62,9 +68,11 @@ class Environment:
     used: Literal["probe", "common", "none"]
     factor: Estimate
     why: str
+    stretches: tuple[Stretches, Stretches] | None = None
+    """Base's and head's slower stretches left out (see :mod:`callmetrics._outputs.timing`)."""
 
 
-def _robust(logs: Sequence[float]) -> Estimate:
+def robust_shift(logs: Sequence[float]) -> Estimate:
     """Exp of the median of ``logs`` with a MAD-based 95 % interval."""
     center = statistics.median(logs)
     mad = statistics.median(abs(v - center) for v in logs)
@@ -93,7 +101,7 @@ def environment(ratios: Sequence[float], probe: Estimate | None,  # noqa: PLR091
                 limits: Thresholds) -> Environment:
     """Choose the environment factor from the tested functions' ratios and the probe."""
     logs = [math.log(r) for r in ratios if r > 0 and math.isfinite(r)]
-    common = _robust(logs) if len(logs) >= 2 else None
+    common = robust_shift(logs) if len(logs) >= 2 else None
     width = math.log(limits.max_ratio)
     agree = sum(abs(v - math.log(common.value)) <= width for v in logs) if common else 0
     holds = common is not None and len(logs) >= 4 and agree * 2 > len(logs)
@@ -142,3 +150,21 @@ def environment(ratios: Sequence[float], probe: Estimate | None,  # noqa: PLR091
     if probe_used is not None:
         return made("probe", probe_used, f"by the probe ({no_common})")
     return made("none", None, f"{no_probe}; {no_common}")
+
+
+def local_shift(logs: Sequence[float], limits: Thresholds) -> Estimate | str:
+    """The common shift of the functions called alongside one, or why there is none.
+
+    The same rule as the run's common shift: at least 4 functions, most of them within
+    ``max_ratio`` of their median (see :mod:`callmetrics._outputs.timing`, point 3).
+    """
+    if len(logs) < MIN_ALONGSIDE:
+        return (f"not gated: {len(logs)} tested function{'' if len(logs) == 1 else 's'} "
+                f"called alongside it (< {MIN_ALONGSIDE}): the machine's speed at its times "
+                "is unknown")
+    local = robust_shift(logs)
+    agree = sum(abs(v - math.log(local.value)) <= math.log(limits.max_ratio) for v in logs)
+    if agree * 2 <= len(logs):
+        return (f"not gated: the {len(logs)} functions called alongside it share no shift "
+                f"(only {agree} within {limits.max_ratio:g}x of their median)")
+    return local

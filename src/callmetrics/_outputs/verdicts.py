@@ -3,6 +3,12 @@
 :mod:`callmetrics._outputs.compare` holds the tests (Mann-Whitney kept honest by
 batch means, the median's interval); this module decides with them, per function:
 
+0. **When the calls were made** (:mod:`callmetrics._outputs.timing`).  Each run's
+   slower stretches (windows of its calls where the functions ran more than 1.1x
+   slower than the run's best) are left out of the comparison; a function whose
+   calls in a run fall in fewer than 3 of its 20 windows (one moment of the machine)
+   is not gated.
+
 1. **The environment factor.**  Two runs of unchanged code differ when the machine
    does.  Two estimates of how much faster or slower the head's machine was:
 
@@ -20,7 +26,10 @@ batch means, the median's interval); this module decides with them, per function
    else the probe when both runs have one; else none (1).  Each function is then
    judged on its ratio divided by the factor: the head's calls are divided by it
    before the rank test, and the ratio's interval is divided by the factor's.  A
-   factor whose own interval holds 1 is within its noise and not applied.
+   factor whose own interval holds 1 is within its noise and not applied.  A
+   function not called alongside all the others (timing, point 3) is judged instead
+   by the common shift of those called alongside it (at least 4, most within
+   ``max_ratio`` of it), and is not gated without one.
 
 2. **Many functions at once.**  The p-values of the functions tested are adjusted by
    Holm's step-down method (family-wise error at most ``alpha`` over all of them), and
@@ -40,6 +49,7 @@ Every comparison carries its reason, in words a CI log can show.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import operator
@@ -55,7 +65,16 @@ from callmetrics._outputs.machine import (
     Estimate,
     Thresholds,
     environment,
+    local_shift,
     probe_estimate,
+)
+from callmetrics._outputs.timing import (
+    MIN_ALONGSIDE,
+    alongside,
+    cut,
+    kept,
+    moment_reason,
+    stretches,
 )
 
 if TYPE_CHECKING:
@@ -118,6 +137,11 @@ class Comparison:
     regressed: bool
     reason: str
     """Why the row has its verdict, in a few words."""
+    factor: float = 1.0
+    """The environment factor this function was judged by (1: none; NaN: unknown, as
+    for a function not gated for want of functions called alongside it)."""
+    alongside: int | None = None
+    """Tested functions called alongside it (None: all of them, or not looked at)."""
 
     @property
     def tested(self) -> bool:
@@ -167,10 +191,14 @@ class _Row:
     ys: Sequence[float]
     x_starts: Sequence[float]
     y_starts: Sequence[float]
+    left: tuple[int, int] = (0, 0)
+    """Calls of each side left out (made in its slower stretches)."""
     reason: str = ""
     medians: tuple[float, float] | None = None
     ordered: tuple[list[float], list[float]] = ([], [])
     raw_p: float | None = None
+    factor: Estimate | None = None
+    alongside: int | None = None
 
 
 def _median(ordered: Sequence[float]) -> float:
@@ -193,12 +221,15 @@ def _untested_reason(row: _Row, limits: Thresholds) -> str | None:
             return (f"0 retained in {side} ({calls:,} call{'s' if calls > 1 else ''}): "
                     "raise max_events"
                     if calls else f"no call in {side}")
-    few = [(side, n, snap) for side, n, snap in (("base", nx, row.old), ("head", ny, row.new))
+    few = [(side, n, snap, left) for side, n, snap, left in
+           (("base", nx, row.old, row.left[0]), ("head", ny, row.new, row.left[1]))
            if n < limits.min_calls]
     if few:
-        said = " and ".join(f"{n} retained in {side}" for side, n, _ in few)
-        hint = (": raise max_events" if any(snap is not None and snap.calls > n
-                                            for _, n, snap in few) else "")
+        said = " and ".join(f"{n} retained in {side}"
+                            + (f" ({left} more in its slower stretches, left out)" if left else "")
+                            for side, n, _, left in few)
+        hint = (": raise max_events" if any(snap is not None and snap.calls > n + left
+                                            for _, n, snap, left in few) else "")
         return f"{said} (< --min-calls {limits.min_calls}){hint}"
     if smallest_p(nx, ny) >= limits.alpha:
         return f"{nx} and {ny} retained: the test cannot reach p < {limits.alpha:g}"
@@ -211,19 +242,26 @@ def judge(base: Side, head: Side, limits: Thresholds,
     before = {s.name: s for s in base.functions}
     after = {s.name: s for s in head.functions}
     empty: tuple[Sequence[float], Sequence[float]] = ((), ())
+    cuts = (cut(base.calls), cut(head.calls))
+    spans = (stretches(base.calls, cuts[0]), stretches(head.calls, cuts[1]))
     rows = []
     for name in sorted(before.keys() | after.keys()):
         old, new = before.get(name), after.get(name)
-        (x_starts, xs), (y_starts, ys) = base.calls.get(name, empty), head.calls.get(name, empty)
+        x_starts, xs = (kept(base.calls, cuts[0], spans[0].left_out, name)
+                        if name in base.calls else empty)
+        y_starts, ys = (kept(head.calls, cuts[1], spans[1].left_out, name)
+                        if name in head.calls else empty)
         either = new or old
+        left = (len(base.calls[name][1]) - len(xs) if name in base.calls else 0,
+                len(head.calls[name][1]) - len(ys) if name in head.calls else 0)
         rows.append(_Row(name, either.event_type if either else "", old, new, xs, ys,
-                         x_starts, y_starts))
+                         x_starts, y_starts, left))
     testable = []
     for row in rows:
         if row.old is None or row.new is None:
             row.reason = "only in head" if row.old is None else "only in base"
             continue
-        reason = _untested_reason(row, limits)
+        reason = _untested_reason(row, limits) or moment_reason(row.name, cuts, spans)
         if reason is not None:
             row.reason = reason
             continue
@@ -232,33 +270,74 @@ def judge(base: Side, head: Side, limits: Thresholds,
         testable.append(row)
     ratios = [r for row in testable if row.medians
               for r in [_ratio(row.medians[1], row.medians[0])] if r is not None]
-    env = environment(ratios, probe_estimate(base.probe, head.probe), limits)
-    chosen = [row for row in testable if keep is None or keep(row.name)]
+    env = dataclasses.replace(
+        environment(ratios, probe_estimate(base.probe, head.probe), limits), stretches=spans)
+    _local_factors(cuts, testable, env, limits)
+    chosen = [row for row in testable if (keep is None or keep(row.name))
+              and row.factor is not None]
     shown = [row for row in rows if keep is None or keep(row.name)]
-    factor = env.factor
     for row in chosen:
-        ys = (list(map(operator.mul, row.ys, itertools.repeat(1 / factor.value)))
-              if factor.value != 1.0 else row.ys)
+        factor = row.factor.value if row.factor else 1.0
+        ys = (list(map(operator.mul, row.ys, itertools.repeat(1 / factor)))
+              if factor != 1.0 else row.ys)
         row.raw_p, _z = rank_test(row.xs, ys, starts=(row.x_starts, row.y_starts))
     adjusted = dict(zip((row.name for row in chosen),
                         holm([row.raw_p if row.raw_p is not None else 1.0 for row in chosen]),
                         strict=True))
     z_each = statistics.NormalDist().inv_cdf(1 - 0.0125 / max(1, len(chosen)))
-    found = [_decide(row, adjusted.get(row.name), z_each, factor, limits) for row in shown]
+    found = [_decide(row, adjusted.get(row.name), z_each, env.factor, limits) for row in shown]
     return sorted(found, key=lambda c: (_rank(c), -c.total, c.name)), env
 
 
-def _decide(row: _Row, p_value: float | None, z_each: float, factor: Estimate,
+_NONE = Estimate(1.0, 1.0, 1.0)
+
+
+def _local_factors(cuts: tuple[Mapping[str, Sequence[int]], Mapping[str, Sequence[int]]],
+                   testable: list[_Row], env: Environment, limits: Thresholds) -> None:
+    """Each tested function's factor: the run's, or that of the functions alongside it.
+
+    With no common shift to be had (fewer than 4 functions tested, or the probe or no
+    correction asked for), every function takes the run's factor.  Otherwise a
+    function called alongside all the others takes it too; one called at other times
+    takes the common shift of the functions called alongside it (at least
+    :data:`~callmetrics._outputs.timing.MIN_ALONGSIDE`, and most of them within
+    ``max_ratio`` of it), and without such functions it is not gated.
+    """
+    names = [row.name for row in testable]
+    if len(names) < MIN_ALONGSIDE or limits.environment not in ("auto", "common"):
+        for row in testable:
+            row.factor = env.factor
+        return
+    near = alongside(cuts[0], cuts[1], names)
+    logs = {row.name: math.log(row.medians[1] / row.medians[0])
+            for row in testable if row.medians and min(row.medians) > 0}
+    for row in testable:
+        others = near[row.name]
+        if len(others) == len(names) - 1:
+            row.factor = env.factor
+            continue
+        row.alongside = len(others)
+        local = local_shift([logs[n] for n in others if n in logs], limits)
+        if isinstance(local, str):
+            row.reason = local
+        else:
+            row.factor = _NONE if local.low <= 1.0 <= local.high else local
+
+
+def _decide(row: _Row, p_value: float | None, z_each: float, run_factor: Estimate,
             limits: Thresholds) -> Comparison:
     old, new = row.old, row.new
+    factor = row.factor or run_factor
+    unknown = row.alongside is not None and row.factor is None  # not gated: no local shift
     if p_value is None or row.medians is None or old is None or new is None:
         m_old = old.sketch.quantile(0.5) if old else None
         m_new = new.sketch.quantile(0.5) if new else None
         verdict: Verdict = "new" if old is None else "gone" if new is None else "untested"
         ratio = _ratio(m_new, m_old)
         return Comparison(row.name, row.event_type, old, new, len(row.xs), len(row.ys), m_old,
-                          m_new, ratio, None if ratio is None else ratio / factor.value,
-                          None, None, None, None, verdict, regressed=False, reason=row.reason)
+                          m_new, ratio, None if ratio is None or unknown else ratio / factor.value,
+                          None, None, None, None, verdict, regressed=False, reason=row.reason,
+                          factor=math.nan if unknown else factor.value, alongside=row.alongside)
     lo_old, m_old, hi_old = median_interval(row.ordered[0], z_each)
     lo_new, m_new, hi_new = median_interval(row.ordered[1], z_each)
     ratio = _ratio(m_new, m_old)
@@ -287,9 +366,13 @@ def _decide(row: _Row, p_value: float | None, z_each: float, factor: Estimate,
     else:
         verdict = "faster"
         reason = f"{interval}, p={_p(p_value)} after Holm"
+    if row.alongside is not None:
+        reason += (f" (judged by the {row.alongside} functions called alongside it: machine "
+                   f"{factor.value:.2f}x)")
     return Comparison(row.name, row.event_type, old, new, len(row.xs), len(row.ys), m_old,
                       m_new, ratio, adjusted, low, high, p_value, row.raw_p, verdict,
-                      regressed=regressed, reason=reason)
+                      regressed=regressed, reason=reason, factor=factor.value,
+                      alongside=row.alongside)
 
 
 def _p(value: float) -> str:
