@@ -138,6 +138,32 @@ def contenders() -> dict[str, Callable[[int], Any] | None]:
     return found
 
 
+def fail(x: int) -> int:
+    """Raise ``ValueError``: the function the failing contenders wrap."""
+    raise ValueError(x)
+
+
+def _caught(fn: Callable[[int], Any]) -> Callable[[int], Any]:
+    """Call ``fn`` and swallow the ``ValueError`` it raises: one failed call per call."""
+
+    def call(x: int) -> Any:
+        try:
+            return fn(x)
+        except ValueError:
+            return None
+
+    return call
+
+
+def failing() -> dict[str, Callable[[int], Any] | None]:
+    """Build the failing contenders: each call raises, the caller catches it."""
+    return {
+        "undecorated, raising": _caught(fail),
+        "callmetrics, raising": _caught(Analytics().track("bench")(fail)),
+        "callmetrics, pure Python, raising": _caught(_pure_python_tracked(Analytics(), fail)),
+    }
+
+
 def _calling(x: int) -> int:
     """Call ``work``: what a measured block costs without the ``with`` statement."""
     return work(x)
@@ -158,12 +184,13 @@ def _locked() -> Callable[[int], Any]:
     return block
 
 
-def _pure_python_tracked(analytics: Analytics) -> Callable[[int], Any]:
-    """Track ``work`` with the pure-Python sync wrapper, whatever the hot path in use."""
+def _pure_python_tracked(analytics: Analytics,
+                         func: Callable[[int], Any] = work) -> Callable[[int], Any]:
+    """Track ``func`` with the pure-Python sync wrapper, whatever the hot path in use."""
     saved = _wrap._BUILDERS["sync"]
     _wrap._BUILDERS["sync"] = _wrap._wrap_sync
     try:
-        return analytics.track("bench")(work)
+        return analytics.track("bench")(func)
     finally:
         _wrap._BUILDERS["sync"] = saved
 
@@ -342,6 +369,15 @@ def main() -> None:
                  for name, fn in contenders().items()}
     print(f"sync (hot path in use: {callmetrics.implementation}):")
     report(sync_rows, "floor (wraps + 2 perf_counter_ns)")
+
+    fail_rows = {name: (best_sync(fn, calls) if fn else None)
+                 for name, fn in failing().items()}
+    print("\nfailing calls (each raises ValueError, caught by the caller):")
+    plain_fail = fail_rows["undecorated, raising"]
+    assert plain_fail is not None
+    for name, value in fail_rows.items():
+        if value is not None:
+            print(f"{name:42} {value:9.1f} {value - plain_fail:9.1f}")
 
     async_rows: dict[str, float | None] = {
         "undecorated": best_async(async_work, calls),
