@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator
 
@@ -31,10 +32,8 @@ def test_threads_inside_a_function_are_counted_then_released() -> None:
             raise ValueError("failing on purpose")
 
     def run(fail: bool) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             wait(fail)
-        except ValueError:
-            pass
 
     threads = [threading.Thread(target=run, args=(i % 2 == 0,)) for i in range(5)]
     for thread in threads:
