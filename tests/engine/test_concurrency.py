@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 
 import pytest
 
@@ -104,7 +104,7 @@ def test_generators_are_in_progress_from_first_step_to_their_end() -> None:
     analytics = Analytics(track_concurrency=True)
 
     @analytics.track("unit")
-    def numbers() -> Iterator[int]:
+    def numbers() -> Generator[int, None, None]:
         yield 1
         yield 2
 
