@@ -30,8 +30,8 @@ UNKNOWN_TYPE: Final = "(unknown)"
 def type_name(error: object) -> str:
     """Return the qualified name of an exception class (a str is returned as it is).
 
-    ``builtins`` is left out (``ValueError``); a class whose ``__module__`` or
-    ``__qualname__`` is not a str (a metaclass's property) falls back to its
+    ``builtins`` is left out (``ValueError``); a class whose ``__module__`` is not a
+    str is named by its ``__qualname__`` alone; anything else odd falls back to
     ``__name__``, then to ``type(error).__name__``: this never raises.
     """
     if isinstance(error, str):
