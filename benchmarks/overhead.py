@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import functools
 import gc
+import logging
 import re
 import shutil
 import subprocess
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import callmetrics
-from callmetrics import Analytics
+from callmetrics import Analytics, LoggerContainer
 from callmetrics._analytics import python_measure
 from callmetrics._engine import wrap as _wrap
 
@@ -108,6 +109,7 @@ def contenders() -> dict[str, Callable[[int], Any] | None]:
         "callmetrics": Analytics().track("bench")(work),
         "callmetrics, pure Python": _pure_python_tracked(Analytics()),
         "callmetrics enabled=False": Analytics({"enabled": False}).track("bench")(work),
+        "callmetrics track_concurrency=True": _concurrent(work),
     }
     try:
         from prometheus_client import CollectorRegistry, Histogram  # noqa: PLC0415
@@ -138,6 +140,62 @@ def contenders() -> dict[str, Callable[[int], Any] | None]:
     return found
 
 
+def fail(x: int) -> int:
+    """Raise ``ValueError``: the function the failing contenders wrap."""
+    raise ValueError(x)
+
+
+def _caught(fn: Callable[[int], Any]) -> Callable[[int], Any]:
+    """Call ``fn`` and swallow the ``ValueError`` it raises: one failed call per call."""
+
+    def call(x: int) -> Any:
+        try:
+            return fn(x)
+        except ValueError:
+            return None
+
+    return call
+
+
+def _concurrent(func: Callable[[int], Any]) -> Callable[[int], Any] | None:
+    """Track ``func`` counting calls in progress (None: a version without the setting)."""
+    try:
+        analytics = Analytics(track_concurrency=True)
+    except TypeError:
+        return None
+    return analytics.track("bench")(func)
+
+
+def _unlogged(**settings: Any) -> Analytics:
+    """An instance whose failure log lines are dropped (their cost is logging's, not ours)."""
+    made = [logging.getLogger(f"bench.quiet.{role}") for role in ("console", "error", "analytics")]
+    for logger in made:
+        logger.setLevel(logging.CRITICAL)
+        logger.propagate = False
+    return Analytics(settings or None, LoggerContainer(*made))
+
+
+def failing() -> dict[str, Callable[[int], Any] | None]:
+    """Build the failing contenders: each call raises, the caller catches it.
+
+    Their failure lines are not logged: with the default loggers a logged failure
+    (a warning and an error with its traceback) costs tens of microseconds, which
+    would hide what recording the failure costs.
+    """
+    found: dict[str, Callable[[int], Any] | None] = {
+        "undecorated, raising": _caught(fail),
+        "callmetrics, raising": _caught(_unlogged().track("bench")(fail)),
+        "callmetrics, pure Python, raising": _caught(_pure_python_tracked(_unlogged(), fail)),
+    }
+    try:
+        tracked = _unlogged(track_concurrency=True).track("bench")(fail)
+    except (TypeError, ValueError):  # a version without the setting
+        found["callmetrics track_concurrency=True, raising"] = None
+    else:
+        found["callmetrics track_concurrency=True, raising"] = _caught(tracked)
+    return found
+
+
 def _calling(x: int) -> int:
     """Call ``work``: what a measured block costs without the ``with`` statement."""
     return work(x)
@@ -158,12 +216,13 @@ def _locked() -> Callable[[int], Any]:
     return block
 
 
-def _pure_python_tracked(analytics: Analytics) -> Callable[[int], Any]:
-    """Track ``work`` with the pure-Python sync wrapper, whatever the hot path in use."""
+def _pure_python_tracked(analytics: Analytics,
+                         func: Callable[[int], Any] = work) -> Callable[[int], Any]:
+    """Track ``func`` with the pure-Python sync wrapper, whatever the hot path in use."""
     saved = _wrap._BUILDERS["sync"]
     _wrap._BUILDERS["sync"] = _wrap._wrap_sync
     try:
-        return analytics.track("bench")(work)
+        return analytics.track("bench")(func)
     finally:
         _wrap._BUILDERS["sync"] = saved
 
@@ -343,11 +402,25 @@ def main() -> None:
     print(f"sync (hot path in use: {callmetrics.implementation}):")
     report(sync_rows, "floor (wraps + 2 perf_counter_ns)")
 
+    fail_rows = {name: (best_sync(fn, calls) if fn else None)
+                 for name, fn in failing().items()}
+    print("\nfailing calls (each raises ValueError, caught by the caller):")
+    plain_fail = fail_rows["undecorated, raising"]
+    assert plain_fail is not None
+    for name, value in fail_rows.items():
+        if value is None:
+            print(f"{name:42} {'(not in this version)':>28}")
+        else:
+            print(f"{name:42} {value:9.1f} {value - plain_fail:9.1f}")
+
     async_rows: dict[str, float | None] = {
         "undecorated": best_async(async_work, calls),
         "async floor": best_async(async_floor(async_work), calls),
         "callmetrics async": best_async(Analytics().track("bench")(async_work), calls),
     }
+    concurrent_async = _concurrent(async_work)
+    async_rows["callmetrics async, track_concurrency=True"] = (
+        best_async(concurrent_async, calls) if concurrent_async else None)
     print("\nasync:")
     report(async_rows, "async floor")
 

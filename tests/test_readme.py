@@ -68,7 +68,9 @@ def test_the_stats_shape_lists_the_keys_to_dict_has() -> None:
     per_function = set(shape["functions"][0])
     assert per_function == (set(shape["totals"]) - {"function_count", "event_count", "wall_time"}
                             | {"name", "event_type", "module", "overhead", "inclusive_time",
-                               "active_time", "callers"})
+                               "active_time", "callers", "failures_by_type"})
+    assert shape["functions"][0]["failures_by_type"] == {"ZeroDivisionError": 1}
+    assert "`failures_by_type`" in TEXT
 
 
 def test_the_get_stats_keys_named_are_those_it_returns() -> None:

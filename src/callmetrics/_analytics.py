@@ -21,6 +21,7 @@ from callmetrics._engine import sinks
 from callmetrics._engine.adhoc import AdHocCalls, check_expected, check_text
 from callmetrics._engine.aggregate import FunctionStats
 from callmetrics._engine.columns import CallColumns
+from callmetrics._engine.concurrency import InFlight
 from callmetrics._engine.config import AnalyticsConfig, coerce_config
 from callmetrics._engine.logs import CallLogger, default_loggers, report_internal_error
 from callmetrics._engine.measure import BlockKind, Measure, NoMeasure, new_measure
@@ -64,7 +65,8 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
     GC_COLLECTION_THRESHOLD = _GC_THRESHOLD
 
     def __init__(self, config: object = None, loggers: LoggerContainer | None = None,
-                 max_events: int | None = None, *, store: str | Path | None = None) -> None:
+                 max_events: int | None = None, *, store: str | Path | None = None,
+                 track_concurrency: bool | None = None) -> None:
         """Create an instance.
 
         Args:
@@ -76,6 +78,8 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
                 ``callmetrics.*`` standard-library loggers.
             max_events: overrides ``config.max_events`` (0 keeps every event).
             store: a SQLite file to persist this run to (overrides ``store_path``).
+            track_concurrency: count each function's calls in progress (overrides
+                ``config.track_concurrency``; see ``calls_in_progress``).
 
         Raises:
             TypeError: for a value of the wrong type (the message names the field).
@@ -87,6 +91,8 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
             cfg = cfg.replace(max_events=max_events)
         if store is not None:
             cfg = cfg.replace(store_path=store)
+        if track_concurrency is not None:
+            cfg = cfg.replace(track_concurrency=track_concurrency)
         if loggers is None:
             loggers = default_loggers()
         elif not isinstance(loggers, LoggerContainer):
@@ -118,6 +124,10 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
         self.drain_soon = self._recorder.drain_soon
         self._call_logger = CallLogger(loggers, self.long_max, 3 * BUFFER_LIMIT)
         self._observers: list[CallObserver] = []
+        # Decided here, for every wrapper: counting calls in progress is an observer.
+        self._in_flight = InFlight() if cfg.track_concurrency else None
+        if self._in_flight is not None:
+            self._observers.append(self._in_flight)
         self.ends = Ends(self)
         self._adhoc: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Callable[..., Any]]]
         self._adhoc = weakref.WeakKeyDictionary()
@@ -152,6 +162,13 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
     def observers(self) -> list[CallObserver]:
         """Registered call observers, mutated in place (part of the wrappers' runtime)."""
         return self._observers
+
+    def calls_in_progress(self) -> dict[tuple[str, str, str], int] | None:
+        """Calls started and not yet ended, by (recorded name, module, event type).
+
+        None unless the instance tracks concurrency (``track_concurrency=True``).
+        """
+        return None if self._in_flight is None else self._in_flight.counts()
 
     def add_observer(self, observer: CallObserver) -> None:
         """Have ``observer`` see every tracked call from now on."""

@@ -22,21 +22,30 @@ from conftest import require_program
 LABELS = 'job="app", instance="a:1", event_type="api"'
 
 
-def series(function: str, calls: str, failures: str,
+def series(function: str, calls: str, failures: dict[str, str],
            buckets: dict[str, str]) -> list[dict[str, str]]:
-    """Counter series growing by the given amounts per minute (promtool's notation)."""
+    """Counter series growing by the given amounts per minute (promtool's notation).
+
+    ``failures`` by ``error_type`` ("": the one untyped series of a function without any).
+    """
     where = f'{LABELS}, function="{function}", module="app.views"'
-    found = [{"series": f"callmetrics_calls_total{{{where}}}", "values": f"0+{calls}x40"},
-             {"series": f"callmetrics_failures_total{{{where}}}", "values": f"0+{failures}x40"}]
+    found = [{"series": f"callmetrics_calls_total{{{where}}}", "values": f"0+{calls}x40"}]
+    found += [{"series": f'callmetrics_failures_total{{{where}, error_type="{kind}"}}'
+               if kind else f"callmetrics_failures_total{{{where}}}",
+               "values": f"0+{per_minute}x40"} for kind, per_minute in failures.items()]
     found += [{"series": f'callmetrics_call_duration_seconds_bucket{{{where}, le="{le}"}}',
                "values": f"0+{per_minute}x40"} for le, per_minute in buckets.items()]
     return found
 
 
 def rule_tests(rules: Path) -> dict[str, Any]:
-    """A promtool test file: `slow` fails 10 % of 600 calls a minute, p99 2.47 s; `ok` is fine."""
-    slow = series("slow", "600", "60", {"0.5": "300", "1": "300", "2.5": "600", "+Inf": "600"})
-    healthy = series("ok", "600", "0", {"0.01": "590", "0.1": "600", "+Inf": "600"})
+    """A promtool test file: `slow` fails 10 % of 600 calls a minute, p99 2.47 s; `ok` is fine.
+
+    `slow` fails with two types: TimeoutError 45 times a minute, ValueError 15.
+    """
+    slow = series("slow", "600", {"TimeoutError": "45", "ValueError": "15"},
+                  {"0.5": "300", "1": "300", "2.5": "600", "+Inf": "600"})
+    healthy = series("ok", "600", {"": "0"}, {"0.01": "590", "0.1": "600", "+Inf": "600"})
     where = 'event_type="api", function="{f}", module="app.views"'
     return {
         "rule_files": [str(rules)],
@@ -53,6 +62,12 @@ def rule_tests(rules: Path) -> dict[str, Any]:
                  "exp_samples": [
                      {"labels": f"callmetrics:error_ratio:rate5m{{{where.format(f=f)}}}",
                       "value": v} for f, v in (("ok", 0), ("slow", 0.1))]},
+                {"expr": "callmetrics:failures_by_type:rate5m", "eval_time": "20m",
+                 "exp_samples": [
+                     {"labels": "callmetrics:failures_by_type:rate5m"
+                                f"{{{where.format(f='slow')}, error_type=\"{kind}\"}}",
+                      "value": value} for kind, value in (("TimeoutError", 0.75),
+                                                          ("ValueError", 0.25))]},
                 {"expr": 'callmetrics:call_duration_seconds:p99_rate5m{function="slow"}',
                  "eval_time": "20m",
                  "exp_samples": [{"labels": "callmetrics:call_duration_seconds:p99_rate5m"

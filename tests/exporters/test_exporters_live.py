@@ -46,7 +46,7 @@ sketch.add_sorted(values)
 snapshot = FunctionSnapshot(
     name="job", event_type="batch", module="app.jobs", calls=count, successes=count - failing,
     total=sum(values), fast=count, medium=0, slow=0, overhead=0.0, sketch=sketch,
-    slowest=None, fastest=None)
+    slowest=None, fastest=None, failures_by_type={"TimeoutError": failing})
 with Analytics(store=store) as analytics:
     analytics.restore([snapshot], [])
 """
@@ -149,7 +149,8 @@ def test_native_and_classic_p99_within_two_percent_of_the_exact_one(scraped: Scr
     assert scalar(native, 'histogram_count(callmetrics_call_duration_seconds{function="job"})') \
         == total
     assert scalar(native, 'callmetrics_calls_total{function="job"}') == total
-    assert scalar(native, 'callmetrics_failures_total{function="job"}') == scraped.failures
+    assert scalar(native, 'callmetrics_failures_total{function="job", error_type="TimeoutError"}') \
+        == scraped.failures
     assert scalar(native, 'histogram_sum(callmetrics_call_duration_seconds{function="job"})') \
         == pytest.approx(sum(scraped.values) + sum(durations(SEED, FIRST)))
     assert scalar(classic, 'callmetrics_calls_total{function="job"}') == total

@@ -82,9 +82,9 @@ def attrs(function: str, event_type: str, module: str = "conftest",
 
 
 def failed(function: str, event_type: str, module: str = "conftest",
-           ) -> tuple[tuple[str, Any], ...]:
-    """The attributes of a function's failed calls (the engine keeps no exception type)."""
-    return attrs(function, event_type, module, **{"error.type": "_OTHER"})
+           error: str = "ValueError") -> tuple[tuple[str, Any], ...]:
+    """The attributes of a function's failed calls of one exception type."""
+    return attrs(function, event_type, module, **{"error.type": error})
 
 
 def test_counts_equal_the_calls_made(sdk: Sdk) -> None:

@@ -124,4 +124,4 @@ def test_otlp_receives_histograms_equal_to_the_calls_made(receiver: Receiver) ->
     calls = {tuple(sorted(attributes_of(p).items())): p.as_int
              for p in metrics["callmetrics.calls"].sum.data_points}
     assert calls == {tuple(sorted(expected.items())): 250,
-                     tuple(sorted({**expected, "error.type": "_OTHER"}.items())): 17}
+                     tuple(sorted({**expected, "error.type": "ValueError"}.items())): 17}

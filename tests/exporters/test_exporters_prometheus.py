@@ -52,7 +52,8 @@ def test_counts_are_exact(analytics: Analytics) -> None:
     got = samples_of(scrape(CallmetricsCollector(analytics)))
     key = labels("work", "unit")
     assert got["callmetrics_calls_total", key] == 5021
-    assert got["callmetrics_failures_total", key] == 21
+    assert got["callmetrics_failures_total", labels("work", "unit", error_type="ValueError")] \
+        == 21
     assert got["callmetrics_call_duration_seconds_count", key] == 5021
     assert got["callmetrics_call_duration_seconds_bucket", labels("work", "unit", le="+Inf")] \
         == 5021
@@ -326,7 +327,8 @@ def test_store_source_counts_every_run_once(tmp_path: Path) -> None:
     got = samples_of(scrape(CallmetricsCollector(store)))
     key = labels("work", "unit")
     assert got["callmetrics_calls_total", key] == 8010
-    assert got["callmetrics_failures_total", key] == 3
+    assert got["callmetrics_failures_total", labels("work", "unit", error_type="ValueError")] \
+        == 3
     assert got["callmetrics_call_duration_seconds_count", key] == 8010
     assert got["callmetrics_source_up", ()] == 1
 
@@ -351,7 +353,8 @@ def test_clearing_old_events_keeps_the_store_counters(tmp_path: Path) -> None:
         worker.clear_old_events(0)
     got = samples_of(scrape(CallmetricsCollector(store)))
     assert got["callmetrics_calls_total", labels("work", "unit")] == 8
-    assert got["callmetrics_failures_total", labels("work", "unit")] == 1
+    assert got["callmetrics_failures_total",
+               labels("work", "unit", error_type="ValueError")] == 1
 
 
 def test_missing_store_reports_source_down(tmp_path: Path) -> None:
@@ -379,7 +382,8 @@ def test_names_past_max_functions_are_one_series_and_say_so(tmp_path: Path) -> N
         assert got["callmetrics_functions_overflowed", ()] == 1
         other = labels("<other functions>", "mixed", "<overflow>")
         assert got["callmetrics_calls_total", other] == 12
-        assert got["callmetrics_failures_total", other] == 3
+        assert got["callmetrics_failures_total",
+                   tuple(sorted((*other, ("error_type", "ValueError"))))] == 3
         assert got["callmetrics_call_duration_seconds_count", other] == 12
         calls = {key: value for (metric, key), value in got.items()
                  if metric == "callmetrics_calls_total"}

@@ -50,8 +50,12 @@ def test_shape_has_schema_totals_and_functions(analytics: Analytics) -> None:
         analytics.call_counts, key=lambda n: -analytics.get_stats(n)["total_time"])
     for entry in data["functions"]:
         assert set(entry) == FIGURES | {"name", "event_type", "module", "overhead", "self_time",
-                                        "inclusive_time", "active_time", "callers"}
+                                        "inclusive_time", "active_time", "callers",
+                                        "failures_by_type"}
         assert set(entry["slowest"]) == EVENT
+    by_name = {entry["name"].rsplit(".", 1)[-1]: entry for entry in data["functions"]}
+    assert by_name["fetch"]["failures_by_type"] == {"KeyError": 10}
+    assert by_name["crunch"]["failures_by_type"] == {}
 
 
 def test_totals_agree_with_get_stats(analytics: Analytics) -> None:

@@ -107,6 +107,7 @@ class AnalyticsConfig:
     flush_interval: float = 5.0
     store_timeout: float = 3.0
     max_functions: int = 10_000
+    track_concurrency: bool = False
 
     def __post_init__(self) -> None:
         """Validate every field, naming the one at fault."""
@@ -138,6 +139,8 @@ class AnalyticsConfig:
         # Distinct names recorded before new ones fold into one "<other functions>"
         # entry (0: no cap).
         _integer(owner, "max_functions", self.max_functions, MAX_FUNCTIONS)
+        # Count each function's calls in progress (a call observer: off, it costs nothing).
+        _flag(owner, "track_concurrency", self.track_concurrency)
 
     def replace(self, **changes: Any) -> AnalyticsConfig:
         """Return a copy with some fields changed (validated again)."""

@@ -48,7 +48,7 @@ from time import perf_counter
 from typing import Any
 
 from callmetrics._engine.accel import group_calls, new_buffer, take
-from callmetrics._engine.aggregate import FailedCall, FunctionStats
+from callmetrics._engine.aggregate import FailedCall, FunctionStats, count_failures
 from callmetrics._engine.callers import EdgeBudget, fold_edges
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._engine.ring import EventRing
@@ -321,12 +321,16 @@ class Recorder:
                      durations: Sequence[float], offset: float) -> list[tuple[FunctionStats, int]]:
         """Fold calls grouped by function; return each function with its count of calls."""
         spent = []
+        failed = 0
         for stats, group, failures, low_at, high_at in group_calls(keys, durations,
                                                                    FunctionStats, FailedCall):
             count = len(group)
             low, high = stats.add(group, count - failures, self.short_max, self.medium_max)
             self._extremes(stats, keys, starts, durations, offset, low, high, low_at, high_at)
             spent.append((stats, count))
+            failed += failures
+        if failed:  # counted by type only when the chunk holds failures
+            count_failures(keys)
         return spent
 
     def _fold_each(self, keys: list[Any], starts: Sequence[float],
@@ -334,6 +338,7 @@ class Recorder:
         """Fold calls one by one (extremes included); return each call's function."""
         short_max, medium_max = self.short_max, self.medium_max
         owners: list[FunctionStats] = []
+        failures = 0
         for at, key in enumerate(keys):
             duration = durations[at]
             if type(key) is FunctionStats:
@@ -341,6 +346,7 @@ class Recorder:
             else:  # a FailedCall, or a NotedCall (a success)
                 stats, record = key.stats, key
                 success = type(key) is not FailedCall
+                failures += not success
             stats.add_call(duration, success, short_max, medium_max)
             # The first call of a duration is the extreme, as _locate finds it in a chunk.
             made = None
@@ -351,6 +357,8 @@ class Recorder:
             if fastest is None or duration < fastest[1]:
                 stats.fastest = made or (starts[at] + offset, duration, record)
             owners.append(stats)
+        if failures:
+            count_failures(keys)
         return owners
 
     @staticmethod

@@ -6,8 +6,10 @@ interface of ``_view.py``; the live aggregates are ``_aggregate.FunctionStats``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from callmetrics._engine.errors import UNKNOWN_TYPE
 from callmetrics._engine.records import Event
 from callmetrics._engine.sketch import DurationSketch
 
@@ -60,6 +62,21 @@ class FunctionSnapshot:
     """``active_time`` less the active time of the tracked calls made directly."""
     callers: tuple[CallerEdge, ...] = ()
     """Who called it: one entry per tracked caller (none for calls from untracked code)."""
+    failures_by_type: Mapping[str, int] | None = None
+    """Failures by exception type's qualified name (``_engine.errors``: at most
+    ``TYPES_LIMIT`` names, the rest under ``"(other)"``; those of a store written
+    before schema 4 under ``"(unknown)"``); they add up to ``failures``.  None: not
+    recorded (see :meth:`failure_types`)."""
+    cpu_time: float | None = None
+    """Seconds of thread CPU time the calls used (None: not measured)."""
+
+    def failure_types(self) -> dict[str, int]:
+        """Failures by type name, adding up to ``failures`` (the unrecorded as ``(unknown)``)."""
+        known = dict(self.failures_by_type or {})
+        rest = self.failures - sum(known.values())
+        if rest > 0:
+            known[UNKNOWN_TYPE] = known.get(UNKNOWN_TYPE, 0) + rest
+        return {name: count for name, count in known.items() if count}
 
     @property
     def failures(self) -> int:

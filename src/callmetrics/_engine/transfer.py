@@ -114,6 +114,10 @@ def restore_into(recorder: Recorder, functions: Iterable[FunctionSnapshot],
         loaded.slowest = _extreme(stats, snap.slowest)
         loaded.fastest = _extreme(stats, snap.fastest)
         _attribution(loaded, snap)
+        failures = snap.failure_types()  # the unrecorded ones as "(unknown)"
+        if failures:
+            loaded.add_errors(failures)
+        loaded.cpu_time = snap.cpu_time
         stats.merge(loaded)
     if isinstance(events, CallColumns):
         if _adopt(recorder, events):

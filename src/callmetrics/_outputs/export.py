@@ -18,7 +18,8 @@ Shape, schema version 1 (durations in seconds, times as Unix seconds)::
       "functions": [                                 # sorted by total_time, largest first
         {"name", "event_type", "module", the same keys as totals except function_count,
          event_count and wall_time, and "overhead" (seconds the wrapper added in total),
-         "inclusive_time", "active_time", "callers": [{"name", "calls", "time"}]}
+         "inclusive_time", "active_time", "callers": [{"name", "calls", "time"}],
+         "failures_by_type": {"ValueError": 3, ...}}
       ],
       "errors": [                                    # retained failed calls, by cause
         {"function", "functions", "event_type", "error", "template", "message",
@@ -42,6 +43,12 @@ unknown (coroutines and generators; stores written before they were recorded), a
 the totals' ``self_time`` is null when any function's is.  ``wall_time`` is the span
 of the instance (from its creation to the reading) or of the stored runs read
 (overlapping runs counted once).
+
+A function's ``failures_by_type`` counts *all* its failures by the exception's
+qualified type name (``ValueError``, ``json.decoder.JSONDecodeError``), exactly: the
+counts add up to ``failures``.  At most 20 names per function; failures of further
+types are counted under ``"(other)"``, and those of stores written before the types
+were recorded (schema version 4) under ``"(unknown)"``.
 
 ``errors`` groups the *retained* failed calls (the newest ``max_events`` calls) by
 cause: exception type, where it was raised (``location``, ``file:line in function``)
@@ -131,6 +138,7 @@ def _function(snap: FunctionSnapshot) -> dict[str, Any]:
         "active_time": snap.active_time,
         "callers": [{"name": edge.name, "calls": edge.calls, "time": edge.time}
                     for edge in snap.callers],
+        "failures_by_type": snap.failure_types(),
     }
 
 

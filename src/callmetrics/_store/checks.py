@@ -15,6 +15,7 @@ from callmetrics._engine.records import Event
 from callmetrics._engine.sketch import DurationSketch
 from callmetrics._engine.state import CallerEdge, FunctionSnapshot
 from callmetrics._engine.view import RetainedCall
+from callmetrics._store.failure_types import parse_failure_types
 from callmetrics._store.limits import (
     MAX_COUNT,
     MAX_DURATION,
@@ -162,6 +163,11 @@ def check_function(path: Path, row: tuple[Any, ...], time_format: str,
 
     self_time, inclusive, active, active_self, callers = _attribution(check, total,
                                                                       row[23:28])
+    types, cpu = (*row[28:30], None, None)[:2]  # NULL, or a store before version 4
+    try:
+        by_type = parse_failure_types(types, calls - successes)
+    except (TypeError, ValueError) as exc:
+        raise check.damaged("failure_types", types, str(exc)) from None
     return FunctionSnapshot(
         name=name, event_type=event_type, module=check.name("module", module), calls=calls,
         successes=successes, total=total, fast=fast, medium=medium, slow=slow,
@@ -170,7 +176,9 @@ def check_function(path: Path, row: tuple[Any, ...], time_format: str,
         slowest=extreme("slowest", s_start, s_duration, s_error, row[19:21]),
         fastest=extreme("fastest", f_start, f_duration, f_error, row[21:23]),
         self_time=self_time, inclusive_time=inclusive, active_time=active,
-        active_self_time=active_self, callers=callers,
+        active_self_time=active_self, callers=callers, failures_by_type=by_type,
+        cpu_time=None if cpu is None else check.real("cpu_time", cpu, 0.0,
+                                                      calls * MAX_DURATION),
     )
 
 

@@ -35,7 +35,12 @@ from callmetrics._store.limits import (
     MAX_RUN_ID,
 )
 from callmetrics._store.read import read_store
-from callmetrics._store.schema import StoreError, has_attribution, has_failure_details
+from callmetrics._store.schema import (
+    StoreError,
+    has_attribution,
+    has_failure_details,
+    has_failure_types,
+)
 
 __all__ = ["RunInfo", "list_runs", "read_stored", "read_stored_runs",
            "read_stored_view", "since_to_unix", "span"]
@@ -202,6 +207,19 @@ def read_stored_runs(path: str | Path, *, runs: Iterable[int] | None = None,
     return snapshots, calls.calls(), wall
 
 
+def _function_fields(conn: sqlite3.Connection) -> str:
+    """The columns of ``functions`` read, as far as the store's version has them."""
+    extra = (", slowest_message, slowest_location, fastest_message, fastest_location"
+             if has_failure_details(conn) else "")
+    if has_attribution(conn):
+        extra += ", self_time, inclusive_time, active_time, active_self_time, callers"
+    if has_failure_types(conn):
+        extra += ", failure_types, cpu_time"
+    return ("run_id, name, event_type, module, calls, successes, failures, total, "
+            "fast, medium, slow, overhead, sketch, slowest_start, slowest_duration, "
+            "slowest_error, fastest_start, fastest_duration, fastest_error" + extra)
+
+
 def read_stored_view(path: str | Path, *, runs: Iterable[int] | None = None,
                      since: float | datetime | timedelta | None = None,
                      label: str | None = None, events: bool = True,
@@ -227,14 +245,7 @@ def read_stored_view(path: str | Path, *, runs: Iterable[int] | None = None,
             "SELECT id, label, pid, host, program, started, ended, closed FROM runs "
             "WHERE id IN (SELECT value FROM json_each(?))", ids).fetchall()
         details = has_failure_details(conn)
-        extra = (", slowest_message, slowest_location, fastest_message, fastest_location"
-                 if details else "")
-        if has_attribution(conn):
-            extra += ", self_time, inclusive_time, active_time, active_self_time, callers"
-        fields = ("run_id, name, event_type, module, calls, successes, failures, total, "
-                  "fast, medium, slow, overhead, sketch, slowest_start, slowest_duration, "
-                  "slowest_error, fastest_start, fastest_duration, fastest_error" + extra)
-        query = (f"SELECT {fields} FROM functions "  # noqa: S608  # fixed columns
+        query = (f"SELECT {_function_fields(conn)} FROM functions "  # noqa: S608  # fixed columns
                  "WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, name")
         functions = conn.execute(query, ids).fetchall()  # fixed columns, values bound
         columns = "message, location" if details else "NULL, NULL"

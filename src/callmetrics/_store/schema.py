@@ -1,6 +1,6 @@
 """The store's format: its tables, its versions, and the checks that a file is one.
 
-Layout (schema version 3, also in ``PRAGMA user_version``; ``PRAGMA application_id``
+Layout (schema version 4, also in ``PRAGMA user_version``; ``PRAGMA application_id``
 marks the file as a callmetrics store):
 
 - ``meta(key, value)``: ``format`` = ``callmetrics-store``, ``schema_version``, ``created``.
@@ -17,7 +17,10 @@ slowest and fastest calls of ``functions``).  Version 3 added where the time goe
 (``functions.self_time``, ``inclusive_time``, ``active_time``, ``active_self_time``,
 ``callers`` as JSON) and what a run knows of its machine (``runs.probe``, the
 machine-speed probe as JSON; ``runs.environment``, Python, platform, hot path, argv
-as JSON); NULL in rows written before, read as unknown.  An older file is migrated
+as JSON); NULL in rows written before, read as unknown.  Version 4 added the
+failures by exception type (``functions.failure_types``, JSON ``{"name": count}``
+adding up to ``failures``; NULL before: their types unknown) and
+``functions.cpu_time`` (seconds of thread CPU time; NULL: not measured).  An older file is migrated
 when it is opened for writing, and read as it is (without changing it) otherwise.
 """
 
@@ -40,6 +43,7 @@ __all__ = [
     "INSERT_EVENTS",
     "MIGRATE_1_TO_2",
     "MIGRATE_2_TO_3",
+    "MIGRATE_3_TO_4",
     "MIGRATIONS",
     "SCHEMA",
     "SCHEMA_VERSION",
@@ -49,11 +53,12 @@ __all__ = [
     "function_row",
     "has_attribution",
     "has_failure_details",
+    "has_failure_types",
     "library_version",
     "validate",
 ]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 # "cmtr": tells a callmetrics store from any other SQLite file before reading tables.
 APPLICATION_ID: Final = 0x636D7472
 FORMAT_NAME: Final = "callmetrics-store"
@@ -107,6 +112,8 @@ CREATE TABLE functions (
     active_time REAL,
     active_self_time REAL,
     callers TEXT,
+    failure_types TEXT,
+    cpu_time REAL,
     PRIMARY KEY (run_id, name)
 );
 CREATE TABLE events (
@@ -144,8 +151,14 @@ MIGRATE_2_TO_3 = (
     "ALTER TABLE runs ADD COLUMN probe TEXT",
     "ALTER TABLE runs ADD COLUMN environment TEXT",
 )
+# Version 3 -> 4: failures by exception type, and thread CPU time.  NULL in old rows:
+# the types unknown (never no failures), the CPU time not measured.
+MIGRATE_3_TO_4 = (
+    "ALTER TABLE functions ADD COLUMN failure_types TEXT",
+    "ALTER TABLE functions ADD COLUMN cpu_time REAL",
+)
 # The statements that bring a store of version v (the key) to v + 1.
-MIGRATIONS: Final = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3}
+MIGRATIONS: Final = {1: MIGRATE_1_TO_2, 2: MIGRATE_2_TO_3, 3: MIGRATE_3_TO_4}
 
 _TABLES = frozenset({"meta", "runs", "functions", "events"})
 
@@ -200,6 +213,10 @@ def has_attribution(conn: sqlite3.Connection) -> bool:
     return bool(conn.execute("PRAGMA user_version").fetchone()[0] >= 3)
 
 
+def has_failure_types(conn: sqlite3.Connection) -> bool:
+    """Tell whether an open store has the failure-type and CPU-time columns (version 4+)."""
+    return bool(conn.execute("PRAGMA user_version").fetchone()[0] >= 4)
+
 
 # ------------------------------------------------------------------ writing rows
 def function_row(run_id: int, snap: FunctionSnapshot) -> tuple[Any, ...]:
@@ -216,6 +233,8 @@ def function_row(run_id: int, snap: FunctionSnapshot) -> tuple[Any, ...]:
         snap.overhead, _sketch_json(snap), *slowest[:3], *fastest[:3], *slowest[3:],
         *fastest[3:], snap.self_time, snap.inclusive_time, snap.active_time,
         snap.active_self_time, _callers_json(snap),
+        json.dumps(snap.failure_types(), ensure_ascii=False, separators=(",", ":")),
+        snap.cpu_time,
     )
 
 
@@ -236,9 +255,9 @@ UPSERT_FUNCTION = (
     "failures, total, min, max, fast, medium, slow, overhead, sketch, slowest_start, "
     "slowest_duration, slowest_error, fastest_start, fastest_duration, fastest_error, "
     "slowest_message, slowest_location, fastest_message, fastest_location, self_time, "
-    "inclusive_time, active_time, active_self_time, callers) "
+    "inclusive_time, active_time, active_self_time, callers, failure_types, cpu_time) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-    "?, ?, ?, ?, ?)"
+    "?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_EVENT = ("INSERT INTO events(run_id, start, duration, error, function, message, "
                  "location) VALUES (?, ?, ?, ?, ?, ?, ?)")

@@ -4,15 +4,21 @@
 namings:
 
 - ``"callmetrics"`` (the default): ``callmetrics_calls_total``,
-  ``callmetrics_failures_total``, ``callmetrics_call_duration_seconds``,
+  ``callmetrics_failures_total`` (one series per exception type, labelled
+  ``error_type``: the counts add up to the function's failures exactly; a function
+  without failures has one series at 0 without it), ``callmetrics_call_duration_seconds``,
   ``callmetrics_self_seconds_total`` (where known), ``callmetrics_decorator_overhead_
   seconds_total``, labelled ``function``, ``module``, ``event_type``; and
-  ``callmetrics_functions_overflowed``, ``callmetrics_build_info``.
+  ``callmetrics_functions_overflowed``, ``callmetrics_build_info``, and from a live
+  instance tracking concurrency ``callmetrics_calls_in_progress``.
 - ``"autometrics"``: the autometrics v1.0.0 names and labels, ``function_calls_total``
   (``function``, ``module``, ``service_name``, ``result`` ok/error, and
   ``caller_function``/``caller_module`` where callers were recorded),
-  ``function_calls_duration_seconds`` and ``build_info``.  Functions of one name and
-  module recorded under several event types are added together.
+  ``function_calls_duration_seconds``, ``build_info`` and, from a live instance
+  tracking concurrency, ``function_calls_concurrent``.  Functions of one name and
+  module recorded under several event types are added together.  The specification
+  lists the labels each metric may carry, and ``error_type`` is not among them: the
+  failures' types are in the default naming only.
 
 The exporters' renderers (text and OpenMetrics through prometheus_client, protobuf in
 :mod:`callmetrics.exporters.protobuf`) read these.
@@ -108,6 +114,7 @@ def _histogram(sketch: DurationSketch, calls: int, total: float, bounds: tuple[f
 def families(snapshots: Sequence[FunctionSnapshot], *, naming: Naming = "callmetrics",
              buckets: tuple[float, ...] | None = None, service: str = "",
              exemplars: Mapping[tuple[str, str], Sequence[Exemplar]] | None = None,
+             in_progress: Mapping[tuple[str, str, str], int] | None = None,
              ) -> list[Family]:
     """Return the metric families of ``snapshots`` in ``naming``.
 
@@ -118,6 +125,9 @@ def families(snapshots: Sequence[FunctionSnapshot], *, naming: Naming = "callmet
             (:func:`callmetrics.exporters.buckets.derived_bounds`).
         service: the autometrics ``service_name``.
         exemplars: recent traced calls by ``(function, event_type)``.
+        in_progress: calls in progress by ``(function, module, event_type)``, from
+            a live instance tracking concurrency; None (a store, or not tracked)
+            leaves the gauge out.
 
     """
     bounds = buckets if buckets is not None else derived_bounds(s.sketch for s in snapshots)
@@ -126,8 +136,33 @@ def families(snapshots: Sequence[FunctionSnapshot], *, naming: Naming = "callmet
         bounds = tuple(sorted({*bounds, *AUTOMETRICS_BUCKETS}))
     found = exemplars or {}
     if naming == "autometrics":
-        return _autometrics(snapshots, bounds, service, found)
-    return _callmetrics(snapshots, bounds, found)
+        made = _autometrics(snapshots, bounds, service, found)
+    else:
+        made = _callmetrics(snapshots, bounds, found)
+    if in_progress is not None:
+        made.append(_in_progress(snapshots, in_progress, naming, service))
+    return made
+
+
+def _in_progress(snapshots: Sequence[FunctionSnapshot],
+                 counts: Mapping[tuple[str, str, str], int], naming: Naming,
+                 service: str) -> Family:
+    """The calls in progress of every function (0 for those with none)."""
+    every = dict.fromkeys(((s.name, s.module, s.event_type) for s in snapshots), 0)
+    for key, count in counts.items():
+        every[key] = every.get(key, 0) + count
+    if naming == "callmetrics":
+        return Family("callmetrics_calls_in_progress", "gauge",
+                      "Calls started and not yet ended (track_concurrency=True).",
+                      [((("function", name), ("module", module), ("event_type", kind)), n)
+                       for (name, module, kind), n in every.items()])
+    merged: dict[tuple[str, str], int] = {}
+    for (name, module, _), count in every.items():  # event types added together
+        merged[name, module] = merged.get((name, module), 0) + count
+    return Family("function_calls_concurrent", "gauge",
+                  "Autometrics gauge for tracking concurrent function calls.",
+                  [((("function", name), ("module", module), ("service_name", service)), n)
+                   for (name, module), n in merged.items()])
 
 
 def build_info() -> Family:
@@ -141,7 +176,8 @@ def build_info() -> Family:
 def _callmetrics(snapshots: Sequence[FunctionSnapshot], bounds: tuple[float, ...],
                  exemplars: Mapping[tuple[str, str], Sequence[Exemplar]]) -> list[Family]:
     calls = Family("callmetrics_calls_total", "counter", "Calls of each tracked function, exact.")
-    failures = Family("callmetrics_failures_total", "counter", "Calls that raised, exact.")
+    failures = Family("callmetrics_failures_total", "counter",
+                      "Calls that raised, exact, by exception type (error_type).")
     duration = Family("callmetrics_call_duration_seconds", "histogram",
                       "Call durations; buckets from the sketch (native: within 1.5%; "
                       "classic: sketch buckets by midpoint), sum and count exact.")
@@ -154,7 +190,7 @@ def _callmetrics(snapshots: Sequence[FunctionSnapshot], bounds: tuple[float, ...
         labels: Labels = (("function", snap.name), ("module", snap.module),
                           ("event_type", snap.event_type))
         calls.series.append((labels, snap.calls))
-        failures.series.append((labels, snap.failures))
+        failures.series.extend(_by_type(labels, snap))
         duration.series.append((labels, _histogram(
             snap.sketch, snap.calls, snap.total, bounds,
             exemplars.get((snap.name, snap.event_type), ()))))
@@ -167,6 +203,17 @@ def _callmetrics(snapshots: Sequence[FunctionSnapshot], bounds: tuple[float, ...
         f"together as function=\"{OVERFLOW_NAME}\".",
         [((), float(any(snap.name == OVERFLOW_NAME for snap in snapshots)))])
     return [calls, failures, duration, own, overhead, overflowed, build_info()]
+
+
+def _by_type(labels: Labels, snap: FunctionSnapshot) -> list[tuple[Labels, float]]:
+    """The failures of one function by ``error_type`` (one series at 0 when there are none).
+
+    A store written before the types were recorded gives ``error_type="(unknown)"``.
+    """
+    types = snap.failure_types()
+    if not types:
+        return [(labels, 0)]
+    return [((*labels, ("error_type", name)), count) for name, count in sorted(types.items())]
 
 
 @dataclass(slots=True)

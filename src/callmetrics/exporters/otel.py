@@ -7,7 +7,8 @@ for metrics.  Each series carries the semantic conventions' ``code.function.name
 (the function's module and name) and ``callmetrics.event_type``:
 
 - ``callmetrics.calls`` (``{call}``): counter, exact; the failed calls' series also
-  carries ``error.type`` (``_OTHER``: the engine counts failures, not their types);
+  carries ``error.type``, one series per exception type (the qualified type name;
+  ``_OTHER`` for types past the engine's cap of 20 per function, or never recorded);
 - ``callmetrics.failures`` (``{call}``): counter, exact;
 - ``callmetrics.call.time`` (``s``): total seconds spent in calls, exact;
 - ``callmetrics.decorator.overhead`` (``s``): seconds the decorator added;

@@ -20,6 +20,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 
 from callmetrics._analytics import Analytics
+from callmetrics._engine.errors import OTHER_TYPES, UNKNOWN_TYPE
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._engine.recorder import OVERFLOW_NAME
 from callmetrics._engine.sketch import DurationSketch
@@ -28,9 +29,11 @@ from callmetrics._version import __version__
 __all__ = ["SCOPE", "Instruments", "Totals", "attributes", "instruments_for", "on_provider"]
 
 SCOPE = "callmetrics"
-# What the engine does not record: the exception types of failed calls (only their
-# number), reported as the semantic conventions' fallback value.
+# The semantic conventions' fallback value of error.type: for the failures of types
+# past the engine's per-function cap ("(other)") and those of types never recorded
+# ("(unknown)": stores written before schema version 4).
 UNKNOWN_ERROR = "_OTHER"
+_FOLDED = frozenset({OTHER_TYPES, UNKNOWN_TYPE})
 
 _Key = tuple[str, str, str]  # (module, function, event_type)
 
@@ -44,6 +47,8 @@ class Totals:
     total: float = 0.0
     overhead: float = 0.0
     sketch: DurationSketch = field(default_factory=DurationSketch)
+    errors: dict[str, int] = field(default_factory=dict)
+    """Failures by ``error.type`` (the qualified type name, or ``_OTHER``)."""
 
 
 def attributes(key: _Key) -> dict[str, str]:
@@ -120,6 +125,9 @@ class Instruments:
                 totals = merged.setdefault((snap.module, snap.name, snap.event_type), Totals())
                 totals.calls += snap.calls
                 totals.failures += snap.failures
+                for name, count in snap.failure_types().items():
+                    shown = UNKNOWN_ERROR if name in _FOLDED else name
+                    totals.errors[shown] = totals.errors.get(shown, 0) + count
                 totals.total += snap.total
                 totals.overhead += snap.overhead
                 totals.sketch.merge(snap.sketch)
@@ -128,9 +136,8 @@ class Instruments:
     def _calls(self) -> Iterator[Observation]:
         for key, totals in self.totals().items():
             yield Observation(totals.calls - totals.failures, attributes(key))
-            if totals.failures:
-                yield Observation(totals.failures,
-                                  {**attributes(key), "error.type": UNKNOWN_ERROR})
+            for name, count in sorted(totals.errors.items()):
+                yield Observation(count, {**attributes(key), "error.type": name})
 
     def _sum_of(self, name: str) -> Callable[[], Iterator[Observation]]:
         """Return a producer of one summed field (failures, total, ...) per function."""

@@ -2,7 +2,8 @@
 
 Each call becomes a span named after the function, with ``code.function.name`` (its
 module and name) and ``callmetrics.event_type``; a failed call adds ``error.type``
-(the exception's qualified type name), the exception event and an error status.
+(the exception's qualified type name, as the metrics count it), the exception event
+and an error status.
 The span is a child of the current one, and current while the call runs, so spans
 the function opens nest under it.  Each sampled span's trace and span ids are also
 offered to the instance's exemplar store, which the Prometheus exporter shows on its
@@ -19,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
+from callmetrics._engine.errors import type_name
 from callmetrics.exporters.exemplars import ExemplarStore
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ class SpanObserver:
         if attached is not None:
             otel_context.detach(attached)
         if error is not None:
-            span.set_attribute("error.type", type(error).__qualname__)
+            span.set_attribute("error.type", type_name(type(error)))
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         span.end()

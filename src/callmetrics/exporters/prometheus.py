@@ -4,6 +4,8 @@
 written by any number of processes.  In the default naming (``naming="callmetrics"``):
 
 - ``callmetrics_calls_total`` and ``callmetrics_failures_total``: counters, exact;
+  failures by exception type (``error_type``, the qualified type name), adding up
+  to the function's failures;
 - ``callmetrics_call_duration_seconds``: a histogram with exact ``_sum`` and
   ``_count``; its classic buckets come from each function's duration sketch, over
   bounds derived from the data by default (:mod:`callmetrics.exporters.buckets`); a
@@ -15,6 +17,8 @@ written by any number of processes.  In the default naming (``naming="callmetric
 - ``callmetrics_functions_overflowed``: 1 once the source reached ``max_functions``
   distinct names, after which new names are counted together in the series
   ``function="<other functions>"`` (``event_type="mixed"``); 0 otherwise;
+- ``callmetrics_calls_in_progress``: a gauge of the calls started and not yet ended,
+  from a live instance made with ``track_concurrency=True`` (a store has none);
 - ``callmetrics_build_info`` (``version``, ``hot_path``) and ``callmetrics_source_up``:
   1 when the source was read, 0 when reading it failed.
 
@@ -164,10 +168,12 @@ class CallmetricsCollector:
         except Exception as exc:  # noqa: BLE001  # surfaced as callmetrics_source_up 0
             report_internal_error(f"reading {self._source} for Prometheus", exc)
             return [_up(0)]
-        store = store_for(self._source) if isinstance(self._source, Analytics) else None
+        live = self._source if isinstance(self._source, Analytics) else None
+        store = store_for(live) if live is not None else None
         found = families(snapshots, naming=self.naming, buckets=self.buckets,
                          service=self.service,
-                         exemplars=store.read() if store is not None else None)
+                         exemplars=store.read() if store is not None else None,
+                         in_progress=live.calls_in_progress() if live is not None else None)
         return [*found, _up(1)]
 
     def describe(self) -> list[Metric]:
