@@ -67,7 +67,7 @@ def test_back_to_back_sessions_of_a_real_suite_name_at_most_one_function(
     functions called in one moment or apart from all others).  A single pair here
     asserts, with a margin for a loaded machine, at most two of the forty-odd
     functions named in each direction (one failed here once at a load average of 14
-    on two cores; main named five to seven in the bad direction).
+    on two cores; before the gate left out slower stretches, five or more).
     """
     source = library_source([sys.executable, "-m", "pip"])
     if source is None:
