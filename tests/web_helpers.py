@@ -62,6 +62,18 @@ def send_at_once(url: str, requests: list[tuple[str, str]]) -> Counter[int]:
     return Counter(r.status_code for r in responses)
 
 
+def recorded(analytics: Any, requests: int, timeout: float = 30.0) -> None:
+    """Wait until ``analytics`` holds ``requests`` calls (at most ``timeout`` seconds).
+
+    A WSGI server sends the response before it closes the body, and the middleware
+    ends the call at that close: a client can hold every response a moment before the
+    last call is recorded.
+    """
+    deadline = time.monotonic() + timeout
+    while sum(analytics.call_counts.values()) < requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 @dataclass
 class Workers:
     """A server program running with several workers: its URL, its process, their pids."""

@@ -24,6 +24,7 @@ try:
         assert_one_run_per_worker,
         printed_as_commented,
         readme_example,
+        recorded,
         send_at_once,
         waitress_serving,
         workers_serving,
@@ -86,6 +87,7 @@ def test_each_request_is_one_call_named_by_its_flask_rule(
         + [("DELETE", "/orders")] * 2
     )
     statuses = send_at_once(url, requests)
+    recorded(analytics, len(requests))
     assert statuses == {200: 50 + 5 + 3, 404: 10 + 9, 500: 4, 503: 6, 405: 2}
     assert analytics.call_counts == {
         "GET /users/{uid}": 60,
@@ -129,6 +131,7 @@ def test_the_failure_rule_is_configurable(tmp_path: Path) -> None:
         app.wsgi_app, analytics, failure=lambda status: status >= 400)
     with waitress_serving(app) as url:
         statuses = send_at_once(url, [("GET", "/users/7"), ("GET", "/users/70")])
+        recorded(analytics, 2)
     assert statuses == {200: 1, 404: 1}
     assert analytics.call_counts == {"GET /users/{uid}": 2}
     assert analytics.success_counts == {"GET /users/{uid}": 1}

@@ -18,7 +18,7 @@ try:
     from django.urls import include, path, re_path
     from django.views.decorators.http import require_GET
 
-    from web_helpers import send_at_once, waitress_serving
+    from web_helpers import recorded, send_at_once, waitress_serving
 except ImportError as exc:
     missing_module(exc, "the Django test serves a Django app with waitress")
 
@@ -83,6 +83,7 @@ def test_each_request_is_one_call_named_by_its_django_route(
         + [("DELETE", "/users/3")] * 2  # refused by the view: 405, named by the route
     )
     statuses = send_at_once(url, requests)
+    recorded(analytics, len(requests))
     assert statuses == {200: 50 + 7 + 3, 404: 10 + 9, 500: 4, 503: 6, 405: 2}
     assert analytics.call_counts == {
         "GET /users/{uid}": 60,
