@@ -94,6 +94,8 @@ def test_reads_answer_as_the_function(hot_path: str) -> None:
         # A Python function runs the code it reports: the wrapper's own.
         assert wrapper.__code__ is not subject.__code__
         assert wrapper.__globals__ is vars(_wrap)
+        assert inspect.getfile(wrapper) == _wrap.__file__
+        assert inspect.getfullargspec(wrapper).varargs == "args"
 
 
 def test_a_closure_s_cells_are_the_function_s_on_the_c_wrapper(hot_path: str) -> None:
