@@ -110,6 +110,8 @@ def contenders() -> dict[str, Callable[[int], Any] | None]:
         "callmetrics, pure Python": _pure_python_tracked(Analytics()),
         "callmetrics enabled=False": Analytics({"enabled": False}).track("bench")(work),
         "callmetrics track_concurrency=True": _concurrent(work),
+        "callmetrics, stopped (pass-through)": _stopped(Analytics().track("bench")(work)),
+        "callmetrics, pure Python, stopped": _stopped(_pure_python_tracked(Analytics())),
     }
     try:
         from prometheus_client import CollectorRegistry, Histogram  # noqa: PLC0415
@@ -227,6 +229,12 @@ def _pure_python_tracked(analytics: Analytics,
         _wrap._BUILDERS["sync"] = saved
 
 
+def _stopped(wrapper: Callable[[int], Any]) -> Callable[[int], Any]:
+    """``wrapper`` turned into a pass-through, as pruning leaves a short function on 3.11."""
+    _wrap.stop_tracking(wrapper)
+    return wrapper
+
+
 class _PythonMeasured(Analytics):
     """An Analytics whose ``measure`` is the pure-Python method, whatever the hot path."""
 
@@ -334,6 +342,8 @@ _COUNTED: dict[str, Callable[[], Callable[[int], Any]]] = {
     "block baseline (a function calling work)": lambda: _calling,
     "pure Python": lambda: _pure_python_tracked(Analytics()),
     "C accelerator": lambda: Analytics().track("bench")(work),
+    "C accelerator, stopped (pass-through)": lambda: _stopped(Analytics().track("bench")(work)),
+    "pure Python, stopped (pass-through)": lambda: _stopped(_pure_python_tracked(Analytics())),
     "measure() block, pure Python": lambda: _measured(python=True),
     "measure() block, C accelerator": _measured,
 }

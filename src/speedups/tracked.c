@@ -57,6 +57,20 @@ Tracked_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
     return result;
 }
 
+/* The vectorcall of a wrapper that stopped tracking (pruned, or its instrumentation
+   undone): it calls the function and nothing else.  Swapping the vectorcall pointer
+   (Tracked_set_tracking) costs the tracked path nothing: no flag is read per call. */
+static PyObject *
+Tracked_passthrough(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *func = ((TrackedObject *)op)->func;
+    if (func == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "callmetrics: tracking state was cleared");
+        return NULL;
+    }
+    return PyObject_Vectorcall(func, args, nargsf, kwnames);
+}
+
 /* track(func, sink, observed): the C wrapper of a sync callable.  It binds like a
    function; _wrap.wrap() puts a staticmethod around it for callables that do not
    bind (partials, builtins, callable objects, classes). */
@@ -166,6 +180,104 @@ Tracked_get_func(TrackedObject *self, void *Py_UNUSED(closure))
     return Py_NewRef(self->func);
 }
 
+/* Whether calls are recorded; False turns the wrapper into a pass-through in place,
+   so every reference to it (dict keys, lists, other modules' names) keeps working. */
+static PyObject *
+Tracked_get_tracking(TrackedObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->vectorcall == Tracked_vectorcall);
+}
+
+static int
+Tracked_set_tracking(TrackedObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_callmetrics_tracking cannot be deleted");
+        return -1;
+    }
+    int on = PyObject_IsTrue(value);
+    if (on < 0) {
+        return -1;
+    }
+    self->vectorcall = on ? Tracked_vectorcall : Tracked_passthrough;
+    return 0;
+}
+
+/* Whether the wrapper stands for a Python function (directly, or through another
+   tracked wrapper of one): then it answers that function's attributes. */
+static int
+Tracked_of_function(TrackedObject *self)
+{
+    PyObject *func = self->func;
+    while (func != NULL && Py_IS_TYPE(func, &Tracked_Type)) {
+        func = ((TrackedObject *)func)->func;
+    }
+    return func != NULL && PyFunction_Check(func);
+}
+
+/* The wrapped function's own attributes, read and written through (a Python
+   function only: for other callables they live in the wrapper's __dict__, as
+   functools.update_wrapper put them).  Writing __defaults__ on the wrapper thus
+   changes what the function computes, exactly as writing it on the function does.
+   `closure` is the attribute's name, a C string. */
+static PyObject *
+Tracked_get_forwarded(TrackedObject *self, void *closure)
+{
+    const char *name = (const char *)closure;
+    if (Tracked_of_function(self)) {
+        return PyObject_GetAttrString(self->func, name);
+    }
+    PyObject *value = self->dict == NULL ? NULL : PyDict_GetItemString(self->dict, name);
+    if (value == NULL) {   /* borrowed, or absent */
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%s'",
+                     Py_TYPE(self)->tp_name, name);
+        return NULL;
+    }
+    return Py_NewRef(value);
+}
+
+static int
+Tracked_set_forwarded(TrackedObject *self, PyObject *value, void *closure)
+{
+    const char *name = (const char *)closure;
+    if (Tracked_of_function(self)) {
+        return PyObject_SetAttrString(self->func, name, value);   /* NULL value: delete */
+    }
+    if (self->dict == NULL) {
+        self->dict = PyDict_New();
+        if (self->dict == NULL) {
+            return -1;
+        }
+    }
+    if (value != NULL) {
+        return PyDict_SetItemString(self->dict, name, value);
+    }
+    if (PyDict_DelItemString(self->dict, name) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_KeyError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_AttributeError, name);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* A wrapper of a Python function answers __class__ as `function`, so that
+   isinstance(f, types.FunctionType), inspect.isfunction() and inspect.getfile()
+   answer as for the function (type(f) is still Tracked). */
+static PyObject *
+Tracked_get_class(TrackedObject *self, void *Py_UNUSED(closure))
+{
+    if (Tracked_of_function(self)) {
+        return Py_NewRef((PyObject *)&PyFunction_Type);
+    }
+    return Py_NewRef((PyObject *)Py_TYPE(self));
+}
+
+#define FORWARDED(NAME) \
+    {NAME, (getter)Tracked_get_forwarded, (setter)Tracked_set_forwarded, \
+     "The wrapped function's " NAME ".", (void *)NAME}
+
 static PyMethodDef Tracked_methods[] = {
     {"__reduce__", (PyCFunction)Tracked_reduce, METH_NOARGS,
      "Pickle by reference (module and qualified name), as functions are."},
@@ -176,6 +288,18 @@ static PyGetSetDef Tracked_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"_callmetrics_sink", (getter)Tracked_get_sink, NULL, "Where calls are recorded.", NULL},
     {"_callmetrics_func", (getter)Tracked_get_func, NULL, "The wrapped callable.", NULL},
+    {"_callmetrics_tracking", (getter)Tracked_get_tracking, (setter)Tracked_set_tracking,
+     "Whether calls are recorded (False: a pass-through).", NULL},
+    {"__class__", (getter)Tracked_get_class, NULL, "function, for a Python function's wrapper.",
+     NULL},
+    FORWARDED("__code__"),
+    FORWARDED("__defaults__"),
+    FORWARDED("__kwdefaults__"),
+    FORWARDED("__globals__"),
+    FORWARDED("__builtins__"),
+    FORWARDED("__closure__"),
+    FORWARDED("__annotations__"),
+    FORWARDED("__module__"),
     {NULL, NULL, NULL, NULL, NULL},
 };
 

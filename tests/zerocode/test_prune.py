@@ -59,12 +59,13 @@ def test_short_functions_are_dropped_the_others_kept(modules: str) -> None:
         assert pruner.check() == [f"{modules}.work.fib", f"{modules}.work.tiny"]
         assert pruner.check() == []  # nothing new
         before = analytics.call_counts
+        wrappers = [work.fib, work.tiny, user.tiny]
         work.tiny()
-        user.tiny()  # a reference taken by another instrumented module is restored too
+        user.tiny()  # a reference taken by another instrumented module stops too
         work.fib(10)
         work.slow()
         after = analytics.call_counts
-        restored = [work.fib, work.tiny, user.tiny]
+        kept = [work.fib, work.tiny, user.tiny]
         still_wrapped = work.slow
     finally:
         stop(inst)
@@ -72,8 +73,64 @@ def test_short_functions_are_dropped_the_others_kept(modules: str) -> None:
     assert before[f"{modules}.work.fib"] == after[f"{modules}.work.fib"] == 1_973
     assert after[f"{modules}.work.slow"] == 4  # still tracked
     assert set(pruner.dropped) == {f"{modules}.work.fib", f"{modules}.work.tiny"}
-    assert all(f.__code__.co_filename.endswith("work.py") for f in restored)
+    # Nothing was rebound: the names hold the same (now pass-through) wrappers.
+    assert all(a is b for a, b in zip(kept, wrappers, strict=True))
+    assert kept[1] is kept[2]
     assert still_wrapped.__wrapped__.__code__.co_filename.endswith("work.py")  # a wrapper
+
+
+REGISTRY_CODE = """
+    REGISTRY = {}
+    CALLBACKS = []
+
+    def fast(x):
+        return x
+
+    def register(func):
+        REGISTRY[func] = func.__name__
+        CALLBACKS.append(func)
+        return func
+
+    def gen(n):
+        yield from range(n)
+"""
+
+
+def test_pruning_never_rebinds_every_reference_keeps_working(modules: str,
+                                                             tmp_path: Path) -> None:
+    """A pruned function's wrapper becomes a pass-through in place.
+
+    Registries keyed by it, lists holding it and ``is`` keep working; its calls stop
+    counting.
+    """
+    (tmp_path / modules / "reg.py").write_text(textwrap.dedent(REGISTRY_CODE))
+    analytics = Analytics()
+    inst = Instrumentation(analytics, Matcher([f"{modules}.*"]), "function")
+    start(inst)
+    try:
+        reg = importlib.import_module(f"{modules}.reg")
+        fast = reg.register(reg.fast)  # the wrapper, stored by the program itself
+        holder = {"f": reg.fast}
+        for i in range(1_000):
+            reg.fast(i)
+            list(reg.gen(1))
+        assert inst.names() == {f"{modules}.reg.fast", f"{modules}.reg.register"}  # no gen
+        assert inst.drop({f"{modules}.reg.fast", f"{modules}.reg.gen"}) == 1
+        assert inst.names() == {f"{modules}.reg.register"}
+        assert reg.fast is fast is holder["f"]
+        assert reg.REGISTRY[reg.fast] == "fast"
+        assert reg.CALLBACKS.index(reg.fast) == 0
+        assert [reg.fast(i) for i in range(3)] == [0, 1, 2]
+        assert list(reg.gen(2)) == [0, 1]
+        reg.CALLBACKS.remove(reg.fast)
+        counts = analytics.call_counts
+    finally:
+        stop(inst)
+    assert counts[f"{modules}.reg.fast"] == 1_000  # the pass-through records nothing
+    assert counts[f"{modules}.reg.gen"] == 1_001  # generators are never dropped
+    assert reg.fast is not fast  # stop() put the original back in the module...
+    assert fast(5) == 5  # ...and the wrapper held elsewhere still works
+    assert analytics.call_counts[f"{modules}.reg.fast"] == 1_000
 
 
 def test_functions_below_the_call_count_are_not_judged_yet(modules: str) -> None:

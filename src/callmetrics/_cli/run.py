@@ -190,11 +190,15 @@ def _run_module(name: str, args: list[str],
 def _room_for_wrappers() -> None:
     """Raise the recursion limit so that the program recurses as deep as under python.
 
-    A tracked call runs two Python frames where the program runs one (the function and
-    its wrapper; the C wrapper has no frame, but generator and coroutine wrappers do),
-    and callmetrics' own frames sit under the program's.
+    A pure-Python wrapper runs a Python frame of its own under each tracked call, and
+    callmetrics' own frames sit under the program's.  The C wrapper of a sync
+    function has no frame: there the limit is left as the program set it (as it reads
+    it); generator and coroutine wrappers still have one (see the README).
     """
-    sys.setrecursionlimit(2 * sys.getrecursionlimit() + _OUR_FRAMES)
+    from callmetrics._engine.accel import IMPLEMENTATION  # noqa: PLC0415  # keep --help fast
+
+    if IMPLEMENTATION != "c":
+        sys.setrecursionlimit(2 * sys.getrecursionlimit() + _OUR_FRAMES)
 
 
 def run_program(run: _Run, target: str, args: list[str], *, module: bool,

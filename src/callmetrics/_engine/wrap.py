@@ -51,6 +51,8 @@ __all__ = [
     "end_observers",
     "recorded_name",
     "start_observers",
+    "stop_tracking",
+    "stoppable",
     "wrap",
 ]
 
@@ -143,7 +145,9 @@ def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
     # The thread's stack of tracked calls (_callers) is the pure-Python one: with the
     # accelerator this wrapper only runs observed calls (through frames_push).
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if observers:
+        if observers:  # observers registered, or this wrapper stopped tracking
+            if observers is _PASS:  # type: ignore[comparison-overlap]  # stop_tracking() set the cell
+                return func(*args, **kwargs)
             return _observed_sync(rt, func, stats, args, kwargs)
         stack = STACK.calls
         stack.append(stats)
@@ -174,6 +178,60 @@ def _wrap_sync(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
         return result
 
     return wrapper
+
+
+class _PassThrough:
+    """Stands in for a stopped sync wrapper's observers.
+
+    Truthy, so that the check the wrapper already makes per call is the only one (a
+    tracked call pays nothing more).
+    """
+
+    __slots__ = ()
+
+
+_PASS = _PassThrough()
+# The code every pure-Python sync wrapper runs, and where its observers cell sits.
+_SYNC_CODE = next(const for const in _wrap_sync.__code__.co_consts
+                  if isinstance(const, types.CodeType) and const.co_name == "wrapper")
+_OBSERVERS_CELL = _SYNC_CODE.co_freevars.index("observers")
+
+
+def _sync_wrapper(wrapper: object) -> Any:
+    """The C or pure-Python sync wrapper inside ``wrapper`` (None for other kinds)."""
+    target = wrapper.__func__ if isinstance(wrapper, staticmethod) else wrapper
+    if hasattr(type(target), "_callmetrics_tracking"):  # the C wrapper
+        return target
+    # type(), not isinstance(): the C wrapper answers __class__ as a function's
+    if type(target) is types.FunctionType and target.__code__ is _SYNC_CODE:
+        return target
+    return None
+
+
+def stoppable(wrapper: object) -> bool:
+    """Whether :func:`stop_tracking` can turn ``wrapper`` into a pass-through (sync only)."""
+    return _sync_wrapper(wrapper) is not None
+
+
+def stop_tracking(wrapper: object) -> bool:
+    """Turn a sync wrapper into a pass-through, in place.
+
+    It then calls its function and records nothing, and stays the very object every
+    reference holds (dict keys, lists, ``is``).
+
+    The C wrapper swaps its vectorcall (its tracked calls never read a flag); the
+    pure-Python one has its observers cell set to a marker its per-call ``if
+    observers`` already tests.  Calls already running finish tracked.  Returns False
+    (nothing changed) for async and generator wrappers.
+    """
+    target = _sync_wrapper(wrapper)
+    if target is None:
+        return False
+    if type(target) is types.FunctionType:
+        target.__closure__[_OBSERVERS_CELL].cell_contents = _PASS  # type: ignore[index]  # a closure: its code has free variables
+    else:
+        target._callmetrics_tracking = False
+    return True
 
 
 def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
@@ -331,6 +389,12 @@ def wrap(func: Callable[..., Any], kind: str, stats: FunctionStats, rt: Runtime)
     stats.kind = kind
     wrapper = _BUILDERS[kind](func, stats, rt)
     functools.update_wrapper(wrapper, func)
+    if type(wrapper) is types.FunctionType and isinstance(func, types.FunctionType):
+        # A pure-Python wrapper reads its function's defaults (they do not change what
+        # its own (*args, **kwargs) code does); the C wrapper forwards them, reads and
+        # writes, with __code__, __globals__, __closure__ (see tracked.c).
+        wrapper.__defaults__ = func.__defaults__
+        wrapper.__kwdefaults__ = func.__kwdefaults__
     if not hasattr(func, "__name__"):  # functools.partial, callable objects
         wrapper.__name__ = stats.name.rsplit(".", 1)[-1]
         wrapper.__qualname__ = stats.name

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeGuard
 
 from callmetrics._engine.logs import report_internal_error
+from callmetrics._engine.wrap import stop_tracking, stoppable
 from callmetrics._zerocode.hooks import ACTIVE, install, uninstall_if_idle
 from callmetrics._zerocode.monitored import MonitoredInstrumentation, module_matches
 from callmetrics._zerocode.tool import acquire, supported
@@ -127,21 +128,24 @@ class Instrumentation:
         self._replaced: list[tuple[object, str, object, object]] = []
         # id(original) -> (original, wrapper, recorded name)
         self._wrappers: dict[int, tuple[object, object, str]] = {}
-        self._dropped: set[int] = set()  # ids of originals never to wrap again
+        self._dropped: set[int] = set()  # ids of originals whose wrapper passes through
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ wrapping
     def _wrapped(self, func: types.FunctionType, name: str) -> Any:
         known = self._wrappers.get(id(func))
         if known is not None and known[0] is func:
-            return func if id(func) in self._dropped else known[1]  # an alias: same wrapper
+            return known[1]  # an alias: the same wrapper (a pass-through once dropped)
         wrapper = self.analytics.track(self.event_type, name=name)(func)
         self._wrappers[id(func)] = (func, wrapper, name)
+        if not stoppable(wrapper):  # async and generator wrappers: never dropped
+            self._dropped.add(id(func))
         return wrapper
 
     @staticmethod
     def _plain(func: object, module: str, prefix: str) -> TypeGuard[types.FunctionType]:
-        return (isinstance(func, types.FunctionType) and func.__module__ == module
+        # type(), not isinstance(): the C wrapper answers __class__ as a function's
+        return (type(func) is types.FunctionType and func.__module__ == module
                 and func.__name__ != "<lambda>" and not _is_ours(func)
                 and func.__qualname__.startswith(prefix))
 
@@ -209,48 +213,41 @@ class Instrumentation:
         return module_matches(self.matcher, module)
 
     def names(self) -> set[str]:
-        """Return the recorded names of the functions wrapped and not dropped."""
+        """Return the recorded names of the functions wrapped that :meth:`drop` can stop.
+
+        Async and generator functions are left out: their wrappers have no
+        pass-through (they stay tracked).
+        """
         with self._lock:
             return {name for key, (_, _, name) in self._wrappers.items()
                     if key not in self._dropped}
 
     def drop(self, names: set[str]) -> int:
-        """Stop tracking the functions recorded under ``names``: put their originals back.
+        """Stop tracking the functions recorded under ``names``; return how many stopped.
 
-        Restores what this instrumentation replaced, and every reference to the
-        wrappers in the modules it instruments (``from helpers import f`` included).
-        Calls already running finish tracked.  Returns how many references changed.
+        Each wrapper turns into a pass-through in place (``wrap.stop_tracking``):
+        nothing is rebound, so every reference to it keeps working (a registry's keys,
+        a list of callbacks, ``is``).  Calls already running finish tracked.
         """
         with self._lock:
-            originals: dict[int, object] = {}
-            for key, (func, wrapper, name) in self._wrappers.items():
-                if name in names and key not in self._dropped:
+            stopped = 0
+            for key, (_, wrapper, name) in self._wrappers.items():
+                if name in names and key not in self._dropped and stop_tracking(wrapper):
                     self._dropped.add(key)
-                    originals[id(wrapper)] = func
-            if not originals:
-                return 0
-            changed = 0
-            for owner, attr, old, new in list(self._replaced):
-                plain = getattr(new, "fget", None) or getattr(new, "__func__", None) or new
-                current = (owner.__dict__ if isinstance(owner, type) else vars(owner)).get(attr)
-                if id(plain) in originals and current is new:
-                    setattr(owner, attr, old)
-                    self._replaced.remove((owner, attr, old, new))
-                    changed += 1
-            for module in list(sys.modules.values()):
-                if isinstance(module, types.ModuleType) and self.matches(module):
-                    for attr, value in list(vars(module).items()):
-                        if id(value) in originals:
-                            setattr(module, attr, originals[id(value)])
-                            changed += 1
-            return changed
+                    stopped += 1
+            return stopped
 
     def flush(self) -> None:
         """Nothing is held back when wrapping (see ``MonitoredInstrumentation.flush``)."""
 
     def undo(self) -> None:
-        """Put every original back where the wrapper still stands."""
+        """Put every original back where the wrapper still stands.
+
+        Wrappers held elsewhere (a registry, a list) become pass-throughs.
+        """
         with self._lock:
+            for _, wrapper, _ in self._wrappers.values():
+                stop_tracking(wrapper)
             while self._replaced:
                 owner, attr, old, new = self._replaced.pop()
                 current = (owner.__dict__ if isinstance(owner, type) else vars(owner)).get(attr)

@@ -5,8 +5,9 @@ about as long, tracking would dominate the program's time (and cost more than
 cProfile, whose C hook costs less per call).  A background thread looks at the
 recorded counts now and then (every 10 ms at first, backing off to once a second),
 and once a function has ``after`` calls with a median under ``below`` seconds, stops
-tracking it (3.12+: its monitoring events go off; 3.11: its original is put back):
-its counts stop there, and the run's note names it.
+tracking it (3.12+: its monitoring events go off; 3.11: its wrapper turns into a
+pass-through in place, so nothing is rebound and every reference to it keeps
+working): its counts stop there, and the run's note names it.
 """
 
 from __future__ import annotations
