@@ -419,8 +419,9 @@ Steps_finalize(PyObject *op)
 static void
 Steps_dealloc(PyObject *op)
 {
-    if (PyObject_CallFinalizerFromDealloc(op) < 0) {
-        return;   /* resurrected by its finalizer */
+    if (((StepsObject *)op)->state == STEPS_STARTED
+        && PyObject_CallFinalizerFromDealloc(op) < 0) {
+        return;   /* resurrected by its finalizer (the only one with work to do) */
     }
     PyObject_GC_UnTrack(op);
     Steps_clear((StepsObject *)op);
