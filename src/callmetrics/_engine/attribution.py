@@ -140,10 +140,13 @@ class Attributed:
         # The step proxy credits a call's suspended seconds when it ends, and a drain
         # adds its duration later: a read between the two sees both (its drain comes
         # first), but a call ending on another thread meanwhile may be credited only;
-        # hence the floor at 0.
+        # hence the floor at 0.  A generator ended (or dropped) under another call than
+        # the one that ran it counts as that call's child: the ceiling keeps the
+        # active self time within the active time, as self time is within the total.
         idle = self.idle
-        return (self_time, inclusive, max(0.0, self.total - self.inactive_extra - idle.inactive),
-                max(0.0, self_time - self.self_gap_extra - idle.gap))
+        active = max(0.0, self.total - self.inactive_extra - idle.inactive)
+        return (self_time, inclusive, active,
+                min(active, max(0.0, self_time - self.self_gap_extra - idle.gap)))
 
 
 def children_times(functions: Iterable[Attributed]) -> dict[Any, float]:
