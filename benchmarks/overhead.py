@@ -29,6 +29,8 @@ import callmetrics
 from callmetrics import Analytics
 from callmetrics._analytics import python_measure
 from callmetrics._engine import wrap as _wrap
+from callmetrics._engine.aggregate import FunctionStats
+from callmetrics._engine.ends import Runtime
 from callmetrics._engine.steps import Stepping
 
 ROUNDS = 7
@@ -125,26 +127,25 @@ def gen_floor(func: Callable[[int], Iterator[int]]) -> Callable[[int], Iterator[
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Generator[int, Any, Any]:
         t0 = clock()
-        result = yield from func(*args, **kwargs)
+        yield from func(*args, **kwargs)
         t1 = clock()
         del t0, t1
-        return result
 
     return wrapper
 
 
-def _python_stepping(func: Callable[..., Any], generator: bool) -> Any:
+def _python_stepping(work_fn: Callable[..., Any], generator: bool) -> Any:
     """Track ``func`` with the pure-Python step proxy, whatever the hot path in use."""
     kind = "gen" if generator else "async"
     saved = _wrap._BUILDERS[kind]
 
-    def build(f: Callable[..., Any], stats: Any, rt: Any) -> Any:
+    def build(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Any:
         stats.stepped = True
-        return Stepping(f, stats, rt, generator)
+        return Stepping(func, stats, rt, generator)
 
     _wrap._BUILDERS[kind] = build
     try:
-        return Analytics().track("bench")(func)
+        return Analytics().track("bench")(work_fn)
     finally:
         _wrap._BUILDERS[kind] = saved
 

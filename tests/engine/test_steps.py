@@ -8,7 +8,6 @@ making ``sinks.stepping`` answer None, as it does without the extension.
 from __future__ import annotations
 
 import asyncio
-import collections.abc as abc
 import gc
 import inspect
 import pickle
@@ -16,7 +15,8 @@ import sys
 import time
 import traceback
 import types
-from collections.abc import Callable, Iterator
+from collections import abc
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -102,9 +102,12 @@ def test_fifty_concurrent_tasks(path: str) -> None:
     for name, (slept, cpu, wall) in measured.items():
         snap = found[name]
         assert snap.active_time is not None
-        # Its steps contain the work (at least its CPU time) and little else (tens of
-        # microseconds; 10 ms allowed for a preempted step, half its shortest sleep).
-        assert cpu * 0.9 <= snap.active_time <= wall * 1.1 + 0.01, name
+        # Its steps contain the work (at least its CPU time) and little else: tens of
+        # microseconds, 20 ms allowed for steps preempted on a loaded machine (its sleep
+        # is 20 ms to 1.5 s: counted as active, it would fail this for every task but
+        # the first).
+        assert cpu * 0.9 <= snap.active_time <= wall * 1.1 + 0.02, name
+        assert snap.active_time <= snap.total - slept * 0.9, name
         assert snap.total == pytest.approx(slept + wall, rel=0.1, abs=0.005), name
     stats = analytics.get_stats()
     # Where the time goes: the functions' own time never exceeds the wall time, though
@@ -144,9 +147,10 @@ def test_callers_across_an_await_chain(path: str) -> None:
     handler_snap, fetch_snap = found["handler"], found["fetch"]
     awaited = next(e.time for e in fetch_snap.callers if e.name == "handler")
     assert handler_snap.self_time == pytest.approx(handler_snap.total - awaited, abs=1e-9)
-    # The awaited fetch's sleep is handler's wait too, not its own running time.
+    # The awaited fetches' sleeps (two of 50 ms in a row) are handler's waits too, not
+    # its running time.
     assert handler_snap.active_time is not None
-    assert handler_snap.active_time < 0.05
+    assert handler_snap.active_time <= handler_snap.total - 0.09
     assert handler_snap.active_self_time is not None
     assert handler_snap.active_self_time <= handler_snap.active_time
 
@@ -165,6 +169,7 @@ def test_a_recursive_coroutine_counts_once(path: str) -> None:
     assert snap.calls == 4
     assert {e.name: e.calls for e in snap.callers} == {"walk": 3}
     nested = snap.callers[0].time
+    assert snap.inclusive_time is not None
     assert snap.inclusive_time == pytest.approx(snap.total - nested, abs=1e-9)
     assert snap.inclusive_time >= 0.04  # the outer call: four sleeps
 
@@ -188,7 +193,7 @@ def test_generator_active_time(path: str) -> None:
     assert snap.active_time is not None
     cpu = sum(c for c, _ in spent)
     wall = sum(w for _, w in spent)
-    assert cpu * 0.9 <= snap.active_time <= wall * 1.1 + 0.01
+    assert cpu * 0.9 <= snap.active_time <= wall * 1.1 + 0.02
 
 
 def test_generator_closed_early_and_dropped(path: str) -> None:
@@ -196,7 +201,7 @@ def test_generator_closed_early_and_dropped(path: str) -> None:
     analytics = Analytics()
 
     @analytics.track("t", name="count")
-    def count() -> Iterator[int]:
+    def count() -> Generator[int, None, None]:
         yield from range(10)
 
     closed = count()
@@ -218,24 +223,24 @@ def test_protocol_of_a_tracked_coroutine(path: str) -> None:
     analytics = Analytics()
 
     @analytics.track("t", name="answer")
-    async def answer(x: int) -> tuple[int, ...]:
+    async def answer(x: int) -> Any:
         await asyncio.sleep(0)
         return (x,)
 
     assert inspect.iscoroutinefunction(answer)
     assert asyncio.iscoroutinefunction(answer)
     assert not inspect.isgeneratorfunction(answer)
-    coro = answer(1)
+    coro: Any = answer(1)
+    assert coro.__name__ == "answer"
+    assert coro.__qualname__.endswith("answer")
+    assert coro.cr_frame is not None
+    assert coro.cr_code is answer.__wrapped__.__code__  # type: ignore[attr-defined]  # functools.wraps
     assert asyncio.iscoroutine(coro)
     assert inspect.isawaitable(coro)
     assert isinstance(coro, abc.Coroutine)
     assert isinstance(coro, abc.Awaitable)
     assert not isinstance(coro, types.CoroutineType)  # what differs (README)
     assert not inspect.iscoroutine(coro)
-    assert coro.__name__ == "answer"
-    assert coro.__qualname__.endswith("answer")
-    assert coro.cr_frame is not None
-    assert coro.cr_code is answer.__wrapped__.__code__
 
     async def main() -> Any:
         direct = await coro
@@ -314,7 +319,7 @@ def test_throw_and_cancellation(path: str) -> None:
 
 
 def test_protocol_of_a_tracked_generator(path: str) -> None:
-    """What a call returns is accepted where a generator is: iteration, send, throw, return value."""
+    """What a call returns is accepted where a generator is: iteration, send, throw, return."""
     analytics = Analytics()
 
     @analytics.track("t", name="echo")
@@ -329,11 +334,12 @@ def test_protocol_of_a_tracked_generator(path: str) -> None:
 
     assert inspect.isgeneratorfunction(echo)
     assert not inspect.iscoroutinefunction(echo)
-    gen = echo()
-    assert isinstance(gen, abc.Generator)
-    assert iter(gen) is gen
+    gen: Any = echo()
     assert gen.gi_frame is not None
     assert gen.__name__ == "echo"
+    assert iter(gen) is gen
+    assert isinstance(gen, abc.Generator)
+    assert not inspect.isgenerator(gen)  # what differs (README)
     assert next(gen) == "ready"
     assert gen.send(2) == 4
     assert gen.throw(KeyError("k")) == "caught"
@@ -374,7 +380,7 @@ def test_methods_bind_and_pickle_by_reference(path: str) -> None:
         remote.__qualname__ = "remote"
         tracked = analytics.track("t")(remote)
         module.remote = tracked  # type: ignore[attr-defined]  # a module made for the test
-        assert pickle.loads(pickle.dumps(tracked)) is tracked
+        assert pickle.loads(pickle.dumps(tracked)) is tracked  # noqa: S301  # our own bytes
     finally:
         del sys.modules[module.__name__]
 

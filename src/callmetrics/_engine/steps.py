@@ -91,11 +91,14 @@ class _Steps:
         return self._step(_THROW, args)
 
     def close(self) -> Any:
-        """End it (a success if it had started); return what the original's close() does."""
+        """End it (a success if it had started); return what the original's ``close`` returns."""
         return self._step(_CLOSE, None)
 
     def __getattr__(self, name: str) -> Any:
-        """Read what the proxy lacks (``cr_frame``, ``gi_frame``, ``__name__``...) off the original."""
+        """Read what the proxy lacks (``cr_frame``, ``gi_frame``, ``__name__``...) off the original.
+
+        Only reached for names the proxy does not have itself.
+        """
         if name in _Steps.__slots__:  # not set yet (a failed __init__)
             raise AttributeError(name)
         return getattr(self._inner, name)
