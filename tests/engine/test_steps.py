@@ -103,12 +103,12 @@ def test_fifty_concurrent_tasks(path: str) -> None:
         snap = found[name]
         assert snap.active_time is not None
         # Its steps contain the work (at least its CPU time) and little else: tens of
-        # microseconds, 20 ms allowed for steps preempted on a loaded machine (its sleep
+        # microseconds, 30 ms allowed for steps preempted on a loaded machine (its sleep
         # is 20 ms to 1.5 s: counted as active, it would fail this for every task but
-        # the first).
-        assert cpu * 0.9 <= snap.active_time <= wall * 1.1 + 0.02, name
+        # the first two; the next line checks the sleep is left out for all).
+        assert cpu * 0.9 <= snap.active_time <= wall * 1.1 + 0.03, name
         assert snap.active_time <= snap.total - slept * 0.9, name
-        assert snap.total == pytest.approx(slept + wall, rel=0.1, abs=0.005), name
+        assert snap.total == pytest.approx(slept + wall, rel=0.1, abs=0.02), name
     stats = analytics.get_stats()
     # Where the time goes: the functions' own time never exceeds the wall time, though
     # their durations (concurrent) add up to far more.
