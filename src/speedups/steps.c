@@ -161,7 +161,9 @@ steps_end(StepsObject *self, Frames *fr, int at, double end)
     double duration = end - self->start;
     int outer = 1;
     PyObject *caller = at < 0 ? NULL : frames_caller(fr, sink->key, &outer);
+    Py_XINCREF(caller);   /* held while its Idle is looked up */
     steps_credit(self->idle, caller, duration - self->active);
+    Py_XDECREF(caller);
     PyObject *key = sink_key(sink, fr, at, duration);
     if (key == NULL) {
         return -1;
