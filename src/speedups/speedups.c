@@ -23,7 +23,8 @@
  *            sketch buckets and grouping by function, straight from its doubles.
  *
  * Files: this one (the module) includes common.h and one file per part above
- * (buffer.c, take.c, frames.c, sink.c, tracked.c, steps.c, ready.c, measure.c, host.c, drain.c,
+ * (buffer.c, take.c, frames.c, sink.c, tracked.c, idle.c, steps.c, stepping.c, ready.c,
+ * measure.c, host.c, drain.c,
  * edges.c), in that order, so that the whole extension is one translation unit: the
  * hot path's helpers
  * (buffer_push, sink_success) inline into the wrappers that call them.  setup.py
@@ -44,7 +45,9 @@
 #include "frames.c"
 #include "sink.c"
 #include "tracked.c"
+#include "idle.c"
 #include "steps.c"
+#include "stepping.c"
 #include "monstack.c"
 #include "monitor.c"
 #include "monitor_type.c"
