@@ -23,13 +23,16 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from typing import Any
 
 import callmetrics
 from callmetrics import Analytics, LoggerContainer
 from callmetrics._analytics import python_measure
 from callmetrics._engine import wrap as _wrap
+from callmetrics._engine.aggregate import FunctionStats
+from callmetrics._engine.ends import Runtime
+from callmetrics._engine.steps import Stepping
 
 ROUNDS = 7
 BLOCK_BASELINE = "a function calling work (block baseline)"
@@ -61,6 +64,18 @@ def best_async(fn: Callable[[int], Awaitable[Any]], calls: int) -> float:
     return asyncio.run(run())
 
 
+def best_gen(fn: Callable[[int], Iterator[Any]], calls: int) -> float:
+    """Return the best per-call time, in nanoseconds, of iterating ``fn(i)`` to its end."""
+    best = float("inf")
+    for _ in range(ROUNDS):
+        began = time.perf_counter_ns()
+        for i in range(calls):
+            for _item in fn(i):
+                pass
+        best = min(best, (time.perf_counter_ns() - began) / calls)
+    return best
+
+
 def work(x: int) -> int:
     """Return ``x``: the function every contender wraps, as cheap as a call gets."""
     return x
@@ -69,6 +84,11 @@ def work(x: int) -> int:
 async def async_work(x: int) -> int:
     """Return ``x``: the coroutine every async contender wraps."""
     return x
+
+
+def gen_work(x: int) -> Iterator[int]:
+    """Yield ``x`` once: the generator every generator contender wraps."""
+    yield x
 
 
 def floor(func: Callable[[int], int]) -> Callable[[int], int]:
@@ -99,6 +119,36 @@ def async_floor(func: Callable[[int], Awaitable[int]]) -> Callable[[int], Awaita
         return result
 
     return wrapper
+
+
+def gen_floor(func: Callable[[int], Iterator[int]]) -> Callable[[int], Iterator[int]]:
+    """Wrap a generator function like :func:`floor` does: a plain Python generator wrapper."""
+    clock = time.perf_counter_ns
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[int, Any, Any]:
+        t0 = clock()
+        yield from func(*args, **kwargs)
+        t1 = clock()
+        del t0, t1
+
+    return wrapper
+
+
+def _python_stepping(work_fn: Callable[..., Any], generator: bool) -> Any:
+    """Track ``func`` with the pure-Python step proxy, whatever the hot path in use."""
+    kind = "gen" if generator else "async"
+    saved = _wrap._BUILDERS[kind]
+
+    def build(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Any:
+        stats.stepped = True
+        return Stepping(func, stats, rt, generator)
+
+    _wrap._BUILDERS[kind] = build
+    try:
+        return Analytics().track("bench")(work_fn)
+    finally:
+        _wrap._BUILDERS[kind] = saved
 
 
 def contenders() -> dict[str, Callable[[int], Any] | None]:
@@ -427,12 +477,23 @@ def main() -> None:
         "undecorated": best_async(async_work, calls),
         "async floor": best_async(async_floor(async_work), calls),
         "callmetrics async": best_async(Analytics().track("bench")(async_work), calls),
+        "callmetrics async, pure Python": best_async(_python_stepping(async_work, False),
+                                                     calls),
     }
     concurrent_async = _concurrent(async_work)
     async_rows["callmetrics async, track_concurrency=True"] = (
         best_async(concurrent_async, calls) if concurrent_async else None)
-    print("\nasync:")
+    print("\nasync (await of a tracked coroutine, in one event loop):")
     report(async_rows, "async floor")
+
+    gen_rows: dict[str, float | None] = {
+        "undecorated": best_gen(gen_work, calls),
+        "generator floor (Python wrapper)": best_gen(gen_floor(gen_work), calls),
+        "callmetrics generator": best_gen(Analytics().track("bench")(gen_work), calls),
+        "callmetrics generator, pure Python": best_gen(_python_stepping(gen_work, True), calls),
+    }
+    print("\ngenerators (a call iterated to its end, one item):")
+    report(gen_rows, "generator floor (Python wrapper)")
 
     measured = sync_rows["callmetrics"]
     base = sync_rows["undecorated"]

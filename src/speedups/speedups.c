@@ -11,6 +11,8 @@
  *            around PyObject_Vectorcall and stores the call in the CallBuffer,
  *            allocating nothing and calling no Python code on the common path.
  *   Monitor  (3.12+) the sys.monitoring callbacks of zero-code tracking (monitor.c).
+ *   Stepping, Steps, Idle  coroutine and generator functions: a proxy timing each step
+ *            of the object a call returns (its active time; steps.c).
  *   Measure  the `with analytics.measure(name):` block.
  *   frames, Edge  the thread's stack of running tracked calls, and the caller edges
  *            calls are buffered under (where the time goes: callmetrics._engine.callers).
@@ -21,7 +23,8 @@
  *            sketch buckets and grouping by function, straight from its doubles.
  *
  * Files: this one (the module) includes common.h and one file per part above
- * (buffer.c, take.c, frames.c, sink.c, tracked.c, ready.c, measure.c, host.c, drain.c,
+ * (buffer.c, take.c, frames.c, sink.c, tracked.c, idle.c, steps.c, stepping.c, ready.c,
+ * measure.c, host.c, drain.c,
  * edges.c), in that order, so that the whole extension is one translation unit: the
  * hot path's helpers
  * (buffer_push, sink_success) inline into the wrappers that call them.  setup.py
@@ -42,6 +45,9 @@
 #include "frames.c"
 #include "sink.c"
 #include "tracked.c"
+#include "idle.c"
+#include "steps.c"
+#include "stepping.c"
 #include "monstack.c"
 #include "monitor.c"
 #include "monitor_type.c"
@@ -135,7 +141,7 @@ PyInit__speedups(void)
         || PyModule_AddObjectRef(module, "Measure", (PyObject *)&Measure_Type) < 0
         || PyModule_AddObjectRef(module, "MeasureHost", (PyObject *)&Host_Type) < 0
         || PyModule_AddObjectRef(module, "Edge", (PyObject *)&Edge_Type) < 0
-        || monitor_init(module) < 0) {
+        || steps_init(module) < 0 || monitor_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -390,8 +390,8 @@ def test_callers_and_ranking_agree_with_cprofile(analytics: Analytics) -> None:
                                                         else snaps["fib"].callers[1].time)
 
 
-def test_coroutines_are_not_attributed_yet(analytics: Analytics) -> None:
-    """A coroutine's self, inclusive and active time are unknown; its sync calls still count."""
+def test_coroutine_steps_are_attributed(analytics: Analytics) -> None:
+    """A coroutine's steps are its own: calls made in them have it as their caller."""
     import asyncio  # noqa: PLC0415
 
     @analytics.track("t", name="step")
@@ -408,15 +408,18 @@ def test_coroutines_are_not_attributed_yet(analytics: Analytics) -> None:
 
     asyncio.run(main())
     snaps = {s.name: s for s in analytics.snapshot()}
-    assert snaps["task"].self_time is None
-    assert snaps["task"].active_time is None
-    assert snaps["task"].callers == ()
-    # Made from a coroutine's step, with no tracked sync call below it on the thread.
-    assert snaps["step"].callers == ()
-    assert snaps["step"].self_time == pytest.approx(snaps["step"].total)
-    assert analytics.get_stats()["self_time"] is None  # a function's is unknown
+    task_snap, step_snap = snaps["task"], snaps["step"]
+    assert task_snap.callers == ()  # started by the event loop
+    assert callers(step_snap) == {"task": 5}
+    assert task_snap.self_time == pytest.approx(task_snap.total - step_snap.total, abs=1e-9)
+    assert task_snap.active_time is not None
+    assert task_snap.active_self_time is not None
+    assert task_snap.active_time <= task_snap.total
+    assert task_snap.active_self_time == pytest.approx(task_snap.active_time - step_snap.total,
+                                                       abs=1e-6)
+    assert analytics.get_stats()["self_time"] is not None
     exported = {f["name"]: f for f in analytics.to_dict()["functions"]}
-    assert exported["task"]["self_time"] is None
+    assert exported["task"]["self_time"] == pytest.approx(task_snap.self_time)
 
 
 def test_a_block_left_open_does_not_corrupt_the_stack(analytics: Analytics) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from callmetrics._engine.accel import summary
 from callmetrics._engine.attribution import Attributed, children_times
-from callmetrics._engine.callers import EdgeBudget
+from callmetrics._engine.callers import EdgeBudget, Idle
 from callmetrics._engine.errors import add_counts, type_name
 from callmetrics._engine.records import Event
 from callmetrics._engine.sketch import DurationSketch
@@ -239,6 +239,10 @@ class FunctionStats(Attributed):
         self.nested: dict[FunctionStats, Any] = {}
         # outer? -> the edge of callers past the cap (None until one is: memory per function)
         self.folded: dict[bool, Any] | None = None
+        # Suspended seconds of its coroutine/generator calls (never rebound: the step
+        # proxy holds it), and whether its calls go through that proxy (set by wrap).
+        self.idle = Idle()
+        self.stepped = False
         self._clear_attribution()
         # Calls that raised an exception declared expected (``track(expected=...)``),
         # counted as successes: incremented by the hot path's failure end

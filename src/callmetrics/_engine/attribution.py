@@ -21,8 +21,8 @@ class Attributed:
     """The attribution half of ``FunctionStats`` (its slots are declared there)."""
 
     __slots__ = ("active_known", "budget", "callers_extra", "children_extra", "edges",
-                 "folded", "folded_children", "inactive_extra", "nested", "nested_extra",
-                 "self_gap_extra", "self_known")
+                 "folded", "folded_children", "idle", "inactive_extra", "nested",
+                 "nested_extra", "self_gap_extra", "self_known", "stepped")
 
     kind: str
     hot_calls: int
@@ -39,6 +39,8 @@ class Attributed:
     self_gap_extra: float
     self_known: bool
     active_known: bool
+    idle: Any
+    stepped: bool
 
     def _clear_attribution(self) -> None:
         """Forget what merges added, and what the hot path credited directly."""
@@ -55,6 +57,9 @@ class Attributed:
         # False once aggregates that did not know them were merged in (old stores).
         self.self_known = True
         self.active_known = True
+        # Credited by the step proxy as calls end (see steps): zeroed in place.
+        self.idle.inactive = 0.0
+        self.idle.gap = 0.0
 
     def folded_edge(self, outer: bool) -> Any:
         """The edge calls past the instance's cap on edges are counted in."""
@@ -81,8 +86,8 @@ class Attributed:
         self.children_extra += children + other.folded_children + other.children_extra
         self.nested_extra += other.nested_extra + sum(e.time for e in other.nested.values())
         self.nested_extra += other._nested_folded()
-        self.inactive_extra += other.inactive_extra
-        self.self_gap_extra += other.self_gap_extra
+        self.inactive_extra += other.inactive_extra + other.idle.inactive
+        self.self_gap_extra += other.self_gap_extra + other.idle.gap
         self.self_known = self.self_known and other.self_known and not other.async_kind()
         self.active_known = self.active_known and other.active_known and not other.async_kind()
         for name, calls, took in other.callers():
@@ -93,8 +98,12 @@ class Attributed:
             entry[1] += took
 
     def async_kind(self) -> bool:
-        """Whether calls are coroutines or generators, whose time is not attributed yet."""
-        return self.kind in ("async", "gen", "agen") and self.hot_calls > 0
+        """Whether calls are coroutines or generators whose steps were not timed.
+
+        Those recorded through the step proxy (``stepped``) are; async generators
+        and zero-code tracking's coroutines are not yet.
+        """
+        return self.kind in ("async", "gen", "agen") and self.hot_calls > 0 and not self.stepped
 
     def callers(self) -> list[tuple[str, int, float]]:
         """Who called this function: (caller's name, calls, seconds), merged ones included."""
@@ -128,8 +137,16 @@ class Attributed:
         inclusive = max(0.0, self.total - nested)
         if not self.active_known:
             return self_time, inclusive, None, None
-        return (self_time, inclusive, max(0.0, self.total - self.inactive_extra),
-                max(0.0, self_time - self.self_gap_extra))
+        # The step proxy credits a call's suspended seconds when it ends, and a drain
+        # adds its duration later: a read between the two sees both (its drain comes
+        # first), but a call ending on another thread meanwhile may be credited only;
+        # hence the floor at 0.  A generator ended (or dropped) under another call than
+        # the one that ran it counts as that call's child: the ceiling keeps the
+        # active self time within the active time, as self time is within the total.
+        idle = self.idle
+        active = max(0.0, self.total - self.inactive_extra - idle.inactive)
+        return (self_time, inclusive, active,
+                min(active, max(0.0, self_time - self.self_gap_extra - idle.gap)))
 
 
 def children_times(functions: Iterable[Attributed]) -> dict[Any, float]:

@@ -21,8 +21,8 @@ in C thread-local storage (``_speedups.frames_push``/``frames_pop``); else a lis
 thread (``STACK.calls``).  Each call pushes its ``FunctionStats`` and, when it ends,
 truncates the stack back to where it pushed it (so a block left open below, or a
 generator's interleaving, can never leave the stack corrupt).  Coroutines and
-generators are not pushed (their steps interleave on a thread): calls made in them go
-to the nearest tracked sync call below on the stack.
+generators are pushed for each of their steps (``steps``): calls made during a step
+have them as their caller, and an awaited tracked coroutine nests under its awaiter.
 
 Edges are bounded per instance (``EdgeBudget``, ``MAX_CALLER_EDGES``): past the cap a
 function's new callers share its "other callers" edge, and the caller's share of
@@ -43,7 +43,9 @@ __all__ = [
     "STACK",
     "Edge",
     "EdgeBudget",
+    "Idle",
     "fold_edges",
+    "frames_caller",
     "frames_pop",
     "frames_push",
     "key_for",
@@ -75,6 +77,26 @@ class PythonEdge:
 
 # The edge type keys are made of: the C one with the accelerator (drains count it in C).
 Edge: Final[Any] = PythonEdge if _speedups is None else _speedups.Edge
+
+
+class PythonIdle:
+    """A function's suspended seconds (coroutine and generator calls; see ``steps``).
+
+    ``inactive``: the seconds its calls were suspended; ``gap``: that less the
+    suspended seconds of the tracked calls it made directly.  Credited when a call
+    ends, in place (the hot path holds the object).
+    """
+
+    __slots__ = ("gap", "inactive")
+
+    def __init__(self) -> None:
+        """Both sums at 0."""
+        self.inactive = 0.0
+        self.gap = 0.0
+
+
+# The type of a function's Idle: the C one with the accelerator (its proxy credits it).
+Idle: Final[Any] = PythonIdle if _speedups is None else _speedups.Idle
 
 
 class EdgeBudget:
@@ -136,6 +158,14 @@ def _python_pop(stats: Any, at: int, duration: float) -> Any:
     return key_for(stats, caller, stats not in calls, duration)
 
 
+def _python_caller(stats: Any, at: int) -> tuple[Any, bool]:
+    if at < 0:
+        return None, True
+    calls = STACK.calls
+    del calls[max(at, BOTTOM):]
+    return calls[-1], stats not in calls
+
+
 def _c_pop(stats: Any, at: int, duration: float) -> Any:
     caller = _speedups.frames_pop(stats, at)
     if caller is None:
@@ -145,11 +175,21 @@ def _c_pop(stats: Any, at: int, duration: float) -> Any:
     return key_for(stats, caller, True, duration)
 
 
+def _c_caller(stats: Any, at: int) -> tuple[Any, bool]:
+    caller = _speedups.frames_pop(stats, at)
+    if type(caller) is tuple:  # (caller,): a nested call
+        return caller[0], False
+    return caller, True
+
+
 # push(stats) -> at; pop(stats, at, duration) -> the key to buffer the call under.  For the
 # Python code paths (observed calls, generators' blocks, the pure-Python measure());
 # the pure-Python sync wrapper inlines the list operations.
 frames_push: Final = _python_push if _speedups is None else _speedups.frames_push
 frames_pop: Final = _python_pop if _speedups is None else _c_pop
+# caller(stats, at) -> (nearest tracked caller or None, outer?): truncate the stack to
+# ``at`` (a call pushed there ends) and say who called it, making no edge.
+frames_caller: Final = _python_caller if _speedups is None else _c_caller
 
 
 def key_for(stats: Any, caller: Any, outer: bool, duration: float) -> Any:

@@ -302,9 +302,14 @@ class ReadBack:
             }
 
     def _self_total(self, selected: list[FunctionStats]) -> float | None:
-        """The selected functions' self times, summed (None: one is unknown); lock held."""
+        """The selected functions' own times, summed (None: one is unknown); lock held.
+
+        A function's own time is its active self time when known (coroutines and
+        generators count the steps they ran, not their waits), else its self time.
+        """
         children = children_times(self._recorder.stats.values())
-        found = [stats.times(children.get(stats, 0.0))[0] for stats in selected]
+        found = [own if (own := times[3]) is not None else times[0]
+                 for times in (stats.times(children.get(stats, 0.0)) for stats in selected)]
         if any(value is None for value in found):
             return None
         return math.fsum(value for value in found if value is not None)

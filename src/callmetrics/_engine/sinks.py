@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from callmetrics._engine.aggregate import FunctionStats
     from callmetrics._engine.ends import Runtime
 
-__all__ = ["code_sink", "measure_host", "measure_method", "success_recorder", "sync_builder"]
+__all__ = ["code_sink", "measure_host", "measure_method", "stepping", "success_recorder",
+           "sync_builder"]
 
 Builder = Callable[[Callable[..., Any], "FunctionStats", "Runtime"], Callable[..., Any]]
 B = TypeVar("B", bound=Builder)
@@ -63,6 +64,18 @@ def sync_builder(python_builder: B) -> B:
         return track(func, _sink(stats, rt), python_builder(func, stats, rt))
 
     return cast("B", build)
+
+
+def stepping(func: Callable[..., Any], stats: FunctionStats, rt: Runtime,
+             python: Callable[..., Any], generator: bool) -> Any:
+    """Return the C stepping callable of a coroutine or generator function (None: no C).
+
+    Its calls return a C proxy timing each step (``steps``); while observers are
+    registered it hands calls to ``python``, the pure-Python stepping callable.
+    """
+    if _speedups is None:
+        return None
+    return _speedups.stepping(func, _sink(stats, rt), stats.idle, python, generator)
 
 
 def success_recorder(stats: FunctionStats, rt: Runtime) -> Callable[[float], None] | None:

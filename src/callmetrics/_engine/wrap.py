@@ -1,5 +1,8 @@
 """The hot path: wrappers for sync, async, generator and async-generator functions.
 
+Coroutine and generator functions get the step proxy of ``steps`` (their active
+time); async generators an ``async def`` wrapper (their duration only, for now).
+
 Everything that can be decided at decoration time is (the kind of callable, its
 recorded name, the buffer it appends to).  A successful call then costs two clock
 reads, one ``buffer.extend((stats, start, duration))`` (one atomic C call: see
@@ -18,7 +21,7 @@ import functools
 import inspect
 import sys
 import types
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +36,7 @@ from callmetrics._engine.ends import (
     start_observers,
 )
 from callmetrics._engine.logs import CACHE_KEY
+from callmetrics._engine.steps import wrap_steps
 
 if TYPE_CHECKING:
     from callmetrics._engine.aggregate import FunctionStats
@@ -115,19 +119,6 @@ def _observed_sync(rt: Runtime, func: Callable[..., Any], stats: FunctionStats,
         end_observers(started, stats, rt.ends.failed(stats, t0, exc, at), exc)
         raise
     end_observers(started, stats, rt.ends.ok(stats, t0, at), None)
-    return result
-
-
-async def _observed_async(rt: Runtime, func: Callable[..., Any], stats: FunctionStats,
-                          args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    started = start_observers(rt, stats)
-    t0 = perf_counter()
-    try:
-        result = await func(*args, **kwargs)
-    except BaseException as exc:
-        end_observers(started, stats, rt.ends.failed(stats, t0, exc), exc)
-        raise
-    end_observers(started, stats, rt.ends.ok(stats, t0), None)
     return result
 
 
@@ -234,84 +225,6 @@ def stop_tracking(wrapper: object) -> bool:
     return True
 
 
-def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    # Every name below is a closure cell of the wrapper (40 bytes each per function);
-    # the clock and the cache key are module globals, as fast to load in 3.11+.
-    ends = rt.ends
-    failed = ends.failed
-    observers = rt.observers
-    record = sinks.success_recorder(stats, rt)
-    if record is not None:
-        # With the accelerator, the end of a successful call is one C call; the
-        # pure-Python body below repeats Ends.ok inline, as the sync wrapper does.
-        async def recorded(*args: Any, **kwargs: Any) -> Any:
-            if observers:
-                return await _observed_async(rt, func, stats, args, kwargs)
-            t0 = perf_counter()
-            try:
-                result = await func(*args, **kwargs)
-            except BaseException as exc:
-                failed(stats, t0, exc)
-                raise
-            record(t0)
-            return result
-
-        return recorded
-
-    buf, extend, cache = ends.buffer, ends.extend, ends.cache
-    after, _, refresh = ends.hooks
-
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if observers:
-            return await _observed_async(rt, func, stats, args, kwargs)
-        t0 = perf_counter()
-        try:
-            result = await func(*args, **kwargs)
-        except BaseException as exc:
-            failed(stats, t0, exc)
-            raise
-        duration = perf_counter() - t0
-        extend((stats, t0, duration))
-        try:
-            if len(buf) >= cache[CACHE_KEY]:
-                after(stats, duration, cache[CACHE_KEY])
-        except KeyError:  # logging changed a level and cleared its caches: decide again
-            after(stats, duration, refresh())
-        return result
-
-    return wrapper
-
-
-def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    ok, failed = rt.ends.ok, rt.ends.failed
-    observers = rt.observers
-
-    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        inner = func(*args, **kwargs)
-        # This body first runs at the consumer's first next(): timing starts there.
-        started = start_observers(rt, stats) if observers else None
-        t0 = perf_counter()
-        try:
-            result = yield from inner
-        except GeneratorExit:
-            # The consumer stopped early: that is a normal, successful end.
-            duration = ok(stats, t0)
-            if started:
-                end_observers(started, stats, duration, None)
-            raise
-        except BaseException as exc:
-            duration = failed(stats, t0, exc)
-            if started:
-                end_observers(started, stats, duration, exc)
-            raise
-        duration = ok(stats, t0)
-        if started:
-            end_observers(started, stats, duration, None)
-        return result
-
-    return wrapper
-
-
 def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
     ok, failed = rt.ends.ok, rt.ends.failed
     observers = rt.observers
@@ -349,6 +262,32 @@ def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> C
             end_observers(started, stats, duration, None)
 
     return wrapper
+
+
+def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Any:
+    return wrap_steps(func, stats, rt, False)
+
+
+def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Any:
+    return wrap_steps(func, stats, rt, True)
+
+
+def _function_like(wrapper: Any, func: Callable[..., Any]) -> None:
+    """Let ``inspect``'s iscoroutinefunction and isgeneratorfunction see the original.
+
+    They read the flags of ``__code__`` on anything that looks like a function (a
+    callable with ``__name__``, ``__code__``, ``__defaults__``, ``__kwdefaults__``):
+    the stepping callable gets the original's (its ``__call__``'s for an object).
+    """
+    target = _unwrap(func)
+    code = getattr(target, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        target = getattr(type(target), "__call__", None)  # noqa: B004  # the method itself
+        code = getattr(target, "__code__", None)
+    if isinstance(code, types.CodeType):
+        wrapper.__code__ = code
+        wrapper.__defaults__ = getattr(target, "__defaults__", None)
+        wrapper.__kwdefaults__ = getattr(target, "__kwdefaults__", None)
 
 
 _BUILDERS = {"sync": _wrap_sync, "async": _wrap_async, "gen": _wrap_gen, "agen": _wrap_agen}
@@ -398,6 +337,8 @@ def wrap(func: Callable[..., Any], kind: str, stats: FunctionStats, rt: Runtime)
     if not hasattr(func, "__name__"):  # functools.partial, callable objects
         wrapper.__name__ = stats.name.rsplit(".", 1)[-1]
         wrapper.__qualname__ = stats.name
+    if kind in ("async", "gen"):
+        _function_like(wrapper, func)
     result: Any = wrapper
     if kind == "sync" and not binds(func):
         result = staticmethod(wrapper)
