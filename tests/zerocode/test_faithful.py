@@ -236,14 +236,15 @@ HELPER = "value = object()\n\ndef compute(x):\n    return x * 10\n"
 NSPART = "def twice(x):\n    return 2 * x\n"
 # (script, mode) whose output the wrappers change on 3.11 (see the README): a
 # decorator that stores the function before the module's wrapping keeps the original
-# (registries), generator and coroutine wrappers add a frame (frames); the pure-Python
-# wrapper's __code__/__globals__/__closure__ are its own (attributes, classes), and it
-# adds a frame to every call (deep: the recursion limit is raised to make room for them,
-# and the program reads the raised one).
+# (registries); the pure-Python wrapper's __code__/__globals__/__closure__ are its own
+# (attributes, classes), it adds a frame to every call (deep: the recursion limit is
+# raised to make room for them, and the program reads the raised one), and its
+# generator and coroutine proxies add a frame to each step (frames).  The C wrappers
+# and step proxies add no frame.
 _MODES = ("default", "exact")
-DIFFER_WRAPPED = {(name, mode) for name in ("registries", "frames") for mode in _MODES}
+DIFFER_WRAPPED = {("registries", mode) for mode in _MODES}
 if PURE:
-    DIFFER_WRAPPED |= {(name, mode) for name in ("attributes", "classes", "deep")
+    DIFFER_WRAPPED |= {(name, mode) for name in ("attributes", "classes", "deep", "frames")
                        for mode in _MODES}
 
 
