@@ -65,10 +65,11 @@ BUFFER_LIMIT = 1024
 GROUPS_PER_DRAIN = 16
 
 # A whole program's run (``callmetrics run``, the pytest plugin) favours throughput over
-# the bound above: chunks this large, with no bound on their functions, fold grouped by
-# function (a few microseconds per function met) instead of call by call (about a
-# microsecond per call), for a pause of a few milliseconds per chunk.
-BULK_LIMIT = 16_384
+# the bound above: chunks of this many calls, with no bound on their functions, fold
+# grouped by function (a few microseconds per function met) instead of call by call
+# (about a microsecond per call).  No larger: the buffer (24 bytes a call in C) is what
+# a program measuring its own allocations sees (more-itertools allows 256 KiB).
+BULK_LIMIT = 4_096
 
 # Where calls of functions past ``max_functions`` are recorded, together.
 OVERFLOW_NAME = "<other functions>"
