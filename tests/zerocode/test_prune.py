@@ -104,5 +104,6 @@ def test_medians_are_get_stats_p50_for_many_functions_at_once() -> None:
     assert medians == {"fast": analytics.get_stats("fast")["p50"],
                        "slow": analytics.get_stats("slow")["p50"]}
     fast_median, slow_median = medians["fast"], medians["slow"]
-    assert fast_median is not None and slow_median is not None
+    assert fast_median is not None
+    assert slow_median is not None
     assert fast_median < slow_median
