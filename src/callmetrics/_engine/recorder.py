@@ -140,15 +140,15 @@ class Recorder:
                  medium_max: float, warn: Callable[[str], None], bulk: bool = False) -> None:
         """Create an empty recorder; ``warn`` logs a one-line warning.
 
-        ``bulk``: drain ``BULK_LIMIT`` calls at a time (with the accelerator; else
-        ``BUFFER_LIMIT``), of any number of functions.
+        ``bulk``: drain ``BULK_LIMIT`` calls at a time, of any number of functions
+        (with the accelerator; the pure-Python path keeps its bounded drains).
         """
         self.buffer: Any = new_buffer()  # a list, or the accelerator's CallBuffer
-        # The pure-Python buffer holds two float objects a call (72 bytes and more): its
-        # chunk stays small, so that what a program measuring its allocations sees does.
+        # The pure-Python buffer holds two float objects a call (72 bytes and more): it
+        # keeps the bounded drains, so that what a program measuring its allocations
+        # sees stays small.
         large = bulk and not isinstance(self.buffer, list)
-        self.chunk = BULK_LIMIT if large else BUFFER_LIMIT
-        self.groups = 0 if bulk else GROUPS_PER_DRAIN
+        self.chunk, self.groups = (BULK_LIMIT, 0) if large else (BUFFER_LIMIT, GROUPS_PER_DRAIN)
         self.lock = threading.RLock()
         # Locks of several recorders are always taken in this order (fork, merge).
         self.order = next(_ORDER)
