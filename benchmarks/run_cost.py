@@ -1,7 +1,8 @@
 """What ``callmetrics run`` costs a program, next to pyinstrument and cProfile.
 
 Run: ``python benchmarks/run_cost.py [--rounds N] [--scale-coarse N] [--scale-fine N]
-[--documents N] [--instructions | --per-call]`` (``pip install -e '.[bench]'`` first).
+[--documents N] [--workloads docutils,coarse,fine] [--instructions | --per-call]``
+(``pip install -e '.[bench]'`` first).
 With ``--per-call`` it times instead one call of a one-line function: plain, tracked
 (through ``sys.monitoring`` on 3.12+, and wrapped), and under tprof when installed.
 Runs a real program, docutils converting its own documentation to HTML
@@ -194,6 +195,8 @@ def main() -> None:
     parser.add_argument("--scale-fine", type=int, default=300)
     parser.add_argument("--documents", type=int, default=20,
                         help="how many of docutils' documents to convert (0: all)")
+    parser.add_argument("--workloads", default="docutils,coarse,fine",
+                        help="which workloads to time, comma-separated (default: all three)")
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions under valgrind instead of timing")
     parser.add_argument("--per-call", action="store_true",
@@ -214,13 +217,15 @@ def main() -> None:
               f"{opts.rounds} rounds, tools interleaved")
         say_missing(tools)
         runs: list[tuple[str, dict[str, list[str]], list[str]]] = []
-        docs = docutils_docs()
+        chosen = set(opts.workloads.split(","))
+        docs = docutils_docs() if "docutils" in chosen else None
         if docs is not None:
             runs.append((f"docutils ({opts.documents or 'all'} documents)",
                          commands(out, workload=DOCUTILS, track=("docutils", "docutils.*")),
                          [str(docs), str(opts.documents)]))
         runs += [(f"{kind} (scale {scale})", tools, [kind, str(scale)])
-                 for kind, scale in (("coarse", opts.scale_coarse), ("fine", opts.scale_fine))]
+                 for kind, scale in (("coarse", opts.scale_coarse), ("fine", opts.scale_fine))
+                 if kind in chosen]
         for title, contenders, args in runs:
             best: dict[str, tuple[float, float, float]] = {}
             for _ in range(opts.rounds):

@@ -26,7 +26,7 @@ from callmetrics._engine.config import AnalyticsConfig, coerce_config
 from callmetrics._engine.logs import CallLogger, default_loggers, report_internal_error
 from callmetrics._engine.measure import BlockKind, Measure, NoMeasure, new_measure
 from callmetrics._engine.readback import ReadBack
-from callmetrics._engine.recorder import BUFFER_LIMIT, Recorder
+from callmetrics._engine.recorder import Recorder
 from callmetrics._engine.records import LoggerContainer
 from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._engine.transfer import merge_into, restore_into
@@ -66,7 +66,7 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
 
     def __init__(self, config: object = None, loggers: LoggerContainer | None = None,
                  max_events: int | None = None, *, store: str | Path | None = None,
-                 track_concurrency: bool | None = None) -> None:
+                 track_concurrency: bool | None = None, bulk: bool = False) -> None:
         """Create an instance.
 
         Args:
@@ -80,6 +80,7 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
             store: a SQLite file to persist this run to (overrides ``store_path``).
             track_concurrency: count each function's calls in progress (overrides
                 ``config.track_concurrency``; see ``calls_in_progress``).
+            bulk: drain in large chunks (cheaper per call, rarer longer pauses): for runs.
 
         Raises:
             TypeError: for a value of the wrong type (the message names the field).
@@ -117,12 +118,12 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
 
         self._recorder = Recorder(max_events=cfg.max_events, max_functions=cfg.max_functions,
                                   short_max=self.short_max, medium_max=self.medium_max,
-                                  warn=self._warn)
+                                  warn=self._warn, bulk=bulk)
         self._lock = self._recorder.lock  # the store's fork hooks hold it across fork()
         # The wrappers' runtime (see _ends.Runtime): the buffer and the bounded drain.
         self.buffer = self._recorder.buffer
         self.drain_soon = self._recorder.drain_soon
-        self._call_logger = CallLogger(loggers, self.long_max, 3 * BUFFER_LIMIT)
+        self._call_logger = CallLogger(loggers, self.long_max, 3 * self._recorder.chunk)
         self._observers: list[CallObserver] = []
         # Decided here, for every wrapper: counting calls in progress is an observer.
         self._in_flight = InFlight() if cfg.track_concurrency else None

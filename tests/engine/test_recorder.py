@@ -20,7 +20,13 @@ from callmetrics import (
     LoggerContainer,
 )
 from callmetrics._engine.aggregate import FailedCall
-from callmetrics._engine.recorder import BUFFER_LIMIT, GROUPS_PER_DRAIN, OVERFLOW_NAME, Recorder
+from callmetrics._engine.recorder import (
+    BUFFER_LIMIT,
+    BULK_LIMIT,
+    GROUPS_PER_DRAIN,
+    OVERFLOW_NAME,
+    Recorder,
+)
 from callmetrics._engine.wrap import BACKLOG
 
 
@@ -331,6 +337,35 @@ def test_a_drain_folds_at_most_a_bounded_number_of_functions(quiet: LoggerContai
     assert folded == {f"f{i}": 1 for i in range(GROUPS_PER_DRAIN)}
     assert len(analytics.buffer) == 3 * (BUFFER_LIMIT + 1 - GROUPS_PER_DRAIN)
     assert sum(analytics.call_counts.values()) == BUFFER_LIMIT + 1  # a read drains it all
+
+
+def test_bulk_drains_take_large_chunks_of_any_number_of_functions(
+        quiet: LoggerContainer) -> None:
+    """A whole program's run (``bulk=True``) drains a whole chunk of every function at once.
+
+    Calls spread over many functions then fold grouped by function, not call by call:
+    on docutils the drains cost about ten times less.  Counts stay exact.
+    """
+    analytics = Analytics(loggers=quiet, bulk=True)
+    fns = [analytics.track("unit", name=f"f{i}")(lambda: None) for i in range(100)]
+    recorder = analytics._recorder
+    if isinstance(analytics.buffer, list):
+        pytest.skip("the pure-Python path keeps its bounded drains (its buffer holds floats)")
+    limit = recorder.chunk
+    assert limit == BULK_LIMIT
+    for i in range(limit - 1):
+        fns[i % 100]()
+    assert len(analytics.buffer) == 3 * (limit - 1)  # no drain before the limit
+    assert all(stats.calls == 0 for stats in recorder.stats.values())
+    fns[0]()  # fills the buffer: drains all of it, the hundred functions together
+    assert len(analytics.buffer) == 0
+    folded = {stats.name: stats.calls for stats in recorder.stats.values()}
+    assert sum(folded.values()) == limit
+    expected = {f"f{i}": len(range(i, limit - 1, 100)) + (i == 0) for i in range(100)}
+    assert folded == expected
+    for i in range(250):
+        fns[i % 100]()
+    assert sum(analytics.call_counts.values()) == limit + 250
 
 
 def test_a_loop_of_failures_folds_in_bulk_and_many_functions_call_by_call(

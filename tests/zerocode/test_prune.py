@@ -147,3 +147,20 @@ def test_functions_below_the_call_count_are_not_judged_yet(modules: str) -> None
         assert pruner.check() == [f"{modules}.work.tiny"]
     finally:
         stop(inst)
+
+
+def test_medians_are_get_stats_p50_for_many_functions_at_once() -> None:
+    """What the pruner reads each time it looks: one drain, every median it asks for."""
+    analytics = Analytics()
+    fast = analytics.track("unit", name="fast")(lambda: None)
+    slow = analytics.track("unit", name="slow")(lambda: sum(range(2_000)))
+    for _ in range(300):
+        fast()
+        slow()
+    medians = analytics.medians(["fast", "slow", "never"])
+    assert medians == {"fast": analytics.get_stats("fast")["p50"],
+                       "slow": analytics.get_stats("slow")["p50"]}
+    fast_median, slow_median = medians["fast"], medians["slow"]
+    assert fast_median is not None
+    assert slow_median is not None
+    assert fast_median < slow_median

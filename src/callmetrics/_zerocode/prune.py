@@ -13,7 +13,8 @@ working): its counts stop there, and the run's note names it.
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._zerocode.instrument import Instrumentation
@@ -29,8 +30,8 @@ class Reader(Protocol):
     def call_counts(self) -> dict[str, int]:
         """Calls per function."""
 
-    def get_stats(self, function_filter: str | None = None) -> dict[str, Any]:
-        """Statistics of one function."""
+    def medians(self, names: Iterable[str]) -> dict[str, float | None]:
+        """Median call of each named function."""
 
 
 class Pruner:
@@ -73,14 +74,15 @@ class Pruner:
     def check(self) -> list[str]:
         """Drop the functions that qualify now; return their names."""
         ours = self.inst.names()
-        found: dict[str, tuple[int, float]] = {}
+        due: dict[str, int] = {}
         for name, calls in self.analytics.call_counts.items():
-            if name not in ours or calls < max(self.after, 2 * self._checked.get(name, 0)):
-                continue
-            self._checked[name] = calls  # look again once the count has doubled
-            median = self.analytics.get_stats(name)["p50"]
+            if name in ours and calls >= max(self.after, 2 * self._checked.get(name, 0)):
+                self._checked[name] = calls  # look again once the count has doubled
+                due[name] = calls
+        found: dict[str, tuple[int, float]] = {}
+        for name, median in self.analytics.medians(due).items():  # one drain for them all
             if isinstance(median, float) and median < self.below:
-                found[name] = (calls, median)
+                found[name] = (due[name], median)
         if found:
             self.inst.drop(set(found))
             self.dropped.update(found)
