@@ -21,10 +21,10 @@ from callmetrics._engine import sinks
 from callmetrics._engine.adhoc import AdHocCalls, check_expected, check_text
 from callmetrics._engine.aggregate import FunctionStats
 from callmetrics._engine.columns import CallColumns
-from callmetrics._engine.concurrency import InFlight
 from callmetrics._engine.config import AnalyticsConfig, coerce_config
 from callmetrics._engine.logs import CallLogger, default_loggers, report_internal_error
 from callmetrics._engine.measure import BlockKind, Measure, NoMeasure, new_measure
+from callmetrics._engine.observing import Observing
 from callmetrics._engine.readback import ReadBack
 from callmetrics._engine.recorder import Recorder
 from callmetrics._engine.records import LoggerContainer
@@ -33,7 +33,6 @@ from callmetrics._engine.transfer import merge_into, restore_into
 from callmetrics._engine.view import RetainedCall
 from callmetrics._engine.wrap import (
     OWNER_ATTRIBUTE,
-    CallObserver,
     Ends,
     callable_kind,
     callable_module,
@@ -53,7 +52,7 @@ _SECONDS_PER_DAY = 86_400.0
 _GC_THRESHOLD = 5_000
 
 
-class Analytics(ReadBack, AdHocCalls, Outputs):
+class Analytics(ReadBack, AdHocCalls, Observing, Outputs):
     """Tracks function performance, success rates, and execution patterns.
 
     Decorate functions with :meth:`track`; read exact statistics with
@@ -124,11 +123,7 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
         self.buffer = self._recorder.buffer
         self.drain_soon = self._recorder.drain_soon
         self._call_logger = CallLogger(loggers, self.long_max, 3 * self._recorder.chunk)
-        self._observers: list[CallObserver] = []
-        # Decided here, for every wrapper: counting calls in progress is an observer.
-        self._in_flight = InFlight() if cfg.track_concurrency else None
-        if self._in_flight is not None:
-            self._observers.append(self._in_flight)
+        self._start_observing(cfg.track_concurrency)
         self.ends = Ends(self)
         self._adhoc: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Callable[..., Any]]]
         self._adhoc = weakref.WeakKeyDictionary()
@@ -158,29 +153,6 @@ class Analytics(ReadBack, AdHocCalls, Outputs):
     def call_logger(self) -> CallLogger:
         """The per-call log writer (part of the wrappers' runtime)."""
         return self._call_logger
-
-    @property
-    def observers(self) -> list[CallObserver]:
-        """Registered call observers, mutated in place (part of the wrappers' runtime)."""
-        return self._observers
-
-    def calls_in_progress(self) -> dict[tuple[str, str, str], int] | None:
-        """Calls started and not yet ended, by (recorded name, module, event type).
-
-        None unless the instance tracks concurrency (``track_concurrency=True``).
-        """
-        return None if self._in_flight is None else self._in_flight.counts()
-
-    def add_observer(self, observer: CallObserver) -> None:
-        """Have ``observer`` see every tracked call from now on."""
-        with self._lock:
-            self._observers.append(observer)
-
-    def remove_observer(self, observer: CallObserver) -> None:
-        """Stop sending calls to ``observer`` (no error if it was not registered)."""
-        with self._lock:
-            if observer in self._observers:
-                self._observers.remove(observer)
 
     # -------------------------------------------------------------- decorators
     def track(
