@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,6 +92,11 @@ def counted(prometheus: Server, promql: str, expected: float) -> float | None:
     return value if value is not None and value >= expected else None
 
 
+def answered(prometheus: Server, promql: str) -> list[dict[str, Any]] | None:
+    """Probe: the query's result once it holds something."""
+    return query(prometheus, promql) or None
+
+
 def wait_for_counts(native: Server, classic: Server, calls: int) -> None:
     """Wait until both servers hold ``calls`` calls of `job` in both namings."""
     for name in ("callmetrics_call_duration_seconds", "function_calls_duration_seconds"):
@@ -126,6 +132,12 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
             values += durations(SEED + 1 + worker, PER_WORKER)
         total = FIRST + WORKERS * PER_WORKER
         wait_for_counts(native, classic, total)
+        # The failures' series (one per error_type) first appear with the workers'
+        # calls: rate() answers once each server has scraped them twice.
+        for prometheus in (native, classic):
+            prometheus.wait_for("a rate of failures by type", partial(
+                answered, prometheus,
+                'rate(callmetrics_failures_total{error_type="TimeoutError"}[1m])'))
         with load(store) as view:
             known = any(snap.self_time is not None for snap in view.snapshot())
         yield Scraped(native, classic, values, total, WORKERS * FAILING, known)
