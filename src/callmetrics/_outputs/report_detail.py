@@ -13,7 +13,7 @@ import itertools
 from collections import deque
 from collections.abc import Iterable, Sequence
 from itertools import compress, repeat
-from operator import ge
+from operator import ge, itemgetter
 from typing import Any, TypeVar, overload
 
 from callmetrics._engine.columns import CallColumns
@@ -48,11 +48,14 @@ def function_details(snaps: Sequence[FunctionSnapshot], calls: CallColumns,
                 "no message recorded" if cause.template is None else printable(cause.template)])
     # Each function's positions and durations, in start order: C-speed passes.
     positions_of = _grouped(calls, range(len(calls)))
-    durations_of = _grouped(calls, calls.durations.tolist())
+    every = calls.durations.tolist()
     slowest: dict[str, list[int]] = {}
     trends: dict[str, dict[str, Any] | None] = {}
-    for name, positions, took in zip(calls.names, positions_of, durations_of, strict=True):
+    for name, positions in zip(calls.names, positions_of, strict=True):
         if positions:
+            # itemgetter picks a function's durations in one C call (a 1-tuple for one).
+            took = list(itemgetter(*positions)(every)) if len(positions) > 1 else [
+                every[positions[0]]]
             trend, longest = _profile(_Gathered(positions, calls.starts), took)
             slowest[name] = [positions[i] for i in longest]
             trends[name] = trend
