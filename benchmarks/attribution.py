@@ -15,8 +15,8 @@ cProfile``.  Then:
   cProfile's figure of a function is its ``tottime`` plus the builtins it called (a
   tracked function's self time holds them), less its cost of those builtin calls:
   what its run lost that Python calls do not explain, over the builtin calls made.
-  The ten are chosen apart from the rest (the eleventh, ``text_job``, has about half
-  the self time of the tenth), so that noise cannot swap them.  On Python 3.11 cProfile
+  The ten are chosen apart from the rest (the eleventh, ``text_job``, has about two
+  thirds of the tenth's self time), so that noise cannot swap them.  On Python 3.11 cProfile
   runs every instruction on the interpreter's tracing path, which slows functions
   unevenly: the comparison is meaningful on 3.12+ (cProfile on ``sys.monitoring``);
 * the tracked self times plus the untracked work (timed by the program itself) against
