@@ -3,7 +3,9 @@
 Run: ``.venv/bin/python scripts/screenshot.py`` (needs the test extras and chromium,
 which ``bash scripts/test`` installs).  Options: ``--report FILE`` screenshots an
 existing report instead of running the demo; ``--width``, ``--scheme light|dark``,
-``--full`` (the whole page, not the first screen) and ``--out`` choose the picture.
+``--full`` (the whole page, not the first screen), ``--section ID`` (one element:
+``--section time-chart --out docs/where-the-time-goes.png``) and ``--out`` choose the
+picture.
 """
 
 from __future__ import annotations
@@ -25,8 +27,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 DOCS_PICTURE = Path(__file__).resolve().parent.parent / "docs" / "report.png"
 
 
-def shoot(report: Path, out: Path, *, width: int, scheme: str, full: bool) -> None:
-    """Save a screenshot of ``report`` at ``width`` CSS pixels in the colour ``scheme``."""
+def shoot(report: Path, out: Path, *, width: int, scheme: str, full: bool,
+          section: str | None = None) -> None:
+    """Save a screenshot of ``report`` at ``width`` CSS pixels in the colour ``scheme``.
+
+    ``section``: the id of one element (``time-chart``) to picture alone.
+    """
     chromium = shutil.which("chromium")
     if chromium is None:
         raise SystemExit("chromium is not installed; `bash scripts/test` installs it")
@@ -36,7 +42,10 @@ def shoot(report: Path, out: Path, *, width: int, scheme: str, full: bool) -> No
                                 color_scheme=scheme)  # type: ignore[arg-type]  # checked by argparse
         page.goto(report.as_uri())
         page.wait_for_load_state("load")
-        page.screenshot(path=str(out), full_page=full)
+        if section is not None:
+            page.locator(f"#{section}").screenshot(path=str(out))
+        else:
+            page.screenshot(path=str(out), full_page=full)
         browser.close()
 
 
@@ -48,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1280, help="viewport width in CSS pixels")
     parser.add_argument("--scheme", choices=("light", "dark"), default="light")
     parser.add_argument("--full", action="store_true", help="the whole page, not one screen")
+    parser.add_argument("--section", help="picture one element by id (e.g. time-chart)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         report = args.report
@@ -57,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             report = analytics.generate_reports(force_mode=True)
             assert report is not None
         shoot(report, args.out, width=args.width, scheme=args.scheme,
-              full=args.full)
+              full=args.full, section=args.section)
     print(f"wrote {args.out}")
     return 0
 
