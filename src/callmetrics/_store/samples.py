@@ -44,9 +44,13 @@ def read_calls(path: str | Path, runs: Iterable[int]) -> dict[str, tuple[list[fl
 
     """
     checked = Path(path).expanduser()
-    ids = (json.dumps(sorted(set(runs))),)
+    chosen = sorted(set(runs))
+    ids = (json.dumps(chosen),)
 
     def work(conn: sqlite3.Connection, _: Path) -> list[Any]:
+        if len(chosen) == 1:  # one run (diff's usual side): the index gives the order
+            return conn.execute("SELECT function, start, duration FROM events WHERE "
+                                "run_id = ? ORDER BY start", (chosen[0],)).fetchall()
         return conn.execute("SELECT function, start, duration FROM events WHERE run_id IN "
                             "(SELECT value FROM json_each(?)) ORDER BY start", ids).fetchall()
 
