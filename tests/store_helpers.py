@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from callmetrics import Analytics, DurationSketch, FunctionSnapshot
@@ -36,3 +38,23 @@ def record_calls(store: Path, name: str, calls: int, *, label: str | None = None
     for i in range(calls):
         work(i)
     writer.close()
+
+
+def run_workers(program: str, arguments: list[list[str]], *, quiet: bool = False,
+                timeout: float = 120) -> list[int]:
+    """Run ``python -c program ARGS`` once per argument list, all at once; their exit codes.
+
+    ``quiet``: their standard error is discarded.  A worker still running when the
+    wait ends (``subprocess.TimeoutExpired`` after ``timeout`` seconds) is killed:
+    it must not outlive the test.
+    """
+    stderr = subprocess.DEVNULL if quiet else None
+    workers = [subprocess.Popen([sys.executable, "-c", program, *args], stderr=stderr)
+               for args in arguments]
+    try:
+        return [worker.wait(timeout=timeout) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()

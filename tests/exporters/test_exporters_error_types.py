@@ -19,6 +19,7 @@ from callmetrics.exporters.model import Naming
 from callmetrics.exporters.prometheus import CallmetricsCollector, serve_metrics
 from conftest import require_program
 from exporter_helpers import Launcher, Server, free_port, query
+from store_helpers import run_workers
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -195,15 +196,7 @@ def test_prometheus_sums_error_types_of_a_store_of_many_processes(
     """Three workers, one store, serve-metrics: Prometheus reads each type's exact count."""
     store = tmp_path / "runs.sqlite"
     plans = [["ok", "300", "value", "7"], ["denied", "5", "ok", "20"], ["value", "4"]]
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(store), *plan],
-                                stderr=subprocess.DEVNULL) for plan in plans]
-    try:
-        codes = [worker.wait(timeout=120) for worker in workers]
-    finally:  # a worker that hangs must not outlive the test
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+    codes = run_workers(WORKER, [[str(store), *plan] for plan in plans], quiet=True)
     assert codes == [0, 0, 0]
     port = free_port()
     launch("serve-metrics", [sys.executable, "-m", "callmetrics", "serve-metrics", str(store),

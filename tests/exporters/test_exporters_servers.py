@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from exporter_helpers import (
     query,
 )
 from exporter_helpers import get as raw_get
+from store_helpers import run_workers
 
 # Bounds chosen so that a trivial call lands below the first one even on a loaded
 # machine, and a call sleeping SLOW seconds lands, for sure, in the second bucket.
@@ -189,15 +189,7 @@ def test_store_of_many_processes_is_scraped_once_each(
         start_prometheus: Callable[[list[str]], Server]) -> None:
     """Workers write one store; `callmetrics serve-metrics` serves it; Prometheus sees each once."""
     store = tmp_path / "runs.sqlite"
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(store), str(n)])
-               for n in (3000, 5000, 7)]
-    try:
-        codes = [w.wait(timeout=120) for w in workers]
-    finally:  # a worker that hangs must not outlive the test
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+    codes = run_workers(WORKER, [[str(store), str(n)] for n in (3000, 5000, 7)])
     assert codes == [0, 0, 0]
     port = free_port()
     launch("serve-metrics", [sys.executable, "-m", "callmetrics", "serve-metrics", str(store),

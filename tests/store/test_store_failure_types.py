@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from callmetrics import Analytics, LoggerContainer, StoreError
 from callmetrics._load import read_view
 from callmetrics._store.schema import SCHEMA_VERSION
+from store_helpers import run_workers
 
 FIXTURE_V1 = Path(__file__).parents[1] / "data" / "store_v1.db"
 
@@ -87,15 +86,7 @@ def test_runs_of_several_processes_add_up_by_type(tmp_path: Path) -> None:
     """Three processes write one store; the view's counts by type are their exact sums."""
     store = tmp_path / "runs.db"
     plans = [["ok", "50", "value", "7"], ["key", "3", "value", "1"], ["os", "2", "ok", "9"]]
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(store), *plan],
-                                stderr=subprocess.DEVNULL) for plan in plans]
-    try:
-        codes = [worker.wait(timeout=120) for worker in workers]
-    finally:  # a worker that hangs must not outlive the test
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+    codes = run_workers(WORKER, [[str(store), *plan] for plan in plans], quiet=True)
     assert codes == [0, 0, 0]
     [snap] = read_view(store).snapshot()
     assert (snap.calls, snap.failures) == (72, 13)
