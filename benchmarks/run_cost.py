@@ -3,8 +3,10 @@
 Run: ``python benchmarks/run_cost.py [--rounds N] [--scale-coarse N] [--scale-fine N]
 [--documents N] [--workloads docutils,coarse,fine] [--instructions | --per-call]``
 (``pip install -e '.[bench]'`` first).
-With ``--per-call`` it times instead one call of a one-line function: plain, tracked
-(through ``sys.monitoring`` on 3.12+, and wrapped), and under tprof when installed.
+With ``--per-call`` it times instead one call of a one-line function, and one call of a
+generator yielding once iterated to its end (its whole life: two steps): plain,
+tracked (through ``sys.monitoring`` on 3.12+, and wrapped), and under tprof when
+installed.
 Runs a real program, docutils converting its own documentation to HTML
 (``docutils_workload.py``: the first ``--documents`` files of ``docs/`` from the
 installed docutils' sdist, fetched once with ``pip download`` into
@@ -139,10 +141,10 @@ def count_instructions(scales: dict[str, int]) -> None:
                 print(f"| {name} | {n:,} | {(n / base - 1) * 100:+.1f} % |")
 
 
-PER_CALL_MODULE = "def f(x):\n    return x\n"
+PER_CALL_MODULE = "def f(x):\n    return x\n\ndef g(x):\n    yield x\n"
 PER_CALL_SCRIPT = """\
 import sys, time
-from target import f
+from target import f, g
 
 def loop(n):
     began = time.perf_counter()
@@ -150,8 +152,16 @@ def loop(n):
         f(i)
     return time.perf_counter() - began
 
+def gloop(n):
+    began = time.perf_counter()
+    for i in range(n):
+        for _ in g(i):
+            pass
+    return time.perf_counter() - began
+
 best = min(loop(20_000) for _ in range(300))
-print(f"{best / 20_000 * 1e9:.1f}")
+gbest = min(gloop(20_000) for _ in range(100))
+print(f"{best / 20_000 * 1e9:.1f} {gbest / 20_000 * 1e9:.1f}")
 """
 
 
@@ -174,17 +184,23 @@ def per_call(rounds: int) -> None:
         else:
             print("tprof: not installed (3.12+: pip install tprof), left out")
         best = dict.fromkeys(tools, float("inf"))
+        gen = dict.fromkeys(tools, float("inf"))
         for _ in range(rounds):
             for name, (command, env) in tools.items():
                 done = subprocess.run(command, capture_output=True, text=True, cwd=out,  # noqa: S603  # fixed commands
                                       env={**os.environ, **env}, check=True)
-                best[name] = min(best[name], float(done.stdout.split()[0]))
-        print(f"python {sys.version.split()[0]}: a one-line function, best of {rounds} runs "
-              "(each the best of 300 loops of 20,000 calls)")
-        print("| tool | ns per call | added |")
-        print("| --- | ---: | ---: |")
+                figures = done.stdout.split()
+                best[name] = min(best[name], float(figures[0]))
+                gen[name] = min(gen[name], float(figures[1]))
+        print(f"python {sys.version.split()[0]}: a one-line function and a one-yield generator "
+              f"iterated to its end, best of {rounds} runs (each the best of 300 and 100 loops "
+              "of 20,000 calls); tprof targets the function only")
+        print("| tool | ns per call | added | generator: ns per call | added |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        plain, plain_gen = best["plain python"], gen["plain python"]
         for name, ns in best.items():
-            print(f"| {name} | {ns:.1f} | {ns - best['plain python']:+.1f} |")
+            print(f"| {name} | {ns:.1f} | {ns - plain:+.1f} | {gen[name]:.1f} "
+                  f"| {gen[name] - plain_gen:+.1f} |")
 
 
 def main() -> None:

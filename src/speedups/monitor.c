@@ -12,44 +12,14 @@
  *                   entry of the same code (entries above it, left by calls whose
  *                   events were turned off while they ran, are dropped unrecorded)
  *                   and record the call through the Sink, as the C wrapper does.
- *   generators and coroutines  PY_START (their first step) files a Pending under
- *                   the frame; PY_YIELD notes the time of the step's end; PY_RETURN /
- *                   PY_UNWIND end it (GeneratorExit: a success, as the decorator
- *                   says).  One closed early without running its frame (CPython
- *                   skips a frame suspended outside any try block) sends no event:
- *                   sweep() records it, ending at its last step, once only the
- *                   Pending holds its frame.
+ *   generators and coroutines  stepped by PY_START/PY_RESUME/PY_THROW to PY_YIELD,
+ *                   their calls under way kept by frame: see monsteps.c.
  *
  * The stack is a plain malloc'd array per thread (see mon_stack): a steady-state
  * call allocates nothing, and tracemalloc sees nothing of it.  Callbacks never raise:
  * an internal failure is handed to `report(where, exc)` and the program goes on. */
 
 #if PY_VERSION_HEX >= 0x030C0000
-
-/* ----------------------------------------------------------------- Pending */
-
-typedef struct {
-    PyObject_HEAD
-    SinkObject *sink;
-    double start;   /* the first step's start */
-    double last;    /* the latest step's end (a yield), or the start */
-} PendingObject;
-
-static void
-Pending_dealloc(PendingObject *self)
-{
-    Py_XDECREF(self->sink);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyTypeObject Pending_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "callmetrics._engine._speedups.Pending",
-    .tp_basicsize = sizeof(PendingObject),
-    .tp_dealloc = (destructor)Pending_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "A generator or coroutine call under way (sys.monitoring tracking).",
-};
 
 /* ----------------------------------------------------------------- Monitor */
 
@@ -168,100 +138,9 @@ mon_ready(MonitorObject *self, PyObject *const *args, Py_ssize_t nargs, Py_ssize
     return self->pending != NULL && nargs >= want && PyCode_Check(args[0]);
 }
 
-/* Record, as ending at their last step, the pending calls whose frame nothing else
-   holds any more (`all`: every pending call).  Returns how many, -1 on error. */
-static Py_ssize_t
-mon_sweep(MonitorObject *self, int all)
-{
-    PyObject *gone = PyList_New(0);
-    if (gone == NULL) {
-        return -1;
-    }
-    Py_ssize_t pos = 0;
-    PyObject *frame, *value;
-    while (PyDict_Next(self->pending, &pos, &frame, &value)) {
-        if ((all || Py_REFCNT(frame) == 1) && PyList_Append(gone, frame) < 0) {
-            Py_DECREF(gone);
-            return -1;
-        }
-    }
-    Py_ssize_t n = PyList_GET_SIZE(gone);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        frame = PyList_GET_ITEM(gone, i);
-        PendingObject *p = (PendingObject *)PyDict_GetItemWithError(self->pending, frame);
-        if (p == NULL) {
-            continue;
-        }
-        Py_INCREF(p);
-        if (PyDict_DelItem(self->pending, frame) < 0) {
-            Py_DECREF(p);
-            Py_DECREF(gone);
-            return -1;
-        }
-        mon_end(self, (SinkObject *)Py_NewRef(p->sink), p->start, p->last, NULL, 1, -1);
-        Py_DECREF(p);
-    }
-    Py_DECREF(gone);
-    Py_ssize_t left = PyDict_GET_SIZE(self->pending);
-    self->sweep_at = left < 32 ? 64 : 2 * left;
-    return n;
-}
-
-static PyObject *
-mon_gen_start(MonitorObject *self, SinkObject *sink, double now)
-{
-    PyObject *frame = (PyObject *)PyEval_GetFrame();   /* borrowed: the generator's */
-    if (frame == NULL) {
-        Py_RETURN_NONE;
-    }
-    PendingObject *p = PyObject_New(PendingObject, &Pending_Type);
-    if (p == NULL) {
-        mon_report(self, "starting a generator call");
-        Py_RETURN_NONE;
-    }
-    p->sink = (SinkObject *)Py_NewRef(sink);
-    p->start = now;
-    p->last = now;
-    int failed = PyDict_SetItem(self->pending, frame, (PyObject *)p);
-    Py_DECREF(p);
-    if (failed < 0 || (PyDict_GET_SIZE(self->pending) >= self->sweep_at
-                       && mon_sweep(self, 0) < 0)) {
-        mon_report(self, "starting a generator call");
-    }
-    Py_RETURN_NONE;
-}
-
-/* The Pending of the running generator's frame (borrowed), or NULL. */
-static PendingObject *
-mon_pending(MonitorObject *self, PyObject **frame)
-{
-    *frame = (PyObject *)PyEval_GetFrame();
-    if (*frame == NULL) {
-        return NULL;
-    }
-    PyObject *p = PyDict_GetItemWithError(self->pending, *frame);
-    if (p == NULL && PyErr_Occurred()) {
-        mon_report(self, "finding a generator call");
-    }
-    return (PendingObject *)p;
-}
-
-static PyObject *
-mon_gen_end(MonitorObject *self, double now, PyObject *exc)
-{
-    PyObject *frame;
-    PendingObject *p = mon_pending(self, &frame);
-    if (p == NULL) {
-        Py_RETURN_NONE;
-    }
-    SinkObject *sink = (SinkObject *)Py_NewRef(p->sink);
-    double start = p->start;
-    if (PyDict_DelItem(self->pending, frame) < 0) {
-        mon_report(self, "ending a generator call");
-    }
-    mon_end(self, sink, start, now, exc, 1, -1);
-    Py_RETURN_NONE;
-}
+/* Generators and coroutines (monsteps.c): their call begins (PY_START) and ends. */
+static PyObject *mon_gen_start(MonitorObject *self, SinkObject *sink, double now);
+static PyObject *mon_gen_end(MonitorObject *self, double now, PyObject *exc);
 
 /* PY_START(code, offset) */
 static PyObject *
@@ -332,25 +211,6 @@ static PyObject *
 Monitor_unwind(MonitorObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     return mon_ended(self, args, nargs, 1);
-}
-
-/* PY_YIELD(code, offset, value): a generator's or coroutine's step ends. */
-static PyObject *
-Monitor_yield(MonitorObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (!mon_ready(self, args, nargs, 3)) {
-        Py_RETURN_NONE;
-    }
-    double now = monotonic_seconds();
-    PyObject *frame;
-    PendingObject *p = mon_pending(self, &frame);
-    if (p != NULL) {
-        p->last = now;
-    }
-    else if (mon_sink_of(args[0]) == NULL) {
-        return Py_NewRef(self->disable);
-    }
-    Py_RETURN_NONE;
 }
 
 /* attach(code, sink): calls of `code` go to `sink` from now on.  False if `code`

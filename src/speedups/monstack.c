@@ -13,7 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#define MON_GEN_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR)
+#define MON_GEN_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR)
 
 static Py_ssize_t mon_extra = -1;   /* the code extra index holding a code's Sink */
 

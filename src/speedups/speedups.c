@@ -50,6 +50,7 @@
 #include "stepping.c"
 #include "monstack.c"
 #include "monitor.c"
+#include "monsteps.c"
 #include "monitor_type.c"
 #include "ready.c"
 #include "measure.c"

@@ -1,16 +1,21 @@
 """The ``sys.monitoring`` callbacks of zero-code tracking, in pure Python (3.12+).
 
-The twin of the accelerator's ``_speedups.Monitor`` (``src/speedups/monitor.c``, whose
-comment tells the whole scheme), used without it; both record exactly the same calls:
+The twin of the accelerator's ``_speedups.Monitor`` (``src/speedups/monitor.c`` and
+``monsteps.c``, whose comments tell the whole scheme), used without it; both record
+exactly the same calls:
 
 - a sync function's call is pushed on its thread's stack at ``PY_START`` and popped
   at ``PY_RETURN``/``PY_UNWIND`` (the topmost entry of the same code; entries above
   it, left by calls whose events were turned off while they ran, are dropped);
 - a generator's or coroutine's call runs from its first step (``PY_START``) to its
   end (``PY_RETURN``, or ``PY_UNWIND``: ``GeneratorExit`` is a success), filed under
-  its frame meanwhile; one closed without its frame running again (CPython skips a
-  frame suspended outside any ``try``) is recorded by :meth:`Monitor.sweep`, ending
-  at its last step (``PY_YIELD``), once only the monitor holds its frame.
+  its frame meanwhile.  Each step (from ``PY_START``, ``PY_RESUME`` or ``PY_THROW``
+  to ``PY_YIELD`` or the end) puts it on the running thread's stack of tracked calls
+  and adds to its active time, as the decorator's step proxy does (``steps``); its
+  suspended seconds are credited to its function's ``Idle`` when it ends.  One closed
+  without its frame running again (CPython skips a frame suspended outside any
+  ``try``) is recorded by :meth:`Monitor.sweep`, ending at its last step, once only
+  the monitor holds its frame.
 
 Callbacks never raise: an internal failure goes to ``report(where, exc)``.
 """
@@ -24,8 +29,9 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from callmetrics._engine.callers import frames_pop, frames_push
+from callmetrics._engine.callers import frames_caller, frames_pop, frames_push
 from callmetrics._engine.logs import CACHE_KEY
+from callmetrics._engine.steps import credit
 
 if TYPE_CHECKING:
     from callmetrics._engine.aggregate import FunctionStats
@@ -33,7 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["GEN_FLAGS", "Monitor", "PySink"]
 
-GEN_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+# CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
+GEN_FLAGS = 0x20 | 0x80 | 0x100 | 0x200
 # References to a frame that only the pending dict holds, as sys.getrefcount sees it
 # inside the comprehension of ``sweep``: the dict's key, the loop variable, the argument.
 _ALONE = 3
@@ -66,18 +73,42 @@ class PySink:
         if len(ends.buffer) >= limit:
             after(self.stats, duration, limit)
 
-    def failed(self, start: float, exc: BaseException, at: int = -1) -> None:
-        """Record a call from ``start`` that raised ``exc`` (ending now)."""
-        self.ends.failed(self.stats, start, exc, at)
+    def failed(self, start: float, exc: BaseException, at: int = -1) -> float:
+        """Record a call from ``start`` that raised ``exc`` (ending now); return its duration."""
+        return self.ends.failed(self.stats, start, exc, at)
 
 
 class _Pending:
-    __slots__ = ("last", "sink", "start")
+    """A generator or coroutine call under way: its steps so far."""
+
+    __slots__ = ("active", "at", "began", "last", "running", "sink", "start")
 
     def __init__(self, sink: PySink, start: float) -> None:
         self.sink = sink
-        self.start = start
-        self.last = start
+        self.start = start  # the first step's start
+        self.began = start  # the running step's start
+        self.last = start  # the latest step's end (a yield), or the start
+        self.active = 0.0  # seconds of the steps ended so far
+        self.at = -1  # the running step's place on its thread's stack (-1: not pushed)
+        self.running = False
+
+    def resume(self, now: float) -> None:
+        """A step begins now, on this thread: on its stack of tracked calls."""
+        if not self.running:
+            self.running = True
+            self.began = now
+            self.at = frames_push(self.sink.stats)
+
+    def suspend(self, now: float) -> int:
+        """The running step ends now; return its place on the stack (now left)."""
+        if not self.running:
+            return -1
+        at = self.at
+        self.running = False
+        self.active += now - self.began
+        self.at = -1
+        frames_caller(self.sink.stats, at)  # truncate back to where the step pushed
+        return at
 
 
 class Monitor:
@@ -134,14 +165,36 @@ class Monitor:
         except Exception as err:  # noqa: BLE001  # never reaches the program
             self._report("recording a call", err)
 
+    def _record(self, entry: _Pending, end: float, exc: BaseException | None, at: int) -> None:
+        """The call of ``entry`` ended at ``end`` (its last step left at ``at``): record it."""
+        sink = entry.sink
+        try:
+            caller = frames_caller(sink.stats, at)[0]  # the stack is cut there already
+            if exc is None or isinstance(exc, GeneratorExit):
+                sink.ok(entry.start, end, at)
+                duration = end - entry.start
+            else:
+                duration = sink.failed(entry.start, exc, at)
+            credit(sink.stats, caller, duration - entry.active)
+        except Exception as err:  # noqa: BLE001  # never reaches the program
+            self._report("recording a generator call", err)
+
     def sweep(self, everything: bool) -> int:
-        """Record the pending calls whose frame only this monitor holds (or all of them)."""
+        """Record the pending calls whose frame only this monitor holds (or all of them).
+
+        They end at their last step; one running (only with ``everything``) ends now.
+        """
         pending = self._pending
         gone = [f for f in pending if everything or sys.getrefcount(f) <= _ALONE]
         for frame in gone:
             entry = pending.pop(frame, None)
             if entry is not None:
-                self._end(entry.sink, entry.start, entry.last, None, True)
+                end = entry.last
+                if entry.running:
+                    end = perf_counter()
+                    entry.active += end - entry.began
+                    entry.running = False
+                self._record(entry, end, None, -1)
         self._sweep_at = 64 if len(pending) < 32 else 2 * len(pending)
         return len(gone)
 
@@ -153,8 +206,8 @@ class Monitor:
             return self._disable
         now = perf_counter()
         if code.co_flags & GEN_FLAGS:
-            frame = sys._getframe(1)
-            self._pending[frame] = _Pending(sink, now)
+            entry = self._pending[sys._getframe(1)] = _Pending(sink, now)
+            entry.resume(now)
             if len(self._pending) >= self._sweep_at:
                 self.sweep(everything=False)
             return None
@@ -166,7 +219,7 @@ class Monitor:
         if code.co_flags & GEN_FLAGS:
             entry = self._pending.pop(sys._getframe(2), None)
             if entry is not None:
-                self._end(entry.sink, entry.start, now, exc, True)
+                self._record(entry, now, exc, entry.suspend(now))
             return None
         stack = self._stack()
         at = len(stack) - 1
@@ -187,10 +240,31 @@ class Monitor:
         """``PY_UNWIND``: a call of ``code`` ends by an exception (any code: a global event)."""
         return self._ended(code, exc, unwound=True)
 
-    def py_yield(self, code: types.CodeType, offset: int, value: object) -> Any:  # noqa: ARG002  # the event's signature
-        """``PY_YIELD``: a step of a generator or coroutine of ``code`` ends."""
+    def py_resume(self, code: types.CodeType, offset: int) -> object:  # noqa: ARG002  # the event's signature
+        """``PY_RESUME``: a step of a generator or coroutine of ``code`` begins."""
+        now = perf_counter()
         entry = self._pending.get(sys._getframe(1))
         if entry is not None:
-            entry.last = perf_counter()
+            entry.resume(now)
+            return None
+        return None if self.sink(code) is not None else self._disable
+
+    def py_throw(self, code: types.CodeType, offset: int, exc: BaseException) -> object:  # noqa: ARG002  # the event's signature
+        """``PY_THROW``: a step begins by raising where it is suspended (a global event)."""
+        if self.sink(code) is None:
+            return None
+        now = perf_counter()
+        entry = self._pending.get(sys._getframe(1))
+        if entry is not None:
+            entry.resume(now)
+        return None
+
+    def py_yield(self, code: types.CodeType, offset: int, value: object) -> Any:  # noqa: ARG002  # the event's signature
+        """``PY_YIELD``: a step of a generator or coroutine of ``code`` ends."""
+        now = perf_counter()
+        entry = self._pending.get(sys._getframe(1))
+        if entry is not None:
+            entry.suspend(now)
+            entry.last = now
             return None
         return None if self.sink(code) is not None else self._disable

@@ -1,10 +1,12 @@
-"""callmetrics' ``sys.monitoring`` tool (3.12+): one tool id, four callbacks, local events.
+"""callmetrics' ``sys.monitoring`` tool (3.12+): one tool id, six callbacks, local events.
 
 Only the code objects being tracked get events (``set_local_events``): ``PY_START``
-and ``PY_RETURN`` (plus ``PY_YIELD`` for generators and coroutines).  ``PY_UNWIND``
-cannot be set locally; it is on for the whole program, and costs only when an
-exception leaves a frame.  The callbacks are the accelerator's ``Monitor`` when it is
-built, else the pure-Python twin (``monitor.Monitor``).
+and ``PY_RETURN``, plus ``PY_RESUME`` and ``PY_YIELD`` for generators and coroutines
+(their steps: active time).  ``PY_UNWIND`` and ``PY_THROW`` cannot be set locally;
+they are on for the whole program, and cost only when an exception leaves a frame
+or is thrown into a generator or coroutine (one code-extra read when untracked).
+The callbacks are the accelerator's ``Monitor`` when it is built, else the
+pure-Python twin (``monitor.Monitor``).
 
 The tool id is the first free of 3, 4, 2 (``PROFILER_ID``, which cProfile takes on
 3.12+) and 5; never the debugger's (0) or coverage.py's (1).  When none is free,
@@ -59,9 +61,11 @@ class Tool:
         for event, callback in ((events.PY_START, self.monitor.py_start),
                                 (events.PY_RETURN, self.monitor.py_return),
                                 (events.PY_YIELD, self.monitor.py_yield),
+                                (events.PY_RESUME, self.monitor.py_resume),
+                                (events.PY_THROW, self.monitor.py_throw),
                                 (events.PY_UNWIND, self.monitor.py_unwind)):
             mon.register_callback(tool_id, event, callback)
-        mon.set_events(tool_id, events.PY_UNWIND)
+        mon.set_events(tool_id, events.PY_UNWIND | events.PY_THROW)
         self.users = 0
 
     def attach(self, code: types.CodeType, stats: Any, rt: Any) -> bool:
@@ -71,8 +75,9 @@ class Tool:
             return False
         events = self.events
         wanted = events.PY_START | events.PY_RETURN
-        if code.co_flags & GEN_FLAGS:
-            wanted |= events.PY_YIELD
+        if code.co_flags & GEN_FLAGS:  # stepped: its active time is known
+            wanted |= events.PY_YIELD | events.PY_RESUME
+            stats.stepped = True
         _MON.set_local_events(self.id, code, wanted)
         return True
 
@@ -89,8 +94,9 @@ class Tool:
         """Unregister the callbacks and free the tool id."""
         mon = _MON
         mon.set_events(self.id, 0)
-        for event in (self.events.PY_START, self.events.PY_RETURN, self.events.PY_YIELD,
-                      self.events.PY_UNWIND):
+        events = self.events
+        for event in (events.PY_START, events.PY_RETURN, events.PY_YIELD, events.PY_RESUME,
+                      events.PY_THROW, events.PY_UNWIND):
             mon.register_callback(self.id, event, None)
         mon.free_tool_id(self.id)
 
