@@ -10,7 +10,8 @@
  *   Tracked  the sync wrapper: a vectorcall type that reads the perf_counter clock
  *            around PyObject_Vectorcall and stores the call in the CallBuffer,
  *            allocating nothing and calling no Python code on the common path.
- *   Monitor  (3.12+) the sys.monitoring callbacks of zero-code tracking (monitor.c).
+ *   Monitor  (3.12+) the sys.monitoring callbacks of zero-code tracking (monitor.c; the
+ *            steps of its generators and coroutines: monsteps.c).
  *   Stepping, Steps, Idle  coroutine and generator functions: a proxy timing each step
  *            of the object a call returns (its active time; steps.c).
  *   Measure  the `with analytics.measure(name):` block.

@@ -132,7 +132,7 @@ def pure(request: pytest.FixtureRequest) -> bool:
     """Whether the pure-Python callbacks are used (else the accelerator's)."""
     if request.param == "c" and speedups is None:
         pytest.skip("the C accelerator is not built")
-    return request.param == "python"
+    return bool(request.param == "python")
 
 
 def _tracking(module: Callable[[], types.ModuleType], pure: bool,

@@ -112,7 +112,7 @@ class _Pending:
 
 
 class Monitor:
-    """``PY_START``/``PY_RETURN``/``PY_UNWIND``/``PY_YIELD`` callbacks recording into sinks."""
+    """``sys.monitoring`` callbacks recording into sinks (start, return, unwind, steps)."""
 
     def __init__(self, report: Callable[[str, BaseException], None], disable: object) -> None:
         """Report internal failures to ``report``; ``disable`` is ``sys.monitoring.DISABLE``."""
