@@ -13,20 +13,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
-import json
-import os
-import subprocess
 import sys
 import textwrap
 import threading
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from callmetrics import Analytics, load
+from callmetrics import Analytics
 from callmetrics._engine.accel import speedups
 from callmetrics._engine.callers import BOTTOM, STACK
 from callmetrics._engine.state import FunctionSnapshot
@@ -385,70 +381,3 @@ def test_the_c_and_python_callbacks_record_the_same_steps(
                for name, s in found.items()} for found in seen]
     assert shapes[0] == shapes[1]
     assert not any(unknown for *_, unknown in shapes[0].values())
-
-
-PROGRAM = """
-import asyncio, json, sys, time
-
-MEASURED = []
-
-def spin_cpu(seconds):
-    cpu0, wall0 = time.thread_time(), time.perf_counter()
-    while time.thread_time() - cpu0 < seconds:
-        pass
-    return time.thread_time() - cpu0, time.perf_counter() - wall0
-
-async def task(i):
-    began = time.perf_counter()
-    await asyncio.sleep(0.02 + 0.03 * i)
-    slept = time.perf_counter() - began  # the sleep as the loop gave it
-    cpu, wall = spin_cpu(0.005)
-    MEASURED.append((slept, cpu, wall))
-
-async def main():
-    await asyncio.gather(*(task(i) for i in range(20)))
-
-asyncio.run(main())
-with open(sys.argv[1], "w") as out:
-    json.dump(MEASURED, out)
-"""
-
-
-@pytest.mark.parametrize("pure", [False, True], ids=["c", "python"])
-def test_an_asyncio_program_under_run_has_active_time(tmp_path: Path, pure: bool) -> None:
-    """20 tasks that sleep, then do measured CPU work: active time is the work.
-
-    The tasks wake 30 ms apart and work 5 ms of CPU each, so none waits behind
-    another: each one's duration is its sleep plus its work.  On 3.12+ through
-    sys.monitoring; on 3.11 through the wrappers' step proxy.
-    """
-    if not pure and speedups is None:
-        pytest.skip("the C accelerator is not built")
-    program, measured, store = tmp_path / "prog.py", tmp_path / "m.json", tmp_path / "runs.db"
-    program.write_text(PROGRAM)
-    env = {**os.environ, "CALLMETRICS_PURE_PYTHON": "1" if pure else "0"}
-    done = subprocess.run([sys.executable, "-m", "callmetrics", "run", "--exact", "--store",
-                           str(store), "--no-report", str(program), str(measured)],
-                          capture_output=True, text=True, timeout=120, check=False, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    calls: list[Any] = json.loads(measured.read_text())
-    analytics = load(store)
-    found = {s.name: s for s in analytics.snapshot()}
-    snap = found["task"]
-    assert snap.calls == 20
-    slept = sum(s for s, _, _ in calls)
-    cpu = sum(c for _, c, _ in calls)
-    wall = sum(w for _, _, w in calls)
-    # Its steps contain the work and little else (30 ms a call allowed for steps
-    # preempted on a loaded machine; its sleeps, 0.02 to 0.59 s, are left out).
-    assert snap.active_time is not None
-    assert cpu * 0.9 <= snap.active_time <= wall * 1.1 + 0.03 * len(calls)
-    assert snap.active_time <= snap.total - slept * 0.9
-    assert snap.total == pytest.approx(slept + wall, rel=0.1, abs=0.02 * len(calls))
-    assert snap.active_self_time is not None
-    assert 0.0 <= snap.active_self_time <= snap.active_time
-    assert {e.name: e.calls for e in found["spin_cpu"].callers} == {"task": 20}
-    stats = analytics.get_stats()
-    assert stats["self_time"] <= stats["wall_time"]
-    function = next(f for f in analytics.to_dict()["functions"] if f["name"] == "task")
-    assert function["active_time"] == pytest.approx(snap.active_time)
