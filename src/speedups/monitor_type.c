@@ -1,7 +1,8 @@
 /* callmetrics._engine._speedups: the Monitor type of zero-code tracking (3.12+): its
  * methods (attach, detach, sink, sweep, depth), the type and the module's init.
  * Part of one translation unit: included by speedups.c right after monitor.c (the
- * callbacks) and monsteps.c (their generators' steps), never compiled on its own.
+ * callbacks), monpending.c and monsteps.c (their generators' steps), never compiled on
+ * its own.
  */
 
 #if PY_VERSION_HEX >= 0x030C0000

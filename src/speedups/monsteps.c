@@ -1,7 +1,7 @@
 /* callmetrics._engine._speedups: the steps of generators and coroutines under zero-code
- * tracking (3.12+).  Part of one translation unit: included by speedups.c right after
- * monitor.c (the Monitor, its sync callbacks) and before monitor_type.c, never
- * compiled on its own.  The pure-Python twin is callmetrics._zerocode.monitor.
+ * tracking (3.12+).  Part of one translation unit: included by speedups.c after
+ * monitor.c (the Monitor, its sync callbacks) and monpending.c (the calls under way),
+ * before monitor_type.c, never compiled on its own.  The pure-Python twin is callmetrics._zerocode.monitor.
  *
  * Only code objects flagged CO_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE or
  * CO_ASYNC_GENERATOR get PY_RESUME and PY_YIELD (local events), so plain functions pay
@@ -22,16 +22,13 @@
  *                 time; the suspended rest (duration - active) is credited to the
  *                 function's Idle and taken off its caller's (idle.c).
  *
- * State across suspensions: a Pending per call under way, in the Monitor's dict keyed
- * by the generator's frame object (PyEval_GetFrame(): made once per generator by its
- * first event, then the same object at every resume, on whatever thread).  A step
- * never spans threads, so its place on a thread's stack (`at`) is exact; a generator
- * suspended on one thread and resumed on another steps on each in turn.
+ * State across suspensions: a Pending per call under way, and what a throw() passed
+ * down an await chain does to its awaiters' steps: see monpending.c.
  *
  * Memory: one Pending per started, unfinished tracked call.  A generator that ends
  * unseen (closed while suspended outside any try block: CPython skips its frame;
- * or dropped so) is recorded by mon_sweep, ending at its last step, once only the
- * dict holds its frame; a sweep runs when the dict doubles past 64 entries and at
+ * or dropped so) is recorded by mon_sweep, ending at its last step, with no caller,
+ * once only the dict holds its frame (its locals kept with it until then); a sweep runs when the dict doubles past 64 entries and at
  * every flush (a report, the run's end), so the dict stays within twice the live
  * generators (and 64).  One the program keeps suspended forever keeps its Pending as
  * long as the program keeps it, and is recorded, ending at its last step, when the
@@ -39,62 +36,6 @@
  */
 
 #if PY_VERSION_HEX >= 0x030C0000
-
-/* ----------------------------------------------------------------- Pending */
-
-typedef struct {
-    PyObject_HEAD
-    SinkObject *sink;
-    double start;    /* the first step's start */
-    double began;    /* the running step's start */
-    double last;     /* the latest step's end (a yield), or the start */
-    double active;   /* seconds of the steps ended so far */
-    int at;          /* the running step's place on its thread's stack (-1: not pushed) */
-    int running;     /* a step is under way */
-} PendingObject;
-
-static void
-Pending_dealloc(PendingObject *self)
-{
-    Py_XDECREF(self->sink);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyTypeObject Pending_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "callmetrics._engine._speedups.Pending",
-    .tp_basicsize = sizeof(PendingObject),
-    .tp_dealloc = (destructor)Pending_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "A generator or coroutine call under way (sys.monitoring tracking).",
-};
-
-/* A step of `p` begins now, on this thread. */
-static inline void
-pending_resume(PendingObject *p, double now)
-{
-    if (p->running) {
-        return;
-    }
-    p->running = 1;
-    p->began = now;
-    p->at = frames_enter(frames_here(), p->sink->key);
-}
-
-/* The running step of `p` ends now; returns its place on the stack (now left). */
-static inline int
-pending_suspend(PendingObject *p, double now)
-{
-    if (!p->running) {
-        return -1;
-    }
-    int at = p->at;
-    p->running = 0;
-    p->active += now - p->began;
-    p->at = -1;
-    frames_leave(frames_here(), at);
-    return at;
-}
 
 /* Credit `inactive` suspended seconds of a call of `sink` made by `caller`. */
 static void
@@ -188,6 +129,10 @@ mon_sweep(MonitorObject *self, int all)
             end = monotonic_seconds();
             p->active += end - p->began;
             p->running = 0;
+            if (p->carried) {
+                p->carried = 0;
+                mon_carried--;
+            }
         }
         mon_gen_record(self, p, end, NULL, -1);
         Py_DECREF(p);
@@ -215,6 +160,7 @@ mon_gen_start(MonitorObject *self, SinkObject *sink, double now)
     p->start = p->began = p->last = now;
     p->active = 0.0;
     p->running = 0;
+    p->carried = 0;
     p->at = -1;
     if (PyDict_SetItem(self->pending, frame, (PyObject *)p) < 0) {
         Py_DECREF(p);
@@ -294,6 +240,9 @@ Monitor_throw(MonitorObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *frame;
     PendingObject *p = mon_pending(self, &frame);
     if (p != NULL) {
+        if (!p->running) {
+            mon_carry(self, frame, now);
+        }
         pending_resume(p, now);
     }
     Py_RETURN_NONE;
@@ -312,6 +261,9 @@ Monitor_yield(MonitorObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (p != NULL) {
         pending_suspend(p, now);
         p->last = now;
+        if (mon_carried > 0) {
+            mon_uncarry(self, frame, now);
+        }
     }
     else if (mon_sink_of(args[0]) == NULL) {
         return Py_NewRef(self->disable);

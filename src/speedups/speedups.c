@@ -11,7 +11,7 @@
  *            around PyObject_Vectorcall and stores the call in the CallBuffer,
  *            allocating nothing and calling no Python code on the common path.
  *   Monitor  (3.12+) the sys.monitoring callbacks of zero-code tracking (monitor.c; the
- *            steps of its generators and coroutines: monsteps.c).
+ *            steps of its generators and coroutines: monpending.c, monsteps.c).
  *   Stepping, Steps, Idle  coroutine and generator functions: a proxy timing each step
  *            of the object a call returns (its active time; steps.c).
  *   Measure  the `with analytics.measure(name):` block.
@@ -51,6 +51,7 @@
 #include "stepping.c"
 #include "monstack.c"
 #include "monitor.c"
+#include "monpending.c"
 #include "monsteps.c"
 #include "monitor_type.c"
 #include "ready.c"

@@ -12,7 +12,10 @@ exactly the same calls:
   its frame meanwhile.  Each step (from ``PY_START``, ``PY_RESUME`` or ``PY_THROW``
   to ``PY_YIELD`` or the end) puts it on the running thread's stack of tracked calls
   and adds to its active time, as the decorator's step proxy does (``steps``); its
-  suspended seconds are credited to its function's ``Idle`` when it ends.  One closed
+  suspended seconds are credited to its function's ``Idle`` when it ends.  A
+  ``throw()`` CPython passes down an await chain without running the awaiters'
+  frames begins their steps too (*carried*, outermost first), ended by the
+  innermost's next ``PY_YIELD`` or turned into their own when they run.  One closed
   without its frame running again (CPython skips a frame suspended outside any
   ``try``) is recorded by :meth:`Monitor.sweep`, ending at its last step, once only
   the monitor holds its frame.
@@ -78,10 +81,21 @@ class PySink:
         return self.ends.failed(self.stats, start, exc, at)
 
 
+# Carried steps under way (in any Monitor): PY_YIELD looks for them only when any.
+_CARRIED = [0]
+_CARRY_MAX = 64  # awaiters one throw() carries at most
+
+
+def _awaiter(frame: types.FrameType) -> types.FrameType | None:
+    """The frame below ``frame`` when it is a generator's or coroutine's, else None."""
+    back = frame.f_back
+    return back if back is not None and back.f_code.co_flags & GEN_FLAGS else None
+
+
 class _Pending:
     """A generator or coroutine call under way: its steps so far."""
 
-    __slots__ = ("active", "at", "began", "last", "running", "sink", "start")
+    __slots__ = ("active", "at", "began", "carried", "last", "running", "sink", "start")
 
     def __init__(self, sink: PySink, start: float) -> None:
         self.sink = sink
@@ -91,9 +105,13 @@ class _Pending:
         self.active = 0.0  # seconds of the steps ended so far
         self.at = -1  # the running step's place on its thread's stack (-1: not pushed)
         self.running = False
+        self.carried = False  # that step was begun by a throw() passing through
 
     def resume(self, now: float) -> None:
         """A step begins now, on this thread: on its stack of tracked calls."""
+        if self.carried:
+            self.carried = False
+            _CARRIED[0] -= 1
         if not self.running:
             self.running = True
             self.began = now
@@ -104,6 +122,9 @@ class _Pending:
         if not self.running:
             return -1
         at = self.at
+        if self.carried:
+            self.carried = False
+            _CARRIED[0] -= 1
         self.running = False
         self.active += now - self.began
         self.at = -1
@@ -194,6 +215,9 @@ class Monitor:
                     end = perf_counter()
                     entry.active += end - entry.began
                     entry.running = False
+                    if entry.carried:
+                        entry.carried = False
+                        _CARRIED[0] -= 1
                 self._record(entry, end, None, -1)
         self._sweep_at = 64 if len(pending) < 32 else 2 * len(pending)
         return len(gone)
@@ -254,17 +278,51 @@ class Monitor:
         if self.sink(code) is None:
             return None
         now = perf_counter()
-        entry = self._pending.get(sys._getframe(1))
+        frame = sys._getframe(1)
+        entry = self._pending.get(frame)
         if entry is not None:
+            if not entry.running:
+                self._carry(frame, now)
             entry.resume(now)
         return None
+
+    def _carry(self, frame: types.FrameType, now: float) -> None:
+        """Begin the steps of the tracked awaiters a throw into ``frame`` passed through."""
+        chain: list[_Pending] = []
+        back = _awaiter(frame)
+        while back is not None and len(chain) < _CARRY_MAX:
+            entry = self._pending.get(back)
+            if entry is not None and entry.running:  # it resumed what is below it
+                break
+            if entry is not None:
+                chain.append(entry)
+            back = _awaiter(back)
+        for entry in reversed(chain):  # outermost first
+            entry.resume(now)
+            entry.carried = True
+            _CARRIED[0] += 1
+
+    def _uncarry(self, frame: types.FrameType, now: float) -> None:
+        """A yield going straight back up through carried awaiters ends their steps."""
+        back = _awaiter(frame)
+        while back is not None:
+            entry = self._pending.get(back)
+            if entry is not None:
+                if not entry.carried:
+                    break
+                entry.suspend(now)
+                entry.last = now
+            back = _awaiter(back)
 
     def py_yield(self, code: types.CodeType, offset: int, value: object) -> Any:  # noqa: ARG002  # the event's signature
         """``PY_YIELD``: a step of a generator or coroutine of ``code`` ends."""
         now = perf_counter()
-        entry = self._pending.get(sys._getframe(1))
+        frame = sys._getframe(1)
+        entry = self._pending.get(frame)
         if entry is not None:
             entry.suspend(now)
             entry.last = now
+            if _CARRIED[0] > 0:
+                self._uncarry(frame, now)
             return None
         return None if self.sink(code) is not None else self._disable
