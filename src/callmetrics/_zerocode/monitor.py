@@ -1,8 +1,8 @@
 """The ``sys.monitoring`` callbacks of zero-code tracking, in pure Python (3.12+).
 
-The twin of the accelerator's ``_speedups.Monitor`` (``src/speedups/monitor.c`` and
-``monsteps.c``, whose comments tell the whole scheme), used without it; both record
-exactly the same calls:
+The twin of the accelerator's ``_speedups.Monitor`` (``src/speedups/monitor.c``,
+``monpending.c`` and ``monsteps.c``, whose comments tell the whole scheme), used
+without it; both record exactly the same calls:
 
 - a sync function's call is pushed on its thread's stack at ``PY_START`` and popped
   at ``PY_RETURN``/``PY_UNWIND`` (the topmost entry of the same code; entries above
