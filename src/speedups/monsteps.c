@@ -30,9 +30,9 @@
  * or dropped so) is recorded by mon_sweep, ending at its last step, with no caller,
  * once only the dict holds its frame (its locals kept with it until then).  A sweep
  * runs when the dict doubles past 64 entries and when tracking stops (uninstrument,
- * the run's end), so the dict stays within twice the live generators (and 64).  One
- * the program keeps suspended forever keeps its Pending as long as the program keeps
- * it, and is recorded, ending at its last step, when tracking stops.
+ * the run's end): the dict stays within twice the generators live at the last sweep
+ * (or 64).  One the program keeps suspended forever keeps its Pending as long as the
+ * program keeps it, and is recorded, ending at its last step, when tracking stops.
  */
 
 #if PY_VERSION_HEX >= 0x030C0000
