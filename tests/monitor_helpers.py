@@ -14,6 +14,8 @@ import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from time import perf_counter
+from typing import Any
 
 import pytest
 
@@ -24,7 +26,7 @@ from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._zerocode import tool as tool_module
 from callmetrics._zerocode.tool import supported
 
-__all__ = ["MODULE", "Loader", "callers_of", "depth", "monitoring", "pure_param",
+__all__ = ["MODULE", "Loader", "Window", "callers_of", "depth", "monitoring", "pure_param",
            "steps_module", "tracking"]
 
 monitoring = pytest.mark.skipif(not supported(), reason="sys.monitoring needs Python 3.12+")
@@ -185,3 +187,26 @@ def depth() -> int:
     if speedups is not None:
         return int(speedups.frames_depth())
     return len(STACK.calls) - BOTTOM
+
+
+class Window:
+    """Wall seconds spent inside its ``with`` blocks, summed.
+
+    Steps run inside the blocks are timed on the same clock, so their sum is at most
+    this, however long the machine preempts the thread: an upper bound with no slack
+    to tune.
+    """
+
+    def __init__(self) -> None:
+        """No time yet."""
+        self.seconds = 0.0
+        self._began = 0.0
+
+    def __enter__(self) -> Window:
+        """Start timing a block."""
+        self._began = perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        """Add the block's seconds."""
+        self.seconds += perf_counter() - self._began
