@@ -194,7 +194,8 @@ class Window:
 
     Steps run inside the blocks are timed on the same clock, so their sum is at most
     this, however long the machine preempts the thread: an upper bound with no slack
-    to tune.
+    to tune (``bound``: plus a microsecond for the rounding of sums of clock
+    differences).
     """
 
     def __init__(self) -> None:
@@ -210,3 +211,8 @@ class Window:
     def __exit__(self, *exc: Any) -> None:
         """Add the block's seconds."""
         self.seconds += perf_counter() - self._began
+
+    @property
+    def bound(self) -> float:
+        """The most seconds of steps the blocks can hold, as the figures read them."""
+        return self.seconds + 1e-6

@@ -26,8 +26,8 @@
  * down an await chain does to its awaiters' steps: see monpending.c.
  *
  * Memory: one Pending per started, unfinished tracked call.  A generator that ends
- * unseen (closed while suspended outside any try block: CPython skips its frame;
- * or dropped so) is recorded by mon_sweep, ending at its last step, with no caller,
+ * unseen (closed while suspended outside any try block: CPython 3.13 skips its
+ * frame; or dropped so) is recorded by mon_sweep, ending at its last step, with no caller,
  * once only the dict holds its frame (its locals kept with it until then).  A sweep
  * runs when the dict doubles past 64 entries and when tracking stops (uninstrument,
  * the run's end): the dict stays within twice the generators live at the last sweep

@@ -94,7 +94,7 @@ def test_a_generator_resumed_on_another_thread(module: Loader,
     assert (snap.calls, snap.successes) == (1, 1)
     cpu = sum(c for c, _ in spent["produce"])
     assert snap.active_time is not None
-    assert cpu * 0.9 <= snap.active_time <= stepping.seconds
+    assert cpu * 0.9 <= snap.active_time <= stepping.bound
     assert callers_of(found["spin_cpu"]) == {"produce": 4}
 
 
@@ -109,7 +109,9 @@ def test_generators_abandoned_unfinished(module: Loader, pure: bool,
         plain = mod.produce(10)
         with first:
             assert next(plain) == 0
-        del plain  # no try block: CPython never runs its frame again (swept)
+            # Dropped: 3.13 never runs its frame again (no try block; swept, ending at
+            # its last step), 3.12 closes it through its frame (a last short step).
+            del plain
         with_finally = mod.guarded()
         with closing:
             assert next(with_finally) == 1
@@ -124,11 +126,11 @@ def test_generators_abandoned_unfinished(module: Loader, pure: bool,
     assert (guarded.calls, guarded.successes) == (1, 1)
     first_cpu, _ = spent["produce"][0]
     assert produce.active_time is not None
-    assert first_cpu * 0.9 <= produce.active_time <= first.seconds
-    assert produce.total <= first.seconds  # it ends at its last step
+    assert first_cpu * 0.9 <= produce.active_time <= first.bound
+    assert produce.total <= first.bound  # it ends at its last step or at its close
     cpu, _ = spent["guarded"][0]
     assert guarded.active_time is not None
-    assert cpu * 0.9 <= guarded.active_time <= closing.seconds  # the finally ran in a step
+    assert cpu * 0.9 <= guarded.active_time <= closing.bound  # the finally ran in a step
 
 
 @monitoring
@@ -154,7 +156,7 @@ def test_recursion_through_yield_from(module: Loader, pure: bool,
     # The outermost call's active time contains every step of the tree once.
     assert tree.active_time is not None
     assert tree.active_time >= cpu * 0.9
-    assert tree.inclusive_time <= iterating.seconds
+    assert tree.inclusive_time <= iterating.bound
     assert callers_of(found["spin_cpu"]) == {"tree": 15}
 
 

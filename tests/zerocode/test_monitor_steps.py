@@ -129,7 +129,7 @@ def test_exceptions_thrown_in(module: Loader, pure: bool,
     assert (catcher.calls, catcher.successes) == (1, 1)
     cpu, _ = spent["catcher"][0]
     assert catcher.active_time is not None
-    assert cpu * 0.9 <= catcher.active_time <= stepping.seconds
+    assert cpu * 0.9 <= catcher.active_time <= stepping.bound
     assert callers_of(found["spin_cpu"]) == {"catcher": 1}
     assert (forever.calls, forever.failures) == (1, 1)
     assert forever.active_time is not None
