@@ -133,6 +133,10 @@ class Measure:
 
     async def __aenter__(self) -> Measure:
         """Start timing, as ``__enter__`` (off the stack: a coroutine's blocks interleave)."""
+        return self._enter_suspending()
+
+    def _enter_suspending(self) -> Measure:
+        """``__aenter__``'s work (what the C ``measure()`` hands an observed ``async with`` to)."""
         kind = self._kind
         # Its thread runs other work while it awaits: no thread CPU time (cputime).
         self._started = (suspending(start_observers(kind.rt, kind.stats), kind.stats)
