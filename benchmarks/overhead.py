@@ -410,6 +410,9 @@ _COUNTED: dict[str, Callable[[], Callable[[int], Any]]] = {
     "pure Python, stopped (pass-through)": lambda: _stopped(_pure_python_tracked(Analytics())),
     "measure() block, pure Python": lambda: _measured(python=True),
     "measure() block, C accelerator": _measured,
+    "cpu_time=True, C accelerator": lambda: _cpu_timed(work) or work,
+    "cpu_time=True, pure Python": lambda: _cpu_timed(work, python=True) or work,
+    "measure() block, cpu_time=True": lambda: _measured(cpu_time=True),
 }
 
 
