@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -9,7 +10,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from callmetrics import load
+from callmetrics._cli.run import _settings
 
 PROGRAM = """
 import time
@@ -105,3 +109,15 @@ def test_the_pytest_plugin_measures_each_test(tmp_path: Path) -> None:
     assert sleep is not None
     assert spin >= 0.02
     assert sleep < 0.02
+
+
+def test_the_instance_settings_keep_a_zero_limit_beside_cpu_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--max-events 0`` (keep every call) is a setting too, not a missing one."""
+    monkeypatch.chdir(tmp_path)  # no pyproject.toml here or above
+    args = argparse.Namespace(max_events=0, max_functions=None, cpu_time=True,
+                              no_report=True, report=None)
+    assert _settings(args) == {"max_events": 0, "cpu_time": True}
+    args = argparse.Namespace(max_events=None, max_functions=5, cpu_time=False,
+                              no_report=True, report=None)
+    assert _settings(args) == {"max_functions": 5}

@@ -254,8 +254,9 @@ def _settings(args: argparse.Namespace) -> dict[str, int | bool]:
         args.report = ""
     elif args.report is None:
         args.report = _DEFAULT_REPORT
-    return {field: getattr(args, field) for field in ("max_events", "max_functions", "cpu_time")
-            if getattr(args, field) not in (None, False)}
+    limits = {field: getattr(args, field) for field in ("max_events", "max_functions")
+              if getattr(args, field) is not None}
+    return {**limits, "cpu_time": True} if args.cpu_time else limits
 
 
 def _run(args: argparse.Namespace) -> int:
