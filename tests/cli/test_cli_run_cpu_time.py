@@ -62,6 +62,9 @@ def test_cpu_time_is_measured_stored_and_shown(tmp_path: Path) -> None:
     stats = _python("-m", "callmetrics", "stats", "--json", store, cwd=tmp_path)
     data = json.loads(stats.stdout)
     assert {f["name"]: f["cpu_time"] for f in data["functions"]} == cpu
+    table = _python("-m", "callmetrics", "stats", store, cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "CPU (thread)" in table.stdout
     plain = _python("-m", "callmetrics", "run", "--no-report", "--store", tmp_path / "plain.db",
                     "prog.py", cwd=tmp_path)
     assert plain.returncode == 0, plain.stderr
