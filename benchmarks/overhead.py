@@ -160,6 +160,8 @@ def contenders() -> dict[str, Callable[[int], Any] | None]:
         "callmetrics, pure Python": _pure_python_tracked(Analytics()),
         "callmetrics enabled=False": Analytics({"enabled": False}).track("bench")(work),
         "callmetrics track_concurrency=True": _concurrent(work),
+        "callmetrics cpu_time=True": _cpu_timed(work),
+        "callmetrics cpu_time=True, pure Python": _cpu_timed(work, python=True),
         "callmetrics, stopped (pass-through)": _stopped(Analytics().track("bench")(work)),
         "callmetrics, pure Python, stopped": _stopped(_pure_python_tracked(Analytics())),
     }
@@ -187,6 +189,7 @@ def contenders() -> dict[str, Callable[[int], Any] | None]:
     found["with a threading.Lock *"] = _locked()
     found["callmetrics measure(), fresh block *"] = _measured()
     found["callmetrics measure(), pure Python *"] = _measured(python=True)
+    found["callmetrics measure(), cpu_time=True *"] = _measured(cpu_time=True)
     found["callmetrics + exporters (no spans)"] = _exported(spans=False)
     found["callmetrics + OTel spans=True"] = _exported(spans=True)
     return found
@@ -216,6 +219,16 @@ def _concurrent(func: Callable[[int], Any]) -> Callable[[int], Any] | None:
     except TypeError:
         return None
     return analytics.track("bench")(func)
+
+
+def _cpu_timed(func: Callable[[int], Any], *,
+               python: bool = False) -> Callable[[int], Any] | None:
+    """Track ``func`` measuring each call's thread CPU time (None: a version without it)."""
+    try:
+        analytics = Analytics(cpu_time=True)
+    except TypeError:
+        return None
+    return _pure_python_tracked(analytics, func) if python else analytics.track("bench")(func)
 
 
 def _unlogged(**settings: Any) -> Analytics:
@@ -291,14 +304,15 @@ class _PythonMeasured(Analytics):
     measure = python_measure
 
 
-def _measured(*, python: bool = False) -> Callable[[int], Any]:
+def _measured(*, python: bool = False, cpu_time: bool = False) -> Callable[[int], Any]:
     """Time ``work`` in ``with analytics.measure("bench"):``, as users write it.
 
     A new block per call, and the method looked up on the instance each time.
     ``python``: use the pure-Python ``measure`` even when the C accelerator answers
-    ``analytics.measure``.
+    ``analytics.measure``.  ``cpu_time``: measure each block's thread CPU time too.
     """
-    analytics = _PythonMeasured() if python else Analytics()
+    settings = {"cpu_time": True} if cpu_time else None
+    analytics = _PythonMeasured(settings) if python else Analytics(settings)
 
     def block(x: int) -> int:
         with analytics.measure("bench"):
@@ -396,6 +410,9 @@ _COUNTED: dict[str, Callable[[], Callable[[int], Any]]] = {
     "pure Python, stopped (pass-through)": lambda: _stopped(_pure_python_tracked(Analytics())),
     "measure() block, pure Python": lambda: _measured(python=True),
     "measure() block, C accelerator": _measured,
+    "cpu_time=True, C accelerator": lambda: _cpu_timed(work) or work,
+    "cpu_time=True, pure Python": lambda: _cpu_timed(work, python=True) or work,
+    "measure() block, cpu_time=True": lambda: _measured(cpu_time=True),
 }
 
 

@@ -65,7 +65,8 @@ class Analytics(ReadBack, AdHocCalls, Observing, Outputs):
 
     def __init__(self, config: object = None, loggers: LoggerContainer | None = None,
                  max_events: int | None = None, *, store: str | Path | None = None,
-                 track_concurrency: bool | None = None, bulk: bool = False) -> None:
+                 track_concurrency: bool | None = None, bulk: bool = False,
+                 cpu_time: bool | None = None) -> None:
         """Create an instance.
 
         Args:
@@ -80,6 +81,8 @@ class Analytics(ReadBack, AdHocCalls, Observing, Outputs):
             track_concurrency: count each function's calls in progress (overrides
                 ``config.track_concurrency``; see ``calls_in_progress``).
             bulk: drain in large chunks (cheaper per call, rarer longer pauses): for runs.
+            cpu_time: measure each sync call's thread CPU time (overrides
+                ``config.cpu_time``; a call observer: see the README's CPU time).
 
         Raises:
             TypeError: for a value of the wrong type (the message names the field).
@@ -93,6 +96,8 @@ class Analytics(ReadBack, AdHocCalls, Observing, Outputs):
             cfg = cfg.replace(store_path=store)
         if track_concurrency is not None:
             cfg = cfg.replace(track_concurrency=track_concurrency)
+        if cpu_time is not None:
+            cfg = cfg.replace(cpu_time=cpu_time)
         if loggers is None:
             loggers = default_loggers()
         elif not isinstance(loggers, LoggerContainer):
@@ -123,7 +128,7 @@ class Analytics(ReadBack, AdHocCalls, Observing, Outputs):
         self.buffer = self._recorder.buffer
         self.drain_soon = self._recorder.drain_soon
         self._call_logger = CallLogger(loggers, self.long_max, 3 * self._recorder.chunk)
-        self._start_observing(cfg.track_concurrency)
+        self._start_observing(cfg.track_concurrency, cfg.cpu_time)
         self.ends = Ends(self)
         self._adhoc: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Callable[..., Any]]]
         self._adhoc = weakref.WeakKeyDictionary()

@@ -13,6 +13,7 @@
 
 static PyObject *str_enter;   /* "__enter__" */
 static PyObject *str_exit;    /* "__exit__" */
+static PyObject *str_enter_suspending;   /* "_enter_suspending": Measure's `async with` entry */
 static PyObject *str_qualname;
 static PyObject *str_stats;   /* "stats" */
 static PyObject *str_edge;    /* "edge" */

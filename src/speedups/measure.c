@@ -108,7 +108,9 @@ measure_enter(MeasureObject *self, int push)
             return NULL;
         }
         Py_XSETREF(self->delegate, delegate);
-        PyObject *entered = PyObject_CallMethodNoArgs(delegate, str_enter);
+        /* An `async with` block suspends: the Python one's own entry for it. */
+        PyObject *entered = PyObject_CallMethodNoArgs(delegate, push ? str_enter
+                                                                    : str_enter_suspending);
         if (entered == NULL) {
             self->active = 0;
         }

@@ -115,14 +115,15 @@ PyInit__speedups(void)
     }
     str_enter = PyUnicode_InternFromString("__enter__");
     str_exit = PyUnicode_InternFromString("__exit__");
+    str_enter_suspending = PyUnicode_InternFromString("_enter_suspending");
     str_qualname = PyUnicode_InternFromString("__qualname__");
     str_stats = PyUnicode_InternFromString("stats");
     str_edge = PyUnicode_InternFromString("edge");
     str_event_type = PyUnicode_InternFromString("event_type");
     str_block = PyUnicode_InternFromString("block");
     str_measure_host = PyUnicode_InternFromString("_measure_host");
-    if (!str_enter || !str_exit || !str_qualname || !str_stats || !str_edge || !str_event_type
-        || !str_block || !str_measure_host || measure_add_slots() < 0) {
+    if (!str_enter || !str_exit || !str_enter_suspending || !str_qualname || !str_stats
+        || !str_edge || !str_event_type || !str_block || !str_measure_host || measure_add_slots() < 0) {
         return NULL;
     }
     PyObject *array_module = PyImport_ImportModule("array");

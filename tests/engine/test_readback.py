@@ -31,7 +31,9 @@ STAT_KEYS = {"total_calls", "total_success", "success_rate", "total_time", "avg_
              "min_duration", "max_duration", "p50", "p90", "p95", "p99",
              # Where the time goes (added to the seed's keys): the instance's wall time
              # and the selected functions' self times, summed.
-             "wall_time", "self_time"}
+             "wall_time", "self_time",
+             # The measured functions' thread CPU time (None unless cpu_time=True).
+             "cpu_time"}
 
 
 def exact_quantile(values: list[float], q: float) -> float:

@@ -45,17 +45,19 @@ def test_shape_has_schema_totals_and_functions(analytics: Analytics) -> None:
     assert set(data["environment"]) == {"python", "platform", "hot_path", "argv", "host",
                                         "pid", "label"}
     assert set(data["totals"]) == FIGURES | {"function_count", "event_count", "wall_time",
-                                             "self_time"}
+                                             "self_time", "cpu_time"}
     assert [f["name"] for f in data["functions"]] == sorted(
         analytics.call_counts, key=lambda n: -analytics.get_stats(n)["total_time"])
     for entry in data["functions"]:
         assert set(entry) == FIGURES | {"name", "event_type", "module", "overhead", "self_time",
                                         "inclusive_time", "active_time", "callers",
-                                        "failures_by_type"}
+                                        "failures_by_type", "cpu_time"}
+        assert entry["cpu_time"] is None  # not measured (cpu_time=False): unknown, not 0
         assert set(entry["slowest"]) == EVENT
     by_name = {entry["name"].rsplit(".", 1)[-1]: entry for entry in data["functions"]}
     assert by_name["fetch"]["failures_by_type"] == {"KeyError": 10}
     assert by_name["crunch"]["failures_by_type"] == {}
+    assert data["totals"]["cpu_time"] is None
 
 
 def test_totals_agree_with_get_stats(analytics: Analytics) -> None:

@@ -13,6 +13,7 @@ gives defaults that the command line overrides::
     report = ""                  # '' for none, as --report ''
     exact = false
     expected = ["StopIteration", "docutils.nodes.SkipNode"]   # --expected
+    cpu-time = false             # --cpu-time
 
 Bad configuration fails before the program starts, naming the file and the field.
 """
@@ -34,6 +35,7 @@ FIELDS: dict[str, tuple[str, type]] = {
     "label": ("label", str), "max-events": ("max_events", int),
     "max-functions": ("max_functions", int), "report": ("report", str),
     "exact": ("exact", bool), "expected": ("expected", list),
+    "cpu-time": ("cpu_time", bool),
 }
 _PATHS = ("store", "report")  # relative to the pyproject.toml's folder
 

@@ -108,6 +108,7 @@ class AnalyticsConfig:
     store_timeout: float = 3.0
     max_functions: int = 10_000
     track_concurrency: bool = False
+    cpu_time: bool = False
 
     def __post_init__(self) -> None:
         """Validate every field, naming the one at fault."""
@@ -141,6 +142,8 @@ class AnalyticsConfig:
         _integer(owner, "max_functions", self.max_functions, MAX_FUNCTIONS)
         # Count each function's calls in progress (a call observer: off, it costs nothing).
         _flag(owner, "track_concurrency", self.track_concurrency)
+        # Measure each sync call's thread CPU time (a call observer: off, it costs nothing).
+        _flag(owner, "cpu_time", self.cpu_time)
 
     def replace(self, **changes: Any) -> AnalyticsConfig:
         """Return a copy with some fields changed (validated again)."""

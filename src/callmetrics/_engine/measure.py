@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from callmetrics._engine.accel import speedups as _speedups
 from callmetrics._engine.callers import STACK, frames_pop, frames_push, key_for, unwind
+from callmetrics._engine.cputime import suspending
 from callmetrics._engine.logs import CACHE_KEY
 from callmetrics._engine.wrap import CallObserver, end_observers, start_observers
 
@@ -132,8 +133,14 @@ class Measure:
 
     async def __aenter__(self) -> Measure:
         """Start timing, as ``__enter__`` (off the stack: a coroutine's blocks interleave)."""
+        return self._enter_suspending()
+
+    def _enter_suspending(self) -> Measure:
+        """``__aenter__``'s work (what the C ``measure()`` hands an observed ``async with`` to)."""
         kind = self._kind
-        self._started = start_observers(kind.rt, kind.stats) if kind.observers else None
+        # Its thread runs other work while it awaits: no thread CPU time (cputime).
+        self._started = (suspending(start_observers(kind.rt, kind.stats), kind.stats)
+                         if kind.observers else None)
         self._at = -1
         self._stack = None
         self._t0 = perf_counter()

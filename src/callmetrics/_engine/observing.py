@@ -7,9 +7,14 @@ end; the wrappers consult the list only while it holds one (``_engine/ends.py``)
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from callmetrics._engine.concurrency import InFlight
+from callmetrics._engine.cputime import CpuTimes
 from callmetrics._engine.ends import CallObserver
+
+if TYPE_CHECKING:
+    from callmetrics._engine.recorder import Recorder
 
 __all__ = ["Observing"]
 
@@ -20,14 +25,22 @@ class Observing:
     _observers: list[CallObserver]
     _in_flight: InFlight | None
     _lock: threading.Lock | threading.RLock
+    _recorder: Recorder
 
-    def _start_observing(self, track_concurrency: bool) -> None:
-        """No observer yet; with ``track_concurrency``, the one counting calls in progress."""
+    def _start_observing(self, track_concurrency: bool, cpu_time: bool = False) -> None:
+        """No observer yet; with ``track_concurrency``, the one counting calls in progress.
+
+        With ``cpu_time``, the one measuring each sync call's thread CPU time (last, so
+        that it brackets the call the most closely), folded by the recorder.
+        """
         self._observers = []
         # Decided here, for every wrapper: counting calls in progress is an observer.
         self._in_flight = InFlight() if track_concurrency else None
         if self._in_flight is not None:
             self._observers.append(self._in_flight)
+        if cpu_time:
+            self._recorder.cpu = CpuTimes(self._recorder.drain_soon)
+            self._observers.append(self._recorder.cpu)
 
     @property
     def observers(self) -> list[CallObserver]:

@@ -310,6 +310,9 @@ class ReadBack:
                 **sketch.summary(),
                 "wall_time": self.wall_time(),
                 "self_time": self._self_total(selected),
+                # Thread CPU time of the measured functions (cpu_time=True), else None.
+                "cpu_time": math.fsum(measured) if (measured := [
+                    s.cpu_time for s in selected if s.cpu_time is not None]) else None,
             }
 
     def _self_total(self, selected: list[FunctionStats]) -> float | None:

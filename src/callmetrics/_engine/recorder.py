@@ -132,7 +132,7 @@ if hasattr(os, "register_at_fork"):  # POSIX
 class Recorder:
     """Buffers, drains, per-function aggregates and the ring of one ``Analytics``."""
 
-    __slots__ = ("__weakref__", "_busy", "_warn", "budget", "buffer", "chunk", "created",
+    __slots__ = ("__weakref__", "_busy", "_warn", "budget", "buffer", "chunk", "cpu", "created",
                  "groups", "lock", "max_functions", "medium_max", "order", "overflow", "ring",
                  "short_max", "stats", "wall")
 
@@ -164,6 +164,7 @@ class Recorder:
         self.budget = EdgeBudget()  # caller edges this instance may still make
         self.created = perf_counter()  # where its wall time starts
         self.wall: float | None = None  # a view of stored runs: the seconds they spanned
+        self.cpu: Any = None  # cputime.CpuTimes (cpu_time=True): folded with each drain
 
     # ------------------------------------------------------------ registry
     def stats_for(self, name: str, event_type: str, module: str, *, explicit: bool,
@@ -221,6 +222,8 @@ class Recorder:
             self._busy = True
             try:
                 self._drain_chunk(self.chunk, self.groups)
+                if self.cpu is not None:
+                    self.cpu.fold()
             finally:
                 self._busy = False
         except Exception as exc:  # noqa: BLE001  # runs inside a user's call: never break it
@@ -264,6 +267,8 @@ class Recorder:
                 try:
                     while self.buffer:
                         self._drain_chunk(0, 0)
+                    if self.cpu is not None:
+                        self.cpu.fold()
                 except Exception as exc:  # noqa: BLE001  # a read still answers
                     report_internal_error("draining buffered calls", exc)
                 yield True

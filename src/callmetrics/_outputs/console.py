@@ -214,6 +214,11 @@ def print_summary(source: Source, console: Console | None = None) -> None:
         columns[6] = Column("Total", right=True)
         for row in cells:
             del row[6]
+    if any(s.cpu_time is not None for s in snaps):  # measured (cpu_time=True): after Total
+        at = 1 + next(i for i, c in enumerate(columns) if c.header == "Total")
+        columns.insert(at, Column("CPU (thread)", right=True, priority=3))
+        for row, snap in zip(cells, snaps, strict=True):
+            row.insert(at, duration(snap.cpu_time))
     print_table(out, columns, cells,
                 title="callmetrics summary", caption=caption,
                 styles=[_STYLES[flag] for _, flag in rows])

@@ -13,13 +13,14 @@ Shape, schema version 1 (durations in seconds, times as Unix seconds)::
         "function_count", "event_count" (retained events),
         "slowest", "fastest",                        # event objects or null
         "wall_time",                                 # seconds the run spans, or null
-        "self_time"                                  # the functions' self times, summed
+        "self_time",                                 # the functions' self times, summed
+        "cpu_time"                                   # the measured CPU times, summed, or null
       },
       "functions": [                                 # sorted by total_time, largest first
         {"name", "event_type", "module", the same keys as totals except function_count,
          event_count and wall_time, and "overhead" (seconds the wrapper added in total),
          "inclusive_time", "active_time", "callers": [{"name", "calls", "time"}],
-         "failures_by_type": {"ValueError": 3, ...}}
+         "failures_by_type": {"ValueError": 3, ...}, "cpu_time"}
       ],
       "errors": [                                    # retained failed calls, by cause
         {"function", "functions", "event_type", "error", "template", "message",
@@ -43,6 +44,12 @@ unknown (coroutines and generators; stores written before they were recorded), a
 the totals' ``self_time`` is null when any function's is.  ``wall_time`` is the span
 of the instance (from its creation to the reading) or of the stored runs read
 (overlapping runs counted once).
+
+A function's ``cpu_time`` is the thread CPU time its calls used, in seconds, when
+measured (``Analytics(cpu_time=True)``: plain functions and ``with measure()``
+blocks), else null, never 0 for "not measured".  The totals' ``cpu_time`` sums the
+functions measured (null when none was); like ``total_time``, it counts a nested
+call's CPU time in its caller's too.
 
 A function's ``failures_by_type`` counts *all* its failures by the exception's
 qualified type name (``ValueError``, ``json.decoder.JSONDecodeError``), exactly: the
@@ -88,7 +95,8 @@ from callmetrics._outputs.failures import failure_causes
 if TYPE_CHECKING:
     from callmetrics._engine.view import RetainedCall, Source
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "error_groups", "event_dict", "self_total", "to_dict"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "cpu_total", "error_groups", "event_dict", "self_total",
+           "to_dict"]
 
 SCHEMA: Final = "callmetrics.stats"
 SCHEMA_VERSION: Final = 1
@@ -139,6 +147,7 @@ def _function(snap: FunctionSnapshot) -> dict[str, Any]:
         "callers": [{"name": edge.name, "calls": edge.calls, "time": edge.time}
                     for edge in snap.callers],
         "failures_by_type": snap.failure_types(),
+        "cpu_time": snap.cpu_time,
     }
 
 
@@ -148,6 +157,12 @@ def self_total(snaps: list[FunctionSnapshot]) -> float | None:
     if any(value is None for value in found):
         return None
     return math.fsum(value for value in found if value is not None)
+
+
+def cpu_total(snaps: list[FunctionSnapshot]) -> float | None:
+    """The measured functions' CPU times, summed (None when none was measured)."""
+    found = [s.cpu_time for s in snaps if s.cpu_time is not None]
+    return math.fsum(found) if found else None
 
 
 def error_groups(calls: list[RetainedCall]) -> list[dict[str, Any]]:
@@ -181,6 +196,7 @@ def to_dict(source: Source) -> dict[str, Any]:
         "fastest": event_dict(fastest),
         "wall_time": reading.wall_time,
         "self_time": self_total(snaps),
+        "cpu_time": cpu_total(snaps),
     }
     return {
         "schema": SCHEMA,

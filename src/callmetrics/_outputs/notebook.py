@@ -17,13 +17,13 @@ from markupsafe import Markup
 
 from callmetrics._engine.view import Source
 from callmetrics._outputs.report import build_report, environment, render_report, static_asset
-from callmetrics._outputs.report_tables import FUNCTION_COLUMNS
+from callmetrics._outputs.report_tables import CPU_COLUMN
 
 __all__ = ["InlineReport", "report_html", "summary_html"]
 
 # The terminal summary's columns, so that the table fits a notebook cell.
 SUMMARY_COLUMNS = ("Function", "Event type", "Calls", "Failures", "Success %", "Self",
-                   "Total time", "p50", "p95", "p99", "Max")
+                   "Total time", CPU_COLUMN, "p50", "p95", "p99", "Max")
 # The frame is as tall as a typical report's first sections; it scrolls inside.
 _FRAME_HEIGHT = 900
 
@@ -33,7 +33,8 @@ def summary_html(source: Source) -> str:
     context = build_report(source)
     return environment().get_template("summary.html.j2").render(
         context,
-        summary_order=[FUNCTION_COLUMNS.index(name) for name in SUMMARY_COLUMNS],
+        summary_order=[context["columns"].index(name) for name in SUMMARY_COLUMNS
+                       if name in context["columns"]],
         sorted_by=context["sorted_by"],
         style=Markup(static_asset("table.css")),  # noqa: S704  # our own file, free of '</'
     )

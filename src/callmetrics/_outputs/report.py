@@ -45,11 +45,11 @@ from callmetrics._outputs.report_charts import (
 )
 from callmetrics._outputs.report_detail import function_details
 from callmetrics._outputs.report_tables import (
-    FUNCTION_COLUMNS,
     OVERHEAD_FLAG,
     describe_thresholds,
     details,
     failure_groups,
+    function_columns,
     function_rows,
     outlier_rows,
     overhead_rows,
@@ -203,7 +203,7 @@ def build_report(source: Source, *, force_mode: bool = False,
         "overlap": chart.overlap,
         "overlap_factor": f"{total_time / wall:.1f}" if chart.overlap and wall else "",
         "thresholds": describe_thresholds(short, medium),
-        "columns": FUNCTION_COLUMNS,
+        "columns": function_columns(snaps),
         "sorted_by": "Self" if chart.by_self else "Total time",
         "functions": function_rows(snaps),
         "failure_groups": failures[:cap],

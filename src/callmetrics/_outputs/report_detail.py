@@ -22,7 +22,7 @@ from callmetrics._engine.view import RetainedCall
 from callmetrics._format import count, duration, percent, printable
 from callmetrics._outputs.failures import failure_causes
 from callmetrics._outputs.names import natural_key
-from callmetrics._outputs.report_tables import when
+from callmetrics._outputs.report_tables import CPU_COLUMN, when
 
 __all__ = ["function_details", "over_time"]
 
@@ -79,6 +79,8 @@ def function_details(snaps: Sequence[FunctionSnapshot], calls: CallColumns,
                 ["Inclusive", duration(snap.inclusive_time)],
                 ["p50", duration(p50)], ["p95", duration(p95)], ["p99", duration(p99)],
                 ["Max", duration(snap.max)], ["Overhead", duration(snap.overhead)],
+                *([[CPU_COLUMN, duration(snap.cpu_time)]] if snap.cpu_time is not None
+                  else []),
             ],
             "callers": [[printable(n), count(c), duration(t)] for n, c, t in callers[:_EDGES]],
             "callees": [[printable(n), count(c), duration(t)] for n, c, t in made[:_EDGES]],

@@ -27,9 +27,10 @@ from callmetrics._outputs.report_charts import (
     calls_label,
 )
 
-__all__ = ["FUNCTION_COLUMNS", "OVERHEAD_FLAG", "Cell", "Detail", "FailureGroup", "OutlierRow",
-           "OverheadRow", "describe_thresholds", "details", "failure_groups", "function_rows",
-           "outlier_rows", "overhead_rows", "times", "valid_calls", "when"]
+__all__ = ["CPU_COLUMN", "FUNCTION_COLUMNS", "OVERHEAD_FLAG", "Cell", "Detail", "FailureGroup",
+           "OutlierRow", "OverheadRow", "describe_thresholds", "details", "failure_groups",
+           "function_columns", "function_rows", "outlier_rows", "overhead_rows", "times",
+           "valid_calls", "when"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,18 @@ FUNCTION_COLUMNS = ("Function", "Event type", "Calls", "Successes", "Failures", 
                     "Overhead")
 
 
+# Shown after "Active" when a function's thread CPU time was measured (cpu_time=True).
+CPU_COLUMN = "CPU (thread)"
+
+
+def function_columns(snaps: Iterable[FunctionSnapshot]) -> tuple[str, ...]:
+    """``FUNCTION_COLUMNS``, with ``CPU_COLUMN`` after Active when any CPU time is known."""
+    if not any(s.cpu_time is not None for s in snaps):
+        return FUNCTION_COLUMNS
+    at = FUNCTION_COLUMNS.index("Active") + 1
+    return (*FUNCTION_COLUMNS[:at], CPU_COLUMN, *FUNCTION_COLUMNS[at:])
+
+
 def _maybe(value: float | None) -> Cell:
     """A duration that may be unknown: ``-``, sorted below every known one."""
     return Cell(duration(value), -1.0 if value is None else _sort_key(value))
@@ -103,8 +116,10 @@ def function_rows(snaps: Iterable[FunctionSnapshot]) -> list[list[Cell]]:
 
     Self is the calls' time less the tracked calls they made; Active the time
     coroutines and generators actually ran (their total time for plain functions).
+    With a measured CPU time, each row has ``function_columns``' CPU cell too.
     """
     snaps = list(snaps)
+    cpu = any(s.cpu_time is not None for s in snaps)
     by_self = bool(snaps) and all(s.self_time is not None for s in snaps)
     rows = []
     for s in sorted(snaps, key=lambda s: (-(s.self_time or 0.0) if by_self else -s.total,
@@ -117,7 +132,7 @@ def function_rows(snaps: Iterable[FunctionSnapshot]) -> list[list[Cell]]:
             Cell(count(s.failures), s.failures),
             Cell(percent(s.successes, s.calls), round(s.successes / s.calls, 6) if s.calls else 0),
             _maybe(s.self_time), Cell(duration(s.total), _sort_key(s.total)),
-            _maybe(s.active_time),
+            _maybe(s.active_time), *((_maybe(s.cpu_time),) if cpu else ()),
             *(Cell(duration(v), _sort_key(v))
               for v in (s.average, p50, p95, p99, s.max, s.overhead)),
         ])

@@ -260,9 +260,11 @@ def make_instrumentation(analytics: Any, matcher: Callable[[str, str | None], bo
                          event_type: str) -> Instrumentation | MonitoredInstrumentation:
     """Track through ``sys.monitoring`` where it is there (3.12+) and a tool id is free.
 
-    Else (3.11, or every id taken, said in one line) wrap the functions.
+    Else (3.11, or every id taken, said in one line) wrap the functions; also when
+    the instance measures thread CPU time (``cpu_time``: a call observer, which the
+    ``sys.monitoring`` callbacks do not run).
     """
-    if supported():
+    if supported() and not getattr(getattr(analytics, "settings", None), "cpu_time", False):
         tool = acquire()
         if tool is not None:
             return MonitoredInstrumentation(analytics, matcher, event_type, tool)

@@ -56,6 +56,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(e.g. 'myapp.*'; repeatable)")
     group.addoption("--callmetrics-top", type=_top, default=10, metavar="N",
                     help="how many of the slowest tests the summary lists (default 10; 0: none)")
+    group.addoption("--callmetrics-cpu-time", action="store_true", default=False,
+                    help="also measure each test's and tracked function's thread CPU time "
+                         "(costs a few microseconds a call)")
 
 
 def _top(text: str) -> int:
@@ -80,7 +83,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from callmetrics._session import make_analytics  # noqa: PLC0415  # only when enabled
 
     try:
-        analytics = make_analytics(store or None, label)
+        analytics = make_analytics(store or None, label,
+                                   {"cpu_time": True} if config.getoption(
+                                       "callmetrics_cpu_time") else None)
     except Exception as exc:  # noqa: BLE001  # a bad store is a usage error, named
         raise pytest.UsageError(f"--callmetrics={store}: {exc}") from None
     recorder = SessionRecorder(analytics, config.getoption("callmetrics_track"),
