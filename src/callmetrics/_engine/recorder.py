@@ -26,22 +26,13 @@ logging handler running inside a drain or a read in the same thread cannot
 deadlock; ``_busy`` marks that a drain or read is under way, and a nested one then
 neither drains nor waits: it reads the aggregates as they stand.
 
-Fork: a child inherits every lock as it was, held or not, and has only the thread
-that forked; a lock another thread held would never be released there.  So the
-forking thread takes every live recorder's lock just before ``fork()`` (after the
-store's hooks, which take their write locks first: hooks registered later run
-earlier), which also means no drain is half done, and releases them on both sides
-after it: the child starts with working locks and exactly the calls recorded (or
-buffered) before the fork.
+Fork: ``_engine/forking.py`` takes every live recorder's lock across ``fork()``.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from contextlib import contextmanager
 from time import perf_counter
@@ -50,6 +41,7 @@ from typing import Any
 from callmetrics._engine.accel import group_calls, new_buffer, take
 from callmetrics._engine.aggregate import FailedCall, FunctionStats, count_failures
 from callmetrics._engine.callers import EdgeBudget, fold_edges
+from callmetrics._engine.forking import enrol
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._engine.ring import EventRing
 
@@ -106,29 +98,6 @@ def _functions(keys: list[Any]) -> int:
     return len({key if type(key) is FunctionStats else key.stats for key in keys})
 
 
-_ORDER = itertools.count()
-_LIVE: weakref.WeakSet[Recorder] = weakref.WeakSet()
-_HELD: list[Recorder] = []  # the recorders whose locks the forking thread holds
-
-
-def _before_fork() -> None:
-    """Take every live recorder's lock, in creation order, before ``fork()``."""
-    for recorder in sorted(_LIVE, key=lambda r: r.order):
-        recorder.lock.acquire()
-        _HELD.append(recorder)
-
-
-def _after_fork() -> None:
-    """Release what ``_before_fork`` took (in the parent, and in the child: its one thread)."""
-    while _HELD:
-        _HELD.pop().lock.release()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork,
-                        after_in_child=_after_fork)
-
-
 class Recorder:
     """Buffers, drains, per-function aggregates and the ring of one ``Analytics``."""
 
@@ -150,9 +119,8 @@ class Recorder:
         large = bulk and not isinstance(self.buffer, list)
         self.chunk, self.groups = (BULK_LIMIT, 0) if large else (BUFFER_LIMIT, GROUPS_PER_DRAIN)
         self.lock = threading.RLock()
-        # Locks of several recorders are always taken in this order (fork, merge).
-        self.order = next(_ORDER)
-        _LIVE.add(self)
+        self.order = 0
+        enrol(self)  # sets the order
         self._busy = False
         self.stats: dict[str, FunctionStats] = {}
         self.ring = EventRing(max_events)
