@@ -1,5 +1,6 @@
-/* callmetrics._engine._speedups: Stepping, the callable replacing a tracked coroutine or
- * generator function (its calls return a Steps proxy: steps.c), and the init of both.
+/* callmetrics._engine._speedups: Stepping, the callable replacing a tracked coroutine,
+ * generator or async generator function (its calls return a Steps proxy: steps.c,
+ * asteps.c), and the init of them all.
  * Part of one translation unit: included by speedups.c (after steps.c), never compiled
  * on its own. */
 
@@ -8,11 +9,11 @@
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
-    PyObject *func;       /* the original coroutine or generator function */
+    PyObject *func;       /* the original coroutine, generator or async generator function */
     SinkObject *sink;
     IdleObject *idle;     /* its function's */
     PyObject *observed;   /* the pure-Python stepping callable, used while observers exist */
-    PyTypeObject *steps;  /* CoroSteps_Type or GenSteps_Type (static) */
+    PyTypeObject *steps;  /* CoroSteps_Type, GenSteps_Type or AsyncGenSteps_Type (static) */
     PyObject *dict;
     PyObject *weakreflist;
 } SteppingObject;
@@ -50,25 +51,35 @@ Stepping_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject
     steps->active = 0.0;
     steps->state = STEPS_NEW;
     steps->running = 0;
+    steps->flying = 0;
     PyObject_GC_Track(steps);
     return (PyObject *)steps;
 }
 
-/* stepping(func, sink, idle, observed, generator): the C wrapper of a coroutine
-   (generator false) or generator function.  It binds like a function. */
+/* stepping(func, sink, idle, observed, kind): the C wrapper of a coroutine (kind
+   "async"), generator ("gen") or async generator ("agen") function.  It binds like a
+   function. */
 static PyObject *
 speedups_stepping(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"func", "sink", "idle", "observed", "generator", NULL};
+    static char *kwlist[] = {"func", "sink", "idle", "observed", "kind", NULL};
     PyObject *func, *sink, *idle, *observed;
-    int generator;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!Op:stepping", kwlist, &func,
+    const char *kind;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!Os:stepping", kwlist, &func,
                                      &Sink_Type, &sink, &Idle_Type, &idle, &observed,
-                                     &generator)) {
+                                     &kind)) {
         return NULL;
     }
     if (!PyCallable_Check(func) || !PyCallable_Check(observed)) {
         PyErr_SetString(PyExc_TypeError, "func and observed must be callable");
+        return NULL;
+    }
+    PyTypeObject *steps_type = strcmp(kind, "async") == 0 ? &CoroSteps_Type
+                               : strcmp(kind, "gen") == 0 ? &GenSteps_Type
+                               : strcmp(kind, "agen") == 0 ? &AsyncGenSteps_Type : NULL;
+    if (steps_type == NULL) {
+        PyErr_Format(PyExc_ValueError, "kind must be 'async', 'gen' or 'agen', not '%s'",
+                     kind);
         return NULL;
     }
     SteppingObject *self = (SteppingObject *)Stepping_Type.tp_alloc(&Stepping_Type, 0);
@@ -80,7 +91,7 @@ speedups_stepping(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds)
     self->sink = (SinkObject *)Py_NewRef(sink);
     self->idle = (IdleObject *)Py_NewRef(idle);
     self->observed = Py_NewRef(observed);
-    self->steps = generator ? &GenSteps_Type : &CoroSteps_Type;
+    self->steps = steps_type;
     self->dict = NULL;
     self->weakreflist = NULL;
     return (PyObject *)self;
@@ -164,7 +175,8 @@ static PyTypeObject Stepping_Type = {
     .tp_call = PyVectorcall_Call,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
                 | Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_doc = "A tracked coroutine or generator function: its calls return a Steps proxy.",
+    .tp_doc = "A tracked coroutine, generator or async generator function: its calls\n"
+              "return a Steps proxy.",
     .tp_traverse = (traverseproc)Stepping_traverse,
     .tp_clear = (inquiry)Stepping_clear,
     .tp_weaklistoffset = offsetof(SteppingObject, weakreflist),
@@ -176,8 +188,9 @@ static PyTypeObject Stepping_Type = {
 
 static PyMethodDef steps_functions[] = {
     {"stepping", (PyCFunction)(void (*)(void))speedups_stepping, METH_VARARGS | METH_KEYWORDS,
-     "stepping(func, sink, idle, observed, generator): the C wrapper of a coroutine or\n"
-     "generator function, whose calls return a proxy timing each step."},
+     "stepping(func, sink, idle, observed, kind): the C wrapper of a coroutine ('async'),\n"
+     "generator ('gen') or async generator ('agen') function, whose calls return a proxy\n"
+     "timing each step."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -201,6 +214,9 @@ steps_init(PyObject *module)
         || PyModule_AddObjectRef(module, "CoroSteps", (PyObject *)&CoroSteps_Type) < 0
         || PyModule_AddObjectRef(module, "GenSteps", (PyObject *)&GenSteps_Type) < 0
         || PyModule_AddObjectRef(module, "Stepping", (PyObject *)&Stepping_Type) < 0) {
+        return -1;
+    }
+    if (asteps_init(module) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(module, steps_functions);

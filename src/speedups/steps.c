@@ -39,6 +39,7 @@ typedef struct {
     double active;        /* the seconds of the steps so far */
     int state;
     int running;          /* a step is under way (a resume now is the inner's error) */
+    int flying;           /* async generators: one of its awaitables is mid-way (asteps.c) */
 } StepsObject;
 
 static PyTypeObject CoroSteps_Type;
@@ -110,6 +111,26 @@ steps_end(StepsObject *self, Frames *fr, int at, double end)
     int r = sink_success(sink, key, self->start, end);
     Py_DECREF(key);
     return r;
+}
+
+/* The call pushed at `at` ended as a success by raising (GeneratorExit, or an async
+   generator's StopAsyncIteration: set, and it stays set): end it as steps_end does.  A
+   failure of the bookkeeping is raised instead, with the call's as its context. */
+static void
+steps_end_raised(StepsObject *self, Frames *fr, int at, double end)
+{
+    PyObject *exc = PyErr_GetRaisedException_compat();
+    if (steps_end(self, fr, at, end) < 0) {
+        PyObject *raised = PyErr_GetRaisedException_compat();
+        if (raised != NULL && exc != NULL) {
+            PyException_SetContext(raised, exc);   /* steals exc */
+            exc = raised;
+        }
+        else {
+            Py_XDECREF(raised);
+        }
+    }
+    PyErr_SetRaisedException_compat(exc);
 }
 
 /* The call pushed at `at` raised (the exception is set, and stays set): the engine's
@@ -204,18 +225,7 @@ steps_step(StepsObject *self, int how, PyObject *arg, PyObject **presult)
         }
     }
     else if (PyErr_ExceptionMatches(PyExc_GeneratorExit)) {   /* closed early: a success */
-        PyObject *exc = PyErr_GetRaisedException_compat();
-        if (steps_end(self, fr, at, end) < 0) {
-            PyObject *raised = PyErr_GetRaisedException_compat();
-            if (raised != NULL && exc != NULL) {
-                PyException_SetContext(raised, exc);   /* steals exc */
-                exc = raised;
-            }
-            else {
-                Py_XDECREF(raised);
-            }
-        }
-        PyErr_SetRaisedException_compat(exc);
+        steps_end_raised(self, fr, at, end);
     }
     else {
         steps_failed(self, fr, at);
