@@ -1,8 +1,63 @@
-/* callmetrics._engine._speedups: Stepping, the callable replacing a tracked coroutine,
+/* callmetrics._engine._speedups: the types of the coroutine and generator proxies
+ * (their code is steps.c), Stepping, the callable replacing a tracked coroutine,
  * generator or async generator function (its calls return a Steps proxy: steps.c,
  * asteps.c), and the init of them all.
  * Part of one translation unit: included by speedups.c (after steps.c), never compiled
  * on its own. */
+
+/* ------------------------------------------------------- the Steps types */
+
+static PyMethodDef Steps_methods[] = {
+    {"send", (PyCFunction)Steps_send, METH_O, "send(value): resume, one timed step."},
+    {"throw", (PyCFunction)Steps_throw, METH_VARARGS,
+     "throw(exc): raise exc where it is suspended, one timed step."},
+    {"close", (PyCFunction)Steps_close, METH_NOARGS, "close(): end it (a success if started)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyAsyncMethods CoroSteps_async = {
+    .am_await = Steps_await,
+    .am_send = Steps_am_send,
+};
+
+static PyAsyncMethods GenSteps_async = {
+    .am_send = Steps_am_send,
+};
+
+static PyTypeObject CoroSteps_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._engine._speedups.CoroSteps",
+    .tp_basicsize = sizeof(StepsObject),
+    .tp_dealloc = Steps_dealloc,
+    .tp_as_async = &CoroSteps_async,
+    .tp_repr = (reprfunc)Steps_repr,
+    .tp_getattro = Steps_getattro,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A tracked coroutine: each step timed (see callmetrics._engine.steps).",
+    .tp_traverse = (traverseproc)Steps_traverse,
+    .tp_clear = (inquiry)Steps_clear,
+    .tp_iternext = Steps_iternext,   /* what `await` drives (__await__ returns the proxy) */
+    .tp_methods = Steps_methods,
+    .tp_finalize = Steps_finalize,
+};
+
+static PyTypeObject GenSteps_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._engine._speedups.GenSteps",
+    .tp_basicsize = sizeof(StepsObject),
+    .tp_dealloc = Steps_dealloc,
+    .tp_as_async = &GenSteps_async,
+    .tp_repr = (reprfunc)Steps_repr,
+    .tp_getattro = Steps_getattro,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A tracked generator: each step timed (see callmetrics._engine.steps).",
+    .tp_traverse = (traverseproc)Steps_traverse,
+    .tp_clear = (inquiry)Steps_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = Steps_iternext,
+    .tp_methods = Steps_methods,
+    .tp_finalize = Steps_finalize,
+};
 
 /* ---------------------------------------------------------------- Stepping */
 

@@ -100,8 +100,9 @@ class Attributed:
     def async_kind(self) -> bool:
         """Whether calls are coroutines or generators whose steps were not timed.
 
-        Those recorded through the step proxy (``stepped``) are; async generators
-        and zero-code tracking's coroutines are not yet.
+        Those recorded through the step proxy (``stepped``: coroutines, generators and
+        async generators wrapped by ``track``) are; those zero-code tracking records
+        through ``sys.monitoring`` (3.12+) are not yet.
         """
         return self.kind in ("async", "gen", "agen") and self.hot_calls > 0 and not self.stepped
 
