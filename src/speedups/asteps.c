@@ -39,6 +39,7 @@ static PyObject *str_athrow;    /* "athrow" */
 static PyObject *str_aclose;    /* "aclose" */
 static PyObject *str_anext;     /* "__anext__" */
 static PyObject *str_ag_frame;  /* "ag_frame" */
+static PyObject *str_ag_running;  /* "ag_running" */
 
 /* Whether the async generator has finished (its ag_frame is None); no error set. */
 static int
@@ -52,6 +53,25 @@ agen_finished(PyObject *agen)
     int finished = frame == Py_None;
     Py_DECREF(frame);
     return finished;
+}
+
+/* Whether the async generator is still running (ag_running: after its awaitable was
+   closed mid-way, it is on 3.11 and 3.12, and refuses every resume); no error set. */
+static int
+agen_running(PyObject *agen)
+{
+    PyObject *running = PyObject_GetAttr(agen, str_ag_running);
+    if (running == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int answer = PyObject_IsTrue(running);
+    Py_DECREF(running);
+    if (answer < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return answer;
 }
 
 /* What a step that completed the awaitable (`status` not PYGEN_NEXT) did to the call. */
@@ -123,6 +143,9 @@ astep_step(AStepObject *self, int how, PyObject *arg, PyObject **presult)
     gen->flying = 0;
     self->done = 1;
     int outcome = astep_outcome(self, how, status);
+    if (outcome == GOES_ON && how == HOW_CLOSE) {   /* closed mid-way: maybe still running */
+        gen->flying = agen_running(gen->inner);
+    }
     if (outcome != GOES_ON) {
         gen->state = STEPS_DONE;
         if (outcome == FAILED) {
@@ -394,8 +417,9 @@ asteps_init(PyObject *module)
     str_aclose = PyUnicode_InternFromString("aclose");
     str_anext = PyUnicode_InternFromString("__anext__");
     str_ag_frame = PyUnicode_InternFromString("ag_frame");
+    str_ag_running = PyUnicode_InternFromString("ag_running");
     if (str_asend == NULL || str_athrow == NULL || str_aclose == NULL || str_anext == NULL
-        || str_ag_frame == NULL) {
+        || str_ag_frame == NULL || str_ag_running == NULL) {
         return -1;
     }
     if (PyModule_AddObjectRef(module, "AsyncStep", (PyObject *)&AsyncStep_Type) < 0

@@ -443,3 +443,38 @@ def test_c_and_python_proxies_record_the_same(monkeypatch: pytest.MonkeyPatch) -
     assert from_c == from_python
     assert all(known == (True, True) for known in from_c["known"].values())
     assert from_c["calls"]["agen"][0] == 14  # 9 + 3 stepped, 2 driven by hand
+
+
+def test_an_awaitable_closed_mid_way(step_path: str) -> None:
+    """Closing an awaitable while the generator waits inside: one call, a success.
+
+    3.13 closes the generator with it; 3.11 and 3.12 leave it running, refusing every
+    resume ("already running", untimed), until it is dropped.  Either way the call is
+    recorded once, as a success, and the generator's cleanup runs.
+    """
+    analytics = Analytics()
+    cleaned: list[bool] = []
+
+    @types.coroutine
+    def suspend() -> Any:
+        yield "suspended"
+
+    @analytics.track("t", name="waits")
+    async def waits() -> AsyncIterator[int]:
+        try:
+            await suspend()
+            yield 1
+        finally:
+            cleaned.append(True)
+
+    gen: Any = waits()
+    awaitable = gen.__anext__()
+    assert awaitable.send(None) == "suspended"
+    assert awaitable.close() is None
+    with pytest.raises((RuntimeError, StopAsyncIteration)):
+        gen.__anext__().send(None)
+    del gen, awaitable
+    gc.collect()
+    assert cleaned == [True]
+    snap = snaps(analytics)["waits"]
+    assert (snap.calls, snap.successes) == (1, 1)

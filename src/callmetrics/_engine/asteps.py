@@ -197,7 +197,8 @@ class AsyncStep:
         gen = self._gen
         if _finished(gen._inner):
             gen._ended(at, began, None)
-        else:
+        else:  # on 3.11 and 3.12 it may stay running, refusing every resume
+            gen._flying = bool(getattr(gen._inner, "ag_running", False))
             gen._paused(at, began)
 
     def _completed(self) -> None:
