@@ -127,7 +127,7 @@ astep_step(AStepObject *self, int how, PyObject *arg, PyObject **presult)
     }
     gen->running = 1;
     int at = frames_enter(fr, sink->key);
-    Py_INCREF(gen);   /* the step may drop every other reference to the proxy */
+    Py_INCREF(self);   /* the step may drop every other reference to it (it holds gen) */
     PySendResult status = steps_resume(inner, how, arg, presult);
     double end = monotonic_seconds();
     gen->running = 0;
@@ -136,7 +136,7 @@ astep_step(AStepObject *self, int how, PyObject *arg, PyObject **presult)
     if (status == PYGEN_NEXT) {   /* suspended in an await: this awaitable goes on */
         self->flying = 1;
         gen->flying = 1;
-        Py_DECREF(gen);
+        Py_DECREF(self);
         return status;
     }
     self->flying = 0;
@@ -159,7 +159,7 @@ astep_step(AStepObject *self, int how, PyObject *arg, PyObject **presult)
             status = PYGEN_ERROR;
         }
     }
-    Py_DECREF(gen);
+    Py_DECREF(self);
     return status;
 }
 
