@@ -1,9 +1,9 @@
-/* callmetrics._engine._speedups: the types of the coroutine and generator proxies
- * (their code is steps.c), Stepping, the callable replacing a tracked coroutine,
- * generator or async generator function (its calls return a Steps proxy: steps.c,
- * asteps.c), and the init of them all.
- * Part of one translation unit: included by speedups.c (after steps.c), never compiled
- * on its own. */
+/* callmetrics._engine._speedups: the types of the coroutine, generator and async
+ * generator proxies (their code is steps.c and asteps.c), Stepping, the callable
+ * replacing a tracked coroutine, generator or async generator function (its calls
+ * return one of those proxies), and the init of them all.
+ * Part of one translation unit: included by speedups.c (after steps.c and asteps.c),
+ * never compiled on its own. */
 
 /* ------------------------------------------------------- the Steps types */
 
@@ -57,6 +57,67 @@ static PyTypeObject GenSteps_Type = {
     .tp_iternext = Steps_iternext,
     .tp_methods = Steps_methods,
     .tp_finalize = Steps_finalize,
+};
+
+/* ------------------------------------------------- the async-generator types */
+
+static PyMethodDef AsyncStep_methods[] = {
+    {"send", (PyCFunction)AsyncStep_send, METH_O, "send(value): resume, one timed step."},
+    {"throw", (PyCFunction)AsyncStep_throw, METH_VARARGS,
+     "throw(exc): raise exc where the generator is suspended, one timed step."},
+    {"close", (PyCFunction)AsyncStep_close, METH_NOARGS, "close(): close the awaitable."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMethodDef AGen_methods[] = {
+    {"asend", (PyCFunction)AGen_asend, METH_O, "asend(value): an awaitable resuming it."},
+    {"athrow", (PyCFunction)AGen_athrow, METH_VARARGS,
+     "athrow(exc): an awaitable raising exc where it is suspended."},
+    {"aclose", (PyCFunction)AGen_aclose, METH_NOARGS,
+     "aclose(): an awaitable ending it (a success if started)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyAsyncMethods AsyncStep_async = {
+    .am_await = Steps_await,
+    .am_send = AsyncStep_am_send,
+};
+
+static PyAsyncMethods AGen_async = {
+    .am_aiter = PyObject_SelfIter,
+    .am_anext = AGen_anext,
+};
+
+static PyTypeObject AsyncStep_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._engine._speedups.AsyncStep",
+    .tp_basicsize = sizeof(AStepObject),
+    .tp_dealloc = AsyncStep_dealloc,
+    .tp_as_async = &AsyncStep_async,
+    .tp_repr = (reprfunc)AsyncStep_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "An awaitable of a tracked async generator: each step timed.",
+    .tp_traverse = (traverseproc)AsyncStep_traverse,
+    .tp_clear = (inquiry)AsyncStep_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = AsyncStep_iternext,
+    .tp_methods = AsyncStep_methods,
+};
+
+static PyTypeObject AsyncGenSteps_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._engine._speedups.AsyncGenSteps",
+    .tp_basicsize = sizeof(StepsObject),
+    .tp_dealloc = Steps_dealloc,
+    .tp_as_async = &AGen_async,
+    .tp_repr = (reprfunc)Steps_repr,
+    .tp_getattro = Steps_getattro,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A tracked async generator: each step timed (see callmetrics._engine.steps).",
+    .tp_traverse = (traverseproc)Steps_traverse,
+    .tp_clear = (inquiry)Steps_clear,
+    .tp_methods = AGen_methods,
+    .tp_finalize = AGen_finalize,
 };
 
 /* ---------------------------------------------------------------- Stepping */
@@ -248,6 +309,30 @@ static PyMethodDef steps_functions[] = {
      "timing each step."},
     {NULL, NULL, 0, NULL},
 };
+
+/* Ready the async-generator types, intern their names (from steps_init). */
+static int
+asteps_init(PyObject *module)
+{
+    if (PyType_Ready(&AsyncStep_Type) < 0 || PyType_Ready(&AsyncGenSteps_Type) < 0) {
+        return -1;
+    }
+    str_asend = PyUnicode_InternFromString("asend");
+    str_athrow = PyUnicode_InternFromString("athrow");
+    str_aclose = PyUnicode_InternFromString("aclose");
+    str_anext = PyUnicode_InternFromString("__anext__");
+    str_ag_frame = PyUnicode_InternFromString("ag_frame");
+    str_ag_running = PyUnicode_InternFromString("ag_running");
+    if (str_asend == NULL || str_athrow == NULL || str_aclose == NULL || str_anext == NULL
+        || str_ag_frame == NULL || str_ag_running == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "AsyncStep", (PyObject *)&AsyncStep_Type) < 0
+        || PyModule_AddObjectRef(module, "AsyncGenSteps", (PyObject *)&AsyncGenSteps_Type) < 0) {
+        return -1;
+    }
+    return 0;
+}
 
 /* Ready the types, intern the names, add everything to the module. */
 static int
