@@ -23,8 +23,8 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Generator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from typing import Any, cast
 
 import callmetrics
 from callmetrics import Analytics, LoggerContainer
@@ -32,7 +32,7 @@ from callmetrics._analytics import python_measure
 from callmetrics._engine import wrap as _wrap
 from callmetrics._engine.aggregate import FunctionStats
 from callmetrics._engine.ends import Runtime
-from callmetrics._engine.steps import Stepping
+from callmetrics._engine.stepping import Stepping
 
 ROUNDS = 7
 BLOCK_BASELINE = "a function calling work (block baseline)"
@@ -76,6 +76,22 @@ def best_gen(fn: Callable[[int], Iterator[Any]], calls: int) -> float:
     return best
 
 
+def best_agen(fn: Callable[[int], AsyncIterator[Any]], calls: int) -> float:
+    """Return the best per-call time, in nanoseconds, of ``async for`` over ``fn(i)``."""
+
+    async def run() -> float:
+        best = float("inf")
+        for _ in range(ROUNDS):
+            began = time.perf_counter_ns()
+            for i in range(calls):
+                async for _item in fn(i):
+                    pass
+            best = min(best, (time.perf_counter_ns() - began) / calls)
+        return best
+
+    return asyncio.run(run())
+
+
 def work(x: int) -> int:
     """Return ``x``: the function every contender wraps, as cheap as a call gets."""
     return x
@@ -88,6 +104,11 @@ async def async_work(x: int) -> int:
 
 def gen_work(x: int) -> Iterator[int]:
     """Yield ``x`` once: the generator every generator contender wraps."""
+    yield x
+
+
+async def agen_work(x: int) -> AsyncIterator[int]:
+    """Yield ``x`` once: the async generator every async-generator contender wraps."""
     yield x
 
 
@@ -135,14 +156,28 @@ def gen_floor(func: Callable[[int], Iterator[int]]) -> Callable[[int], Iterator[
     return wrapper
 
 
-def _python_stepping(work_fn: Callable[..., Any], generator: bool) -> Any:
+def agen_floor(func: Callable[[int], AsyncIterator[int]]) -> Callable[[int], AsyncIterator[int]]:
+    """Wrap an async generator function like :func:`floor` does: a Python async generator."""
+    clock = time.perf_counter_ns
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[int]:
+        t0 = clock()
+        async for item in func(*args, **kwargs):
+            yield item
+        t1 = clock()
+        del t0, t1
+
+    return wrapper
+
+
+def _python_stepping(work_fn: Callable[..., Any], kind: str) -> Any:
     """Track ``func`` with the pure-Python step proxy, whatever the hot path in use."""
-    kind = "gen" if generator else "async"
     saved = _wrap._BUILDERS[kind]
 
     def build(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Any:
         stats.stepped = True
-        return Stepping(func, stats, rt, generator)
+        return Stepping(func, stats, rt, kind)
 
     _wrap._BUILDERS[kind] = build
     try:
@@ -414,10 +449,58 @@ _COUNTED: dict[str, Callable[[], Callable[[int], Any]]] = {
     "cpu_time=True, pure Python": lambda: _cpu_timed(work, python=True) or work,
     "measure() block, cpu_time=True": lambda: _measured(cpu_time=True),
 }
+# Coroutines, generators and async generators: (kind, undecorated, floor); each is
+# counted undecorated, under its floor, tracked (the hot path in use) and tracked
+# with the pure-Python step proxy.
+_KINDS: dict[str, tuple[Callable[..., Any], Callable[[Any], Any]]] = {
+    "async": (async_work, async_floor),
+    "gen": (gen_work, gen_floor),
+    "agen": (agen_work, agen_floor),
+}
+_STEPPED = ("undecorated", "floor", "tracked", "tracked, pure Python")
+
+
+def _stepped_contender(kind: str, which: str) -> Callable[[int], Any]:
+    """One async, generator or async-generator contender of the instruction counts."""
+    original, floor_of = _KINDS[kind]
+    if which == "undecorated":
+        return original
+    if which == "floor":
+        return cast("Callable[[int], Any]", floor_of(original))
+    if which == "tracked":
+        return cast("Callable[[int], Any]", Analytics().track("bench")(original))
+    return cast("Callable[[int], Any]", _python_stepping(original, kind))
+
+
+def _drive(kind: str, fn: Callable[[int], Any], calls: int) -> None:
+    """Make ``calls`` calls of ``fn``, driven as its kind is (await, for, async for)."""
+    if kind == "gen":
+        for i in range(calls):
+            for _item in fn(i):
+                pass
+        return
+
+    async def run() -> None:
+        for i in range(calls):
+            if kind == "async":
+                await fn(i)
+            else:
+                async for _item in fn(i):
+                    pass
+
+    asyncio.run(run())
 
 
 def _count_only(contender: str, calls: int) -> None:
-    """Make ``calls`` calls of one contender (``undecorated`` or a key of ``_COUNTED``)."""
+    """Make ``calls`` calls of one contender.
+
+    ``undecorated``, a key of ``_COUNTED``, or ``KIND:WHICH`` for a kind of ``_KINDS``
+    and one of ``_STEPPED``.
+    """
+    if ":" in contender:
+        kind, which = contender.split(":", 1)
+        _drive(kind, _stepped_contender(kind, which), calls)
+        return
     fn = work if contender == "undecorated" else _COUNTED[contender]()
     for i in range(calls):
         fn(i)
@@ -436,8 +519,14 @@ def _instructions(contender: str, calls: int) -> int:
     return int(found.group(1))
 
 
-def instruction_counts(small: int = 10_000, large: int = 60_000) -> None:
-    """Print instructions per call (the difference of two runs), minus the plain call's."""
+def instruction_counts(small: int = 10_000, large: int = 60_000,
+                       only: str | None = None) -> None:
+    """Print instructions per call (the difference of two runs), minus the plain call's.
+
+    ``only``: a comma-separated list of the contenders (names of ``_COUNTED``) and
+    kinds (``async``, ``gen``, ``agen``) to count; all when None.
+    """
+    chosen = None if only is None else {part.strip() for part in only.split(",")}
     if shutil.which("valgrind") is None:
         print("instructions: valgrind is not installed (apt-get install valgrind)")
         return
@@ -454,8 +543,18 @@ def instruction_counts(small: int = 10_000, large: int = 60_000) -> None:
     for contender in _COUNTED:
         if "C accelerator" in contender and callmetrics.implementation != "c":
             continue
+        if chosen is not None and contender not in chosen:
+            continue
         value = per_call(contender)
         print(f"{contender:42} {value:9.0f} {value - base:9.0f}")
+    for kind in _KINDS:
+        if chosen is not None and kind not in chosen:
+            continue
+        plain = per_call(f"{kind}:undecorated")
+        print(f"{kind + ' undecorated':42} {plain:9.0f} {0:9.0f}")
+        for which in _STEPPED[1:]:
+            value = per_call(f"{kind}:{which}")
+            print(f"{kind + ' ' + which:42} {value:9.0f} {value - plain:9.0f}")
 
 
 def main() -> None:
@@ -466,11 +565,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
     parser.add_argument("--callgrind", action="store_true",
                         help="also count instructions per call with valgrind's callgrind")
+    parser.add_argument("--callgrind-only", metavar="NAMES",
+                        help="only these contenders and kinds (comma-separated: e.g. "
+                             "'C accelerator,async,gen,agen'); implies --callgrind")
     parser.add_argument("--count-only", nargs=2, metavar=("CONTENDER", "CALLS"),
                         help=argparse.SUPPRESS)  # the workload callgrind runs
     args = parser.parse_args()
     if args.count_only:
         _count_only(args.count_only[0], int(args.count_only[1]))
+        return
+    if args.callgrind_only:  # instructions only: no timing
+        instruction_counts(only=args.callgrind_only)
         return
     calls = 20_000 if args.quick else args.calls
 
@@ -494,7 +599,7 @@ def main() -> None:
         "undecorated": best_async(async_work, calls),
         "async floor": best_async(async_floor(async_work), calls),
         "callmetrics async": best_async(Analytics().track("bench")(async_work), calls),
-        "callmetrics async, pure Python": best_async(_python_stepping(async_work, False),
+        "callmetrics async, pure Python": best_async(_python_stepping(async_work, "async"),
                                                      calls),
     }
     concurrent_async = _concurrent(async_work)
@@ -507,10 +612,20 @@ def main() -> None:
         "undecorated": best_gen(gen_work, calls),
         "generator floor (Python wrapper)": best_gen(gen_floor(gen_work), calls),
         "callmetrics generator": best_gen(Analytics().track("bench")(gen_work), calls),
-        "callmetrics generator, pure Python": best_gen(_python_stepping(gen_work, True), calls),
+        "callmetrics generator, pure Python": best_gen(_python_stepping(gen_work, "gen"), calls),
     }
     print("\ngenerators (a call iterated to its end, one item):")
     report(gen_rows, "generator floor (Python wrapper)")
+
+    agen_rows: dict[str, float | None] = {
+        "undecorated": best_agen(agen_work, calls),
+        "async generator floor (Python wrapper)": best_agen(agen_floor(agen_work), calls),
+        "callmetrics async generator": best_agen(Analytics().track("bench")(agen_work), calls),
+        "callmetrics async generator, pure Python": best_agen(
+            _python_stepping(agen_work, "agen"), calls),
+    }
+    print("\nasync generators (`async for` over a call to its end, one item):")
+    report(agen_rows, "async generator floor (Python wrapper)")
 
     measured = sync_rows["callmetrics"]
     base = sync_rows["undecorated"]

@@ -12,6 +12,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from callmetrics import Analytics, LoggerContainer
+from callmetrics._engine import accel as _accel
+from callmetrics._engine import sinks
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -97,3 +99,18 @@ def quiet() -> Iterator[LoggerContainer]:
     yield LoggerContainer(*made)
     for logger in made:
         logger.setLevel(logging.NOTSET)
+
+
+@pytest.fixture(params=["c", "python"])
+def step_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The hot path of the step proxies a test's wrappers use: the C one, or the twin.
+
+    ``python`` makes ``sinks.stepping`` answer None, as it does without the extension;
+    ``c`` skips when the accelerator is not in use.
+    """
+    if request.param == "c":
+        if _accel.IMPLEMENTATION != "c":
+            pytest.skip(f"the C accelerator is not in use ({_accel.REASON})")
+    else:
+        monkeypatch.setattr(sinks, "stepping", lambda *_args: None)
+    return str(request.param)

@@ -12,8 +12,9 @@
  *            allocating nothing and calling no Python code on the common path.
  *   Monitor  (3.12+) the sys.monitoring callbacks of zero-code tracking (monitor.c; the
  *            steps of its generators and coroutines: monpending.c, monsteps.c).
- *   Stepping, Steps, Idle  coroutine and generator functions: a proxy timing each step
- *            of the object a call returns (its active time; steps.c).
+ *   Stepping, Steps, Idle  coroutine, generator and async generator functions: a proxy
+ *            timing each step of the object a call returns (its active time; steps.c,
+ *            asteps.c for async generators and their awaitables).
  *   Measure  the `with analytics.measure(name):` block.
  *   frames, Edge  the thread's stack of running tracked calls, and the caller edges
  *            calls are buffered under (where the time goes: callmetrics._engine.callers).
@@ -24,12 +25,11 @@
  *            sketch buckets and grouping by function, straight from its doubles.
  *
  * Files: this one (the module) includes common.h and one file per part above
- * (buffer.c, take.c, frames.c, sink.c, tracked.c, idle.c, steps.c, stepping.c, ready.c,
- * measure.c, host.c, drain.c,
- * edges.c), in that order, so that the whole extension is one translation unit: the
- * hot path's helpers
- * (buffer_push, sink_success) inline into the wrappers that call them.  setup.py
- * compiles this file only.
+ * (buffer.c, take.c, frames.c, sink.c, tracked.c, idle.c, steps.c, asteps.c, stepping.c,
+ * monstack.c, monitor.c, monitor_type.c, ready.c, measure.c, host.c, drain.c, edges.c),
+ * in that order, so that the whole extension is one translation unit: the hot path's
+ * helpers (buffer_push, sink_success) inline into the wrappers that call them.
+ * setup.py compiles this file only.
  *
  * Times are time.perf_counter() readings: PyTime_PerfCounterRaw() on 3.13+, and
  * before that CLOCK_MONOTONIC (what perf_counter reads on Linux) converted exactly
@@ -48,6 +48,7 @@
 #include "tracked.c"
 #include "idle.c"
 #include "steps.c"
+#include "asteps.c"
 #include "stepping.c"
 #include "monstack.c"
 #include "monitor.c"

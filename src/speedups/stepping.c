@@ -1,18 +1,135 @@
-/* callmetrics._engine._speedups: Stepping, the callable replacing a tracked coroutine or
- * generator function (its calls return a Steps proxy: steps.c), and the init of both.
- * Part of one translation unit: included by speedups.c (after steps.c), never compiled
- * on its own. */
+/* callmetrics._engine._speedups: the types of the coroutine, generator and async
+ * generator proxies (their code is steps.c and asteps.c), Stepping, the callable
+ * replacing a tracked coroutine, generator or async generator function (its calls
+ * return one of those proxies), and the init of them all.
+ * Part of one translation unit: included by speedups.c (after steps.c and asteps.c),
+ * never compiled on its own. */
+
+/* ------------------------------------------------------- the Steps types */
+
+static PyMethodDef Steps_methods[] = {
+    {"send", (PyCFunction)Steps_send, METH_O, "send(value): resume, one timed step."},
+    {"throw", (PyCFunction)Steps_throw, METH_VARARGS,
+     "throw(exc): raise exc where it is suspended, one timed step."},
+    {"close", (PyCFunction)Steps_close, METH_NOARGS, "close(): end it (a success if started)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyAsyncMethods CoroSteps_async = {
+    .am_await = Steps_await,
+    .am_send = Steps_am_send,
+};
+
+static PyAsyncMethods GenSteps_async = {
+    .am_send = Steps_am_send,
+};
+
+static PyTypeObject CoroSteps_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._engine._speedups.CoroSteps",
+    .tp_basicsize = sizeof(StepsObject),
+    .tp_dealloc = Steps_dealloc,
+    .tp_as_async = &CoroSteps_async,
+    .tp_repr = (reprfunc)Steps_repr,
+    .tp_getattro = Steps_getattro,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A tracked coroutine: each step timed (see callmetrics._engine.steps).",
+    .tp_traverse = (traverseproc)Steps_traverse,
+    .tp_clear = (inquiry)Steps_clear,
+    .tp_iternext = Steps_iternext,   /* what `await` drives (__await__ returns the proxy) */
+    .tp_methods = Steps_methods,
+    .tp_finalize = Steps_finalize,
+};
+
+static PyTypeObject GenSteps_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._engine._speedups.GenSteps",
+    .tp_basicsize = sizeof(StepsObject),
+    .tp_dealloc = Steps_dealloc,
+    .tp_as_async = &GenSteps_async,
+    .tp_repr = (reprfunc)Steps_repr,
+    .tp_getattro = Steps_getattro,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A tracked generator: each step timed (see callmetrics._engine.steps).",
+    .tp_traverse = (traverseproc)Steps_traverse,
+    .tp_clear = (inquiry)Steps_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = Steps_iternext,
+    .tp_methods = Steps_methods,
+    .tp_finalize = Steps_finalize,
+};
+
+/* ------------------------------------------------- the async-generator types */
+
+static PyMethodDef AsyncStep_methods[] = {
+    {"send", (PyCFunction)AsyncStep_send, METH_O, "send(value): resume, one timed step."},
+    {"throw", (PyCFunction)AsyncStep_throw, METH_VARARGS,
+     "throw(exc): raise exc where the generator is suspended, one timed step."},
+    {"close", (PyCFunction)AsyncStep_close, METH_NOARGS, "close(): close the awaitable."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMethodDef AGen_methods[] = {
+    {"asend", (PyCFunction)AGen_asend, METH_O, "asend(value): an awaitable resuming it."},
+    {"athrow", (PyCFunction)AGen_athrow, METH_VARARGS,
+     "athrow(exc): an awaitable raising exc where it is suspended."},
+    {"aclose", (PyCFunction)AGen_aclose, METH_NOARGS,
+     "aclose(): an awaitable ending it (a success if started)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyAsyncMethods AsyncStep_async = {
+    .am_await = Steps_await,
+    .am_send = AsyncStep_am_send,
+};
+
+static PyAsyncMethods AGen_async = {
+    .am_aiter = PyObject_SelfIter,
+    .am_anext = AGen_anext,
+};
+
+static PyTypeObject AsyncStep_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._engine._speedups.AsyncStep",
+    .tp_basicsize = sizeof(AStepObject),
+    .tp_dealloc = AsyncStep_dealloc,
+    .tp_as_async = &AsyncStep_async,
+    .tp_repr = (reprfunc)AsyncStep_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "An awaitable of a tracked async generator: each step timed.",
+    .tp_traverse = (traverseproc)AsyncStep_traverse,
+    .tp_clear = (inquiry)AsyncStep_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = AsyncStep_iternext,
+    .tp_methods = AsyncStep_methods,
+};
+
+static PyTypeObject AsyncGenSteps_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callmetrics._engine._speedups.AsyncGenSteps",
+    .tp_basicsize = sizeof(StepsObject),
+    .tp_dealloc = Steps_dealloc,
+    .tp_as_async = &AGen_async,
+    .tp_repr = (reprfunc)Steps_repr,
+    .tp_getattro = Steps_getattro,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A tracked async generator: each step timed (see callmetrics._engine.steps).",
+    .tp_traverse = (traverseproc)Steps_traverse,
+    .tp_clear = (inquiry)Steps_clear,
+    .tp_methods = AGen_methods,
+    .tp_finalize = AGen_finalize,
+};
 
 /* ---------------------------------------------------------------- Stepping */
 
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
-    PyObject *func;       /* the original coroutine or generator function */
+    PyObject *func;       /* the original coroutine, generator or async generator function */
     SinkObject *sink;
     IdleObject *idle;     /* its function's */
     PyObject *observed;   /* the pure-Python stepping callable, used while observers exist */
-    PyTypeObject *steps;  /* CoroSteps_Type or GenSteps_Type (static) */
+    PyTypeObject *steps;  /* CoroSteps_Type, GenSteps_Type or AsyncGenSteps_Type (static) */
     PyObject *dict;
     PyObject *weakreflist;
 } SteppingObject;
@@ -50,25 +167,35 @@ Stepping_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject
     steps->active = 0.0;
     steps->state = STEPS_NEW;
     steps->running = 0;
+    steps->flying = 0;
     PyObject_GC_Track(steps);
     return (PyObject *)steps;
 }
 
-/* stepping(func, sink, idle, observed, generator): the C wrapper of a coroutine
-   (generator false) or generator function.  It binds like a function. */
+/* stepping(func, sink, idle, observed, kind): the C wrapper of a coroutine (kind
+   "async"), generator ("gen") or async generator ("agen") function.  It binds like a
+   function. */
 static PyObject *
 speedups_stepping(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"func", "sink", "idle", "observed", "generator", NULL};
+    static char *kwlist[] = {"func", "sink", "idle", "observed", "kind", NULL};
     PyObject *func, *sink, *idle, *observed;
-    int generator;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!Op:stepping", kwlist, &func,
+    const char *kind;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!Os:stepping", kwlist, &func,
                                      &Sink_Type, &sink, &Idle_Type, &idle, &observed,
-                                     &generator)) {
+                                     &kind)) {
         return NULL;
     }
     if (!PyCallable_Check(func) || !PyCallable_Check(observed)) {
         PyErr_SetString(PyExc_TypeError, "func and observed must be callable");
+        return NULL;
+    }
+    PyTypeObject *steps_type = strcmp(kind, "async") == 0 ? &CoroSteps_Type
+                               : strcmp(kind, "gen") == 0 ? &GenSteps_Type
+                               : strcmp(kind, "agen") == 0 ? &AsyncGenSteps_Type : NULL;
+    if (steps_type == NULL) {
+        PyErr_Format(PyExc_ValueError, "kind must be 'async', 'gen' or 'agen', not '%s'",
+                     kind);
         return NULL;
     }
     SteppingObject *self = (SteppingObject *)Stepping_Type.tp_alloc(&Stepping_Type, 0);
@@ -80,7 +207,7 @@ speedups_stepping(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds)
     self->sink = (SinkObject *)Py_NewRef(sink);
     self->idle = (IdleObject *)Py_NewRef(idle);
     self->observed = Py_NewRef(observed);
-    self->steps = generator ? &GenSteps_Type : &CoroSteps_Type;
+    self->steps = steps_type;
     self->dict = NULL;
     self->weakreflist = NULL;
     return (PyObject *)self;
@@ -164,7 +291,8 @@ static PyTypeObject Stepping_Type = {
     .tp_call = PyVectorcall_Call,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
                 | Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_doc = "A tracked coroutine or generator function: its calls return a Steps proxy.",
+    .tp_doc = "A tracked coroutine, generator or async generator function: its calls\n"
+              "return a Steps proxy.",
     .tp_traverse = (traverseproc)Stepping_traverse,
     .tp_clear = (inquiry)Stepping_clear,
     .tp_weaklistoffset = offsetof(SteppingObject, weakreflist),
@@ -176,10 +304,35 @@ static PyTypeObject Stepping_Type = {
 
 static PyMethodDef steps_functions[] = {
     {"stepping", (PyCFunction)(void (*)(void))speedups_stepping, METH_VARARGS | METH_KEYWORDS,
-     "stepping(func, sink, idle, observed, generator): the C wrapper of a coroutine or\n"
-     "generator function, whose calls return a proxy timing each step."},
+     "stepping(func, sink, idle, observed, kind): the C wrapper of a coroutine ('async'),\n"
+     "generator ('gen') or async generator ('agen') function, whose calls return a proxy\n"
+     "timing each step."},
     {NULL, NULL, 0, NULL},
 };
+
+/* Ready the async-generator types, intern their names (from steps_init). */
+static int
+asteps_init(PyObject *module)
+{
+    if (PyType_Ready(&AsyncStep_Type) < 0 || PyType_Ready(&AsyncGenSteps_Type) < 0) {
+        return -1;
+    }
+    str_asend = PyUnicode_InternFromString("asend");
+    str_athrow = PyUnicode_InternFromString("athrow");
+    str_aclose = PyUnicode_InternFromString("aclose");
+    str_anext = PyUnicode_InternFromString("__anext__");
+    str_ag_frame = PyUnicode_InternFromString("ag_frame");
+    str_ag_running = PyUnicode_InternFromString("ag_running");
+    if (str_asend == NULL || str_athrow == NULL || str_aclose == NULL || str_anext == NULL
+        || str_ag_frame == NULL || str_ag_running == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "AsyncStep", (PyObject *)&AsyncStep_Type) < 0
+        || PyModule_AddObjectRef(module, "AsyncGenSteps", (PyObject *)&AsyncGenSteps_Type) < 0) {
+        return -1;
+    }
+    return 0;
+}
 
 /* Ready the types, intern the names, add everything to the module. */
 static int
@@ -201,6 +354,9 @@ steps_init(PyObject *module)
         || PyModule_AddObjectRef(module, "CoroSteps", (PyObject *)&CoroSteps_Type) < 0
         || PyModule_AddObjectRef(module, "GenSteps", (PyObject *)&GenSteps_Type) < 0
         || PyModule_AddObjectRef(module, "Stepping", (PyObject *)&Stepping_Type) < 0) {
+        return -1;
+    }
+    if (asteps_init(module) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(module, steps_functions);

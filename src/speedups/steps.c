@@ -39,6 +39,7 @@ typedef struct {
     double active;        /* the seconds of the steps so far */
     int state;
     int running;          /* a step is under way (a resume now is the inner's error) */
+    int flying;           /* async generators: one of its awaitables is mid-way (asteps.c) */
 } StepsObject;
 
 static PyTypeObject CoroSteps_Type;
@@ -110,6 +111,26 @@ steps_end(StepsObject *self, Frames *fr, int at, double end)
     int r = sink_success(sink, key, self->start, end);
     Py_DECREF(key);
     return r;
+}
+
+/* The call pushed at `at` ended as a success by raising (GeneratorExit, or an async
+   generator's StopAsyncIteration: set, and it stays set): end it as steps_end does.  A
+   failure of the bookkeeping is raised instead, with the call's as its context. */
+static void
+steps_end_raised(StepsObject *self, Frames *fr, int at, double end)
+{
+    PyObject *exc = PyErr_GetRaisedException_compat();
+    if (steps_end(self, fr, at, end) < 0) {
+        PyObject *raised = PyErr_GetRaisedException_compat();
+        if (raised != NULL && exc != NULL) {
+            PyException_SetContext(raised, exc);   /* steals exc */
+            exc = raised;
+        }
+        else {
+            Py_XDECREF(raised);
+        }
+    }
+    PyErr_SetRaisedException_compat(exc);
 }
 
 /* The call pushed at `at` raised (the exception is set, and stays set): the engine's
@@ -204,18 +225,7 @@ steps_step(StepsObject *self, int how, PyObject *arg, PyObject **presult)
         }
     }
     else if (PyErr_ExceptionMatches(PyExc_GeneratorExit)) {   /* closed early: a success */
-        PyObject *exc = PyErr_GetRaisedException_compat();
-        if (steps_end(self, fr, at, end) < 0) {
-            PyObject *raised = PyErr_GetRaisedException_compat();
-            if (raised != NULL && exc != NULL) {
-                PyException_SetContext(raised, exc);   /* steals exc */
-                exc = raised;
-            }
-            else {
-                Py_XDECREF(raised);
-            }
-        }
-        PyErr_SetRaisedException_compat(exc);
+        steps_end_raised(self, fr, at, end);
     }
     else {
         steps_failed(self, fr, at);
@@ -368,55 +378,3 @@ Steps_dealloc(PyObject *op)
     Steps_clear((StepsObject *)op);
     Py_TYPE(op)->tp_free(op);
 }
-
-static PyMethodDef Steps_methods[] = {
-    {"send", (PyCFunction)Steps_send, METH_O, "send(value): resume, one timed step."},
-    {"throw", (PyCFunction)Steps_throw, METH_VARARGS,
-     "throw(exc): raise exc where it is suspended, one timed step."},
-    {"close", (PyCFunction)Steps_close, METH_NOARGS, "close(): end it (a success if started)."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyAsyncMethods CoroSteps_async = {
-    .am_await = Steps_await,
-    .am_send = Steps_am_send,
-};
-
-static PyAsyncMethods GenSteps_async = {
-    .am_send = Steps_am_send,
-};
-
-static PyTypeObject CoroSteps_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "callmetrics._engine._speedups.CoroSteps",
-    .tp_basicsize = sizeof(StepsObject),
-    .tp_dealloc = Steps_dealloc,
-    .tp_as_async = &CoroSteps_async,
-    .tp_repr = (reprfunc)Steps_repr,
-    .tp_getattro = Steps_getattro,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "A tracked coroutine: each step timed (see callmetrics._engine.steps).",
-    .tp_traverse = (traverseproc)Steps_traverse,
-    .tp_clear = (inquiry)Steps_clear,
-    .tp_iternext = Steps_iternext,   /* what `await` drives (__await__ returns the proxy) */
-    .tp_methods = Steps_methods,
-    .tp_finalize = Steps_finalize,
-};
-
-static PyTypeObject GenSteps_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "callmetrics._engine._speedups.GenSteps",
-    .tp_basicsize = sizeof(StepsObject),
-    .tp_dealloc = Steps_dealloc,
-    .tp_as_async = &GenSteps_async,
-    .tp_repr = (reprfunc)Steps_repr,
-    .tp_getattro = Steps_getattro,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "A tracked generator: each step timed (see callmetrics._engine.steps).",
-    .tp_traverse = (traverseproc)Steps_traverse,
-    .tp_clear = (inquiry)Steps_clear,
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = Steps_iternext,
-    .tp_methods = Steps_methods,
-    .tp_finalize = Steps_finalize,
-};

@@ -1,8 +1,9 @@
 """Coroutines and generators through the step proxy: active time, callers, protocol.
 
 Every test runs on both hot paths: the C proxy (when the accelerator is built) and
-the pure-Python twin (``steps.Stepping``), which the ``path`` fixture selects by
-making ``sinks.stepping`` answer None, as it does without the extension.
+the pure-Python twin (``stepping.Stepping``), which the ``step_path`` fixture
+(conftest) selects by making ``sinks.stepping`` answer None, as it does without the
+extension.
 """
 
 from __future__ import annotations
@@ -28,17 +29,6 @@ from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._outputs.report_time import own_time
 
 
-@pytest.fixture(params=["c", "python"])
-def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The hot path the test's wrappers use."""
-    if request.param == "c":
-        if _accel.IMPLEMENTATION != "c":
-            pytest.skip(f"the C accelerator is not in use ({_accel.REASON})")
-    else:
-        monkeypatch.setattr(sinks, "stepping", lambda *_args: None)
-    return str(request.param)
-
-
 def snaps(analytics: Analytics) -> dict[str, FunctionSnapshot]:
     return {s.name: s for s in analytics.snapshot()}
 
@@ -51,7 +41,7 @@ def spin_cpu(seconds: float) -> tuple[float, float]:
     return time.thread_time() - cpu0, time.perf_counter() - wall0
 
 
-def test_a_sleeping_coroutine_is_not_active(path: str) -> None:
+def test_a_sleeping_coroutine_is_not_active(step_path: str) -> None:
     """Awaiting asyncio.sleep(0.1): about 0.1 s of duration, about 0 of active time."""
     analytics = Analytics()
 
@@ -71,7 +61,7 @@ def test_a_sleeping_coroutine_is_not_active(path: str) -> None:
     assert snap.self_time == pytest.approx(snap.total)
 
 
-def test_fifty_concurrent_tasks(path: str) -> None:
+def test_fifty_concurrent_tasks(step_path: str) -> None:
     """50 tasks that sleep, then do measured CPU work: active time is the work.
 
     The tasks wake 30 ms apart and work 5 ms of CPU each, so none waits behind
@@ -119,7 +109,7 @@ def test_fifty_concurrent_tasks(path: str) -> None:
     assert sum(s.total for s in found.values()) > 5 * stats["wall_time"]
 
 
-def test_callers_across_an_await_chain(path: str) -> None:
+def test_callers_across_an_await_chain(step_path: str) -> None:
     """An awaited tracked coroutine's caller is its awaiter; a sync call's, its coroutine."""
     analytics = Analytics()
 
@@ -155,7 +145,7 @@ def test_callers_across_an_await_chain(path: str) -> None:
     assert handler_snap.active_self_time <= handler_snap.active_time
 
 
-def test_a_recursive_coroutine_counts_once(path: str) -> None:
+def test_a_recursive_coroutine_counts_once(step_path: str) -> None:
     """A coroutine awaiting itself: nested calls, its inclusive time its outer call's."""
     analytics = Analytics()
 
@@ -174,7 +164,7 @@ def test_a_recursive_coroutine_counts_once(path: str) -> None:
     assert snap.inclusive_time >= 0.04  # the outer call: four sleeps
 
 
-def test_generator_active_time(path: str) -> None:
+def test_generator_active_time(step_path: str) -> None:
     """A generator is active while it computes an item, not while its consumer does."""
     analytics = Analytics()
     spent: list[tuple[float, float]] = []
@@ -196,7 +186,7 @@ def test_generator_active_time(path: str) -> None:
     assert cpu * 0.9 <= snap.active_time <= wall * 1.1 + 0.02
 
 
-def test_generator_closed_early_and_dropped(path: str) -> None:
+def test_generator_closed_early_and_dropped(step_path: str) -> None:
     """close() of a started generator, and dropping one, are successes; unstarted: nothing."""
     analytics = Analytics()
 
@@ -218,7 +208,7 @@ def test_generator_closed_early_and_dropped(path: str) -> None:
     assert (snap.calls, snap.successes) == (2, 2)
 
 
-def test_protocol_of_a_tracked_coroutine(path: str) -> None:
+def test_protocol_of_a_tracked_coroutine(step_path: str) -> None:
     """What a call returns is accepted where a coroutine is."""
     analytics = Analytics()
 
@@ -258,7 +248,7 @@ def test_protocol_of_a_tracked_coroutine(path: str) -> None:
     assert snaps(analytics)["answer"].calls == 4
 
 
-def test_exceptions_pass_through_untouched(path: str) -> None:
+def test_exceptions_pass_through_untouched(step_path: str) -> None:
     """The exception raised is the function's own object, with its traceback."""
     analytics = Analytics()
     raised: list[BaseException] = []
@@ -280,7 +270,7 @@ def test_exceptions_pass_through_untouched(path: str) -> None:
     assert snap.active_time is not None
 
 
-def test_throw_and_cancellation(path: str) -> None:
+def test_throw_and_cancellation(step_path: str) -> None:
     """throw() reaches the coroutine; cancelling a task records a CancelledError failure."""
     analytics = Analytics()
 
@@ -318,7 +308,7 @@ def test_throw_and_cancellation(path: str) -> None:
     assert errors == ["CancelledError"]
 
 
-def test_protocol_of_a_tracked_generator(path: str) -> None:
+def test_protocol_of_a_tracked_generator(step_path: str) -> None:
     """What a call returns is accepted where a generator is: iteration, send, throw, return."""
     analytics = Analytics()
 
@@ -358,7 +348,7 @@ def test_protocol_of_a_tracked_generator(path: str) -> None:
     assert snaps(analytics)["echo"].successes == 2
 
 
-def test_methods_bind_and_pickle_by_reference(path: str) -> None:
+def test_methods_bind_and_pickle_by_reference(step_path: str) -> None:
     """A tracked coroutine method binds; a tracked module-level function pickles by name."""
     analytics = Analytics()
 

@@ -100,9 +100,9 @@ class Attributed:
     def async_kind(self) -> bool:
         """Whether calls are coroutines or generators whose steps were not timed.
 
-        Those recorded through the step proxy or, on 3.12+, zero-code tracking's
-        ``sys.monitoring`` steps (``stepped``) are; decorated async generators are
-        not yet.
+        Those recorded through the step proxy (``stepped``: coroutines, generators and
+        async generators wrapped by ``track``) or, on 3.12+, zero-code tracking's
+        ``sys.monitoring`` steps are.
         """
         return self.kind in ("async", "gen", "agen") and self.hot_calls > 0 and not self.stepped
 

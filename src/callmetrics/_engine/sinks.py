@@ -67,15 +67,16 @@ def sync_builder(python_builder: B) -> B:
 
 
 def stepping(func: Callable[..., Any], stats: FunctionStats, rt: Runtime,
-             python: Callable[..., Any], generator: bool) -> Any:
-    """Return the C stepping callable of a coroutine or generator function (None: no C).
+             python: Callable[..., Any], kind: str) -> Any:
+    """Return the C stepping callable of a coroutine or (async) generator function.
 
-    Its calls return a C proxy timing each step (``steps``); while observers are
-    registered it hands calls to ``python``, the pure-Python stepping callable.
+    ``kind`` is ``async``, ``gen`` or ``agen``; None without the accelerator.  Its
+    calls return a C proxy timing each step (``steps``, ``asteps``); while observers
+    are registered it hands calls to ``python``, the pure-Python stepping callable.
     """
     if _speedups is None:
         return None
-    return _speedups.stepping(func, _sink(stats, rt), stats.idle, python, generator)
+    return _speedups.stepping(func, _sink(stats, rt), stats.idle, python, kind)
 
 
 def success_recorder(stats: FunctionStats, rt: Runtime) -> Callable[[float], None] | None:

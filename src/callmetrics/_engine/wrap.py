@@ -1,7 +1,7 @@
 """The hot path: wrappers for sync, async, generator and async-generator functions.
 
-Coroutine and generator functions get the step proxy of ``steps`` (their active
-time); async generators an ``async def`` wrapper (their duration only, for now).
+Coroutine, generator and async generator functions get a step proxy (``stepping``,
+``steps``, ``asteps``: their active time).
 
 Everything that can be decided at decoration time is (the kind of callable, its
 recorded name, the buffer it appends to).  A successful call then costs two clock
@@ -21,7 +21,7 @@ import functools
 import inspect
 import sys
 import types
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ from callmetrics._engine.ends import (
     start_observers,
 )
 from callmetrics._engine.logs import CACHE_KEY
-from callmetrics._engine.steps import wrap_steps
+from callmetrics._engine.stepping import wrap_steps
 
 if TYPE_CHECKING:
     from callmetrics._engine.aggregate import FunctionStats
@@ -225,59 +225,25 @@ def stop_tracking(wrapper: object) -> bool:
     return True
 
 
-def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Callable[..., Any]:
-    ok, failed = rt.ends.ok, rt.ends.failed
-    observers = rt.observers
-
-    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        inner = func(*args, **kwargs)
-        started = start_observers(rt, stats) if observers else None
-        t0 = perf_counter()
-        try:
-            value = await inner.__anext__()
-            while True:
-                try:
-                    sent = yield value
-                except GeneratorExit:
-                    await inner.aclose()
-                    raise
-                except BaseException as thrown:  # noqa: BLE001  # pass athrow() on, as `yield from` does
-                    value = await inner.athrow(thrown)
-                else:
-                    value = await inner.asend(sent)
-        except StopAsyncIteration:
-            pass
-        except GeneratorExit:
-            duration = ok(stats, t0)
-            if started:
-                end_observers(started, stats, duration, None)
-            raise
-        except BaseException as exc:
-            duration = failed(stats, t0, exc)
-            if started:
-                end_observers(started, stats, duration, exc)
-            raise
-        duration = ok(stats, t0)
-        if started:
-            end_observers(started, stats, duration, None)
-
-    return wrapper
+def _wrap_agen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Any:
+    return wrap_steps(func, stats, rt, "agen")
 
 
 def _wrap_async(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Any:
-    return wrap_steps(func, stats, rt, False)
+    return wrap_steps(func, stats, rt, "async")
 
 
 def _wrap_gen(func: Callable[..., Any], stats: FunctionStats, rt: Runtime) -> Any:
-    return wrap_steps(func, stats, rt, True)
+    return wrap_steps(func, stats, rt, "gen")
 
 
 def _function_like(wrapper: Any, func: Callable[..., Any]) -> None:
-    """Let ``inspect``'s iscoroutinefunction and isgeneratorfunction see the original.
+    """Let ``inspect``'s iscoroutinefunction and its kin see the original.
 
-    They read the flags of ``__code__`` on anything that looks like a function (a
-    callable with ``__name__``, ``__code__``, ``__defaults__``, ``__kwdefaults__``):
-    the stepping callable gets the original's (its ``__call__``'s for an object).
+    ``iscoroutinefunction``, ``isgeneratorfunction`` and ``isasyncgenfunction`` read
+    the flags of ``__code__`` on anything that looks like a function (a callable with
+    ``__name__``, ``__code__``, ``__defaults__``, ``__kwdefaults__``): the stepping
+    callable gets the original's (its ``__call__``'s for an object).
     """
     target = _unwrap(func)
     code = getattr(target, "__code__", None)
@@ -337,7 +303,7 @@ def wrap(func: Callable[..., Any], kind: str, stats: FunctionStats, rt: Runtime)
     if not hasattr(func, "__name__"):  # functools.partial, callable objects
         wrapper.__name__ = stats.name.rsplit(".", 1)[-1]
         wrapper.__qualname__ = stats.name
-    if kind in ("async", "gen"):
+    if kind in ("async", "gen", "agen"):
         _function_like(wrapper, func)
     result: Any = wrapper
     if kind == "sync" and not binds(func):
