@@ -100,7 +100,8 @@ def cut(calls: Calls, count: int = WINDOWS) -> dict[str, list[int]]:
     return found
 
 
-def _cells(calls: Calls, windows: Mapping[str, Sequence[int]]) -> dict[int, dict[str, float]]:
+def _cells(calls: Calls, windows: Mapping[str, Sequence[int]],
+           ordered: Mapping[str, Sequence[float]]) -> dict[int, dict[str, float]]:
     """Per window, per spread function: log(median there / median in the run)."""
     cells: dict[int, dict[str, float]] = {}
     for name, (_, durations) in calls.items():
@@ -115,7 +116,8 @@ def _cells(calls: Calls, windows: Mapping[str, Sequence[int]]) -> dict[int, dict
             low = high
         if len(groups) < _MIN_SPREAD:
             continue
-        center = math.log(statistics.median(list(filter(_positive, durations))))
+        everything = ordered[name]  # sorted: the positive durations are its end
+        center = math.log(statistics.median(everything[bisect.bisect_right(everything, 0):]))
         for window, values in groups.items():
             cells.setdefault(window, {})[name] = math.log(statistics.median(values)) - center
     return cells
@@ -132,10 +134,16 @@ class Stretches:
     """The slowest window's level over the run's best (1: none left out)."""
 
 
-def stretches(calls: Calls, windows: Mapping[str, Sequence[int]]) -> Stretches:
-    """Find the windows where the machine ran slower than at its best (point 1)."""
-    levels = {window: statistics.median(row.values())
-              for window, row in _cells(calls, windows).items() if len(row) >= _MIN_FUNCTIONS}
+def stretches(calls: Calls, windows: Mapping[str, Sequence[int]],
+              ordered: Mapping[str, Sequence[float]] | None = None) -> Stretches:
+    """Find the windows where the machine ran slower than at its best (point 1).
+
+    ``ordered`` holds each function's durations sorted, when the caller has them.
+    """
+    if ordered is None:
+        ordered = {name: sorted(durations) for name, (_, durations) in calls.items()}
+    levels = {window: statistics.median(row.values()) for window, row
+              in _cells(calls, windows, ordered).items() if len(row) >= _MIN_FUNCTIONS}
     if len(levels) < _MIN_LEVELS:
         return Stretches(len(levels), frozenset(), 1.0)
     ordered = sorted(levels.values())
