@@ -146,10 +146,10 @@ def stretches(calls: Calls, windows: Mapping[str, Sequence[int]],
               in _cells(calls, windows, ordered).items() if len(row) >= _MIN_FUNCTIONS}
     if len(levels) < _MIN_LEVELS:
         return Stretches(len(levels), frozenset(), 1.0)
-    ordered = sorted(levels.values())
-    best = ordered[_REACHED - 1]
+    ranked = sorted(levels.values())
+    best = ranked[_REACHED - 1]
     left = frozenset(w for w, level in levels.items() if level - best > _TOLERANCE)
-    return Stretches(len(levels), left, math.exp(ordered[-1] - best) if left else 1.0)
+    return Stretches(len(levels), left, math.exp(ranked[-1] - best) if left else 1.0)
 
 
 def kept(calls: Calls, windows: Mapping[str, Sequence[int]], left_out: frozenset[int],
