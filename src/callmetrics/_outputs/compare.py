@@ -20,6 +20,8 @@ import statistics
 from collections.abc import Sequence
 from itertools import compress, islice
 
+from callmetrics._engine.accel import average_ranks as _c_ranks
+
 __all__ = [
     "holm",
     "mann_whitney",
@@ -33,19 +35,36 @@ __all__ = [
 _Z_EACH = 2.2414027276049473
 
 
-def _average_ranks(values: Sequence[float], ordered: Sequence[float] | None = None,
-                   ) -> tuple[list[float], float]:
+def _average_ranks(values: list[float], sides: tuple[Sequence[float], Sequence[float]] | None
+                   = None) -> tuple[list[float], float]:
     """Return each value's rank (1-based, ties averaged) and the tie term sum(t^3 - t).
 
-    Every step but the last runs in C: the values sorted once; ``dict(zip())`` keeps
-    each value's last position in the sorted values (a key keeps its last value);
-    the tied values are those equal to their successor (``compress``), and only they
-    are visited in Python, their rank set to the mean of their first position (found
-    by bisection) and their last; ``map`` reads each value's rank.  200,000 values
-    take about 20 ms.  A rank is an ``int`` unless it is a tie's half-integer mean:
-    sums and means of them (``math.fsum``) are those of the same ranks as floats.
+    By the C accelerator when it is loaded and takes the values (a list of floats,
+    none NaN: what a store holds), else by :func:`_python_ranks`, its twin: the same
+    ranks (an int rank there is the same number as a float one here) and tie term.
+    ``sides``, when given, are the two parts of ``values`` each sorted: Python merges
+    them instead of sorting ``values``.
     """
-    ordered = sorted(values) if ordered is None else ordered
+    if _c_ranks is not None:
+        found = _c_ranks(values)
+        if found is not None:
+            return found
+    return _python_ranks(values, sorted(values) if sides is None else sorted([*sides[0],
+                                                                               *sides[1]]))
+
+
+def _python_ranks(values: Sequence[float], ordered: Sequence[float],
+                  ) -> tuple[list[float], float]:
+    """:func:`_average_ranks` in Python, ``ordered`` being ``sorted(values)``.
+
+    Every step but the last runs in C: ``dict(zip())`` keeps each value's last
+    position in the sorted values (a key keeps its last value); the tied values are
+    those equal to their successor (``compress``), and only they are visited in
+    Python, their rank set to the mean of their first position (found by bisection)
+    and their last; ``map`` reads each value's rank.  A rank is an ``int`` unless it
+    is a tie's half-integer mean: sums and means of them (``math.fsum``) are those of
+    the same ranks as floats.
+    """
     rank: dict[float, float] = dict(zip(ordered, range(1, len(ordered) + 1), strict=True))
     ties = 0
     for value in set(compress(ordered, map(operator.eq, ordered, islice(ordered, 1, None)))):
@@ -135,7 +154,8 @@ def _paired_windows(base: Sequence[float], head: Sequence[float], base_starts: S
 
 def rank_test(base: Sequence[float], head: Sequence[float], blocks: int = 10, *,
               starts: tuple[Sequence[float], Sequence[float]] | None = None,
-              ordered: Sequence[float] | None = None) -> tuple[float, float]:
+              ordered: tuple[Sequence[float], Sequence[float]] | None = None,
+              ) -> tuple[float, float]:
     """Mann-Whitney, kept honest when calls within a run are not independent.
 
     Calls of one run share the machine's state (load, frequency, caches, a busy event
@@ -147,8 +167,8 @@ def rank_test(base: Sequence[float], head: Sequence[float], blocks: int = 10, *,
     larger).  With the calls' start times (``starts``, in the same order) and runs
     made side by side, the blocks are instead common time windows compared pairwise
     (a paired t on the windows), so that drift both runs shared cancels out.
-    ``ordered``, when given, must be ``sorted([*base, *head])`` (a caller holding
-    each side sorted merges them for less than a sort).  Returns the two-sided
+    ``ordered``, when given, holds ``sorted(base)`` and ``sorted(head)`` (a caller
+    that has them saves a sort).  Returns the two-sided
     p-value and the z (or t) score, positive when ``head`` is slower; never more
     significant than :func:`mann_whitney`.
     """

@@ -268,9 +268,8 @@ def judge(base: Side, head: Side, limits: Thresholds,
         if factor != 1.0:  # dividing by a positive factor keeps the order
             ys, oys = (list(map(operator.mul, values, itertools.repeat(1 / factor)))
                        for values in (ys, oys))
-        # Two sorted runs: sorting them together is a merge.
         row.raw_p, _z = rank_test(row.xs, ys, starts=(row.x_starts, row.y_starts),
-                                  ordered=sorted([*row.ordered[0], *oys]))
+                                  ordered=(row.ordered[0], oys))
     adjusted = dict(zip((row.name for row in chosen),
                         holm([row.raw_p if row.raw_p is not None else 1.0 for row in chosen]),
                         strict=True))
