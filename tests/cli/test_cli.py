@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from callmetrics import __version__
-from callmetrics._cli import COMMANDS, build_parser
+from callmetrics._cli import COMMANDS, build_parser, main
 from store_helpers import record_calls
 
 
@@ -121,3 +122,22 @@ def test_diff_loads_neither_the_tracer_nor_the_writer_nor_rich(tmp_path: Path) -
                    "callmetrics._store.writer", "callmetrics._cli.run", "callmetrics._cli.demo",
                    "rich", "jinja2"):
         assert module not in loaded, module
+
+
+def test_diff_gives_the_garbage_collector_back_as_it_found_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`callmetrics diff` pauses the cyclic collector while it works, then restores it."""
+    store = tmp_path / "runs.db"
+    record_calls(store, "work", 40, label="base")
+    record_calls(store, "work", 40, label="head")
+    words = ["diff", str(store), "--base", "base", "--head", "head"]
+    assert gc.isenabled()
+    assert main(words) == 0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert main(words) == 0
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert "OK: none of 1 functions regressed" in capsys.readouterr().out

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callmetrics._cli.common import (
+    collector_paused,
     fail,
     guarded,
     positive_arg,
@@ -296,19 +297,24 @@ def _env_json(env: Environment) -> dict[str, Any]:
 
 
 def _diff(args: argparse.Namespace) -> int:
+    with collector_paused():  # until what it read is freed: see collector_paused
+        return _compare(args)
+
+
+def _compare(args: argparse.Namespace) -> int:
     store = store_path(args)
     limits = Thresholds(alpha=args.alpha, min_calls=args.min_calls, min_delta=args.min_delta,
                         max_ratio=args.max_ratio, environment=args.environment)
     from callmetrics._store.samples import run_labels  # noqa: PLC0415  # keep --help fast
 
     runs = guarded(store, lambda: run_labels(store))
-    base_name, base, old_store = _side(store, args.base, runs)
-    head_name, head, _ = _side(store, args.head, runs)
     patterns = args.function
 
     def keep(name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
+    base_name, base, old_store = _side(store, args.base, runs)
+    head_name, head, _ = _side(store, args.head, runs)
     found, env = judge(base, head, limits, keep if patterns else None)
     if patterns and not found:
         fail(f"no function matches --function {' '.join(map(repr, patterns))} in either run")
