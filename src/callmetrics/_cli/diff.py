@@ -92,11 +92,11 @@ def _side(store: Path, spec: str, runs: list[tuple[int, str | None]],
         name = f"label {spec!r} (run{plural} {', '.join(map(str, chosen))})"
     functions = _merged(guarded(store, lambda: read_stored(store, runs=chosen,
                                                            events=False)[0]))
-    calls = guarded(store, lambda: read_calls(store, chosen))
+    calls, starts = guarded(store, lambda: read_calls(store, chosen))
     probes = guarded(store, lambda: read_probes(store, chosen))
     samples = [s for p in probes.values() if p is not None for s in p.seconds]
     probe = samples if all(p is not None for p in probes.values()) else None
-    return name, Side(functions, calls, probe), not _has_probe_column(store)
+    return name, Side(functions, calls, probe, starts), not _has_probe_column(store)
 
 
 def _merged(snaps: list[FunctionSnapshot]) -> list[FunctionSnapshot]:

@@ -80,15 +80,18 @@ _positive = partial(operator.lt, 0)
 """``_positive(v)`` is ``0 < v``, in C."""
 
 
-def cut(calls: Calls, count: int = WINDOWS) -> dict[str, list[int]]:
+def cut(calls: Calls, count: int = WINDOWS, *,
+        starts: Sequence[float] | None = None) -> dict[str, list[int]]:
     """Each function's calls' window indices (0 to ``count - 1``), in the calls' order.
 
     Each function's starts must be in time order (as :class:`~callmetrics._outputs.
     verdicts.Side` holds them): its windows are then runs of equal indices, found by
     bisection at each window's edge rather than call by call, and written by C
-    (``repeat`` each index as many times as the window has calls).
+    (``repeat`` each index as many times as the window has calls).  ``starts``, when
+    given, are all the calls' starts sorted (else they are gathered and sorted here).
     """
-    starts = sorted(chain.from_iterable(st for st, _ in calls.values()))
+    if starts is None:
+        starts = sorted(chain.from_iterable(st for st, _ in calls.values()))
     if not starts:
         return {name: [] for name in calls}
     edges = [starts[len(starts) * b // count] for b in range(1, count)]

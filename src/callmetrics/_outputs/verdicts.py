@@ -107,6 +107,8 @@ class Side:
     """Each function's retained (starts, durations), in the order the calls started."""
     probe: Sequence[float] | None = None
     """The runs' probe samples (seconds); None when a run has none."""
+    starts: Sequence[float] | None = None
+    """Every retained call's start, in order (what a store reader has at hand), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +222,7 @@ def judge(base: Side, head: Side, limits: Thresholds,
     before = {s.name: s for s in base.functions}
     after = {s.name: s for s in head.functions}
     empty: tuple[Sequence[float], Sequence[float]] = ((), ())
-    cuts = (cut(base.calls), cut(head.calls))
+    cuts = (cut(base.calls, starts=base.starts), cut(head.calls, starts=head.starts))
     # Each function's durations sorted once a side: for the slower stretches, the
     # medians and their intervals, and (merged) the rank test's pooled order.
     ordered = ({name: sorted(d) for name, (_, d) in base.calls.items()},

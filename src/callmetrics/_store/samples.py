@@ -17,6 +17,7 @@ import math
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,11 @@ def run_labels(path: str | Path) -> list[tuple[int, str | None]]:
     return found
 
 
-def read_calls(path: str | Path, runs: Iterable[int]) -> dict[str, tuple[list[float], list[float]]]:
+def read_calls(path: str | Path, runs: Iterable[int],
+               ) -> tuple[dict[str, tuple[list[float], list[float]]], list[float]]:
     """Each function's retained calls in the chosen runs: (starts, durations), by start.
+
+    Also every call's start, in order (all functions together), as read.
 
     Raises:
         FileNotFoundError: when there is no file at ``path``.
@@ -75,9 +79,10 @@ def read_calls(path: str | Path, runs: Iterable[int]) -> dict[str, tuple[list[fl
         return conn.execute("SELECT function, start, duration FROM events WHERE run_id IN "
                             "(SELECT value FROM json_each(?)) ORDER BY start", ids).fetchall()
 
+    rows = read_store(checked, work)
     found: dict[str, tuple[list[float], list[float]]] = {}
     get = found.get
-    for function, start, duration in read_store(checked, work):
+    for function, start, duration in rows:
         pair = get(function)
         if pair is None:
             pair = found[function] = ([], [])
@@ -85,7 +90,7 @@ def read_calls(path: str | Path, runs: Iterable[int]) -> dict[str, tuple[list[fl
         pair[1].append(duration)
     for function, (starts, durations) in found.items():
         _check_calls(checked, function, starts, durations)
-    return found
+    return found, list(map(itemgetter(1), rows))  # each start is one of a function's
 
 
 def _check_calls(path: Path, function: object, starts: list[Any], durations: list[Any]) -> None:
