@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from callmetrics._engine.sketch import DurationSketch
-from callmetrics._store.checks import Row
 from callmetrics._store.limits import MAX_COUNT, MAX_DURATION, MAX_RUN_ID, MAX_TIME
 from callmetrics._store.probe import ProbeReading, parse
 from callmetrics._store.read import read_store
@@ -46,6 +45,8 @@ def run_labels(path: str | Path) -> list[tuple[int, str | None]]:
         StoreError: when the file is not a usable store, or an id or label is damaged.
 
     """
+    from callmetrics._store.checks import Row  # noqa: PLC0415  # history needs none of it
+
     checked = Path(path).expanduser()
     rows = read_store(checked, lambda conn, _: conn.execute("SELECT id, label FROM runs")
                       .fetchall())
