@@ -23,13 +23,15 @@
  *            before with one dict lookup.
  *   drain helpers  summary, count_values and group_calls: a drained chunk's sums,
  *            sketch buckets and grouping by function, straight from its doubles.
+ *   average_ranks  not the hot path: the ranks of `callmetrics diff`'s rank test
+ *            (ranks.c; its Python twin is callmetrics._outputs.compare._python_ranks).
  *
  * Files: this one (the module) includes common.h and one file per part above
  * (buffer.c, take.c, frames.c, sink.c, tracked.c, idle.c, steps.c, asteps.c, stepping.c,
- * monstack.c, monitor.c, monitor_type.c, ready.c, measure.c, host.c, drain.c, edges.c),
- * in that order, so that the whole extension is one translation unit: the hot path's
- * helpers (buffer_push, sink_success) inline into the wrappers that call them.
- * setup.py compiles this file only.
+ * monstack.c, monitor.c, monpending.c, monsteps.c, monitor_type.c, ready.c, measure.c,
+ * host.c, drain.c, edges.c, ranks.c), in that order, so that the whole extension is one
+ * translation unit: the hot path's helpers (buffer_push, sink_success) inline into the
+ * wrappers that call them.  setup.py compiles this file only.
  *
  * Times are time.perf_counter() readings: PyTime_PerfCounterRaw() on 3.13+, and
  * before that CLOCK_MONOTONIC (what perf_counter reads on Linux) converted exactly
@@ -60,6 +62,7 @@
 #include "host.c"
 #include "drain.c"
 #include "edges.c"
+#include "ranks.c"
 
 /* ------------------------------------------------------------------ module */
 
@@ -88,6 +91,8 @@ static PyMethodDef module_methods[] = {
      "How many tracked calls run on this thread."},
     {"fold_edges", (PyCFunction)(void (*)(void))speedups_fold_edges, METH_FASTCALL,
      "fold_edges(keys, durations, plain): count edges' calls; put their functions back."},
+    {"average_ranks", speedups_average_ranks, METH_O,
+     "average_ranks(values): (ranks, tie term) of a list of floats; None: rank in Python."},
     {"now", speedups_now, METH_NOARGS,
      "The clock the C hot path reads (same scale as time.perf_counter())."},
     {NULL, NULL, 0, NULL},

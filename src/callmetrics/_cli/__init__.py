@@ -5,17 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from importlib import import_module
 
 from callmetrics._cli.common import CliError, Handler, Parser
-from callmetrics._cli.demo import add_commands as _add_demo
-from callmetrics._cli.diff import add_commands as _add_diff
-from callmetrics._cli.history import add_commands as _add_history
-from callmetrics._cli.metrics import add_commands as _add_metrics
-from callmetrics._cli.prune import add_commands as _add_prune
-from callmetrics._cli.run import add_commands as _add_run
-from callmetrics._cli.runs import add_commands as _add_runs
-from callmetrics._cli.store import add_commands as _add_store
 from callmetrics._engine.accel import IMPLEMENTATION, REASON
 from callmetrics._format import printable
 from callmetrics._version import __version__
@@ -29,35 +22,44 @@ def _hot_path() -> str:
     return f"hot path: pure Python; {REASON}"
 
 
-# Each entry adds its sub-commands; features add theirs here.
-_COMMANDS: list[Callable[[argparse._SubParsersAction[Parser]], None]] = [
-    _add_demo,
-    _add_metrics,
-    _add_store,
-    _add_runs,
-    _add_prune,
-    _add_diff,
-    _add_history,
-    _add_run,
-]
+# Each module's ``add_commands`` adds the sub-commands named beside it, in this order;
+# features add theirs here (tests/cli/test_cli.py checks the names).
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "callmetrics._cli.demo": ("demo",),
+    "callmetrics._cli.metrics": ("serve-metrics", "metrics-asset"),
+    "callmetrics._cli.store": ("report", "stats"),
+    "callmetrics._cli.runs": ("runs",),
+    "callmetrics._cli.prune": ("prune",),
+    "callmetrics._cli.diff": ("diff",),
+    "callmetrics._cli.history": ("history",),
+    "callmetrics._cli.run": ("run",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the parser of every ``callmetrics`` command."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the parser of every ``callmetrics`` command, or of ``command`` only.
+
+    A parser of one command parses that command's arguments as the whole parser
+    does, and imports only that command's module (``callmetrics diff`` in a CI job
+    need not load the report's or the tracer's).
+    """
     parser = Parser(prog="callmetrics",
                      description="Exact, low-overhead performance analytics for Python functions.")
     parser.add_argument("--version", action="version",
                         version=f"callmetrics {__version__} ({_hot_path()})")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    for add in _COMMANDS:
-        add(commands)
+    for module, names in COMMANDS.items():
+        if command is None or command in names:
+            import_module(module).add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    named = words[0] if words and any(words[0] in names for names in COMMANDS.values()) else None
+    parser = build_parser(named)
+    args = parser.parse_args(words)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:  # bare `callmetrics`: the usage, on stderr (stdout stays for data)
         parser.print_help(sys.stderr)

@@ -7,6 +7,7 @@ entry point (``_cli.main``) only ever import downward.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import re
 import sys
@@ -151,6 +152,24 @@ def print_rows(columns: Sequence[Column], rows: Iterable[Sequence[str]], *,
     from callmetrics._outputs.terminal import print_table as draw  # noqa: PLC0415
 
     draw(Console(file=sys.stdout, highlight=False), columns, list(rows), caption=caption)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the block (a bulk read and its sums).
+
+    Reading 200,000 stored calls makes as many tuples; the collector, which runs
+    every 700 new objects, would go through them some 300 times: a fifth of ``diff``'s
+    time, for nothing (no reference cycle is made; reference counting frees it all).
+    The collector is enabled again after, if it was.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextmanager

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callmetrics._cli.common import (
+    collector_paused,
     fail,
     guarded,
-    list_store_runs,
     positive_arg,
     print_table,
     store_path,
@@ -63,40 +63,40 @@ def _alpha_arg(text: str) -> float:
     return value
 
 
-def _side(store: Path, spec: str) -> tuple[str, Side, bool]:
+def _side(store: Path, spec: str, runs: list[tuple[int, str | None]],
+          ) -> tuple[str, Side, bool]:
     """Load one side of a diff (a run id, or every run carrying a label).
 
-    Returns its description, its data, and whether its runs are of a store without
-    probes (before version 3).
+    ``runs`` holds the store's run ids and labels.  Returns the side's description,
+    its data, and whether its runs are of a store without probes (before version 3).
     """
     from callmetrics._store.probe import read_probes  # noqa: PLC0415  # keep --help fast
     from callmetrics._store.runs import read_stored  # noqa: PLC0415
     from callmetrics._store.samples import read_calls  # noqa: PLC0415
 
-    runs = list_store_runs(store)
     # Labels may be all digits too (a build number): never guess between the two.
     run_id = int(spec) if spec.isascii() and spec.isdigit() else None
-    by_id = [run for run in runs if run.id == run_id]
-    by_label = [run for run in runs if run.label == spec]
+    by_id = [(i, label) for i, label in runs if i == run_id]
+    by_label = [i for i, label in runs if label == spec]
     if by_id and by_label:
         fail(f"{spec!r} is both a run id and a label in {store}; give the runs labels "
               "that are not numbers")
     if by_id:
-        label = f" (label {by_id[0].label!r})" if by_id[0].label is not None else ""
-        name, chosen = f"run {spec}{label}", [by_id[0].id]
+        label = f" (label {by_id[0][1]!r})" if by_id[0][1] is not None else ""
+        name, chosen = f"run {spec}{label}", [by_id[0][0]]
     elif not by_label:
         fail(f"no run with id or label {spec!r} in {store}")
     else:
-        chosen = sorted(run.id for run in by_label)
+        chosen = sorted(by_label)
         plural = "s" if len(chosen) > 1 else ""
         name = f"label {spec!r} (run{plural} {', '.join(map(str, chosen))})"
     functions = _merged(guarded(store, lambda: read_stored(store, runs=chosen,
                                                            events=False)[0]))
-    calls = guarded(store, lambda: read_calls(store, chosen))
+    calls, starts = guarded(store, lambda: read_calls(store, chosen))
     probes = guarded(store, lambda: read_probes(store, chosen))
     samples = [s for p in probes.values() if p is not None for s in p.seconds]
     probe = samples if all(p is not None for p in probes.values()) else None
-    return name, Side(functions, calls, probe), not _has_probe_column(store)
+    return name, Side(functions, calls, probe, starts), not _has_probe_column(store)
 
 
 def _merged(snaps: list[FunctionSnapshot]) -> list[FunctionSnapshot]:
@@ -297,16 +297,24 @@ def _env_json(env: Environment) -> dict[str, Any]:
 
 
 def _diff(args: argparse.Namespace) -> int:
+    with collector_paused():  # until what it read is freed: see collector_paused
+        return _compare(args)
+
+
+def _compare(args: argparse.Namespace) -> int:
     store = store_path(args)
     limits = Thresholds(alpha=args.alpha, min_calls=args.min_calls, min_delta=args.min_delta,
                         max_ratio=args.max_ratio, environment=args.environment)
-    base_name, base, old_store = _side(store, args.base)
-    head_name, head, _ = _side(store, args.head)
+    from callmetrics._store.samples import run_labels  # noqa: PLC0415  # keep --help fast
+
+    runs = guarded(store, lambda: run_labels(store))
     patterns = args.function
 
     def keep(name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
+    base_name, base, old_store = _side(store, args.base, runs)
+    head_name, head, _ = _side(store, args.head, runs)
     found, env = judge(base, head, limits, keep if patterns else None)
     if patterns and not found:
         fail(f"no function matches --function {' '.join(map(repr, patterns))} in either run")

@@ -30,6 +30,7 @@ from typing import Any, Final, cast
 __all__ = [
     "IMPLEMENTATION",
     "REASON",
+    "average_ranks",
     "count_values",
     "group_calls",
     "new_buffer",
@@ -59,6 +60,10 @@ IMPLEMENTATION: Final[str] = "python" if _speedups is None else "c"
 # count in Python).
 count_values: Final[Callable[[Any, Any, int], None] | None] = getattr(
     _speedups, "count_values", None)
+# average_ranks(values): each value's average rank and the tie term, for the rank test
+# of `callmetrics diff` (not the hot path); None when the C code leaves it to Python.
+average_ranks: Final[Callable[[list[float]], tuple[list[float], float] | None] | None] = (
+    getattr(_speedups, "average_ranks", None))
 # summary(values): (sum, min, max) of a drained chunk's durations in one C pass.
 summary: Final[Callable[[Sequence[float]], tuple[float, float, float]] | None] = getattr(
     _speedups, "summary", None)

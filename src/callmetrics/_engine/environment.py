@@ -8,9 +8,7 @@ runs can say what they ran on.  Each value is one short line.
 from __future__ import annotations
 
 import os
-import platform
 import shlex
-import socket
 import sys
 
 from callmetrics._engine import accel
@@ -35,6 +33,9 @@ def process_environment(label: str | None = None) -> dict[str, str | None]:
 
     ``label``: the run's label (default: the ``CALLMETRICS_RUN_LABEL`` variable).
     """
+    import platform  # noqa: PLC0415  # once a run: readers of stored runs never load it
+    import socket  # noqa: PLC0415
+
     hot_path = ("C accelerator" if accel.IMPLEMENTATION == "c"
                 else f"pure Python ({accel.REASON})" if accel.REASON else "pure Python")
     found = {

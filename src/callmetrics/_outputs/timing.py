@@ -44,11 +44,14 @@ Three consequences for ``diff`` (:mod:`callmetrics._outputs.verdicts` applies th
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
+import operator
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import chain, compress, repeat
 
 __all__ = ["MIN_ALONGSIDE", "MIN_WINDOWS", "WINDOWS", "Stretches", "alongside", "cut", "kept",
            "moment_reason", "stretches"]
@@ -73,28 +76,35 @@ MIN_ALONGSIDE = 4
 """Functions called alongside a function, at the fewest, to judge it by their shift."""
 
 Calls = Mapping[str, tuple[Sequence[float], Sequence[float]]]
+_positive = partial(operator.lt, 0)
+"""``_positive(v)`` is ``0 < v``, in C."""
 
 
-def cut(calls: Calls, count: int = WINDOWS) -> dict[str, list[int]]:
+def cut(calls: Calls, count: int = WINDOWS, *,
+        starts: Sequence[float] | None = None) -> dict[str, list[int]]:
     """Each function's calls' window indices (0 to ``count - 1``), in the calls' order.
 
     Each function's starts must be in time order (as :class:`~callmetrics._outputs.
     verdicts.Side` holds them): its windows are then runs of equal indices, found by
-    bisection at each window's edge rather than call by call.
+    bisection at each window's edge rather than call by call, and written by C
+    (``repeat`` each index as many times as the window has calls).  ``starts``, when
+    given, are all the calls' starts sorted (else they are gathered and sorted here).
     """
-    starts = sorted(s for st, _ in calls.values() for s in st)
+    if starts is None:
+        starts = sorted(chain.from_iterable(st for st, _ in calls.values()))
     if not starts:
         return {name: [] for name in calls}
     edges = [starts[len(starts) * b // count] for b in range(1, count)]
     found = {}
     for name, (st, _) in calls.items():
         bounds = [0, *(bisect.bisect_left(st, edge) for edge in edges), len(st)]
-        found[name] = [w for w in range(count)
-                       for w in itertools.repeat(w, bounds[w + 1] - bounds[w])]
+        found[name] = list(chain.from_iterable(map(repeat, range(count),
+                                                   map(operator.sub, bounds[1:], bounds))))
     return found
 
 
-def _cells(calls: Calls, windows: Mapping[str, Sequence[int]]) -> dict[int, dict[str, float]]:
+def _cells(calls: Calls, windows: Mapping[str, Sequence[int]],
+           ordered: Mapping[str, Sequence[float]]) -> dict[int, dict[str, float]]:
     """Per window, per spread function: log(median there / median in the run)."""
     cells: dict[int, dict[str, float]] = {}
     for name, (_, durations) in calls.items():
@@ -103,13 +113,14 @@ def _cells(calls: Calls, windows: Mapping[str, Sequence[int]]) -> dict[int, dict
         low = 0
         while low < len(indices):  # each window's calls are one slice (see cut)
             high = bisect.bisect_right(indices, indices[low], low)
-            values = [v for v in durations[low:high] if v > 0]
+            values = list(filter(_positive, durations[low:high]))
             if len(values) >= _MIN_CELL:
                 groups[indices[low]] = values
             low = high
         if len(groups) < _MIN_SPREAD:
             continue
-        center = math.log(statistics.median([v for v in durations if v > 0]))
+        everything = ordered[name]  # sorted: the positive durations are its end
+        center = math.log(statistics.median(everything[bisect.bisect_right(everything, 0):]))
         for window, values in groups.items():
             cells.setdefault(window, {})[name] = math.log(statistics.median(values)) - center
     return cells
@@ -126,16 +137,22 @@ class Stretches:
     """The slowest window's level over the run's best (1: none left out)."""
 
 
-def stretches(calls: Calls, windows: Mapping[str, Sequence[int]]) -> Stretches:
-    """Find the windows where the machine ran slower than at its best (point 1)."""
-    levels = {window: statistics.median(row.values())
-              for window, row in _cells(calls, windows).items() if len(row) >= _MIN_FUNCTIONS}
+def stretches(calls: Calls, windows: Mapping[str, Sequence[int]],
+              ordered: Mapping[str, Sequence[float]] | None = None) -> Stretches:
+    """Find the windows where the machine ran slower than at its best (point 1).
+
+    ``ordered`` holds each function's durations sorted, when the caller has them.
+    """
+    if ordered is None:
+        ordered = {name: sorted(durations) for name, (_, durations) in calls.items()}
+    levels = {window: statistics.median(row.values()) for window, row
+              in _cells(calls, windows, ordered).items() if len(row) >= _MIN_FUNCTIONS}
     if len(levels) < _MIN_LEVELS:
         return Stretches(len(levels), frozenset(), 1.0)
-    ordered = sorted(levels.values())
-    best = ordered[_REACHED - 1]
+    ranked = sorted(levels.values())
+    best = ranked[_REACHED - 1]
     left = frozenset(w for w, level in levels.items() if level - best > _TOLERANCE)
-    return Stretches(len(levels), left, math.exp(ordered[-1] - best) if left else 1.0)
+    return Stretches(len(levels), left, math.exp(ranked[-1] - best) if left else 1.0)
 
 
 def kept(calls: Calls, windows: Mapping[str, Sequence[int]], left_out: frozenset[int],
@@ -144,19 +161,18 @@ def kept(calls: Calls, windows: Mapping[str, Sequence[int]], left_out: frozenset
     starts, durations = calls[name]
     if not left_out:
         return list(starts), list(durations)
-    pairs = [(s, d) for w, s, d in zip(windows[name], starts, durations, strict=True)
-             if w not in left_out]
-    return [s for s, _ in pairs], [d for _, d in pairs]
+    keep = [w not in left_out for w in range(max(windows[name], default=0) + 1)]
+    chosen = list(map(keep.__getitem__, windows[name]))
+    return list(compress(starts, chosen)), list(compress(durations, chosen))
 
 
 def _shares(windows: Mapping[str, Sequence[int]], names: Sequence[str],
-            ) -> dict[str, tuple[dict[int, int], set[int]]]:
+            ) -> dict[str, tuple[Counter[int], int]]:
+    """Per function, its calls per window, and their number."""
     found = {}
     for name in names:
-        counts: dict[int, int] = {}
-        for w in windows[name]:
-            counts[w] = counts.get(w, 0) + 1
-        found[name] = (counts, set(counts))
+        counts = Counter(windows[name])
+        found[name] = (counts, len(windows[name]))
     return found
 
 
@@ -167,8 +183,8 @@ def alongside(base: Mapping[str, Sequence[int]], head: Mapping[str, Sequence[int
     found: dict[str, list[str]] = {}
     for name in names:
         found[name] = [other for other in names if other != name and all(
-            2 * sum(n for w, n in side[name][0].items() if w in side[other][1])
-            >= sum(side[name][0].values()) for side in sides)]
+            2 * sum(map(side[name][0].__getitem__, side[name][0].keys() & side[other][0].keys()))
+            >= side[name][1] for side in sides)]
     return found
 
 

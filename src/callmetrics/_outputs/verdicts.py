@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from callmetrics._format import duration
-from callmetrics._outputs.compare import median_interval, rank_test
+from callmetrics._outputs.compare import holm, median_interval, rank_test, smallest_p
 from callmetrics._outputs.machine import (
     Environment,
     Estimate,
@@ -107,6 +107,8 @@ class Side:
     """Each function's retained (starts, durations), in the order the calls started."""
     probe: Sequence[float] | None = None
     """The runs' probe samples (seconds); None when a run has none."""
+    starts: Sequence[float] | None = None
+    """Every retained call's start, in order (what a store reader has at hand), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,28 +158,6 @@ class Comparison:
         """The p95 of every call of one side (from its sketch)."""
         snap = self.base if side == "base" else self.head
         return snap.sketch.quantile(0.95) if snap else None
-
-
-# ------------------------------------------------------------------ statistics
-def smallest_p(n1: int, n2: int) -> float:
-    """The smallest two-sided p-value an exact rank test of n1 and n2 values can give."""
-    if not n1 or not n2:
-        return 1.0
-    if min(n1, n2) >= 30:
-        return 0.0  # below 1e-17: no level anyone asks for is out of reach
-    return min(1.0, 2 / math.comb(n1 + n2, n1))
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values, in the order given (each at most 1)."""
-    m = len(p_values)
-    order = sorted(range(m), key=p_values.__getitem__)
-    adjusted = [1.0] * m
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[index]))
-        adjusted[index] = running
-    return adjusted
 
 
 # ------------------------------------------------------------------------ judging
@@ -242,8 +222,13 @@ def judge(base: Side, head: Side, limits: Thresholds,
     before = {s.name: s for s in base.functions}
     after = {s.name: s for s in head.functions}
     empty: tuple[Sequence[float], Sequence[float]] = ((), ())
-    cuts = (cut(base.calls), cut(head.calls))
-    spans = (stretches(base.calls, cuts[0]), stretches(head.calls, cuts[1]))
+    cuts = (cut(base.calls, starts=base.starts), cut(head.calls, starts=head.starts))
+    # Each function's durations sorted once a side: for the slower stretches, the
+    # medians and their intervals, and (merged) the rank test's pooled order.
+    ordered = ({name: sorted(d) for name, (_, d) in base.calls.items()},
+               {name: sorted(d) for name, (_, d) in head.calls.items()})
+    spans = (stretches(base.calls, cuts[0], ordered[0]),
+             stretches(head.calls, cuts[1], ordered[1]))
     rows = []
     for name in sorted(before.keys() | after.keys()):
         old, new = before.get(name), after.get(name)
@@ -254,8 +239,12 @@ def judge(base: Side, head: Side, limits: Thresholds,
         either = new or old
         left = (len(base.calls[name][1]) - len(xs) if name in base.calls else 0,
                 len(head.calls[name][1]) - len(ys) if name in head.calls else 0)
-        rows.append(_Row(name, either.event_type if either else "", old, new, xs, ys,
-                         x_starts, y_starts, left))
+        row = _Row(name, either.event_type if either else "", old, new, xs, ys,
+                   x_starts, y_starts, left)
+        # Nothing left out: the kept calls are all of them, already sorted.
+        row.ordered = (ordered[0][name] if name in base.calls and not left[0] else sorted(xs),
+                       ordered[1][name] if name in head.calls and not left[1] else sorted(ys))
+        rows.append(row)
     testable = []
     for row in rows:
         if row.old is None or row.new is None:
@@ -265,7 +254,6 @@ def judge(base: Side, head: Side, limits: Thresholds,
         if reason is not None:
             row.reason = reason
             continue
-        row.ordered = (sorted(row.xs), sorted(row.ys))
         row.medians = (_median(row.ordered[0]), _median(row.ordered[1]))
         testable.append(row)
     ratios = [r for row in testable if row.medians
@@ -278,9 +266,12 @@ def judge(base: Side, head: Side, limits: Thresholds,
     shown = [row for row in rows if keep is None or keep(row.name)]
     for row in chosen:
         factor = row.factor.value if row.factor else 1.0
-        ys = (list(map(operator.mul, row.ys, itertools.repeat(1 / factor)))
-              if factor != 1.0 else row.ys)
-        row.raw_p, _z = rank_test(row.xs, ys, starts=(row.x_starts, row.y_starts))
+        ys, oys = row.ys, row.ordered[1]
+        if factor != 1.0:  # dividing by a positive factor keeps the order
+            ys, oys = (list(map(operator.mul, values, itertools.repeat(1 / factor)))
+                       for values in (ys, oys))
+        row.raw_p, _z = rank_test(row.xs, ys, starts=(row.x_starts, row.y_starts),
+                                  ordered=(row.ordered[0], oys))
     adjusted = dict(zip((row.name for row in chosen),
                         holm([row.raw_p if row.raw_p is not None else 1.0 for row in chosen]),
                         strict=True))

@@ -1,7 +1,8 @@
 """What ``diff`` and ``history`` read from a store, read fast and checked.
 
-``diff`` needs only each function's retained (start, duration) pairs, in time order;
-``history`` only each run's per-function aggregates.  Reading them through ``load()``
+``diff`` needs only the runs' ids and labels (to find the runs it compares) and each
+function's retained (start, duration) pairs, in time order; ``history`` only each
+run's per-function aggregates.  Reading them through ``load()``
 builds an ``Analytics`` and a checked ``RetainedCall`` per stored call: seconds for a
 pair of runs of 100,000 calls.  Here the same checks (types, ranges, finiteness) run
 as C-speed passes over each function's values (``sum``, ``min``, ``max``), and a
@@ -16,16 +17,17 @@ import math
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from callmetrics._engine.sketch import DurationSketch
-from callmetrics._store.limits import MAX_COUNT, MAX_DURATION, MAX_TIME
+from callmetrics._store.limits import MAX_COUNT, MAX_DURATION, MAX_RUN_ID, MAX_TIME
 from callmetrics._store.probe import ProbeReading, parse
 from callmetrics._store.read import read_store
 from callmetrics._store.schema import StoreError, has_attribution
 
-__all__ = ["HistoryPoint", "HistoryRun", "read_calls", "read_history"]
+__all__ = ["HistoryPoint", "HistoryRun", "read_calls", "read_history", "run_labels"]
 
 
 def _damaged(path: Path, run_id: object, field: str, value: object, rule: str) -> StoreError:
@@ -35,8 +37,32 @@ def _damaged(path: Path, run_id: object, field: str, value: object, rule: str) -
                       "the file was left as it is")
 
 
-def read_calls(path: str | Path, runs: Iterable[int]) -> dict[str, tuple[list[float], list[float]]]:
+def run_labels(path: str | Path) -> list[tuple[int, str | None]]:
+    """Each run's id and label, in no order (``list_runs`` also counts each run's calls).
+
+    Raises:
+        FileNotFoundError: when there is no file at ``path``.
+        StoreError: when the file is not a usable store, or an id or label is damaged.
+
+    """
+    from callmetrics._store.checks import Row  # noqa: PLC0415  # history needs none of it
+
+    checked = Path(path).expanduser()
+    rows = read_store(checked, lambda conn, _: conn.execute("SELECT id, label FROM runs")
+                      .fetchall())
+    found = []
+    for run_id, label in rows:
+        check = Row(checked, "runs", run_id)
+        found.append((check.integer("id", run_id, 1, MAX_RUN_ID),
+                      check.text("label", label, optional=True)))
+    return found
+
+
+def read_calls(path: str | Path, runs: Iterable[int],
+               ) -> tuple[dict[str, tuple[list[float], list[float]]], list[float]]:
     """Each function's retained calls in the chosen runs: (starts, durations), by start.
+
+    Also every call's start, in order (all functions together), as read.
 
     Raises:
         FileNotFoundError: when there is no file at ``path``.
@@ -54,9 +80,10 @@ def read_calls(path: str | Path, runs: Iterable[int]) -> dict[str, tuple[list[fl
         return conn.execute("SELECT function, start, duration FROM events WHERE run_id IN "
                             "(SELECT value FROM json_each(?)) ORDER BY start", ids).fetchall()
 
+    rows = read_store(checked, work)
     found: dict[str, tuple[list[float], list[float]]] = {}
     get = found.get
-    for function, start, duration in read_store(checked, work):
+    for function, start, duration in rows:
         pair = get(function)
         if pair is None:
             pair = found[function] = ([], [])
@@ -64,7 +91,7 @@ def read_calls(path: str | Path, runs: Iterable[int]) -> dict[str, tuple[list[fl
         pair[1].append(duration)
     for function, (starts, durations) in found.items():
         _check_calls(checked, function, starts, durations)
-    return found
+    return found, list(map(itemgetter(1), rows))  # each start is one of a function's
 
 
 def _check_calls(path: Path, function: object, starts: list[Any], durations: list[Any]) -> None:
