@@ -129,6 +129,7 @@ class Instrumentation:
         # id(original) -> (original, wrapper, recorded name)
         self._wrappers: dict[int, tuple[object, object, str]] = {}
         self._dropped: set[int] = set()  # ids of originals whose wrapper passes through
+        self._names: frozenset[str] | None = None  # names(), until the next change
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ wrapping
@@ -138,6 +139,7 @@ class Instrumentation:
             return known[1]  # an alias: the same wrapper (a pass-through once dropped)
         wrapper = self.analytics.track(self.event_type, name=name)(func)
         self._wrappers[id(func)] = (func, wrapper, name)
+        self._names = None
         if not stoppable(wrapper):  # async generators' wrappers: never dropped
             self._dropped.add(id(func))
         return wrapper
@@ -212,15 +214,17 @@ class Instrumentation:
         """Say whether ``module`` is one this instrumentation wraps."""
         return module_matches(self.matcher, module)
 
-    def names(self) -> set[str]:
+    def names(self) -> frozenset[str]:
         """Return the recorded names of the functions wrapped that :meth:`drop` can stop.
 
         Async generator functions are left out: their wrappers have no pass-through
-        (they stay tracked).
+        (they stay tracked).  Built again only after a change (the pruner asks often).
         """
         with self._lock:
-            return {name for key, (_, _, name) in self._wrappers.items()
-                    if key not in self._dropped}
+            if self._names is None:
+                self._names = frozenset(name for key, (_, _, name) in self._wrappers.items()
+                                        if key not in self._dropped)
+            return self._names
 
     def drop(self, names: set[str]) -> int:
         """Stop tracking the functions recorded under ``names``; return how many stopped.
@@ -235,6 +239,7 @@ class Instrumentation:
                 if name in names and key not in self._dropped and stop_tracking(wrapper):
                     self._dropped.add(key)
                     stopped += 1
+            self._names = None
             return stopped
 
     def flush(self) -> None:
@@ -254,6 +259,7 @@ class Instrumentation:
                 if current is new:
                     setattr(owner, attr, old)
             self._wrappers.clear()
+            self._names = None
 
 
 def make_instrumentation(analytics: Any, matcher: Callable[[str, str | None], bool],
