@@ -167,22 +167,3 @@ def test_medians_are_get_stats_p50_for_many_functions_at_once() -> None:
     assert fast_median is not None
     assert slow_median is not None
     assert fast_median < slow_median
-
-
-def test_the_watching_thread_s_look_reads_folded_calls_without_draining() -> None:
-    """folded_counts() and medians(drain=False) leave the buffer to the program's drains.
-
-    They answer for the calls folded so far, so the pruner's look never folds a chunk
-    in its own thread; ``call_counts`` (a drain) then counts every call.
-    """
-    analytics = Analytics()
-    tiny = analytics.track("unit", name="tiny")(lambda: None)
-    for _ in range(2_000):
-        tiny()
-    folded = analytics.folded_counts().get("tiny", 0)
-    assert folded <= 2_000
-    assert analytics.folded_counts(at_least=folded + 1) == {}
-    assert analytics.folded_counts(at_least=1) == ({"tiny": folded} if folded else {})
-    assert analytics.call_counts == {"tiny": 2_000}  # a drain: every call
-    assert analytics.folded_counts() == {"tiny": 2_000}
-    assert analytics.medians(["tiny"], drain=False) == analytics.medians(["tiny"])

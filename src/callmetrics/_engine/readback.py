@@ -251,28 +251,16 @@ class ReadBack:
             )
         return [s for n in sorted(names) if (s := every.get(n)) is not None and s.calls]
 
-    def medians(self, names: Iterable[str], *, drain: bool = True) -> dict[str, float | None]:
+    def medians(self, names: Iterable[str]) -> dict[str, float | None]:
         """Return the median call of each named function recorded (None: no call yet).
 
-        The ``p50`` of ``get_stats(name)``, for many functions at the cost of one drain.
-        ``drain=False`` reads the calls folded so far (see :meth:`folded_counts`).
+        The ``p50`` of ``get_stats(name)``, for many functions at the cost of one drain:
+        what ``callmetrics run``'s pruner reads every time it looks.
         """
-        recorder = self._recorder
-        with recorder.reading() if drain else recorder.lock:
-            every = recorder.stats
+        with self._recorder.reading():
+            every = self._recorder.stats
             return {name: stats.sketch.quantile(0.5) for name in names
                     if (stats := every.get(name)) is not None}
-
-    def folded_counts(self, at_least: int = 1) -> dict[str, int]:
-        """Calls per function folded so far (``at_least`` of them): no drain.
-
-        ``call_counts`` less the calls still buffered (at most a chunk, folded when the
-        buffer fills): what ``callmetrics run``'s pruner reads as often as it looks, at
-        the cost of one pass over the functions instead of a drain each time.
-        """
-        recorder = self._recorder
-        with recorder.lock:
-            return {name: s.calls for name, s in recorder.stats.items() if s.calls >= at_least}
 
     def get_stats(self, function_filter: str | Iterable[str] | None = None) -> dict[str, Any]:
         """Return statistics over every call of the selected functions.

@@ -129,7 +129,6 @@ class Instrumentation:
         # id(original) -> (original, wrapper, recorded name)
         self._wrappers: dict[int, tuple[object, object, str]] = {}
         self._dropped: set[int] = set()  # ids of originals whose wrapper passes through
-        self._names: frozenset[str] | None = None  # names(), until the next change
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ wrapping
@@ -139,7 +138,6 @@ class Instrumentation:
             return known[1]  # an alias: the same wrapper (a pass-through once dropped)
         wrapper = self.analytics.track(self.event_type, name=name)(func)
         self._wrappers[id(func)] = (func, wrapper, name)
-        self._names = None
         if not stoppable(wrapper):  # async generators' wrappers: never dropped
             self._dropped.add(id(func))
         return wrapper
@@ -214,17 +212,15 @@ class Instrumentation:
         """Say whether ``module`` is one this instrumentation wraps."""
         return module_matches(self.matcher, module)
 
-    def names(self) -> frozenset[str]:
+    def names(self) -> set[str]:
         """Return the recorded names of the functions wrapped that :meth:`drop` can stop.
 
         Async generator functions are left out: their wrappers have no pass-through
-        (they stay tracked).  Built again only after a change (the pruner asks often).
+        (they stay tracked).
         """
         with self._lock:
-            if self._names is None:
-                self._names = frozenset(name for key, (_, _, name) in self._wrappers.items()
-                                        if key not in self._dropped)
-            return self._names
+            return {name for key, (_, _, name) in self._wrappers.items()
+                    if key not in self._dropped}
 
     def drop(self, names: set[str]) -> int:
         """Stop tracking the functions recorded under ``names``; return how many stopped.
@@ -239,7 +235,6 @@ class Instrumentation:
                 if name in names and key not in self._dropped and stop_tracking(wrapper):
                     self._dropped.add(key)
                     stopped += 1
-            self._names = None
             return stopped
 
     def flush(self) -> None:
@@ -259,7 +254,6 @@ class Instrumentation:
                 if current is new:
                     setattr(owner, attr, old)
             self._wrappers.clear()
-            self._names = None
 
 
 def make_instrumentation(analytics: Any, matcher: Callable[[str, str | None], bool],

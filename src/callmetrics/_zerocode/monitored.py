@@ -104,7 +104,6 @@ class MonitoredInstrumentation:
         self.tool = tool
         self._codes: dict[int, tuple[types.CodeType, str]] = {}  # attached, by id
         self._refused: set[int] = set()  # decorated, dropped, or another's
-        self._names: frozenset[str] | None = None  # names(), until the next change
         self._lock = threading.RLock()
         self._closed = False
 
@@ -124,7 +123,6 @@ class MonitoredInstrumentation:
         stats = self.analytics.function_stats(name, self.event_type, module, _kind(code))
         if self.tool.attach(code, stats, self.analytics):
             self._codes[key] = (code, name)
-            self._names = None
         else:
             self._refused.add(key)
 
@@ -151,7 +149,6 @@ class MonitoredInstrumentation:
                 self._refused.add(id(code))
                 if id(code) in self._codes:
                     del self._codes[id(code)]
-                    self._names = None
                     self.tool.detach(code)
 
     def _value(self, value: object, module: str, namespace: dict[str, Any] | None,
@@ -197,15 +194,10 @@ class MonitoredInstrumentation:
         return module_matches(self.matcher, module)
 
     # ------------------------------------------------------------- stopping
-    def names(self) -> frozenset[str]:
-        """Return the recorded names of the functions tracked now.
-
-        Built again only after a change (the pruner asks often).
-        """
+    def names(self) -> set[str]:
+        """Return the recorded names of the functions tracked now."""
         with self._lock:
-            if self._names is None:
-                self._names = frozenset(name for _, name in self._codes.values())
-            return self._names
+            return {name for _, name in self._codes.values()}
 
     def drop(self, names: set[str]) -> int:
         """Stop tracking the functions recorded under ``names``: their events go off.
@@ -219,7 +211,6 @@ class MonitoredInstrumentation:
                 del self._codes[key]
                 self._refused.add(key)
                 self.tool.detach(code)
-            self._names = None
             return len(gone)
 
     def flush(self) -> None:
@@ -235,6 +226,5 @@ class MonitoredInstrumentation:
             for code, _ in self._codes.values():
                 self.tool.detach(code)
             self._codes.clear()
-            self._names = None
             self.tool.sweep()
         release(self.tool)

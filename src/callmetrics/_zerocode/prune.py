@@ -3,10 +3,8 @@
 A Python wrapper costs a fraction of a microsecond per call; on functions that take
 about as long, tracking would dominate the program's time (and cost more than
 cProfile, whose C hook costs less per call).  A background thread looks at the
-counts folded so far now and then (every 10 ms at first, backing off to once a
-second; no drain: a look costs one pass over the functions, the program's own drains
-fold the calls), and once a function has ``after`` calls with a median under
-``below`` seconds, stops
+recorded counts now and then (every 10 ms at first, backing off to once a second),
+and once a function has ``after`` calls with a median under ``below`` seconds, stops
 tracking it (3.12+: its monitoring events go off; 3.11: its wrapper turns into a
 pass-through in place, so nothing is rebound and every reference to it keeps
 working): its counts stop there, and the run's note names it.
@@ -32,15 +30,8 @@ class Reader(Protocol):
     def call_counts(self) -> dict[str, int]:
         """Calls per function."""
 
-    def folded_counts(self, at_least: int = 1) -> dict[str, int]:
-        """Calls per function folded so far, of those with ``at_least`` (no drain)."""
-
-    def medians(self, names: Iterable[str], *, drain: bool = True) -> dict[str, float | None]:
+    def medians(self, names: Iterable[str]) -> dict[str, float | None]:
         """Median call of each named function."""
-
-
-# The pause between looks: from the first, doubling up to the longest.
-_FIRST, _LONGEST = 0.01, 1.0
 
 
 class Pruner:
@@ -71,35 +62,25 @@ class Pruner:
             self._thread.join(timeout=1.0)
 
     def _loop(self) -> None:
-        delay = _FIRST
+        delay = 0.01
         while not self._stop.wait(delay):
+            delay = min(delay * 2, 1.0)
             try:
-                self._look(drain=False)
+                self.check()
             except Exception as exc:  # noqa: BLE001  # the program goes on, fully tracked
                 report_internal_error("dropping short functions", exc)
                 return
-            delay = min(delay * 2, _LONGEST)
 
     def check(self) -> list[str]:
-        """Drain, then drop the functions that qualify now; return their names."""
-        return self._look(drain=True)
-
-    def _look(self, *, drain: bool) -> list[str]:
-        """Drop the functions that qualify; return their names.
-
-        ``drain=False`` (the watching thread's way) judges the calls folded so far:
-        the program's own drains fold the others, at most a chunk later.
-        """
+        """Drop the functions that qualify now; return their names."""
         ours = self.inst.names()
         due: dict[str, int] = {}
-        counts = (self.analytics.call_counts if drain
-                  else self.analytics.folded_counts(self.after))
-        for name, calls in counts.items():
+        for name, calls in self.analytics.call_counts.items():
             if name in ours and calls >= max(self.after, 2 * self._checked.get(name, 0)):
                 self._checked[name] = calls  # look again once the count has doubled
                 due[name] = calls
         found: dict[str, tuple[int, float]] = {}
-        for name, median in self.analytics.medians(due, drain=drain).items():
+        for name, median in self.analytics.medians(due).items():  # one drain for them all
             if isinstance(median, float) and median < self.below:
                 found[name] = (due[name], median)
         if found:
