@@ -172,6 +172,21 @@ Stepping_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject
     return (PyObject *)steps;
 }
 
+/* The vectorcall of a stepping callable that stopped tracking (pruned, or its
+   instrumentation undone): it returns the original's own coroutine, generator or
+   async generator, no proxy.  Swapping the pointer (Stepping_set_tracking) costs
+   tracked calls nothing. */
+static PyObject *
+Stepping_passthrough(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *func = ((SteppingObject *)op)->func;
+    if (func == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "callmetrics: tracking state was cleared");
+        return NULL;
+    }
+    return PyObject_Vectorcall(func, args, nargsf, kwnames);
+}
+
 /* stepping(func, sink, idle, observed, kind): the C wrapper of a coroutine (kind
    "async"), generator ("gen") or async generator ("agen") function.  It binds like a
    function. */
@@ -269,6 +284,29 @@ Stepping_get_func(SteppingObject *self, void *Py_UNUSED(closure))
     return Py_NewRef(self->func);
 }
 
+/* Whether calls are tracked; False turns the callable into a pass-through in place
+   (as Tracked's), so every reference to it keeps working. */
+static PyObject *
+Stepping_get_tracking(SteppingObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->vectorcall == Stepping_vectorcall);
+}
+
+static int
+Stepping_set_tracking(SteppingObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_callmetrics_tracking cannot be deleted");
+        return -1;
+    }
+    int on = PyObject_IsTrue(value);
+    if (on < 0) {
+        return -1;
+    }
+    self->vectorcall = on ? Stepping_vectorcall : Stepping_passthrough;
+    return 0;
+}
+
 static PyMethodDef Stepping_methods[] = {
     {"__reduce__", (PyCFunction)Tracked_reduce, METH_NOARGS,
      "Pickle by reference (module and qualified name), as functions are."},
@@ -278,6 +316,9 @@ static PyMethodDef Stepping_methods[] = {
 static PyGetSetDef Stepping_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"_callmetrics_func", (getter)Stepping_get_func, NULL, "The wrapped function.", NULL},
+    {"_callmetrics_tracking", (getter)Stepping_get_tracking, (setter)Stepping_set_tracking,
+     "Whether calls are tracked (False: a pass-through returning the original's object).",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -26,6 +26,7 @@ import pytest
 
 from callmetrics import Analytics
 from callmetrics._engine import accel as _accel
+from callmetrics._engine import sinks as _sinks
 from callmetrics._engine import wrap as _wrap
 from callmetrics._engine.wrap import stop_tracking, stoppable
 
@@ -224,25 +225,57 @@ def test_a_stopped_wrapper_passes_through_and_stays_the_same_object(hot_path: st
     assert stop_tracking(wrapper)  # stopping twice is harmless
 
 
-def test_async_and_generator_wrappers_are_not_stoppable(hot_path: str) -> None:
-    """Only sync wrappers have a pass-through; the others keep tracking."""
+@pytest.mark.parametrize("stepping", ["c", "python"])
+def test_stopped_coroutine_and_generator_functions_return_the_original_s_object(
+        stepping: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped, a coroutine's or generator's stepping callable is a pass-through.
+
+    Its calls return the original's own coroutine or generator (no proxy, nothing
+    recorded), and it stays the object every reference holds.
+    """
+    if stepping == "c" and _accel.IMPLEMENTATION != "c":
+        pytest.skip(f"the C accelerator is not in use ({_accel.REASON})")
+    if stepping == "python":
+        monkeypatch.setattr(_sinks, "stepping", lambda *_: None)  # no C stepping callable
     analytics = Analytics()
 
-    async def coro() -> int:
-        return 1
+    async def coro(x: int) -> int:
+        return x
 
-    def gen() -> typing.Iterator[int]:
-        yield 1
+    def gen(n: int) -> typing.Iterator[int]:
+        yield from range(n)
 
     wrapped_coro, wrapped_gen = _track(analytics, coro), _track(analytics, gen)
+    registry = {wrapped_coro: "coro", wrapped_gen: "gen"}
+    assert asyncio.run(wrapped_coro(1)) == 1
+    assert list(wrapped_gen(2)) == [0, 1]
     for wrapper in (wrapped_coro, wrapped_gen):
-        assert not stoppable(wrapper)
-        assert not stop_tracking(wrapper)
-    assert asyncio.run(wrapped_coro()) == 1
-    assert list(wrapped_gen()) == [1]
-    assert sorted(analytics.call_counts.values()) == [1, 1]
-    assert not stoppable(subject)  # not a wrapper at all
-    assert not stop_tracking(subject)
+        assert stoppable(wrapper)
+        assert stop_tracking(wrapper)
+        assert wrapper._callmetrics_tracking is False
+    made = wrapped_gen(3)
+    assert type(made) is types.GeneratorType  # the original's own generator
+    assert list(made) == [0, 1, 2]
+    running = wrapped_coro(2)
+    assert type(running) is types.CoroutineType
+    assert asyncio.run(running) == 2
+    assert registry[wrapped_gen] == "gen"
+    assert inspect.isgeneratorfunction(wrapped_gen)
+    assert analytics.call_counts == {
+        "test_stopped_coroutine_and_generator_functions_return_the_original_s_object.coro": 1,
+        "test_stopped_coroutine_and_generator_functions_return_the_original_s_object.gen": 1}
+
+
+def test_async_generator_wrappers_are_not_stoppable() -> None:
+    """An async generator's wrapper has no pass-through: it keeps tracking."""
+    analytics = Analytics()
+
+    async def agen() -> typing.AsyncIterator[int]:
+        yield 1
+
+    wrapper = _track(analytics, agen)
+    assert not stoppable(wrapper)
+    assert not stop_tracking(wrapper)
 
 
 def test_pickling_by_reference_still_works_once_stopped(hot_path: str) -> None:

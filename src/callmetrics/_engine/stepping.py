@@ -36,7 +36,8 @@ class Stepping:
     ``isgeneratorfunction`` and ``isasyncgenfunction`` answer as for the original.
     """
 
-    __slots__ = ("__dict__", "__weakref__", "_func", "_rt", "_stats", "_steps")
+    __slots__ = ("__dict__", "__weakref__", "_callmetrics_tracking", "_func", "_rt", "_stats",
+                 "_steps")
 
     def __init__(self, func: Callable[..., Any], stats: FunctionStats, rt: Runtime,
                  kind: str) -> None:
@@ -45,9 +46,13 @@ class Stepping:
         self._stats = stats
         self._rt = rt
         self._steps = PROXIES[kind]
+        # False (wrap.stop_tracking): a pass-through, returning the original's own object.
+        self._callmetrics_tracking = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the original; return its coroutine or (async) generator in a proxy."""
+        if not self._callmetrics_tracking:
+            return self._func(*args, **kwargs)
         return self._steps(self._func(*args, **kwargs), self._stats, self._rt)
 
     def __get__(self, obj: object, owner: type | None = None) -> Any:

@@ -189,9 +189,9 @@ _OBSERVERS_CELL = _SYNC_CODE.co_freevars.index("observers")
 
 
 def _sync_wrapper(wrapper: object) -> Any:
-    """The C or pure-Python sync wrapper inside ``wrapper`` (None for other kinds)."""
+    """The stoppable wrapper inside ``wrapper``: sync or stepping (None for other kinds)."""
     target = wrapper.__func__ if isinstance(wrapper, staticmethod) else wrapper
-    if hasattr(type(target), "_callmetrics_tracking"):  # the C wrapper
+    if hasattr(type(target), "_callmetrics_tracking"):  # C wrappers, the Python Stepping
         return target
     # type(), not isinstance(): the C wrapper answers __class__ as a function's
     if type(target) is types.FunctionType and target.__code__ is _SYNC_CODE:
@@ -200,20 +200,25 @@ def _sync_wrapper(wrapper: object) -> Any:
 
 
 def stoppable(wrapper: object) -> bool:
-    """Whether :func:`stop_tracking` can turn ``wrapper`` into a pass-through (sync only)."""
+    """Whether :func:`stop_tracking` can turn ``wrapper`` into a pass-through.
+
+    Sync wrappers and the stepping callables of coroutine, generator and async
+    generator functions can.
+    """
     return _sync_wrapper(wrapper) is not None
 
 
 def stop_tracking(wrapper: object) -> bool:
-    """Turn a sync wrapper into a pass-through, in place.
+    """Turn a sync wrapper or a stepping callable into a pass-through, in place.
 
     It then calls its function and records nothing, and stays the very object every
     reference holds (dict keys, lists, ``is``).
 
     The C wrapper swaps its vectorcall (its tracked calls never read a flag); the
     pure-Python one has its observers cell set to a marker its per-call ``if
-    observers`` already tests.  Calls already running finish tracked.  Returns False
-    (nothing changed) for async and generator wrappers.
+    observers`` already tests.  A stopped stepping callable (``stepping``) returns the
+    original's own coroutine or (async) generator, without a proxy.  Calls already
+    running finish tracked.  Returns False (nothing changed) for anything else.
     """
     target = _sync_wrapper(wrapper)
     if target is None:

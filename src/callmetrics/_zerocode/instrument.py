@@ -138,7 +138,7 @@ class Instrumentation:
             return known[1]  # an alias: the same wrapper (a pass-through once dropped)
         wrapper = self.analytics.track(self.event_type, name=name)(func)
         self._wrappers[id(func)] = (func, wrapper, name)
-        if not stoppable(wrapper):  # async and generator wrappers: never dropped
+        if not stoppable(wrapper):  # none left today: every wrapper has a pass-through
             self._dropped.add(id(func))
         return wrapper
 
@@ -215,8 +215,7 @@ class Instrumentation:
     def names(self) -> set[str]:
         """Return the recorded names of the functions wrapped that :meth:`drop` can stop.
 
-        Async and generator functions are left out: their wrappers have no
-        pass-through (they stay tracked).
+        A wrapper without a pass-through (none today) is left out: it stays tracked.
         """
         with self._lock:
             return {name for key, (_, _, name) in self._wrappers.items()
