@@ -266,16 +266,35 @@ def test_stopped_coroutine_and_generator_functions_return_the_original_s_object(
         "test_stopped_coroutine_and_generator_functions_return_the_original_s_object.gen": 1}
 
 
-def test_async_generator_wrappers_are_not_stoppable() -> None:
-    """An async generator's wrapper has no pass-through: it keeps tracking."""
+@pytest.mark.parametrize("stepping", ["c", "python"])
+def test_a_stopped_async_generator_function_returns_the_original_s_object(
+        stepping: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped, an async generator's stepping callable passes through as well."""
+    if stepping == "c" and _accel.IMPLEMENTATION != "c":
+        pytest.skip(f"the C accelerator is not in use ({_accel.REASON})")
+    if stepping == "python":
+        monkeypatch.setattr(_sinks, "stepping", lambda *_: None)  # no C stepping callable
     analytics = Analytics()
 
-    async def agen() -> typing.AsyncIterator[int]:
-        yield 1
+    async def agen(n: int) -> typing.AsyncIterator[int]:
+        for i in range(n):
+            yield i
+
+    async def collect(made: typing.AsyncIterator[int]) -> list[int]:
+        return [item async for item in made]
 
     wrapper = _track(analytics, agen)
-    assert not stoppable(wrapper)
-    assert not stop_tracking(wrapper)
+    held = [wrapper]
+    assert asyncio.run(collect(wrapper(2))) == [0, 1]
+    assert stoppable(wrapper)
+    assert stop_tracking(wrapper)
+    made = wrapper(3)
+    assert type(made) is types.AsyncGeneratorType  # the original's own async generator
+    assert asyncio.run(collect(made)) == [0, 1, 2]
+    assert held[0] is wrapper
+    assert inspect.isasyncgenfunction(wrapper)
+    assert analytics.call_counts == {
+        "test_a_stopped_async_generator_function_returns_the_original_s_object.agen": 1}
 
 
 def test_pickling_by_reference_still_works_once_stopped(hot_path: str) -> None:
