@@ -133,6 +133,9 @@ typedef struct {
     PyObject *dict;
     PyObject *weakreflist;
 } SteppingObject;
+_Static_assert(offsetof(SteppingObject, vectorcall) == offsetof(WrapperHead, vectorcall)
+               && offsetof(SteppingObject, func) == offsetof(WrapperHead, func),
+               "SteppingObject must begin with WrapperHead's fields");
 
 static PyTypeObject Stepping_Type;
 
@@ -170,21 +173,6 @@ Stepping_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject
     steps->flying = 0;
     PyObject_GC_Track(steps);
     return (PyObject *)steps;
-}
-
-/* The vectorcall of a stepping callable that stopped tracking (pruned, or its
-   instrumentation undone): it returns the original's own coroutine, generator or
-   async generator, no proxy.  Swapping the pointer (Stepping_set_tracking) costs
-   tracked calls nothing. */
-static PyObject *
-Stepping_passthrough(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
-{
-    PyObject *func = ((SteppingObject *)op)->func;
-    if (func == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "callmetrics: tracking state was cleared");
-        return NULL;
-    }
-    return PyObject_Vectorcall(func, args, nargsf, kwnames);
 }
 
 /* stepping(func, sink, idle, observed, kind): the C wrapper of a coroutine (kind
@@ -295,16 +283,7 @@ Stepping_get_tracking(SteppingObject *self, void *Py_UNUSED(closure))
 static int
 Stepping_set_tracking(SteppingObject *self, PyObject *value, void *Py_UNUSED(closure))
 {
-    if (value == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "_callmetrics_tracking cannot be deleted");
-        return -1;
-    }
-    int on = PyObject_IsTrue(value);
-    if (on < 0) {
-        return -1;
-    }
-    self->vectorcall = on ? Stepping_vectorcall : Stepping_passthrough;
-    return 0;
+    return wrapper_set_tracking((PyObject *)self, value, Stepping_vectorcall);
 }
 
 static PyMethodDef Stepping_methods[] = {

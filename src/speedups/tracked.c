@@ -57,18 +57,49 @@ Tracked_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject 
     return result;
 }
 
+/* The head the two wrapper types share (Tracked here, Stepping in stepping.c): their
+   vectorcall slot and the wrapped callable, first in both, so that one pass-through
+   and one tracking switch serve both. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *func;
+} WrapperHead;
+_Static_assert(offsetof(TrackedObject, vectorcall) == offsetof(WrapperHead, vectorcall)
+               && offsetof(TrackedObject, func) == offsetof(WrapperHead, func),
+               "TrackedObject must begin with WrapperHead's fields");
+
 /* The vectorcall of a wrapper that stopped tracking (pruned, or its instrumentation
-   undone): it calls the function and nothing else.  Swapping the vectorcall pointer
-   (Tracked_set_tracking) costs the tracked path nothing: no flag is read per call. */
+   undone): it calls the function and nothing else (for a stepping callable, that
+   returns the original's own coroutine or generator, no proxy).  Swapping the
+   vectorcall pointer (wrapper_set_tracking) costs the tracked path nothing: no flag
+   is read per call. */
 static PyObject *
-Tracked_passthrough(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+Wrapper_passthrough(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    PyObject *func = ((TrackedObject *)op)->func;
+    PyObject *func = ((WrapperHead *)op)->func;
     if (func == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "callmetrics: tracking state was cleared");
         return NULL;
     }
     return PyObject_Vectorcall(func, args, nargsf, kwnames);
+}
+
+/* Set a wrapper's `_callmetrics_tracking`: True puts back `tracked` (its type's
+   recording vectorcall), False the pass-through. */
+static int
+wrapper_set_tracking(PyObject *op, PyObject *value, vectorcallfunc tracked)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_callmetrics_tracking cannot be deleted");
+        return -1;
+    }
+    int on = PyObject_IsTrue(value);
+    if (on < 0) {
+        return -1;
+    }
+    ((WrapperHead *)op)->vectorcall = on ? tracked : Wrapper_passthrough;
+    return 0;
 }
 
 /* track(func, sink, observed): the C wrapper of a sync callable.  It binds like a
@@ -191,16 +222,7 @@ Tracked_get_tracking(TrackedObject *self, void *Py_UNUSED(closure))
 static int
 Tracked_set_tracking(TrackedObject *self, PyObject *value, void *Py_UNUSED(closure))
 {
-    if (value == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "_callmetrics_tracking cannot be deleted");
-        return -1;
-    }
-    int on = PyObject_IsTrue(value);
-    if (on < 0) {
-        return -1;
-    }
-    self->vectorcall = on ? Tracked_vectorcall : Tracked_passthrough;
-    return 0;
+    return wrapper_set_tracking((PyObject *)self, value, Tracked_vectorcall);
 }
 
 /* Whether the wrapper stands for a Python function (directly, or through another
