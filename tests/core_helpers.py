@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 from callmetrics import Analytics, DurationSketch, Event
 from callmetrics._engine.state import FunctionSnapshot
@@ -39,3 +40,31 @@ def only_event(analytics: Analytics) -> Event:
     events = analytics.events
     assert len(events) == 1
     return events[0]
+
+
+def snapshots(analytics: Analytics) -> dict[str, FunctionSnapshot]:
+    """Each function's snapshot, by its recorded name."""
+    return {s.name: s for s in analytics.snapshot()}
+
+
+def callers_by_name(analytics: Analytics) -> dict[str, dict[str, int]]:
+    """For each function, its callers' names and how many calls each made."""
+    return {name: {e.name: e.calls for e in s.callers}
+            for name, s in snapshots(analytics).items()}
+
+
+def step_records(analytics: Analytics, result: object) -> dict[str, Any]:
+    """What the step proxies' differential tests compare between the C and Python paths.
+
+    The program's ``result``; per function its calls and successes, callers, and
+    whether its self and active times are known; the retained calls' errors.
+    """
+    found = snapshots(analytics)
+    return {
+        "result": result,
+        "calls": {n: (s.calls, s.successes) for n, s in found.items()},
+        "callers": {n: sorted((e.name, e.calls) for e in s.callers) for n, s in found.items()},
+        "known": {n: (s.self_time is not None, s.active_time is not None)
+                  for n, s in found.items()},
+        "errors": sorted((c.name, c.error or "") for c in analytics.retained()),
+    }

@@ -22,15 +22,8 @@ from typing import Any
 import pytest
 
 from callmetrics import Analytics
-from callmetrics._engine.state import FunctionSnapshot
-
-
-def snaps(analytics: Analytics) -> dict[str, FunctionSnapshot]:
-    return {s.name: s for s in analytics.snapshot()}
-
-
-def callers(analytics: Analytics) -> dict[str, dict[str, int]]:
-    return {name: {e.name: e.calls for e in s.callers} for name, s in snaps(analytics).items()}
+from core_helpers import callers_by_name as callers
+from core_helpers import snapshots as snaps
 
 
 def test_a_sleeping_async_generator_is_not_active(step_path: str) -> None:

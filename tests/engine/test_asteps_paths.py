@@ -19,15 +19,9 @@ import pytest
 from callmetrics import Analytics
 from callmetrics._engine import accel as _accel
 from callmetrics._engine import sinks
-from callmetrics._engine.state import FunctionSnapshot
-
-
-def snaps(analytics: Analytics) -> dict[str, FunctionSnapshot]:
-    return {s.name: s for s in analytics.snapshot()}
-
-
-def callers(analytics: Analytics) -> dict[str, dict[str, int]]:
-    return {name: {e.name: e.calls for e in s.callers} for name, s in snaps(analytics).items()}
+from core_helpers import callers_by_name as callers
+from core_helpers import snapshots as snaps
+from core_helpers import step_records
 
 
 def test_threads_keep_their_own_callers(step_path: str) -> None:
@@ -124,16 +118,7 @@ def test_c_and_python_proxies_record_the_same(monkeypatch: pytest.MonkeyPatch) -
 
         result = asyncio.run(root())
         gc.collect()
-        found = snaps(analytics)
-        return {
-            "result": result,
-            "calls": {n: (s.calls, s.successes) for n, s in found.items()},
-            "callers": {n: sorted((e.name, e.calls) for e in s.callers)
-                        for n, s in found.items()},
-            "known": {n: (s.self_time is not None, s.active_time is not None)
-                      for n, s in found.items()},
-            "errors": sorted((c.name, c.error or "") for c in analytics.retained()),
-        }
+        return step_records(analytics, result)
 
     from_c = play(Analytics())
     with monkeypatch.context() as patch:

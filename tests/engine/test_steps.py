@@ -25,12 +25,9 @@ import pytest
 from callmetrics import Analytics
 from callmetrics._engine import accel as _accel
 from callmetrics._engine import sinks
-from callmetrics._engine.state import FunctionSnapshot
 from callmetrics._outputs.report_time import own_time
-
-
-def snaps(analytics: Analytics) -> dict[str, FunctionSnapshot]:
-    return {s.name: s for s in analytics.snapshot()}
+from core_helpers import snapshots as snaps
+from core_helpers import step_records
 
 
 def spin_cpu(seconds: float) -> tuple[float, float]:
@@ -407,16 +404,7 @@ def test_c_and_python_proxies_record_the_same(monkeypatch: pytest.MonkeyPatch) -
             return done
 
         result = asyncio.run(root())
-        found = snaps(analytics)
-        return {
-            "result": result,
-            "calls": {n: (s.calls, s.successes) for n, s in found.items()},
-            "callers": {n: sorted((e.name, e.calls) for e in s.callers)
-                        for n, s in found.items()},
-            "known": {n: (s.self_time is not None, s.active_time is not None)
-                      for n, s in found.items()},
-            "errors": sorted((c.name, c.error or "") for c in analytics.retained()),
-        }
+        return step_records(analytics, result)
 
     from_c = play(Analytics())
     with monkeypatch.context() as patch:
