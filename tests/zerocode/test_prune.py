@@ -5,13 +5,20 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from callmetrics import Analytics
-from callmetrics._zerocode.instrument import Instrumentation, Matcher, start, stop
+from callmetrics._zerocode.instrument import (
+    Instrumentation,
+    Matcher,
+    make_instrumentation,
+    start,
+    stop,
+)
 from callmetrics._zerocode.prune import Pruner
 
 CODE = """
@@ -167,3 +174,27 @@ def test_medians_are_get_stats_p50_for_many_functions_at_once() -> None:
     assert fast_median is not None
     assert slow_median is not None
     assert fast_median < slow_median
+
+
+def test_a_hot_short_function_is_dropped_by_its_count_not_the_clock(modules: str) -> None:
+    """The pruner looks again each ``every`` calls recorded, however soon: no timer here."""
+    analytics = Analytics()
+    inst = make_instrumentation(analytics, Matcher([f"{modules}.*"]), "function")
+    start(inst)
+    pruner = Pruner(analytics, inst, after=1_000, every=4_096, first_look=3_600.0)
+    pruner.start()
+    try:
+        work = importlib.import_module(f"{modules}.work")
+        deadline = time.monotonic() + 30
+        while f"{modules}.work.tiny" not in pruner.dropped and time.monotonic() < deadline:
+            for _ in range(1_000):
+                work.tiny()
+    finally:
+        pruner.stop()
+        stop(inst)
+    assert f"{modules}.work.tiny" in pruner.dropped  # the clock's first look is an hour away
+    calls_then, median = pruner.dropped[f"{modules}.work.tiny"]
+    assert 1_000 <= calls_then < 1_000_000
+    assert median < 5e-6
+    # Once stopped, the pruner is told of no more calls.
+    assert analytics._recorder.on_fold is None

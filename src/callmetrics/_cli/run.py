@@ -79,6 +79,7 @@ def _finish(run: _Run) -> None:
         if run.pruner is not None and run.pruner.dropped:
             print(_dropped_note(run.pruner, analytics.call_counts), file=sys.stderr)
         if report is not None:
+            analytics.enable_gc_collect = False  # the process ends: nothing to give back
             written = analytics.generate_reports(force_mode=True, path=report)
             if written is not None:
                 print(f"callmetrics: HTML report: {printable(str(written.resolve()))}",

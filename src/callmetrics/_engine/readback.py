@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import compress, repeat
 from time import perf_counter
 from typing import Any
@@ -251,16 +251,31 @@ class ReadBack:
             )
         return [s for n in sorted(names) if (s := every.get(n)) is not None and s.calls]
 
-    def medians(self, names: Iterable[str]) -> dict[str, float | None]:
+    def medians(self, names: Iterable[str], *, drain: bool = True) -> dict[str, float | None]:
         """Return the median call of each named function recorded (None: no call yet).
 
         The ``p50`` of ``get_stats(name)``, for many functions at the cost of one drain:
-        what ``callmetrics run``'s pruner reads every time it looks.
+        what ``callmetrics run``'s pruner reads every time it looks.  ``drain=False``
+        reads the calls folded so far (the buffer's newest ones left for their drain).
         """
-        with self._recorder.reading():
+        with self._recorder.reading() if drain else self._recorder.lock:
             every = self._recorder.stats
             return {name: stats.sketch.quantile(0.5) for name in names
                     if (stats := every.get(name)) is not None}
+
+    def folded_counts(self) -> dict[str, int]:
+        """Calls per function folded so far: ``call_counts`` without draining the buffer."""
+        with self._recorder.lock:
+            return {name: s.calls for name, s in self._recorder.stats.items() if s.calls}
+
+    def watch_folds(self, hook: Callable[[int], None] | None) -> None:
+        """Have ``hook(n)`` told of every ``n`` calls folded (None: no more); one at a time.
+
+        It runs in the thread that drains, under the recorder's lock: it must be quick
+        and never raise.  ``callmetrics run``'s pruner looks again when it is told of
+        enough calls, however short the time.
+        """
+        self._recorder.on_fold = hook
 
     def get_stats(self, function_filter: str | Iterable[str] | None = None) -> dict[str, Any]:
         """Return statistics over every call of the selected functions.

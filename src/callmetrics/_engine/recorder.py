@@ -102,8 +102,8 @@ class Recorder:
     """Buffers, drains, per-function aggregates and the ring of one ``Analytics``."""
 
     __slots__ = ("__weakref__", "_busy", "_warn", "budget", "buffer", "chunk", "cpu", "created",
-                 "groups", "lock", "max_functions", "medium_max", "order", "overflow", "ring",
-                 "short_max", "stats", "wall")
+                 "groups", "lock", "max_functions", "medium_max", "on_fold", "order", "overflow",
+                 "ring", "short_max", "stats", "wall")
 
     def __init__(self, *, max_events: int, max_functions: int, short_max: float,
                  medium_max: float, warn: Callable[[str], None], bulk: bool = False) -> None:
@@ -133,6 +133,9 @@ class Recorder:
         self.created = perf_counter()  # where its wall time starts
         self.wall: float | None = None  # a view of stored runs: the seconds they spanned
         self.cpu: Any = None  # cputime.CpuTimes (cpu_time=True): folded with each drain
+        # Told the count of each chunk folded, lock held (callmetrics run's pruner); must
+        # be quick and never raise.
+        self.on_fold: Callable[[int], None] | None = None
 
     # ------------------------------------------------------------ registry
     def stats_for(self, name: str, event_type: str, module: str, *, explicit: bool,
@@ -277,12 +280,14 @@ class Recorder:
         n = len(keys)
         spent: list[tuple[FunctionStats, int]] = []  # each function folded, with its calls
         owners: list[FunctionStats] = []  # or each call's function, when folded one by one
-        alone = type(first) is FunctionStats and keys.count(first) == n
+        # (The last key first: a chunk of many functions is told apart without a scan.)
+        alone = type(first) is FunctionStats and keys[-1] is first and keys.count(first) == n
         if not alone:
             # Callers counted (_callers); the edges' keys are their functions again.
             fold_edges(keys, durations, FunctionStats)
             first = keys[0]
-            alone = type(first) is FunctionStats and keys.count(first) == n
+            alone = (type(first) is FunctionStats and keys[-1] is first
+                     and keys.count(first) == n)
         if alone:
             # One function filled the chunk (the common hot loop): no grouping at all.
             low, high = first.add(durations, n, self.short_max, self.medium_max)
@@ -305,6 +310,8 @@ class Recorder:
             stats.drain_seconds += per_call
         for stats, count in spent:
             stats.drain_seconds += per_call * count
+        if self.on_fold is not None:
+            self.on_fold(n)
 
     def _fold_groups(self, keys: list[Any], starts: Sequence[float],
                      durations: Sequence[float], offset: float) -> list[tuple[FunctionStats, int]]:

@@ -171,8 +171,9 @@ def rank_test(base: Sequence[float], head: Sequence[float], blocks: int = 10, *,
     cut into up to ``blocks`` consecutive blocks of at least 5 calls) and tests with
     the larger of the two variances (Welch's t on the blocks when that one is
     larger).  With the calls' start times (``starts``, in the same order) and runs
-    made side by side, the blocks are instead common windows (equal numbers of calls) compared pairwise
-    (a paired t on the windows), so that drift both runs shared cancels out.
+    made side by side, the blocks are instead common windows (equal numbers of calls)
+    compared pairwise (a paired t on the windows), so that drift both runs shared
+    cancels out.
     ``ordered``, when given, holds ``sorted(base)`` and ``sorted(head)`` (a caller
     that has them saves a sort).  Returns the two-sided
     p-value and the z (or t) score, positive when ``head`` is slower; never more
