@@ -224,7 +224,7 @@ class Recorder:
 
     @contextmanager
     def reading(self) -> Iterator[bool]:
-        """Hold the lock with every buffered call drained; yield False when nested.
+        """Hold the lock with the calls buffered before it drained; yield False when nested.
 
         A read nested in a drain or a read of this same thread (a signal handler, a
         ``__del__``) neither drains nor waits: it sees the aggregates as they stand.
@@ -236,7 +236,12 @@ class Recorder:
             self._busy = True
             try:
                 try:
-                    while self.buffer:
+                    # Everything buffered now, then what came meanwhile, and no more: a
+                    # read must end even while other threads' calls (or tracked code run
+                    # by the fold itself, a finalizer say) keep coming.
+                    for _ in range(2):
+                        if not self.buffer:
+                            break
                         self._drain_chunk(0, 0)
                     if self.cpu is not None:
                         self.cpu.fold()
