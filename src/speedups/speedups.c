@@ -61,6 +61,7 @@
 #include "measure.c"
 #include "host.c"
 #include "drain.c"
+#include "fold.c"
 #include "edges.c"
 #include "ranks.c"
 
@@ -77,6 +78,10 @@ static PyMethodDef module_methods[] = {
      "track(func, sink, observed): the C wrapper of a sync callable."},
     {"summary", speedups_summary, METH_O,
      "summary(values): (sum, min, max) of a non-empty list of floats or array('d')."},
+    {"fold_setup", (PyCFunction)(void (*)(void))speedups_fold_setup, METH_FASTCALL,
+     "fold_setup(stats_type, sketch_type): find the slots fold_group sets (True: found)."},
+    {"fold_group", (PyCFunction)(void (*)(void))speedups_fold_group, METH_FASTCALL,
+     "fold_group(stats, durations, successes, short_max): FunctionStats.add's common case."},
     {"count_values", (PyCFunction)(void (*)(void))speedups_count_values, METH_FASTCALL,
      "count_values(values, dense, first): dense[key(v) - first] += 1 for every value."},
     {"group_calls", (PyCFunction)(void (*)(void))speedups_group_calls, METH_FASTCALL,

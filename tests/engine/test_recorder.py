@@ -562,7 +562,7 @@ def test_a_read_ends_while_tracked_code_runs_inside_its_drain() -> None:
     """Tracked code run by a drain itself (here told of each fold) does not make reads loop."""
     analytics = Analytics()
     ping = analytics.track("work", name="ping")(lambda: None)
-    analytics.watch_folds(lambda calls: ping())  # each fold records one more call
+    analytics.watch_folds(lambda _calls: ping())  # each fold records one more call
     for _ in range(10):
         ping()
     counts = analytics.call_counts  # drains what is there, then what came meanwhile: ends

@@ -25,13 +25,15 @@ import importlib
 import os
 import sysconfig
 from collections.abc import Callable, MutableSequence, Sequence
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, cast
 
 __all__ = [
     "IMPLEMENTATION",
     "REASON",
     "average_ranks",
     "count_values",
+    "fold_group",
+    "fold_setup",
     "group_calls",
     "new_buffer",
     "speedups",
@@ -64,6 +66,15 @@ count_values: Final[Callable[[Any, Any, int], None] | None] = getattr(
 # of `callmetrics diff` (not the hot path); None when the C code leaves it to Python.
 average_ranks: Final[Callable[[list[float]], tuple[list[float], float] | None] | None] = (
     getattr(_speedups, "average_ranks", None))
+# fold_group(stats, durations, successes, short_max): FunctionStats.add's common case
+# (every call short, the sketch covering them) for one function of a drained chunk, in
+# C: None when not that case (nothing changed), False when folded with no new extreme,
+# else (low, high) for the caller to set the extremes.  None: fold in Python.
+fold_group: Final[Callable[[Any, Any, int, float], tuple[float, float] | Literal[False] | None]
+                  | None] = getattr(_speedups, "fold_group", None)
+# fold_setup(stats_type, sketch_type): fold_group's slots found (True) for exactly these
+# classes (FunctionStats, DurationSketch); until then, or on False, it answers None.
+fold_setup: Final[Callable[[type, type], bool] | None] = getattr(_speedups, "fold_setup", None)
 # summary(values): (sum, min, max) of a drained chunk's durations in one C pass.
 summary: Final[Callable[[Sequence[float]], tuple[float, float, float]] | None] = getattr(
     _speedups, "summary", None)

@@ -38,14 +38,20 @@ from contextlib import contextmanager
 from time import perf_counter
 from typing import Any
 
-from callmetrics._engine.accel import group_calls, new_buffer, take
+from callmetrics._engine.accel import fold_group, fold_setup, group_calls, new_buffer, take
 from callmetrics._engine.aggregate import FailedCall, FunctionStats, count_failures
 from callmetrics._engine.callers import EdgeBudget, fold_edges
 from callmetrics._engine.forking import enrol
 from callmetrics._engine.logs import report_internal_error
 from callmetrics._engine.ring import EventRing
+from callmetrics._engine.sketch import DurationSketch
 
 __all__ = ["BUFFER_LIMIT", "BULK_LIMIT", "NAME_LIMIT", "OVERFLOW_NAME", "Recorder", "bounded_name"]
+
+# A drained function's common case folded in C (the accelerator's fold_group, set up
+# for these two classes' slots), else None: FunctionStats.add in Python.
+_FOLD = fold_group if fold_setup is not None and fold_setup(FunctionStats, DurationSketch) \
+    else None
 
 # Calls buffered before the call that sees them drains one chunk.  Small enough that
 # a drain of one function's chunk stays far below 100 µs, large enough to amortise it.
@@ -323,11 +329,19 @@ class Recorder:
         """Fold calls grouped by function; return each function with its count of calls."""
         spent = []
         failed = 0
+        fold, short_max = _FOLD, self.short_max
         for stats, group, failures, low_at, high_at in group_calls(keys, durations,
                                                                    FunctionStats, FailedCall):
             count = len(group)
-            low, high = stats.add(group, count - failures, self.short_max, self.medium_max)
-            self._extremes(stats, keys, starts, durations, offset, low, high, low_at, high_at)
+            # The common case in C (the same sums, counts and sketch as stats.add);
+            # False: no new extreme to set.
+            folded = None if fold is None else fold(stats, group, count - failures, short_max)
+            if folded is None:
+                folded = stats.add(group, count - failures, short_max, self.medium_max)
+            if folded:
+                low, high = folded
+                self._extremes(stats, keys, starts, durations, offset, low, high, low_at,
+                               high_at)
             spent.append((stats, count))
             failed += failures
         if failed:  # counted by type only when the chunk holds failures
