@@ -79,7 +79,9 @@ def _finish(run: _Run) -> None:
         if run.pruner is not None and run.pruner.dropped:
             print(_dropped_note(run.pruner, analytics.call_counts), file=sys.stderr)
         if report is not None:
-            analytics.enable_gc_collect = False  # the process ends: nothing to give back
+            # The process ends: nothing to give back.  The report reads the settings.
+            analytics.enable_gc_collect = False
+            analytics.settings = analytics.settings.replace(enable_gc_collect=False)
             written = analytics.generate_reports(force_mode=True, path=report)
             if written is not None:
                 print(f"callmetrics: HTML report: {printable(str(written.resolve()))}",

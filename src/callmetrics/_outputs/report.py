@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from jinja2 import Environment, PackageLoader
+from jinja2 import BytecodeCache, Environment, PackageLoader
 from markupsafe import Markup, escape
 
 from callmetrics._engine.columns import ColumnReading, ColumnSource, columns_of
@@ -58,10 +58,11 @@ from callmetrics._outputs.report_tables import (
 )
 from callmetrics._outputs.report_time import call_tree, time_chart
 from callmetrics._outputs.report_timeline import sample, timeline
+from callmetrics._outputs.template_cache import TemplateCache, user_cache_dir
 from callmetrics._version import __version__
 
-__all__ = ["breakable", "build_report", "environment", "generate_reports", "page_script",
-           "read_columns", "render_report", "static_asset"]
+__all__ = ["breakable", "build_report", "environment", "generate_reports", "make_environment",
+           "page_script", "read_columns", "render_report", "static_asset"]
 
 # After a report over this many retained calls, a full garbage collection runs (the seed's
 # behaviour, with ``enable_gc_collect``).
@@ -87,9 +88,19 @@ class _Summarising(Protocol):
 
 @cache
 def environment() -> Environment:
-    """The Jinja2 environment of the report's templates (autoescaping, shared filters)."""
+    """The Jinja2 environment of the report's templates (autoescaping, shared filters).
+
+    Their compiled code is kept between processes in the user's cache directory
+    (``template_cache``): compiling them is most of the cost of a first report.
+    """
+    return make_environment(TemplateCache(user_cache_dir()))
+
+
+def make_environment(cache: BytecodeCache | None = None) -> Environment:
+    """A new environment of the report's templates, caching their code in ``cache``."""
     env = Environment(
         loader=PackageLoader("callmetrics", "templates"),
+        bytecode_cache=cache,
         autoescape=True,  # every template is HTML: names, types and errors are escaped
         trim_blocks=True,
         lstrip_blocks=True,
