@@ -162,14 +162,17 @@ def read_columns(source: Source) -> ColumnReading:
 
 
 def build_report(source: Source, *, force_mode: bool = False,
-                 runs: Sequence[RunSummary] | None = None) -> dict[str, Any]:
+                 runs: Sequence[RunSummary] | None = None,
+                 reading: ColumnReading | None = None) -> dict[str, Any]:
     """Compute everything the report template shows (a plain mapping, for tests and reuse).
 
     ``runs``: the stored runs the source covers (``callmetrics report``), listed in the
-    header in place of this process's environment.
+    header in place of this process's environment.  ``reading``: what ``read_columns``
+    already read of ``source`` (else it is read now).
     """
     settings = source.settings
-    reading = read_columns(source)
+    if reading is None:
+        reading = read_columns(source)
     snaps = reading.functions
     calls, invalid = valid_calls(reading.calls)
     thresholds = settings.duration_thresholds
@@ -261,11 +264,11 @@ def _recorded(run: RunSummary, key: str) -> str:
     return printable(run.environment.get(key) or "-")
 
 
-def _render(source: Source, *, force_mode: bool,
-            runs: Sequence[RunSummary] | None = None) -> tuple[str, int]:
+def _render(source: Source, *, force_mode: bool, runs: Sequence[RunSummary] | None = None,
+            reading: ColumnReading | None = None) -> tuple[str, int]:
     script = page_script()
     style = static_asset("table.css") + static_asset("report.css")
-    context = build_report(source, force_mode=force_mode, runs=runs)
+    context = build_report(source, force_mode=force_mode, runs=runs, reading=reading)
     html = environment().get_template("report.html.j2").render(
         context,
         script=Markup(script),  # noqa: S704  # our own static file, checked free of '</'
@@ -322,7 +325,12 @@ def generate_reports(source: Source, *, force_mode: bool = False,
         raise TypeError(f"path must be a str, a Path or None, got {type(path).__name__}")
     summarising = source if isinstance(source, _Summarising) else None
     logger = summarising.console_logger if summarising else _fallback_logger
-    if not source.snapshot() and not source.retained():
+    try:  # read once: what is checked for calls is what the report shows
+        reading = read_columns(source)
+    except Exception as exc:  # noqa: BLE001  # a report bug must not break the caller
+        report_internal_error("reading the calls for the HTML report", exc)
+        return None
+    if not reading.functions and not len(reading.calls):
         logger.warning("No analytics data; skipping report")
         return None
     if summarising:
@@ -336,7 +344,7 @@ def generate_reports(source: Source, *, force_mode: bool = False,
     html: str | None = None
     retained = 0
     try:
-        html, retained = _render(source, force_mode=force_mode, runs=runs)
+        html, retained = _render(source, force_mode=force_mode, runs=runs, reading=reading)
     except Exception as exc:  # noqa: BLE001  # a report bug must not break the caller
         report_internal_error("rendering the HTML report", exc)
     if html is not None:
