@@ -25,7 +25,8 @@ from typing import Literal
 
 __all__ = [
     "ABOVE_ZERO", "CAPACITY", "F32_PACK", "MAX_COUNT", "MAX_F32", "U32_UNPACK",
-    "bounds_table", "bucket_bounds", "bucket_keys", "code_for", "key_of", "read", "representative", "splits", "widen",
+    "bounds_table", "bucket_bounds", "bucket_keys", "code_for", "key_of", "read",
+    "representative", "splits", "widen",
 ]
 
 _F32 = struct.Struct("=f")
