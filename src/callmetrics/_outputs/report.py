@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from jinja2 import BytecodeCache, Environment, PackageLoader
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from callmetrics._engine.columns import ColumnReading, ColumnSource, columns_of
 from callmetrics._engine.logs import report_internal_error
@@ -44,6 +44,7 @@ from callmetrics._outputs.report_charts import (
     outlier_bounds,
 )
 from callmetrics._outputs.report_detail import function_details
+from callmetrics._outputs.report_markup import breakable, function_table_body
 from callmetrics._outputs.report_tables import (
     OVERHEAD_FLAG,
     describe_thresholds,
@@ -110,6 +111,7 @@ def make_environment(cache: BytecodeCache | None = None) -> Environment:
     env.filters["duration"] = duration
     env.filters["num"] = count
     env.filters["breakable"] = breakable
+    env.globals["function_table_body"] = function_table_body
     return env
 
 
@@ -131,12 +133,6 @@ def page_script() -> str:
     """
     return ('(function () {\n  "use strict";\n' + static_asset("report.js")
             + static_asset("timeline.js") + "}());\n")
-
-
-def breakable(text: str) -> Markup:
-    """Escape ``text`` and let a long dotted name or path wrap after ``.`` and ``/``."""
-    escaped = str(escape(text)).replace(".", ".<wbr>").replace("/", "/<wbr>")
-    return Markup(escaped)  # noqa: S704  # escaped first: only our <wbr> tags are markup
 
 
 def _csp_hash(text: str) -> str:
