@@ -42,6 +42,7 @@ from callmetrics._outputs.report_charts import (
     detail_histograms,
     histograms,
     outlier_bounds,
+    percentiles,
 )
 from callmetrics._outputs.report_detail import function_details
 from callmetrics._outputs.report_markup import breakable, function_table_body
@@ -177,7 +178,8 @@ def build_report(source: Source, *, force_mode: bool = False,
     total_calls = sum(s.calls for s in snaps)
     successes = sum(s.successes for s in snaps)
     total_time = math.fsum(s.total for s in snaps)
-    bounds = outlier_bounds(snaps)
+    known = percentiles(snaps)  # p50, p95, p99: read once for the tables
+    bounds = outlier_bounds(snaps, known)
     cap = settings.report_max_detail_rows
     above = above_p99(calls, bounds)
     detail_rows, left_out = details(calls, above, bounds, short, medium, cap, fmt, compact)
@@ -190,7 +192,7 @@ def build_report(source: Source, *, force_mode: bool = False,
     timeline_data, legend = timeline(calls, drawn, above, short, medium, ranked)
     per_function = detail_histograms(snaps)
     hists = histograms(snaps, per_function)
-    fn_details = function_details(snaps, calls, failed_calls, fmt, compact)
+    fn_details = function_details(snaps, calls, failed_calls, fmt, compact, known)
     names = [d["name"] for d in fn_details]
     wall = reading.wall_time
     return {
@@ -215,7 +217,7 @@ def build_report(source: Source, *, force_mode: bool = False,
         "thresholds": describe_thresholds(short, medium),
         "columns": function_columns(snaps),
         "sorted_by": "Self" if chart.by_self else "Total time",
-        "functions": function_rows(snaps),
+        "functions": function_rows(snaps, known),
         "failure_groups": failures[:cap],
         "failure_group_count": len(failures),
         "failure_groups_shown": FAILURE_GROUPS_SHOWN,
