@@ -45,7 +45,7 @@ from callmetrics._outputs.report_charts import (
     percentiles,
 )
 from callmetrics._outputs.report_detail import function_details
-from callmetrics._outputs.report_markup import breakable, function_table_body
+from callmetrics._outputs.report_markup import breakable, function_table_body, histogram_svg
 from callmetrics._outputs.report_tables import (
     OVERHEAD_FLAG,
     describe_thresholds,
@@ -113,6 +113,7 @@ def make_environment(cache: BytecodeCache | None = None) -> Environment:
     env.filters["num"] = count
     env.filters["breakable"] = breakable
     env.globals["function_table_body"] = function_table_body
+    env.globals["histogram_svg"] = histogram_svg
     return env
 
 
