@@ -66,6 +66,7 @@ def _finish(run: _Run) -> None:
     """Summarise to stderr, write the report, close the store; never raise."""
     from rich.console import Console  # noqa: PLC0415  # loads rich only at exit
 
+    from callmetrics._cli.common import collector_paused  # noqa: PLC0415  # _cli imports this module
     from callmetrics._format import printable  # noqa: PLC0415
 
     analytics, report = run.analytics, run.report
@@ -82,7 +83,8 @@ def _finish(run: _Run) -> None:
             # The process ends: nothing to give back.  The report reads the settings.
             analytics.enable_gc_collect = False
             analytics.settings = analytics.settings.replace(enable_gc_collect=False)
-            written = analytics.generate_reports(force_mode=True, path=report)
+            with collector_paused():  # its many new objects make no garbage cycle to find
+                written = analytics.generate_reports(force_mode=True, path=report)
             if written is not None:
                 print(f"callmetrics: HTML report: {printable(str(written.resolve()))}",
                       file=sys.stderr)
