@@ -42,7 +42,6 @@ from callmetrics._outputs.report_charts import (
     detail_histograms,
     histograms,
     outlier_bounds,
-    percentiles,
 )
 from callmetrics._outputs.report_detail import function_details
 from callmetrics._outputs.report_markup import breakable, function_table_body, histogram_svg
@@ -55,6 +54,7 @@ from callmetrics._outputs.report_tables import (
     function_rows,
     outlier_rows,
     overhead_rows,
+    percentiles,
     valid_calls,
     when,
 )

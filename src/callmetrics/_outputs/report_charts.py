@@ -44,7 +44,6 @@ __all__ = [
     "histograms",
     "nice_step",
     "outlier_bounds",
-    "percentiles",
     "short_count",
     "shorten",
 ]
@@ -361,12 +360,8 @@ class Bounds(NamedTuple):
     p99: float
 
 
+# Each function's p50, p95 and p99 by name (``report_tables.percentiles``).
 Percentiles = Mapping[str, Sequence[float | None]]
-
-
-def percentiles(snaps: Sequence[FunctionSnapshot]) -> dict[str, list[float | None]]:
-    """Each function's p50, p95 and p99, by name: read once for the report's tables."""
-    return {snap.name: snap.sketch.quantiles((0.5, 0.95, 0.99)) for snap in snaps}
 
 
 def outlier_bounds(snaps: Sequence[FunctionSnapshot],
