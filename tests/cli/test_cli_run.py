@@ -329,3 +329,33 @@ def test_the_command_line_overrides_pyproject_and_bad_settings_fail_early(
         assert field in failed.stderr
         assert str(config) in failed.stderr
         assert failed.stdout == ""
+
+
+def test_the_exit_report_runs_no_full_garbage_collection(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """At exit the process ends: the report of many retained calls skips ``gc.collect()``."""
+    import gc  # noqa: PLC0415  # only this test watches the collector
+
+    from callmetrics import Analytics, AnalyticsConfig  # noqa: PLC0415
+    from callmetrics._cli.run import _finish, _Run  # noqa: PLC0415  # the exit handler itself
+
+    analytics = Analytics(AnalyticsConfig(max_events=6_000))
+    job = analytics.track("work", name="job")(lambda: None)
+    for _ in range(Analytics.GC_COLLECTION_THRESHOLD + 1):
+        job()
+    collections: list[int] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            collections.append(1)
+
+    gc.disable()  # only an explicit collection may run
+    gc.callbacks.append(watch)
+    try:
+        _finish(_Run(analytics, tmp_path / "report.html"))
+    finally:
+        gc.callbacks.remove(watch)
+        gc.enable()
+    assert (tmp_path / "report.html").is_file()
+    assert "HTML report" in capsys.readouterr().err
+    assert collections == []

@@ -163,3 +163,21 @@ def test_widen_keeps_every_count(narrow: Any, wide: Any) -> None:
     widened = widen(counts, wide)
     assert widened.typecode == wide
     assert widened.tolist() == counts.tolist()
+
+
+def test_the_bounds_table_gives_each_keys_float32_bounds_exactly() -> None:
+    """The table made in bulk holds, key for key, what one float32 conversion gives."""
+    import struct  # noqa: PLC0415  # the reference conversion, one key at a time
+
+    from callmetrics._engine.sketch_keys import bucket_bounds  # noqa: PLC0415
+
+    def one(key: int) -> float:
+        return float(struct.unpack("=f", struct.pack("=I", key << 16))[0])
+
+    for key in range(0x7F80):
+        assert bucket_bounds(key) == (one(key), one(key + 1))
+    assert bucket_bounds(0x7F7F)[1] == math.inf
+    sketch = DurationSketch()
+    for value in (0.0, 0.0, 3e-9, 1e-6, 1e-6, 0.25, 7.5, 3600.0):
+        sketch.add(value)
+    assert list(sketch.buckets()) == [(*bucket_bounds(k), n) for k, n in sketch._keyed()]

@@ -66,6 +66,7 @@ def _finish(run: _Run) -> None:
     """Summarise to stderr, write the report, close the store; never raise."""
     from rich.console import Console  # noqa: PLC0415  # loads rich only at exit
 
+    from callmetrics._cli.common import collector_paused  # noqa: PLC0415  # _cli imports this module
     from callmetrics._format import printable  # noqa: PLC0415
 
     analytics, report = run.analytics, run.report
@@ -79,8 +80,11 @@ def _finish(run: _Run) -> None:
         if run.pruner is not None and run.pruner.dropped:
             print(_dropped_note(run.pruner, analytics.call_counts), file=sys.stderr)
         if report is not None:
-            analytics.enable_gc_collect = False  # the process ends: nothing to give back
-            written = analytics.generate_reports(force_mode=True, path=report)
+            # The process ends: nothing to give back.  The report reads the settings.
+            analytics.enable_gc_collect = False
+            analytics.settings = analytics.settings.replace(enable_gc_collect=False)
+            with collector_paused():  # its many new objects make no garbage cycle to find
+                written = analytics.generate_reports(force_mode=True, path=report)
             if written is not None:
                 print(f"callmetrics: HTML report: {printable(str(written.resolve()))}",
                       file=sys.stderr)

@@ -29,6 +29,7 @@ from operator import gt
 
 from callmetrics._engine.sketch_counts import BucketCounts
 from callmetrics._engine.sketch_keys import (
+    bounds_table,
     bucket_bounds,
     bucket_keys,
     code_for,
@@ -169,9 +170,13 @@ class DurationSketch(BucketCounts):
 
     def buckets(self) -> Iterator[tuple[float, float, int]]:
         """Yield ``(low, high, count)`` for each non-empty bucket, in increasing order."""
-        for key, n in self._keyed():
-            low, high = bucket_bounds(key)
-            yield low, high, n
+        table = bounds_table()
+        if self._zeros:
+            yield table[0], table[1], self._zeros
+        counts, offset = self._counts, self._offset
+        for at in compress(count(), counts):
+            key = offset + at
+            yield table[key], table[key + 1], counts[at]
 
     # -- serialisation ----------------------------------------------------------------
 

@@ -24,8 +24,9 @@ from operator import add, mul
 from typing import Literal
 
 __all__ = [
-    "ABOVE_ZERO", "CAPACITY", "F32_PACK", "MAX_COUNT", "MAX_F32", "U32_UNPACK", "bucket_bounds",
-    "bucket_keys", "code_for", "key_of", "read", "representative", "splits", "widen",
+    "ABOVE_ZERO", "CAPACITY", "F32_PACK", "MAX_COUNT", "MAX_F32", "U32_UNPACK",
+    "bounds_table", "bucket_bounds", "bucket_keys", "code_for", "key_of", "read",
+    "representative", "splits", "widen",
 ]
 
 _F32 = struct.Struct("=f")
@@ -71,8 +72,27 @@ def _bound(key: int) -> float:
     return float(_F32.unpack(_U32.pack(key << 16))[0])
 
 
+_bounds: list[float] = []  # the lower bound of every key to _MAX_KEY + 1, made at first read
+
+
+def bounds_table() -> list[float]:
+    """The lower bound of each bucket key from 0 to ``0x7F80`` (infinity), by key.
+
+    Made once, in bulk (C-level array conversions), the first time it is read: the
+    same floats as ``_bound`` gives one at a time, for a report's tens of thousands.
+    """
+    if not _bounds:
+        floats = array("f")
+        floats.frombytes(array(_WORD, range(0, (_MAX_KEY + 2) << 16, 1 << 16)).tobytes())
+        _bounds[:] = floats.tolist()
+    return _bounds
+
+
 def bucket_bounds(key: int) -> tuple[float, float]:
     """Return the ``[low, high)`` range of seconds that a bucket key covers."""
+    if 0 <= key <= _MAX_KEY:
+        table = _bounds or bounds_table()
+        return table[key], table[key + 1]
     return _bound(key), _bound(key + 1)
 
 

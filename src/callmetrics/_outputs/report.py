@@ -26,8 +26,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from jinja2 import Environment, PackageLoader
-from markupsafe import Markup, escape
+from jinja2 import BytecodeCache, Environment, PackageLoader
+from markupsafe import Markup
 
 from callmetrics._engine.columns import ColumnReading, ColumnSource, columns_of
 from callmetrics._engine.logs import report_internal_error
@@ -44,6 +44,7 @@ from callmetrics._outputs.report_charts import (
     outlier_bounds,
 )
 from callmetrics._outputs.report_detail import function_details
+from callmetrics._outputs.report_markup import breakable, function_table_body, histogram_svg
 from callmetrics._outputs.report_tables import (
     OVERHEAD_FLAG,
     describe_thresholds,
@@ -53,15 +54,17 @@ from callmetrics._outputs.report_tables import (
     function_rows,
     outlier_rows,
     overhead_rows,
+    percentiles,
     valid_calls,
     when,
 )
 from callmetrics._outputs.report_time import call_tree, time_chart
 from callmetrics._outputs.report_timeline import sample, timeline
+from callmetrics._outputs.template_cache import TemplateCache, user_cache_dir
 from callmetrics._version import __version__
 
-__all__ = ["breakable", "build_report", "environment", "generate_reports", "page_script",
-           "read_columns", "render_report", "static_asset"]
+__all__ = ["breakable", "build_report", "environment", "generate_reports", "make_environment",
+           "page_script", "read_columns", "render_report", "static_asset"]
 
 # After a report over this many retained calls, a full garbage collection runs (the seed's
 # behaviour, with ``enable_gc_collect``).
@@ -87,9 +90,19 @@ class _Summarising(Protocol):
 
 @cache
 def environment() -> Environment:
-    """The Jinja2 environment of the report's templates (autoescaping, shared filters)."""
+    """The Jinja2 environment of the report's templates (autoescaping, shared filters).
+
+    Their compiled code is kept between processes in the user's cache directory
+    (``template_cache``): compiling them is most of the cost of a first report.
+    """
+    return make_environment(TemplateCache(user_cache_dir()))
+
+
+def make_environment(cache: BytecodeCache | None = None) -> Environment:
+    """A new environment of the report's templates, caching their code in ``cache``."""
     env = Environment(
         loader=PackageLoader("callmetrics", "templates"),
+        bytecode_cache=cache,
         autoescape=True,  # every template is HTML: names, types and errors are escaped
         trim_blocks=True,
         lstrip_blocks=True,
@@ -99,6 +112,8 @@ def environment() -> Environment:
     env.filters["duration"] = duration
     env.filters["num"] = count
     env.filters["breakable"] = breakable
+    env.globals["function_table_body"] = function_table_body
+    env.globals["histogram_svg"] = histogram_svg
     return env
 
 
@@ -120,12 +135,6 @@ def page_script() -> str:
     """
     return ('(function () {\n  "use strict";\n' + static_asset("report.js")
             + static_asset("timeline.js") + "}());\n")
-
-
-def breakable(text: str) -> Markup:
-    """Escape ``text`` and let a long dotted name or path wrap after ``.`` and ``/``."""
-    escaped = str(escape(text)).replace(".", ".<wbr>").replace("/", "/<wbr>")
-    return Markup(escaped)  # noqa: S704  # escaped first: only our <wbr> tags are markup
 
 
 def _csp_hash(text: str) -> str:
@@ -151,14 +160,17 @@ def read_columns(source: Source) -> ColumnReading:
 
 
 def build_report(source: Source, *, force_mode: bool = False,
-                 runs: Sequence[RunSummary] | None = None) -> dict[str, Any]:
+                 runs: Sequence[RunSummary] | None = None,
+                 reading: ColumnReading | None = None) -> dict[str, Any]:
     """Compute everything the report template shows (a plain mapping, for tests and reuse).
 
     ``runs``: the stored runs the source covers (``callmetrics report``), listed in the
-    header in place of this process's environment.
+    header in place of this process's environment.  ``reading``: what ``read_columns``
+    already read of ``source`` (else it is read now).
     """
     settings = source.settings
-    reading = read_columns(source)
+    if reading is None:
+        reading = read_columns(source)
     snaps = reading.functions
     calls, invalid = valid_calls(reading.calls)
     thresholds = settings.duration_thresholds
@@ -167,7 +179,8 @@ def build_report(source: Source, *, force_mode: bool = False,
     total_calls = sum(s.calls for s in snaps)
     successes = sum(s.successes for s in snaps)
     total_time = math.fsum(s.total for s in snaps)
-    bounds = outlier_bounds(snaps)
+    known = percentiles(snaps)  # p50, p95, p99: read once for the tables
+    bounds = outlier_bounds(snaps, known)
     cap = settings.report_max_detail_rows
     above = above_p99(calls, bounds)
     detail_rows, left_out = details(calls, above, bounds, short, medium, cap, fmt, compact)
@@ -180,7 +193,7 @@ def build_report(source: Source, *, force_mode: bool = False,
     timeline_data, legend = timeline(calls, drawn, above, short, medium, ranked)
     per_function = detail_histograms(snaps)
     hists = histograms(snaps, per_function)
-    fn_details = function_details(snaps, calls, failed_calls, fmt, compact)
+    fn_details = function_details(snaps, calls, failed_calls, fmt, compact, known)
     names = [d["name"] for d in fn_details]
     wall = reading.wall_time
     return {
@@ -205,7 +218,7 @@ def build_report(source: Source, *, force_mode: bool = False,
         "thresholds": describe_thresholds(short, medium),
         "columns": function_columns(snaps),
         "sorted_by": "Self" if chart.by_self else "Total time",
-        "functions": function_rows(snaps),
+        "functions": function_rows(snaps, known),
         "failure_groups": failures[:cap],
         "failure_group_count": len(failures),
         "failure_groups_shown": FAILURE_GROUPS_SHOWN,
@@ -250,11 +263,11 @@ def _recorded(run: RunSummary, key: str) -> str:
     return printable(run.environment.get(key) or "-")
 
 
-def _render(source: Source, *, force_mode: bool,
-            runs: Sequence[RunSummary] | None = None) -> tuple[str, int]:
+def _render(source: Source, *, force_mode: bool, runs: Sequence[RunSummary] | None = None,
+            reading: ColumnReading | None = None) -> tuple[str, int]:
     script = page_script()
     style = static_asset("table.css") + static_asset("report.css")
-    context = build_report(source, force_mode=force_mode, runs=runs)
+    context = build_report(source, force_mode=force_mode, runs=runs, reading=reading)
     html = environment().get_template("report.html.j2").render(
         context,
         script=Markup(script),  # noqa: S704  # our own static file, checked free of '</'
@@ -311,7 +324,12 @@ def generate_reports(source: Source, *, force_mode: bool = False,
         raise TypeError(f"path must be a str, a Path or None, got {type(path).__name__}")
     summarising = source if isinstance(source, _Summarising) else None
     logger = summarising.console_logger if summarising else _fallback_logger
-    if not source.snapshot() and not source.retained():
+    try:  # read once: what is checked for calls is what the report shows
+        reading = read_columns(source)
+    except Exception as exc:  # noqa: BLE001  # a report bug must not break the caller
+        report_internal_error("reading the calls for the HTML report", exc)
+        return None
+    if not reading.functions and not len(reading.calls):
         logger.warning("No analytics data; skipping report")
         return None
     if summarising:
@@ -325,7 +343,7 @@ def generate_reports(source: Source, *, force_mode: bool = False,
     html: str | None = None
     retained = 0
     try:
-        html, retained = _render(source, force_mode=force_mode, runs=runs)
+        html, retained = _render(source, force_mode=force_mode, runs=runs, reading=reading)
     except Exception as exc:  # noqa: BLE001  # a report bug must not break the caller
         report_internal_error("rendering the HTML report", exc)
     if html is not None:

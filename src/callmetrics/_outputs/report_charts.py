@@ -34,6 +34,7 @@ __all__ = [
     "Histogram",
     "Marker",
     "MarkerLabel",
+    "Percentiles",
     "above_p99",
     "axis_label",
     "calls_label",
@@ -231,7 +232,8 @@ def _histogram(snap: FunctionSnapshot) -> Histogram | None:
     smallest = max(min(lo for lo, _, _ in positive), snap.min or 0.0) or positive[0][1] / 2
     # The axis ends at the p99.9 (the top of its bucket): the few calls past it are one
     # overflow bar at the right, so that one very slow call does not squeeze the rest.
-    (p999,) = snap.sketch.quantiles((0.999,))
+    # p99.9, p50, p95, p99: one pass over the buckets.
+    p999, *values = snap.sketch.quantiles((0.999, 0.5, 0.95, 0.99))
     clip = snap.max
     if p999 is not None and p999 > 0 and snap.calls >= 1000:
         clip = min(max(bucket_bounds(bucket_keys([p999])[0])[1], p999), snap.max)
@@ -287,7 +289,6 @@ def _histogram(snap: FunctionSnapshot) -> Histogram | None:
     chart.y_ticks = [Tick(base - v / y_top * plot_h, short_count(int(v)))
                      for v in frange(0, y_top, y_step)]
     labels = ("p50", "p95", "p99")
-    values = snap.sketch.quantiles((0.5, 0.95, 0.99))  # one pass over the buckets
     chart.markers = [Marker(x_of(value), label, f"{label}: {duration(value)}")
                      for label, value in zip(labels, values, strict=True) if value is not None]
     chart.labels = _place_labels(chart.markers, width)
@@ -359,7 +360,12 @@ class Bounds(NamedTuple):
     p99: float
 
 
-def outlier_bounds(snaps: Sequence[FunctionSnapshot]) -> dict[str, Bounds]:
+# Each function's p50, p95 and p99 by name (``report_tables.percentiles``).
+Percentiles = Mapping[str, Sequence[float | None]]
+
+
+def outlier_bounds(snaps: Sequence[FunctionSnapshot],
+                   known: Percentiles | None = None) -> dict[str, Bounds]:
     """Per function with a long tail: durations above which a call is past its p95, p99.
 
     A function qualifies with ``OUTLIER_MIN_CALLS`` calls, a p99 at least
@@ -367,12 +373,14 @@ def outlier_bounds(snaps: Sequence[FunctionSnapshot]) -> dict[str, Bounds]:
 
     The bound is the top of the sketch bucket holding the percentile, so that calls
     as long as the percentile itself (same bucket) never count as outliers.
+    ``known``: the functions' ``percentiles``, when already read.
     """
     bounds: dict[str, Bounds] = {}
     for snap in snaps:
         if snap.calls < OUTLIER_MIN_CALLS:
             continue
-        p50, p95, p99 = snap.sketch.quantiles((0.5, 0.95, 0.99))
+        p50, p95, p99 = (known[snap.name] if known is not None
+                         else snap.sketch.quantiles((0.5, 0.95, 0.99)))
         if p50 is None or p95 is None or p99 is None or p99 < OUTLIER_FLOOR \
                 or p99 < OUTLIER_SPREAD * p50:
             continue

@@ -22,6 +22,7 @@ from callmetrics._engine.view import RetainedCall
 from callmetrics._format import count, duration, percent, printable
 from callmetrics._outputs.failures import failure_causes
 from callmetrics._outputs.names import natural_key
+from callmetrics._outputs.report_charts import Percentiles
 from callmetrics._outputs.report_tables import CPU_COLUMN, when
 
 __all__ = ["function_details", "over_time"]
@@ -33,12 +34,13 @@ _EDGES = 12
 
 def function_details(snaps: Sequence[FunctionSnapshot], calls: CallColumns,
                      failed: Sequence[RetainedCall], time_format: str,
-                     compact: bool) -> list[dict[str, Any]]:
+                     compact: bool, known: Percentiles | None = None) -> list[dict[str, Any]]:
     """One record per function, in natural name order (the page looks them up by name).
 
     ``calls``: the retained calls in the order they started (``valid_calls``);
     ``failed``: the failed ones among them.  ``failures``: ``[count, exception, message
     template]`` of each cause, this function's own count, the most frequent first.
+    ``known``: the functions' p50, p95 and p99 (``percentiles``), when already read.
     """
     failed_by: dict[str, list[list[str]]] = {}
     for cause in failure_causes(failed):
@@ -65,7 +67,8 @@ def function_details(snaps: Sequence[FunctionSnapshot], calls: CallColumns,
             callees.setdefault(edge.name, []).append((snap.name, edge.calls, edge.time))
     records = []
     for snap in sorted(snaps, key=lambda s: natural_key(s.name)):
-        p50, p95, p99 = snap.sketch.quantiles((0.5, 0.95, 0.99))
+        p50, p95, p99 = (known[snap.name] if known is not None
+                         else snap.sketch.quantiles((0.5, 0.95, 0.99)))
         callers = sorted(((e.name, e.calls, e.time) for e in snap.callers), key=lambda e: -e[2])
         made = sorted(callees.get(snap.name, ()), key=lambda e: -e[2])
         records.append({

@@ -24,13 +24,14 @@ from callmetrics._outputs.report_charts import (
     OUTLIER_MIN_CALLS,
     OUTLIER_SPREAD,
     Bounds,
+    Percentiles,
     calls_label,
 )
 
 __all__ = ["CPU_COLUMN", "FUNCTION_COLUMNS", "OVERHEAD_FLAG", "Cell", "Detail", "FailureGroup",
            "OutlierRow", "OverheadRow", "describe_thresholds", "details", "failure_groups",
-           "function_columns", "function_rows", "outlier_rows", "overhead_rows", "times",
-           "valid_calls", "when"]
+           "function_columns", "function_rows", "outlier_rows", "overhead_rows", "percentiles",
+           "times", "valid_calls", "when"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +112,19 @@ def _maybe(value: float | None) -> Cell:
     return Cell(duration(value), -1.0 if value is None else _sort_key(value))
 
 
-def function_rows(snaps: Iterable[FunctionSnapshot]) -> list[list[Cell]]:
+def percentiles(snaps: Sequence[FunctionSnapshot]) -> dict[str, list[float | None]]:
+    """Each function's p50, p95 and p99, by name: read once for the report's tables."""
+    return {snap.name: snap.sketch.quantiles((0.5, 0.95, 0.99)) for snap in snaps}
+
+
+def function_rows(snaps: Iterable[FunctionSnapshot],
+                  known: Percentiles | None = None) -> list[list[Cell]]:
     """One row per function, by self time (total time when unknown); ``FUNCTION_COLUMNS``.
 
     Self is the calls' time less the tracked calls they made; Active the time
     coroutines and generators actually ran (their total time for plain functions).
     With a measured CPU time, each row has ``function_columns``' CPU cell too.
+    ``known``: the functions' p50, p95 and p99 (``percentiles``), when already read.
     """
     snaps = list(snaps)
     cpu = any(s.cpu_time is not None for s in snaps)
@@ -124,7 +132,8 @@ def function_rows(snaps: Iterable[FunctionSnapshot]) -> list[list[Cell]]:
     rows = []
     for s in sorted(snaps, key=lambda s: (-(s.self_time or 0.0) if by_self else -s.total,
                                           natural_key(s.name))):
-        p50, p95, p99 = s.sketch.quantiles((0.5, 0.95, 0.99))
+        p50, p95, p99 = (known[s.name] if known is not None
+                         else s.sketch.quantiles((0.5, 0.95, 0.99)))
         name, kind = printable(s.name), printable(s.event_type)
         rows.append([
             Cell(name, name.lower()), Cell(kind, kind.lower()),
