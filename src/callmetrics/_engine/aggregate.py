@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
+from itertools import compress, repeat
+from operator import is_
 from typing import Any
 
 from callmetrics._engine.accel import summary
@@ -79,13 +81,13 @@ def count_failures(keys: list[Any]) -> None:
     distinct class is named once per chunk (:func:`errors.type_name`).
     """
     found: dict[FunctionStats, dict[str | type[BaseException], int]] = {}
-    for key in keys:
-        if type(key) is FailedCall:
-            per = found.get(key.stats)
-            if per is None:
-                per = found[key.stats] = {}
-            error = key._error  # this module's own class
-            per[error] = per.get(error, 0) + 1
+    # The failures picked out at C speed (a chunk of 4,096 calls may hold one).
+    for key in compress(keys, map(is_, map(type, keys), repeat(FailedCall))):
+        per = found.get(key.stats)
+        if per is None:
+            per = found[key.stats] = {}
+        error = key._error  # this module's own class
+        per[error] = per.get(error, 0) + 1
     for stats, per in found.items():
         names: dict[str, int] = {}
         for error, count in per.items():
