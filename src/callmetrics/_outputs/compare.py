@@ -131,22 +131,16 @@ def _paired_windows(base: Sequence[float], head: Sequence[float], base_starts: S
 
     Runs made side by side (interleaved calls, or two processes at once) share the
     machine's drift; comparing them window by window cancels it.  They count as side by
-    side when their time spans overlap over at least half of their union.  The windows
-    hold equal numbers of the two runs' calls in the common span, not equal time: a
-    run's slower stretches left out (:mod:`callmetrics._outputs.timing`) leave gaps in
-    time that would otherwise empty windows and take the test's power with them.
+    side when their time spans overlap over at least half of their union.
     """
     # In time order: the first start is the earliest, the last the latest.
     lows, highs = (base_starts[0], head_starts[0]), (base_starts[-1], head_starts[-1])
     first, last = max(lows), min(highs)
     if last <= first or last - first < 0.5 * (max(highs) - min(lows)):
         return None
+    width = (last - first) / blocks
     # The starts are in time order: each window is a slice, found by bisection.
-    common = sorted([*base_starts[bisect.bisect_left(base_starts, first):
-                                  bisect.bisect_right(base_starts, last)],
-                     *head_starts[bisect.bisect_left(head_starts, first):
-                                  bisect.bisect_right(head_starts, last)]])
-    edges = [common[b * len(common) // blocks] for b in range(blocks)]
+    edges = [first + b * width for b in range(blocks)]
     windows = []
     for ranks, starts in ((base, base_starts), (head, head_starts)):
         cuts = [bisect.bisect_left(starts, edge) for edge in edges]
@@ -171,9 +165,8 @@ def rank_test(base: Sequence[float], head: Sequence[float], blocks: int = 10, *,
     cut into up to ``blocks`` consecutive blocks of at least 5 calls) and tests with
     the larger of the two variances (Welch's t on the blocks when that one is
     larger).  With the calls' start times (``starts``, in the same order) and runs
-    made side by side, the blocks are instead common windows (equal numbers of calls)
-    compared pairwise (a paired t on the windows), so that drift both runs shared
-    cancels out.
+    made side by side, the blocks are instead common time windows compared pairwise
+    (a paired t on the windows), so that drift both runs shared cancels out.
     ``ordered``, when given, holds ``sorted(base)`` and ``sorted(head)`` (a caller
     that has them saves a sort).  Returns the two-sided
     p-value and the z (or t) score, positive when ``head`` is slower; never more
