@@ -45,6 +45,50 @@ double_at(PyObject *values, const double *data, Py_ssize_t i, const char *what)
     return PyFloat_AS_DOUBLE(item);
 }
 
+/* A one-pass summary of durations: their sum compensated (Neumaier's variant of
+   Kahan's summation, as sum() does for floats from Python 3.12 on), lowest and
+   highest.  summary() returns it; fold_group adds it to a function's aggregates. */
+typedef struct {
+    double total, compensation, lo, hi;
+} Summary;
+
+/* An empty summary whose extremes start at the first value to be added. */
+static inline Summary
+summary_from(double first)
+{
+    Summary s = {0.0, 0.0, first, first};
+    return s;
+}
+
+static inline void
+summary_add(Summary *s, double v)
+{
+    if (v < s->lo) {
+        s->lo = v;
+    }
+    else if (v > s->hi) {
+        s->hi = v;
+    }
+    double t = s->total + v;
+    if (fabs(s->total) >= fabs(v)) {
+        s->compensation += (s->total - t) + v;
+    }
+    else {
+        s->compensation += (v - t) + s->total;
+    }
+    s->total = t;
+}
+
+/* The compensated sum. */
+static inline double
+summary_total(const Summary *s)
+{
+    if (s->compensation != 0.0 && isfinite(s->compensation)) {
+        return s->total + s->compensation;
+    }
+    return s->total;
+}
+
 /* summary(values): (sum, min, max) of a non-empty list of floats or array('d').
    The sum is compensated (Neumaier's variant of Kahan's summation, as sum() does
    for floats from Python 3.12 on), so it does not drift over millions of calls;
@@ -65,34 +109,18 @@ speedups_summary(PyObject *Py_UNUSED(module), PyObject *values)
         PyErr_SetString(PyExc_ValueError, "summary() needs at least one value");
         goto done;
     }
-    double total = 0.0, compensation = 0.0, lo = 0.0, hi = 0.0;
+    Summary sum = summary_from(0.0);
     for (Py_ssize_t i = 0; i < n; i++) {
         double v = double_at(values, data, i, what);
         if (v == -1.0 && PyErr_Occurred()) {
             goto done;
         }
         if (i == 0) {
-            lo = hi = v;
+            sum = summary_from(v);
         }
-        else if (v < lo) {
-            lo = v;
-        }
-        else if (v > hi) {
-            hi = v;
-        }
-        double t = total + v;
-        if (fabs(total) >= fabs(v)) {
-            compensation += (total - t) + v;
-        }
-        else {
-            compensation += (v - t) + total;
-        }
-        total = t;
+        summary_add(&sum, v);
     }
-    if (compensation != 0.0 && isfinite(compensation)) {
-        total += compensation;
-    }
-    result = Py_BuildValue("(ddd)", total, lo, hi);
+    result = Py_BuildValue("(ddd)", summary_total(&sum), sum.lo, sum.hi);
 done:
     if (view.obj != NULL) {
         PyBuffer_Release(&view);

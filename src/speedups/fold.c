@@ -178,28 +178,12 @@ speedups_fold_group(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize
         goto done;
     }
 
-    /* The calls' sum (compensated, as summary() gives it), lowest and highest. */
-    double total = 0.0, compensation = 0.0, lo = data[0], hi = data[0];
+    /* The calls' sum, lowest and highest, as summary() gives them. */
+    Summary sum = summary_from(data[0]);
     for (Py_ssize_t i = 0; i < n; i++) {
-        double v = data[i];
-        if (v < lo) {
-            lo = v;
-        }
-        else if (v > hi) {
-            hi = v;
-        }
-        double t = total + v;
-        if (fabs(total) >= fabs(v)) {
-            compensation += (total - t) + v;
-        }
-        else {
-            compensation += (v - t) + total;
-        }
-        total = t;
+        summary_add(&sum, data[i]);
     }
-    if (compensation != 0.0 && isfinite(compensation)) {
-        total += compensation;
-    }
+    double total = summary_total(&sum), lo = sum.lo, hi = sum.hi;
     Py_ssize_t first = fold_key(lo), last = fold_key(hi);
     if (!(hi <= short_max) || first == 0) {
         /* Some call beyond short (the categories need a sort), or bucket 0 (a coarse
